@@ -1,0 +1,26 @@
+"""fraiseql-checks: observability for FraiseQL written as tests.
+
+The public API: ``check`` and ``fixture`` to write checks, ``record`` to report a
+measured value, ``hookimpl`` to write plugins, and the result types.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from fraiseql_checks.fixtures import fixture
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.spec import CheckSpec, check
+from fraiseql_checks.trace import record
+
+__all__ = [
+    "CheckSpec",
+    "Outcome",
+    "Result",
+    "__version__",
+    "check",
+    "fixture",
+    "hookimpl",
+    "record",
+]

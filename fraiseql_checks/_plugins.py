@@ -1,0 +1,106 @@
+"""The plugin manager: built-in plugins, entry points, ``-p`` and conftest hooks."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pluggy
+
+from fraiseql_checks import hookspec
+from fraiseql_checks.config import UsageError
+
+#: Built-in plugins, by registration name and module; ``-p no:NAME`` disables one.
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("session", "fraiseql_checks.session"),
+    ("collect", "fraiseql_checks.collect"),
+    ("selection", "fraiseql_checks.selection"),
+    ("fixtures", "fraiseql_checks.fixtures"),
+    ("runner", "fraiseql_checks.runner"),
+    ("terminal", "fraiseql_checks.terminal"),
+    ("junitxml", "fraiseql_checks.junitxml"),
+    ("jsonreport", "fraiseql_checks.jsonreport"),
+    ("generate", "fraiseql_checks.generate"),
+)
+ENTRY_POINT_GROUP = "fraiseql_checks"
+DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"
+
+
+class PluginManager(pluggy.PluginManager):
+    """Accepts unmarked ``fraiseql_*`` functions of conftest modules as hook implementations."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspec.PROJECT)
+        self.add_hookspecs(hookspec)
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith("fraiseql_") and inspect.ismodule(plugin):
+            method = getattr(plugin, name, None)
+            if inspect.isroutine(method):
+                return {
+                    "wrapper": False,
+                    "hookwrapper": False,
+                    "optionalhook": False,
+                    "tryfirst": False,
+                    "trylast": False,
+                    "specname": None,
+                }
+        return opts
+
+
+def preparse_plugins(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``-p`` values of a command line, split into (to load, to block)."""
+    load, block = [], []
+    items = list(args)
+    for index, arg in enumerate(items):
+        value = None
+        if arg == "-p" and index + 1 < len(items):
+            value = items[index + 1]
+        elif arg.startswith("-p") and arg != "-p" and not arg.startswith("--"):
+            value = arg[2:].lstrip("=")
+        if value is None:
+            continue
+        if value.startswith("no:"):
+            block.append(value[3:])
+        else:
+            load.append(value)
+    return load, block
+
+
+def create_pluginmanager(
+    args: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    autoload: bool | None = None,
+) -> PluginManager:
+    """A plugin manager with the built-ins, entry points and ``-p`` plugins registered."""
+    pm = PluginManager()
+    load, block = preparse_plugins(args)
+    for name in block:
+        pm.set_blocked(name)
+    for name, module in DEFAULT_PLUGINS:
+        if not pm.is_blocked(name):
+            pm.register(importlib.import_module(module), name=name)
+    if autoload is None:
+        autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    if autoload:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for name in [*extra, *load]:
+        import_plugin(pm, name)
+    return pm
+
+
+def import_plugin(pm: pluggy.PluginManager, name: str) -> None:
+    """Register the plugin ``name``: an entry point of our group, or an importable module."""
+    if pm.is_blocked(name) or pm.get_plugin(name) is not None:
+        return
+    if pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name):
+        return
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise UsageError(f"cannot load plugin {name!r}: {exc}") from None
+    pm.register(module, name=name)

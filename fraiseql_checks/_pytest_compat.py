@@ -1,0 +1,183 @@
+"""Everything taken from pytest's internals, in one place.
+
+Checks must feel like tests: the same assertion rewriting, the same comparison
+explanations, the same parametrize ids, the same ``-k``/``-m`` expressions. pytest
+does not export these as public API, so this module is the only one that imports
+``_pytest``; a pytest upgrade that moves them breaks here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import types
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import _pytest
+import pytest
+from _pytest.assertion import pytest_assertrepr_compare as _assertrepr_compare
+from _pytest.assertion import util as _assert_util
+from _pytest.assertion.rewrite import rewrite_asserts as _rewrite_asserts
+from _pytest.mark.expression import Expression as _Expression
+from _pytest.mark.structures import ParameterSet
+from _pytest.python import IdMaker as _IdMaker
+
+#: Raised by ``pytest.skip()`` and ``pytest.fail()`` (BaseException subclasses).
+Skipped: type[BaseException] = pytest.skip.Exception
+Failed: type[BaseException] = pytest.fail.Exception
+Mark = pytest.Mark
+#: Where pytest's own modules live (their frames are left out of tracebacks).
+PYTEST_DIR = os.path.dirname(_pytest.__file__)
+
+__all__ = [
+    "PYTEST_DIR",
+    "Failed",
+    "Mark",
+    "ParameterSet",
+    "Skipped",
+    "compile_expression",
+    "explain_comparisons",
+    "format_exception",
+    "parametrize",
+    "rewrite_module",
+]
+
+
+def rewrite_module(source: bytes, filename: str) -> types.CodeType:
+    """Compile ``source`` with pytest's assertion rewriting applied."""
+    tree = ast.parse(source, filename=filename)
+    _rewrite_asserts(tree, source, filename, None)
+    return compile(tree, filename, "exec", dont_inherit=True)
+
+
+_MAX_EXPLANATION_LINES = 8  # pytest's default truncation, lifted by -vv
+_INI_DEFAULTS = {"assertion_text_diff_style": "ndiff"}
+
+
+class _AssertionConfig:
+    """The few attributes of a pytest ``Config`` that pytest's own
+    ``pytest_assertrepr_compare`` implementation reads (its signature is the public
+    hook's, stable across pytest releases, unlike the helpers behind it)."""
+
+    VERBOSITY_ASSERTIONS = "assertions"
+
+    def __init__(self, verbosity: int) -> None:
+        self.verbosity = verbosity
+        self.pluginmanager = self
+
+    def has_plugin(self, name: str) -> bool:
+        return False  # no terminal writer: plain-text diffs
+
+    def get_verbosity(self, verbosity_type: str | None = None) -> int:
+        return self.verbosity
+
+    def get_terminal_writer(self) -> _AssertionConfig:
+        return self
+
+    def _highlight(self, source: str, lexer: str = "python") -> str:
+        return source
+
+    def getini(self, name: str) -> Any:
+        return _INI_DEFAULTS.get(name)
+
+
+@contextmanager
+def explain_comparisons(verbosity: int = 0) -> Iterator[None]:
+    """Make failing rewritten asserts carry pytest's diffs, as during a pytest run.
+
+    Inside a pytest run (our pytest plugin) pytest has set this up already, and we
+    leave its own hook in place.
+    """
+    if _assert_util._reprcompare is not None:
+        yield
+        return
+    config = _AssertionConfig(verbosity)
+
+    def reprcompare(op: str, left: object, right: object) -> str | None:
+        explanation = list(_assertrepr_compare(config, op, left, right) or ())  # type: ignore[arg-type]
+        if not explanation:
+            return None
+        if verbosity < 2 and len(explanation) > _MAX_EXPLANATION_LINES + 1:
+            hidden = len(explanation) - _MAX_EXPLANATION_LINES
+            explanation = [
+                *explanation[:_MAX_EXPLANATION_LINES],
+                "",
+                f"...Full output truncated ({hidden} lines hidden), use '-vv' to show",
+            ]
+        lines = [line.replace("\n", "\\n") for line in explanation]
+        return "\n~".join(lines).replace("%", "%%")
+
+    _assert_util._reprcompare = reprcompare
+    try:
+        yield
+    finally:
+        _assert_util._reprcompare = None
+
+
+def compile_expression(text: str) -> Callable[[Callable[..., bool]], bool]:
+    """Compile a ``-k``/``-m`` expression; ``ValueError`` when it does not parse."""
+    try:
+        expression = _Expression.compile(text)
+    except Exception as exc:  # pytest raises its own UsageError/ParseError types
+        raise ValueError(f"wrong expression {text!r}: {exc}") from None
+
+    def evaluate(matcher: Callable[..., bool]) -> bool:
+        return bool(expression.evaluate(matcher))
+
+    return evaluate
+
+
+_IDMAKER_PARAMS = set(inspect.signature(_IdMaker).parameters)
+
+
+def parametrize(
+    argnames: str | Sequence[str],
+    argvalues: Any,
+    ids: Any,
+    func: Callable[..., Any],
+    nodeid: str,
+) -> tuple[list[str], list[tuple[str, tuple[Any, ...], list[Any]]]]:
+    """One ``parametrize`` mark expanded as pytest does it.
+
+    Returns the argument names and, per parameter set, ``(id, values, marks)``.
+    An empty ``argvalues`` gives no sets (the caller reports the skip).
+    """
+    names, force_tuple = ParameterSet._parse_parametrize_args(argnames, argvalues)
+    sets = ParameterSet._parse_parametrize_parameters(argvalues, force_tuple)
+    for one in sets:
+        if len(one.values) != len(names):
+            raise ValueError(
+                f'{nodeid}: in "parametrize" the number of names ({len(names)}) '
+                f"{list(names)} must equal the number of values ({len(one.values)}) {list(one.values)}"
+            )
+    if not sets:
+        return list(names), []
+    idfn = ids if callable(ids) else None
+    id_list = None if callable(ids) or ids is None else list(ids)
+    kwargs: dict[str, Any] = {
+        "argnames": names,
+        "parametersets": sets,
+        "idfn": idfn,
+        "ids": id_list,
+        "config": None,
+        "nodeid": nodeid,
+        "func_name": getattr(func, "__name__", None),
+    }
+    maker = _IdMaker(**{key: value for key, value in kwargs.items() if key in _IDMAKER_PARAMS})
+    made = maker.make_unique_parameterset_ids()
+    return list(names), [
+        (str(made_id), tuple(one.values), list(one.marks)) for made_id, one in zip(made, sets, strict=True)
+    ]
+
+
+def format_exception(exc: BaseException, style: str, hide: Callable[[str], bool]) -> str:
+    """pytest's rendering of a traceback, leaving out frames whose file ``hide`` rejects."""
+    info = pytest.ExceptionInfo.from_exception(exc)
+    info.traceback = info.traceback.filter(lambda entry: not hide(str(entry.path)))
+    if not info.traceback:
+        return f"{type(exc).__name__}: {exc}"
+    rendered = info.getrepr(style=style, tbfilter=False, chain=False)  # type: ignore[arg-type]
+    return str(rendered)

@@ -1,0 +1,156 @@
+"""Worker threads for synchronous checks and fixtures, that a hung call cannot hold.
+
+``concurrent.futures`` cannot give up on a running call and waits for every worker
+at exit. Here a job whose caller stopped waiting (a timeout) retires its thread
+once the call returns, a replacement thread takes the queue, and the threads are
+daemons, so a check stuck in ``time.sleep(3600)`` neither blocks the run nor the
+process exit. Results travel back in batches: one loop wake-up for many jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class _Job:
+    __slots__ = ("args", "cancelled", "context", "func", "future", "kwargs", "thread")
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: asyncio.Future[Any],
+        context: contextvars.Context,
+    ) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.future = future
+        self.context = context
+        self.cancelled = False
+        self.thread: threading.Thread | None = None
+
+
+class ThreadLane:
+    """Runs blocking callables on daemon threads for one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_threads: int) -> None:
+        self._loop = loop
+        self._max = max(1, max_threads)
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job
+        self._pending = 0  # jobs queued and not yet picked up
+        self._live = 0
+        self._retired: set[threading.Thread] = set()
+        self._finished: collections.deque[tuple[_Job, Any, BaseException | None]] = collections.deque()
+        self._wake_pending = False
+        self._closed = False
+        self.abandoned = 0
+
+    async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``func(*args, **kwargs)`` on a worker thread, in a copy of the current context.
+
+        If the awaiting task is cancelled (a timeout) while the call runs, the call
+        is abandoned: its thread finishes it unobserved and then exits, and a new
+        thread serves the queue.
+        """
+        future: asyncio.Future[Any] = self._loop.create_future()
+        job = _Job(func, args, kwargs, future, contextvars.copy_context())
+        with self._lock:
+            self._pending += 1
+            spawn = self._pending > self._idle and self._live < self._max
+            if spawn:
+                self._live += 1
+                self._idle += 1
+        self._queue.put(job)
+        if spawn:
+            self._spawn()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name="fraiseql-check-worker", daemon=True)
+        thread.start()
+
+    def _abandon(self, job: _Job) -> None:
+        with self._lock:
+            job.cancelled = True
+            thread = job.thread
+            if thread is None or thread in self._retired:
+                return
+            self._retired.add(thread)
+            self._live -= 1
+            self.abandoned += 1
+            spawn = not self._closed
+            if spawn:
+                self._live += 1
+                self._idle += 1
+        if spawn:
+            self._spawn()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        get = self._queue.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            with self._lock:
+                self._pending -= 1
+                if job.cancelled:
+                    continue
+                self._idle -= 1
+                job.thread = me
+            try:
+                value, error = job.context.run(job.func, *job.args, **job.kwargs), None
+            except BaseException as exc:  # reported to the awaiting task
+                value, error = None, exc
+            with self._lock:
+                job.thread = None
+                self._finished.append((job, value, error))
+                wake = not self._wake_pending
+                self._wake_pending = True
+                if me in self._retired:
+                    self._retired.discard(me)
+                    retire = True
+                else:
+                    self._idle += 1
+                    retire = False
+            if wake:
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    return
+            if retire:
+                return
+
+    def _deliver(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+            finished, self._finished = self._finished, collections.deque()
+        for job, value, error in finished:
+            if job.future.done():
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(value)
+
+    def close(self) -> None:
+        """Let idle threads exit; threads stuck in abandoned calls stay daemons."""
+        with self._lock:
+            self._closed = True
+            live = self._live
+        for _ in range(live):
+            self._queue.put(None)

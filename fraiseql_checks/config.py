@@ -1,0 +1,376 @@
+"""Configuration: command-line options, the config file, the environment.
+
+Plugins declare their command-line options and their config-file settings in the
+``fraiseql_addoption`` hook, so every key is typed and validated in one place: an
+unknown key, a wrong type or a malformed file is one line naming the file, the key
+and what was expected. Precedence: command line, then environment, then the file,
+then the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fraiseql_checks.durations import parse_duration
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from fraiseql_checks import hookspec
+
+YAML_NAME = "fraiseql-checks.yaml"
+TOOL_TABLE = "fraiseql-checks"
+
+
+class UsageError(Exception):
+    """Bad command line or configuration: exit code 4, one line, no traceback."""
+
+
+# ---- value types: each turns a raw value into a typed one or raises ValueError --------
+
+
+def as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def as_positive_int(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return value
+
+
+def as_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, got {value!r}")
+    return seconds
+
+
+def as_str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [part for part in (p.strip() for p in value.split(",")) if part]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def as_number_map(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a table of names to numbers, got {value!r}")
+    out = {}
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ValueError(f"expected a number for {key!r}, got {number!r}")
+        out[str(key)] = float(number)
+    return out
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    check.__name__ = f"one_of({', '.join(choices)})"
+    return check
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One config-file key: its type, default, environment variable and help."""
+
+    name: str
+    type: Callable[[Any], Any]
+    default: Any = None
+    help: str = ""
+    env: str | None = None
+    #: The ``dest`` of a command-line option that overrides this setting.
+    option: str | None = None
+    #: Secrets are masked wherever the tool writes.
+    secret: bool = False
+
+
+def section(settings: Sequence[Setting]) -> Callable[[Any], dict[str, Any]]:
+    """A type for a nested table whose keys are themselves typed settings."""
+    by_name = {s.name: s for s in settings}
+
+    def parse(value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a table, got {value!r}")
+        out = {}
+        for key, raw in value.items():
+            setting = by_name.get(key)
+            if setting is None:
+                raise ValueError(f"unknown key {key!r} (expected one of: {', '.join(sorted(by_name))})")
+            try:
+                out[key] = setting.type(raw)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return out
+
+    parse.__name__ = "section"
+    return parse
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit 2; a usage error is 4
+        raise UsageError(message)
+
+
+class Parser:
+    """What plugins extend in ``fraiseql_addoption``: options and settings."""
+
+    def __init__(self, command: str | None = None, epilog: str | None = None) -> None:
+        self.command = command
+        self.argparser = _ArgumentParser(
+            prog=f"fraiseql-check {command}" if command else "fraiseql-check",
+            description="Run FraiseQL health checks, alert conditions and audit assertions written like tests.",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self._groups: dict[str, argparse._ArgumentGroup] = {}
+        self.settings: dict[str, Setting] = {}
+
+    def group(self, name: str) -> argparse._ArgumentGroup:
+        group = self._groups.get(name)
+        if group is None:
+            group = self._groups[name] = self.argparser.add_argument_group(name)
+        return group
+
+    def addoption(self, *names: str, group: str = "general", **kwargs: Any) -> None:
+        """An option of ``fraiseql-check`` (and of its subcommands, unless it is positional)."""
+        if self.command is not None and not names[0].startswith("-"):
+            return  # a subcommand has positional arguments of its own
+        self.group(group).add_argument(*names, **kwargs)
+
+    def addsetting(self, setting: Setting) -> None:
+        if setting.name in self.settings:
+            raise ValueError(f"setting {setting.name!r} is declared twice")
+        self.settings[setting.name] = setting
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The nearest ``fraiseql-checks.yaml``, or ``pyproject.toml`` with our table, upward from ``start``."""
+    for directory in (start, *start.parents):
+        candidate = directory / YAML_NAME
+        if candidate.is_file():
+            return candidate
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+                return pyproject  # reported properly when it is read
+            if TOOL_TABLE in data.get("tool", {}):
+                return pyproject
+    return None
+
+
+def locate_config_file(option: argparse.Namespace, invocation_dir: Path) -> Path | None:
+    """``-c FILE`` if given, else the nearest config file above the paths to collect."""
+    explicit: str | None = getattr(option, "configfile", None)
+    if explicit:
+        config_file = (invocation_dir / explicit).resolve()
+        if not config_file.is_file():
+            raise UsageError(f"config file not found: {explicit}")
+        return config_file
+    start = invocation_dir
+    paths = [p.split("::", 1)[0] for p in getattr(option, "paths", None) or []]
+    existing = [(invocation_dir / p).resolve() for p in paths if (invocation_dir / p).exists()]
+    if existing:
+        start = Path(os.path.commonpath([p if p.is_dir() else p.parent for p in existing]))
+    return find_config_file(start)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The raw table of settings in ``path``; ``UsageError`` if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the config file: {exc}") from None
+    if path.suffix == ".toml":
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"{path}: invalid TOML: {exc}") from None
+        table = data.get("tool", {}).get(TOOL_TABLE, {})
+        if not isinstance(table, dict):
+            raise UsageError(f"{path}: [tool.{TOOL_TABLE}] must be a table")
+        return table
+    import yaml  # only YAML configs pay for its import
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    return data
+
+
+_DSN_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
+
+
+class Masker:
+    """Hides secrets in text the tool writes: known secret values and URL passwords."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4 and secret not in self._secrets:
+            self._secrets.add(secret)
+            alternatives = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in alternatives))
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        if "://" in text:
+            text = _DSN_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+        if self._pattern is not None:
+            text = self._pattern.sub("***", text)
+        return text
+
+
+class Config:
+    """The resolved configuration of one invocation, and the plugin manager."""
+
+    def __init__(
+        self,
+        pluginmanager: pluggy.PluginManager,
+        parser: Parser,
+        option: argparse.Namespace,
+        *,
+        invocation_dir: Path,
+        config_file: Path | None,
+        file_values: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> None:
+        self.pluginmanager = pluginmanager
+        self.hook: hookspec.HookRelay = pluginmanager.hook
+        self.parser = parser
+        self.option = option
+        self.invocation_dir = invocation_dir
+        self.config_file = config_file
+        self.rootdir = config_file.parent if config_file else invocation_dir
+        self.environ = environ
+        self.mask = Masker()
+        self._values: dict[str, Any] = {}
+        self._resolve(file_values)
+
+    @classmethod
+    def load(
+        cls,
+        pluginmanager: pluggy.PluginManager,
+        parser: Parser,
+        option: argparse.Namespace,
+        environ: Mapping[str, str] | None = None,
+        invocation_dir: Path | None = None,
+    ) -> Config:
+        """Find and validate the config file for this invocation; ``UsageError`` on any problem."""
+        invocation_dir = invocation_dir or Path.cwd()
+        config_file = locate_config_file(option, invocation_dir)
+        file_values = read_config_file(config_file) if config_file else {}
+        return cls(
+            pluginmanager,
+            parser,
+            option,
+            invocation_dir=invocation_dir,
+            config_file=config_file,
+            file_values=file_values,
+            environ=dict(os.environ if environ is None else environ),
+        )
+
+    def _where(self) -> str:
+        if self.config_file is None:
+            return "config"
+        if self.config_file.suffix == ".toml":
+            return f"{self.config_file.name}: [tool.{TOOL_TABLE}]"
+        return self.config_file.name
+
+    def _resolve(self, file_values: Mapping[str, Any]) -> None:
+        settings = self.parser.settings
+        for key in file_values:
+            if key not in settings:
+                raise UsageError(
+                    f"{self._where()}: unknown key {key!r} (expected one of: {', '.join(sorted(settings))})"
+                )
+        for name, setting in settings.items():
+            value = setting.default
+            if name in file_values:
+                try:
+                    value = setting.type(file_values[name])
+                except ValueError as exc:
+                    raise UsageError(f"{self._where()}: {name}: {exc}") from None
+            if setting.env and self.environ.get(setting.env):
+                try:
+                    value = setting.type(self.environ[setting.env])
+                except ValueError as exc:
+                    raise UsageError(f"environment variable {setting.env}: {exc}") from None
+            if setting.option is not None:
+                given = getattr(self.option, setting.option, None)
+                if given is not None:
+                    try:
+                        value = setting.type(given)
+                    except ValueError as exc:
+                        raise UsageError(f"--{setting.option.replace('_', '-')}: {exc}") from None
+            self._values[name] = value
+            if setting.secret and isinstance(value, str):
+                self.mask.add(value)
+
+    def get(self, name: str) -> Any:
+        """The resolved value of a setting."""
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(f"no setting {name!r} is declared") from None
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return getattr(self.option, name, default)
+
+    def threshold(self, name: str, default: float) -> float:
+        """A threshold a shipped check uses, overridable in ``thresholds`` of the config."""
+        value = self._values.get("thresholds", {}).get(name)
+        return default if value is None else float(value)
+
+    @property
+    def verbosity(self) -> int:
+        return int(getattr(self.option, "verbose", 0)) - int(getattr(self.option, "quiet", 0))
+
+    def relpath(self, path: Path) -> str:
+        """A path as node ids write it: relative to the root directory, with ``/``."""
+        try:
+            return path.relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+def write_error(message: str) -> None:
+    sys.stderr.write(f"ERROR: {message}\n")

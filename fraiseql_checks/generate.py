@@ -1,0 +1,110 @@
+"""``fraiseql-check generate NAME``: write generated artefacts (rules, dashboards, ...).
+
+Generators come from plugins (``fraiseql_add_generators``). Each writes its files
+under the root directory and says what it wrote; ``--check`` compares instead of
+writing and fails when a committed file differs from what the generator makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fraiseql_checks.commands import Command, Commands
+from fraiseql_checks.config import Config, UsageError
+from fraiseql_checks.hookspec import hookimpl
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """Makes files: ``make(config)`` returns their contents by path, relative to the root."""
+
+    name: str
+    help: str
+    make: Callable[[Config], dict[str, str]]
+
+
+class Generators:
+    def __init__(self) -> None:
+        self._generators: dict[str, Generator] = {}
+
+    def add(self, generator: Generator) -> None:
+        if generator.name in self._generators:
+            raise ValueError(f"generator {generator.name!r} is registered twice")
+        self._generators[generator.name] = generator
+
+    def get(self, name: str) -> Generator | None:
+        return self._generators.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._generators)
+
+
+def generators_of(config: Config) -> Generators:
+    generators = Generators()
+    config.hook.fraiseql_add_generators.call_historic(kwargs={"generators": generators})
+    return generators
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="+", metavar="NAME", help="what to generate (see the list below)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="write under DIR instead of the root directory")
+    parser.add_argument(
+        "--check",
+        dest="generate_check",
+        action="store_true",
+        help="write nothing; exit 1 if the files on disk differ from what would be generated",
+    )
+
+
+def write_files(files: dict[str, str], base: Path, check: bool) -> int:
+    """Write (or, with ``check``, compare) generated files; the exit code."""
+    stale = 0
+    for relpath, content in sorted(files.items()):
+        target = base / relpath
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if check:
+            if current != content:
+                stale += 1
+                diff = difflib.unified_diff(
+                    (current or "").splitlines(keepends=True),
+                    content.splitlines(keepends=True),
+                    f"{relpath} (on disk)",
+                    f"{relpath} (generated)",
+                )
+                sys.stdout.writelines(list(diff)[:40])
+                print(f"{relpath}: differs from what the generator makes")
+            continue
+        if current == content:
+            print(f"unchanged {relpath}")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+        print(f"wrote {relpath}")
+    return 1 if stale else 0
+
+
+def _run(config: Config) -> int:
+    generators = generators_of(config)
+    names: list[str] = config.getoption("what")
+    unknown = [n for n in names if generators.get(n) is None]
+    if unknown:
+        known = ", ".join(generators.names()) or "none installed"
+        raise UsageError(f"nothing generates {', '.join(map(repr, unknown))} (available: {known})")
+    files: dict[str, str] = {}
+    for name in names:
+        generator = generators.get(name)
+        assert generator is not None
+        files.update(generator.make(config))
+    output = config.getoption("output")
+    base = (config.invocation_dir / output) if output else config.rootdir
+    return write_files(files, base, bool(config.getoption("generate_check")))
+
+
+@hookimpl
+def fraiseql_add_commands(commands: Commands) -> None:
+    commands.add(Command("generate", "write generated artefacts: alert rules, dashboards, manifests", _arguments, _run))

@@ -1,0 +1,136 @@
+"""Every hook of fraiseql-checks, grouped by phase.
+
+Built-in features are plugins implementing these hooks; so are third-party packages
+(entry-point group ``fraiseql_checks``) and ``conftest.py`` files. In a conftest, a
+function named like a hook below is an implementation without further marking; in
+a plugin module, mark implementations with ``@fraiseql_checks.hookimpl``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from fraiseql_checks.checks import Check
+    from fraiseql_checks.collect import CollectError
+    from fraiseql_checks.commands import Commands
+    from fraiseql_checks.config import Config, Parser
+    from fraiseql_checks.generate import Generators
+    from fraiseql_checks.result import Result
+    from fraiseql_checks.session import Session
+    from fraiseql_checks.terminal import TerminalReporter
+
+PROJECT = "fraiseql_checks"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---- configure ----------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def fraiseql_addoption(parser: Parser) -> None:
+    """Declare command-line options (``parser.addoption``) and config settings
+    (``parser.addsetting``). Called once at start-up, before anything is parsed;
+    plugins registered later still get it (historic)."""
+
+
+@hookspec(historic=True)
+def fraiseql_add_commands(commands: Commands) -> None:
+    """Register subcommands (``fraiseql-check NAME ...``) with ``commands.add(Command(...))``."""
+
+
+@hookspec(historic=True)
+def fraiseql_add_generators(generators: Generators) -> None:
+    """Register artefact generators for ``fraiseql-check generate NAME`` (alert rules,
+    dashboards, ...) with ``generators.add(Generator(...))``."""
+
+
+@hookspec
+def fraiseql_configure(config: Config) -> None:
+    """The configuration is resolved: build and register stateful plugin objects.
+    Called once, before collection."""
+
+
+@hookspec
+def fraiseql_unconfigure(config: Config) -> None:
+    """The run is over: unregister and release what ``fraiseql_configure`` built."""
+
+
+# ---- collect ------------------------------------------------------------------------
+
+
+@hookspec
+def fraiseql_collect_file(path: Path, session: Session) -> Sequence[Check | CollectError] | None:
+    """Collect the checks in one file. Every implementation is called and the lists
+    are joined; ``None`` means "not mine". A file that cannot be collected is a
+    ``CollectError`` in the list, never an exception."""
+
+
+@hookspec
+def fraiseql_collection_modifyitems(session: Session, config: Config, checks: list[Check]) -> None:
+    """Filter or reorder the collected checks in place (``-k``, ``-m`` and node-id
+    selection are implemented here)."""
+
+
+@hookspec
+def fraiseql_deselected(checks: Sequence[Check]) -> None:
+    """Checks were dropped by selection."""
+
+
+@hookspec
+def fraiseql_collection_finish(session: Session) -> None:
+    """Collection is complete; ``session.checks`` holds what will run."""
+
+
+# ---- run ----------------------------------------------------------------------------
+
+
+@hookspec
+def fraiseql_sessionstart(session: Session) -> None:
+    """Before collection starts."""
+
+
+@hookspec(firstresult=True)
+def fraiseql_runloop(session: Session) -> bool | None:
+    """Run the collected checks. The first implementation returning non-``None`` wins:
+    the one-shot runner, or watch mode's scheduler when ``--watch`` is given."""
+
+
+@hookspec
+def fraiseql_result(result: Result, check: Check | None) -> None:
+    """A result was made and is about to be reported: add fields to ``result.extra``,
+    labels, or values. ``check`` is ``None`` for collection errors."""
+
+
+@hookspec
+def fraiseql_report_result(result: Result) -> None:
+    """Report one result (terminal, JUnit, JSON, stores and exporters)."""
+
+
+@hookspec
+def fraiseql_sessionfinish(session: Session, exitstatus: int) -> None:
+    """Every check has run (or the run was interrupted); reports are written here."""
+
+
+# ---- report -------------------------------------------------------------------------
+
+
+@hookspec
+def fraiseql_report_header(config: Config) -> list[str] | str | None:
+    """Lines for the terminal header."""
+
+
+@hookspec
+def fraiseql_terminal_summary(reporter: TerminalReporter, exitstatus: int) -> None:
+    """Add a section to the terminal summary, before the final line."""
+
+
+class HookRelay(Protocol):
+    """The typed view of ``pluginmanager.hook``."""
+
+    def __getattr__(self, name: str) -> Any: ...

@@ -1,0 +1,69 @@
+"""``--report-json FILE``: the JSON report of PRODUCT.md's contract."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fraiseql_checks import __version__
+from fraiseql_checks.config import Config, Parser
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.junitxml import prepare_report_path
+from fraiseql_checks.result import Result
+
+if TYPE_CHECKING:
+    from fraiseql_checks.session import Session
+    from fraiseql_checks.terminal import TerminalReporter
+
+
+@hookimpl
+def fraiseql_addoption(parser: Parser) -> None:
+    parser.addoption(
+        "--report-json", dest="report_json", metavar="FILE", help="write a JSON report to FILE", group="reports"
+    )
+
+
+@hookimpl
+def fraiseql_configure(config: Config) -> None:
+    target = config.getoption("report_json")
+    if target and not config.getoption("collectonly"):
+        config.pluginmanager.register(JSONReport(prepare_report_path(config, target)), "json-report")
+
+
+@hookimpl
+def fraiseql_unconfigure(config: Config) -> None:
+    report = config.pluginmanager.get_plugin("json-report")
+    if report is not None:
+        config.pluginmanager.unregister(report)
+
+
+class JSONReport:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.results: list[Result] = []
+
+    @hookimpl
+    def fraiseql_report_result(self, result: Result) -> None:
+        self.results.append(result)
+
+    def document(self, session: Session, exitstatus: int) -> dict[str, Any]:
+        return {
+            "summary": session.summary.to_json(),
+            "results": [r.to_json() for r in self.results],
+            "exitcode": exitstatus,
+            "created": session.started,
+            "version": __version__,
+        }
+
+    @hookimpl
+    def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        temp.write_text(json.dumps(self.document(session, exitstatus), indent=2) + "\n", encoding="utf-8")
+        os.replace(temp, self.path)
+
+    @hookimpl
+    def fraiseql_terminal_summary(self, reporter: TerminalReporter, exitstatus: int) -> None:
+        if reporter.verbosity >= 0:
+            reporter.sep("-", f"generated JSON report: {self.path}")

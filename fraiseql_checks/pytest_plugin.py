@@ -1,0 +1,163 @@
+"""``pytest --checks``: run check files inside an existing pytest run.
+
+With ``--checks``, pytest collects ``check_*.py`` files as well; each check becomes
+a pytest item that runs through the same runner, fixtures and metadata as under
+``fraiseql-check``. Without ``--checks`` this plugin does nothing at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fraiseql_checks.collect import CHECK_FILE_PATTERN, CollectError, Collector
+from fraiseql_checks.config import UsageError
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.runner import Runner
+from fraiseql_checks.session import Session
+from fraiseql_checks.spec import SEVERITIES
+
+_BRIDGE = "fraiseql-checks-bridge"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fraiseql-checks")
+    group.addoption(
+        "--checks",
+        action="store_true",
+        dest="fraiseql_checks",
+        help="also collect fraiseql-checks check files (check_*.py) and run them as tests",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("fraiseql_checks", False):
+        return
+    for severity in SEVERITIES:
+        config.addinivalue_line("markers", f"{severity}: fraiseql-checks severity")
+    config.pluginmanager.register(Bridge(config), _BRIDGE)
+
+
+class _PytestCollector(Collector):
+    """Reuses the conftest modules pytest has loaded instead of importing them twice."""
+
+    def __init__(self, session: Session, pytest_config: pytest.Config) -> None:
+        super().__init__(session)
+        self.pytest_config = pytest_config
+
+    def import_conftest(self, path: Path) -> ModuleType:
+        for plugin in self.pytest_config.pluginmanager.get_plugins():
+            if isinstance(plugin, ModuleType) and getattr(plugin, "__file__", None) == str(path):
+                return plugin
+        return super().import_conftest(path)
+
+
+class Bridge:
+    """Our session, runner and event loop, living for the pytest session."""
+
+    def __init__(self, pytest_config: pytest.Config) -> None:
+        from fraiseql_checks.cli import configure
+
+        self.pytest_config = pytest_config
+        try:
+            config, _ = configure(
+                ["-p", "no:terminal", "-p", "no:junitxml", "-p", "no:jsonreport"],
+                invocation_dir=Path(str(pytest_config.rootpath)),
+            )
+        except UsageError as exc:
+            raise pytest.UsageError(f"fraiseql-checks: {exc}") from None
+        config.hook.fraiseql_configure(config=config)
+        self.config = config
+        self.session = Session(config)
+        self.session.keep_results = False
+        self.session.collector = _PytestCollector(self.session, pytest_config)
+        self.loop = asyncio.new_event_loop()
+        self.runner = Runner(self.session)
+        self.loop.run_until_complete(self.runner.__aenter__())
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        if file_path.suffix == ".py" and fnmatch.fnmatch(file_path.name, CHECK_FILE_PATTERN):
+            return CheckFile.from_parent(parent, path=file_path)
+        return None
+
+    def run(self, item: CheckItem) -> Result:
+        return self.loop.run_until_complete(self.runner.run_check(item.check))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        try:
+            self.loop.run_until_complete(self.runner.__aexit__(None, None, None))
+        finally:
+            self.loop.close()
+            self.config.hook.fraiseql_unconfigure(config=self.config)
+
+
+def _bridge(config: pytest.Config) -> Bridge:
+    bridge = config.pluginmanager.get_plugin(_BRIDGE)
+    assert isinstance(bridge, Bridge)
+    return bridge
+
+
+class CheckFile(pytest.File):
+    """A ``check_*.py`` file seen by pytest."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        bridge = _bridge(self.config)
+        for found in bridge.session.collector.collect_module(Path(self.path)):
+            if isinstance(found, CollectError):
+                raise self.CollectError(f"{found.message}\n{found.longrepr}".rstrip())
+            yield CheckItem.from_parent(self, name=found.name, check=found)
+
+    def teardown(self) -> None:
+        bridge = _bridge(self.config)
+        errors = bridge.loop.run_until_complete(
+            bridge.runner.fixtures.teardown_module(Path(self.path), bridge.config.get("timeout"))
+        )
+        if errors:
+            definition, error = errors[0]
+            raise RuntimeError(f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {error}")
+
+
+class CheckOutcome(Exception):
+    """A check that failed or errored, carrying its result for the report."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+class CheckItem(pytest.Item):
+    """One check, run as a pytest test."""
+
+    def __init__(self, *, check: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        for mark in check.marks:
+            self.add_marker(mark)
+        for name in (check.severity, *check.tags):
+            self.config.addinivalue_line("markers", f"{name}: fraiseql-checks tag")
+            self.add_marker(name)
+
+    def runtest(self) -> None:
+        result = _bridge(self.config).run(self)
+        self.user_properties.append(("trace_id", result.trace_id))
+        self.user_properties.extend(result.values.items())
+        if result.outcome is Outcome.SKIPPED:
+            pytest.skip(result.message)
+        if result.outcome is not Outcome.PASSED:
+            raise CheckOutcome(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckOutcome):
+            result = excinfo.value.result
+            text = result.longrepr or f"E   {result.message}"
+            return f"{text}\ntrace_id={result.trace_id}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return Path(self.path), max(self.check.lineno - 1, 0), self.check.id

@@ -1,0 +1,131 @@
+"""The result of one check run, and the outcomes it can have."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    """How a check run ended (the contract in PRODUCT.md)."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # an assertion failed, or pytest.fail()
+    ERROR = "error"  # an exception, a fixture failure, a timeout, a broken file
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Keys a JSON result always has; plugins may add others but not these.
+RESULT_KEYS = (
+    "id",
+    "name",
+    "outcome",
+    "message",
+    "duration_s",
+    "timed_out",
+    "severity",
+    "labels",
+    "trace_id",
+)
+
+
+@dataclasses.dataclass
+class Result:
+    """One run of one check (or one file that failed to collect).
+
+    ``message`` is the short text a human reads: the assertion explanation,
+    ``ExcType: text`` for an error, the reason for a skip. ``longrepr`` is the
+    traceback shown in the terminal's failure section.
+    """
+
+    id: str
+    name: str
+    outcome: Outcome
+    message: str = ""
+    duration_s: float = 0.0
+    timed_out: bool = False
+    severity: str = "warning"
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    trace_id: str = ""
+    span_id: str = ""
+    started_at: float = 0.0
+    values: dict[str, float] = dataclasses.field(default_factory=dict)
+    longrepr: str = ""
+    #: "check" for a check run, "collect" for a file that did not collect,
+    #: "teardown" for a module or session fixture whose teardown failed.
+    kind: str = "check"
+    #: Fields added by plugins (``fraiseql_result`` hook); reported beside the
+    #: contract's keys in the JSON report.
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as the JSON report's contract describes it."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "duration_s": round(self.duration_s, 6),
+            "timed_out": self.timed_out,
+            "severity": self.severity,
+            "labels": dict(self.labels),
+            "trace_id": self.trace_id,
+            "kind": self.kind,
+            "started_at": self.started_at,
+            "values": dict(self.values),
+        }
+        for key, value in self.extra.items():
+            if key in data:
+                raise ValueError(f"result field {key!r} is reserved; a plugin cannot replace it")
+            data[key] = value
+        return data
+
+
+@dataclasses.dataclass
+class Summary:
+    """Counts of outcomes over a run."""
+
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    skipped: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.error + self.skipped
+
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "passed": self.passed,
+            "failed": self.failed,
+            "error": self.error,
+            "skipped": self.skipped,
+            "duration_s": round(self.duration_s, 6),
+        }
+
+    def line(self) -> str:
+        """``3 passed, 1 failed, 1 error, 2 skipped in 0.52s`` (zero counts left out)."""
+        parts = [
+            f"{count} {name}"
+            for name, count in (
+                ("passed", self.passed),
+                ("failed", self.failed),
+                ("error", self.error),
+                ("skipped", self.skipped),
+            )
+            if count
+        ]
+        return f"{', '.join(parts) or 'no checks ran'} in {self.duration_s:.2f}s"

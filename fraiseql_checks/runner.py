@@ -1,0 +1,299 @@
+"""Running checks: one asyncio loop, a concurrency cap, a timeout per check.
+
+``Runner.run_check`` runs one check and returns its result; it is shared by the
+one-shot run here and by watch mode. Async checks run on the loop, sync checks
+and sync fixtures on worker threads that a hung call cannot hold. Time limits
+and checks that block the loop itself are the watchdog's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import os
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import fraiseql_checks
+from fraiseql_checks._fixture_lifecycle import FixtureError, FixtureLifecycle, ScopeState
+from fraiseql_checks._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_comparisons, format_exception
+from fraiseql_checks._threads import ThreadLane
+from fraiseql_checks._watchdog import LoopBlocked, Watchdog
+from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
+from fraiseql_checks.fixtures import FixtureDef, FixtureLookupError
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id
+
+if TYPE_CHECKING:
+    from fraiseql_checks.checks import Check
+    from fraiseql_checks.session import Session
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = "10s"
+DEFAULT_CONCURRENCY = 100
+_HIDDEN = (
+    os.path.dirname(fraiseql_checks.__file__),
+    os.path.dirname(asyncio.__file__),
+    threading.__file__,
+    PYTEST_DIR,  # pytest.skip(), pytest.fail() and pytest.raises frames
+)
+
+
+def _hidden(path: str) -> bool:
+    return path.startswith(_HIDDEN)
+
+
+@hookimpl
+def fraiseql_addoption(parser: Parser) -> None:
+    parser.addoption(
+        "--timeout",
+        metavar="DURATION",
+        help=f"default time limit per check, e.g. 5s (a check's own @check(timeout=) wins; default {DEFAULT_TIMEOUT})",
+        group="running",
+    )
+    parser.addoption(
+        "--concurrency",
+        metavar="N",
+        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY})",
+        group="running",
+    )
+    parser.addsetting(
+        Setting("timeout", as_duration, as_duration(DEFAULT_TIMEOUT), "default time limit per check", option="timeout")
+    )
+    parser.addsetting(
+        Setting(
+            "concurrency", as_positive_int, DEFAULT_CONCURRENCY, "checks running at the same time", option="concurrency"
+        )
+    )
+
+
+class Runner:
+    """Runs checks on the running event loop; use ``async with Runner(session)``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.config
+        self._tbstyle = str(self.config.getoption("tbstyle") or "short")
+        self.lane: ThreadLane
+        self.fixtures: FixtureLifecycle
+        self.watchdog: Watchdog
+
+    async def __aenter__(self) -> Runner:
+        loop = asyncio.get_running_loop()
+        self.lane = ThreadLane(loop, max_threads=self.config.get("concurrency"))
+        self.fixtures = FixtureLifecycle(self.lane)
+        self.watchdog = Watchdog(loop)
+        if Watchdog.can_guard():
+            self.watchdog.start_guard()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            errors = await self.fixtures.close(self.config.get("timeout"))
+            for definition, error in errors:
+                self.session.report(teardown_result(self.config, definition, error), None)
+        finally:
+            self.watchdog.stop()
+            self.lane.close()
+
+    async def run_check(self, check: Check, fixtures: ScopeState | None = None) -> Result:
+        """Run one check with its fixtures, within its timeout, and say how it went."""
+        run = RunContext(check, self.config, new_trace_id(), new_span_id())
+        token = current_run.set(run)
+        scope = fixtures or ScopeState()
+        started_at = time.time()
+        start = time.perf_counter()
+        outcome, message, longrepr, timed_out = Outcome.PASSED, "", "", False
+        task = asyncio.current_task()
+        assert task is not None
+        watchdog = self.watchdog
+        try:
+            reason = check.skip_reason()
+            if reason is not None:
+                raise Skipped(reason)
+            watchdog.add(task, check.timeout)
+            closure = self.session.fixtures.closure(check.path, check.argnames)
+            kwargs = await self.fixtures.setup(closure, check.path, scope)
+            if check.params:
+                kwargs.update(check.params)
+            if check.is_async:
+                value = await check.func(**kwargs)
+            else:
+                value = await self.lane.run(check.func, **kwargs)
+            if inspect.isawaitable(value):
+                await value
+        except asyncio.CancelledError:
+            if task not in watchdog.expired:
+                raise  # cancelled from outside: the run is being interrupted
+        except LoopBlocked as exc:
+            outcome, message, timed_out = Outcome.ERROR, str(exc), True
+        except (Exception, Skipped, Failed) as exc:
+            outcome, message, longrepr = self._classify(exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit and friends raised by a check
+            outcome, message, longrepr = self._classify(exc)
+        finally:
+            if watchdog.discard(task):  # past its deadline, however it ended
+                task.uncancel()
+                outcome, message, longrepr, timed_out = Outcome.ERROR, f"timed out after {check.timeout:g}s", "", True
+            if fixtures is None:
+                for definition, error in await self.fixtures.teardown(scope, check.timeout):
+                    if outcome is Outcome.PASSED or outcome is Outcome.SKIPPED:
+                        outcome = Outcome.ERROR
+                        message = f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {error}"
+                        longrepr = format_exception(error, self._tbstyle, _hidden)
+            current_run.reset(token)
+        return Result(
+            id=check.id,
+            name=check.name,
+            outcome=outcome,
+            message=message,
+            duration_s=time.perf_counter() - start,
+            timed_out=timed_out,
+            severity=check.severity,
+            labels=check.labels,
+            trace_id=run.trace_id,
+            span_id=run.span_id,
+            started_at=started_at,
+            values=run.values,
+            longrepr=longrepr,
+        )
+
+    def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:
+        if isinstance(exc, Skipped):
+            return Outcome.SKIPPED, str(getattr(exc, "msg", "") or exc), ""
+        if isinstance(exc, FixtureError):
+            if isinstance(exc.cause, Skipped):
+                return Outcome.SKIPPED, str(getattr(exc.cause, "msg", "") or exc.cause), ""
+            return Outcome.ERROR, str(exc), format_exception(exc.cause, self._tbstyle, _hidden)
+        if isinstance(exc, FixtureLookupError):
+            return Outcome.ERROR, str(exc), ""
+        longrepr = format_exception(exc, self._tbstyle, _hidden)
+        if isinstance(exc, AssertionError):
+            return Outcome.FAILED, str(exc) or "AssertionError", longrepr
+        if isinstance(exc, Failed):
+            return Outcome.FAILED, str(getattr(exc, "msg", "") or exc), longrepr
+        text = str(exc)
+        return Outcome.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__, longrepr
+
+    async def run_many(self, checks: list[Check]) -> None:
+        """Run ``checks`` at most ``concurrency`` at a time, reporting each result.
+
+        Module-scoped fixtures are torn down when the last check of their module ends.
+        """
+        session = self.session
+        remaining = collections.Counter(check.path for check in checks)
+        pending = iter(checks)
+        timeout = self.config.get("timeout")
+
+        async def worker() -> None:
+            for check in pending:
+                if session.shouldstop:
+                    return
+                result = await self.run_check(check)
+                session.report(result, check)
+                remaining[check.path] -= 1
+                if not remaining[check.path]:
+                    await self._teardown_module(check.path, timeout)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.config.get("concurrency"), len(checks)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _teardown_module(self, path: Path, timeout: float) -> None:
+        for definition, error in await self.fixtures.teardown_module(path, timeout):
+            self.session.report(teardown_result(self.config, definition, error), None)
+
+
+def teardown_result(config: Any, definition: FixtureDef, error: BaseException) -> Result:
+    """A module or session fixture whose teardown failed, as an error result."""
+    location = definition.location.rsplit(":", 1)[0]
+    relpath = config.relpath(Path(location)) if location.endswith(".py") else location
+    return Result(
+        id=f"{relpath}::{definition.name}",
+        name=definition.name,
+        outcome=Outcome.ERROR,
+        message=f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {error}",
+        kind="teardown",
+    )
+
+
+def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | None:
+    """Run ``main()`` on a fresh event loop with Ctrl-C handling.
+
+    The first Ctrl-C stops the run gracefully (``session.interrupted``); a second one
+    raises ``KeyboardInterrupt`` wherever the main thread is. The loop is closed
+    without waiting for threads stuck in abandoned calls.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main_task: asyncio.Task[T] | None = None
+    presses = 0
+
+    def interrupt() -> None:
+        session.interrupted = True
+        session.shouldstop = session.shouldstop or "interrupted"
+        if main_task is not None:
+            main_task.cancel()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            raise KeyboardInterrupt
+        loop.call_soon_threadsafe(interrupt)
+
+    handle_signals = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if handle_signals else None
+    try:
+        with explain_comparisons(session.config.verbosity):
+            main_task = loop.create_task(main())  # type: ignore[arg-type]
+            try:
+                return loop.run_until_complete(main_task)
+            except asyncio.CancelledError:
+                if not session.interrupted:
+                    raise
+                return None
+    finally:
+        if handle_signals:
+            signal.signal(signal.SIGINT, previous)
+        _close_loop(loop)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+@hookimpl(trylast=True)
+def fraiseql_runloop(session: Session) -> bool:
+    """The one-shot run: every selected check once."""
+    if session.config.getoption("collectonly") or not session.checks:
+        return True
+
+    async def main() -> None:
+        async with Runner(session) as runner:
+            await runner.run_many(session.checks)
+
+    run_on_new_loop(session, main)
+    return True

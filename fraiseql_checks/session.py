@@ -1,0 +1,179 @@
+"""One invocation: collect, run, report, and the exit code CI gates on."""
+
+from __future__ import annotations
+
+import enum
+import time
+from pathlib import Path
+
+from fraiseql_checks.checks import Check
+from fraiseql_checks.collect import CollectError, Collector
+from fraiseql_checks.config import (
+    Config,
+    Parser,
+    Setting,
+    UsageError,
+    as_duration,
+    as_number_map,
+    as_str,
+    as_str_list,
+    one_of,
+)
+from fraiseql_checks.fixtures import FixtureRegistry
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.result import Outcome, Result, Summary
+from fraiseql_checks.spec import SEVERITIES
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of a one-shot run (PRODUCT.md, "Contracts")."""
+
+    OK = 0  # every check passed (skips allowed)
+    FAILED = 1  # a check failed or errored
+    INTERRUPTED = 2  # a file did not collect, or the run was interrupted
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4  # bad command line or configuration
+    NO_CHECKS = 5  # nothing was collected (or everything was deselected)
+
+
+@hookimpl
+def fraiseql_addoption(parser: Parser) -> None:
+    parser.addoption("paths", nargs="*", metavar="PATH", help="check files, folders or node ids (default: checks/)")
+    parser.addoption("-c", "--config", dest="configfile", metavar="FILE", help="read the configuration from FILE")
+    parser.addoption(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="load plugin NAME (module or entry point); -p no:NAME disables one",
+    )
+    parser.addoption("-x", "--exitfirst", action="store_true", help="stop after the first failure or error")
+    parser.addoption(
+        "--assert",
+        dest="assertmode",
+        choices=("rewrite", "plain"),
+        default="rewrite",
+        help="'rewrite' (default) explains failing asserts as pytest does; 'plain' skips the rewriting",
+    )
+    parser.addoption(
+        "--no-cache", dest="no_cache", action="store_true", help="do not read or write the rewritten-code cache"
+    )
+    parser.addoption(
+        "--collect-only",
+        dest="collectonly",
+        action="store_true",
+        help="list the checks and their metadata; run nothing",
+    )
+    parser.addsetting(Setting("paths", as_str_list, ["checks"], "where to look for checks when no path is given"))
+    parser.addsetting(Setting("plugins", as_str_list, [], "plugins to load, as with -p"))
+    parser.addsetting(Setting("severity", one_of(*SEVERITIES), "warning", "severity of checks that do not declare one"))
+    parser.addsetting(Setting("interval", as_duration, 60.0, "default interval between runs in watch mode"))
+    parser.addsetting(
+        Setting("cache_dir", as_str, ".fraiseql-checks/cache", "the tool's cache folder, relative to the root")
+    )
+    parser.addsetting(Setting("thresholds", as_number_map, {}, "overrides of the thresholds the shipped checks use"))
+
+
+class Session:
+    """Collected checks, their results, and the outcome of the invocation."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.fixtures = FixtureRegistry()
+        for plugin in config.pluginmanager.get_plugins():
+            self.fixtures.parse(plugin, base=None)
+        self.collector = Collector(self)
+        self.initpaths: set[Path] = set()
+        self.checks: list[Check] = []
+        self.collect_errors: list[CollectError] = []
+        self.deselected: list[Check] = []
+        self.results: list[Result] = []
+        self.summary = Summary()
+        self.shouldstop: str | None = None
+        self.interrupted = False
+        self.keep_results = True
+        self.started = time.time()
+        self._start = time.perf_counter()
+
+    def args(self) -> list[str]:
+        """The paths to collect: the command line's, else ``paths`` of the config."""
+        given = self.config.getoption("paths") or []
+        if given:
+            return list(given)
+        defaults = []
+        for path in self.config.get("paths"):
+            absolute = self.config.rootdir / path
+            if not absolute.exists():
+                raise UsageError(
+                    f"no {path} folder in {self.config.rootdir}: give the checks' path, "
+                    "or set 'paths' in pyproject.toml [tool.fraiseql-checks] or fraiseql-checks.yaml"
+                )
+            defaults.append(str(absolute))
+        return defaults
+
+    def collect(self) -> None:
+        checks, errors = self.collector.collect(self.args())
+        self.collect_errors = errors
+        self.config.hook.fraiseql_collection_modifyitems(session=self, config=self.config, checks=checks)
+        self.checks = checks
+        self.config.hook.fraiseql_collection_finish(session=self)
+
+    def report(self, result: Result, check: Check | None) -> None:
+        """Hand a result to every reporter (masking secrets first)."""
+        self.config.hook.fraiseql_result(result=result, check=check)
+        mask = self.config.mask
+        result.message = mask(result.message)
+        result.longrepr = mask(result.longrepr)
+        self.summary.add(result.outcome)
+        if self.keep_results:
+            self.results.append(result)
+        self.config.hook.fraiseql_report_result(result=result)
+        if (
+            result.outcome in (Outcome.FAILED, Outcome.ERROR)
+            and result.kind == "check"
+            and self.config.getoption("exitfirst")
+        ):
+            self.shouldstop = self.shouldstop or "stopping after the first failure (-x)"
+
+    def report_collect_errors(self) -> None:
+        for error in self.collect_errors:
+            self.report(
+                Result(
+                    id=error.id,
+                    name=error.id.rsplit("/", 1)[-1],
+                    outcome=Outcome.ERROR,
+                    message=error.message,
+                    longrepr=error.longrepr,
+                    kind="collect",
+                    severity="critical",
+                ),
+                None,
+            )
+
+    def exitstatus(self) -> ExitCode:
+        if self.interrupted or self.collect_errors:
+            return ExitCode.INTERRUPTED
+        if self.summary.failed or self.summary.error:
+            return ExitCode.FAILED
+        if not self.checks:
+            return ExitCode.NO_CHECKS
+        return ExitCode.OK
+
+    @property
+    def duration(self) -> float:
+        return time.perf_counter() - self._start
+
+    def main(self) -> ExitCode:
+        hook = self.config.hook
+        hook.fraiseql_sessionstart(session=self)
+        try:
+            self.collect()
+            self.report_collect_errors()
+            hook.fraiseql_runloop(session=self)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        self.summary.duration_s = self.duration
+        status = self.exitstatus()
+        hook.fraiseql_sessionfinish(session=self, exitstatus=int(status))
+        return status

@@ -1,0 +1,163 @@
+"""What a check declares about itself: the ``@check(...)`` decorator and its metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from fraiseql_checks.durations import parse_duration
+
+SEVERITIES = ("critical", "warning", "info")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: The attribute ``@check`` sets on the function it decorates.
+SPEC_ATTR = "__fraiseql_check__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckSpec:
+    """Metadata of one check function. ``None`` means "use the configured default"."""
+
+    interval: float | None = None
+    timeout: float | None = None
+    severity: str | None = None
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    runbook: str | None = None
+    owner: str | None = None
+    description: str | None = None
+    #: Service level objective such as ``"99.9% / 30d"`` (read by the SLO plugin).
+    slo: str | None = None
+    #: Consecutive failing runs before the state turns failing (watch mode).
+    failure_threshold: int = 1
+    #: Consecutive passing runs before a failing state recovers (watch mode).
+    success_threshold: int = 1
+    #: Dashboard hints, e.g. ``{"unit": "percent", "thresholds": [85, 95]}``.
+    panel: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Set by ``@alert``: the alert definition this check evaluates.
+    alert: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["labels"] = dict(self.labels)
+        data["tags"] = list(self.tags)
+        data["panel"] = dict(self.panel)
+        data.pop("alert")
+        return data
+
+
+def validate_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """Labels become Prometheus labels later, so their names must be valid ones."""
+    out: dict[str, str] = {}
+    for name, value in (labels or {}).items():
+        if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            raise ValueError(f"label name {name!r} is not a valid Prometheus label name")
+        out[name] = str(value)
+    return out
+
+
+def make_spec(
+    *,
+    interval: str | float | None = None,
+    timeout: str | float | None = None,
+    severity: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    tags: Sequence[str] = (),
+    runbook: str | None = None,
+    owner: str | None = None,
+    description: str | None = None,
+    slo: str | None = None,
+    failure_threshold: int = 1,
+    success_threshold: int = 1,
+    panel: Mapping[str, Any] | None = None,
+    alert: Any = None,
+) -> CheckSpec:
+    """Validate what a user wrote in ``@check(...)``; a ``ValueError`` says what is wrong."""
+    if severity is not None and severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+    if isinstance(tags, str):
+        tags = (tags,)
+    for value, name in ((failure_threshold, "failure_threshold"), (success_threshold, "success_threshold")):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return CheckSpec(
+        interval=None if interval is None else _positive(interval, "interval"),
+        timeout=None if timeout is None else _positive(timeout, "timeout"),
+        severity=severity,
+        labels=validate_labels(labels),
+        tags=tuple(str(tag) for tag in tags),
+        runbook=runbook,
+        owner=owner,
+        description=description,
+        slo=slo,
+        failure_threshold=failure_threshold,
+        success_threshold=success_threshold,
+        panel=dict(panel or {}),
+        alert=alert,
+    )
+
+
+def _positive(value: str | float, name: str) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{name} must be longer than zero, got {value!r}")
+    return seconds
+
+
+@overload
+def check(func: F) -> F: ...
+
+
+@overload
+def check(
+    *,
+    interval: str | float | None = ...,
+    timeout: str | float | None = ...,
+    severity: str | None = ...,
+    labels: Mapping[str, str] | None = ...,
+    tags: Sequence[str] = ...,
+    runbook: str | None = ...,
+    owner: str | None = ...,
+    description: str | None = ...,
+    slo: str | None = ...,
+    failure_threshold: int = ...,
+    success_threshold: int = ...,
+    panel: Mapping[str, Any] | None = ...,
+) -> Callable[[F], F]: ...
+
+
+def check(func: Any = None, **metadata: Any) -> Any:
+    """Mark a function as a check and attach its metadata.
+
+    ``@check`` alone works too; a function named ``check_*`` in a ``check_*.py``
+    file is a check even without it. The docstring is the default description.
+    """
+    spec = make_spec(**metadata)
+
+    def mark(fn: F) -> F:
+        if not callable(fn):
+            raise TypeError(f"@check decorates a function, not {fn!r}")
+        setattr(fn, SPEC_ATTR, spec)
+        return fn
+
+    if func is not None:
+        return mark(func)
+    return mark
+
+
+def spec_of(func: Callable[..., Any]) -> CheckSpec | None:
+    """The ``@check`` metadata of ``func``, if it has any."""
+    spec = getattr(func, SPEC_ATTR, None)
+    return spec if isinstance(spec, CheckSpec) else None
+
+
+def describe(func: Callable[..., Any], spec: CheckSpec | None) -> str:
+    """The description: the spec's, else the docstring's first paragraph."""
+    if spec is not None and spec.description:
+        return spec.description
+    doc = inspect.getdoc(func) or ""
+    return doc.split("\n\n", 1)[0].replace("\n", " ").strip()

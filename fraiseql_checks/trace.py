@@ -1,0 +1,70 @@
+"""The running check's context: its W3C trace id, span id and recorded values."""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import random
+import re
+from typing import Any
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Trace ids must be unique, not secret: the Mersenne Twister (seeded from
+# os.urandom at start) avoids a system call per check run.
+_bits = random.Random().getrandbits
+
+
+def new_trace_id() -> str:
+    """32 lowercase hex digits, never all zero (W3C Trace Context)."""
+    return f"{_bits(128) or 1:032x}"
+
+
+def new_span_id() -> str:
+    return f"{_bits(64) or 1:016x}"
+
+
+class RunContext:
+    """What belongs to one run of one check, visible to its fixtures and code."""
+
+    __slots__ = ("check", "config", "span_id", "trace_id", "values")
+
+    def __init__(self, check: Any, config: Any, trace_id: str, span_id: str) -> None:
+        self.check = check
+        self.config = config
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.values: dict[str, float] = {}
+
+    @property
+    def traceparent(self) -> str:
+        """The ``traceparent`` header value for requests this run sends."""
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+
+current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "fraiseql_checks_current_run", default=None
+)
+
+
+def current() -> RunContext:
+    """The context of the check running now; ``RuntimeError`` outside a check."""
+    run = current_run.get()
+    if run is None:
+        raise RuntimeError("not inside a running check")
+    return run
+
+
+def record(name: str, value: float) -> None:
+    """Record a measured value of the running check (exported by watch mode).
+
+    ``name`` must be a valid Prometheus metric name fragment, e.g. ``disk_free_ratio``;
+    the value must be a finite number.
+    """
+    if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
+        raise ValueError(f"recorded value name {name!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"recorded value {name!r} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"recorded value {name!r} must be finite, got {number}")
+    current().values[name] = number

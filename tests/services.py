@@ -1,0 +1,156 @@
+"""Real services for tests: free ports, required tools, throwaway PostgreSQL and Redis.
+
+A test that stops a server mid-run starts its own throwaway one (a data folder of
+its own, a free loopback port), so the shared servers of the machine are never
+disturbed. A tool that is missing skips the test with a loud reason, except under
+``CI=true``, where it fails: CI installs everything (``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip loudly when ``condition`` is false; fail instead under ``CI=true``."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}: .ci/run should have installed it", pytrace=False)
+    pytest.skip(f"NOT TESTED HERE: {reason}")
+
+
+def require_binary(name: str, *extra_dirs: Path) -> str:
+    found = shutil.which(name)
+    for directory in extra_dirs:
+        candidate = directory / name
+        if found is None and candidate.exists():
+            found = str(candidate)
+    require(found is not None, f"{name} is not installed")
+    assert found is not None
+    return found
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _pg_bin(name: str) -> str:
+    return require_binary(name, *PG_BIN_CANDIDATES)
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server in a temporary folder, for tests that stop and start it.
+
+    ``initdb`` refuses to run as root; as root the server runs as the ``postgres``
+    user (which the Debian package creates).
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-pg-"))
+        self.data = self.root / "data"
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("running as root needs a 'postgres' user for a throwaway server")
+            self.user = "postgres"
+            shutil.chown(self.root, "postgres")
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *cmd: str) -> None:
+        if self.user:
+            cmd = ("runuser", "-u", self.user, "--", *cmd)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+class ThrowawayRedis:
+    def __init__(self) -> None:
+        self.binary = require_binary("redis-server")
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
