@@ -165,6 +165,7 @@ class Runner:
             started_at=started_at,
             values=run.values,
             longrepr=longrepr,
+            extra=run.extra,
         )
 
     def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:

@@ -26,7 +26,7 @@ def new_span_id() -> str:
 class RunContext:
     """What belongs to one run of one check, visible to its fixtures and code."""
 
-    __slots__ = ("check", "config", "span_id", "trace_id", "values")
+    __slots__ = ("check", "config", "extra", "span_id", "trace_id", "values")
 
     def __init__(self, check: Any, config: Any, trace_id: str, span_id: str) -> None:
         self.check = check
@@ -34,6 +34,9 @@ class RunContext:
         self.trace_id = trace_id
         self.span_id = span_id
         self.values: dict[str, float] = {}
+        #: Structured data fixtures and plugins attach to this run (``Result.extra``),
+        #: e.g. the SQL an audit check ran, for its evidence report.
+        self.extra: dict[str, Any] = {}
 
     @property
     def traceparent(self) -> str:
