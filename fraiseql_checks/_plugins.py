@@ -19,6 +19,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("collect", "fraiseql_checks.collect"),
     ("selection", "fraiseql_checks.selection"),
     ("fixtures", "fraiseql_checks.fixtures"),
+    ("targets", "fraiseql_checks.targets"),
     ("runner", "fraiseql_checks.runner"),
     ("terminal", "fraiseql_checks.terminal"),
     ("junitxml", "fraiseql_checks.junitxml"),

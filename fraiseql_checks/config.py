@@ -282,6 +282,8 @@ class Config:
         self.rootdir = config_file.parent if config_file else invocation_dir
         self.environ = environ
         self.mask = Masker()
+        #: Per-run state plugins keep on the config (as pytest's ``config.stash``).
+        self.stash: dict[str, Any] = {}
         self._values: dict[str, Any] = {}
         self._resolve(file_values)
 
@@ -373,4 +375,5 @@ class Config:
 
 
 def write_error(message: str) -> None:
-    sys.stderr.write(f"ERROR: {message}\n")
+    """One line on stderr; URL passwords are masked even before a config exists."""
+    sys.stderr.write(f"ERROR: {Masker()(message)}\n")

@@ -1,0 +1,194 @@
+"""What checks watch: the FraiseQL server, its database, its cache and Prometheus.
+
+Each target comes from the config file (``fraiseql``, ``database``, ``cache``,
+``prometheus`` tables) or from the environment, under the names FraiseQL users
+already set; the environment wins. A check that needs a target nobody configured
+is skipped with the setting to set, or fails with ``--require-targets`` (for CI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from typing import Any, NoReturn
+
+import pytest
+
+from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, one_of, section
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, Profile
+
+_STASH_KEY = "targets"
+
+
+def _as_urls(value: Any) -> list[str]:
+    if isinstance(value, str):
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+    elif isinstance(value, list) and all(isinstance(u, str) for u in value):
+        urls = list(value)
+    else:
+        raise ValueError(f"expected a URL or a list of URLs, got {value!r}")
+    for url in urls:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+    return [u.rstrip("/") for u in urls]
+
+
+def _as_path(value: Any) -> str:
+    text = as_str(value)
+    if not text.startswith("/"):
+        raise ValueError(f"expected a path starting with '/', got {text!r}")
+    return text
+
+
+def _as_url(*schemes: str) -> Any:
+    def check(value: Any) -> str:
+        text = as_str(value)
+        if urllib.parse.urlsplit(text).scheme not in schemes:
+            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL, got {text!r}")
+        return text
+
+    return check
+
+
+_PROFILE = one_of(*PROFILES)
+FRAISEQL_SETTINGS = [
+    Setting("url", _as_urls, help="base URL of the FraiseQL server, or a list of replicas", env="FRAISEQL_URL"),
+    Setting("profile", _PROFILE, help="fraiseql-v2 (default) or fraiseql-v1", env="FRAISEQL_PROFILE"),
+    Setting("health_path", _as_path, help="path of the health endpoint (profile default)"),
+    Setting("readiness_path", _as_path, help="path of the readiness endpoint (profile default)"),
+    Setting("metrics_path", _as_path, help="path of the Prometheus endpoint (profile default)"),
+    Setting("graphql_path", _as_path, help="path of the GraphQL endpoint (profile default)"),
+    Setting("metrics_token", as_str, help="bearer token of /metrics", env="FRAISEQL_METRICS_TOKEN", secret=True),
+    Setting("admin_token", as_str, help="bearer token of the admin API", env="FRAISEQL_ADMIN_TOKEN", secret=True),
+]
+DATABASE_SETTINGS = [
+    Setting("dsn", _as_url("postgresql", "postgres"), help="PostgreSQL DSN", env="DATABASE_URL", secret=True),
+]
+CACHE_SETTINGS = [
+    Setting("url", _as_url("redis", "rediss", "unix"), help="Redis URL", env="REDIS_URL", secret=True),
+]
+PROMETHEUS_SETTINGS = [
+    Setting("url", _as_url("http", "https"), help="Prometheus base URL", env="PROMETHEUS_URL"),
+    Setting("token", as_str, help="bearer token, if Prometheus sits behind one", secret=True),
+]
+_SECTIONS = {
+    "fraiseql": FRAISEQL_SETTINGS,
+    "database": DATABASE_SETTINGS,
+    "cache": CACHE_SETTINGS,
+    "prometheus": PROMETHEUS_SETTINGS,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FraiseQLTarget:
+    urls: tuple[str, ...]
+    profile: Profile
+    health_path: str
+    readiness_path: str
+    metrics_path: str
+    graphql_path: str
+    metrics_token: str | None
+    admin_token: str | None
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """The resolved targets of a run; ``None`` where nothing is configured."""
+
+    profile: Profile
+    fraiseql: FraiseQLTarget | None
+    database_dsn: str | None
+    cache_url: str | None
+    prometheus_url: str | None
+    prometheus_token: str | None
+    require: bool
+
+
+class TargetNotConfigured(Exception):
+    """A check needs a target that is not configured, and ``--require-targets`` is on."""
+
+
+@hookimpl
+def fraiseql_addoption(parser: Parser) -> None:
+    parser.addoption(
+        "--require-targets",
+        action="store_true",
+        help="a check whose target is not configured is an error instead of a skip (for CI)",
+        group="targets",
+    )
+    for name, settings in _SECTIONS.items():
+        parser.addsetting(Setting(name, section(settings), {}, f"the {name} target"))
+
+
+def _resolve(config: Config, name: str) -> dict[str, Any]:
+    """A target's table from the file, with the environment's values on top."""
+    values = dict(config.get(name))
+    for setting in _SECTIONS[name]:
+        raw = config.environ.get(setting.env) if setting.env else None
+        if raw:
+            try:
+                values[setting.name] = setting.type(raw)
+            except ValueError as exc:
+                raise UsageError(f"environment variable {setting.env}: {exc}") from None
+        if setting.secret and isinstance(values.get(setting.name), str):
+            _mask_secret(config, values[setting.name])
+    return values
+
+
+def _mask_secret(config: Config, value: str) -> None:
+    config.mask.add(value)
+    if "://" in value:
+        password = urllib.parse.urlsplit(value).password
+        if password:
+            config.mask.add(urllib.parse.unquote(password))
+
+
+def targets_of(config: Config) -> Targets:
+    """The targets of this run (resolved once; ``UsageError`` when a value is wrong)."""
+    cached = config.stash.get(_STASH_KEY)
+    if isinstance(cached, Targets):
+        return cached
+    fraiseql = _resolve(config, "fraiseql")
+    profile = PROFILES[fraiseql.get("profile") or DEFAULT_PROFILE]
+    target = None
+    if fraiseql.get("url"):
+        target = FraiseQLTarget(
+            urls=tuple(fraiseql["url"]),
+            profile=profile,
+            health_path=fraiseql.get("health_path") or profile.health_path,
+            readiness_path=fraiseql.get("readiness_path") or profile.readiness_path,
+            metrics_path=fraiseql.get("metrics_path") or profile.metrics_path,
+            graphql_path=fraiseql.get("graphql_path") or profile.graphql_path,
+            metrics_token=fraiseql.get("metrics_token"),
+            admin_token=fraiseql.get("admin_token"),
+        )
+    prometheus = _resolve(config, "prometheus")
+    targets = Targets(
+        profile=profile,
+        fraiseql=target,
+        database_dsn=_resolve(config, "database").get("dsn"),
+        cache_url=_resolve(config, "cache").get("url"),
+        prometheus_url=(prometheus.get("url") or "").rstrip("/") or None,
+        prometheus_token=prometheus.get("token"),
+        require=bool(config.getoption("require_targets")),
+    )
+    config.stash[_STASH_KEY] = targets
+    return targets
+
+
+@hookimpl
+def fraiseql_configure(config: Config) -> None:
+    targets_of(config)  # wrong values fail here, before anything runs
+
+
+def not_configured(config: Config, what: str, setting: str, env: str) -> NoReturn:
+    """Skip the running check (or fail it, with ``--require-targets``) for a missing target."""
+    message = f"{what} is not configured: set {env} or `{setting}` in the config"
+    if targets_of(config).require:
+        raise TargetNotConfigured(message + " (--require-targets)")
+    pytest.skip(message)
