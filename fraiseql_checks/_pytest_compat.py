@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
 import os
 import types
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import _pytest
 import pytest
+from _pytest._io import TerminalWriter as _TerminalWriter
 from _pytest.assertion import pytest_assertrepr_compare as _assertrepr_compare
 from _pytest.assertion import util as _assert_util
 from _pytest.assertion.rewrite import rewrite_asserts as _rewrite_asserts
@@ -180,4 +182,9 @@ def format_exception(exc: BaseException, style: str, hide: Callable[[str], bool]
     if not info.traceback:
         return f"{type(exc).__name__}: {exc}"
     rendered = info.getrepr(style=style, tbfilter=False, chain=False)  # type: ignore[arg-type]
-    return str(rendered)
+    # str(rendered) strips the text, and with it the first line's indentation.
+    out = io.StringIO()
+    writer = _TerminalWriter(file=out)
+    writer.hasmarkup = False
+    rendered.toterminal(writer)
+    return out.getvalue().strip("\n")

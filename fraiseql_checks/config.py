@@ -311,26 +311,25 @@ class Config:
         )
 
     def _where(self) -> str:
+        """How error messages name the config: ``pyproject.toml: [tool.fraiseql-checks] ``."""
         if self.config_file is None:
-            return "config"
+            return "config: "
         if self.config_file.suffix == ".toml":
-            return f"{self.config_file.name}: [tool.{TOOL_TABLE}]"
-        return self.config_file.name
+            return f"{self.config_file.name}: [tool.{TOOL_TABLE}] "
+        return f"{self.config_file.name}: "
 
     def _resolve(self, file_values: Mapping[str, Any]) -> None:
         settings = self.parser.settings
         for key in file_values:
             if key not in settings:
-                raise UsageError(
-                    f"{self._where()}: unknown key {key!r} (expected one of: {', '.join(sorted(settings))})"
-                )
+                raise UsageError(f"{self._where()}unknown key {key!r} (expected one of: {', '.join(sorted(settings))})")
         for name, setting in settings.items():
             value = setting.default
             if name in file_values:
                 try:
                     value = setting.type(file_values[name])
                 except ValueError as exc:
-                    raise UsageError(f"{self._where()}: {name}: {exc}") from None
+                    raise UsageError(f"{self._where()}{name}: {exc}") from None
             if setting.env and self.environ.get(setting.env):
                 try:
                     value = setting.type(self.environ[setting.env])

@@ -277,7 +277,10 @@ class FixtureRegistry:
             resolved: dict[str, FixtureDef] = {}
             for argname in definition.argnames:
                 dependency = self.resolve(argname, path, definition)
-                if dependency.scope < definition.scope:
+                # As in pytest, any fixture may ask for ``request``: a wider one gets the
+                # request of the check whose run set it up.
+                scope_free = dependency.base is None and dependency.name == "request"
+                if dependency.scope < definition.scope and not scope_free:
                     raise FixtureLookupError(
                         f"fixture {definition.name!r} ({definition.scope}) depends on "
                         f"{dependency.name!r} ({dependency.scope}): a {definition.scope}-scoped fixture "

@@ -148,7 +148,8 @@ class CheckItem(pytest.Item):
         self.user_properties.append(("trace_id", result.trace_id))
         self.user_properties.extend(result.values.items())
         if result.outcome is Outcome.SKIPPED:
-            pytest.skip(result.message)
+            # Reported at the check's location, as a skip inside a test function is.
+            raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.outcome is not Outcome.PASSED:
             raise CheckOutcome(result)
 
@@ -160,4 +161,4 @@ class CheckItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return Path(self.path), max(self.check.lineno - 1, 0), self.check.id
+        return Path(self.path), max(self.check.lineno - 1, 0), self.check.name

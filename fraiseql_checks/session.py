@@ -48,6 +48,10 @@ def fraiseql_addoption(parser: Parser) -> None:
         metavar="NAME",
         help="load plugin NAME (module or entry point); -p no:NAME disables one",
     )
+    parser.addoption(
+        "-v", "--verbose", action="count", default=0, help="more output (one line per check)", group="output"
+    )
+    parser.addoption("-q", "--quiet", action="count", default=0, help="less output", group="output")
     parser.addoption("-x", "--exitfirst", action="store_true", help="stop after the first failure or error")
     parser.addoption(
         "--assert",

@@ -31,10 +31,6 @@ _COLOR_OF = {Outcome.PASSED: "green", Outcome.FAILED: "red", Outcome.ERROR: "red
 @hookimpl
 def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
-        "-v", "--verbose", action="count", default=0, help="more output (one line per check)", group="output"
-    )
-    parser.addoption("-q", "--quiet", action="count", default=0, help="less output", group="output")
-    parser.addoption(
         "--tb",
         dest="tbstyle",
         choices=("short", "long", "line", "native", "no"),

@@ -1,0 +1,100 @@
+"""Plugins: -p, -p no:NAME, the entry-point group, conftest hooks."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import CheckDir
+
+PLUGIN = """
+from fraiseql_checks import hookimpl
+
+@hookimpl
+def fraiseql_result(result, check):
+    result.extra["plugin"] = "{name}"
+
+@hookimpl
+def fraiseql_report_header(config):
+    return "plugin {name} loaded"
+"""
+
+
+def test_p_loads_a_plugin_module(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a(): pass")
+    checkdir.write("myplugin.py", PLUGIN.format(name="by-p"))
+    result, report = checkdir.run_json("-p", "myplugin", env={"PYTHONPATH": str(checkdir.path)})
+    assert report["results"][0]["plugin"] == "by-p"
+    result.fnmatch_lines(["plugin by-p loaded"])
+
+
+def test_config_plugins_are_loaded(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a(): pass")
+    checkdir.write("cfgplugin.py", PLUGIN.format(name="by-config"))
+    checkdir.write("fraiseql-checks.yaml", "plugins: [cfgplugin]\n")
+    _, report = checkdir.run_json(env={"PYTHONPATH": str(checkdir.path)})
+    assert report["results"][0]["plugin"] == "by-config"
+
+
+def test_entry_point_plugins_load_and_can_be_disabled(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a(): pass")
+    site = checkdir.path / "site"
+    (site / "epplugin.py").parent.mkdir(parents=True)
+    (site / "epplugin.py").write_text(PLUGIN.format(name="by-entry-point"))
+    info = site / "epplugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: epplugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[fraiseql_checks]\nmyep = epplugin\n")
+    env = {"PYTHONPATH": str(site)}
+    _, report = checkdir.run_json(env=env)
+    assert report["results"][0]["plugin"] == "by-entry-point"
+    _, report = checkdir.run_json("-p", "no:myep", env=env)
+    assert "plugin" not in report["results"][0]
+    _, report = checkdir.run_json(env={**env, "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert "plugin" not in report["results"][0]
+
+
+def test_builtin_plugins_can_be_disabled(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a(): pass")
+    result = checkdir.run("-p", "no:terminal")
+    assert result.ret == 0
+    assert result.stdout == ""
+    report = checkdir.path / "r.json"
+    checkdir.run("-p", "no:jsonreport", "--report-json", str(report))
+    assert not report.exists() or report.read_text() == ""
+
+
+def test_an_unknown_hook_in_a_conftest_is_a_collection_error(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a(): pass")
+    checkdir.write("checks/conftest.py", "def fraiseql_no_such_hook(): pass")
+    result, report = checkdir.run_json()
+    assert result.ret == 2
+    assert "fraiseql_no_such_hook" in report["results"][0]["message"]
+
+
+def test_plugins_can_add_commands_and_generators(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "genplugin.py",
+        """
+        from fraiseql_checks import hookimpl
+        from fraiseql_checks.generate import Generator
+
+        @hookimpl
+        def fraiseql_add_generators(generators):
+            generators.add(Generator("greeting", "a test file", lambda config: {"out/hello.txt": "hello\\n"}))
+        """,
+    )
+    env = {"PYTHONPATH": str(checkdir.path)}
+    result = checkdir.run("-p", "genplugin", "generate", "greeting", env=env)
+    assert result.ret == 4  # -p must come after the command name
+    result = checkdir.run("generate", "greeting", "-p", "genplugin", env=env)
+    assert result.ret == 0, result.stderr
+    assert (checkdir.path / "out/hello.txt").read_text() == "hello\n"
+    assert checkdir.run("generate", "greeting", "--check", "-p", "genplugin", env=env).ret == 0
+    (checkdir.path / "out/hello.txt").write_text("edited by hand\n")
+    stale = checkdir.run("generate", "greeting", "--check", "-p", "genplugin", env=env)
+    assert stale.ret == 1
+    stale.fnmatch_lines(["out/hello.txt: differs from what the generator makes"])
+    unknown = checkdir.run("generate", "nothing", "-p", "genplugin", env=env)
+    assert unknown.ret == 4
+    unknown.stderr_lines(["ERROR: nothing generates 'nothing' (available: greeting)"])
+    assert json.loads("{}") == {}
