@@ -18,24 +18,25 @@ from contextlib import contextmanager
 from typing import Any
 
 import _pytest
-import pytest
+from _pytest._code import ExceptionInfo as _ExceptionInfo
 from _pytest._io import TerminalWriter as _TerminalWriter
-from _pytest.assertion import pytest_assertrepr_compare as _assertrepr_compare
+from _pytest._version import version as PYTEST_VERSION
 from _pytest.assertion import util as _assert_util
 from _pytest.assertion.rewrite import rewrite_asserts as _rewrite_asserts
 from _pytest.mark.expression import Expression as _Expression
-from _pytest.mark.structures import ParameterSet
-from _pytest.python import IdMaker as _IdMaker
+from _pytest.mark.structures import Mark, ParameterSet
+from _pytest.outcomes import Failed, Skipped  # raised by pytest.fail() / pytest.skip()
 
-#: Raised by ``pytest.skip()`` and ``pytest.fail()`` (BaseException subclasses).
-Skipped: type[BaseException] = pytest.skip.Exception
-Failed: type[BaseException] = pytest.fail.Exception
-Mark = pytest.Mark
+# Not ``import pytest``: importing only these parts keeps start-up short. The heavier
+# ones (parametrize ids, comparison explanations) are imported where they are used;
+# a check module that parametrizes or fails has imported them already anyway.
+
 #: Where pytest's own modules live (their frames are left out of tracebacks).
 PYTEST_DIR = os.path.dirname(_pytest.__file__)
 
 __all__ = [
     "PYTEST_DIR",
+    "PYTEST_VERSION",
     "Failed",
     "Mark",
     "ParameterSet",
@@ -99,6 +100,8 @@ def explain_comparisons(verbosity: int = 0) -> Iterator[None]:
     config = _AssertionConfig(verbosity)
 
     def reprcompare(op: str, left: object, right: object) -> str | None:
+        from _pytest.assertion import pytest_assertrepr_compare as _assertrepr_compare
+
         explanation = list(_assertrepr_compare(config, op, left, right) or ())  # type: ignore[arg-type]
         if not explanation:
             return None
@@ -132,9 +135,6 @@ def compile_expression(text: str) -> Callable[[Callable[..., bool]], bool]:
     return evaluate
 
 
-_IDMAKER_PARAMS = set(inspect.signature(_IdMaker).parameters)
-
-
 def parametrize(
     argnames: str | Sequence[str],
     argvalues: Any,
@@ -157,6 +157,8 @@ def parametrize(
             )
     if not sets:
         return list(names), []
+    from _pytest.python import IdMaker
+
     idfn = ids if callable(ids) else None
     id_list = None if callable(ids) or ids is None else list(ids)
     kwargs: dict[str, Any] = {
@@ -168,7 +170,8 @@ def parametrize(
         "nodeid": nodeid,
         "func_name": getattr(func, "__name__", None),
     }
-    maker = _IdMaker(**{key: value for key, value in kwargs.items() if key in _IDMAKER_PARAMS})
+    accepted = inspect.signature(IdMaker).parameters
+    maker = IdMaker(**{key: value for key, value in kwargs.items() if key in accepted})
     made = maker.make_unique_parameterset_ids()
     return list(names), [
         (str(made_id), tuple(one.values), list(one.marks)) for made_id, one in zip(made, sets, strict=True)
@@ -177,7 +180,7 @@ def parametrize(
 
 def format_exception(exc: BaseException, style: str, hide: Callable[[str], bool]) -> str:
     """pytest's rendering of a traceback, leaving out frames whose file ``hide`` rejects."""
-    info = pytest.ExceptionInfo.from_exception(exc)
+    info = _ExceptionInfo.from_exception(exc)
     info.traceback = info.traceback.filter(lambda entry: not hide(str(entry.path)))
     if not info.traceback:
         return f"{type(exc).__name__}: {exc}"

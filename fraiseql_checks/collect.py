@@ -21,10 +21,8 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from fraiseql_checks import __version__
-from fraiseql_checks._pytest_compat import Mark, parametrize, rewrite_module
+from fraiseql_checks._pytest_compat import PYTEST_VERSION, Mark, Skipped, parametrize, rewrite_module
 from fraiseql_checks.checks import Check
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.fixtures import FIXTURE_ATTR, argnames_of
@@ -39,7 +37,7 @@ CHECK_FUNCTION_PREFIX = "check_"
 CONFTEST = "conftest.py"
 _NORECURSE = ("*.egg", "*.egg-info", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "__pycache__")
 #: Rewritten code depends on the interpreter, on us and on pytest's rewriter.
-CACHE_TAG = f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{pytest.__version__}"
+CACHE_TAG = f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{PYTEST_VERSION}"
 _HEADER = importlib.util.MAGIC_NUMBER
 
 
@@ -151,7 +149,7 @@ def import_error(relpath: str, path: Path, exc: BaseException, what: str) -> Col
     if isinstance(exc, SyntaxError):
         where = f" (line {exc.lineno})" if exc.lineno else ""
         message = f"SyntaxError{where}: {exc.msg}"
-    elif isinstance(exc, pytest.skip.Exception):
+    elif isinstance(exc, Skipped):
         message = f"module-level skip: {exc.msg}"
     else:
         message = f"{type(exc).__name__}: {exc}"
@@ -193,7 +191,7 @@ class Collector:
                 result = module
             except Exception as exc:
                 result = import_error(relpath, path, exc, "conftest")
-            except pytest.skip.Exception as exc:
+            except Skipped as exc:
                 result = import_error(relpath, path, exc, "conftest")
         self._conftests[directory] = result
         return result
@@ -242,7 +240,7 @@ class Collector:
             module = import_file(path, self.rootdir, self.rewrite_cache)
         except Exception as exc:
             return [import_error(relpath, path, exc, "check module")]
-        except pytest.skip.Exception as exc:
+        except Skipped as exc:
             return [import_error(relpath, path, exc, "check module")]
         self.session.fixtures.parse(module, base=path)
         return self.checks_in(module, path, relpath)

@@ -12,8 +12,7 @@ import dataclasses
 import urllib.parse
 from typing import Any, NoReturn
 
-import pytest
-
+from fraiseql_checks._pytest_compat import Skipped
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, one_of, section
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, Profile
@@ -191,4 +190,4 @@ def not_configured(config: Config, what: str, setting: str, env: str) -> NoRetur
     message = f"{what} is not configured: set {env} or `{setting}` in the config"
     if targets_of(config).require:
         raise TargetNotConfigured(message + " (--require-targets)")
-    pytest.skip(message)
+    raise Skipped(message)

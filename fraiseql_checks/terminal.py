@@ -10,9 +10,8 @@ import time
 from collections import Counter
 from typing import IO, TYPE_CHECKING
 
-import pytest
-
 from fraiseql_checks import __version__
+from fraiseql_checks._pytest_compat import PYTEST_VERSION
 from fraiseql_checks.config import Config, Parser
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.hookspec import hookimpl
@@ -133,7 +132,7 @@ class TerminalReporter:
         self.sep("=", "fraiseql-check session starts", "bold")
         self.write_line(
             f"platform {sys.platform} -- Python {platform.python_version()}, "
-            f"fraiseql-checks {__version__}, pytest {pytest.__version__}"
+            f"fraiseql-checks {__version__}, pytest {PYTEST_VERSION}"
         )
         config = self.config
         configfile = f", configfile: {config.relpath(config.config_file)}" if config.config_file else ""
