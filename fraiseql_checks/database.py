@@ -185,8 +185,6 @@ class Database(Queries):
             return exc
         where = f"database {self.where}"
         if isinstance(exc, _CONNECTION_LOST):
-            if self._pool is not None:
-                self._pool.expire_connections()  # the server went away: reconnect next time
             return TargetError(f"{where}: connection lost: {exc}", target="database")
         if isinstance(exc, _CREDENTIALS):
             return TargetError(f"{where}: wrong credentials: {exc}", target="database")

@@ -21,3 +21,10 @@ class TargetError(Exception):
         super().__init__(message)
         #: Which kind of target: ``"fraiseql"``, ``"database"``, ``"cache"``, ``"prometheus"``, ``"http"``.
         self.target = target
+
+
+class TargetNotConfigured(TargetError):
+    """A check needs a target that is not configured, and ``--require-targets`` is on.
+
+    Always an *error*: the run is misconfigured, the target did not fail.
+    """

@@ -26,7 +26,7 @@ from fraiseql_checks._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_
 from fraiseql_checks._threads import ThreadLane
 from fraiseql_checks._watchdog import LoopBlocked, Watchdog
 from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
-from fraiseql_checks.errors import TargetError
+from fraiseql_checks.errors import TargetError, TargetNotConfigured
 from fraiseql_checks.fixtures import FixtureDef, FixtureLookupError
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
@@ -182,7 +182,8 @@ class Runner:
         if isinstance(exc, FixtureLookupError):
             return Outcome.ERROR, str(exc), ""
         if isinstance(exc, TargetError):  # the watched service failed: one line, not a traceback
-            return Outcome.FAILED, str(exc), self._target_traceback(exc)
+            outcome = Outcome.ERROR if isinstance(exc, TargetNotConfigured) else Outcome.FAILED
+            return outcome, str(exc), self._target_traceback(exc)
         longrepr = format_exception(exc, self._tbstyle, _hidden)
         if isinstance(exc, AssertionError):
             return Outcome.FAILED, str(exc) or "AssertionError", longrepr

@@ -31,7 +31,7 @@ from fraiseql_checks.config import (
     one_of,
     section,
 )
-from fraiseql_checks.errors import TargetError
+from fraiseql_checks.errors import TargetNotConfigured
 from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, Profile
@@ -143,10 +143,6 @@ class Targets:
     database_connect_timeout: float = 5.0
     database_application_name: str = "fraiseql-checks"
     cache_timeout: float = 5.0
-
-
-class TargetNotConfigured(TargetError):
-    """A check needs a target that is not configured, and ``--require-targets`` is on."""
 
 
 @hookimpl
