@@ -40,6 +40,8 @@ def describe_redis_error(exc: redis.exceptions.RedisError, timeout: float) -> st
         text = str(exc)
         if "Authentication required" in text or "NOAUTH" in text:
             return f"wrong credentials: {text}"
+        if "closed by server" in text:
+            return f"connection lost: {text}"
         return f"connection failed: {text}"
     return reason
 
