@@ -81,27 +81,27 @@ def test_wrong_or_missing_password_is_one_masked_line(checkdir: CheckDir, passwo
 
 def test_memory_against_maxmemory(checkdir: CheckDir) -> None:
     with throwaway_redis(None, "--maxmemory", "4mb") as server:
-        result, results = run_health(
+        _, results = run_health(
             checkdir, server.url, "-k", "memory", config="thresholds:\n  cache.memory_max_percent: 1\n"
         )
         memory = results["check_cache_memory"]
         assert memory["outcome"] == "failed"
         assert "of maxmemory=4194304 bytes in use" in memory["message"]
         assert 0.01 < memory["values"]["memory_used_ratio"] < 1
-        result, results = run_health(checkdir, server.url, "-k", "memory")
+        _result, results = run_health(checkdir, server.url, "-k", "memory")
         assert results["check_cache_memory"]["outcome"] == "passed"
 
 
 def test_hit_ratio(checkdir: CheckDir) -> None:
     with throwaway_redis() as server:
-        result, results = run_health(checkdir, server.url, "-k", "hit_ratio")
+        _, results = run_health(checkdir, server.url, "-k", "hit_ratio")
         assert results["check_cache_hit_ratio"]["outcome"] == "skipped"
         client = redis.Redis(port=server.port)
         client.set("present", "1")
         client.get("present")
         for _ in range(3):
             client.get("absent")
-        result, results = run_health(checkdir, server.url, "-k", "hit_ratio")
+        _result, results = run_health(checkdir, server.url, "-k", "hit_ratio")
         ratio = results["check_cache_hit_ratio"]
         assert ratio["outcome"] == "failed"
         assert ratio["message"].startswith("1 hits, 3 misses: 25.0% hit ratio, below 75%")
@@ -122,7 +122,7 @@ def test_evictions_during_the_sample(checkdir: CheckDir) -> None:
         writer = threading.Thread(target=fill)
         writer.start()
         try:
-            result, results = run_health(checkdir, server.url, "-k", "evictions")
+            _result, results = run_health(checkdir, server.url, "-k", "evictions")
         finally:
             stop.set()
             writer.join()

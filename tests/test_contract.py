@@ -50,7 +50,7 @@ def run(checkdir: CheckDir, *args: str, **env: str) -> tuple[dict, str]:  # type
 def test_fraiseqls_shipped_dashboard_breaks_the_contract(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     (checkdir.path / "dashboards").mkdir()
     shutil.copy(SHIPPED, checkdir.path / "dashboards" / "fraiseql.json")
-    result, stdout = run(checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN)
+    result, _stdout = run(checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN)
     assert result["outcome"] == "failed"
     assert result["metrics_contract"]["missing"] == [
         "fraiseql_cache_hits_total",
@@ -92,9 +92,7 @@ def test_prometheus_confirms_the_other_names(checkdir: CheckDir, server: FakeFra
     checkdir.write("alerts/fraiseql.yml", RULES)
     with throwaway_prometheus([]) as prometheus:
         prometheus.wait_for_series("up")
-        result, _ = run(
-            checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN, PROMETHEUS_URL=prometheus.url
-        )
+        result, _ = run(checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN, PROMETHEUS_URL=prometheus.url)
     assert result["outcome"] == "failed"
     assert result["metrics_contract"]["unchecked"] == []
     assert result["metrics_contract"]["sources"] == [f"{server.url}/metrics", f"Prometheus {prometheus.url}"]
@@ -133,11 +131,16 @@ def test_without_a_target_it_names_what_to_set(checkdir: CheckDir) -> None:
     shutil.copytree(SHIPPED.parent, checkdir.path / "dashboards")
     result, _ = run(checkdir)
     assert result["outcome"] == "skipped"
-    assert result["message"] == "FraiseQL or Prometheus is not configured: set FRAISEQL_URL or `fraiseql.url` in the config"
+    assert (
+        result["message"]
+        == "FraiseQL or Prometheus is not configured: set FRAISEQL_URL or `fraiseql.url` in the config"
+    )
 
 
 def test_folders_are_configurable(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
-    checkdir.write("monitoring/rules.yml", "groups:\n- name: g\n  rules:\n  - alert: Gone\n    expr: fraiseql_gone == 1\n")
+    checkdir.write(
+        "monitoring/rules.yml", "groups:\n- name: g\n  rules:\n  - alert: Gone\n    expr: fraiseql_gone == 1\n"
+    )
     checkdir.write("fraiseql-checks.yaml", "metrics_contract:\n  rules: [monitoring]\n  dashboards: []\n")
     report = checkdir.run_json(
         "-c", "fraiseql-checks.yaml", CHECKS, env={"FRAISEQL_URL": server.url, "FRAISEQL_METRICS_TOKEN": TOKEN}

@@ -29,14 +29,25 @@ def run_health(checkdir: CheckDir, dsn: str, *args: str, config: str = "paths: [
     return result, {r["name"]: r for r in report["results"]}
 
 
-def test_suite_passes_against_the_shared_server(checkdir: CheckDir) -> None:
-    result, results = run_health(checkdir, SHARED_DSN)
+def test_suite_passes_on_a_quiet_server(checkdir: CheckDir, pg: ThrowawayPostgres) -> None:
+    pg.psql("create extension if not exists pg_stat_statements")
+    pg.psql("select pg_stat_statements_reset()")
+    result, results = run_health(checkdir, pg.dsn)
     outcomes = {name: r["outcome"] for name, r in results.items()}
     assert result.ret == 0, result.stdout
-    assert outcomes.pop("check_slow_statements") in ("passed", "skipped")  # depends on the server's extensions
     assert set(outcomes.values()) == {"passed"}, outcomes
     assert 0 < results["check_database_connections"]["values"]["connections_used_ratio"] < 1
     assert results["check_database_answers"]["values"]["answer_seconds"] > 0
+    assert results["check_slow_statements"]["values"] == {"slow_call_ratio": 0.0}
+
+
+def test_the_shared_server_answers(checkdir: CheckDir) -> None:
+    """The machine's own server (shared with other work, so only the checks its neighbours cannot upset)."""
+    result, results = run_health(checkdir, SHARED_DSN, "-k", "answers or connections")
+    assert {name: r["outcome"] for name, r in results.items()} == {
+        "check_database_answers": "passed",
+        "check_database_connections": "passed",
+    }
 
 
 def test_queries_carry_the_traceparent_and_application_name(checkdir: CheckDir) -> None:
@@ -69,7 +80,7 @@ def test_queries_carry_the_traceparent_and_application_name(checkdir: CheckDir) 
             raise AssertionError(query)  # report the text so the test can read it
         """,
     )
-    result, report = checkdir.run_json("check_traced.py", env={"DATABASE_URL": SHARED_DSN})
+    _result, report = checkdir.run_json("check_traced.py", env={"DATABASE_URL": SHARED_DSN})
     results = {r["name"]: r for r in report["results"]}
     assert results["check_sends_traceparent"]["outcome"] == "passed", results["check_sends_traceparent"]["message"]
     # Another session sees the slow query in pg_stat_activity, tagged with its check's trace id.
@@ -171,7 +182,7 @@ def test_slow_statements_from_pg_stat_statements(checkdir: CheckDir, pg: Throwaw
     for _ in range(3):
         pg.psql("select pg_sleep(0.15)")
     thresholds = "thresholds:\n  database.slow_calls_max_percent: 1\n"
-    result, results = run_health(checkdir, pg.dsn, "-k", "slow", config=thresholds)
+    _result, results = run_health(checkdir, pg.dsn, "-k", "slow", config=thresholds)
     slow = results["check_slow_statements"]
     assert slow["outcome"] == "failed"
     assert "of calls are statements averaging over 100ms (above 1%)" in slow["message"]
@@ -181,7 +192,7 @@ def test_slow_statements_from_pg_stat_statements(checkdir: CheckDir, pg: Throwaw
 
 def test_slow_statements_skip_without_the_extension(checkdir: CheckDir, pg: ThrowawayPostgres) -> None:
     pg.psql("drop extension if exists pg_stat_statements")
-    result, results = run_health(checkdir, pg.dsn, "-k", "slow")
+    _result, results = run_health(checkdir, pg.dsn, "-k", "slow")
     assert results["check_slow_statements"]["outcome"] == "skipped"
     assert results["check_slow_statements"]["message"] == (
         "the pg_stat_statements extension is not installed: create extension pg_stat_statements"
@@ -197,9 +208,7 @@ def test_long_and_idle_transactions(checkdir: CheckDir, pg: ThrowawayPostgres) -
             thresholds = (
                 "thresholds:\n  database.transaction_max_seconds: 1\n  database.idle_in_transaction_max_seconds: 1\n"
             )
-            _, results = await asyncio.to_thread(
-                run_health, checkdir, pg.dsn, "-k", "long or idle", config=thresholds
-            )
+            _, results = await asyncio.to_thread(run_health, checkdir, pg.dsn, "-k", "long or idle", config=thresholds)
             return results
         finally:
             await holder.close()
@@ -219,7 +228,7 @@ def test_connections_and_rollbacks_against_thresholds(checkdir: CheckDir, pg: Th
     for _ in range(5):
         pg.psql("begin; select 1; rollback")
     thresholds = "thresholds:\n  database.connections_max_percent: 0.1\n  database.rollback_max_percent: 0.1\n"
-    result, results = run_health(checkdir, pg.dsn, "-k", "connections or rollback", config=thresholds)
+    _, results = run_health(checkdir, pg.dsn, "-k", "connections or rollback", config=thresholds)
     connections = results["check_database_connections"]
     assert connections["outcome"] == "failed"
     assert " of max_connections=100 in use (" in connections["message"]
@@ -227,5 +236,5 @@ def test_connections_and_rollbacks_against_thresholds(checkdir: CheckDir, pg: Th
     rollbacks = results["check_rollback_ratio"]
     assert rollbacks["outcome"] == "failed"
     assert "transactions rolled back" in rollbacks["message"]
-    result, results = run_health(checkdir, pg.dsn, "-k", "connections")
+    _result, results = run_health(checkdir, pg.dsn, "-k", "connections")
     assert results["check_database_connections"]["outcome"] == "passed"

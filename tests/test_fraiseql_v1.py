@@ -83,7 +83,7 @@ def v1() -> Iterator[V1Stack]:
         postgres.psql("create database items")
         postgres.psql(SCHEMA, database="items")
         port = free_port()
-        log = open(postgres.root / "fraiseql-v1.log", "w")  # noqa: SIM115 - closed below
+        log = open(postgres.root / "fraiseql-v1.log", "w")
         env = {**os.environ, "FRAISEQL_V1_APP": "1", "DATABASE_URL": postgres.dsn_for("items")}
         server = subprocess.Popen(
             [str(python), "-m", "uvicorn", "fraiseql_v1_app:app", "--host", "127.0.0.1", "--port", str(port)],
@@ -114,7 +114,10 @@ V1_DASHBOARD = {
         {
             "title": "Latency",
             "targets": [
-                {"expr": "histogram_quantile(0.99, sum by (le) (rate(fraiseql_http_request_duration_seconds_bucket[5m])))"}
+                {
+                    "expr": "histogram_quantile(0.99, sum by (le) "
+                    "(rate(fraiseql_http_request_duration_seconds_bucket[5m])))"
+                }
             ],
         },
         {"title": "Connections", "targets": [{"expr": "fraiseql_db_connections_active"}]},
@@ -178,9 +181,9 @@ def test_health_suite_passes_then_fails_with_the_database_down_then_recovers(che
         assert ready["outcome"] == "failed"
         # v1's /ready waits for its connection pool (30s) before answering 503, so
         # within http_timeout (5s) the check sees no answer at all.
-        assert ready["message"] in (
-            f"GET {v1.url}/ready: timed out waiting for the answer after 5s",
-        ) or ready["message"].startswith(f"not ready: {v1.url}/ready: not_ready (HTTP 503): database: failed")
+        assert ready["message"] in (f"GET {v1.url}/ready: timed out waiting for the answer after 5s",) or ready[
+            "message"
+        ].startswith(f"not ready: {v1.url}/ready: not_ready (HTTP 503): database: failed")
         assert results["check_graphql_answers"]["outcome"] == "failed"
         # v1's /health is a liveness probe: the process is up, so it still says healthy.
         assert results["check_fraiseql_healthy"]["outcome"] == "passed"
@@ -198,7 +201,7 @@ def test_coherency_failure_shows_a_diff(checkdir: CheckDir, v1: V1Stack) -> None
         "check_stale.py",
         COHERENT.replace("select id, name from tb_item", "select id, upper(name) as name from tb_item"),
     )
-    result, report = checkdir.run_json("check_stale.py", env=v1.env())
+    _result, report = checkdir.run_json("check_stale.py", env=v1.env())
     (stale,) = report["results"]
     assert stale["outcome"] == "failed"
     lines = stale["message"].splitlines()

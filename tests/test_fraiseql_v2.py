@@ -64,7 +64,7 @@ def test_degraded_is_http_200_but_not_healthy(checkdir: CheckDir, server: FakeFr
 
 def test_unhealthy_answers_503_with_a_body(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     server.status = "unhealthy"
-    result, report = run(checkdir, server, "-k", "healthy")
+    _result, report = run(checkdir, server, "-k", "healthy")
     (health,) = report["results"]
     assert health["outcome"] == "failed"
     assert "unhealthy (HTTP 503): database: not connected" in health["message"]
@@ -72,7 +72,7 @@ def test_unhealthy_answers_503_with_a_body(checkdir: CheckDir, server: FakeFrais
 
 def test_not_ready(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     server.ready = False
-    result, report = run(checkdir, server, "-k", "ready")
+    _result, report = run(checkdir, server, "-k", "ready")
     (ready,) = report["results"]
     assert ready["outcome"] == "failed"
     assert ready["message"].startswith(f"not ready: {server.url}/readiness: not_ready (HTTP 503): database unavailable")
@@ -81,10 +81,10 @@ def test_not_ready(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
 def test_replicas_must_agree_on_version_and_schema_hash(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     with fake_fraiseql_v2(TOKEN) as other:
         urls = f"{server.url},{other.url}"
-        result, report = run(checkdir, server, "-k", "replicas", FRAISEQL_URL=urls)
+        _, report = run(checkdir, server, "-k", "replicas", FRAISEQL_URL=urls)
         assert [r["outcome"] for r in report["results"]] == ["passed"]
         other.schema_hash = "sha256:9999"
-        result, report = run(checkdir, server, "-k", "replicas or healthy", FRAISEQL_URL=urls)
+        _result, report = run(checkdir, server, "-k", "replicas or healthy", FRAISEQL_URL=urls)
         results = by_name(report)
         assert results["check_fraiseql_healthy"]["outcome"] == "passed"  # both replicas asked
         assert len(other.headers_of("/health")) >= 2
@@ -96,7 +96,7 @@ def test_replicas_must_agree_on_version_and_schema_hash(checkdir: CheckDir, serv
 
 def test_graphql_errors_fail_the_smoke_check(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     server.graphql_answer = {"data": None, "errors": [{"message": "permission denied for view v_user"}]}
-    result, report = run(checkdir, server, "-k", "graphql")
+    _result, report = run(checkdir, server, "-k", "graphql")
     (smoke,) = report["results"]
     assert smoke["outcome"] == "failed"
     assert "{ __typename } answered errors: permission denied for view v_user" in smoke["message"]
@@ -104,7 +104,7 @@ def test_graphql_errors_fail_the_smoke_check(checkdir: CheckDir, server: FakeFra
 
 def test_smoke_query_is_configurable(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     checkdir.write("fraiseql-checks.yaml", "fraiseql:\n  smoke_query: 'query Smoke { users { id } }'\n")
-    result, report = checkdir.run_json(
+    _result, report = checkdir.run_json(
         "-c", "fraiseql-checks.yaml", CHECKS, "-k", "graphql", env={"FRAISEQL_URL": server.url}
     )
     assert [r["outcome"] for r in report["results"]] == ["passed"]

@@ -21,9 +21,7 @@ CHECKS = str(REPO / "checks" / "health" / "check_fraiseql.py")
 
 def health(checkdir: CheckDir, url: str, config: str = "paths: [.]\n") -> tuple[dict, str]:  # type: ignore[type-arg]
     checkdir.write("fraiseql-checks.yaml", config)
-    result, report = checkdir.run_json(
-        "-c", "fraiseql-checks.yaml", CHECKS, "-k", "healthy", env={"FRAISEQL_URL": url}
-    )
+    result, report = checkdir.run_json("-c", "fraiseql-checks.yaml", CHECKS, "-k", "healthy", env={"FRAISEQL_URL": url})
     (only,) = report["results"]
     assert "Traceback" not in result.stdout
     return only, result.stdout
@@ -43,7 +41,7 @@ def test_http_fixture_sends_the_running_checks_traceparent(checkdir: CheckDir) -
                 print(request.traceparent)
             """,
         )
-        result, report = checkdir.run_json("check_http.py")
+        _result, report = checkdir.run_json("check_http.py")
     assert [r["outcome"] for r in report["results"]] == ["passed"] * 3
     sent = [h["traceparent"] for h in server.headers_of("/readiness")]
     assert sorted(t.split("-")[1] for t in sent) == sorted(r["trace_id"] for r in report["results"])
@@ -76,8 +74,14 @@ def test_dns_failure(checkdir: CheckDir) -> None:
     )
     checkdir.write("check_here.py", "from fraiseql_checks import check\n")
     checkdir.write("fraiseql-checks.yaml", "paths: [.]\n")
-    result, report = checkdir.run_json(
-        "-c", "fraiseql-checks.yaml", ".", CHECKS, "-k", "healthy", env={"FRAISEQL_URL": "http://fraiseql.example.invalid"}
+    _result, report = checkdir.run_json(
+        "-c",
+        "fraiseql-checks.yaml",
+        ".",
+        CHECKS,
+        "-k",
+        "healthy",
+        env={"FRAISEQL_URL": "http://fraiseql.example.invalid"},
     )
     (only,) = report["results"]
     assert only["outcome"] == "failed"
@@ -93,8 +97,22 @@ def tls_server(tmp_path: Path) -> Iterator[int]:
     openssl = require_binary("openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
     )
@@ -159,7 +177,9 @@ def silent_server() -> Iterator[int]:
 def test_timeout(checkdir: CheckDir, silent_server: int) -> None:
     result, _ = health(checkdir, f"http://127.0.0.1:{silent_server}", config="http_timeout: 0.5s\n")
     assert result["outcome"] == "failed"
-    assert result["message"] == f"GET http://127.0.0.1:{silent_server}/health: timed out waiting for the answer after 0.5s"
+    assert (
+        result["message"] == f"GET http://127.0.0.1:{silent_server}/health: timed out waiting for the answer after 0.5s"
+    )
     assert result["timed_out"] is False  # the target timed out, not the check
 
 

@@ -40,7 +40,9 @@ def test_instant_vector(prometheus: ThrowawayPrometheus) -> None:
 
 
 def test_scalar_string_and_empty_vector(prometheus: ThrowawayPrometheus) -> None:
-    assert query(prometheus.url, lambda p: p.query("scalar(vector(42))")) == Scalar(42.0, pytest.approx(time.time(), abs=3600))  # type: ignore[arg-type]
+    assert query(prometheus.url, lambda p: p.query("scalar(vector(42))")) == Scalar(
+        42.0, pytest.approx(time.time(), abs=3600)
+    )  # type: ignore[arg-type]
     result = query(prometheus.url, lambda p: p.query('"hello"'))
     assert isinstance(result, String) and result.value == "hello"
     empty = query(prometheus.url, lambda p: p.query("no_such_series"))

@@ -38,7 +38,7 @@ def test_environment_overrides_the_file(checkdir: CheckDir) -> None:
             services=("postgresql://app@from-env/app", "redis://from-file:6379/0", "http://prom:9090"),
         ),
     )
-    result, report = checkdir.run_json(
+    _result, report = checkdir.run_json(
         "check_env.py",
         env={
             "FRAISEQL_URL": "http://a:1/, http://b:2",
@@ -59,7 +59,7 @@ def test_file_alone_and_profile_defaults(checkdir: CheckDir) -> None:
             services=(None, None, None),
         ),
     )
-    result, report = checkdir.run_json("check_file.py")
+    _result, report = checkdir.run_json("check_file.py")
     assert report["results"][0]["outcome"] == "passed", report["results"][0]["message"]
 
 
@@ -142,7 +142,10 @@ def test_secrets_are_masked_in_terminal_json_and_junit(checkdir: CheckDir) -> No
     assert "dsn=postgresql://app:***@127.0.0.1:5432/app" in leak["message"]
     assert "token=***" in leak["message"] and "admin=***" in leak["message"]
     assert leak["labels"] == {"dsn": "postgresql://app:***@127.0.0.1:5432/app"}
-    assert leak["where"] == {"dsn": "postgresql://app:***@127.0.0.1:5432/app", "cache": ["redis://:***@127.0.0.1:6379/0"]}
+    assert leak["where"] == {
+        "dsn": "postgresql://app:***@127.0.0.1:5432/app",
+        "cache": ["redis://:***@127.0.0.1:6379/0"],
+    }
     written = result.stdout + result.stderr + (checkdir.path / "report.json").read_text()
     written += (checkdir.path / "junit.xml").read_text()
     for secret in SECRETS:
@@ -161,7 +164,7 @@ def test_trace_ids_in_json_and_junit(checkdir: CheckDir) -> None:
             assert request.traceparent == f"00-{request.trace_id}-{request.span_id}-01"
         """,
     )
-    result, report = checkdir.run_json("check_traced.py", "--junitxml", "junit.xml")
+    _result, report = checkdir.run_json("check_traced.py", "--junitxml", "junit.xml")
     trace_ids = {r["id"]: r["trace_id"] for r in report["results"]}
     assert len(set(trace_ids.values())) == 2 and all(len(t) == 32 for t in trace_ids.values())
     junit = checkdir.path / "junit.xml"

@@ -33,8 +33,19 @@ def fetch_junit_xsd() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-             f"pytest=={pytest.__version__}", "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"pytest=={pytest.__version__}",
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         (sdist,) = Path(tmp).glob("pytest-*.tar.gz")
@@ -69,7 +80,10 @@ def build_fraiseql_v1() -> None:
         print("no Python 3.13: the FraiseQL v1 end-to-end tests will be skipped")
         return
     python = fraiseql_v1_python()
-    if python.exists() and subprocess.run([python, "-c", "import fraiseql, uvicorn"], capture_output=True).returncode == 0:
+    if (
+        python.exists()
+        and subprocess.run([python, "-c", "import fraiseql, uvicorn"], capture_output=True).returncode == 0
+    ):
         return
     subprocess.run([interpreter, "-m", "venv", "--clear", str(python.parent.parent)], check=True)
     subprocess.run([python, "-m", "pip", "install", "-q", *FRAISEQL_V1], check=True)
