@@ -43,7 +43,7 @@ def test_suite_passes_on_a_quiet_server(checkdir: CheckDir, pg: ThrowawayPostgre
 
 def test_the_shared_server_answers(checkdir: CheckDir) -> None:
     """The machine's own server (shared with other work, so only the checks its neighbours cannot upset)."""
-    result, results = run_health(checkdir, SHARED_DSN, "-k", "answers or connections")
+    _, results = run_health(checkdir, SHARED_DSN, "-k", "answers or connections")
     assert {name: r["outcome"] for name, r in results.items()} == {
         "check_database_answers": "passed",
         "check_database_connections": "passed",

@@ -20,4 +20,3 @@ def test_the_coherency_example_runbook_exists() -> None:
     text = (REPO / "docs" / "examples" / "check_coherency.py").read_text()
     runbook = text.split('runbook="')[1].split('"')[0]
     assert (REPO / runbook).is_file()
-
