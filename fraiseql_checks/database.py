@@ -71,6 +71,12 @@ def traced(query: str) -> str:
     return f"/* traceparent='{run.traceparent}' */ {query}"
 
 
+def _reason(exc: BaseException) -> str:
+    """The server's message, without asyncpg's extra DETAIL and HINT lines."""
+    message = getattr(exc, "message", None) or str(exc)
+    return str(message).splitlines()[0] if message else type(exc).__name__
+
+
 def _first_line(query: str) -> str:
     line = " ".join(query.split())
     return line if len(line) <= 80 else line[:79] + "…"
@@ -185,16 +191,16 @@ class Database(Queries):
             return exc
         where = f"database {self.where}"
         if isinstance(exc, _CONNECTION_LOST):
-            return TargetError(f"{where}: connection lost: {exc}", target="database")
+            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database")
         if isinstance(exc, _CREDENTIALS):
-            return TargetError(f"{where}: wrong credentials: {exc}", target="database")
+            return TargetError(f"{where}: wrong credentials: {_reason(exc)}", target="database")
         if isinstance(exc, _SCHEMA):
             sql = f" (in: {_first_line(query)})" if query else ""
-            return TargetError(f"{where}: {exc}{sql}", target="database")
+            return TargetError(f"{where}: {_reason(exc)}{sql}", target="database")
         if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
             return TargetError(f"{where}: timed out connecting after {self.connect_timeout:g}s", target="database")
         if isinstance(exc, _pg.InterfaceError) and "closed" in str(exc):
-            return TargetError(f"{where}: connection lost: {exc}", target="database")
+            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database")
         if isinstance(exc, (OSError, ssl.SSLError, socket.gaierror)):
             host = urllib.parse.urlsplit(self.dsn).hostname or ""
             return TargetError(f"{where}: {describe_connection_error(exc, host)}", target="database")

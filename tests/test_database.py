@@ -150,21 +150,31 @@ def test_wrong_password_is_one_masked_line(checkdir: CheckDir) -> None:
         assert results["check_database_answers"]["outcome"] == "passed"
 
 
-def test_missing_table_is_one_line(checkdir: CheckDir) -> None:
-    checkdir.write(
-        "check_items.py",
-        """
-        async def check_items(db):
-            assert await db.fetchval("select count(*) from no_such_table") > 0
-        """,
-    )
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("select count(*) from no_such_table", 'relation "no_such_table" does not exist'),
+        ("select count(*) from pg_stat_statements", 'relation "pg_stat_statements" does not exist'),
+        ("select gen_random_uuid_v9()", "function gen_random_uuid_v9() does not exist"),
+    ],
+)
+def test_missing_table_or_extension_is_one_line(checkdir: CheckDir, sql: str, reason: str) -> None:
+    checkdir.write("check_items.py", f'async def check_items(db):\n    assert await db.fetchval("{sql}")\n')
     result, report = checkdir.run_json("check_items.py", env={"DATABASE_URL": SHARED_DSN})
     (items,) = report["results"]
     assert items["outcome"] == "failed"
-    assert items["message"] == (
-        'database 127.0.0.1:5432/test: relation "no_such_table" does not exist (in: select count(*) from no_such_table)'
-    )
+    assert items["message"] == f"database 127.0.0.1:5432/test: {reason} (in: {sql})"
     assert "Traceback" not in result.stdout
+
+
+def test_slow_statements_skip_when_the_extension_is_not_loaded(checkdir: CheckDir) -> None:
+    with throwaway_postgres() as server:  # no shared_preload_libraries
+        server.psql("create extension pg_stat_statements")
+        _, results = run_health(checkdir, server.dsn, "-k", "slow")
+    assert results["check_slow_statements"]["outcome"] == "skipped"
+    assert results["check_slow_statements"]["message"] == (
+        "pg_stat_statements is not loaded: add it to shared_preload_libraries and restart"
+    )
 
 
 def test_an_sql_mistake_in_the_check_keeps_its_traceback(checkdir: CheckDir) -> None:
