@@ -1,13 +1,15 @@
 """fraiseql-checks: observability for FraiseQL written as tests.
 
 The public API: ``check`` and ``fixture`` to write checks, ``record`` to report a
-measured value, ``hookimpl`` to write plugins, and the result types.
+measured value, ``hookimpl`` to write plugins, ``TargetError`` for a watched service
+that fails, and the result types.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from fraiseql_checks.errors import TargetError
 from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
@@ -18,6 +20,7 @@ __all__ = [
     "CheckSpec",
     "Outcome",
     "Result",
+    "TargetError",
     "__version__",
     "check",
     "fixture",

@@ -20,6 +20,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("selection", "fraiseql_checks.selection"),
     ("fixtures", "fraiseql_checks.fixtures"),
     ("targets", "fraiseql_checks.targets"),
+    ("contract", "fraiseql_checks.contract"),
     ("runner", "fraiseql_checks.runner"),
     ("terminal", "fraiseql_checks.terminal"),
     ("junitxml", "fraiseql_checks.junitxml"),

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +26,7 @@ from fraiseql_checks._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_
 from fraiseql_checks._threads import ThreadLane
 from fraiseql_checks._watchdog import LoopBlocked, Watchdog
 from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
+from fraiseql_checks.errors import TargetError, TargetNotConfigured
 from fraiseql_checks.fixtures import FixtureDef, FixtureLookupError
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
@@ -174,9 +176,14 @@ class Runner:
         if isinstance(exc, FixtureError):
             if isinstance(exc.cause, Skipped):
                 return Outcome.SKIPPED, str(getattr(exc.cause, "msg", "") or exc.cause), ""
+            if isinstance(exc.cause, TargetError):
+                return Outcome.ERROR, f"fixture {exc.definition.name!r}: {exc.cause}", self._target_traceback(exc.cause)
             return Outcome.ERROR, str(exc), format_exception(exc.cause, self._tbstyle, _hidden)
         if isinstance(exc, FixtureLookupError):
             return Outcome.ERROR, str(exc), ""
+        if isinstance(exc, TargetError):  # the watched service failed: one line, not a traceback
+            outcome = Outcome.ERROR if isinstance(exc, TargetNotConfigured) else Outcome.FAILED
+            return outcome, str(exc), self._target_traceback(exc)
         longrepr = format_exception(exc, self._tbstyle, _hidden)
         if isinstance(exc, AssertionError):
             return Outcome.FAILED, str(exc) or "AssertionError", longrepr
@@ -184,6 +191,12 @@ class Runner:
             return Outcome.FAILED, str(getattr(exc, "msg", "") or exc), longrepr
         text = str(exc)
         return Outcome.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__, longrepr
+
+    def _target_traceback(self, exc: TargetError) -> str:
+        """With ``-v``, the whole chain down to the library's own exception; else nothing."""
+        if self.config.verbosity <= 0:
+            return ""
+        return "".join(traceback.format_exception(exc)).rstrip()
 
     async def run_many(self, checks: list[Check]) -> None:
         """Run ``checks`` at most ``concurrency`` at a time, reporting each result.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fraiseql_checks.checks import Check
 from fraiseql_checks.collect import CollectError, Collector
@@ -79,6 +81,17 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addsetting(Setting("thresholds", as_number_map, {}, "overrides of the thresholds the shipped checks use"))
 
 
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` with every string inside it masked (the structured ``extra`` of a result)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {key: _masked(item, mask) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, mask) for item in value]
+    return value
+
+
 class Session:
     """Collected checks, their results, and the outcome of the invocation."""
 
@@ -129,6 +142,8 @@ class Session:
         mask = self.config.mask
         result.message = mask(result.message)
         result.longrepr = mask(result.longrepr)
+        result.labels = {name: mask(value) for name, value in result.labels.items()}
+        result.extra = _masked(result.extra, mask)
         self.summary.add(result.outcome)
         if self.keep_results:
             self.results.append(result)

@@ -1,23 +1,49 @@
-"""What checks watch: the FraiseQL server, its database, its cache and Prometheus.
+"""What checks watch — the FraiseQL server, its database, its cache and Prometheus — and their fixtures.
 
 Each target comes from the config file (``fraiseql``, ``database``, ``cache``,
 ``prometheus`` tables) or from the environment, under the names FraiseQL users
 already set; the environment wins. A check that needs a target nobody configured
-is skipped with the setting to set, or fails with ``--require-targets`` (for CI).
+is skipped with the setting to set, or is an error with ``--require-targets`` (for CI).
+
+The fixtures ``http``, ``fraiseql``, ``graphql``, ``db``, ``cache`` and ``prom`` are
+session-scoped. Their clients live in ``http.py``, ``fraiseql.py``, ``database.py``,
+``cache.py`` and ``prometheus.py``, imported when a check first asks for one, so a
+run that uses none of them does not pay for importing httpx, asyncpg or redis.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fraiseql_checks._pytest_compat import Skipped
-from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, one_of, section
+from fraiseql_checks.config import (
+    Config,
+    Parser,
+    Setting,
+    UsageError,
+    as_duration,
+    as_positive_int,
+    as_str,
+    one_of,
+    section,
+)
+from fraiseql_checks.errors import TargetNotConfigured
+from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
+if TYPE_CHECKING:
+    from fraiseql_checks.cache import Cache
+    from fraiseql_checks.database import Database
+    from fraiseql_checks.fraiseql import FraiseQLClient, GraphQLClient
+    from fraiseql_checks.http import HTTPClient
+    from fraiseql_checks.prometheus import PrometheusClient
+
 _STASH_KEY = "targets"
+DEFAULT_HTTP_TIMEOUT = 5.0
 
 
 def _as_urls(value: Any) -> list[str]:
@@ -60,12 +86,17 @@ FRAISEQL_SETTINGS = [
     Setting("graphql_path", _as_path, help="path of the GraphQL endpoint (profile default)"),
     Setting("metrics_token", as_str, help="bearer token of /metrics", env="FRAISEQL_METRICS_TOKEN", secret=True),
     Setting("admin_token", as_str, help="bearer token of the admin API", env="FRAISEQL_ADMIN_TOKEN", secret=True),
+    Setting("smoke_query", as_str, help="the GraphQL query of the smoke check (default `{ __typename }`)"),
 ]
 DATABASE_SETTINGS = [
     Setting("dsn", _as_url("postgresql", "postgres"), help="PostgreSQL DSN", env="DATABASE_URL", secret=True),
+    Setting("pool_size", as_positive_int, help="connections the `db` pool opens at most (default 4)"),
+    Setting("connect_timeout", as_duration, help="time limit to open a connection (default 5s)"),
+    Setting("application_name", as_str, help="application_name of the tool's sessions (default fraiseql-checks)"),
 ]
 CACHE_SETTINGS = [
     Setting("url", _as_url("redis", "rediss", "unix"), help="Redis URL", env="REDIS_URL", secret=True),
+    Setting("timeout", as_duration, help="time limit to connect and per command (default 5s)"),
 ]
 PROMETHEUS_SETTINGS = [
     Setting("url", _as_url("http", "https"), help="Prometheus base URL", env="PROMETHEUS_URL"),
@@ -89,6 +120,7 @@ class FraiseQLTarget:
     graphql_path: str
     metrics_token: str | None
     admin_token: str | None
+    smoke_query: str = "{ __typename }"
 
     @property
     def url(self) -> str:
@@ -106,10 +138,10 @@ class Targets:
     prometheus_url: str | None
     prometheus_token: str | None
     require: bool
-
-
-class TargetNotConfigured(Exception):
-    """A check needs a target that is not configured, and ``--require-targets`` is on."""
+    database_pool_size: int = 4
+    database_connect_timeout: float = 5.0
+    database_application_name: str = "fraiseql-checks"
+    cache_timeout: float = 5.0
 
 
 @hookimpl
@@ -122,6 +154,14 @@ def fraiseql_addoption(parser: Parser) -> None:
     )
     for name, settings in _SECTIONS.items():
         parser.addsetting(Setting(name, section(settings), {}, f"the {name} target"))
+    parser.addsetting(
+        Setting(
+            "http_timeout",
+            as_duration,
+            DEFAULT_HTTP_TIMEOUT,
+            "time limit of each HTTP request the fixtures send (connect, read, write)",
+        )
+    )
 
 
 def _resolve(config: Config, name: str) -> dict[str, Any]:
@@ -165,16 +205,23 @@ def targets_of(config: Config) -> Targets:
             graphql_path=fraiseql.get("graphql_path") or profile.graphql_path,
             metrics_token=fraiseql.get("metrics_token"),
             admin_token=fraiseql.get("admin_token"),
+            smoke_query=fraiseql.get("smoke_query") or "{ __typename }",
         )
     prometheus = _resolve(config, "prometheus")
+    database = _resolve(config, "database")
+    cache = _resolve(config, "cache")
     targets = Targets(
         profile=profile,
         fraiseql=target,
-        database_dsn=_resolve(config, "database").get("dsn"),
-        cache_url=_resolve(config, "cache").get("url"),
+        database_dsn=database.get("dsn"),
+        cache_url=cache.get("url"),
         prometheus_url=(prometheus.get("url") or "").rstrip("/") or None,
         prometheus_token=prometheus.get("token"),
         require=bool(config.getoption("require_targets")),
+        database_pool_size=database.get("pool_size") or 4,
+        database_connect_timeout=database.get("connect_timeout") or 5.0,
+        database_application_name=database.get("application_name") or "fraiseql-checks",
+        cache_timeout=cache.get("timeout") or 5.0,
     )
     config.stash[_STASH_KEY] = targets
     return targets
@@ -191,3 +238,85 @@ def not_configured(config: Config, what: str, setting: str, env: str) -> NoRetur
     if targets_of(config).require:
         raise TargetNotConfigured(message + " (--require-targets)")
     raise Skipped(message)
+
+
+# ---- fixtures (this module is registered as the "targets" plugin) --------------------
+
+
+@fixture(scope="session")
+async def http(config: Config) -> AsyncIterator[HTTPClient]:
+    """An ``httpx.AsyncClient`` with timeouts (``http_timeout``, default 5s) that sends the
+    running check's W3C ``traceparent`` on every request."""
+    from fraiseql_checks.http import make_client
+
+    async with make_client(config) as client:
+        yield client
+
+
+async def _fraiseql_client(config: Config, http: HTTPClient) -> FraiseQLClient:
+    from fraiseql_checks.fraiseql import FraiseQLClient
+
+    target = targets_of(config).fraiseql
+    if target is None:
+        not_configured(config, "FraiseQL", "fraiseql.url", "FRAISEQL_URL")
+    return FraiseQLClient(config, target, http)
+
+
+@fixture(scope="session", name="fraiseql")
+async def target_fraiseql(config: Config, http: HTTPClient) -> FraiseQLClient:
+    """The FraiseQL server (``FRAISEQL_URL``): ``health()``, ``readiness()``, ``metrics()``,
+    ``version``, ``schema_hash``, ``replicas``."""
+    return await _fraiseql_client(config, http)
+
+
+@fixture(scope="session")
+async def graphql(config: Config, http: HTTPClient) -> GraphQLClient:
+    """``graphql.execute(query, variables=None)`` against the FraiseQL server's GraphQL endpoint."""
+    return (await _fraiseql_client(config, http)).graphql
+
+
+@fixture(scope="session")
+async def db(config: Config) -> AsyncIterator[Database]:
+    """The PostgreSQL database (``DATABASE_URL``) as a traced asyncpg pool: ``fetch``,
+    ``fetchrow``, ``fetchval``, ``execute``, ``acquire()``."""
+    from fraiseql_checks.database import Database
+
+    targets = targets_of(config)
+    if targets.database_dsn is None:
+        not_configured(config, "the database", "database.dsn", "DATABASE_URL")
+    database = Database(
+        targets.database_dsn,
+        pool_size=targets.database_pool_size,
+        connect_timeout=targets.database_connect_timeout,
+        application_name=targets.database_application_name,
+    )
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@fixture(scope="session")
+async def cache(config: Config) -> AsyncIterator[Cache]:
+    """The Redis cache (``REDIS_URL``) as a ``redis.asyncio`` client (strings decoded)."""
+    from fraiseql_checks.cache import connect
+
+    targets = targets_of(config)
+    if targets.cache_url is None:
+        not_configured(config, "the cache", "cache.url", "REDIS_URL")
+    client = connect(targets.cache_url, targets.cache_timeout)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@fixture(scope="session")
+async def prom(config: Config, http: HTTPClient) -> PrometheusClient:
+    """Prometheus (``PROMETHEUS_URL``): ``query()``, ``query_range()``, ``series_names()``."""
+    from fraiseql_checks.prometheus import PrometheusClient
+
+    targets = targets_of(config)
+    if targets.prometheus_url is None:
+        not_configured(config, "Prometheus", "prometheus.url", "PROMETHEUS_URL")
+    return PrometheusClient(http, targets.prometheus_url, targets.prometheus_token)

@@ -74,10 +74,12 @@ class ThrowawayPostgres:
     user (which the Debian package creates).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None, preload: str | None = None) -> None:
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-pg-"))
         self.data = self.root / "data"
+        self.password = password
+        self.preload = preload
         self.user: str | None = None
         if os.geteuid() == 0:
             try:
@@ -86,11 +88,31 @@ class ThrowawayPostgres:
                 pytest.fail("running as root needs a 'postgres' user for a throwaway server")
             self.user = "postgres"
             shutil.chown(self.root, "postgres")
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        auth = ["-A", "trust"]
+        if password is not None:  # password authentication, for wrong-credential cases
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(password + "\n")
+            if self.user:
+                shutil.chown(pwfile, self.user)
+            auth = ["-A", "scram-sha-256", "--pwfile", str(pwfile)]
+        self._run(_pg_bin("initdb"), "-D", str(self.data), *auth, "-U", "postgres", "--no-sync", "-E", "UTF8")
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        secret = f":{self.password}" if self.password is not None else ""
+        return f"postgresql://postgres{secret}@127.0.0.1:{self.port}/postgres"
+
+    def dsn_for(self, database: str) -> str:
+        return self.dsn.rsplit("/", 1)[0] + f"/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser over the server's socket; its output."""
+        cmd = [_pg_bin("psql"), "-h", str(self.root), "-p", str(self.port), "-U", "postgres", "-d", database]
+        cmd += ["-v", "ON_ERROR_STOP=1", "-Atqc", sql]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        env = {**os.environ, "PGPASSWORD": self.password or ""}
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60, env=env).stdout
 
     def _run(self, *cmd: str) -> None:
         if self.user:
@@ -99,6 +121,8 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        if self.preload:
+            options += f" -c shared_preload_libraries={self.preload}"
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         wait_for_port(self.port)
 
@@ -112,8 +136,8 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    server = ThrowawayPostgres()
+def throwaway_postgres(password: str | None = None, preload: str | None = None) -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres(password, preload)
     try:
         server.start()
         yield server
@@ -122,18 +146,34 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
 
 
 class ThrowawayRedis:
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None, *options: str) -> None:
         self.binary = require_binary("redis-server")
         self.port = free_port()
+        self.password = password
+        self.options = list(options)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        secret = f":{self.password}@" if self.password else ""
+        return f"redis://{secret}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        extra = ["--requirepass", self.password] if self.password else []
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *extra,
+                *self.options,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -147,10 +187,71 @@ class ThrowawayRedis:
 
 
 @contextlib.contextmanager
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis()
+def throwaway_redis(password: str | None = None, *options: str) -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis(password, *options)
     try:
         server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+class ThrowawayPrometheus:
+    """A Prometheus server on a free port, scraping ``targets`` (``host:port``) every second."""
+
+    def __init__(self, targets: list[str], metrics_path: str = "/metrics") -> None:
+        self.binary = require_binary("prometheus")
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-prom-"))
+        config = self.root / "prometheus.yml"
+        lines = ["global:", "  scrape_interval: 1s", "  evaluation_interval: 1s", "scrape_configs:"]
+        lines += ["  - job_name: self", "    static_configs:", f"      - targets: ['127.0.0.1:{self.port}']"]
+        if targets:
+            lines += ["  - job_name: target", f"    metrics_path: {metrics_path}", "    static_configs:"]
+            lines += [f"      - targets: [{', '.join(repr(t) for t in targets)}]"]
+        config.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for_series(self, name: str, timeout: float = 30.0) -> None:
+        """Poll until ``name`` has a sample (the first scrape lands a few seconds after start)."""
+        import json
+        import urllib.parse
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        query = urllib.parse.urlencode({"query": name})
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=2) as answer:
+                    if json.load(answer)["data"]["result"]:
+                        return
+            time.sleep(0.2)
+        raise TimeoutError(f"Prometheus has no {name} after {timeout}s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_prometheus(targets: list[str], metrics_path: str = "/metrics") -> Iterator[ThrowawayPrometheus]:
+    server = ThrowawayPrometheus(targets, metrics_path)
+    try:
         yield server
     finally:
         server.stop()

@@ -5,10 +5,13 @@ the network. Each validator comes from its publisher (VALIDATORS.md):
 
 - ``junit-10.xsd``: from the sdist of the installed pytest (pytest's own tests
   validate JUnit XML against it).
+- a FraiseQL v1 server (``fraiseql`` 1.9.16, uvicorn, prometheus-client) in a
+  Python 3.13 virtualenv, where Python 3.13 exists: the end-to-end target.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -54,8 +57,41 @@ def fetch_junit_xsd() -> None:
             target.write_bytes(data.read())
 
 
+PYTHON313_CANDIDATES = ("/root/.pyenv/versions/3.13.0/bin/python3.13", "python3.13")
+FRAISEQL_V1 = ("fraiseql==1.9.16", "uvicorn", "prometheus-client")
+
+
+def python313() -> str | None:
+    for candidate in PYTHON313_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def fraiseql_v1_python() -> Path:
+    """The interpreter of the FraiseQL v1 virtualenv (built by ``build_fraiseql_v1``)."""
+    return CACHE / "fraiseql-v1" / "bin" / "python"
+
+
+def build_fraiseql_v1() -> None:
+    interpreter = python313()
+    if interpreter is None:
+        print("no Python 3.13: the FraiseQL v1 end-to-end tests will be skipped")
+        return
+    python = fraiseql_v1_python()
+    if (
+        python.exists()
+        and subprocess.run([python, "-c", "import fraiseql, uvicorn"], capture_output=True).returncode == 0
+    ):
+        return
+    subprocess.run([interpreter, "-m", "venv", "--clear", str(python.parent.parent)], check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", *FRAISEQL_V1], check=True)
+
+
 def main() -> None:
     fetch_junit_xsd()
+    build_fraiseql_v1()
     print(f"validators ready in {CACHE}")
 
 
