@@ -25,6 +25,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("junitxml", "fraiseql_checks.junitxml"),
     ("jsonreport", "fraiseql_checks.jsonreport"),
     ("generate", "fraiseql_checks.generate"),
+    ("audit", "fraiseql_checks.audit.plugin"),
 )
 ENTRY_POINT_GROUP = "fraiseql_checks"
 DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"
