@@ -204,6 +204,7 @@ class ChainVerifier:
             f" ORDER BY {c['timestamp'].sql}, {c['id'].sql}"
         )
         checked = 0
+        found: ChainBreak | None = None
         rows = self.reader.stream(sql, params.values, what="chain events", batch=2000)
         async with contextlib.aclosing(rows):
             async for row in rows:
@@ -217,8 +218,8 @@ class ChainVerifier:
                 elif computed != row["event_hash"]:
                     reason = "event_hash does not match the event's content"
                     expected, actual = computed, row["event_hash"]
-                if reason is not None:
-                    return checked, ChainBreak(
+                if reason is not None and found is None:
+                    found = ChainBreak(
                         tenant_id=tenant,
                         event_id=str(row["id"]),
                         timestamp=row["timestamp"],
@@ -226,5 +227,6 @@ class ChainVerifier:
                         actual_hash=actual,
                         reason=reason,
                     )
+                # Go on from the stored hash: every event is examined, the first break is reported.
                 expected_previous = row["event_hash"]
-        return checked, None
+        return checked, found

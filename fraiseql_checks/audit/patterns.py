@@ -105,6 +105,7 @@ class Audit:
         patterns: Mapping[str, Mapping[str, Any]] | None = None,
         window: float | None = None,
         chain_method: str = "auto",
+        writer_roles: list[str] | None = None,
     ) -> None:
         self.reader = reader
         self.layout = layout
@@ -112,6 +113,8 @@ class Audit:
         self.patterns = {**DEFAULT_PATTERNS[layout.profile], **(patterns or {})}
         self._window = window
         self.chain_method = chain_method
+        #: The roles allowed to write the audit table (``audit.writer_roles``), if configured.
+        self.writer_roles = writer_roles
 
     @property
     def profile(self) -> str:

@@ -122,4 +122,5 @@ def audit(db: Any, config: Config) -> Audit:
         patterns=settings["patterns"],
         window=float(window) if window is not None else None,
         chain_method=settings["chain_method"],
+        writer_roles=settings["writer_roles"],
     )

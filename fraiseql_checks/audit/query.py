@@ -196,6 +196,8 @@ class AuditQuery:
     reader: Reader
     source: Source
     filters: tuple[tuple[str, Any], ...] = ()
+    #: Groups of filters of which at least one must match (``where_any``).
+    any_of: tuple[tuple[tuple[str, Any], ...], ...] = ()
     #: The window start: seconds before "now" (resolved when the query runs) or a time.
     start: float | dt.datetime | None = None
     end: dt.datetime | None = None
@@ -215,8 +217,7 @@ class AuditQuery:
             raise ValueError(f"between: the end ({last.isoformat()}) must come after the start ({first.isoformat()})")
         return dataclasses.replace(self, start=first, end=last)
 
-    def where(self, **fields: Any) -> AuditQuery:
-        """Only events whose fields match, e.g. ``where(status="denied", user_id=MISSING)``."""
+    def _checked(self, fields: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
         added = []
         for name, value in fields.items():
             field = self.source.field(name)
@@ -224,7 +225,17 @@ class AuditQuery:
                 raise ValueError(f"filter the time with since() or between(), not where({name}=...)")
             condition(self.source.columns[field], field, value, Params())  # validate now, not when it runs
             added.append((field, value))
-        return dataclasses.replace(self, filters=(*self.filters, *added))
+        return tuple(added)
+
+    def where(self, **fields: Any) -> AuditQuery:
+        """Only events whose fields all match, e.g. ``where(status="denied", user_id=MISSING)``."""
+        return dataclasses.replace(self, filters=(*self.filters, *self._checked(fields)))
+
+    def where_any(self, **fields: Any) -> AuditQuery:
+        """Only events matching at least one of ``fields``, e.g. ``where_any(before_state=None, after_state=None)``."""
+        if not fields:
+            raise ValueError("where_any needs at least one field")
+        return dataclasses.replace(self, any_of=(*self.any_of, self._checked(fields)))
 
     def matching(self, fields: Mapping[str, Any]) -> AuditQuery:
         """``where(**fields)`` for a mapping (the shape of the pattern settings)."""
@@ -264,6 +275,9 @@ class AuditQuery:
             parts.append(f"{time} < {params.add(end)}")
         for field, value in self.filters:
             parts.append(condition(self.source.columns[field], field, value, params))
+        for group in self.any_of:
+            either = [condition(self.source.columns[field], field, value, params) for field, value in group]
+            parts.append(f"({' OR '.join(either)})")
         return f" WHERE {' AND '.join(parts)}" if parts else ""
 
     def column_sql(self, field: str) -> str:
