@@ -134,7 +134,7 @@ def test_compliance_gaps_fail(v2: AuditDatabase, checkdir: Any) -> None:
             v2_event(ago(40), written_after=8.5),
         ],
     )
-    result, by_name = outcomes(project(checkdir), v2)
+    _result, by_name = outcomes(project(checkdir), v2)
     admin = by_name["check_admin_actions_attributed"]
     assert admin["outcome"] == "failed"
     assert admin["values"] == {"admin_actions": 3, "unattributed_admin_actions": 2}
@@ -165,7 +165,7 @@ def test_thresholds_and_patterns_come_from_the_config(v2: AuditDatabase, checkdi
               event_type: "auth_sign*"
               status: failure
     """
-    result, by_name = outcomes(project(checkdir, config), v2, "-k", "failed_logins")
+    _result, by_name = outcomes(project(checkdir, config), v2, "-k", "failed_logins")
     assert by_name["check_failed_logins"]["outcome"] == "failed"
     assert "4 failed logins within 5 minutes" in by_name["check_failed_logins"]["message"]
 
@@ -302,7 +302,7 @@ def test_v1_lag_is_the_age_of_the_newest_event(v1: AuditDatabase, checkdir: Any)
     assert by_name["check_audit_log_lag"]["outcome"] == "skipped"
     assert by_name["check_audit_log_lag"]["message"] == "the audit table holds no events yet"
     seed_v1(v1)  # the newest event is about 15 seconds old
-    result, by_name = outcomes(checkdir, v1, "-k", "lag")
+    _result, by_name = outcomes(checkdir, v1, "-k", "lag")
     lag = by_name["check_audit_log_lag"]
     assert lag["outcome"] == "failed"
     first_line = lag["message"].splitlines()[0]
