@@ -298,7 +298,7 @@ def test_v1_chain_intact_then_tampered(v1: AuditDatabase, checkdir: Any, method:
 
 
 def test_v1_lag_is_the_age_of_the_newest_event(v1: AuditDatabase, checkdir: Any) -> None:
-    result, by_name = outcomes(project(checkdir), v1, "-k", "lag")
+    _, by_name = outcomes(project(checkdir), v1, "-k", "lag")
     assert by_name["check_audit_log_lag"]["outcome"] == "skipped"
     assert by_name["check_audit_log_lag"]["message"] == "the audit table holds no events yet"
     seed_v1(v1)  # the newest event is about 15 seconds old
