@@ -303,7 +303,7 @@ class AuditQuery:
         """How many events match."""
         params = Params()
         sql = f"SELECT count(*) AS count FROM {self.source.relation}{self.where_sql(params)}"
-        rows = await self.reader.fetch(sql, params.values, what="count", summary=lambda r: r[0]["count"])
+        rows = await self.reader.fetch(sql, params.values, what="count", summary=lambda r: dict(r[0]))
         return int(rows[0]["count"])
 
     async def fetch(self, *fields: str) -> list[dict[str, Any]]:
