@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "audit"))
 
 from audit_db import (  # noqa: E402  (the same layouts the tests use)
+    DB_CONFTEST,
     V1_INDEXES,
     V1_SCHEMA,
     V1_VERIFY,
@@ -46,19 +47,6 @@ from fraiseql_checks.audit.chain import event_hash  # noqa: E402
 BAR_MS = 200.0
 SPAN = dt.timedelta(days=30)
 TENANTS = [str(uuid.UUID(int=0x6C5B0D1E_0000_4000_8000_000000000000 + i)) for i in range(10)]
-DB_CONFTEST = """
-import asyncpg
-import os
-
-from fraiseql_checks import fixture
-
-
-@fixture(scope="session")
-async def db():
-    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-"""
 WARMUP = "async def check_pool_is_up(db):\n    assert await db.fetchval('select 1') == 1\n"
 
 V2_ROWS = """
@@ -73,7 +61,8 @@ SELECT gen_random_uuid(), t, rt || '_' || act, 'user_' || u, 'name_' || u,
 FROM (
     SELECT g, u, t, r,
            CASE WHEN r < 20 OR r BETWEEN 33 AND 119 THEN 'user' WHEN r < 30 THEN 'admin_config'
-                WHEN r < 33 THEN 'user_roles' ELSE (ARRAY['posts', 'comments', 'orders', 'invoices'])[1 + g % 4] END AS rt,
+                WHEN r < 33 THEN 'user_roles'
+                ELSE (ARRAY['posts', 'comments', 'orders', 'invoices'])[1 + g % 4] END AS rt,
            CASE WHEN r < 20 OR r BETWEEN 33 AND 119 THEN 'login' WHEN r < 25 THEN 'read' WHEN r < 33 THEN 'update'
                 ELSE (ARRAY['read', 'read', 'read', 'create', 'update', 'delete'])[1 + g % 6] END AS act,
            CASE WHEN r < 20 THEN 'failure' WHEN r < 25 THEN 'denied' ELSE 'success' END AS st
@@ -111,8 +100,18 @@ async def build_v1(name: str, rows: int) -> str:
         digest = event_hash(previous[tenant], data)
         kind = "user.login_failed" if i % 97 == 0 else ("post.read" if i % 3 else "post.created")
         records.append(
-            (uuid.uuid4(), kind, json.dumps(data), uuid.UUID(int=i % 1000 + 1), uuid.UUID(tenant),
-             now - step * i, f"192.168.{i % 4}.{i % 250 + 1}", previous[tenant], digest, "sig")
+            (
+                uuid.uuid4(),
+                kind,
+                json.dumps(data),
+                uuid.UUID(int=i % 1000 + 1),
+                uuid.UUID(tenant),
+                now - step * i,
+                f"192.168.{i % 4}.{i % 250 + 1}",
+                previous[tenant],
+                digest,
+                "sig",
+            )
         )
         previous[tenant] = digest
     conn = await asyncpg.connect(dsn)
@@ -122,8 +121,18 @@ async def build_v1(name: str, rows: int) -> str:
         await conn.copy_records_to_table(
             "audit_events",
             records=records,
-            columns=["id", "event_type", "event_data", "user_id", "tenant_id", "timestamp", "ip_address",
-                     "previous_hash", "event_hash", "signature"],
+            columns=[
+                "id",
+                "event_type",
+                "event_data",
+                "user_id",
+                "tenant_id",
+                "timestamp",
+                "ip_address",
+                "previous_hash",
+                "event_hash",
+                "signature",
+            ],
         )
         await conn.execute("ALTER TABLE audit_events ENABLE TRIGGER populate_crypto_trigger")
         await conn.execute(V1_INDEXES)
@@ -133,38 +142,54 @@ async def build_v1(name: str, rows: int) -> str:
     return dsn
 
 
-def project(folder: Path, writer_roles: str) -> None:
-    (folder / "checks" / "audit").mkdir(parents=True)
-    (folder / "checks" / "_warm").mkdir()
+def project(folder: Path, writer_roles: str, chain_method: str = "auto") -> None:
+    (folder / "checks" / "audit").mkdir(parents=True, exist_ok=True)
+    (folder / "checks" / "_warm").mkdir(exist_ok=True)
     shutil.copy(REPO / "checks" / "audit" / "check_audit.py", folder / "checks" / "audit" / "check_audit.py")
     (folder / "checks" / "_warm" / "check_warm.py").write_text(WARMUP)
     (folder / "conftest.py").write_text(DB_CONFTEST)
-    (folder / "fraiseql-checks.yaml").write_text(f"audit:\n  writer_roles: [{writer_roles}]\n")
+    config = f"audit:\n  writer_roles: [{writer_roles}]\n  chain_method: {chain_method}\n"
+    (folder / "fraiseql-checks.yaml").write_text(config)
 
 
 def run_checks(folder: Path, dsn: str, profile: str, *args: str) -> dict[str, dict]:
     report = folder / "report.json"
     env = {**os.environ, "DATABASE_URL": dsn, "FRAISEQL_PROFILE": profile}
     subprocess.run(
-        [sys.executable, "-m", "fraiseql_checks", "checks", "-q", "--concurrency", "1", "--report-json", str(report),
-         *args],
-        cwd=folder, env=env, capture_output=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "fraiseql_checks",
+            "checks",
+            "-q",
+            "--concurrency",
+            "1",
+            "--report-json",
+            str(report),
+            *args,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        check=False,
     )
     results = json.loads(report.read_text())["results"]
     return {r["name"]: r for r in results if r["name"] != "check_pool_is_up"}
 
 
-def measure(folder: Path, dsn: str, profile: str, runs: int) -> list[tuple[str, str, str, float, float]]:
+def measure(
+    folder: Path, dsn: str, profile: str, runs: int, *args: str, label: str = ""
+) -> list[tuple[str, str, str, float, float]]:
     samples: dict[str, list[tuple[float, float]]] = {}
     outcomes: dict[str, str] = {}
     for _ in range(runs):
-        for name, result in run_checks(folder, dsn, profile).items():
+        for name, result in run_checks(folder, dsn, profile, *args).items():
+            name += label
             sql_ms = sum(q["duration_ms"] for q in result.get("audit", {}).get("queries", []))
             samples.setdefault(name, []).append((result["duration_s"] * 1000, sql_ms))
             outcomes[name] = result["outcome"]
     return [
-        (name, profile, outcomes[name], statistics.median(s[0] for s in runs_),
-         statistics.median(s[1] for s in runs_))
+        (name, profile, outcomes[name], statistics.median(s[0] for s in runs_), statistics.median(s[1] for s in runs_))
         for name, runs_ in samples.items()
     ]
 
@@ -173,9 +198,23 @@ def time_report(folder: Path, dsn: str, profile: str, since: str) -> float:
     env = {**os.environ, "DATABASE_URL": dsn, "FRAISEQL_PROFILE": profile}
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "fraiseql_checks", "audit", "report", "checks", "--since", since, "-o", "evidence.json",
-         "-q"],
-        cwd=folder, env=env, capture_output=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "fraiseql_checks",
+            "audit",
+            "report",
+            "checks",
+            "--since",
+            since,
+            "-o",
+            "evidence.json",
+            "-q",
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        check=False,
     )
     return time.perf_counter() - start
 
@@ -203,8 +242,14 @@ def main() -> None:
             run_checks(folder, v2, "fraiseql-v2")  # warm the caches once
             rows += measure(folder, v2, "fraiseql-v2", options.runs)
             rows += [r for r in measure(folder, v1, "fraiseql-v1", options.runs) if r[2] != "skipped"]
-            reports = [(p, s, time_report(folder, dsn, p, s)) for p, dsn in (("fraiseql-v2", v2), ("fraiseql-v1", v1))
-                       for s in ("24h", "30d")]
+            project(folder, "postgres", chain_method="python")
+            rows += measure(folder, v1, "fraiseql-v1", options.runs, "-k", "chain", label=" (python)")
+            project(folder, "postgres")
+            reports = [
+                (p, s, time_report(folder, dsn, p, s))
+                for p, dsn in (("fraiseql-v2", v2), ("fraiseql-v1", v1))
+                for s in ("24h", "30d")
+            ]
         print(f"\n{'check':<40} {'profile':<12} {'outcome':<8} {'check ms':>9} {'SQL ms':>8}  <= {BAR_MS:g} ms")
         for name, profile, outcome, total, sql in sorted(rows, key=lambda r: (r[1], r[0])):
             verdict = "yes" if total <= BAR_MS else "NO"

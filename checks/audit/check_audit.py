@@ -20,8 +20,21 @@ from fraiseql_checks.audit import AuditUnsupported
 FIVE_MINUTES = dt.timedelta(minutes=5)
 
 
-def _listing(rows, field):
-    return ", ".join(f"{row[field]} ({row['count']})" for row in rows) or "none"
+async def _at_most_per_five_minutes(events, limit, value, what, by):
+    """Fail when more than ``limit`` events fall within any 5 minutes, naming who was involved."""
+    peak = await events.peak(FIVE_MINUTES)
+    record(value, peak.count)
+    if peak.count <= limit:
+        return
+    burst = events.between(peak.start, peak.start + FIVE_MINUTES + dt.timedelta(microseconds=1))
+    involved = []
+    for label, field in by.items():
+        rows = await burst.top(3, field)
+        involved.append(f"{label}: " + (", ".join(f"{row[field]} ({row['count']})" for row in rows) or "none"))
+    pytest.fail(
+        f"{peak.count} {what} within 5 minutes from {peak.start.isoformat()} (limit {limit:g}); " + "; ".join(involved),
+        pytrace=False,
+    )
 
 
 @check(
@@ -61,18 +74,13 @@ async def check_audit_log_lag(audit, config):
 )
 async def check_failed_logins(audit, config):
     """At most 10 failed logins within any 5 minutes (seed alert HighFailedAuthAttempts)."""
-    limit = config.threshold("audit.failed_logins_max", 10)
-    failed = audit.failed_logins().since(audit.window("5m"))
-    peak = await failed.peak(FIVE_MINUTES)
-    record("failed_logins", peak.count)
-    if peak.count > limit:
-        burst = failed.between(peak.start, peak.start + FIVE_MINUTES + dt.timedelta(microseconds=1))
-        users, addresses = await burst.top(3, "user_id"), await burst.top(3, "ip_address")
-        pytest.fail(
-            f"{peak.count} failed logins within 5 minutes from {peak.start.isoformat()} (limit {limit:g}); "
-            f"users: {_listing(users, 'user_id')}; addresses: {_listing(addresses, 'ip_address')}",
-            pytrace=False,
-        )
+    await _at_most_per_five_minutes(
+        audit.failed_logins().since(audit.window("5m")),
+        config.threshold("audit.failed_logins_max", 10),
+        "failed_logins",
+        "failed logins",
+        {"users": "user_id", "addresses": "ip_address"},
+    )
 
 
 @check(
@@ -84,18 +92,13 @@ async def check_failed_logins(audit, config):
 )
 async def check_permission_denied_spike(audit, config):
     """No more than 5 permission-denied events within any 5 minutes (seed alert UnauthorizedDataAccess)."""
-    limit = config.threshold("audit.permission_denied_max", 5)
-    denied = audit.permission_denied().since(audit.window("5m"))
-    peak = await denied.peak(FIVE_MINUTES)
-    record("permission_denied_events", peak.count)
-    if peak.count > limit:
-        burst = denied.between(peak.start, peak.start + FIVE_MINUTES + dt.timedelta(microseconds=1))
-        users = await burst.top(3, "user_id")
-        pytest.fail(
-            f"{peak.count} permission-denied events within 5 minutes from {peak.start.isoformat()} "
-            f"(limit {limit:g}); users: {_listing(users, 'user_id')}",
-            pytrace=False,
-        )
+    await _at_most_per_five_minutes(
+        audit.permission_denied().since(audit.window("5m")),
+        config.threshold("audit.permission_denied_max", 5),
+        "permission_denied_events",
+        "permission-denied events",
+        {"users": "user_id"},
+    )
 
 
 @check(

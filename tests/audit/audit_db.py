@@ -174,6 +174,22 @@ CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, "timestamp");
 CREATE INDEX audit_events_time ON audit_events ("timestamp");
 """
 
+#: The ``db`` fixture of the check folders the CLI tests and the benchmark write
+#: (issue 3 provides the real one; a conftest fixture overrides a plugin's).
+DB_CONFTEST = """
+import asyncpg
+import os
+
+from fraiseql_checks import fixture
+
+
+@fixture(scope="session")
+async def db():
+    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+"""
+
 FIRST_NAMES = ["alice", "bob", "carol", "dmitri", "eve", "farah", "gustavo", "hana", "ivan", "josé", "kenji", "lena"]
 RESOURCES = ["posts", "comments", "users", "orders", "invoices", "projects"]
 

@@ -28,21 +28,6 @@ from fraiseql_checks.audit.reader import Reader, Scope
 
 T = TypeVar("T")
 
-#: The ``db`` fixture of the check folders the CLI tests write (issue 3 provides the real one).
-DB_CONFTEST = """
-import asyncpg
-import os
-
-from fraiseql_checks import fixture
-
-
-@fixture(scope="session")
-async def db():
-    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-"""
-
 
 def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_db import insert_v1, insert_v2, realistic_v1, realistic_v2, v2_event
+from audit_db import DB_CONFTEST, insert_v1, insert_v2, realistic_v1, realistic_v2, v2_event
 
-from conftest import DB_CONFTEST, AuditDatabase, run
+from conftest import AuditDatabase, run
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = "checks/audit/check_audit.py"
