@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -74,8 +74,10 @@ class ThrowawayPostgres:
     user (which the Debian package creates).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Sequence[str] = ()) -> None:
         self.port = free_port()
+        #: Extra server settings, e.g. ``shared_preload_libraries=pg_stat_statements``.
+        self.settings = tuple(settings)
         self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-pg-"))
         self.data = self.root / "data"
         self.user: str | None = None
@@ -99,6 +101,7 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         wait_for_port(self.port)
 
@@ -112,8 +115,8 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    server = ThrowawayPostgres()
+def throwaway_postgres(settings: Sequence[str] = ()) -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres(settings)
     try:
         server.start()
         yield server
