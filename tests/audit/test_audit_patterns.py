@@ -127,7 +127,8 @@ def test_writers_from_privileges_and_from_pg_stat_statements() -> None:
                 conn = await asyncpg.connect(server.dsn.replace("postgres@", f"{role}@"))
                 for i in range(count):
                     await conn.execute(
-                        "INSERT INTO audit_log (\"timestamp\", event_type, status) VALUES ($1, 'posts_read', 'success')",
+                        'INSERT INTO audit_log ("timestamp", event_type, status)'
+                        " VALUES ($1, 'posts_read', 'success')",
                         ago(i),
                     )
                 await conn.close()
