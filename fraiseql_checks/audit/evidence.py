@@ -40,6 +40,7 @@ CSV_COLUMNS = (
     "sql",
     "params",
     "result",
+    "error",
 )
 
 
@@ -151,6 +152,7 @@ def to_csv(document: dict[str, Any]) -> str:
                     query["sql"],
                     json.dumps(query["params"], ensure_ascii=False),
                     json.dumps(query.get("result"), ensure_ascii=False) if "result" in query else "",
+                    query.get("error", ""),
                 ]
             )
     return out.getvalue()
@@ -191,6 +193,8 @@ def _query_html(number: int, query: dict[str, Any]) -> str:
         if "result" in query
         else ""
     )
+    if "error" in query:
+        facts.append(("error", query["error"]))
     return (
         f"<details open><summary>Statement {number}: {_e(query['what'])}</summary>{_table(facts)}"
         f"<p>SQL</p><pre>{_e(query['sql'])}</pre>"

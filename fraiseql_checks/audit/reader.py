@@ -106,8 +106,12 @@ class Reader:
         """All rows of ``sql``; ``summary(rows)`` is what the evidence keeps of them."""
         started_at = time.time()
         start = time.perf_counter()
-        async with self.transaction() as conn:
-            rows: list[Any] = await conn.fetch(sql, *params)
+        try:
+            async with self.transaction() as conn:
+                rows: list[Any] = await conn.fetch(sql, *params)
+        except Exception as exc:  # the evidence shows what failed too, then the check errors
+            self.record(what, sql, params, started_at, time.perf_counter() - start, 0, None, error=exc)
+            raise
         result = summary(rows) if summary is not None else None
         self.record(what, sql, params, started_at, time.perf_counter() - start, len(rows), result)
         return rows
@@ -134,6 +138,7 @@ class Reader:
         duration: float,
         rows: int,
         result: Any,
+        error: BaseException | None = None,
     ) -> None:
         """Add one executed statement to the running check's evidence (no-op outside a check)."""
         run = current_run.get()
@@ -154,6 +159,8 @@ class Reader:
         }
         if result is not None:
             entry["result"] = jsonable(result)
+        if error is not None:
+            entry["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
         evidence["queries"].append(entry)
 
 

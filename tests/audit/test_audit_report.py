@@ -133,6 +133,29 @@ def test_csv_evidence_has_a_row_per_statement(incident: tuple[AuditDatabase, Any
     assert PASSWORD not in path.read_text()
 
 
+def test_statements_that_fail_are_evidence_too(incident: tuple[AuditDatabase, Any]) -> None:
+    """Logged in without the audit role, every statement is refused: the checks error, the evidence says why."""
+    db, checkdir = incident
+    result = checkdir.run(
+        "audit",
+        "report",
+        "--since",
+        "1h",
+        "-o",
+        "refused.json",
+        env={"DATABASE_URL": db.reader_dsn, "FRAISEQL_PROFILE": db.profile},
+    )
+    assert result.ret == 1
+    document = json.loads((checkdir.path / "refused.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["error"] == 5
+    failed = {c["name"]: c for c in document["checks"]}["check_failed_logins"]
+    assert failed["outcome"] == "error"
+    (query,) = failed["queries"]
+    assert query["error"] == "InsufficientPrivilegeError: permission denied for table audit_log"
+    assert query["rows"] == 0 and "result" not in query
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
