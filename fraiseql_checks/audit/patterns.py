@@ -281,7 +281,7 @@ class Audit:
         privileged = [{"role": r["role"], "privileges": list(r["privileges"]), "allowed": r["allowed"]} for r in rows]
         name = re.escape(table)
         statement = (
-            r"^\s*(insert\s+into|update|delete\s+from|truncate(\s+table)?|copy)\s+"
+            r"^\s*(/\*.*?\*/\s*)*(insert\s+into|update|delete\s+from|truncate(\s+table)?|copy)\s+"
             rf'(only\s+)?("?[a-z_][a-z0-9_]*"?\.)?"?{name}"?([\s(;]|$)'
         )
         activity = (

@@ -10,7 +10,7 @@ chain_method = "auto"                # v1 chain: auto, sql (verify_audit_chain) 
 
 [tool.fraiseql-checks.audit.patterns.failed_logins]
 event_type = "auth_login*"           # '*' is a wildcard; a list means any of
-status = ["failure", "denied"]
+status = ["failure", "denied"]       # "!success" would mean anything but success
 ```
 
 The fixture uses the ``db`` fixture's pool (by name, so whichever ``db`` is in
@@ -26,7 +26,7 @@ from typing import Any
 from fraiseql_checks.audit.chain import METHODS
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.patterns import PATTERN_NAMES, Audit
-from fraiseql_checks.audit.query import AuditQuery, Glob
+from fraiseql_checks.audit.query import AuditQuery, Glob, Not
 from fraiseql_checks.audit.reader import Reader, Scope
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, as_str_list, one_of, section
 from fraiseql_checks.fixtures import fixture
@@ -46,8 +46,25 @@ def _as_setting_name(value: Any) -> str:
     return text
 
 
+def _pattern_value(where: str, raw: Any) -> Any:
+    """A config filter value: a string or a list; ``*`` is a wildcard, a leading ``!`` negates."""
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+        raise ValueError(f"{where}: expected a string or a list of strings, got {raw!r}")
+    negated = {v.startswith("!") for v in values}
+    if len(negated) > 1:
+        raise ValueError(f"{where}: mix of negated ('!') and plain values; negate all of them or none")
+    if True in negated:
+        values = [v[1:] for v in values]
+    globs = {"*" in v for v in values}
+    if len(globs) > 1:
+        raise ValueError(f"{where}: mix of wildcard and exact values; write them all with '*' or none")
+    value: Any = Glob(*values) if True in globs else (values[0] if isinstance(raw, str) else values)
+    return Not(value) if True in negated else value
+
+
 def _as_patterns(value: Any) -> dict[str, dict[str, Any]]:
-    """``{pattern: {field: "value" | ["a", "b*"]}}``; a value with ``*`` is a wildcard pattern."""
+    """``{pattern: {field: "value" | ["a", "b*"] | "!read"}}``, for the event-selecting patterns."""
     if not isinstance(value, Mapping):
         raise ValueError(f"expected a table of patterns, got {value!r}")
     out: dict[str, dict[str, Any]] = {}
@@ -56,16 +73,7 @@ def _as_patterns(value: Any) -> dict[str, dict[str, Any]]:
             raise ValueError(f"unknown pattern {name!r} (expected one of: {', '.join(PATTERN_NAMES)})")
         if not isinstance(filters, Mapping) or not filters:
             raise ValueError(f"{name}: expected a table of field = value(s), got {filters!r}")
-        out[name] = {}
-        for field, raw in filters.items():
-            values = [raw] if isinstance(raw, str) else raw
-            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-                raise ValueError(f"{name}.{field}: expected a string or a list of strings, got {raw!r}")
-            globs = [v for v in values if "*" in v]
-            exact = [v for v in values if "*" not in v]
-            if globs and exact:
-                raise ValueError(f"{name}.{field}: mix of wildcard and exact values; write them all with '*' or none")
-            out[name][field] = Glob(*globs) if globs else (exact[0] if isinstance(raw, str) else exact)
+        out[name] = {field: _pattern_value(f"{name}.{field}", raw) for field, raw in filters.items()}
     return out
 
 

@@ -163,27 +163,43 @@ def test_thresholds_and_patterns_come_from_the_config(v2: AuditDatabase, checkdi
           patterns:
             failed_logins:
               event_type: "auth_sign*"
-              status: failure
+              status: "!success"
     """
     _result, by_name = outcomes(project(checkdir, config), v2, "-k", "failed_logins")
     assert by_name["check_failed_logins"]["outcome"] == "failed"
     assert "4 failed logins within 5 minutes" in by_name["check_failed_logins"]["message"]
 
 
-def test_a_pattern_naming_an_unknown_field_is_a_usage_error(v2: AuditDatabase, checkdir: Any) -> None:
-    config = """
-        audit:
-          patterns:
-            admin_actions:
-              actor: root
-    """
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            "audit:\n  patterns:\n    admin_actions:\n      actor: root\n",
+            "ERROR: audit.patterns.admin_actions: audit_log has no field 'actor' (known: action, after_state, "
+            "before_state, created_at, error_message, event_type, id, ip, ip_address, metadata, resource, "
+            "resource_id, resource_type, status, tenant, tenant_id, time, timestamp, user, user_id, username)",
+        ),
+        (
+            "audit:\n  patterns:\n    logins: {status: failure}\n",
+            "ERROR: fraiseql-checks.yaml: audit: patterns: unknown pattern 'logins' (expected one of: "
+            "failed_logins, permission_denied, admin_actions, permission_changes, data_access)",
+        ),
+        (
+            "audit:\n  patterns:\n    data_access: {action: [read, '!list']}\n",
+            "ERROR: fraiseql-checks.yaml: audit: patterns: data_access.action: mix of negated ('!') and plain "
+            "values; negate all of them or none",
+        ),
+        (
+            "audit:\n  tenant_setting: tenant\n",
+            "ERROR: fraiseql-checks.yaml: audit: tenant_setting: expected a custom setting name such as "
+            "'app.tenant_id', got 'tenant'",
+        ),
+    ],
+)
+def test_bad_audit_config_is_a_usage_error(v2: AuditDatabase, checkdir: Any, config: str, message: str) -> None:
     result = project(checkdir, config).run("checks", env={"DATABASE_URL": v2.dsn})
     assert result.ret == 4
-    assert result.stderr.strip().splitlines() == [
-        "ERROR: audit.patterns.admin_actions: audit_log has no field 'actor' (known: action, after_state, "
-        "before_state, created_at, error_message, event_type, id, ip, ip_address, metadata, resource, "
-        "resource_id, resource_type, status, tenant, tenant_id, time, timestamp, user, user_id, username)"
-    ]
+    assert result.stderr.strip().splitlines() == [message]
 
 
 def test_unexpected_writers_fail(v2: AuditDatabase, checkdir: Any) -> None:
