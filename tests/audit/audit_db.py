@@ -9,14 +9,20 @@ v2 server writes it) and uuid on v1, so both kinds of identifier are exercised.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import random
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
+
+from fraiseql_checks.audit.layout import layout_of
+from fraiseql_checks.audit.patterns import Audit
+from fraiseql_checks.audit.reader import Reader, Scope
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -219,6 +225,58 @@ async def drop_database(name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@dataclass
+class AuditDatabase:
+    name: str
+    dsn: str
+    profile: str
+    auditor: str
+    reader_login: str
+    tables: tuple[str, ...]
+
+    @property
+    def reader_dsn(self) -> str:
+        """The DSN of a non-superuser login that is a member of the auditor role."""
+        return dsn_for(self.name, self.reader_login)
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(sql, *args)
+        finally:
+            await conn.close()
+
+    async def with_conn(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    def use(self, work: Callable[[Audit], Awaitable[T]], *, dsn: str | None = None, **scope: Any) -> T:
+        """Run ``work(audit)`` with an ``Audit`` on its own pool, as the fixture builds it."""
+
+        async def main() -> T:
+            pool = await asyncpg.create_pool(dsn or self.dsn, min_size=1, max_size=2)
+            try:
+                audit = Audit(Reader(pool, Scope(**scope)), layout_of(self.profile))
+                return await work(audit)
+            finally:
+                await pool.close()
+
+        return run(main())
+
+    def reset(self) -> None:
+        run(self.execute(f"TRUNCATE {', '.join(self.tables)}"))
 
 
 def v2_event(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -17,65 +14,12 @@ from audit_db import (
     V1_VERIFY,
     V2_INDEXES,
     V2_SCHEMA,
+    AuditDatabase,
     create_database,
     drop_database,
     dsn_for,
+    run,
 )
-
-from fraiseql_checks.audit.layout import layout_of
-from fraiseql_checks.audit.patterns import Audit
-from fraiseql_checks.audit.reader import Reader, Scope
-
-T = TypeVar("T")
-
-
-def run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)  # type: ignore[arg-type]
-
-
-@dataclass
-class AuditDatabase:
-    name: str
-    dsn: str
-    profile: str
-    auditor: str
-    reader_login: str
-    tables: tuple[str, ...]
-
-    @property
-    def reader_dsn(self) -> str:
-        """The DSN of a non-superuser login that is a member of the auditor role."""
-        return dsn_for(self.name, self.reader_login)
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            await conn.execute(sql, *args)
-        finally:
-            await conn.close()
-
-    async def with_conn(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    def use(self, work: Callable[[Audit], Awaitable[T]], *, dsn: str | None = None, **scope: Any) -> T:
-        """Run ``work(audit)`` with an ``Audit`` on its own pool, as the fixture builds it."""
-
-        async def main() -> T:
-            pool = await asyncpg.create_pool(dsn or self.dsn, min_size=1, max_size=2)
-            try:
-                audit = Audit(Reader(pool, Scope(**scope)), layout_of(self.profile))
-                return await work(audit)
-            finally:
-                await pool.close()
-
-        return run(main())
-
-    def reset(self) -> None:
-        run(self.execute(f"TRUNCATE {', '.join(self.tables)}"))
 
 
 def _roles(suffix: str) -> tuple[str, str]:

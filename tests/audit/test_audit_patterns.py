@@ -7,10 +7,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from audit_db import V2_SCHEMA, insert_v2, v2_event
+from audit_db import V2_SCHEMA, AuditDatabase, insert_v2, run, v2_event
 from services import throwaway_postgres
 
-from conftest import AuditDatabase, run
 from fraiseql_checks.audit import Audit, AuditUnsupported
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.reader import Reader, Scope

@@ -12,10 +12,9 @@ from typing import Any
 import html5lib
 import jsonschema
 import pytest
-from audit_db import insert_v2, v2_event
+from audit_db import AuditDatabase, insert_v2, run, v2_event
 from test_audit_checks import project
 
-from conftest import AuditDatabase, run
 from fraiseql_checks.audit.evidence import CSV_COLUMNS
 from fraiseql_checks.audit.reader import jsonable
 
