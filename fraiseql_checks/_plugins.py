@@ -26,6 +26,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("junitxml", "fraiseql_checks.junitxml"),
     ("jsonreport", "fraiseql_checks.jsonreport"),
     ("generate", "fraiseql_checks.generate"),
+    ("audit", "fraiseql_checks.audit.plugin"),
+    ("audit-report", "fraiseql_checks.audit.report"),
 )
 ENTRY_POINT_GROUP = "fraiseql_checks"
 DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"

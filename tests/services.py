@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -74,12 +74,15 @@ class ThrowawayPostgres:
     user (which the Debian package creates).
     """
 
-    def __init__(self, password: str | None = None, preload: str | None = None) -> None:
+    def __init__(
+        self, password: str | None = None, preload: str | None = None, settings: Sequence[str] = ()
+    ) -> None:
         self.port = free_port()
+        #: Extra server settings, e.g. ``shared_preload_libraries=pg_stat_statements``.
+        self.settings = tuple(settings) + ((f"shared_preload_libraries={preload}",) if preload else ())
         self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-pg-"))
         self.data = self.root / "data"
         self.password = password
-        self.preload = preload
         self.user: str | None = None
         if os.geteuid() == 0:
             try:
@@ -121,8 +124,7 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        if self.preload:
-            options += f" -c shared_preload_libraries={self.preload}"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         wait_for_port(self.port)
 
@@ -136,8 +138,10 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(password: str | None = None, preload: str | None = None) -> Iterator[ThrowawayPostgres]:
-    server = ThrowawayPostgres(password, preload)
+def throwaway_postgres(
+    password: str | None = None, preload: str | None = None, settings: Sequence[str] = ()
+) -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres(password, preload, settings)
     try:
         server.start()
         yield server

@@ -1,0 +1,174 @@
+"""``fraiseql-check audit report``: the evidence, through its third-party readers, and reproducible."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import html5lib
+import jsonschema
+import pytest
+from audit_db import AuditDatabase, insert_v2, run, v2_event
+from test_audit_checks import project
+
+from fraiseql_checks.audit.evidence import CSV_COLUMNS
+from fraiseql_checks.audit.reader import jsonable
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "audit-evidence.schema.json").read_text())
+HOSTILE_USER = '<script>alert("x")</script>'
+PASSWORD = "s3cret-Passw0rd"
+
+
+def ago(seconds: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def incident(v2: AuditDatabase, checkdir: Any) -> tuple[AuditDatabase, Any]:
+    """A burst of failed logins by a user whose id is an HTML payload, and a check that is not an audit check."""
+    rows = [
+        v2_event(ago(40 + i), user_id=HOSTILE_USER, resource_type="user", action="login", status="failure")
+        for i in range(11)
+    ]
+    rows += [v2_event(ago(3000), resource_type="admin_config", action="update", user_id="admin_1")]
+    run(v2.with_conn(lambda conn: insert_v2(conn, rows)))
+    project(checkdir)
+    checkdir.write("checks/check_other.py", "def check_unrelated():\n    assert True\n")
+    return v2, checkdir
+
+
+def report(incident: tuple[AuditDatabase, Any], name: str, *args: str) -> tuple[Any, Path]:
+    db, checkdir = incident
+    dsn = db.dsn.replace("postgres@", f"postgres:{PASSWORD}@")  # trust auth ignores it; it must not leak
+    result = checkdir.run(
+        "audit", "report", "--since", "2h", "-o", name, *args, env={"DATABASE_URL": dsn, "FRAISEQL_PROFILE": db.profile}
+    )
+    return result, checkdir.path / name
+
+
+def test_json_evidence_follows_its_schema(incident: tuple[AuditDatabase, Any]) -> None:
+    result, path = report(incident, "evidence.json")
+    assert result.ret == 1, result.stdout + result.stderr
+    result.fnmatch_lines(["collected 7 checks", f"wrote JSON audit evidence of 7 checks to {path}"])
+    document = json.loads(path.read_text())
+    jsonschema.validate(document, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert PASSWORD not in path.read_text()
+    assert document["database"].startswith("postgresql://postgres:***@127.0.0.1:5432/")
+    assert document["period"]["since"] == "2h" and document["period"]["seconds"] == 7200
+    assert document["summary"] == {"total": 7, "passed": 4, "failed": 1, "error": 0, "skipped": 2}
+    checks = {c["name"]: c for c in document["checks"]}
+    assert "check_unrelated" not in checks
+    failed = checks["check_failed_logins"]
+    assert failed["outcome"] == "failed" and failed["values"] == {"failed_logins": 11}
+    assert failed["runbook"] == "docs/runbooks/HighFailedAuthAttempts.md" and failed["severity"] == "critical"
+    assert failed["facts"] == {"window_seconds": 7200}
+    assert [q["what"] for q in failed["queries"]] == ["peak", "group_by", "group_by"]
+    admin = checks["check_admin_actions_attributed"]
+    assert admin["values"] == {"admin_actions": 1, "unattributed_admin_actions": 0}
+    assert admin["queries"][0]["result"] == {"count": 1}
+
+
+def _literal(conn: Any, value: Any) -> Any:
+    if isinstance(value, list):
+        return conn.fetchval("SELECT quote_literal($1::text[]::text)", [str(v) for v in value])
+    return conn.fetchval("SELECT quote_literal($1::text)", None if value is None else str(value))
+
+
+def test_every_statement_reruns_in_psql_with_the_same_answer(incident: tuple[AuditDatabase, Any]) -> None:
+    """What an auditor does: PREPARE the recorded SQL, EXECUTE it with the recorded parameters as text."""
+    db, _ = incident
+    _, path = report(incident, "evidence.json")
+    document = json.loads(path.read_text())
+    # Everything but the audit lag, which is measured against the clock and so differs on every run.
+    statements = [q for c in document["checks"] for q in c["queries"] if "result" in q and q["what"] != "audit lag"]
+    assert len(statements) >= 4
+
+    async def rerun(conn: Any) -> None:
+        for number, query in enumerate(statements):
+            literals = [await _literal(conn, p) for p in query["params"]]
+            await conn.execute(f"PREPARE evidence_{number} AS {query['sql']}")
+            execute = f"EXECUTE evidence_{number}({', '.join(literals)})" if literals else f"EXECUTE evidence_{number}"
+            rows = [dict(r) for r in await conn.fetch(execute)]
+            again = jsonable(rows)
+            recorded = query["result"]
+            assert (again[0] if isinstance(recorded, dict) else again) == recorded, query["sql"]
+
+    run(db.with_conn(rerun))
+
+
+def test_html_evidence_is_valid_self_contained_and_escaped(incident: tuple[AuditDatabase, Any]) -> None:
+    result, path = report(incident, "evidence.html")
+    assert result.ret == 1
+    text = path.read_text()
+    html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(text)  # raises on any parse error
+    assert "<script" not in text.replace("&lt;script", "")
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert not re.search(r"\b(src|href)\s*=|@import|url\(", text)
+    assert PASSWORD not in text
+    tree = html5lib.parse(text, namespaceHTMLElements=False)
+    titles = [h.text for h in tree.iter("h2")]
+    assert len(titles) == 7 and "check_failed_logins " in titles
+    assert "$1" in "".join(pre.text or "" for pre in tree.iter("pre"))
+
+
+def test_csv_evidence_has_a_row_per_statement(incident: tuple[AuditDatabase, Any]) -> None:
+    result, path = report(incident, "evidence.csv")
+    assert result.ret == 1
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle, strict=True))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    body = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]]
+    failed = [r for r in body if r["check"] == "check_failed_logins"]
+    assert [r["query"] for r in failed] == ["peak", "group_by", "group_by"]
+    assert all("$1" in r["sql"] and json.loads(r["params"]) for r in failed)
+    assert HOSTILE_USER in failed[0]["message"]
+    skipped = [r for r in body if r["outcome"] == "skipped"]
+    assert sorted(r["check"] for r in skipped) == ["check_audit_chain_intact", "check_audit_writers"]
+    assert all(r["sql"] == "" for r in skipped)
+    assert PASSWORD not in path.read_text()
+
+
+def test_statements_that_fail_are_evidence_too(incident: tuple[AuditDatabase, Any]) -> None:
+    """Logged in without the audit role, every statement is refused: the checks error, the evidence says why."""
+    db, checkdir = incident
+    result = checkdir.run(
+        "audit",
+        "report",
+        "--since",
+        "1h",
+        "-o",
+        "refused.json",
+        env={"DATABASE_URL": db.reader_dsn, "FRAISEQL_PROFILE": db.profile},
+    )
+    assert result.ret == 1
+    document = json.loads((checkdir.path / "refused.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["error"] == 5
+    failed = {c["name"]: c for c in document["checks"]}["check_failed_logins"]
+    assert failed["outcome"] == "error"
+    (query,) = failed["queries"]
+    assert query["error"] == "InsufficientPrivilegeError: permission denied for table audit_log"
+    assert query["rows"] == 0 and "result" not in query
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--since", "2h", "-o", "e.pdf"), "ERROR: -o e.pdf: the file must end in .html, .json or .csv"),
+        (
+            ("--since", "soon", "-o", "e.json"),
+            "ERROR: --since: expected a duration like '30s', '1m' or '1h30m', got 'soon'",
+        ),
+        (("--since", "2h", "-o", "missing/e.json"), "ERROR: -o missing/e.json: folder * does not exist"),
+        (("--since", "2h"), "ERROR: the following arguments are required: -o/--output"),
+    ],
+)
+def test_bad_command_lines_are_one_line_and_exit_4(checkdir: Any, args: tuple[str, ...], message: str) -> None:
+    result = checkdir.run("audit", "report", *args)
+    assert result.ret == 4
+    result.stderr_lines([message])
+    assert len(result.stderr.strip().splitlines()) == 1
