@@ -22,6 +22,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("targets", "fraiseql_checks.targets"),
     ("contract", "fraiseql_checks.contract"),
     ("runner", "fraiseql_checks.runner"),
+    ("capture", "fraiseql_checks.capture"),
     ("terminal", "fraiseql_checks.terminal"),
     ("junitxml", "fraiseql_checks.junitxml"),
     ("jsonreport", "fraiseql_checks.jsonreport"),

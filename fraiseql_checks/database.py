@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from fraiseql_checks.errors import TargetError
 from fraiseql_checks.http import describe_connection_error
@@ -110,7 +111,7 @@ class Queries:
 class TracedConnection(Queries):
     """One pooled connection (``async with db.acquire() as conn``), e.g. for a transaction."""
 
-    def __init__(self, database: Database, connection: asyncpg.Connection) -> None:
+    def __init__(self, database: Database, connection: asyncpg.Connection | PoolConnectionProxy) -> None:
         self.database = database
         self.raw = connection
 

@@ -85,11 +85,14 @@ def test_case(result: Result) -> TestCase:
     classname = relpath.removesuffix(".py").replace("/", ".") if name else ""
     out = [f"trace_id={result.trace_id}"] if result.trace_id else []
     out += [f"{key}={value:g}" for key, value in result.values.items()]
+    if result.stdout:
+        out.append(result.stdout.rstrip("\n"))
     case = TestCase(
         name=name or relpath,
         classname=classname,
         elapsed_sec=_seconds(result.duration_s),
         stdout="\n".join(out) or None,
+        stderr=result.stderr.rstrip("\n") or None,
     )
     first = (result.message.strip().splitlines() or [""])[0]
     if result.outcome is Outcome.FAILED:

@@ -55,6 +55,9 @@ class Result:
     started_at: float = 0.0
     values: dict[str, float] = dataclasses.field(default_factory=dict)
     longrepr: str = ""
+    #: What the check printed (captured unless ``-s``).
+    stdout: str = ""
+    stderr: str = ""
     #: "check" for a check run, "collect" for a file that did not collect,
     #: "teardown" for a module or session fixture whose teardown failed.
     kind: str = "check"
@@ -81,6 +84,8 @@ class Result:
             "kind": self.kind,
             "started_at": self.started_at,
             "values": dict(self.values),
+            "stdout": self.stdout,
+            "stderr": self.stderr,
         }
         for key, value in self.extra.items():
             if key in data:

@@ -168,6 +168,8 @@ class Runner:
             values=run.values,
             longrepr=longrepr,
             extra=run.extra,
+            stdout="".join(run.stdout),
+            stderr="".join(run.stderr),
         )
 
     def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:

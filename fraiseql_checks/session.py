@@ -142,6 +142,8 @@ class Session:
         mask = self.config.mask
         result.message = mask(result.message)
         result.longrepr = mask(result.longrepr)
+        result.stdout = mask(result.stdout)
+        result.stderr = mask(result.stderr)
         result.labels = {name: mask(value) for name, value in result.labels.items()}
         result.extra = _masked(result.extra, mask)
         self.summary.add(result.outcome)

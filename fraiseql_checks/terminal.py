@@ -258,6 +258,11 @@ class TerminalReporter:
                     self.write_line(result.longrepr)
                 else:
                     self.write_line(f"E   {result.message}")
+                for stream in ("stdout", "stderr"):
+                    text = getattr(result, stream)
+                    if text:
+                        self.sep("-", f"Captured {stream}")
+                        self.write_line(text.rstrip("\n"))
                 details = []
                 if result.trace_id:
                     details.append(f"trace_id={result.trace_id}")

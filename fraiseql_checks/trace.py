@@ -26,7 +26,7 @@ def new_span_id() -> str:
 class RunContext:
     """What belongs to one run of one check, visible to its fixtures and code."""
 
-    __slots__ = ("check", "config", "extra", "span_id", "trace_id", "values")
+    __slots__ = ("check", "config", "extra", "span_id", "stderr", "stdout", "trace_id", "values")
 
     def __init__(self, check: Any, config: Any, trace_id: str, span_id: str) -> None:
         self.check = check
@@ -37,6 +37,9 @@ class RunContext:
         #: Structured data fixtures and plugins attach to this run (``Result.extra``),
         #: e.g. the SQL an audit check ran, for its evidence report.
         self.extra: dict[str, Any] = {}
+        #: What the check printed, while output is captured (the ``capture`` plugin).
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
 
     @property
     def traceparent(self) -> str:

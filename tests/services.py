@@ -74,9 +74,7 @@ class ThrowawayPostgres:
     user (which the Debian package creates).
     """
 
-    def __init__(
-        self, password: str | None = None, preload: str | None = None, settings: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, password: str | None = None, preload: str | None = None, settings: Sequence[str] = ()) -> None:
         self.port = free_port()
         #: Extra server settings, e.g. ``shared_preload_libraries=pg_stat_statements``.
         self.settings = tuple(settings) + ((f"shared_preload_libraries={preload}",) if preload else ())

@@ -138,3 +138,39 @@ def test_a_conftest_hook_adds_a_field_to_every_result(checkdir: CheckDir) -> Non
     checkdir.write("checks/check_a.py", "def check_a(): pass\ndef check_b(): assert False")
     _, report = checkdir.run_json()
     assert [r["team"] for r in report["results"]] == ["payments", "payments"]
+
+
+def test_what_a_check_prints_is_captured_with_its_result_and_masked(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_print.py",
+        """
+        import sys
+
+        def check_prints_and_fails():
+            print("connecting to postgresql://app:pr1nted-secret@db/app")
+            print("warning on stderr", file=sys.stderr)
+            assert False
+
+        def check_prints_and_passes():
+            print("all good")
+        """,
+    )
+    xml_path = checkdir.path / "out.xml"
+    result, report = checkdir.run_json("--junitxml", str(xml_path))
+    by_name = {r["name"]: r for r in report["results"]}
+    failed = by_name["check_prints_and_fails"]
+    assert failed["stdout"] == "connecting to postgresql://app:***@db/app\n"
+    assert failed["stderr"] == "warning on stderr\n"
+    assert by_name["check_prints_and_passes"]["stdout"] == "all good\n"
+    result.fnmatch_lines(
+        ["*- Captured stdout -*", "connecting to postgresql://app:***@db/app", "*- Captured stderr -*"]
+    )
+    assert "all good" not in result.stdout  # a passing check's output stays in the reports
+    for text in (result.stdout, result.stderr, xml_path.read_text()):
+        assert "pr1nted-secret" not in text
+    assert "warning on stderr" in xml_path.read_text()
+
+    uncaptured = checkdir.run("-s")
+    assert "all good" in uncaptured.stdout
+    assert "connecting to postgresql://app:***@db/app" in uncaptured.stdout
+    assert "pr1nted-secret" not in uncaptured.stdout

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
-from audit_db import (
+
+from tests.audit.audit_db import (
     ADMIN_DSN,
     V1_INDEXES,
     V1_SCHEMA,

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_db import DB_CONFTEST, AuditDatabase, insert_v1, insert_v2, realistic_v1, realistic_v2, run, v2_event
+
+from tests.audit.audit_db import (
+    DB_CONFTEST,
+    AuditDatabase,
+    insert_v1,
+    insert_v2,
+    realistic_v1,
+    realistic_v2,
+    run,
+    v2_event,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = "checks/audit/check_audit.py"

@@ -7,12 +7,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-from audit_db import V2_SCHEMA, AuditDatabase, insert_v2, run, v2_event
-from services import throwaway_postgres
 
 from fraiseql_checks.audit import Audit, AuditUnsupported
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.reader import Reader, Scope
+from tests.audit.audit_db import V2_SCHEMA, AuditDatabase, insert_v2, run, v2_event
+from tests.services import throwaway_postgres
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -8,9 +8,9 @@ import random
 from typing import Any
 
 import pytest
-from audit_db import AuditDatabase, insert_v2, realistic_v2, run, v2_event
 
 from fraiseql_checks.audit import MISSING, Audit, Glob, Not
+from tests.audit.audit_db import AuditDatabase, insert_v2, realistic_v2, run, v2_event
 
 TENANT_A = "0b0e8a47-9d9a-4d0a-8f1b-6f7f3f3a0001"
 TENANT_B = "0b0e8a47-9d9a-4d0a-8f1b-6f7f3f3a0002"

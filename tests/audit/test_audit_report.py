@@ -12,11 +12,11 @@ from typing import Any
 import html5lib
 import jsonschema
 import pytest
-from audit_db import AuditDatabase, insert_v2, run, v2_event
-from test_audit_checks import project
 
 from fraiseql_checks.audit.evidence import CSV_COLUMNS
 from fraiseql_checks.audit.reader import jsonable
+from tests.audit.audit_db import AuditDatabase, insert_v2, run, v2_event
+from tests.audit.test_audit_checks import project
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "audit-evidence.schema.json").read_text())
 HOSTILE_USER = '<script>alert("x")</script>'
