@@ -7,8 +7,9 @@
    same functions as tests; peak memory of each process. Two bodies (``assert 1 + 1 == 2``
    and ``pass``), cold (no cache of rewritten code, ``PYTHONDONTWRITEBYTECODE=1`` for both
    tools) and warm (each tool's cache filled by a previous run).
-2. 1,000 async checks, each an HTTP GET (httpx) to a local server that answers after 50 ms,
-   at the default concurrency; and the same checks one at a time (as pytest runs tests).
+2. 1,000 async checks, each an HTTP GET with the ``http`` fixture (httpx) to a local server
+   that answers after 50 ms, at the default concurrency; and the same checks one at a time
+   (as pytest runs tests).
 """
 
 from __future__ import annotations
@@ -59,7 +60,17 @@ def bench_trivial(rows: list[list[str]]) -> None:
             write_trivial(root / "checks", body, "check")
             write_trivial(root / "tests", body, "test")
             ours = [sys.executable, "-m", "fraiseql_checks", "-q", "checks"]
-            theirs = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:fraiseql_checks", "tests"]
+            theirs = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:fraiseql_checks",
+                "tests",
+            ]
             for mode in ("cold", "warm"):
                 results = {}
                 for name, cmd in (("fraiseql-check", ours), ("pytest", theirs)):
@@ -123,31 +134,6 @@ class SlowServer:
         self._ready.wait()
 
 
-# httpcore's connection pool does O(connections x queued requests) work per request
-# (encode/httpcore PR #1035); with 100 requests in flight on one client that, not the
-# runner, dominates. Twenty small clients in turn keep every pool small, and they share
-# one SSL context (each client would otherwise load the CA bundle, ~35 ms apiece).
-HTTP_CONFTEST = """
-import itertools
-import httpx
-from fraiseql_checks import fixture
-
-class Clients:
-    def __init__(self, clients):
-        self._next = itertools.cycle(clients).__next__
-
-    async def get(self, url):
-        return await self._next().get(url)
-
-@fixture(scope="session")
-async def client():
-    ssl = httpx.create_ssl_context()
-    clients = [httpx.AsyncClient(timeout=10, verify=ssl, limits=httpx.Limits(max_connections=8)) for _ in range(20)]
-    yield Clients(clients)
-    for one in clients:
-        await one.aclose()
-"""
-
 HTTP_CHECKS = """
 import os
 import pytest
@@ -155,8 +141,8 @@ import pytest
 URL = os.environ["BENCH_URL"]
 
 @pytest.mark.parametrize("n", range({count}))
-async def check_get(client, n):
-    response = await client.get(URL)
+async def check_get(http, n):
+    response = await http.get(URL)
     assert response.status_code == 200
 """
 
@@ -168,12 +154,13 @@ def bench_http(rows: list[list[str]], serial_all: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "checks").mkdir()
-        (root / "checks" / "conftest.py").write_text(HTTP_CONFTEST)
         (root / "checks" / "check_http.py").write_text(textwrap.dedent(HTTP_CHECKS.format(count=1000)))
         cmd = [sys.executable, "-m", "fraiseql_checks", "-q", "checks"]
         run(cmd, root, env)  # warm the rewrite cache
         times = [run(cmd, root, env)[0] for _ in range(RUNS)]
-        rows.append(["1,000 async HTTP GETs (50 ms each), default concurrency", f"{statistics.median(times):.2f} s", "", ""])
+        rows.append(
+            ["1,000 async HTTP GETs (50 ms each), default concurrency", f"{statistics.median(times):.2f} s", "", ""]
+        )
         print(" | ".join(rows[-1]), flush=True)
         serial_count = 1000 if serial_all else 100
         (root / "checks" / "check_http.py").write_text(textwrap.dedent(HTTP_CHECKS.format(count=serial_count)))
