@@ -25,6 +25,9 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("junitxml", "fraiseql_checks.junitxml"),
     ("jsonreport", "fraiseql_checks.jsonreport"),
     ("generate", "fraiseql_checks.generate"),
+    ("watch", "fraiseql_checks.watch.plugin"),
+    ("store-sqlite", "fraiseql_checks.stores.sqlite"),
+    ("store-postgres", "fraiseql_checks.stores.postgres"),
 )
 ENTRY_POINT_GROUP = "fraiseql_checks"
 DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"
