@@ -154,3 +154,80 @@ def throwaway_redis() -> Iterator[ThrowawayRedis]:
         yield server
     finally:
         server.stop()
+
+
+class Prometheus:
+    """A real Prometheus server on a free loopback port, scraping ``targets`` every second."""
+
+    def __init__(self, targets: list[str], metrics_path: str = "/metrics") -> None:
+        self.binary = require_binary("prometheus")
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-prom-"))
+        self.config = self.root / "prometheus.yml"
+        self.config.write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            "scrape_configs:\n  - job_name: fraiseql-check\n"
+            f"    metrics_path: {metrics_path}\n"
+            f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n",
+            encoding="utf-8",
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        """The result vector of an instant query (``/api/v1/query``)."""
+        import json
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def prometheus(targets: list[str]) -> Iterator[Prometheus]:
+    server = Prometheus(targets)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_until(condition: object, timeout: float = 30.0, every: float = 0.05, what: str = "") -> object:
+    """Poll ``condition()`` until it returns something truthy; that value. ``TimeoutError`` after ``timeout``."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still waiting after {timeout}s for {what or condition}")
+        time.sleep(every)

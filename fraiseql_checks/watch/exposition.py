@@ -152,7 +152,8 @@ class CheckSeries:
             "owner": check.spec.owner or "",
         }
         for name, value in check.labels.items():
-            info[name if name not in info else f"label_{name}"] = value
+            if name != "suite":  # already the suite
+                info[name if name not in info else f"label_{name}"] = value
         labels = ",".join(f'{name}="{escape(value)}"' for name, value in info.items())
         self._info = f"{m.INFO.name}{{{labels}}} 1\n"
         self._interval = f"{m.INTERVAL.name}{{{self._label}}} {number(check.interval)}\n"
