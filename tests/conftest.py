@@ -47,7 +47,11 @@ class CheckDir:
         return target
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAISEQL_", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_URL"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("FRAISEQL_", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_URL"))
+        }
         env.update({"COLUMNS": "80", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
         env.pop("FORCE_COLOR", None)
         env.update(extra)

@@ -32,7 +32,7 @@ from fraiseql_checks.stores import open_store
 from fraiseql_checks.terminal import TerminalReporter
 from fraiseql_checks.watch.maintenance import as_windows
 from fraiseql_checks.watch.state import State, StateChange
-from fraiseql_checks.watch.watcher import Watcher, WatchSettings
+from fraiseql_checks.watch.watcher import Watcher, WatchSettings, looks_like_lost_connection
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -185,6 +185,11 @@ def fraiseql_runloop(session: Session) -> bool | None:
     run_on_new_loop(session, main)
     session.exitcode = ExitCode.OK  # a clean stop, whatever the checks said
     return True
+
+
+@hookimpl(trylast=True)
+def fraiseql_fixture_broken(error: BaseException) -> bool | None:
+    return looks_like_lost_connection(error)
 
 
 def _say(line: str) -> None:

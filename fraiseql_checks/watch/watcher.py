@@ -29,7 +29,6 @@ from fraiseql_checks import __version__
 from fraiseql_checks import metrics as m
 from fraiseql_checks._fixture_lifecycle import FixtureError, ScopeState
 from fraiseql_checks.fixtures import FixtureLookupError, Scope
-from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runner import Runner
 from fraiseql_checks.stores import Store, StoredResult
@@ -109,11 +108,6 @@ def looks_like_lost_connection(error: BaseException) -> bool:
     return False
 
 
-@hookimpl(trylast=True)
-def fraiseql_fixture_broken(error: BaseException) -> bool | None:
-    return looks_like_lost_connection(error)
-
-
 class Watcher:
     """Runs the session's checks on their intervals until stopped."""
 
@@ -121,8 +115,9 @@ class Watcher:
         self.session = session
         self.config = session.config
         self.settings = settings
-        self.say = say
-        self.writer = BufferedWriter(store, settings.store_buffer, retention=settings.retention, warn=say)
+        mask = self.config.mask
+        self.say: Callable[[str], None] = lambda line: say(mask(line))  # a store URL may hold a password
+        self.writer = BufferedWriter(store, settings.store_buffer, retention=settings.retention, warn=self.say)
         self.server = HTTPServer()
         self.server.routes.update(
             {"/metrics": self.metrics_page, "/healthz": self.health_page, "/readyz": self.ready_page}

@@ -64,7 +64,9 @@ def test_results_of_a_check_in_a_window(store: Store) -> None:
 
     window, b, limited, none = run(store, body)
     assert [r.started_at for r in window] == pytest.approx([T0 + 2, T0 + 3, T0 + 4, T0 + 4.5, T0 + 5])
-    assert all(same(got, want) for got, want in zip(window, [rows[2], rows[3], rows[4], rows[11], rows[5]], strict=True))
+    assert all(
+        same(got, want) for got, want in zip(window, [rows[2], rows[3], rows[4], rows[11], rows[5]], strict=True)
+    )
     assert len(b) == 1 and same(b[0], rows[10])
     assert [r.started_at for r in limited] == pytest.approx([T0, T0 + 1, T0 + 2])
     assert none == []
@@ -104,7 +106,10 @@ def test_prune_removes_what_is_older_than_the_retention(store: Store) -> None:
     async def body(s: Store) -> tuple[int, list[StoredResult], list[StateChange]]:
         await s.write(
             [result("a", T0 + i) for i in range(10)],
-            [StateChange("a", T0, State.UNKNOWN, State.PASSING), StateChange("a", T0 + 8, State.PASSING, State.FAILING)],
+            [
+                StateChange("a", T0, State.UNKNOWN, State.PASSING),
+                StateChange("a", T0 + 8, State.PASSING, State.FAILING),
+            ],
         )
         removed = await s.prune(T0 + 7)
         return removed, await s.results("a", 0, T0 * 2), await s.state_changes(0, T0 * 2)

@@ -52,8 +52,8 @@ class WatchProcess:
     def metrics(self) -> Samples:
         return parse_metrics(self.metrics_text())
 
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.metrics().get((name, tuple(sorted(labels.items()))))
+    def value(self, metric: str, **labels: str) -> float | None:
+        return self.metrics().get((metric, tuple(sorted(labels.items()))))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         def ready() -> bool:

@@ -83,8 +83,9 @@ def test_flapping_is_reported_once_and_settles_after_a_quiet_window() -> None:
 def test_silenced_and_trace_id_travel_with_the_change() -> None:
     state = CheckState("c", Rules())
     change = state.observe(F, 5.0, silenced=True, message="boom", trace_id="ab" * 16)
-    assert change == StateChange("c", 5.0, State.UNKNOWN, State.FAILING, True, "1 failing run in a row", "boom",
-                                 "ab" * 16, 1)
+    assert change == StateChange(
+        "c", 5.0, State.UNKNOWN, State.FAILING, True, "1 failing run in a row", "boom", "ab" * 16, 1
+    )
 
 
 def test_new_rules_after_a_reload_keep_the_counts() -> None:
