@@ -40,7 +40,8 @@ class StoredResult:
     duration_s: float
     outcome: Outcome
     message: str = ""
-    #: Unique per run: the W3C trace id of the run (a fresh one for results that had none).
+    #: The W3C trace id of the run (a fresh one for results that had none). A result
+    #: is identified by its check and its start: a check never overlaps itself.
     trace_id: str = ""
     values: dict[str, float] = dataclasses.field(default_factory=dict)
     timed_out: bool = False
@@ -62,7 +63,7 @@ class StoredResult:
         )
 
     def values_json(self) -> str:
-        return json.dumps(self.values, separators=(",", ":"))
+        return json.dumps(self.values, separators=(",", ":")) if self.values else "{}"
 
 
 class Store(Protocol):

@@ -30,17 +30,17 @@ _MIGRATION_LOCK = 0x66726171
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE fraiseql_check_results (
-        trace_id text PRIMARY KEY,
         check_id text NOT NULL,
-        kind text NOT NULL,
         started_at timestamptz NOT NULL,
+        kind text NOT NULL,
         duration_s double precision NOT NULL,
         outcome text NOT NULL,
         timed_out boolean NOT NULL,
         message text NOT NULL,
-        recorded_values jsonb NOT NULL
+        trace_id text NOT NULL,
+        recorded_values jsonb NOT NULL,
+        PRIMARY KEY (check_id, started_at)
     );
-    CREATE INDEX fraiseql_check_results_check_time ON fraiseql_check_results (check_id, started_at);
     CREATE INDEX fraiseql_check_results_time ON fraiseql_check_results (started_at);
     CREATE TABLE fraiseql_check_state_changes (
         check_id text NOT NULL,

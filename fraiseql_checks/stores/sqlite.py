@@ -30,17 +30,17 @@ T = TypeVar("T")
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE results (
-        trace_id TEXT PRIMARY KEY,
         check_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
         started_at REAL NOT NULL,
+        kind TEXT NOT NULL,
         duration_s REAL NOT NULL,
         outcome TEXT NOT NULL,
         timed_out INTEGER NOT NULL,
         message TEXT NOT NULL,
-        recorded_values TEXT NOT NULL
+        trace_id TEXT NOT NULL,
+        recorded_values TEXT NOT NULL,
+        PRIMARY KEY (check_id, started_at)
     ) WITHOUT ROWID;
-    CREATE INDEX results_check_time ON results (check_id, started_at);
     CREATE INDEX results_time ON results (started_at);
     CREATE TABLE state_changes (
         check_id TEXT NOT NULL,

@@ -6,7 +6,9 @@ thousands of checks the page is large (about 2.5 kB per check), and it is built
 on the event loop, so it is built cheaply: each check keeps the line templates of
 its biggest families (the run counters and the duration histogram, with its
 label already escaped) and fills them with one ``%`` each; the rest is one short
-f-string per line. The definitions (names, help, buckets) come from ``metrics``.
+f-string per line. A check's lines are rendered once per run (the watcher does
+it right after the run) and kept, encoded, so a scrape only joins bytes. The
+definitions (names, help, buckets) come from ``metrics``.
 """
 
 from __future__ import annotations
@@ -56,13 +58,13 @@ def histogram_template(metric: m.Metric, labels: str) -> str:
     braces = f"{{{safe}}}" if safe else ""
     lines = [f'{metric.name}_bucket{{{prefix}le="{number(b)}"}} %d\n' for b in metric.buckets]
     lines.append(f'{metric.name}_bucket{{{prefix}le="+Inf"}} %d\n')
-    lines.append(f"{metric.name}_sum{braces} %s\n")
+    lines.append(f"{metric.name}_sum{braces} %r\n")
     lines.append(f"{metric.name}_count{braces} %d\n")
     return "".join(lines)
 
 
 class Histogram:
-    """Bucket counts (not cumulative), sum and count of observations."""
+    """Cumulative bucket counts (the last is ``+Inf``), sum and count of observations."""
 
     __slots__ = ("bounds", "count", "counts", "sum")
 
@@ -73,30 +75,29 @@ class Histogram:
         self.count = 0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        counts = self.counts
+        for index in range(bisect.bisect_left(self.bounds, value), len(counts)):
+            counts[index] += 1
         self.sum += value
         self.count += 1
 
     def fill(self, template: str) -> str:
-        cumulative, total = [], 0
-        for count in self.counts:
-            total += count
-            cumulative.append(total)
-        return template % (*cumulative, number(self.sum), self.count)
+        """``template`` (from ``histogram_template``) with this histogram's values."""
+        return template % (*self.counts, self.sum, self.count)
 
     def quantile(self, q: float) -> float:
         """An estimate of the ``q`` quantile, interpolated within buckets as PromQL does."""
         if not self.count:
             return math.nan
         rank = q * self.count
-        total = 0
-        for index, count in enumerate(self.counts):
-            if total + count >= rank and count:
+        below = 0
+        for index, total in enumerate(self.counts):
+            if total >= rank and total > below:
                 if index == len(self.bounds):
                     return self.bounds[-1]
                 lower = self.bounds[index - 1] if index else 0.0
-                return lower + (self.bounds[index] - lower) * (rank - total) / count
-            total += count
+                return lower + (self.bounds[index] - lower) * (rank - below) / (total - below)
+            below = total
         return self.bounds[-1]
 
 
@@ -104,6 +105,7 @@ class CheckSeries:
     """What ``/metrics`` says about one check: updated after each run, rendered per scrape."""
 
     __slots__ = (
+        "_cache",
         "_duration_template",
         "_info",
         "_interval",
@@ -138,6 +140,7 @@ class CheckSeries:
         self.windows = windows
         self._info = ""
         self._interval = ""
+        self._cache: tuple[bytes, ...] | None = None
         self.describe(check, windows)
 
     def describe(self, check: Check, windows: tuple[MaintenanceWindow, ...]) -> None:
@@ -157,6 +160,7 @@ class CheckSeries:
         labels = ",".join(f'{name}="{escape(value)}"' for name, value in info.items())
         self._info = f"{m.INFO.name}{{{labels}}} 1\n"
         self._interval = f"{m.INTERVAL.name}{{{self._label}}} {number(check.interval)}\n"
+        self._cache = None
 
     def observe(self, result: Result) -> None:
         self.runs[_OUTCOME_INDEX[result.outcome]] += 1
@@ -165,12 +169,32 @@ class CheckSeries:
         if result.outcome is not Outcome.SKIPPED:
             self.up = 1 if result.outcome is Outcome.PASSED else 0
             self.values = result.values
+        self._cache = None
 
-    def chunks(self, now: float) -> tuple[str, ...]:
-        """This check's lines, one string per family, in ``metrics.PER_CHECK`` order."""
-        label = self._label
+    def set_state(self, state: int, consecutive_failures: int) -> None:
+        self.state, self.consecutive_failures = state, consecutive_failures
+        self._cache = None
+
+    def overlap(self) -> None:
+        self.overlaps += 1
+        self._cache = None
+
+    def chunks(self, now: float) -> tuple[bytes, ...]:
+        """This check's lines, one piece per family in ``metrics.PER_CHECK`` order.
+
+        Kept until the check changes: a check that did not run since the last scrape
+        costs nothing to render again.
+        """
         if self.windows:
-            self.silenced = int(silenced(self.windows, now))
+            now_silenced = int(silenced(self.windows, now))
+            if now_silenced != self.silenced:
+                self.silenced, self._cache = now_silenced, None
+        if self._cache is None:
+            self._cache = tuple(chunk.encode() for chunk in self._render())
+        return self._cache
+
+    def _render(self) -> tuple[str, ...]:
+        label = self._label
         up = "" if self.up is None else f"{m.UP.name}{{{label}}} {self.up}\n"
         last = "" if self.last_run is None else f"{m.LAST_RUN.name}{{{label}}} {number(self.last_run)}\n"
         values = "".join(
@@ -202,12 +226,15 @@ def labelled(metric: m.Metric, samples: Mapping[str, float]) -> str:
     return header(metric) + lines
 
 
-def render(series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]]) -> bytes:
-    """The whole page: per-check families across ``series``, then the ``watcher``'s own lines."""
+def render(series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]]) -> list[bytes]:
+    """The whole page, in pieces: per-check families across ``series``, then the
+    ``watcher``'s own lines. Pieces, because joining tens of megabytes into one
+    buffer costs more than the rest of the work; the server sends them in batches."""
     rows = [s.chunks(now) for s in series]
-    parts: list[str] = []
-    for index, metric in enumerate(m.PER_CHECK):
-        parts.append(header(metric))
-        parts.extend(row[index] for row in rows)
-    parts.extend(watcher())
-    return "".join(parts).encode()
+    columns = zip(*rows, strict=True) if rows else iter([()] * len(m.PER_CHECK))
+    parts: list[bytes] = []
+    for metric, column in zip(m.PER_CHECK, columns, strict=True):
+        parts.append(header(metric).encode())
+        parts.extend(column)
+    parts.extend(text.encode() for text in watcher())
+    return parts

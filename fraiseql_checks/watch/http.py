@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import http
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import h11
 
@@ -20,13 +20,18 @@ from fraiseql_checks import __version__
 
 _IDLE_TIMEOUT = 60.0
 _MAX_REQUEST = 16 * 1024
+_BATCH = 256 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class Page:
     status: int
-    body: bytes
+    #: The body, whole or in pieces (sent in batches of about ``_BATCH`` bytes).
+    body: bytes | Sequence[bytes]
     content_type: str = "text/plain; charset=utf-8"
+
+    def pieces(self) -> Sequence[bytes]:
+        return [self.body] if isinstance(self.body, bytes) else self.body
 
 
 Handler = Callable[[], Page | Awaitable[Page]]
@@ -75,6 +80,20 @@ class HTTPServer:
         page = handler()
         return page if isinstance(page, Page) else await page
 
+    async def _send_body(self, conn: h11.Connection, writer: asyncio.StreamWriter, pieces: Sequence[bytes]) -> None:
+        """Send in batches, letting the loop run between them while the client reads."""
+        batch: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            batch.append(piece)
+            size += len(piece)
+            if size >= _BATCH:
+                writer.write(conn.send(h11.Data(data=b"".join(batch))) or b"")
+                batch, size = [], 0
+                await writer.drain()
+        if batch:
+            writer.write(conn.send(h11.Data(data=b"".join(batch))) or b"")
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -92,15 +111,16 @@ class HTTPServer:
                 if not isinstance(event, h11.Request):
                     continue
                 page = await self._page(event)
+                pieces = page.pieces()
                 headers = [
                     (b"content-type", page.content_type.encode()),
-                    (b"content-length", str(len(page.body)).encode()),
+                    (b"content-length", str(sum(map(len, pieces))).encode()),
                     (b"server", f"fraiseql-check/{__version__}".encode()),
                 ]
                 response = h11.Response(status_code=page.status, headers=headers, reason=_reason(page.status))
                 writer.write(conn.send(response) or b"")
                 if event.method != b"HEAD":
-                    writer.write(conn.send(h11.Data(data=page.body)) or b"")
+                    await self._send_body(conn, writer, pieces)
                 writer.write(conn.send(h11.EndOfMessage()) or b"")
                 await writer.drain()
                 while conn.their_state is h11.SEND_BODY:  # a body we do not read

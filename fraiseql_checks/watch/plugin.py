@@ -226,6 +226,8 @@ class WatchReporter(TerminalReporter):
 
     @hookimpl
     def fraiseql_check_state_changed(self, change: StateChange, check: Check | None) -> None:
+        if change.previous is State.UNKNOWN and change.state is State.PASSING and self.verbosity <= 0:
+            return  # a check starting well is not news (with -v it is shown)
         color = {State.PASSING: "green", State.FAILING: "red", State.FLAPPING: "yellow"}.get(change.state)
         line = (
             f"{change.check_id} {change.previous.value} -> {self.markup(change.state.value.upper(), color or 'bold')}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import re
 import signal
@@ -90,6 +91,9 @@ class WatchRunner(Runner):
         return super()._classify(exc)
 
 
+#: Runs due within this much of each other start in one wake-up of the scheduler: with
+#: thousands of checks, waking for each due time alone costs more than the checks.
+_COALESCE = 0.002
 _CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|Network|Protocol|Unavailable")
 
 
@@ -186,10 +190,10 @@ class Watcher:
                 self._reload = False
                 await self.reload()
             now = loop.time()
-            for entry, due in schedule.pop_due(now):
+            for entry, due in schedule.pop_due(now + _COALESCE):
                 if entry.running:
                     entry.overlaps += 1
-                    entry.item.series.overlaps += 1
+                    entry.item.series.overlap()
                     continue
                 entry.running = True
                 self.in_progress += 1
@@ -246,10 +250,10 @@ class Watcher:
         change = state.observe(
             result.outcome, result.started_at, silenced=silent, message=result.message, trace_id=result.trace_id
         )
-        series.consecutive_failures = state.consecutive_failures
+        series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
+        series.chunks(result.started_at)  # render now, a few microseconds, rather than all at the next scrape
         self.writer.add(StoredResult.of(result, time.time()))
         if change is not None:
-            series.state = m.STATE_VALUES[change.state.value]
             self.changed(change, watched.check)
 
     def changed(self, change: StateChange, check: Check | None) -> None:
@@ -310,6 +314,7 @@ class Watcher:
     async def reload(self) -> None:
         session = self.session
         previous = [entry.item.check for entry in self.schedule]
+        gc.unfreeze()  # the old modules may become garbage now
         try:
             found = recollect(session, previous)
         except Exception as exc:
@@ -338,6 +343,7 @@ class Watcher:
         retired.teardowns.extend(stale.teardowns)
         if retired.teardowns:
             self._retire(retired)
+        _freeze_heap()
 
     def _store_collect_errors(self) -> None:
         now = time.time()
@@ -372,6 +378,7 @@ class Watcher:
                 self.watch(self.session.checks, loop.time())
                 self._store_collect_errors()
                 self.collected = True
+                _freeze_heap()
                 self.say(
                     f"watching {len(self.schedule)} checks; metrics on http://{self.server.address}/metrics;"
                     f" results to {self.config.mask(self.writer.store.url)}"
@@ -447,6 +454,14 @@ class Watcher:
         if problems:
             return Page(503, ("\n".join(problems) + "\n").encode())
         return Page(200, b"ready\n")
+
+
+def _freeze_heap() -> None:
+    """Keep the garbage collector off what lives as long as the watcher (the checks,
+    their modules, the series): a full collection over thousands of checks would hold
+    the loop for a noticeable time, again and again, for nothing."""
+    gc.collect()
+    gc.freeze()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

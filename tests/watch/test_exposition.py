@@ -54,10 +54,12 @@ def sample_page() -> str:
     db_series.observe(run(db, Outcome.PASSED, 0.004, T0, lag_seconds=0.5))
     db_series.observe(run(db, Outcome.FAILED, 0.3, T0 + 30))
     db_series.observe(run(db, Outcome.PASSED, 1.5, T0 + 60, lag_seconds=2.0, connections=12))
-    db_series.consecutive_failures, db_series.state = 0, m.STATE_VALUES["passing"]
+    db_series.set_state(m.STATE_VALUES["passing"], 0)
     odd_series.observe(run(odd, Outcome.ERROR, 12.0, T0 + 1))
     odd_series.observe(run(odd, Outcome.SKIPPED, 0.0, T0 + 31))
-    odd_series.consecutive_failures, odd_series.state, odd_series.overlaps = 1, m.STATE_VALUES["failing"], 2
+    odd_series.set_state(m.STATE_VALUES["failing"], 1)
+    odd_series.overlap()
+    odd_series.overlap()
     lateness = Histogram(m.LATENESS_BUCKETS)
     for value in (0.0001, 0.0015, 0.003, 0.2):
         lateness.observe(value)
@@ -71,7 +73,7 @@ def sample_page() -> str:
             exposition.simple(m.LONGEST_BLOCK, 0.25),
         ]
 
-    return exposition.render([db_series, odd_series], T0 + 62, own).decode()
+    return b"".join(exposition.render([db_series, odd_series], T0 + 62, own)).decode()
 
 
 def test_the_page_matches_the_golden_file() -> None:
