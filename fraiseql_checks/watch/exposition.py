@@ -6,8 +6,8 @@ thousands of checks the page is large (about 2.5 kB per check), and it is built
 on the event loop, so it is built cheaply: each check keeps the line templates of
 its biggest families (the run counters and the duration histogram, with its
 label already escaped) and fills them with one ``%`` each; the rest is one short
-f-string per line. A check's lines are rendered once per run (the watcher does
-it right after the run) and kept, encoded, so a scrape only joins bytes. The
+f-string per line. A check's lines are kept, encoded, until it runs again, so a
+scrape renders only the checks that ran since the last one and joins bytes. The
 definitions (names, help, buckets) come from ``metrics``.
 """
 

@@ -20,7 +20,7 @@ from fraiseql_checks import __version__
 
 _IDLE_TIMEOUT = 60.0
 _MAX_REQUEST = 16 * 1024
-_BATCH = 256 * 1024
+_BATCH = 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,11 +88,11 @@ class HTTPServer:
             batch.append(piece)
             size += len(piece)
             if size >= _BATCH:
-                writer.write(conn.send(h11.Data(data=b"".join(batch))) or b"")
+                writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))))
                 batch, size = [], 0
                 await writer.drain()
         if batch:
-            writer.write(conn.send(h11.Data(data=b"".join(batch))) or b"")
+            writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))))
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

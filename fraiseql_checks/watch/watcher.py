@@ -94,6 +94,10 @@ class WatchRunner(Runner):
 #: Runs due within this much of each other start in one wake-up of the scheduler: with
 #: thousands of checks, waking for each due time alone costs more than the checks.
 _COALESCE = 0.002
+#: A check that runs less often than Prometheus scrapes has its /metrics lines rendered
+#: right after each run (the same work, off the scrape's path); a faster one renders
+#: at the next scrape, once for all the runs in between.
+_RENDER_AFTER_RUN = 10.0
 _CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|Network|Protocol|Unavailable")
 
 
@@ -251,7 +255,8 @@ class Watcher:
             result.outcome, result.started_at, silenced=silent, message=result.message, trace_id=result.trace_id
         )
         series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
-        series.chunks(result.started_at)  # render now, a few microseconds, rather than all at the next scrape
+        if watched.check.interval >= _RENDER_AFTER_RUN:
+            series.chunks(result.started_at)
         self.writer.add(StoredResult.of(result, time.time()))
         if change is not None:
             self.changed(change, watched.check)
