@@ -88,11 +88,11 @@ class HTTPServer:
             batch.append(piece)
             size += len(piece)
             if size >= _BATCH:
-                writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))))
+                writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
                 batch, size = [], 0
                 await writer.drain()
         if batch:
-            writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))))
+            writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
