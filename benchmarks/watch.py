@@ -266,8 +266,11 @@ def bench_stores() -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", choices=["scheduler", "scrape", "store"], default=[])
+    parser.add_argument("parts", nargs="*", metavar="PART", help="scheduler, scrape or store (default: all)")
     parts = parser.parse_args().parts or ["scheduler", "scrape", "store"]
+    unknown = set(parts) - {"scheduler", "scrape", "store"}
+    if unknown:
+        parser.error(f"unknown part: {', '.join(sorted(unknown))}")
     table: list[Row] = []
     if "scheduler" in parts:
         table += bench_scheduler()

@@ -189,6 +189,17 @@ class Prometheus:
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
+        wait_until(self._ready, timeout=30, what="Prometheus' /-/ready")  # 503 until its storage is open
+
+    def _ready(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def query(self, expr: str) -> list[dict[str, object]]:
         """The result vector of an instant query (``/api/v1/query``)."""

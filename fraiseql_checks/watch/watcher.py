@@ -317,9 +317,15 @@ class Watcher:
         self.wake()
 
     async def reload(self) -> None:
+        gc.unfreeze()  # the old modules may become garbage now
+        try:
+            self._reload_checks()
+        finally:
+            _freeze_heap()
+
+    def _reload_checks(self) -> None:
         session = self.session
         previous = [entry.item.check for entry in self.schedule]
-        gc.unfreeze()  # the old modules may become garbage now
         try:
             found = recollect(session, previous)
         except Exception as exc:
@@ -340,7 +346,7 @@ class Watcher:
         assert self.runner is not None
         lifecycle = self.runner.fixtures
         retired = ScopeState()
-        for path in found.reimported:
+        for path in found.reimported:  # their module-scoped values came from the old module
             state = lifecycle.modules.pop(path, None)
             if state is not None:
                 retired.teardowns.extend(state.teardowns)
@@ -348,7 +354,6 @@ class Watcher:
         retired.teardowns.extend(stale.teardowns)
         if retired.teardowns:
             self._retire(retired)
-        _freeze_heap()
 
     def _store_collect_errors(self) -> None:
         now = time.time()
