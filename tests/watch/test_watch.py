@@ -387,3 +387,47 @@ def test_the_sqlite_store_is_in_the_root_folder_by_default(checkdir: CheckDir, w
     assert stored(checkdir, "SELECT recorded_values FROM results") == [('{"x":1.5}',)]
     (mode,) = stored(checkdir, "PRAGMA journal_mode")[0]
     assert mode == "wal"
+
+
+def test_plugins_add_pages_at_start_and_decide_what_a_broken_fixture_is(checkdir: CheckDir, watch: Watch) -> None:
+    stopped = checkdir.path / "stopped.txt"
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/conftest.py",
+        f"""
+        from fraiseql_checks import fixture
+        from fraiseql_checks.watch.http import Page
+
+        def fraiseql_watch_start(watcher):
+            watcher.server.routes["/hello"] = lambda: Page(200, b"hello from a plugin\\n")
+
+        def fraiseql_watch_stop(watcher):
+            async def write():
+                open({str(stopped)!r}, "w").write(f"{{watcher.runs}} runs")
+            return write()
+
+        def fraiseql_fixture_broken(error):
+            return False  # never rebuild: this client reconnects by itself
+
+        @fixture(scope="session")
+        def client():
+            return object()
+        """,
+    )
+    checkdir.write(
+        "checks/check_client.py",
+        """
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_client(client):
+            raise ConnectionResetError("lost")
+        """,
+    )
+    watcher = watch()
+    assert watcher.get("/hello") == (200, "hello from a plugin\n")
+    check = "checks/check_client.py::check_client"
+    watcher.wait_for(lambda s: watcher.runs(check, "error") >= 3, what="errors")
+    assert watcher.value("fraiseql_check_fixture_rebuilds_total", fixture="client") is None
+    assert watcher.stop() == 0
+    assert stopped.read_text().endswith(" runs")
