@@ -9,7 +9,7 @@ setup is remembered, so every check using the fixture errors with its message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,33 @@ class FixtureLifecycle:
             raise RuntimeError(f"fixture {definition.name!r} yielded more than once")
 
         return teardown
+
+    def drop(
+        self, definitions: Iterable[FixtureDef], path: Path, *, failed_only: bool
+    ) -> tuple[list[FixtureDef], ScopeState]:
+        """Forget module and session values so the next check that needs them sets them up again.
+
+        With ``failed_only``, only set-ups that failed are forgotten (a failure is
+        otherwise remembered for the life of the scope). Returns what was dropped and
+        a scope holding the dropped values' teardowns, to run once nothing uses them.
+        """
+        dropped: list[FixtureDef] = []
+        retired = ScopeState()
+        for definition in definitions:
+            if definition.scope is Scope.CHECK:
+                continue
+            state = self.session if definition.scope is Scope.SESSION else self.modules.get(path)
+            future = state.values.get(definition) if state is not None else None
+            if state is None or future is None or not future.done():
+                continue
+            if failed_only and (future.cancelled() or future.exception() is None):
+                continue
+            del state.values[definition]
+            dropped.append(definition)
+            for item in [item for item in state.teardowns if item[0] is definition]:
+                state.teardowns.remove(item)
+                retired.teardowns.append(item)
+        return dropped, retired
 
     async def teardown(self, state: ScopeState, timeout: float) -> list[tuple[FixtureDef, BaseException]]:
         """Run a scope's teardowns, newest first; each is bounded by ``timeout``."""

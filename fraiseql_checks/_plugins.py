@@ -29,6 +29,9 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("generate", "fraiseql_checks.generate"),
     ("audit", "fraiseql_checks.audit.plugin"),
     ("audit-report", "fraiseql_checks.audit.report"),
+    ("watch", "fraiseql_checks.watch.plugin"),
+    ("store-sqlite", "fraiseql_checks.stores.sqlite"),
+    ("store-postgres", "fraiseql_checks.stores.postgres"),
 )
 ENTRY_POINT_GROUP = "fraiseql_checks"
 DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"

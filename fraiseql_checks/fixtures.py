@@ -209,6 +209,10 @@ class FixtureRegistry:
         self._chains.clear()
         self._closures.clear()
 
+    def definitions(self) -> list[FixtureDef]:
+        """Every definition, in registration order per name (watch mode's reload copies some)."""
+        return [definition for chain in self._defs.values() for definition in chain]
+
     def names_visible_from(self, path: Path) -> list[str]:
         return sorted(name for name in self._defs if self.chain(name, path))
 

@@ -8,7 +8,7 @@ a plugin module, mark implementations with ``@fraiseql_checks.hookimpl``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from fraiseql_checks.generate import Generators
     from fraiseql_checks.result import Result
     from fraiseql_checks.session import Session
+    from fraiseql_checks.stores import Store
     from fraiseql_checks.terminal import TerminalReporter
+    from fraiseql_checks.watch.state import StateChange
+    from fraiseql_checks.watch.watcher import Watcher
 
 PROJECT = "fraiseql_checks"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -115,6 +118,55 @@ def fraiseql_report_result(result: Result) -> None:
 @hookspec
 def fraiseql_sessionfinish(session: Session, exitstatus: int) -> None:
     """Every check has run (or the run was interrupted); reports are written here."""
+
+
+@hookspec(firstresult=True)
+def fraiseql_fixture_broken(error: BaseException) -> bool | None:
+    """Watch mode: a check that uses module- or session-scoped fixtures ended with
+    ``error``. Return ``True`` if the error means a fixture value (a pool, a client)
+    is broken and must be set up again for the next run, ``False`` if not. The first
+    non-``None`` answer wins; the built-in answer recognises lost connections."""
+
+
+# ---- store --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def fraiseql_make_store(config: Config, url: str) -> Store | None:
+    """Watch mode: the result store for ``url`` (``--store`` or the ``store``
+    setting), not yet opened; ``None`` if the URL is not for this plugin. The first
+    non-``None`` answer wins (built in: a file path for SQLite, ``postgresql://``)."""
+
+
+# ---- export -------------------------------------------------------------------------
+
+
+@hookspec
+def fraiseql_watch_start(watcher: Watcher) -> Awaitable[None] | None:
+    """Watch mode is starting, on its event loop, before the first check runs: start
+    servers and background tasks (``watcher.server.routes`` adds HTTP pages). A
+    returned awaitable is awaited before checking starts."""
+
+
+@hookspec
+def fraiseql_watch_stop(watcher: Watcher) -> Awaitable[None] | None:
+    """Watch mode is stopping: checks are done and the store is flushed. A returned
+    awaitable is awaited before the process exits."""
+
+
+# ---- notify -------------------------------------------------------------------------
+
+
+@hookspec
+def fraiseql_check_state_changed(change: StateChange, check: Check | None) -> None:
+    """Watch mode: a check changed state (``change.previous`` → ``change.state``:
+    ``unknown``, ``passing``, ``failing``, ``flapping``), once per change, never per run.
+    Called on the event loop right after the run that caused it; ``change.silenced``
+    is true inside a maintenance window, ``change.reason`` says why in words and
+    ``change.message`` is that run's message. A flapping check gives one change to
+    ``flapping`` and one when it settles, nothing in between. ``check`` is ``None``
+    if the check is gone (a reload removed it). Notifiers implement this; slow work
+    belongs in a task, not in the hook."""
 
 
 # ---- report -------------------------------------------------------------------------

@@ -109,6 +109,9 @@ class Session:
         self.summary = Summary()
         self.shouldstop: str | None = None
         self.interrupted = False
+        #: Set by a run loop that decides the exit status itself (watch mode exits 0
+        #: after a clean shutdown, whatever the checks said).
+        self.exitcode: ExitCode | None = None
         self.keep_results = True
         self.started = time.time()
         self._start = time.perf_counter()
@@ -173,6 +176,8 @@ class Session:
             )
 
     def exitstatus(self) -> ExitCode:
+        if self.exitcode is not None:
+            return self.exitcode
         if self.interrupted or self.collect_errors:
             return ExitCode.INTERRUPTED
         if self.summary.failed or self.summary.error:

@@ -33,9 +33,12 @@ class CheckSpec:
     #: Service level objective such as ``"99.9% / 30d"`` (read by the SLO plugin).
     slo: str | None = None
     #: Consecutive failing runs before the state turns failing (watch mode).
-    failure_threshold: int = 1
+    failure_threshold: int | None = None
     #: Consecutive passing runs before a failing state recovers (watch mode).
-    success_threshold: int = 1
+    success_threshold: int | None = None
+    #: ``(count, seconds)``: failing after ``count`` failing runs within ``seconds``
+    #: (watch mode; instead of ``failure_threshold``).
+    failures_within: tuple[int, float] | None = None
     #: Dashboard hints, e.g. ``{"unit": "percent", "thresholds": [85, 95]}``.
     panel: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: Set by ``@alert``: the alert definition this check evaluates.
@@ -71,8 +74,9 @@ def make_spec(
     owner: str | None = None,
     description: str | None = None,
     slo: str | None = None,
-    failure_threshold: int = 1,
-    success_threshold: int = 1,
+    failure_threshold: int | None = None,
+    success_threshold: int | None = None,
+    failures_within: tuple[int, str | float] | None = None,
     panel: Mapping[str, Any] | None = None,
     alert: Any = None,
 ) -> CheckSpec:
@@ -82,8 +86,13 @@ def make_spec(
     if isinstance(tags, str):
         tags = (tags,)
     for value, name in ((failure_threshold, "failure_threshold"), (success_threshold, "success_threshold")):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    within = None
+    if failures_within is not None:
+        if failure_threshold is not None:
+            raise ValueError("give failure_threshold or failures_within, not both")
+        within = parse_failures_within(failures_within)
     return CheckSpec(
         interval=None if interval is None else _positive(interval, "interval"),
         timeout=None if timeout is None else _positive(timeout, "timeout"),
@@ -96,9 +105,20 @@ def make_spec(
         slo=slo,
         failure_threshold=failure_threshold,
         success_threshold=success_threshold,
+        failures_within=within,
         panel=dict(panel or {}),
         alert=alert,
     )
+
+
+def parse_failures_within(value: Any) -> tuple[int, float]:
+    """``(3, "5m")``: three failing runs within five minutes."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"failures_within must be (count, window) such as (3, '5m'), got {value!r}")
+    count, window = value
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"failures_within: the count must be a whole number of at least 1, got {count!r}")
+    return count, _positive(window, "failures_within window")
 
 
 def _positive(value: str | float, name: str) -> float:
@@ -124,8 +144,9 @@ def check(
     owner: str | None = ...,
     description: str | None = ...,
     slo: str | None = ...,
-    failure_threshold: int = ...,
-    success_threshold: int = ...,
+    failure_threshold: int | None = ...,
+    success_threshold: int | None = ...,
+    failures_within: tuple[int, str | float] | None = ...,
     panel: Mapping[str, Any] | None = ...,
 ) -> Callable[[F], F]: ...
 

@@ -198,24 +198,33 @@ def throwaway_redis(password: str | None = None, *options: str) -> Iterator[Thro
         server.stop()
 
 
-class ThrowawayPrometheus:
-    """A Prometheus server on a free port, scraping ``targets`` (``host:port``) every second."""
+class Prometheus:
+    """A real Prometheus on a free loopback port, scraping itself (job ``self``) and
+    ``targets`` (job ``target``) every second."""
 
     def __init__(self, targets: list[str], metrics_path: str = "/metrics") -> None:
         self.binary = require_binary("prometheus")
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-prom-"))
-        config = self.root / "prometheus.yml"
-        lines = ["global:", "  scrape_interval: 1s", "  evaluation_interval: 1s", "scrape_configs:"]
-        lines += ["  - job_name: self", "    static_configs:", f"      - targets: ['127.0.0.1:{self.port}']"]
+        self.config = self.root / "prometheus.yml"
+        lines = ["global:", "  scrape_interval: 1s", "  scrape_timeout: 1s", "  evaluation_interval: 1s"]
+        lines += ["scrape_configs:", "  - job_name: self", "    static_configs:"]
+        lines += [f"      - targets: ['127.0.0.1:{self.port}']"]
         if targets:
             lines += ["  - job_name: target", f"    metrics_path: {metrics_path}", "    static_configs:"]
             lines += [f"      - targets: [{', '.join(repr(t) for t in targets)}]"]
-        config.write_text("\n".join(lines) + "\n")
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
             [
                 self.binary,
-                f"--config.file={config}",
+                f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.root / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
@@ -223,37 +232,66 @@ class ThrowawayPrometheus:
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
+        wait_until(self._ready, timeout=30, what="Prometheus' /-/ready")  # 503 until its storage is open
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def _ready(self) -> bool:
+        import urllib.error
+        import urllib.request
 
-    def wait_for_series(self, name: str, timeout: float = 30.0) -> None:
-        """Poll until ``name`` has a sample (the first scrape lands a few seconds after start)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        """The result vector of an instant query (``/api/v1/query``)."""
         import json
         import urllib.parse
         import urllib.request
 
-        deadline = time.monotonic() + timeout
-        query = urllib.parse.urlencode({"query": name})
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, ValueError):
-                with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=2) as answer:
-                    if json.load(answer)["data"]["result"]:
-                        return
-            time.sleep(0.2)
-        raise TimeoutError(f"Prometheus has no {name} after {timeout}s")
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def wait_for_series(self, expr: str, timeout: float = 30.0) -> None:
+        """Poll until ``expr`` has a sample (the first scrape lands a few seconds after start)."""
+
+        def has_sample() -> bool:
+            with contextlib.suppress(OSError, ValueError, AssertionError):
+                return bool(self.query(expr))
+            return False
+
+        wait_until(has_sample, timeout=timeout, every=0.2, what=expr)
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def throwaway_prometheus(targets: list[str], metrics_path: str = "/metrics") -> Iterator[ThrowawayPrometheus]:
-    server = ThrowawayPrometheus(targets, metrics_path)
+def prometheus(targets: list[str], metrics_path: str = "/metrics") -> Iterator[Prometheus]:
+    server = Prometheus(targets, metrics_path)
     try:
+        server.start()
         yield server
     finally:
         server.stop()
+
+
+def wait_until(condition: object, timeout: float = 30.0, every: float = 0.05, what: str = "") -> object:
+    """Poll ``condition()`` until it returns something truthy; that value. ``TimeoutError`` after ``timeout``."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still waiting after {timeout}s for {what or condition}")
+        time.sleep(every)

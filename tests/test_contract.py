@@ -12,7 +12,7 @@ import pytest
 from fraiseql_checks.exposition import Exposition
 from tests.conftest import REPO, CheckDir
 from tests.fraiseql_v2 import FakeFraiseQLV2, fake_fraiseql_v2
-from tests.services import throwaway_prometheus
+from tests.services import prometheus as run_prometheus
 
 CHECKS = str(REPO / "checks" / "health" / "check_metrics_contract.py")
 SHIPPED = Path(__file__).parent / "data" / "fraiseql-shipped-dashboard.json"
@@ -90,7 +90,7 @@ def test_a_dashboard_of_real_v2_names_passes(checkdir: CheckDir, server: FakeFra
 
 def test_prometheus_confirms_the_other_names(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
     checkdir.write("alerts/fraiseql.yml", RULES)
-    with throwaway_prometheus([]) as prometheus:
+    with run_prometheus([]) as prometheus:
         prometheus.wait_for_series("up")
         result, _ = run(checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN, PROMETHEUS_URL=prometheus.url)
     assert result["outcome"] == "failed"
@@ -106,7 +106,7 @@ def test_prometheus_confirms_the_other_names(checkdir: CheckDir, server: FakeFra
 
 def test_prometheus_alone_can_check_fraiseql_names(checkdir: CheckDir) -> None:
     checkdir.write("alerts/up.yml", "groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n")
-    with throwaway_prometheus([]) as prometheus:
+    with run_prometheus([]) as prometheus:
         prometheus.wait_for_series("up")
         result, _ = run(checkdir, PROMETHEUS_URL=prometheus.url)
     assert result["outcome"] == "passed", result["message"]

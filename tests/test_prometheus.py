@@ -12,12 +12,13 @@ from fraiseql_checks.errors import TargetError
 from fraiseql_checks.http import HTTPClient
 from fraiseql_checks.prometheus import Matrix, PrometheusClient, PrometheusError, Scalar, String, Vector
 from tests.conftest import CheckDir
-from tests.services import ThrowawayPrometheus, free_port, throwaway_prometheus
+from tests.services import Prometheus, free_port
+from tests.services import prometheus as run_prometheus
 
 
 @pytest.fixture(scope="module")
-def prometheus() -> Iterator[ThrowawayPrometheus]:
-    with throwaway_prometheus([]) as server:
+def prometheus() -> Iterator[Prometheus]:
+    with run_prometheus([]) as server:
         server.wait_for_series('up{job="self"}')
         yield server
 
@@ -30,7 +31,7 @@ def query(url: str, call) -> object:  # type: ignore[no-untyped-def]
     return asyncio.run(main())
 
 
-def test_instant_vector(prometheus: ThrowawayPrometheus) -> None:
+def test_instant_vector(prometheus: Prometheus) -> None:
     result = query(prometheus.url, lambda p: p.query('up{job="self"}'))
     assert isinstance(result, Vector)
     (sample,) = result
@@ -39,7 +40,7 @@ def test_instant_vector(prometheus: ThrowawayPrometheus) -> None:
     assert abs(sample.timestamp - time.time()) < 3600
 
 
-def test_scalar_string_and_empty_vector(prometheus: ThrowawayPrometheus) -> None:
+def test_scalar_string_and_empty_vector(prometheus: Prometheus) -> None:
     assert query(prometheus.url, lambda p: p.query("scalar(vector(42))")) == Scalar(
         42.0, pytest.approx(time.time(), abs=3600)
     )  # type: ignore[arg-type]
@@ -49,7 +50,7 @@ def test_scalar_string_and_empty_vector(prometheus: ThrowawayPrometheus) -> None
     assert isinstance(empty, Vector) and len(empty) == 0 and empty.value is None
 
 
-def test_range_query_is_a_matrix(prometheus: ThrowawayPrometheus) -> None:
+def test_range_query_is_a_matrix(prometheus: Prometheus) -> None:
     end = time.time()
     result = query(prometheus.url, lambda p: p.query_range('up{job="self"}', end - 60, end, "1s"))
     assert isinstance(result, Matrix)
@@ -60,7 +61,7 @@ def test_range_query_is_a_matrix(prometheus: ThrowawayPrometheus) -> None:
     assert timestamps == sorted(timestamps)
 
 
-def test_bad_expression_carries_error_type_and_message(prometheus: ThrowawayPrometheus) -> None:
+def test_bad_expression_carries_error_type_and_message(prometheus: Prometheus) -> None:
     with pytest.raises(PrometheusError) as info:
         query(prometheus.url, lambda p: p.query("sum(rate(up[5m])"))
     assert info.value.error_type == "bad_data"
@@ -68,7 +69,7 @@ def test_bad_expression_carries_error_type_and_message(prometheus: ThrowawayProm
     assert str(info.value).startswith("Prometheus rejected the query for 'sum(rate(up[5m])': bad_data: ")
 
 
-def test_series_names(prometheus: ThrowawayPrometheus) -> None:
+def test_series_names(prometheus: Prometheus) -> None:
     names = query(prometheus.url, lambda p: p.series_names())
     assert {"up", "prometheus_build_info"} <= names  # type: ignore[operator]
 
@@ -80,7 +81,7 @@ def test_prometheus_down_is_one_line() -> None:
     assert str(info.value) == f"GET http://127.0.0.1:{port}/api/v1/query?query=up: connection refused"
 
 
-def test_prom_fixture_in_a_check(checkdir: CheckDir, prometheus: ThrowawayPrometheus) -> None:
+def test_prom_fixture_in_a_check(checkdir: CheckDir, prometheus: Prometheus) -> None:
     checkdir.write(
         "check_prom.py",
         """

@@ -1,0 +1,264 @@
+"""The metrics the watcher exports: one definition each, read by every consumer.
+
+The exporter renders these; the dashboard and alert-rule generators read the same
+definitions, so a renamed metric cannot leave a panel or a rule pointing at
+nothing. Names follow Prometheus conventions: the ``fraiseql_check_`` namespace,
+``_total`` for counters, base units (``_seconds``), ``_info`` for info metrics.
+``docs/metrics-reference.md`` lists them; a test keeps it in step with this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+NAMESPACE = "fraiseql_check_"
+
+
+class Kind(enum.StrEnum):
+    """A metric family's type, as the exposition format's ``# TYPE`` line writes it."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One metric family: its full name, help text, type, unit and label names."""
+
+    name: str
+    help: str
+    kind: Kind
+    labels: tuple[str, ...] = ()
+    #: The base unit the name ends with (``seconds``), or ``""`` for counts and ratios.
+    unit: str = ""
+    #: Upper bounds of a histogram's buckets (``+Inf`` is implied).
+    buckets: tuple[float, ...] = ()
+    #: ``True`` when the family has a series per check (a ``check`` label).
+    per_check: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith(NAMESPACE) and not self.name.startswith("process_"):
+            raise ValueError(f"metric {self.name!r} is outside the {NAMESPACE} namespace")
+        if self.kind is Kind.COUNTER and not self.name.endswith("_total"):
+            raise ValueError(f"counter {self.name!r} must end with _total")
+        if self.unit and self.unit not in self.name:
+            raise ValueError(f"metric {self.name!r} must name its unit {self.unit!r}")
+
+
+#: The values of ``fraiseql_check_state``; dashboards map them back to words.
+STATE_VALUES: dict[str, int] = {"unknown": -1, "passing": 0, "failing": 1, "flapping": 2}
+
+#: Check durations: from a local ``select 1`` to a slow remote probe.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: How late a run starts after it was due: fine below 20 ms, where the goal is.
+LATENESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+CHECK = ("check",)
+
+# ---- per check ------------------------------------------------------------------------
+
+INFO = Metric(
+    "fraiseql_check_info",
+    "Metadata of a check (always 1): severity, suite, interval, runbook, owner and its own labels.",
+    Kind.GAUGE,
+    ("check", "severity", "suite", "interval", "runbook", "owner"),
+    per_check=True,
+)
+UP = Metric(
+    "fraiseql_check_up",
+    "1 if the check's last run passed, 0 if it failed or errored (a skipped run changes nothing).",
+    Kind.GAUGE,
+    CHECK,
+    per_check=True,
+)
+RUNS = Metric(
+    "fraiseql_check_runs_total",
+    "Runs of the check, by outcome (passed, failed, error, skipped).",
+    Kind.COUNTER,
+    ("check", "outcome"),
+    per_check=True,
+)
+DURATION = Metric(
+    "fraiseql_check_duration_seconds",
+    "How long runs of the check took, fixtures included.",
+    Kind.HISTOGRAM,
+    CHECK,
+    unit="seconds",
+    buckets=DURATION_BUCKETS,
+    per_check=True,
+)
+LAST_RUN = Metric(
+    "fraiseql_check_last_run_timestamp_seconds",
+    "When the check's last run started, in seconds since the epoch.",
+    Kind.GAUGE,
+    CHECK,
+    unit="seconds",
+    per_check=True,
+)
+INTERVAL = Metric(
+    "fraiseql_check_interval_seconds",
+    "The check's interval: how often it is meant to run.",
+    Kind.GAUGE,
+    CHECK,
+    unit="seconds",
+    per_check=True,
+)
+CONSECUTIVE_FAILURES = Metric(
+    "fraiseql_check_consecutive_failures",
+    "Failed or errored runs of the check in a row (0 after a passing run).",
+    Kind.GAUGE,
+    CHECK,
+    per_check=True,
+)
+STATE = Metric(
+    "fraiseql_check_state",
+    "The check's state: -1 unknown (not enough runs yet), 0 passing, 1 failing, 2 flapping.",
+    Kind.GAUGE,
+    CHECK,
+    per_check=True,
+)
+SILENCED = Metric(
+    "fraiseql_check_silenced",
+    "1 while a maintenance window covers the check (it still runs and is stored).",
+    Kind.GAUGE,
+    CHECK,
+    per_check=True,
+)
+OVERLAPS = Metric(
+    "fraiseql_check_skipped_overlapping_runs_total",
+    "Runs not started because the check's previous run was still going when the next was due.",
+    Kind.COUNTER,
+    CHECK,
+    per_check=True,
+)
+VALUE = Metric(
+    "fraiseql_check_value",
+    "A value the check measured and recorded with fraiseql_checks.record(name, value) on its last run.",
+    Kind.GAUGE,
+    ("check", "name"),
+    per_check=True,
+)
+
+# ---- the watcher itself -----------------------------------------------------------------
+
+LATENESS = Metric(
+    "fraiseql_check_scheduling_lateness_seconds",
+    "How long after its due time each run started (waiting for a concurrency slot included).",
+    Kind.HISTOGRAM,
+    unit="seconds",
+    buckets=LATENESS_BUCKETS,
+)
+IN_PROGRESS = Metric(
+    "fraiseql_check_runs_in_progress",
+    "Check runs going on now (including those waiting for a concurrency slot).",
+    Kind.GAUGE,
+)
+SCHEDULED = Metric("fraiseql_check_scheduled_checks", "Checks the watcher runs on their intervals.", Kind.GAUGE)
+COLLECTION_ERRORS = Metric(
+    "fraiseql_check_collection_errors",
+    "Check files (or conftests) that failed to collect at the last (re)load; their previous version keeps running.",
+    Kind.GAUGE,
+)
+RELOADS = Metric(
+    "fraiseql_check_reloads_total", "Re-collections of the checks (SIGHUP), by result.", Kind.COUNTER, ("result",)
+)
+FIXTURE_REBUILDS = Metric(
+    "fraiseql_check_fixture_rebuilds_total",
+    "Module or session fixture values dropped to be set up again (a failed set-up, a lost connection).",
+    Kind.COUNTER,
+    ("fixture",),
+)
+LOOP_BLOCKED = Metric(
+    "fraiseql_check_event_loop_blocked_total",
+    "Checks interrupted for blocking the event loop past their timeout (a sync call in an async check).",
+    Kind.COUNTER,
+)
+LONGEST_BLOCK = Metric(
+    "fraiseql_check_event_loop_longest_block_seconds",
+    "The longest time one callback held the event loop since the watcher started.",
+    Kind.GAUGE,
+    unit="seconds",
+)
+STORE_BACKLOG = Metric(
+    "fraiseql_check_store_backlog",
+    "Results and state changes waiting in memory to be written to the store.",
+    Kind.GAUGE,
+)
+STORE_DROPPED = Metric(
+    "fraiseql_check_store_dropped_total",
+    "Results and state changes dropped because the store was away and the in-memory buffer was full.",
+    Kind.COUNTER,
+)
+STORE_WRITTEN = Metric(
+    "fraiseql_check_store_written_total", "Results and state changes written to the store.", Kind.COUNTER
+)
+STORE_ERRORS = Metric(
+    "fraiseql_check_store_write_errors_total", "Failed attempts to write a batch to the store.", Kind.COUNTER
+)
+STORE_UP = Metric("fraiseql_check_store_up", "1 if the last write to the store succeeded.", Kind.GAUGE)
+BUILD_INFO = Metric(
+    "fraiseql_check_build_info", "The version of fraiseql-checks running (always 1).", Kind.GAUGE, ("version",)
+)
+START_TIME = Metric(
+    "fraiseql_check_start_time_seconds",
+    "When the watcher started, in seconds since the epoch.",
+    Kind.GAUGE,
+    unit="seconds",
+)
+PROCESS_CPU = Metric(
+    "process_cpu_seconds_total", "CPU time the watcher process used (user and system).", Kind.COUNTER, unit="seconds"
+)
+PROCESS_RSS = Metric(
+    "process_resident_memory_bytes", "Resident memory of the watcher process.", Kind.GAUGE, unit="bytes"
+)
+
+PER_CHECK: tuple[Metric, ...] = (
+    INFO,
+    UP,
+    RUNS,
+    DURATION,
+    LAST_RUN,
+    INTERVAL,
+    CONSECUTIVE_FAILURES,
+    STATE,
+    SILENCED,
+    OVERLAPS,
+    VALUE,
+)
+WATCHER: tuple[Metric, ...] = (
+    LATENESS,
+    IN_PROGRESS,
+    SCHEDULED,
+    COLLECTION_ERRORS,
+    RELOADS,
+    FIXTURE_REBUILDS,
+    LOOP_BLOCKED,
+    LONGEST_BLOCK,
+    STORE_BACKLOG,
+    STORE_DROPPED,
+    STORE_WRITTEN,
+    STORE_ERRORS,
+    STORE_UP,
+    BUILD_INFO,
+    START_TIME,
+    PROCESS_CPU,
+    PROCESS_RSS,
+)
+#: Every metric the watcher exports, in the order ``/metrics`` writes them.
+ALL: tuple[Metric, ...] = PER_CHECK + WATCHER
+
+
+def by_name(name: str) -> Metric:
+    """The definition of ``name`` (a histogram's ``_bucket``/``_sum``/``_count`` series too)."""
+    for metric in ALL:
+        if name == metric.name:
+            return metric
+        if metric.kind is Kind.HISTOGRAM and name in (
+            f"{metric.name}_bucket",
+            f"{metric.name}_sum",
+            f"{metric.name}_count",
+        ):
+            return metric
+    raise KeyError(f"no metric {name!r} is exported by fraiseql-check --watch")

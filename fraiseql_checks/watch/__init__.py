@@ -1,0 +1,1 @@
+"""Watch mode: scheduler, check states, the Prometheus exporter, reload and shutdown."""

@@ -1,0 +1,240 @@
+"""The text ``/metrics`` serves: every check's series and the watcher's own.
+
+Prometheus' text format groups a family's samples under its ``# HELP``/``# TYPE``
+lines, so the page is written family by family across all checks. With
+thousands of checks the page is large (about 2.5 kB per check), and it is built
+on the event loop, so it is built cheaply: each check keeps the line templates of
+its biggest families (the run counters and the duration histogram, with its
+label already escaped) and fills them with one ``%`` each; the rest is one short
+f-string per line. A check's lines are kept, encoded, until it runs again, so a
+scrape renders only the checks that ran since the last one and joins bytes. The
+definitions (names, help, buckets) come from ``metrics``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from fraiseql_checks import metrics as m
+from fraiseql_checks.durations import format_duration
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced
+
+if TYPE_CHECKING:
+    from fraiseql_checks.checks import Check
+
+OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
+_OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(OUTCOMES)}
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape(value: str) -> str:
+    """A label value as the exposition format writes it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def number(value: float) -> str:
+    """A sample value: integers without a decimal point, ``+Inf``/``-Inf``/``NaN`` spelt as Prometheus does."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+def header(metric: m.Metric) -> str:
+    return f"# HELP {metric.name} {metric.help}\n# TYPE {metric.name} {metric.kind.value}\n"
+
+
+def histogram_template(metric: m.Metric, labels: str) -> str:
+    """Lines of one histogram series, to fill with cumulative counts, the sum and the count."""
+    safe = labels.replace("%", "%%")
+    prefix = f"{safe}," if safe else ""
+    braces = f"{{{safe}}}" if safe else ""
+    lines = [f'{metric.name}_bucket{{{prefix}le="{number(b)}"}} %d\n' for b in metric.buckets]
+    lines.append(f'{metric.name}_bucket{{{prefix}le="+Inf"}} %d\n')
+    lines.append(f"{metric.name}_sum{braces} %r\n")
+    lines.append(f"{metric.name}_count{braces} %d\n")
+    return "".join(lines)
+
+
+class Histogram:
+    """Cumulative bucket counts (the last is ``+Inf``), sum and count of observations."""
+
+    __slots__ = ("bounds", "count", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        counts = self.counts
+        for index in range(bisect.bisect_left(self.bounds, value), len(counts)):
+            counts[index] += 1
+        self.sum += value
+        self.count += 1
+
+    def fill(self, template: str) -> str:
+        """``template`` (from ``histogram_template``) with this histogram's values."""
+        return template % (*self.counts, self.sum, self.count)
+
+    def quantile(self, q: float) -> float:
+        """An estimate of the ``q`` quantile, interpolated within buckets as PromQL does."""
+        if not self.count:
+            return math.nan
+        rank = q * self.count
+        below = 0
+        for index, total in enumerate(self.counts):
+            if total >= rank and total > below:
+                if index == len(self.bounds):
+                    return self.bounds[-1]
+                lower = self.bounds[index - 1] if index else 0.0
+                return lower + (self.bounds[index] - lower) * (rank - below) / (total - below)
+            below = total
+        return self.bounds[-1]
+
+
+class CheckSeries:
+    """What ``/metrics`` says about one check: updated after each run, rendered per scrape."""
+
+    __slots__ = (
+        "_cache",
+        "_duration_template",
+        "_info",
+        "_interval",
+        "_label",
+        "_runs_template",
+        "consecutive_failures",
+        "duration",
+        "last_run",
+        "overlaps",
+        "runs",
+        "silenced",
+        "state",
+        "up",
+        "values",
+        "windows",
+    )
+
+    def __init__(self, check: Check, windows: tuple[MaintenanceWindow, ...] = ()) -> None:
+        self._label = f'check="{escape(check.id)}"'
+        self.runs = [0, 0, 0, 0]
+        self.duration = Histogram(m.DURATION_BUCKETS)
+        self._duration_template = histogram_template(m.DURATION, self._label)
+        safe = self._label.replace("%", "%%")
+        self._runs_template = "".join(f'{m.RUNS.name}{{{safe},outcome="{o.value}"}} %d\n' for o in OUTCOMES)
+        self.up: int | None = None
+        self.last_run: float | None = None
+        self.consecutive_failures = 0
+        self.state = m.STATE_VALUES["unknown"]
+        self.silenced = 0
+        self.overlaps = 0
+        self.values: dict[str, float] = {}
+        self.windows = windows
+        self._info = ""
+        self._interval = ""
+        self._cache: tuple[bytes, ...] | None = None
+        self.describe(check, windows)
+
+    def describe(self, check: Check, windows: tuple[MaintenanceWindow, ...]) -> None:
+        """(Re)read the check's metadata: after a reload its interval or runbook may differ."""
+        self.windows = windows
+        info = {
+            "check": check.id,
+            "severity": check.severity,
+            "suite": check.suite,
+            "interval": format_duration(check.interval),
+            "runbook": check.runbook or "",
+            "owner": check.spec.owner or "",
+        }
+        for name, value in check.labels.items():
+            if name != "suite":  # already the suite
+                info[name if name not in info else f"label_{name}"] = value
+        labels = ",".join(f'{name}="{escape(value)}"' for name, value in info.items())
+        self._info = f"{m.INFO.name}{{{labels}}} 1\n"
+        self._interval = f"{m.INTERVAL.name}{{{self._label}}} {number(check.interval)}\n"
+        self._cache = None
+
+    def observe(self, result: Result) -> None:
+        self.runs[_OUTCOME_INDEX[result.outcome]] += 1
+        self.duration.observe(result.duration_s)
+        self.last_run = result.started_at
+        if result.outcome is not Outcome.SKIPPED:
+            self.up = 1 if result.outcome is Outcome.PASSED else 0
+            self.values = result.values
+        self._cache = None
+
+    def set_state(self, state: int, consecutive_failures: int) -> None:
+        self.state, self.consecutive_failures = state, consecutive_failures
+        self._cache = None
+
+    def overlap(self) -> None:
+        self.overlaps += 1
+        self._cache = None
+
+    def chunks(self, now: float) -> tuple[bytes, ...]:
+        """This check's lines, one piece per family in ``metrics.PER_CHECK`` order.
+
+        Kept until the check changes: a check that did not run since the last scrape
+        costs nothing to render again.
+        """
+        if self.windows:
+            now_silenced = int(silenced(self.windows, now))
+            if now_silenced != self.silenced:
+                self.silenced, self._cache = now_silenced, None
+        if self._cache is None:
+            self._cache = tuple(chunk.encode() for chunk in self._render())
+        return self._cache
+
+    def _render(self) -> tuple[str, ...]:
+        label = self._label
+        up = "" if self.up is None else f"{m.UP.name}{{{label}}} {self.up}\n"
+        last = "" if self.last_run is None else f"{m.LAST_RUN.name}{{{label}}} {number(self.last_run)}\n"
+        values = "".join(
+            f'{m.VALUE.name}{{{label},name="{name}"}} {number(value)}\n' for name, value in self.values.items()
+        )
+        return (
+            self._info,
+            up,
+            self._runs_template % tuple(self.runs),
+            self.duration.fill(self._duration_template),
+            last,
+            self._interval,
+            f"{m.CONSECUTIVE_FAILURES.name}{{{label}}} {self.consecutive_failures}\n",
+            f"{m.STATE.name}{{{label}}} {self.state}\n",
+            f"{m.SILENCED.name}{{{label}}} {self.silenced}\n",
+            f"{m.OVERLAPS.name}{{{label}}} {self.overlaps}\n",
+            values,
+        )
+
+
+def simple(metric: m.Metric, value: float) -> str:
+    return f"{header(metric)}{metric.name} {number(value)}\n"
+
+
+def labelled(metric: m.Metric, samples: Mapping[str, float]) -> str:
+    """A family with one label (``metric.labels[0]``), one sample per value of it."""
+    (name,) = metric.labels
+    lines = "".join(f'{metric.name}{{{name}="{escape(key)}"}} {number(v)}\n' for key, v in sorted(samples.items()))
+    return header(metric) + lines
+
+
+def render(series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]]) -> list[bytes]:
+    """The whole page, in pieces: per-check families across ``series``, then the
+    ``watcher``'s own lines. Pieces, because joining tens of megabytes into one
+    buffer costs more than the rest of the work; the server sends them in batches."""
+    rows = [s.chunks(now) for s in series]
+    columns = zip(*rows, strict=True) if rows else iter([()] * len(m.PER_CHECK))
+    parts: list[bytes] = []
+    for metric, column in zip(m.PER_CHECK, columns, strict=True):
+        parts.append(header(metric).encode())
+        parts.extend(column)
+    parts.extend(text.encode() for text in watcher())
+    return parts

@@ -1,0 +1,109 @@
+"""When each check runs next: a heap of due times, first runs spread with jitter.
+
+Pure bookkeeping with no clock of its own: the watcher passes ``now``, tests pass
+any number. Runs keep a fixed rate (due, due + interval, ...), so a check's phase
+does not drift with its durations; a slot that comes while the previous run is
+still going is skipped and counted, and slots missed while the process was
+stalled are not made up in a burst.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Entry(Generic[T]):
+    """One scheduled check: its interval, next due time and whether it is running."""
+
+    __slots__ = ("_token", "due", "interval", "item", "key", "overlaps", "running")
+
+    def __init__(self, key: str, item: T, interval: float, due: float) -> None:
+        self.key = key
+        self.item = item
+        self.interval = interval
+        self.due = due
+        self.running = False
+        #: Slots skipped because the previous run was still going.
+        self.overlaps = 0
+        self._token = 0
+
+
+class Schedule(Generic[T]):
+    """Due times of many entries; ``pop_due(now)`` gives the entries to start now."""
+
+    def __init__(self, spread: float, rng: random.Random | None = None) -> None:
+        self.spread = spread
+        self._rng = rng or random.Random()
+        self._heap: list[tuple[float, int, Entry[T]]] = []
+        self._entries: dict[str, Entry[T]] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self._entries.values())
+
+    def get(self, key: str) -> Entry[T] | None:
+        return self._entries.get(key)
+
+    def add(self, key: str, item: T, interval: float, now: float) -> Entry[T]:
+        """Schedule a new entry; its first run comes at a random point within
+        ``min(interval, spread)`` from ``now``, so entries added together do not fire together."""
+        entry = Entry(key, item, interval, now + self._rng.random() * min(interval, self.spread))
+        self._entries[key] = entry
+        self._push(entry)
+        return entry
+
+    def update(self, key: str, item: T, interval: float, now: float) -> Entry[T]:
+        """Replace an entry's item (a reloaded check), keeping its phase unless the interval changed."""
+        entry = self._entries[key]
+        entry.item = item
+        if interval != entry.interval:
+            entry.interval = interval
+            entry.due = min(entry.due, now + interval)
+            self._push(entry)
+        return entry
+
+    def remove(self, key: str) -> Entry[T] | None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            entry._token = -1  # its heap tuples are stale from now on
+        return entry
+
+    def _push(self, entry: Entry[T]) -> None:
+        self._seq += 1
+        entry._token = self._seq
+        heapq.heappush(self._heap, (entry.due, self._seq, entry))
+
+    def next_due(self) -> float | None:
+        """The earliest due time, or ``None`` when nothing is scheduled."""
+        heap = self._heap
+        while heap and heap[0][2]._token != heap[0][1]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> Iterator[tuple[Entry[T], float]]:
+        """Entries due at ``now`` with the time each was due, rescheduled for their next slot.
+
+        The caller starts each one, or counts an overlap when it is still running.
+        """
+        heap = self._heap
+        while heap:
+            due, token, entry = heap[0]
+            if entry._token != token:
+                heapq.heappop(heap)
+                continue
+            if due > now:
+                return
+            heapq.heappop(heap)
+            entry.due = due + entry.interval
+            if entry.due <= now:  # stalled for a whole interval or more: no burst to catch up
+                entry.due = now + entry.interval
+            self._push(entry)
+            yield entry, due

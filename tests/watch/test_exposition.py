@@ -1,0 +1,139 @@
+"""The /metrics text: golden file, promtool, and an independent parser reading it back."""
+
+from __future__ import annotations
+
+import subprocess
+import types
+from pathlib import Path
+
+from fraiseql_checks import metrics as m
+from fraiseql_checks.checks import Check
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.spec import make_spec
+from fraiseql_checks.watch import exposition
+from fraiseql_checks.watch.exposition import CheckSeries, Histogram
+from fraiseql_checks.watch.maintenance import as_windows
+from tests.services import require_binary
+from tests.watch.conftest import parse_metrics
+
+GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
+T0 = 1_750_000_000.0
+
+
+def make_check(check_id: str, **spec: object) -> Check:
+    path, _, name = check_id.partition("::")
+    return Check(
+        id=check_id,
+        name=name,
+        function_name=name.split("[")[0],
+        path=Path("/project") / path,
+        module=types.ModuleType("m"),
+        func=lambda: None,
+        spec=make_spec(**spec),  # type: ignore[arg-type]
+        is_async=False,
+        argnames=(),
+        severity=str(spec.get("severity", "warning")),
+        interval=30.0,
+    )
+
+
+def run(check: Check, outcome: Outcome, duration: float, at: float, **values: float) -> Result:
+    return Result(check.id, check.name, outcome, duration_s=duration, started_at=at, values=dict(values))
+
+
+def sample_page() -> str:
+    db = make_check(
+        "checks/db/check_pg.py::check_answers",
+        severity="critical",
+        runbook="docs/runbooks/database-down.md",
+        owner="dba",
+        labels={"suite": "database", "team": "core", "severity": "high"},
+    )
+    odd = make_check('checks/check_odd.py::check_q[{ users(filter: "a\\b") }\n100%]')
+    db_series, odd_series = CheckSeries(db), CheckSeries(odd, tuple(as_windows([{"from": "00:00", "to": "24:00"}])))
+    db_series.observe(run(db, Outcome.PASSED, 0.004, T0, lag_seconds=0.5))
+    db_series.observe(run(db, Outcome.FAILED, 0.3, T0 + 30))
+    db_series.observe(run(db, Outcome.PASSED, 1.5, T0 + 60, lag_seconds=2.0, connections=12))
+    db_series.set_state(m.STATE_VALUES["passing"], 0)
+    odd_series.observe(run(odd, Outcome.ERROR, 12.0, T0 + 1))
+    odd_series.observe(run(odd, Outcome.SKIPPED, 0.0, T0 + 31))
+    odd_series.set_state(m.STATE_VALUES["failing"], 1)
+    odd_series.overlap()
+    odd_series.overlap()
+    lateness = Histogram(m.LATENESS_BUCKETS)
+    for value in (0.0001, 0.0015, 0.003, 0.2):
+        lateness.observe(value)
+
+    def own() -> list[str]:
+        return [
+            exposition.header(m.LATENESS) + lateness.fill(exposition.histogram_template(m.LATENESS, "")),
+            exposition.simple(m.IN_PROGRESS, 3),
+            exposition.labelled(m.RELOADS, {"success": 1, "failure": 0}),
+            exposition.labelled(m.FIXTURE_REBUILDS, {}),
+            exposition.simple(m.LONGEST_BLOCK, 0.25),
+        ]
+
+    return b"".join(exposition.render([db_series, odd_series], T0 + 62, own)).decode()
+
+
+def test_the_page_matches_the_golden_file() -> None:
+    assert sample_page() == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_promtool_finds_nothing_to_say() -> None:
+    promtool = require_binary("promtool")
+    done = subprocess.run([promtool, "check", "metrics"], input=sample_page(), capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_an_independent_parser_reads_back_every_value() -> None:
+    samples = parse_metrics(sample_page())
+    db = (("check", "checks/db/check_pg.py::check_answers"),)
+    odd_id = 'checks/check_odd.py::check_q[{ users(filter: "a\\b") }\n100%]'
+    odd = (("check", odd_id),)
+    assert samples[("fraiseql_check_up", db)] == 1.0
+    assert samples[("fraiseql_check_up", odd)] == 0.0  # the skipped run after the error changes nothing
+    assert samples[("fraiseql_check_runs_total", (*db, ("outcome", "failed")))] == 1.0
+    assert samples[("fraiseql_check_runs_total", (*odd, ("outcome", "skipped")))] == 1.0
+    assert samples[("fraiseql_check_duration_seconds_bucket", (*db, ("le", "0.005")))] == 1.0
+    assert samples[("fraiseql_check_duration_seconds_bucket", (*db, ("le", "2.5")))] == 3.0
+    assert samples[("fraiseql_check_duration_seconds_sum", db)] == 1.804
+    assert samples[("fraiseql_check_duration_seconds_count", odd)] == 2.0
+    assert samples[("fraiseql_check_last_run_timestamp_seconds", db)] == T0 + 60
+    assert samples[("fraiseql_check_value", (*db, ("name", "connections")))] == 12.0
+    assert ("fraiseql_check_value", (*db, ("name", "lag_seconds"))) in samples
+    assert samples[("fraiseql_check_state", odd)] == 1.0
+    assert samples[("fraiseql_check_silenced", odd)] == 1.0  # the all-day window
+    assert samples[("fraiseql_check_silenced", db)] == 0.0
+    assert samples[("fraiseql_check_skipped_overlapping_runs_total", odd)] == 2.0
+    info = {
+        "check": "checks/db/check_pg.py::check_answers",
+        "severity": "critical",
+        "suite": "database",
+        "interval": "30s",
+        "runbook": "docs/runbooks/database-down.md",
+        "owner": "dba",
+        "team": "core",
+        "label_severity": "high",  # a label of the check's own that clashes with ours
+    }
+    assert samples[("fraiseql_check_info", tuple(sorted(info.items())))] == 1.0
+    assert samples[("fraiseql_check_scheduling_lateness_seconds_bucket", (("le", "0.002"),))] == 2.0
+    assert samples[("fraiseql_check_reloads_total", (("result", "success"),))] == 1.0
+
+
+def test_every_exported_family_is_defined_once_with_its_unit() -> None:
+    names = [metric.name for metric in m.ALL]
+    assert len(names) == len(set(names))
+    for metric in m.ALL:
+        assert metric.help.endswith(".") and metric.name.islower()
+        if metric.kind is m.Kind.HISTOGRAM:
+            assert metric.buckets == tuple(sorted(metric.buckets))
+    assert m.by_name("fraiseql_check_duration_seconds_bucket") is m.DURATION
+
+
+def test_histogram_quantiles_interpolate_like_promql() -> None:
+    histogram = Histogram((0.01, 0.02, 0.05))
+    for value in [0.005] * 50 + [0.015] * 49 + [0.04]:
+        histogram.observe(value)
+    assert histogram.quantile(0.5) == 0.01
+    assert 0.019 < histogram.quantile(0.99) <= 0.02

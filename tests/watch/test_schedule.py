@@ -1,0 +1,78 @@
+"""The scheduler's bookkeeping, on a clock the test moves by hand."""
+
+from __future__ import annotations
+
+import random
+
+from fraiseql_checks.watch.schedule import Schedule
+
+
+def due_keys(schedule: Schedule[str], now: float) -> list[str]:
+    return [entry.key for entry, _ in schedule.pop_due(now)]
+
+
+def test_first_runs_are_spread_over_the_jitter_window() -> None:
+    schedule: Schedule[str] = Schedule(spread=10.0, rng=random.Random(1))
+    for index in range(1000):
+        schedule.add(f"c{index}", "item", interval=60.0, now=100.0)
+    dues = sorted(entry.due for entry in schedule)
+    assert 100.0 <= dues[0] and dues[-1] < 110.0
+    assert len(set(dues)) == 1000  # no two checks fire in the same instant
+    buckets = [sum(1 for d in dues if 100 + i <= d < 101 + i) for i in range(10)]
+    assert min(buckets) > 50  # spread evenly, not bunched at the start
+
+
+def test_jitter_is_bounded_by_a_short_interval() -> None:
+    schedule: Schedule[str] = Schedule(spread=10.0, rng=random.Random(2))
+    for index in range(100):
+        schedule.add(f"c{index}", "item", interval=2.0, now=0.0)
+    assert max(entry.due for entry in schedule) < 2.0
+
+
+def test_runs_keep_a_fixed_rate_and_report_when_they_were_due() -> None:
+    schedule: Schedule[str] = Schedule(spread=0.0)
+    schedule.add("a", "item", interval=5.0, now=0.0)
+    assert [(e.key, due) for e, due in schedule.pop_due(0.0)] == [("a", 0.0)]
+    assert due_keys(schedule, 4.99) == []
+    # A late wake-up does not shift the phase: the next slot is still 10.0.
+    assert [(e.key, due) for e, due in schedule.pop_due(5.7)] == [("a", 5.0)]
+    assert schedule.next_due() == 10.0
+
+
+def test_slots_missed_during_a_stall_are_not_made_up_in_a_burst() -> None:
+    schedule: Schedule[str] = Schedule(spread=0.0)
+    schedule.add("a", "item", interval=1.0, now=0.0)
+    due_keys(schedule, 0.0)
+    assert due_keys(schedule, 30.5) == ["a"]  # once, not thirty times
+    assert schedule.next_due() == 31.5
+
+
+def test_a_running_entry_is_handed_out_again_for_the_caller_to_count_the_overlap() -> None:
+    schedule: Schedule[str] = Schedule(spread=0.0)
+    entry = schedule.add("a", "item", interval=1.0, now=0.0)
+    due_keys(schedule, 0.0)
+    entry.running = True
+    (again, due), *_ = list(schedule.pop_due(1.0))
+    assert again is entry and due == 1.0 and again.running
+
+
+def test_removed_entries_never_come_due_and_updates_keep_the_phase() -> None:
+    schedule: Schedule[str] = Schedule(spread=0.0)
+    schedule.add("a", "old", interval=10.0, now=0.0)
+    schedule.add("b", "item", interval=10.0, now=0.0)
+    schedule.remove("b")
+    assert due_keys(schedule, 0.0) == ["a"]
+    schedule.update("a", "new", interval=10.0, now=3.0)
+    assert schedule.next_due() == 10.0 and schedule.get("a").item == "new"  # type: ignore[union-attr]
+    schedule.update("a", "new", interval=2.0, now=3.0)  # a shorter interval applies now
+    assert schedule.next_due() == 5.0
+    assert due_keys(schedule, 5.0) == ["a"]
+    # At 10.0 it comes due once, for its 7.0 slot: the stale 10.0 slot is gone.
+    assert [(e.key, due) for e, due in schedule.pop_due(10.0)] == [("a", 7.0)]
+    assert len(schedule) == 1
+
+
+def test_nothing_scheduled() -> None:
+    schedule: Schedule[str] = Schedule(spread=1.0)
+    assert schedule.next_due() is None
+    assert due_keys(schedule, 1e9) == []

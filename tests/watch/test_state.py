@@ -1,0 +1,150 @@
+"""Check states: thresholds, the failures-within-a-window rule, flapping, maintenance windows."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from fraiseql_checks.result import Outcome
+from fraiseql_checks.spec import make_spec
+from fraiseql_checks.watch.maintenance import as_windows, silenced, windows_for
+from fraiseql_checks.watch.state import CheckState, Rules, State, StateChange
+
+P, F, E, S = Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED
+
+
+def feed(state: CheckState, outcomes: list[Outcome], start: float = 0.0, every: float = 1.0) -> list[StateChange]:
+    changes = []
+    for index, outcome in enumerate(outcomes):
+        change = state.observe(outcome, start + index * every, message=f"run {index}")
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def transitions(changes: list[StateChange]) -> list[tuple[str, str]]:
+    return [(c.previous.value, c.state.value) for c in changes]
+
+
+def test_default_thresholds_change_on_every_flip() -> None:
+    state = CheckState("c", Rules(flap_changes=100))
+    changes = feed(state, [P, P, F, E, P])
+    assert transitions(changes) == [("unknown", "passing"), ("passing", "failing"), ("failing", "passing")]
+    assert changes[1].reason == "1 failing run in a row" and changes[1].message == "run 2"
+    assert changes[2].at == 4.0
+
+
+def test_failure_and_success_thresholds() -> None:
+    state = CheckState("c", Rules(failure_threshold=3, success_threshold=2, flap_changes=100))
+    assert transitions(feed(state, [F, F])) == []
+    assert state.state is State.UNKNOWN and state.consecutive_failures == 2
+    changes = feed(state, [F, P, F, F, F, P, P], start=2.0)
+    assert transitions(changes) == [("unknown", "failing"), ("failing", "passing")]
+    assert changes[0].reason == "3 failing runs in a row" and changes[0].consecutive_failures == 3
+    assert changes[1].reason == "2 passing runs in a row" and changes[1].at == 8.0
+
+
+def test_skipped_runs_change_nothing() -> None:
+    state = CheckState("c", Rules(failure_threshold=2, flap_changes=100))
+    feed(state, [P, F, S, S])
+    assert state.consecutive_failures == 1 and state.state is State.PASSING
+    assert transitions(feed(state, [F], start=10)) == [("passing", "failing")]
+
+
+def test_failures_within_a_window() -> None:
+    state = CheckState("c", Rules(failures_within=(3, 10.0), flap_changes=100))
+    # three failures, but spread over more than ten seconds: still passing
+    assert transitions(feed(state, [P, F, P, P, P, P, F, P, P, P, P, P, F], every=3.0)) == [("unknown", "passing")]
+    changes = feed(state, [F, P, F], start=39.0, every=3.0)  # failures at 36, 39, 45: three within 10 s
+    assert transitions(changes) == [("passing", "failing")]
+    assert changes[0].reason == "3 failing runs within 10s" and changes[0].at == 45.0
+
+
+def test_flapping_is_reported_once_and_settles_after_a_quiet_window() -> None:
+    state = CheckState("c", Rules(flap_changes=4, flap_window=60.0))
+    changes = feed(state, [P, F, P, F, P, F, P, F, P, F], every=1.0)
+    assert transitions(changes) == [
+        ("unknown", "passing"),
+        ("passing", "failing"),
+        ("failing", "passing"),
+        ("passing", "failing"),
+        ("failing", "flapping"),  # the fourth change within 60 s; then nothing while it flaps
+    ]
+    assert changes[-1].reason == "4 state changes within 1m"
+    assert state.state is State.FLAPPING
+    # failing steadily, but not yet for a whole window since the last change (at 9)
+    assert feed(state, [F] * 5, start=10.0, every=10.0) == []
+    settled = feed(state, [F], start=69.0)
+    assert transitions(settled) == [("flapping", "failing")]
+    assert settled[0].reason.startswith("no change for 1m")
+
+
+def test_silenced_and_trace_id_travel_with_the_change() -> None:
+    state = CheckState("c", Rules())
+    change = state.observe(F, 5.0, silenced=True, message="boom", trace_id="ab" * 16)
+    assert change == StateChange(
+        "c", 5.0, State.UNKNOWN, State.FAILING, True, "1 failing run in a row", "boom", "ab" * 16, 1
+    )
+
+
+def test_new_rules_after_a_reload_keep_the_counts() -> None:
+    state = CheckState("c", Rules(failure_threshold=5, flap_changes=100))
+    feed(state, [P, F, F])
+    state.update_rules(Rules(failure_threshold=3, flap_changes=100))
+    assert transitions(feed(state, [F], start=3)) == [("passing", "failing")]
+
+
+def test_check_metadata_for_the_state_rules() -> None:
+    spec = make_spec(failures_within=(3, "5m"), success_threshold=2)
+    assert spec.failures_within == (3, 300.0) and spec.failure_threshold is None
+    with pytest.raises(ValueError, match="not both"):
+        make_spec(failure_threshold=2, failures_within=(3, "5m"))
+    with pytest.raises(ValueError, match="count"):
+        make_spec(failures_within=(0, "5m"))
+
+
+# ---- maintenance windows ----------------------------------------------------------------
+
+
+def ts(text: str) -> float:
+    return datetime.datetime.fromisoformat(text).timestamp()
+
+
+def test_a_one_off_window_covers_matching_checks_between_start_and_end() -> None:
+    (window,) = as_windows(
+        [{"checks": ["checks/db/*"], "start": "2025-06-01T02:00:00Z", "end": "2025-06-01T04:00:00+00:00"}]
+    )
+    assert windows_for("checks/db/check_pg.py::check_up", [window]) == (window,)
+    assert windows_for("checks/http/check_api.py::check_up", [window]) == ()
+    assert not silenced([window], ts("2025-06-01T01:59:59+00:00"))
+    assert silenced([window], ts("2025-06-01T02:00:00+00:00"))
+    assert not silenced([window], ts("2025-06-01T04:00:00+00:00"))
+
+
+def test_a_weekly_slot_in_a_time_zone_crossing_midnight() -> None:
+    (window,) = as_windows([{"days": ["sat"], "from": "23:00", "to": "01:00", "timezone": "Europe/Paris"}])
+    # Saturday 2025-06-07 23:30 in Paris is 21:30 UTC; Sunday 00:30 Paris is Saturday 22:30 UTC
+    assert silenced([window], ts("2025-06-07T21:30:00+00:00"))
+    assert silenced([window], ts("2025-06-07T22:30:00+00:00"))
+    assert not silenced([window], ts("2025-06-07T23:30:00+00:00"))  # Sunday 01:30 in Paris
+    assert not silenced([window], ts("2025-06-06T21:30:00+00:00"))  # a Friday
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"start": "2025-06-01T02:00:00Z"}, "both start and end"),
+        ({"start": "2025-06-01T04:00:00Z", "end": "2025-06-01T02:00:00Z"}, "end must come after start"),
+        ({"from": "25:00", "to": "01:00"}, "time of day"),
+        ({"from": "01:00", "to": "02:00", "days": ["someday"]}, "day names"),
+        ({"from": "01:00", "to": "02:00", "timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"from": "01:00", "to": "02:00", "color": "red"}, "unknown key 'color'"),
+        ({"start": "yesterday", "end": "today"}, "date and time"),
+    ],
+)
+def test_bad_windows_say_what_is_wrong(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        as_windows([{"from": "01:00", "to": "02:00"}, raw])
+    with pytest.raises(ValueError, match="window 2"):
+        as_windows([{"from": "01:00", "to": "02:00"}, raw])

@@ -1,0 +1,433 @@
+"""``fraiseql-check --watch`` end to end: a real watcher process, its /metrics, its store, signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CheckDir
+from tests.services import prometheus, require_binary, wait_until
+from tests.watch.conftest import Samples, WatchProcess
+
+Watch = Callable[..., WatchProcess]
+FAST = "start_jitter: 50ms\n"
+
+
+def stored(checkdir: CheckDir, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(checkdir.path / ".fraiseql-checks" / "results.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_prometheus_scrapes_up_for_a_passing_and_a_failing_check(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_site.py",
+        """
+        from fraiseql_checks import check, record
+
+        @check(interval="500ms", severity="critical", runbook="docs/runbooks/site.md")
+        def check_home_page():
+            record("latency_seconds", 0.125)
+
+        @check(interval="500ms")
+        async def check_login():
+            assert "token" == "no token"
+        """,
+    )
+    watcher = watch()
+    with prometheus([watcher.address]) as server:
+
+        def both_scraped() -> dict[str, str] | None:
+            found = {r["metric"]["check"]: r["value"][1] for r in server.query("fraiseql_check_up")}  # type: ignore[index]
+            return found if len(found) == 2 else None
+
+        up = wait_until(both_scraped, timeout=60, every=0.25, what="Prometheus to scrape both checks")
+        assert up == {"checks/check_site.py::check_home_page": "1", "checks/check_site.py::check_login": "0"}
+        (value,) = server.query('fraiseql_check_value{name="latency_seconds"}')
+        assert value["value"][1] == "0.125"  # type: ignore[index]
+        (info,) = server.query('fraiseql_check_info{severity="critical"}')
+        assert info["metric"]["runbook"] == "docs/runbooks/site.md"  # type: ignore[index]
+        (state,) = server.query("fraiseql_check_state == 1")
+        assert state["metric"]["check"] == "checks/check_site.py::check_login"  # type: ignore[index]
+    assert watcher.stop() == 0
+
+
+def test_promtool_accepts_the_live_page_and_the_probes_answer(checkdir: CheckDir, watch: Watch) -> None:
+    promtool = require_binary("promtool")
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")
+    watcher = watch()
+    watcher.wait_for(lambda s: s.get(("fraiseql_check_up", (("check", "checks/check_one.py::check_one"),))))
+    done = subprocess.run([promtool, "check", "metrics"], input=watcher.metrics_text(), capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert watcher.get("/healthz") == (200, "ok\n")
+    assert watcher.get("/readyz") == (200, "ready\n")
+    status, body = watcher.get("/nope")
+    assert status == 404 and "/metrics" in body
+    assert watcher.stop() == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_lets_running_checks_finish_flushes_the_store_and_exits_0(
+    checkdir: CheckDir, watch: Watch, signum: int
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_slow.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        @check(interval="1h", timeout="30s")
+        async def check_slow():
+            await asyncio.sleep(1.5)
+        """,
+    )
+    watcher = watch()
+    watcher.wait_for(lambda s: s.get(("fraiseql_check_runs_in_progress", ())) == 1, what="the slow run to start")
+    assert watcher.stop(signum) == 0
+    assert "stopping: no new runs" in watcher.stdout
+    assert "stopped after 1 runs of 1 checks" in watcher.stdout, watcher.stdout
+    rows = stored(checkdir, "SELECT check_id, outcome, duration_s FROM results")
+    assert [(check_id, outcome) for check_id, outcome, _ in rows] == [("checks/check_slow.py::check_slow", "passed")]
+    assert float(rows[0][2]) >= 1.5  # type: ignore[arg-type]  # it ran to the end, it was not cut short
+
+
+def test_a_second_stop_signal_cancels_running_checks(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_slow.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        @check(interval="1h", timeout="1h")
+        async def check_forever():
+            await asyncio.sleep(3600)
+        """,
+    )
+    watcher = watch()
+    watcher.wait_for(lambda s: s.get(("fraiseql_check_runs_in_progress", ())) == 1, what="the run to start")
+    watcher.send(signal.SIGTERM)
+    wait_until(lambda: watcher.get("/readyz")[0] == 503, what="/readyz to say it is stopping")
+    assert watcher.stop(signal.SIGTERM) == 0
+    assert "stopping now: cancelling running checks" in watcher.stdout
+
+
+def test_sighup_reloads_keeping_state_and_the_previous_version_of_a_broken_file(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_a.py", 'from fraiseql_checks import check\n\n@check(interval="200ms")\ndef check_a():\n    pass\n'
+    )
+    checkdir.write(
+        "checks/check_b.py", 'from fraiseql_checks import check\n\n@check(interval="200ms")\ndef check_b():\n    pass\n'
+    )
+    watcher = watch()
+    a, b, b2 = "checks/check_a.py::check_a", "checks/check_b.py::check_b", "checks/check_b.py::check_b2"
+    watcher.wait_for(lambda s: watcher.runs(a) >= 2 and watcher.runs(b) >= 2)
+    b_before = watcher.runs(b)
+
+    checkdir.write("checks/check_a.py", "def check_a(:\n")  # no longer imports
+    checkdir.write(
+        "checks/check_b.py",
+        'from fraiseql_checks import check\n\n@check(interval="200ms")\ndef check_b():\n    pass\n\n'
+        '@check(interval="200ms")\ndef check_b2():\n    assert False, "new and failing"\n',
+    )
+    watcher.send(signal.SIGHUP)
+
+    def reloaded(samples: Samples) -> bool:
+        return samples.get(("fraiseql_check_collection_errors", ())) == 1 and (
+            ("fraiseql_check_up", (("check", b2),)) in samples
+        )
+
+    watcher.wait_for(reloaded, what="the reload")
+    a_after_reload = watcher.runs(a)
+    assert watcher.runs(b) >= b_before  # counters (and state) carried over, not reset
+    watcher.wait_for(lambda s: watcher.runs(a) > a_after_reload + 2, what="the previous check_a to keep running")
+    assert watcher.value("fraiseql_check_reloads_total", result="failure") == 1
+    assert watcher.value("fraiseql_check_up", check=b2) == 0
+
+    checkdir.write(
+        "checks/check_a.py", 'from fraiseql_checks import check\n\n@check(interval="200ms")\ndef check_a():\n    pass\n'
+    )
+    watcher.send(signal.SIGHUP)
+    watcher.wait_for(lambda s: s.get(("fraiseql_check_collection_errors", ())) == 0, what="the second reload")
+    assert watcher.value("fraiseql_check_reloads_total", result="success") == 1
+    assert watcher.stop() == 0
+    assert "ERROR collecting checks/check_a.py: error importing check module: SyntaxError" in watcher.stdout
+    assert f"{b2} unknown -> FAILING" in watcher.stdout
+    assert "reloaded; 1 checks keep their previous version" in watcher.stdout
+    errors = stored(checkdir, "SELECT check_id, kind FROM results WHERE kind = 'collect'")
+    assert errors == [("checks/check_a.py", "collect")]
+
+
+def test_a_check_that_raises_hangs_or_blocks_does_not_stop_the_others(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_faults.py",
+        """
+        import asyncio, time
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_healthy():
+            pass
+
+        @check(interval="300ms")
+        def check_raises():
+            raise ConnectionResetError("peer went away")
+
+        @check(interval="300ms", timeout="300ms")
+        async def check_hangs():
+            await asyncio.sleep(3600)
+
+        @check(interval="300ms", timeout="300ms")
+        def check_hangs_in_a_thread():
+            time.sleep(3600)
+
+        @check(interval="300ms", timeout="300ms")
+        async def check_blocks_the_loop():
+            time.sleep(3600)
+        """,
+    )
+    watcher = watch()
+    ids = {
+        name: f"checks/check_faults.py::check_{name}"
+        for name in ("healthy", "raises", "hangs", "hangs_in_a_thread", "blocks_the_loop")
+    }
+
+    def faults_seen_twice(samples: Samples) -> bool:
+        return all(
+            watcher.runs(ids[n], "error") >= 2 for n in ("raises", "hangs", "hangs_in_a_thread", "blocks_the_loop")
+        )
+
+    watcher.wait_for(faults_seen_twice, timeout=60, what="every faulty check to error twice")
+    healthy = watcher.runs(ids["healthy"])
+    watcher.wait_for(lambda s: watcher.runs(ids["healthy"]) > healthy + 3, what="the healthy check to go on")
+    assert watcher.runs(ids["healthy"], "error") == 0
+    assert (watcher.value("fraiseql_check_event_loop_blocked_total") or 0) >= 2
+    assert watcher.stop() == 0
+    messages = dict(stored(checkdir, "SELECT check_id, message FROM results WHERE outcome = 'error' GROUP BY check_id"))
+    assert messages[ids["raises"]] == "ConnectionResetError: peer went away"
+    assert messages[ids["hangs"]] == "timed out after 0.3s"
+    assert messages[ids["hangs_in_a_thread"]] == "timed out after 0.3s"
+    assert "blocked the event loop" in str(messages[ids["blocks_the_loop"]])
+
+
+def test_overlapping_runs_are_skipped_and_the_concurrency_cap_holds(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_busy.py",
+        """
+        import asyncio
+        from fraiseql_checks import check, record
+
+        running = {"all": 0, "most": 0}
+
+        async def busy(seconds):
+            running["all"] += 1
+            running["most"] = max(running["most"], running["all"])
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                running["all"] -= 1
+            record("most_at_once", running["most"])
+
+        @check(interval="100ms", timeout="5s")
+        async def check_slow():
+            await busy(0.35)
+
+        @check(interval="100ms", timeout="5s")
+        async def check_other():
+            await busy(0.05)
+
+        @check(interval="100ms", timeout="5s")
+        async def check_third():
+            await busy(0.05)
+        """,
+    )
+    watcher = watch("--concurrency", "2")
+    slow = "checks/check_busy.py::check_slow"
+    watcher.wait_for(
+        lambda s: (
+            (watcher.value("fraiseql_check_skipped_overlapping_runs_total", check=slow) or 0) >= 3
+            and watcher.runs(slow) >= 3
+        ),
+        what="skipped overlapping runs of the slow check",
+    )
+    most = watcher.value("fraiseql_check_value", check=slow, name="most_at_once")
+    assert most == 2  # two at a time, never three
+    assert watcher.stop() == 0
+
+
+def test_state_changes_reach_the_hook_once_and_maintenance_windows_silence_them(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    events = checkdir.path / "events.jsonl"
+    checkdir.write(
+        "fraiseql-checks.yaml",
+        FAST + 'maintenance:\n  - checks: ["*::check_silenced"]\n    from: "00:00"\n    to: "24:00"\n',
+    )
+    checkdir.write(
+        "checks/conftest.py",
+        f"""
+        import json
+
+        def fraiseql_check_state_changed(change, check):
+            with open({str(events)!r}, "a") as out:
+                out.write(json.dumps([change.check_id, change.previous.value, change.state.value,
+                                      change.silenced, change.reason, check.severity]) + "\\n")
+        """,
+    )
+    checkdir.write(
+        "checks/check_down.py",
+        """
+        from fraiseql_checks import check
+
+        @check(interval="100ms", failure_threshold=3, severity="critical")
+        def check_down():
+            assert False, "down"
+
+        @check(interval="100ms")
+        def check_silenced():
+            assert False, "down too"
+        """,
+    )
+    watcher = watch()
+    down = "checks/check_down.py::check_down"
+    watcher.wait_for(lambda s: watcher.runs(down, "failed") >= 8, what="eight failing runs")
+    assert watcher.value("fraiseql_check_silenced", check="checks/check_down.py::check_silenced") == 1
+    assert watcher.value("fraiseql_check_consecutive_failures", check=down) >= 8  # type: ignore[operator]
+    assert watcher.stop() == 0
+    lines = sorted(json.loads(line) for line in events.read_text().splitlines())
+    assert lines == [
+        [down, "unknown", "failing", False, "3 failing runs in a row", "critical"],
+        ["checks/check_down.py::check_silenced", "unknown", "failing", True, "1 failing run in a row", "warning"],
+    ]
+    assert "[silenced: maintenance window]" in watcher.stdout
+    changes = stored(checkdir, "SELECT check_id, state, silenced FROM state_changes ORDER BY check_id")
+    assert changes == [(down, "failing", 0), ("checks/check_down.py::check_silenced", "failing", 1)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--listen", "nowhere"), "--listen: expected HOST:PORT such as 127.0.0.1:9470, got 'nowhere'"),
+        (("--store", "mysql://db/results"), "no result store handles 'mysql://db/results'"),
+        (("--junitxml", "out.xml"), "--junitxml cannot be used with --watch"),
+    ],
+)
+def test_bad_watch_options_are_one_line_and_exit_4(checkdir: CheckDir, args: tuple[str, ...], message: str) -> None:
+    checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")
+    result = checkdir.run("--watch", *args)
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [f"ERROR: {message}"] or message in result.stderr.splitlines()[0]
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_an_address_in_use_is_one_line_and_exit_4(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")
+    first = watch()
+    result = checkdir.run("--watch", "--listen", first.address, timeout=60)
+    assert result.ret == 4
+    assert result.stderr.strip().startswith(f"ERROR: cannot listen on {first.address}:")
+    assert len(result.stderr.splitlines()) == 1
+    assert first.stop() == 0
+
+
+def test_nothing_to_watch_exits_5(checkdir: CheckDir) -> None:
+    (checkdir.path / "checks").mkdir()
+    assert checkdir.run("--watch").ret == 5
+
+
+def test_the_store_password_is_masked_and_readyz_says_the_store_is_away(checkdir: CheckDir, watch: Watch) -> None:
+    from tests.services import free_port
+
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")
+    url = f"postgresql://watcher:s3cr3t-pw@127.0.0.1:{free_port()}/results"
+    watcher = watch("--store", url, ready=False)
+    wait_until(lambda: _answers(watcher), what="the HTTP server")
+    status, body = watcher.get("/readyz")
+    assert status == 503 and "the result store is not writable" in body and "s3cr3t" not in body
+    assert watcher.get("/healthz")[0] == 200
+    watcher.wait_for(lambda s: s.get(("fraiseql_check_store_backlog", ()), 0) >= 2, what="results to queue")
+    assert watcher.value("fraiseql_check_store_up") == 0
+    assert watcher.stop() == 0
+    assert "s3cr3t" not in watcher.stdout + watcher.stderr
+    assert "postgresql://watcher:***@127.0.0.1" in watcher.stdout
+    assert "were not written" in watcher.stdout
+
+
+def _answers(watcher: WatchProcess) -> bool:
+    try:
+        watcher.get("/healthz")
+    except OSError:
+        return False
+    return True
+
+
+def test_the_sqlite_store_is_in_the_root_folder_by_default(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_one.py", "from fraiseql_checks import record\n\ndef check_one():\n    record('x', 1.5)\n"
+    )
+    watcher = watch()
+    watcher.wait_for(lambda s: watcher.runs("checks/check_one.py::check_one") >= 1)
+    assert watcher.stop() == 0
+    assert Path(checkdir.path / ".fraiseql-checks" / "results.db").is_file()
+    assert stored(checkdir, "SELECT recorded_values FROM results") == [('{"x":1.5}',)]
+    (mode,) = stored(checkdir, "PRAGMA journal_mode")[0]
+    assert mode == "wal"
+
+
+def test_plugins_add_pages_at_start_and_decide_what_a_broken_fixture_is(checkdir: CheckDir, watch: Watch) -> None:
+    stopped = checkdir.path / "stopped.txt"
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/conftest.py",
+        f"""
+        from fraiseql_checks import fixture
+        from fraiseql_checks.watch.http import Page
+
+        def fraiseql_watch_start(watcher):
+            watcher.server.routes["/hello"] = lambda: Page(200, b"hello from a plugin\\n")
+
+        def fraiseql_watch_stop(watcher):
+            async def write():
+                open({str(stopped)!r}, "w").write(f"{{watcher.runs}} runs")
+            return write()
+
+        def fraiseql_fixture_broken(error):
+            return False  # never rebuild: this client reconnects by itself
+
+        @fixture(scope="session")
+        def client():
+            return object()
+        """,
+    )
+    checkdir.write(
+        "checks/check_client.py",
+        """
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_client(client):
+            raise ConnectionResetError("lost")
+        """,
+    )
+    watcher = watch()
+    assert watcher.get("/hello") == (200, "hello from a plugin\n")
+    check = "checks/check_client.py::check_client"
+    watcher.wait_for(lambda s: watcher.runs(check, "error") >= 3, what="errors")
+    assert watcher.value("fraiseql_check_fixture_rebuilds_total", fixture="client") is None
+    assert watcher.stop() == 0
+    assert stopped.read_text().endswith(" runs")

@@ -1,0 +1,122 @@
+"""Watch mode against a PostgreSQL that goes away: the store buffers, fixtures reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from tests.conftest import CheckDir
+from tests.services import throwaway_postgres
+from tests.watch.conftest import WatchProcess
+
+Watch = Callable[..., WatchProcess]
+
+
+def pg(dsn: str, sql: str) -> list[asyncpg.Record]:
+    async def main() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return list(await conn.fetch(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def test_stopping_the_postgresql_store_mid_run_loses_no_result(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 50ms\n")
+    checkdir.write(
+        "checks/check_steady.py",
+        """
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_one():
+            pass
+
+        @check(interval="100ms")
+        def check_two():
+            assert False, "always failing"
+        """,
+    )
+    with throwaway_postgres() as server:
+        watcher = watch("--store", server.dsn)
+        watcher.wait_for(lambda s: s.get(("fraiseql_check_store_written_total", ()), 0) >= 10, what="first writes")
+        server.stop()
+        stopped_at = time.time()
+        watcher.wait_for(
+            lambda s: (
+                s.get(("fraiseql_check_store_up", ())) == 0 and s.get(("fraiseql_check_store_backlog", ()), 0) >= 30
+            ),
+            what="results to queue while the store is away",
+        )
+        assert watcher.get("/readyz")[0] == 503
+        server.start()
+        started_at = time.time()
+        watcher.wait_for(
+            lambda s: s.get(("fraiseql_check_store_up", ())) == 1 and s.get(("fraiseql_check_store_backlog", ())) == 0,
+            what="the queue to drain into the store",
+        )
+        assert watcher.value("fraiseql_check_store_dropped_total") == 0
+        assert watcher.stop() == 0
+        match = re.search(
+            r"stopped after (\d+) runs .*; (\d+) results and state changes stored, 0 dropped, 0 not", watcher.stdout
+        )
+        assert match, watcher.stdout
+        runs, written = int(match[1]), int(match[2])
+        (results,) = pg(server.dsn, "SELECT count(*) AS n FROM fraiseql_check_results")
+        (changes,) = pg(server.dsn, "SELECT count(*) AS n FROM fraiseql_check_state_changes")
+        assert results["n"] == runs and results["n"] + changes["n"] == written
+        assert changes["n"] == 2  # unknown -> passing, unknown -> failing
+        (during,) = pg(
+            server.dsn,
+            f"SELECT count(*) AS n FROM fraiseql_check_results WHERE started_at > to_timestamp({stopped_at + 0.2})"
+            f" AND started_at < to_timestamp({started_at - 0.2})",
+        )
+        assert during["n"] >= 10  # the runs made while the server was down are there
+
+
+def test_a_session_fixture_whose_server_restarted_is_set_up_again(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 50ms\n")
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import os
+        import asyncpg
+        from fraiseql_checks import fixture
+
+        @fixture(scope="session")
+        async def conn():
+            connection = await asyncpg.connect(os.environ["CHECK_DSN"], timeout=2)
+            yield connection
+            await connection.close()
+        """,
+    )
+    checkdir.write(
+        "checks/check_db.py",
+        """
+        from fraiseql_checks import check
+
+        @check(interval="100ms", timeout="3s")
+        async def check_db(conn):
+            assert await conn.fetchval("select 1") == 1
+        """,
+    )
+    check = "checks/check_db.py::check_db"
+    with throwaway_postgres() as server:
+        watcher = watch(env={"CHECK_DSN": server.dsn})
+        watcher.wait_for(lambda s: watcher.runs(check) >= 3, what="passing runs")
+        server.stop()
+        watcher.wait_for(lambda s: watcher.runs(check, "error") >= 3, what="errors while the server is down")
+        assert watcher.value("fraiseql_check_up", check=check) == 0
+        server.start()
+        passed = watcher.runs(check)
+        watcher.wait_for(lambda s: watcher.runs(check) >= passed + 3, what="the check to pass again")
+        assert watcher.value("fraiseql_check_up", check=check) == 1
+        assert (watcher.value("fraiseql_check_fixture_rebuilds_total", fixture="conn") or 0) >= 1
+        assert watcher.stop() == 0
+        assert f"{check} failing -> PASSING" in watcher.stdout
