@@ -151,7 +151,7 @@ class Panel:
         if self.thresholds:
             defaults["thresholds"] = {
                 "mode": "absolute",
-                "steps": [{"color": t.color, "value": t.value} for t in self.thresholds],
+                "steps": [{"color": t.color, "value": _number(t.value)} for t in self.thresholds],
             }
             if self.kind == "stat":
                 defaults["color"] = {"mode": "thresholds"}
@@ -215,6 +215,11 @@ class Panel:
         if target.interval:
             data["interval"] = target.interval
         return data
+
+
+def _number(value: float | None) -> float | int | None:
+    """Whole numbers as integers, so a limit of 10 reads ``10`` in the JSON, not ``10.0``."""
+    return int(value) if value is not None and float(value).is_integer() else value
 
 
 def _ref_id(index: int) -> str:
