@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import json
 import re
 import sys
 import urllib.parse
@@ -24,7 +23,7 @@ from typing import Any
 from fraiseql_checks import __version__
 from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_duration, as_str, section
-from fraiseql_checks.dashboards.model import stable_uid
+from fraiseql_checks.dashboards.model import stable_uid, to_json
 from fraiseql_checks.dashboards.plugin import build
 from fraiseql_checks.hookspec import hookimpl
 
@@ -210,7 +209,7 @@ def _reason(response: Any) -> str:
 
 
 def _comparable(dashboard: Mapping[str, Any]) -> str:
-    return json.dumps({k: v for k, v in dashboard.items() if k not in MANAGED}, indent=2, sort_keys=True) + "\n"
+    return to_json({k: v for k, v in dashboard.items() if k not in MANAGED})
 
 
 @dataclasses.dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -404,7 +403,15 @@ class Dashboard:
 
     def to_json(self) -> str:
         """The JSON text written to ``dashboards/``: sorted keys, two-space indent, a final newline."""
-        return json.dumps(self.render(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return to_json(self.render())
+
+
+def to_json(document: Mapping[str, Any]) -> str:
+    """``json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)`` plus a newline, byte for byte,
+    by orjson: the standard library's encoder gives up its C speed-up when indenting."""
+    import orjson
+
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
 def all_dashboards_link() -> Link:
