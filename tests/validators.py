@@ -7,6 +7,9 @@ the network. Each validator comes from its publisher (VALIDATORS.md):
   validate JUnit XML against it).
 - a FraiseQL v1 server (``fraiseql`` 1.9.16, uvicorn, prometheus-client) in a
   Python 3.13 virtualenv, where Python 3.13 exists: the end-to-end target.
+- Grafana's dashboard JSON Schema, generated from the TypeScript types of
+  ``@grafana/schema`` (npm) with ``ts-json-schema-generator``: strict
+  (``additionalProperties: false``), it catches misspelt keys and wrong types.
 """
 
 from __future__ import annotations
@@ -89,8 +92,38 @@ def build_fraiseql_v1() -> None:
     subprocess.run([python, "-m", "pip", "install", "-q", *FRAISEQL_V1], check=True)
 
 
+GRAFANA_SCHEMA_PACKAGES = ("@grafana/schema@13.2.3", "ts-json-schema-generator@2.4.0")
+GRAFANA_TYPES = "node_modules/@grafana/schema/dist/types/raw/dashboard/x/types.gen.d.ts"
+
+
+def grafana_dashboard_schema() -> Path:
+    return CACHE / "grafana" / "dashboard.schema.json"
+
+
+def build_grafana_dashboard_schema() -> None:
+    target = grafana_dashboard_schema()
+    if target.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("no npm: the Grafana dashboard schema tests will be skipped (CI installs npm)")
+        return
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([npm, "install", "-q", "--no-audit", "--no-fund", *GRAFANA_SCHEMA_PACKAGES], cwd=folder, check=True)
+    generator = folder / "node_modules" / ".bin" / "ts-json-schema-generator"
+    partial = target.with_suffix(".partial")
+    subprocess.run(
+        [str(generator), "--path", GRAFANA_TYPES, "--type", "Dashboard", "--no-type-check", "-o", str(partial)],
+        cwd=folder,
+        check=True,
+    )
+    partial.replace(target)
+
+
 def main() -> None:
     fetch_junit_xsd()
+    build_grafana_dashboard_schema()
     build_fraiseql_v1()
     print(f"validators ready in {CACHE}")
 

@@ -71,7 +71,7 @@ async def check_cache_evictions(cache, config):
     severity="info",
     tags=["cache"],
     runbook="docs/runbooks/LowCacheHitRate.md",
-    panel={"value": "hit_ratio", "unit": "percentunit", "thresholds": [0.75]},
+    panel={"value": "hit_ratio", "unit": "percentunit", "thresholds": [0.75], "bad": "below"},
 )
 async def check_cache_hit_ratio(cache, config):
     """At least 75% of key lookups hit (INFO stats, since the server started; seed alert LowCacheHitRate)."""

@@ -37,7 +37,7 @@ def _failing_subsystems(body: Mapping[str, Any]) -> list[str]:
     tags=["fraiseql"],
     runbook="docs/runbooks/HealthCheckFailing.md",
     failure_threshold=2,
-    panel={"value": "healthy_ratio", "unit": "percentunit", "thresholds": [1]},
+    panel={"value": "healthy_ratio", "unit": "percentunit", "thresholds": [1], "bad": "below"},
 )
 async def check_fraiseql_healthy(fraiseql):
     """Every replica's /health says "healthy" (a "degraded" answer is HTTP 200 but is not healthy)."""

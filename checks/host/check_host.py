@@ -30,7 +30,7 @@ def _filesystems() -> list[str]:
     severity="warning",
     tags=["host"],
     runbook="docs/runbooks/DiskSpaceRunningLow.md",
-    panel={"value": "disk_free_ratio", "unit": "percentunit", "thresholds": [0.15]},
+    panel={"value": "disk_free_ratio", "unit": "percentunit", "thresholds": [0.15], "bad": "below"},
 )
 def check_disk_space(path, config):
     """The filesystem keeps at least 15% free space (seed alert DiskSpaceRunningLow)."""

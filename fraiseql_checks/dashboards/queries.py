@@ -1,0 +1,131 @@
+"""PromQL for the dashboards: selectors, the names they may use, and this tool's SLO series.
+
+Every metric name a dashboard queries comes from one of three places: the target
+profile's FraiseQL metrics (``profiles.py``), this tool's own definitions
+(``metrics.py``), or the few names listed here (the SLO gauges agreed with the
+SLO plugin). ``FraiseQLNames`` refuses a name the profile does not emit, so a
+dashboard cannot be built over a series nobody exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from fraiseql_checks import metrics as m
+from fraiseql_checks.profiles import Profile
+
+RATE = "$__rate_interval"
+#: The windows of the SLO gauges (``window`` label); ``period`` is the SLO's whole period.
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "period")
+
+
+def _agreed(name: str, help: str, labels: tuple[str, ...]) -> m.Metric:
+    """An SLO gauge whose name is agreed with the SLO plugin; ``metrics.py``'s definition wins when it has one."""
+    try:
+        return m.by_name(name)
+    except KeyError:
+        return m.Metric(name, help, m.Kind.GAUGE, labels, per_check=True)
+
+
+SLO_OBJECTIVE = _agreed("fraiseql_check_slo_objective_ratio", "The SLO's objective, e.g. 0.999.", ("check",))
+SLO_SLI = _agreed("fraiseql_check_slo_sli_ratio", "The SLI over a window.", ("check", "window"))
+SLO_BUDGET = _agreed(
+    "fraiseql_check_slo_error_budget_remaining_ratio",
+    "Error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent.",
+    ("check",),
+)
+SLO_BURN = _agreed(
+    "fraiseql_check_slo_burn_rate", "Error rate over a window divided by (1 - objective).", ("check", "window")
+)
+SLO_METRICS: tuple[m.Metric, ...] = (SLO_OBJECTIVE, SLO_SLI, SLO_BUDGET, SLO_BURN)
+
+
+def own_metric_names() -> frozenset[str]:
+    """Every series name this tool exports (histograms with their three series)."""
+    names: set[str] = set()
+    for metric in (*m.ALL, *SLO_METRICS):
+        names.add(metric.name)
+        if metric.kind is m.Kind.HISTOGRAM:
+            names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+    return frozenset(names)
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal (double-quoted, backslash-escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def regex_escape(text: str) -> str:
+    """``text`` matched literally by a (RE2) regular expression."""
+    special = set(".^$*+?()[]{}|\\")
+    return "".join(f"\\{c}" if c in special else c for c in text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """The template variables that filter a group of series (``job=~"$job"``...)."""
+
+    job: str = "job"
+    instance: str | None = "instance"
+
+    def matchers(self) -> list[str]:
+        found = [f'job=~"${self.job}"']
+        if self.instance:
+            found.append(f'instance=~"${self.instance}"')
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Re:
+    """A label matched by a regular expression (``=~``), or not matched (``!~``) with ``negate``."""
+
+    pattern: str
+    negate: bool = False
+
+
+def select(metric: str, scope: Scope | None = None, **labels: str | Re) -> str:
+    """``metric{job=~"$job",instance=~"$instance",name="value"}``: the scope's variables, then
+    ``labels`` (a string matches exactly, a ``Re`` as a regular expression)."""
+    matchers = scope.matchers() if scope is not None else []
+    for name, value in labels.items():
+        if isinstance(value, Re):
+            matchers.append(f"{name}{'!~' if value.negate else '=~'}{quote(value.pattern)}")
+        else:
+            matchers.append(f"{name}={quote(value)}")
+    return f"{metric}{{{','.join(matchers)}}}" if matchers else metric
+
+
+def one_of(values: Iterable[str]) -> str:
+    """A regular expression matching exactly ``values``."""
+    return "|".join(regex_escape(value) for value in values)
+
+
+class FraiseQLNames:
+    """The metric names a FraiseQL profile emits; asking for another one is a bug in a builder."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self._series = profile.series_names()
+
+    @property
+    def v1(self) -> bool:
+        return self.profile.name == "fraiseql-v1"
+
+    def __call__(self, name: str) -> str:
+        if name not in self._series:
+            raise KeyError(f"{self.profile.name} does not emit {name!r}")
+        return name
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckValue:
+    """A value a shipped check records (``fraiseql_check_value{name=...}``), and which check records it."""
+
+    name: str
+    #: The check function that records it (its file and parameters may vary).
+    check: str
+
+    def select(self, scope: Scope | None) -> str:
+        pattern = f".*::{regex_escape(self.check)}(\\[.*)?"
+        return select(m.VALUE.name, scope, name=self.name, check=Re(pattern))
