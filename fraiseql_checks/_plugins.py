@@ -27,6 +27,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("junitxml", "fraiseql_checks.junitxml"),
     ("jsonreport", "fraiseql_checks.jsonreport"),
     ("generate", "fraiseql_checks.generate"),
+    ("alert-rules", "fraiseql_checks.rules"),
+    ("alertmanager", "fraiseql_checks.alertmanager"),
     ("audit", "fraiseql_checks.audit.plugin"),
     ("audit-report", "fraiseql_checks.audit.report"),
     ("watch", "fraiseql_checks.watch.plugin"),

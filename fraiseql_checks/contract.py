@@ -59,6 +59,26 @@ def _files(root: Path, entries: Iterable[str], suffixes: tuple[str, ...]) -> Ite
             yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in suffixes)
 
 
+def _rule_files(root: Path, entries: Iterable[str], profile: str) -> Iterator[Path]:
+    """The rule files a target of ``profile`` loads: ``alerts/<other profile>/`` is left out,
+    and ``alerts/<profile>/X.rules.yml`` replaces ``alerts/X.rules.yml`` (what
+    ``fraiseql-check generate alerts`` writes for the profiles besides the default)."""
+    from fraiseql_checks.profiles import PROFILES
+
+    others = set(PROFILES) - {profile}
+    for entry in entries:
+        folder = root / entry
+        if not folder.is_dir():
+            yield from _files(root, [entry], RULE_SUFFIXES)
+            continue
+        own = folder / profile
+        for path in _files(root, [entry], RULE_SUFFIXES):
+            relative = path.relative_to(folder).parts
+            if relative[0] in others or (len(relative) == 1 and (own / path.name).is_file()):
+                continue
+            yield path
+
+
 def _references(expr: str, where: str) -> list[Reference]:
     from fraiseql_checks.promql import metric_names, name_patterns
 
@@ -139,11 +159,15 @@ class ContractError(ValueError):
 
 
 def collect_references(config: Config) -> list[Reference]:
-    """Every series reference in the configured rule files and dashboards (paths relative to the root)."""
+    """Every series reference in the configured rule files (those of the target's profile)
+    and dashboards, with paths relative to the root."""
+    from fraiseql_checks.targets import targets_of
+
     settings = config.get("metrics_contract")
     root = config.rootdir
+    profile = targets_of(config).profile.name
     refs: list[Reference] = []
-    for path in _files(root, settings.get("rules") or ["alerts"], RULE_SUFFIXES):
+    for path in _rule_files(root, settings.get("rules") or ["alerts"], profile):
         refs += rule_references(path, config.relpath(path))
     for path in _files(root, settings.get("dashboards") or ["dashboards"], (".json",)):
         refs += dashboard_references(path, config.relpath(path))
