@@ -19,9 +19,10 @@ from fraiseql_checks.metrics import VALUE
         "fraiseql-v1": f'{VALUE.name}{{name="audit_lag_seconds"}} > 5',
     },
     severity="warning",
-    summary="Audit events are {{ $value | humanizeDuration }} late",
-    description="Audit events were written up to {{ $value | humanizeDuration }} after they happened (more than"
-    " 5s), as {{ $labels.check }} measured. Check the audit logging system: it may be falling behind.",
+    summary="The audit log is {{ $value | humanizeDuration }} behind",
+    description="The audit log is {{ $value | humanizeDuration }} behind (more than 5s), as {{ $labels.check }}"
+    " measured (FraiseQL v2: how late events are written; v1: the age of the newest event)."
+    " Check the audit logging system: it may be falling behind.",
     runbook="docs/runbooks/AuditLogLag.md",
 )
 def check_audit_log_lag():
