@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fraiseql_checks._pytest_compat import Failed, Skipped
 from fraiseql_checks.durations import format_duration, parse_duration
 from fraiseql_checks.profiles import PROFILES
-from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, make_spec, validate_labels
+from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, CheckSpec, make_spec, validate_labels
 from fraiseql_checks.trace import current, record
 
 if TYPE_CHECKING:
@@ -83,6 +83,17 @@ class AlertSpec:
             except PromQLError as exc:
                 where = f" ({profile})" if len(set(self.exprs.values())) > 1 else ""
                 raise ValueError(f"alert {self.name}{where}: invalid PromQL {expr!r}: {exc.reason}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidAlert:
+    """An ``@alert`` with wrong arguments: kept until collection, where it becomes a
+    collection error naming the check (the rest of its module still collects)."""
+
+    reason: str
+
+    def validate(self) -> None:
+        raise ValueError(self.reason)
 
 
 def alert_name(function_name: str) -> str:
@@ -179,19 +190,35 @@ def alert(
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(func):
             raise TypeError(f"@alert decorates a function, not {func!r}")
-        spec = make_alert(
-            func,
-            expr=expr,
-            for_=for_,
-            severity=severity,
-            labels=labels,
-            summary=summary,
-            description=description,
-            runbook=runbook,
-            name=name,
-        )
+        spec: AlertSpec | None = None
+        try:
+            spec = make_alert(
+                func,
+                expr=expr,
+                for_=for_,
+                severity=severity,
+                labels=labels,
+                summary=summary,
+                description=description,
+                runbook=runbook,
+                name=name,
+            )
+            check_spec = make_spec(
+                interval=interval,
+                timeout=timeout,
+                severity=severity,
+                labels=spec.labels,
+                tags=(ALERT_TAG, *(t for t in tags if t != ALERT_TAG)),
+                runbook=runbook,
+                owner=owner,
+                description=spec.title,
+                alert=spec,
+            )
+        except ValueError as exc:
+            check_spec = CheckSpec(tags=(ALERT_TAG,), alert=InvalidAlert(str(exc)))
 
         async def evaluate_alert(prom: PrometheusClient, config: Config) -> None:
+            assert spec is not None, "an invalid @alert is a collection error and never runs"
             await evaluate(spec, prom, config)
 
         evaluate_alert.__name__ = func.__name__
@@ -205,17 +232,6 @@ def alert(
                 inspect.Parameter("prom", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                 inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD),
             ]
-        )
-        check_spec = make_spec(
-            interval=interval,
-            timeout=timeout,
-            severity=severity,
-            labels=spec.labels,
-            tags=(ALERT_TAG, *(t for t in tags if t != ALERT_TAG)),
-            runbook=runbook,
-            owner=owner,
-            description=spec.title,
-            alert=spec,
         )
         setattr(evaluate_alert, SPEC_ATTR, check_spec)
         return evaluate_alert
