@@ -78,6 +78,8 @@ SETTINGS = [
 ]
 DEFAULTS = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 14400.0}
 
+#: Our severities are PagerDuty's (Alertmanager would send "error" for all).
+PAGERDUTY_SEVERITY = "{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}"
 SLACK_TEXT = (
     "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
     "{{ if .Annotations.runbook_url }}Runbook: {{ .Annotations.runbook_url }}\n{{ end }}{{ end }}"
@@ -116,6 +118,7 @@ class Receivers:
             return []
         if self.settings.get("pagerduty_url"):
             config["url"] = self.settings["pagerduty_url"]
+        config["severity"] = PAGERDUTY_SEVERITY
         config["send_resolved"] = True
         return [config]
 

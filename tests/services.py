@@ -208,8 +208,8 @@ def throwaway_redis(password: str | None = None, *options: str) -> Iterator[Thro
 
 
 class Prometheus:
-    """A real Prometheus on a free loopback port, scraping itself (job ``self``) and
-    ``targets`` (job ``job``, default ``target``) every second.
+    """A real Prometheus on a free loopback port (or ``port``), scraping itself (job
+    ``self``) and ``targets`` (job ``job``, default ``target``) every second.
 
     ``rule_files`` are loaded and evaluated every ``evaluation_interval``; firing
     alerts go to ``alertmanager`` (a base URL) when given.
@@ -224,9 +224,10 @@ class Prometheus:
         rule_files: Sequence[Path] = (),
         alertmanager: str | None = None,
         evaluation_interval: str = "1s",
+        port: int | None = None,
     ) -> None:
         self.binary = require_binary("prometheus")
-        self.port = free_port()
+        self.port = port or free_port()
         self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-prom-"))
         self.config = self.root / "prometheus.yml"
         lines = [
@@ -311,6 +312,7 @@ def prometheus(
     rule_files: Sequence[Path] = (),
     alertmanager: str | None = None,
     evaluation_interval: str = "1s",
+    port: int | None = None,
 ) -> Iterator[Prometheus]:
     server = Prometheus(
         targets,
@@ -319,6 +321,7 @@ def prometheus(
         rule_files=rule_files,
         alertmanager=alertmanager,
         evaluation_interval=evaluation_interval,
+        port=port,
     )
     try:
         server.start()

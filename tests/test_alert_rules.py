@@ -116,9 +116,16 @@ def test_a_changed_rule_file_is_reported_by_check(checkdir: CheckDir) -> None:
         "alerts/fraiseql-v1/x.rules.yml",
         "alerts/x.rules.yml",
     ]
-    (failing,) = [r for r in rules_in(checkdir.path / "alerts/fraiseql-checks.rules.yml") if r["alert"] == "FraiseQLCheckFailing"]
+    (failing,) = [
+        r for r in rules_in(checkdir.path / "alerts/fraiseql-checks.rules.yml") if r["alert"] == "FraiseQLCheckFailing"
+    ]
     assert failing["for"] == "1m", "3 failing runs 30s apart: up stays 0 for 1 minute"
-    assert failing["labels"] == {"severity": "warning", "service": "fraiseql", "suite": "checks", "check": "checks/check_x.py::check_ok"}
+    assert failing["labels"] == {
+        "severity": "warning",
+        "service": "fraiseql",
+        "suite": "checks",
+        "check": "checks/check_x.py::check_ok",
+    }
     target = checkdir.path / "alerts/x.rules.yml"
     target.write_text(target.read_text().replace("for: 2m", "for: 5m"))
     result = checkdir.run("generate", "alerts", "--check")

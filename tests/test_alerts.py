@@ -55,7 +55,11 @@ def test_a_firing_alert_fails_with_its_series_labels_and_values(checkdir: CheckD
         f'  up{{instance="127.0.0.1:{prom.port}", job="self"}} = 1',
     ]
     assert firing["values"] == {"firing_series": 1.0, "pending_series": 0.0}
-    assert firing["alert"]["firing"][0]["labels"] == {"__name__": "up", "instance": f"127.0.0.1:{prom.port}", "job": "self"}
+    assert firing["alert"]["firing"][0]["labels"] == {
+        "__name__": "up",
+        "instance": f"127.0.0.1:{prom.port}",
+        "job": "self",
+    }
     assert results["check_nothing"]["outcome"] == "passed"
     assert results["check_nothing"]["values"] == {"firing_series": 0.0, "pending_series": 0.0}
     assert results["check_v2_only"]["outcome"] == "failed"
