@@ -238,3 +238,19 @@ def test_the_metrics_contract_reads_the_rules_of_the_targets_profile(
     fraiseql = {ref.name for ref in refs if is_fraiseql_series(ref.name)}
     assert fraiseql
     assert fraiseql <= PROFILES[profile].series_names()
+
+
+def test_every_alert_has_a_runbook_that_says_what_it_means_how_to_confirm_and_silence_it() -> None:
+    for folder in (ALERTS, V1):
+        for name, rules in alerts_of(folder).items():
+            for rule in rules:
+                runbook = REPO / rule["annotations"]["runbook_url"]
+                assert runbook.is_file(), (name, runbook)
+                if runbook.stem != name:
+                    continue  # a check's own runbook (FraiseQLCheckFailing of a shipped check)
+                text = runbook.read_text()
+                assert text.startswith(f"# {name}\n")
+                assert "## What it means" in text, name
+                assert "confirm" in text, name
+                assert "## What to do" in text, name
+                assert f"amtool silence add alertname={name}" in text, name
