@@ -275,12 +275,17 @@ def alert_groups(checks: Iterable[Check], profile: str, settings: RuleSettings) 
     return groups
 
 
-def yaml_text(document: Mapping[str, Any]) -> str:
+def yaml_text(document: Mapping[str, Any], *, pure: bool = False) -> str:
     """YAML as Prometheus' and Alertmanager's configs are written: block style, keys in
-    the order given, long expressions on one line, text of several lines as a ``|`` block."""
+    the order given, long expressions on one line, text of several lines as a ``|`` block.
+
+    libyaml's emitter when PyYAML has it (a test checks it writes what the pure-Python
+    one does, so the files do not depend on the machine), else the pure-Python one.
+    """
     import yaml
 
-    dumper: Any = type("Dumper", (yaml.SafeDumper,), {})  # a subclass, so the representer stays ours
+    base = yaml.SafeDumper if pure else getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    dumper: Any = type("Dumper", (base,), {})  # a subclass, so the representer stays ours
 
     def text(dumper: Any, value: str) -> Any:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
@@ -308,7 +313,7 @@ def rule_files(session: Session, settings: RuleSettings) -> dict[str, str]:
     for check in checks:
         if check.spec.alert is not None:
             sources.setdefault(group_of(check), set()).add(check.relpath)
-    generated = check_rules(session, checks, settings)
+    generated = render({CHECK_RULES_GROUP: check_rules(session, checks, settings)}, "")
     files: dict[str, str] = {}
     for profile in sorted(PROFILES, key=lambda p: p != DEFAULT_PROFILE):
         folder = profile_folder(profile)
@@ -318,7 +323,7 @@ def rule_files(session: Session, settings: RuleSettings) -> dict[str, str]:
             header = note.format(profile=profile, source=", ".join(sorted(sources[group])))
             files[f"{folder}/{group}.rules.yml"] = render({group: rules}, header)
         header = note.format(profile=profile, source="the metadata of the checks and metrics.py")
-        files[f"{folder}/{CHECK_RULES_GROUP}.rules.yml"] = render({CHECK_RULES_GROUP: generated}, header)
+        files[f"{folder}/{CHECK_RULES_GROUP}.rules.yml"] = header + generated
     return files
 
 

@@ -14,6 +14,7 @@ from fraiseql_checks.cli import configure
 from fraiseql_checks.contract import collect_references, is_fraiseql_series
 from fraiseql_checks.profiles import PROFILES
 from fraiseql_checks.promql import metric_names
+from fraiseql_checks.rules import yaml_text
 from tests.conftest import REPO, CheckDir
 from tests.services import require_binary
 
@@ -254,3 +255,15 @@ def test_every_alert_has_a_runbook_that_says_what_it_means_how_to_confirm_and_si
                 assert "confirm" in text, name
                 assert "## What to do" in text, name
                 assert f"amtool silence add alertname={name}" in text, name
+
+
+@pytest.mark.parametrize(
+    "path", [*rule_files(ALERTS), *rule_files(V1), ALERTS / "alertmanager.yml"], ids=lambda p: p.name
+)
+def test_files_do_not_depend_on_libyaml(path: Path) -> None:
+    """libyaml's emitter (used when PyYAML has it) and the pure-Python one write the same files."""
+    text = path.read_text()
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    document = yaml.safe_load(body)
+    assert yaml_text(document) == body
+    assert yaml_text(document, pure=True) == body
