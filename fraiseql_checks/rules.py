@@ -202,53 +202,46 @@ def failing_rule(session: Session, check: Check, settings: RuleSettings) -> dict
 def watcher_rules(settings: RuleSettings) -> list[dict[str, Any]]:
     """Any check gone stale; the watcher down (Prometheus cannot scrape it) or absent (no such target)."""
     job = promql_string(settings.watcher_job)
+    job_text = template_text(settings.watcher_job)
     n = settings.stale_intervals
-    stale = _rule(
-        STALE,
-        f"time() - {m.LAST_RUN.name} > {n} * {m.INTERVAL.name}",
-        0,
-        {"severity": "warning", "service": settings.service},
-        {
-            "summary": "Check {{ $labels.check }} has not run for {{ $value | humanizeDuration }}",
-            "description": (
-                "The watcher {{ $labels.instance }} has not started a run of {{ $labels.check }} for"
-                f" {{{{ $value | humanizeDuration }}}}, more than {n} of its intervals: the check hangs past"
-                " its timeout, the event loop is blocked, or the watcher stopped scheduling it."
-            ),
-            "runbook_url": settings.runbook_url(f"{RUNBOOKS}/{STALE}.md") or "",
-        },
-    )
-    down = _rule(
-        WATCHER_DOWN,
-        f"up{{job={job}}} == 0",
-        WATCHER_DOWN_FOR,
-        {"severity": "critical", "service": settings.service},
-        {
-            "summary": "The fraiseql-check watcher {{ $labels.instance }} is down",
-            "description": (
-                "Prometheus has not been able to scrape the watcher {{ $labels.instance }} (job"
-                f" {template_text(settings.watcher_job)}) for {format_duration(WATCHER_DOWN_FOR)}: the checks it"
-                " runs report nothing, and no alert that reads them can fire."
-            ),
-            "runbook_url": settings.runbook_url(f"{RUNBOOKS}/{WATCHER_DOWN}.md") or "",
-        },
-    )
-    absent = _rule(
-        WATCHER_ABSENT,
-        f"absent(up{{job={job}}})",
-        WATCHER_ABSENT_FOR,
-        {"severity": "critical", "service": settings.service},
-        {
-            "summary": "No fraiseql-check watcher is scraped",
-            "description": (
-                f"Prometheus has had no target in job {template_text(settings.watcher_job)} for"
-                f" {format_duration(WATCHER_ABSENT_FOR)}: the watcher is not deployed, or the scrape"
-                " configuration lost it (set alerts.watcher_job if the job has another name)."
-            ),
-            "runbook_url": settings.runbook_url(f"{RUNBOOKS}/{WATCHER_ABSENT}.md") or "",
-        },
-    )
-    return [stale, down, absent]
+
+    def rule(name: str, expr: str, hold: float, severity: str, summary: str, description: str) -> dict[str, Any]:
+        runbook = settings.runbook_url(f"{RUNBOOKS}/{name}.md") or ""
+        annotations = {"summary": summary, "description": description, "runbook_url": runbook}
+        return _rule(name, expr, hold, {"severity": severity, "service": settings.service}, annotations)
+
+    return [
+        rule(
+            STALE,
+            f"time() - {m.LAST_RUN.name} > {n} * {m.INTERVAL.name}",
+            0,
+            "warning",
+            "Check {{ $labels.check }} has not run for {{ $value | humanizeDuration }}",
+            "The watcher {{ $labels.instance }} has not started a run of {{ $labels.check }} for"
+            f" {{{{ $value | humanizeDuration }}}}, more than {n} of its intervals: the check hangs past"
+            " its timeout, the event loop is blocked, or the watcher stopped scheduling it.",
+        ),
+        rule(
+            WATCHER_DOWN,
+            f"up{{job={job}}} == 0",
+            WATCHER_DOWN_FOR,
+            "critical",
+            "The fraiseql-check watcher {{ $labels.instance }} is down",
+            f"Prometheus has not been able to scrape the watcher {{{{ $labels.instance }}}} (job {job_text}) for"
+            f" {format_duration(WATCHER_DOWN_FOR)}: the checks it runs report nothing, and no alert that reads"
+            " them can fire.",
+        ),
+        rule(
+            WATCHER_ABSENT,
+            f"absent(up{{job={job}}})",
+            WATCHER_ABSENT_FOR,
+            "critical",
+            "No fraiseql-check watcher is scraped",
+            f"Prometheus has had no target in job {job_text} for {format_duration(WATCHER_ABSENT_FOR)}: the"
+            " watcher is not deployed, or the scrape configuration lost it (set alerts.watcher_job if the job"
+            " has another name).",
+        ),
+    ]
 
 
 def check_rules(session: Session, checks: Iterable[Check], settings: RuleSettings) -> list[dict[str, Any]]:

@@ -207,7 +207,39 @@ def throwaway_redis(password: str | None = None, *options: str) -> Iterator[Thro
         server.stop()
 
 
-class Prometheus:
+class LocalServer:
+    """A server binary on a free loopback port (or ``port``) with a temporary folder,
+    ready once its ``/-/ready`` answers 200 (Prometheus and Alertmanager both have one)."""
+
+    def __init__(self, binary: str, prefix: str, port: int | None = None) -> None:
+        self.binary = require_binary(binary)
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, *args, f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        name = Path(self.binary).name
+        wait_until(lambda: _http_ok(f"{self.url}/-/ready"), timeout=30, what=f"{name}'s /-/ready")  # 503 while starting
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Prometheus(LocalServer):
     """A real Prometheus on a free loopback port (or ``port``), scraping itself (job
     ``self``) and ``targets`` (job ``job``, default ``target``) every second.
 
@@ -226,9 +258,7 @@ class Prometheus:
         evaluation_interval: str = "1s",
         port: int | None = None,
     ) -> None:
-        self.binary = require_binary("prometheus")
-        self.port = port or free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-prom-"))
+        super().__init__("prometheus", "fraiseql-checks-prom-", port)
         self.config = self.root / "prometheus.yml"
         lines = [
             "global:",
@@ -287,13 +317,6 @@ class Prometheus:
 
         wait_until(has_sample, timeout=timeout, every=0.2, what=expr)
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def _http_ok(url: str) -> bool:
     try:
@@ -330,36 +353,17 @@ def prometheus(
         server.stop()
 
 
-class Alertmanager:
+class Alertmanager(LocalServer):
     """A real Alertmanager (Debian's ``prometheus-alertmanager``) on a free loopback port,
     with ``config`` (its YAML text), clustering off."""
 
     def __init__(self, config: str) -> None:
-        self.binary = require_binary("prometheus-alertmanager")
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-am-"))
+        super().__init__("prometheus-alertmanager", "fraiseql-checks-am-")
         self.config = self.root / "alertmanager.yml"
         self.config.write_text(config, encoding="utf-8")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={self.config}",
-                f"--storage.path={self.root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-        wait_until(lambda: _http_ok(f"{self.url}/-/ready"), timeout=30, what="Alertmanager's /-/ready")
+        self.launch(f"--config.file={self.config}", f"--storage.path={self.root / 'data'}", "--cluster.listen-address=")
 
     def post_alerts(self, alerts: list[dict[str, object]]) -> None:
         """Send alerts as Prometheus does (``POST /api/v2/alerts``)."""
@@ -376,13 +380,6 @@ class Alertmanager:
         """The alerts it holds (``GET /api/v2/alerts``), with their status (``inhibitedBy``...)."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
             return list(json.load(response))
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
