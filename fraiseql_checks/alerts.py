@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks._pytest_compat import Failed, Skipped
 from fraiseql_checks.durations import format_duration, parse_duration
+from fraiseql_checks.errors import TargetError
 from fraiseql_checks.profiles import PROFILES
 from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, CheckSpec, make_spec, validate_labels
 from fraiseql_checks.trace import current, record
@@ -241,6 +242,11 @@ def alert(
 
 # ---- evaluation ------------------------------------------------------------------------
 
+
+class AlertNotEvaluated(Exception):
+    """Prometheus could not be asked (down, or it rejected the query): the run is an
+    error, not a firing alert."""
+
 LabelSet = tuple[tuple[str, str], ...]
 
 
@@ -313,7 +319,10 @@ async def active_series(
     run = current()
     check_id = str(getattr(run.check, "id", ""))
     state = pending_alerts(config)
-    result = await prom.query(expr, time=now)
+    try:
+        result = await prom.query(expr, time=now)
+    except TargetError as exc:
+        raise AlertNotEvaluated(f"{spec.name} not evaluated: {exc}") from exc
     if not isinstance(result, Vector):
         raise Failed(
             f"{spec.name}: {expr!r} returns a {type(result).__name__.lower()}, not an instant vector;"
@@ -324,7 +333,10 @@ async def active_series(
     starts = {key: now for key in samples}
     if spec.for_ > 0 and samples and not state.known(check_id, expr):
         step = lookback_step(spec.for_, float(getattr(run.check, "interval", spec.for_)))
-        history = await prom.query_range(expr, now - spec.for_, now, step)
+        try:
+            history = await prom.query_range(expr, now - spec.for_, now, step)
+        except TargetError as exc:
+            raise AlertNotEvaluated(f"{spec.name} not evaluated: {exc}") from exc
         for series in history:
             key = label_set(series.labels)
             since = continuous_since(series, now, step)

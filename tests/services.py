@@ -327,25 +327,9 @@ def _http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prometheus(
-    targets: list[str],
-    metrics_path: str = "/metrics",
-    *,
-    job: str = "target",
-    rule_files: Sequence[Path] = (),
-    alertmanager: str | None = None,
-    evaluation_interval: str = "1s",
-    port: int | None = None,
-) -> Iterator[Prometheus]:
-    server = Prometheus(
-        targets,
-        metrics_path,
-        job=job,
-        rule_files=rule_files,
-        alertmanager=alertmanager,
-        evaluation_interval=evaluation_interval,
-        port=port,
-    )
+def prometheus(targets: list[str], metrics_path: str = "/metrics", **options: Any) -> Iterator[Prometheus]:
+    """A started ``Prometheus`` (``options``: ``job``, ``rule_files``, ``alertmanager``, ...), stopped after."""
+    server = Prometheus(targets, metrics_path, **options)
     try:
         server.start()
         yield server

@@ -94,7 +94,7 @@ def test_committed_files_are_what_the_generator_makes(checkdir: CheckDir) -> Non
 
 
 def test_a_changed_rule_file_is_reported_by_check(checkdir: CheckDir) -> None:
-    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\n")
+    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\nfailure_threshold: 4\n")
     checkdir.write(
         "checks/check_x.py",
         """
@@ -107,6 +107,10 @@ def test_a_changed_rule_file_is_reported_by_check(checkdir: CheckDir) -> None:
         @check(interval="30s", failure_threshold=3)
         def check_ok():
             pass
+
+        @check(interval="10s", labels={"service": "payments", "team": "db"})
+        def check_configured(db):
+            pass
         """,
     )
     assert checkdir.run("generate", "alerts").ret == 0
@@ -117,15 +121,25 @@ def test_a_changed_rule_file_is_reported_by_check(checkdir: CheckDir) -> None:
         "alerts/fraiseql-v1/x.rules.yml",
         "alerts/x.rules.yml",
     ]
-    (failing,) = [
-        r for r in rules_in(checkdir.path / "alerts/fraiseql-checks.rules.yml") if r["alert"] == "FraiseQLCheckFailing"
-    ]
-    assert failing["for"] == "1m", "3 failing runs 30s apart: up stays 0 for 1 minute"
-    assert failing["labels"] == {
+    generated = rules_in(checkdir.path / "alerts/fraiseql-checks.rules.yml")
+    failing = {r["labels"]["check"]: r for r in generated if r["alert"] == "FraiseQLCheckFailing"}
+    assert set(failing) == {"checks/check_x.py::check_ok", "checks/check_x.py::check_configured"}, "none for @alert"
+    ok, configured = failing["checks/check_x.py::check_ok"], failing["checks/check_x.py::check_configured"]
+    assert ok["for"] == "1m", "3 failing runs 30s apart: up stays 0 for 1 minute"
+    assert ok["labels"] == {
         "severity": "warning",
         "service": "fraiseql",
         "suite": "checks",
         "check": "checks/check_x.py::check_ok",
+    }
+    assert configured["for"] == "30s", "the config's failure_threshold (4) runs, 10s apart"
+    assert configured["labels"] == {
+        "severity": "warning",
+        "service": "payments",
+        "suite": "checks",
+        "check": "checks/check_x.py::check_configured",
+        "team": "db",
+        "depends_on": "database",
     }
     target = checkdir.path / "alerts/x.rules.yml"
     target.write_text(target.read_text().replace("for: 2m", "for: 5m"))

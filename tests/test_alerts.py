@@ -10,7 +10,7 @@ import pytest
 from fraiseql_checks.alerts import PendingAlerts, alert_name, continuous_since, label_set, lookback_step
 from fraiseql_checks.prometheus import Series
 from tests.conftest import CheckDir
-from tests.services import Prometheus, prometheus
+from tests.services import Prometheus, free_port, prometheus
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,17 @@ def test_without_prometheus_the_alert_is_skipped_with_the_setting_to_set(checkdi
     assert set(outcomes.values()) == {"skipped"}
     assert result.ret == 0
     result.fnmatch_lines(["*Prometheus is not configured: set PROMETHEUS_URL or `prometheus.url` in the config*"])
+
+
+def test_prometheus_down_is_an_error_not_a_firing_alert(checkdir: CheckDir) -> None:
+    checkdir.write("check_alerts.py", ALERTS)
+    url = f"http://127.0.0.1:{free_port()}"
+    _result, report = checkdir.run_json("check_alerts.py", "-k", "check_self_scraped", env={"PROMETHEUS_URL": url})
+    outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
+    outcome, message = outcomes["check_self_scraped"]
+    assert outcome == "error"
+    assert message.startswith(f"AlertNotEvaluated: SelfScraped not evaluated: GET {url}/api/v1/query?")
+    assert message.endswith(": connection refused")
 
 
 def test_an_expression_that_is_not_a_vector_fails_clearly(checkdir: CheckDir, prom: Prometheus) -> None:
