@@ -244,8 +244,9 @@ def alert(
 
 
 class AlertNotEvaluated(Exception):
-    """Prometheus could not be asked (down, or it rejected the query): the run is an
-    error, not a firing alert."""
+    """Prometheus could not be asked (down, or it rejected the query), or the expression
+    does not return series: the run is an error, not a firing alert."""
+
 
 LabelSet = tuple[tuple[str, str], ...]
 
@@ -324,10 +325,9 @@ async def active_series(
     except TargetError as exc:
         raise AlertNotEvaluated(f"{spec.name} not evaluated: {exc}") from exc
     if not isinstance(result, Vector):
-        raise Failed(
-            f"{spec.name}: {expr!r} returns a {type(result).__name__.lower()}, not an instant vector;"
-            " an alert condition must return series",
-            pytrace=False,
+        raise AlertNotEvaluated(
+            f"{spec.name} not evaluated: {expr!r} returns a {type(result).__name__.lower()}, not an instant"
+            " vector (an alert condition must return series)"
         )
     samples = {label_set(sample.labels): sample for sample in result}
     starts = {key: now for key in samples}

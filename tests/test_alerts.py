@@ -126,7 +126,7 @@ def test_prometheus_down_is_an_error_not_a_firing_alert(checkdir: CheckDir) -> N
     assert message.endswith(": connection refused")
 
 
-def test_an_expression_that_is_not_a_vector_fails_clearly(checkdir: CheckDir, prom: Prometheus) -> None:
+def test_an_expression_that_is_not_a_vector_is_an_error(checkdir: CheckDir, prom: Prometheus) -> None:
     checkdir.write(
         "check_scalar.py",
         """
@@ -139,9 +139,10 @@ def test_an_expression_that_is_not_a_vector_fails_clearly(checkdir: CheckDir, pr
     )
     _result, report = checkdir.run_json("check_scalar.py", env={"PROMETHEUS_URL": prom.url})
     (only,) = report["results"]
-    assert only["outcome"] == "failed"
+    assert only["outcome"] == "error"
     assert only["message"] == (
-        "Scalar: 'scalar(up{job=\"self\"})' returns a scalar, not an instant vector; an alert condition must return series"
+        "AlertNotEvaluated: Scalar not evaluated: 'scalar(up{job=\"self\"})' returns a scalar, not an instant"
+        " vector (an alert condition must return series)"
     )
 
 
