@@ -1,7 +1,8 @@
 """fraiseql-checks: observability for FraiseQL written as tests.
 
-The public API: ``check`` and ``fixture`` to write checks, ``record`` to report a
-measured value, ``hookimpl`` to write plugins, ``TargetError`` for a watched service
+The public API: ``check`` and ``fixture`` to write checks, ``alert`` to write an
+alert condition (run as a check, compiled to a Prometheus rule), ``record`` to
+report a measured value, ``hookimpl`` to write plugins, ``TargetError`` for a watched service
 that fails, and the result types.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from fraiseql_checks.alerts import AlertSpec, alert
 from fraiseql_checks.errors import TargetError
 from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
@@ -17,11 +19,13 @@ from fraiseql_checks.spec import CheckSpec, check
 from fraiseql_checks.trace import record
 
 __all__ = [
+    "AlertSpec",
     "CheckSpec",
     "Outcome",
     "Result",
     "TargetError",
     "__version__",
+    "alert",
     "check",
     "fixture",
     "hookimpl",

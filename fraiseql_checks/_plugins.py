@@ -29,6 +29,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("generate", "fraiseql_checks.generate"),
     ("dashboards", "fraiseql_checks.dashboards.plugin"),
     ("grafana", "fraiseql_checks.dashboards.grafana"),
+    ("alert-rules", "fraiseql_checks.rules"),
+    ("alertmanager", "fraiseql_checks.alertmanager"),
     ("audit", "fraiseql_checks.audit.plugin"),
     ("audit-report", "fraiseql_checks.audit.report"),
     ("watch", "fraiseql_checks.watch.plugin"),

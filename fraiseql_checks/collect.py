@@ -304,12 +304,14 @@ class Collector:
                 for set_id, values, set_marks in sets
             ]
         spec = spec or CheckSpec()
+        if spec.alert is not None:
+            spec.alert.validate()  # an @alert's PromQL, parsed as Prometheus will
         config = self.config
         severity = spec.severity or config.get("severity")
         timeout = spec.timeout or config.get("timeout")
         interval = spec.interval or config.get("interval")
         is_async = bool(flags & inspect.CO_COROUTINE) or inspect.iscoroutinefunction(func)
-        lineno = getattr(getattr(func, "__code__", None), "co_firstlineno", 0)
+        lineno = getattr(getattr(inspect.unwrap(func), "__code__", None), "co_firstlineno", 0)
         requested = argnames_of(func)
         checks = []
         for params, ids, param_marks in callspecs:

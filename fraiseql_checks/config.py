@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,31 @@ def section(settings: Sequence[Setting]) -> Callable[[Any], dict[str, Any]]:
 
     parse.__name__ = "section"
     return parse
+
+
+def resolve_section(config: Config, name: str, settings: Sequence[Setting]) -> dict[str, Any]:
+    """A nested table's values (``section``): the file's, with the environment's on top.
+
+    Each ``Setting.env`` that is set wins over the file; ``UsageError`` names the
+    variable when its value is wrong. Secret values (and a URL's password) are
+    added to ``config.mask``.
+    """
+    values = dict(config.get(name))
+    for setting in settings:
+        raw = config.environ.get(setting.env) if setting.env else None
+        if raw:
+            try:
+                values[setting.name] = setting.type(raw)
+            except ValueError as exc:
+                raise UsageError(f"environment variable {setting.env}: {exc}") from None
+        value = values.get(setting.name)
+        if setting.secret and isinstance(value, str):
+            config.mask.add(value)
+            if "://" in value:
+                password = urllib.parse.urlsplit(value).password
+                if password:
+                    config.mask.add(urllib.parse.unquote(password))
+    return values
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -59,6 +59,26 @@ def _files(root: Path, entries: Iterable[str], suffixes: tuple[str, ...]) -> Ite
             yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in suffixes)
 
 
+def _profile_files(root: Path, entries: Iterable[str], profile: str, suffixes: tuple[str, ...]) -> Iterator[Path]:
+    """The files a target of ``profile`` uses: ``<folder>/<other profile>/`` is left out, and
+    ``<folder>/<profile>/X`` replaces ``<folder>/X`` (how ``fraiseql-check generate alerts``
+    and ``generate dashboards`` lay out the profiles besides the default)."""
+    from fraiseql_checks.profiles import PROFILES
+
+    others = set(PROFILES) - {profile}
+    for entry in entries:
+        folder = root / entry
+        if not folder.is_dir():
+            yield from _files(root, [entry], suffixes)
+            continue
+        own = folder / profile
+        for path in _files(root, [entry], suffixes):
+            relative = path.relative_to(folder).parts
+            if relative[0] in others or (len(relative) == 1 and (own / path.name).is_file()):
+                continue
+            yield path
+
+
 def _references(expr: str, where: str) -> list[Reference]:
     from fraiseql_checks.promql import metric_names, name_patterns
 
@@ -139,13 +159,17 @@ class ContractError(ValueError):
 
 
 def collect_references(config: Config) -> list[Reference]:
-    """Every series reference in the configured rule files and dashboards (paths relative to the root)."""
+    """Every series reference in the configured rule files (those of the target's profile)
+    and dashboards, with paths relative to the root."""
+    from fraiseql_checks.targets import targets_of
+
     settings = config.get("metrics_contract")
     root = config.rootdir
+    profile = targets_of(config).profile.name
     refs: list[Reference] = []
-    for path in _files(root, settings.get("rules") or ["alerts"], RULE_SUFFIXES):
+    for path in _profile_files(root, settings.get("rules") or ["alerts"], profile, RULE_SUFFIXES):
         refs += rule_references(path, config.relpath(path))
-    for path in _files(root, settings.get("dashboards") or ["dashboards"], (".json",)):
+    for path in _profile_files(root, settings.get("dashboards") or ["dashboards"], profile, (".json",)):
         refs += dashboard_references(path, config.relpath(path))
     return refs
 

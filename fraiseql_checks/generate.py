@@ -3,6 +3,9 @@
 Generators come from plugins (``fraiseql_add_generators``). Each writes its files
 under the root directory and says what it wrote; ``--check`` compares instead of
 writing and fails when a committed file differs from what the generator makes.
+Generators that read the checks' metadata get them from ``collect_checks``: a
+check file that does not collect stops the generation (exit code 2), so no file
+is written that silently misses its checks.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ import difflib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fraiseql_checks.commands import Command, Commands
-from fraiseql_checks.config import Config, UsageError
+from fraiseql_checks.config import Config, UsageError, write_error
 from fraiseql_checks.hookspec import hookimpl
+
+if TYPE_CHECKING:
+    from fraiseql_checks.session import Session
+
+_SESSION_KEY = "generate.session"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +53,31 @@ class Generators:
         return sorted(self._generators)
 
 
+class GenerateError(Exception):
+    """Generation cannot go on: the message (a line per problem) and the exit code."""
+
+    def __init__(self, message: str, exitcode: int) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+
+
+def collect_checks(config: Config) -> Session:
+    """The checks under the config's ``paths``, collected once per invocation as a run would.
+
+    ``GenerateError`` (exit code 2) listing the collection errors, if any.
+    """
+    from fraiseql_checks.session import ExitCode, Session
+
+    session = config.stash.get(_SESSION_KEY)
+    if not isinstance(session, Session):
+        session = config.stash[_SESSION_KEY] = Session(config)
+        session.collect()
+    if session.collect_errors:
+        lines = [f"collecting {error.id}: {error.message}" for error in session.collect_errors]
+        raise GenerateError("\n".join(lines), ExitCode.INTERRUPTED)
+    return session
+
+
 def generators_of(config: Config) -> Generators:
     generators = Generators()
     config.hook.fraiseql_add_generators.call_historic(kwargs={"generators": generators})
@@ -61,8 +95,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_files(files: dict[str, str], base: Path, check: bool) -> int:
-    """Write (or, with ``check``, compare) generated files; the exit code."""
+def write_files(files: dict[str, str], base: Path, check: bool, mask: Callable[[str], str] = str) -> int:
+    """Write (or, with ``check``, compare) generated files; the exit code.
+
+    A file may hold secrets (a receiver's token): it is written as is, but what is
+    printed about it (the differences) goes through ``mask``.
+    """
     stale = 0
     for relpath, content in sorted(files.items()):
         target = base / relpath
@@ -76,7 +114,7 @@ def write_files(files: dict[str, str], base: Path, check: bool) -> int:
                     f"{relpath} (on disk)",
                     f"{relpath} (generated)",
                 )
-                sys.stdout.writelines(list(diff)[:40])
+                sys.stdout.writelines(mask(line) for line in list(diff)[:40])
                 print(f"{relpath}: differs from what the generator makes")
             continue
         if current == content:
@@ -99,10 +137,15 @@ def _run(config: Config) -> int:
     for name in names:
         generator = generators.get(name)
         assert generator is not None
-        files.update(generator.make(config))
+        try:
+            files.update(generator.make(config))
+        except GenerateError as exc:
+            for line in str(exc).splitlines():
+                write_error(config.mask(line))
+            return exc.exitcode
     output = config.getoption("output")
     base = (config.invocation_dir / output) if output else config.rootdir
-    return write_files(files, base, bool(config.getoption("generate_check")))
+    return write_files(files, base, bool(config.getoption("generate_check")), config.mask)
 
 
 @hookimpl

@@ -23,11 +23,11 @@ from fraiseql_checks.config import (
     Config,
     Parser,
     Setting,
-    UsageError,
     as_duration,
     as_positive_int,
     as_str,
     one_of,
+    resolve_section,
     section,
 )
 from fraiseql_checks.errors import TargetNotConfigured
@@ -166,25 +166,7 @@ def fraiseql_addoption(parser: Parser) -> None:
 
 def _resolve(config: Config, name: str) -> dict[str, Any]:
     """A target's table from the file, with the environment's values on top."""
-    values = dict(config.get(name))
-    for setting in _SECTIONS[name]:
-        raw = config.environ.get(setting.env) if setting.env else None
-        if raw:
-            try:
-                values[setting.name] = setting.type(raw)
-            except ValueError as exc:
-                raise UsageError(f"environment variable {setting.env}: {exc}") from None
-        if setting.secret and isinstance(values.get(setting.name), str):
-            _mask_secret(config, values[setting.name])
-    return values
-
-
-def _mask_secret(config: Config, value: str) -> None:
-    config.mask.add(value)
-    if "://" in value:
-        password = urllib.parse.urlsplit(value).password
-        if password:
-            config.mask.add(urllib.parse.unquote(password))
+    return resolve_section(config, name, _SECTIONS[name])
 
 
 def targets_of(config: Config) -> Targets:

@@ -1,4 +1,5 @@
-"""Real services for tests: free ports, required tools, throwaway PostgreSQL and Redis.
+"""Real services for tests: free ports, required tools, throwaway PostgreSQL and Redis,
+Prometheus, Alertmanager, and a local receiver for what Alertmanager sends.
 
 A test that stops a server mid-run starts its own throwaway one (a data folder of
 its own, a free loopback port), so the shared servers of the machine are never
@@ -9,15 +10,23 @@ disturbed. A tool that is missing skips the test with a loud reason, except unde
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import http.server
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,20 +207,74 @@ def throwaway_redis(password: str | None = None, *options: str) -> Iterator[Thro
         server.stop()
 
 
-class Prometheus:
-    """A real Prometheus on a free loopback port, scraping itself (job ``self``) and
-    ``targets`` (job ``target``) every second."""
+class LocalServer:
+    """A server binary on a free loopback port (or ``port``) with a temporary folder,
+    ready once its ``/-/ready`` answers 200 (Prometheus and Alertmanager both have one)."""
 
-    def __init__(self, targets: list[str], metrics_path: str = "/metrics") -> None:
-        self.binary = require_binary("prometheus")
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-prom-"))
+    def __init__(self, binary: str, prefix: str, port: int | None = None) -> None:
+        self.binary = require_binary(binary)
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, *args, f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        name = Path(self.binary).name
+        wait_until(lambda: _http_ok(f"{self.url}/-/ready"), timeout=30, what=f"{name}'s /-/ready")  # 503 while starting
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Prometheus(LocalServer):
+    """A real Prometheus on a free loopback port (or ``port``), scraping itself (job
+    ``self``) and ``targets`` (job ``job``, default ``target``) every second.
+
+    ``rule_files`` are loaded and evaluated every ``evaluation_interval``; firing
+    alerts go to ``alertmanager`` (a base URL) when given.
+    """
+
+    def __init__(
+        self,
+        targets: list[str],
+        metrics_path: str = "/metrics",
+        *,
+        job: str = "target",
+        rule_files: Sequence[Path] = (),
+        alertmanager: str | None = None,
+        evaluation_interval: str = "1s",
+        port: int | None = None,
+    ) -> None:
+        super().__init__("prometheus", "fraiseql-checks-prom-", port)
         self.config = self.root / "prometheus.yml"
-        lines = ["global:", "  scrape_interval: 1s", "  scrape_timeout: 1s", "  evaluation_interval: 1s"]
+        lines = [
+            "global:",
+            "  scrape_interval: 1s",
+            "  scrape_timeout: 1s",
+            f"  evaluation_interval: {evaluation_interval}",
+        ]
+        if rule_files:
+            lines += ["rule_files:", *(f"  - {json.dumps(str(path))}" for path in rule_files)]
+        if alertmanager:
+            address = alertmanager.split("://", 1)[-1].rstrip("/")
+            lines += ["alerting:", "  alertmanagers:", "    - static_configs:", f"        - targets: ['{address}']"]
         lines += ["scrape_configs:", "  - job_name: self", "    static_configs:"]
         lines += [f"      - targets: ['127.0.0.1:{self.port}']"]
         if targets:
-            lines += ["  - job_name: target", f"    metrics_path: {metrics_path}", "    static_configs:"]
+            lines += [f"  - job_name: {job}", f"    metrics_path: {metrics_path}", "    static_configs:"]
             lines += [f"      - targets: [{', '.join(repr(t) for t in targets)}]"]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.process: subprocess.Popen[bytes] | None = None
@@ -232,24 +295,12 @@ class Prometheus:
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
-        wait_until(self._ready, timeout=30, what="Prometheus' /-/ready")  # 503 until its storage is open
-
-    def _ready(self) -> bool:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=5) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        wait_until(
+            lambda: _http_ok(f"{self.url}/-/ready"), timeout=30, what="Prometheus' /-/ready"
+        )  # 503 until its storage is open
 
     def query(self, expr: str) -> list[dict[str, object]]:
         """The result vector of an instant query (``/api/v1/query``)."""
-        import json
-        import urllib.parse
-        import urllib.request
-
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
         with urllib.request.urlopen(url, timeout=5) as response:
             body = json.load(response)
@@ -266,22 +317,120 @@ class Prometheus:
 
         wait_until(has_sample, timeout=timeout, every=0.2, what=expr)
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 @contextlib.contextmanager
-def prometheus(targets: list[str], metrics_path: str = "/metrics") -> Iterator[Prometheus]:
-    server = Prometheus(targets, metrics_path)
+def prometheus(targets: list[str], metrics_path: str = "/metrics", **options: Any) -> Iterator[Prometheus]:
+    """A started ``Prometheus`` (``options``: ``job``, ``rule_files``, ``alertmanager``, ...), stopped after."""
+    server = Prometheus(targets, metrics_path, **options)
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+class Alertmanager(LocalServer):
+    """A real Alertmanager (Debian's ``prometheus-alertmanager``) on a free loopback port,
+    with ``config`` (its YAML text), clustering off."""
+
+    def __init__(self, config: str) -> None:
+        super().__init__("prometheus-alertmanager", "fraiseql-checks-am-")
+        self.config = self.root / "alertmanager.yml"
+        self.config.write_text(config, encoding="utf-8")
+
+    def start(self) -> None:
+        self.launch(f"--config.file={self.config}", f"--storage.path={self.root / 'data'}", "--cluster.listen-address=")
+
+    def post_alerts(self, alerts: list[dict[str, object]]) -> None:
+        """Send alerts as Prometheus does (``POST /api/v2/alerts``)."""
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+
+    def alerts(self) -> list[dict[str, object]]:
+        """The alerts it holds (``GET /api/v2/alerts``), with their status (``inhibitedBy``...)."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
+            return list(json.load(response))
+
+
+@contextlib.contextmanager
+def alertmanager(config: str) -> Iterator[Alertmanager]:
+    server = Alertmanager(config)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One request a receiver got: when (``time.time()``), on which path, the JSON body."""
+
+    at: float
+    path: str
+    body: dict[str, Any]
+
+
+class WebhookReceiver:
+    """A local HTTP server that records every JSON POST, for Alertmanager's receivers
+    (webhook, and the Slack and PagerDuty ones pointed at it)."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.deliveries.append(Delivery(time.time(), self.path, json.loads(body or b"{}")))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def received(self, path: str) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self.deliveries if d.path == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
 
 
 def wait_until(condition: object, timeout: float = 30.0, every: float = 0.05, what: str = "") -> object:

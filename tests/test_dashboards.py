@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -15,7 +16,7 @@ from fraiseql_checks import metrics as m
 from fraiseql_checks.contract import dashboard_references
 from fraiseql_checks.dashboards.model import thresholds_for
 from fraiseql_checks.dashboards.queries import FraiseQLNames, own_metric_names
-from fraiseql_checks.profiles import PROFILES
+from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
 from tests.conftest import REPO, CheckDir
 from tests.services import require
 from tests.validators import grafana_dashboard_schema
@@ -56,12 +57,25 @@ def schema() -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def generate(checkdir: CheckDir, config: str = "paths: [checks]\n") -> dict[str, dict[str, Any]]:
+def generate(
+    checkdir: CheckDir, config: str = "paths: [checks]\n", profile: str = DEFAULT_PROFILE
+) -> dict[str, dict[str, Any]]:
+    """Generate, and return the dashboards a target of ``profile`` uses: the default profile's
+    in ``dashboards/``, another profile's FraiseQL dashboards in ``dashboards/<profile>/``."""
     checkdir.write("fraiseql-checks.yaml", config)
     result = checkdir.run("generate", "dashboards")
     assert result.ret == 0, result.stderr
-    folder = checkdir.path / "dashboards"
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    return read_dashboards(checkdir.path, profile)
+
+
+def read_dashboards(root: Path, profile: str) -> dict[str, dict[str, Any]]:
+    folder = root / "dashboards"
+    found = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    if profile != DEFAULT_PROFILE:
+        own = {path.stem: json.loads(path.read_text()) for path in sorted((folder / profile).glob("*.json"))}
+        assert sorted(own) == sorted(SEED_PANELS), own.keys()
+        found.update(own)
+    return found
 
 
 @pytest.fixture
@@ -95,14 +109,19 @@ def walk(node: Any, key: str) -> Iterator[Any]:
 def test_every_dashboard_validates_parses_and_queries_only_real_series(
     project: CheckDir, schema: dict[str, Any], profile: str
 ) -> None:
-    dashboards = generate(project, f"paths: [checks]\nfraiseql:\n  profile: {profile}\n")
+    dashboards = generate(project, profile=profile)
     assert sorted(dashboards) == sorted([*SEED_PANELS, "checks-jobs"])
     validator = jsonschema.Draft7Validator(schema)
     known = PROFILES[profile].series_names() | own_metric_names()
     for name, dashboard in dashboards.items():
         errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(dashboard)]
         assert not errors, (name, errors[:5])
-        path = project.path / "dashboards" / f"{name}.json"
+        folder = project.path / "dashboards"
+        path = (
+            folder / profile / f"{name}.json"
+            if (folder / profile / f"{name}.json").exists()
+            else folder / f"{name}.json"
+        )
         # the metrics contract's own reader: every expr parses (PromQLError otherwise), names listed
         references = dashboard_references(path, name)
         assert references, name
@@ -129,7 +148,7 @@ def test_the_schema_is_strict(schema: dict[str, Any], project: CheckDir) -> None
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_the_seed_dashboards_have_the_seeds_54_panels(checkdir: CheckDir, profile: str) -> None:
-    dashboards = generate(checkdir, f"fraiseql:\n  profile: {profile}\n")
+    dashboards = generate(checkdir, "", profile=profile)
     assert sorted(dashboards) == sorted(SEED_PANELS)  # no checks folder: the six only
     counts = {name: len(panels(dashboard)) for name, dashboard in dashboards.items()}
     assert counts == SEED_PANELS
@@ -221,7 +240,7 @@ def test_generation_is_deterministic_and_uids_are_stable(project: CheckDir) -> N
     for dashboard in first.values():
         assert 8 <= len(dashboard["uid"]) <= 40
     # another profile changes the queries, not the identity of the dashboards
-    other = generate(project, "paths: [checks]\nfraiseql:\n  profile: fraiseql-v1\n")
+    other = read_dashboards(project.path, "fraiseql-v1")
     assert {n: d["uid"] for n, d in other.items()} == {n: d["uid"] for n, d in first.items()}
     assert other["operations-overview"] != first["operations-overview"]
 
@@ -261,7 +280,9 @@ def test_the_committed_dashboards_are_what_the_generator_makes() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     committed = sorted(path.stem for path in (REPO / "dashboards").glob("*.json"))
-    assert committed == sorted([*SEED_PANELS, "checks-audit", "checks-health", "checks-host"])
+    assert committed == sorted([*SEED_PANELS, "checks-alerts", "checks-audit", "checks-health", "checks-host"])
+    v1 = sorted(path.stem for path in (REPO / "dashboards" / "fraiseql-v1").glob("*.json"))
+    assert v1 == sorted(SEED_PANELS)
 
 
 def test_thresholds_colour_the_bad_side() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from tests.conftest import CheckDir
 
 PLUGIN = """
@@ -96,5 +94,4 @@ def test_plugins_can_add_commands_and_generators(checkdir: CheckDir) -> None:
     stale.fnmatch_lines(["out/hello.txt: differs from what the generator makes"])
     unknown = checkdir.run("generate", "nothing", "-p", "genplugin", env=env)
     assert unknown.ret == 4
-    unknown.stderr_lines(["ERROR: nothing generates 'nothing' (available: *greeting*)"])
-    assert json.loads("{}") == {}
+    unknown.stderr_lines(["ERROR: nothing generates 'nothing' (available: *greeting*)"])  # and the built-in ones

@@ -20,6 +20,7 @@ from fraiseql_checks.dashboards.service import error_analysis, operations_overvi
 from fraiseql_checks.dashboards.suites import PanelHintError, suite_dashboards
 from fraiseql_checks.generate import Generator, Generators
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -74,11 +75,16 @@ def collect_checks(config: Config) -> list[Check]:
     return checks
 
 
-def build(config: Config, checks: list[Check] | None = None) -> dict[str, Dashboard]:
-    """Every dashboard by file name (without ``.json``): the seed's six, then one per suite."""
+def build(config: Config, checks: list[Check] | None = None, profile: str | None = None) -> dict[str, Dashboard]:
+    """Every dashboard by file name (without ``.json``): the seed's six, then one per suite.
+
+    The seed's six read FraiseQL's series, so they are built for ``profile`` (default: the
+    configured target's); the suite dashboards read this tool's own metrics only.
+    """
     from fraiseql_checks.targets import targets_of
 
-    seed = Seed(targets_of(config).profile, config.threshold)
+    chosen = PROFILES[profile] if profile else targets_of(config).profile
+    seed = Seed(chosen, config.threshold)
     dashboards = {name: make(seed) for name, make in SEED}
     base = config.get("dashboards").get("runbook_url") or ""
     try:
@@ -94,7 +100,19 @@ def build(config: Config, checks: list[Check] | None = None) -> dict[str, Dashbo
 
 
 def generate(config: Config) -> dict[str, str]:
-    return {f"{FOLDER}/{name}.json": dashboard.to_json() for name, dashboard in build(config).items()}
+    """The default profile's dashboards in ``dashboards/``; for every other profile, its
+    own six FraiseQL dashboards in ``dashboards/<profile>/`` (as ``generate alerts`` lays
+    out rule files), where the metrics contract of a target of that profile reads them."""
+    files = {
+        f"{FOLDER}/{name}.json": dashboard.to_json()
+        for name, dashboard in build(config, profile=DEFAULT_PROFILE).items()
+    }
+    seed_names = {name for name, _ in SEED}
+    for profile in sorted(set(PROFILES) - {DEFAULT_PROFILE}):
+        for name, dashboard in build(config, profile=profile).items():
+            if name in seed_names:
+                files[f"{FOLDER}/{profile}/{name}.json"] = dashboard.to_json()
+    return files
 
 
 @hookimpl

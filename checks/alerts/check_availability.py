@@ -1,0 +1,73 @@
+"""The seed's availability alerts (5-8): the pool, the database, the cache, FraiseQL's health.
+
+FraiseQL exports its pool's use (names differ between v2 and v1); it exports
+nothing that says "the database (or Redis) does not answer" or "/health is not
+healthy", so those three read what this tool's own health checks export from
+watch mode: ``fraiseql_check_up`` of the check that probes each. Which series
+each reads, and why: docs/alert-rules.md.
+"""
+
+from __future__ import annotations
+
+from fraiseql_checks import alert
+from fraiseql_checks.metrics import UP
+
+
+def _check_failing(function_name: str) -> str:
+    """The health check ``function_name`` (in any folder) failed its last run."""
+    return f'{UP.name}{{check=~".*::{function_name}"}} == 0'
+
+
+@alert(
+    expr={
+        "fraiseql-v2": "fraiseql_db_pool_connections_active / fraiseql_db_pool_connections_total > 0.9",
+        "fraiseql-v1": "fraiseql_db_connections_active / fraiseql_db_connections_total > 0.9",
+    },
+    for_="2m",
+    severity="critical",
+    summary="Database pool {{ $value | humanizePercentage }} in use on {{ $labels.instance }}",
+    description="{{ $value | humanizePercentage }} of the database pool's connections on {{ $labels.instance }}"
+    " are in use (above 90% for 2 minutes): queries are about to wait for a connection."
+    " Increase the pool or find what holds connections.",
+    runbook="docs/runbooks/DatabasePoolExhausted.md",
+)
+def check_database_pool_exhausted():
+    """More than 90% of the database pool's connections are in use, for 2 minutes (seed alert 5)."""
+
+
+@alert(
+    expr=_check_failing("check_database_answers"),
+    for_="1m",
+    severity="critical",
+    summary="The database does not answer",
+    description="{{ $labels.check }} has failed for 1 minute: PostgreSQL did not answer select 1 within 1s."
+    " Check the database's status; restart it if needed.",
+    runbook="docs/runbooks/DatabaseDown.md",
+)
+def check_database_down():
+    """The database has not answered a query for 1 minute (seed alert 6)."""
+
+
+@alert(
+    expr=_check_failing("check_cache_answers"),
+    severity="critical",
+    summary="Redis does not answer",
+    description="{{ $labels.check }} failed: Redis did not answer PING within 250ms (the connection is lost,"
+    " refused, or too slow). Check Redis; restart it if needed.",
+    runbook="docs/runbooks/CacheDown.md",
+)
+def check_cache_down():
+    """The connection to Redis is lost (seed alert 7)."""
+
+
+@alert(
+    expr=_check_failing("check_fraiseql_healthy"),
+    for_="2m",
+    severity="critical",
+    summary="FraiseQL is not healthy",
+    description="{{ $labels.check }} has failed for 2 minutes: a replica's /health does not say healthy"
+    " (degraded, unhealthy, or no answer). Check the application's logs; restart it if needed.",
+    runbook="docs/runbooks/HealthCheckFailing.md",
+)
+def check_health_check_failing():
+    """FraiseQL's health check has failed for 2 minutes (seed alert 8)."""

@@ -1,0 +1,283 @@
+"""``generate alerts``: the committed rule files, promtool's verdict on them, and what they read."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fraiseql_checks import metrics
+from fraiseql_checks.cli import configure
+from fraiseql_checks.contract import collect_references, is_fraiseql_series
+from fraiseql_checks.profiles import PROFILES
+from fraiseql_checks.promql import metric_names
+from fraiseql_checks.rules import yaml_text
+from tests.conftest import REPO, CheckDir
+from tests.services import require_binary
+
+ALERTS = REPO / "alerts"
+V1 = ALERTS / "fraiseql-v1"
+TESTS = ALERTS / "tests"
+
+#: The seed's 15 alerts (seed file, "Alert Rules"): severity and `for`.
+SEED = {
+    "HighErrorRate": ("warning", "5m"),
+    "HighLatency": ("warning", "5m"),
+    "SlowQueryRate": ("warning", "5m"),
+    "LowCacheHitRate": ("info", "10m"),
+    "DatabasePoolExhausted": ("critical", "2m"),
+    "DatabaseDown": ("critical", "1m"),
+    "CacheDown": ("critical", None),
+    "HealthCheckFailing": ("critical", "2m"),
+    "HighFailedAuthAttempts": ("critical", None),
+    "SuspiciousQueryPattern": ("warning", None),
+    "UnauthorizedDataAccess": ("critical", None),
+    "HighMemoryUsage": ("warning", "10m"),
+    "HighCPUUsage": ("warning", "5m"),
+    "DiskSpaceRunningLow": ("warning", None),
+    "AuditLogLag": ("warning", None),
+}
+CHECK_ALERTS = {"FraiseQLCheckFailing", "FraiseQLCheckStale", "FraiseQLCheckWatcherDown", "FraiseQLCheckWatcherAbsent"}
+#: node_exporter's standard names the resource alerts read.
+NODE_EXPORTER = {
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes",
+    "node_cpu_seconds_total",
+    "node_filesystem_avail_bytes",
+    "node_filesystem_size_bytes",
+}
+#: Variables that would change what the generator writes.
+GENERATOR_ENV = (
+    "FRAISEQL_CHECKS_RUNBOOK_BASE_URL",
+    "PAGERDUTY_ROUTING_KEY",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_CHANNEL",
+    "ALERT_EMAIL_TO",
+    "ALERT_EMAIL_FROM",
+    "SMTP_SMARTHOST",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+)
+
+
+def rule_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.rules.yml"))
+
+
+def rules_in(path: Path) -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+
+
+def alerts_of(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path in rule_files(folder):
+        for rule in rules_in(path):
+            found.setdefault(rule["alert"], []).append(rule)
+    return found
+
+
+def test_committed_files_are_what_the_generator_makes(checkdir: CheckDir) -> None:
+    env = {name: "" for name in GENERATOR_ENV}
+    result = subprocess.run(
+        checkdir.command("generate", "alerts", "alertmanager", "--check"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=checkdir.env(**env),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "differs" not in result.stdout
+
+
+def test_a_changed_rule_file_is_reported_by_check(checkdir: CheckDir) -> None:
+    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\nfailure_threshold: 4\n")
+    checkdir.write(
+        "checks/check_x.py",
+        """
+        from fraiseql_checks import alert, check
+
+        @alert(expr='up == 0', for_="2m", severity="critical")
+        def check_target_down():
+            '''A target is down.'''
+
+        @check(interval="30s", failure_threshold=3)
+        def check_ok():
+            pass
+
+        @check(interval="10s", labels={"service": "payments", "team": "db"})
+        def check_configured(db):
+            pass
+        """,
+    )
+    assert checkdir.run("generate", "alerts").ret == 0
+    written = sorted(str(p.relative_to(checkdir.path)) for p in (checkdir.path / "alerts").rglob("*.yml"))
+    assert written == [
+        "alerts/fraiseql-checks.rules.yml",
+        "alerts/fraiseql-v1/fraiseql-checks.rules.yml",
+        "alerts/fraiseql-v1/x.rules.yml",
+        "alerts/x.rules.yml",
+    ]
+    generated = rules_in(checkdir.path / "alerts/fraiseql-checks.rules.yml")
+    failing = {r["labels"]["check"]: r for r in generated if r["alert"] == "FraiseQLCheckFailing"}
+    assert set(failing) == {"checks/check_x.py::check_ok", "checks/check_x.py::check_configured"}, "none for @alert"
+    ok, configured = failing["checks/check_x.py::check_ok"], failing["checks/check_x.py::check_configured"]
+    assert ok["for"] == "1m", "3 failing runs 30s apart: up stays 0 for 1 minute"
+    assert ok["labels"] == {
+        "severity": "warning",
+        "service": "fraiseql",
+        "suite": "checks",
+        "check": "checks/check_x.py::check_ok",
+    }
+    assert configured["for"] == "30s", "the config's failure_threshold (4) runs, 10s apart"
+    assert configured["labels"] == {
+        "severity": "warning",
+        "service": "payments",
+        "suite": "checks",
+        "check": "checks/check_x.py::check_configured",
+        "team": "db",
+        "depends_on": "database",
+    }
+    target = checkdir.path / "alerts/x.rules.yml"
+    target.write_text(target.read_text().replace("for: 2m", "for: 5m"))
+    result = checkdir.run("generate", "alerts", "--check")
+    assert result.ret == 1
+    result.fnmatch_lines(["-    for: 5m", "+    for: 2m", "alerts/x.rules.yml: differs from what the generator makes"])
+
+
+def test_promtool_accepts_every_rule_file() -> None:
+    promtool = require_binary("promtool")
+    files = rule_files(ALERTS) + rule_files(V1)
+    assert len(files) == 12
+    result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+def test_promtool_unit_tests_pass() -> None:
+    promtool = require_binary("promtool")
+    tests = sorted(TESTS.glob("*.yml"))
+    result = subprocess.run([promtool, "test", "rules", *map(str, tests)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(tests)
+
+
+def _unit_tests() -> dict[Path, dict[str, set[str]]]:
+    """For each rule file, which alerts its unit tests see fire, stay quiet, and stay pending."""
+    covered: dict[Path, dict[str, set[str]]] = {}
+    for test_file in sorted(TESTS.glob("*.yml")):
+        document = yaml.safe_load(test_file.read_text())
+        for rule_file in document["rule_files"]:
+            seen = covered.setdefault((TESTS / rule_file).resolve(), {"fires": set(), "quiet": set(), "pending": set()})
+            for test in document["tests"]:
+                for case in test.get("alert_rule_test", []):
+                    seen["fires" if case["exp_alerts"] else "quiet"].add(case["alertname"])
+                for case in test.get("promql_expr_test", []):
+                    for sample in case["exp_samples"]:
+                        if 'alertstate="pending"' in sample["labels"]:
+                            seen["pending"].add(sample["labels"].split('alertname="', 1)[1].split('"', 1)[0])
+    return covered
+
+
+def _assert_tested(rule: dict[str, Any], seen: dict[str, set[str]], where: str) -> None:
+    name = rule["alert"]
+    assert name in seen["fires"], (where, name, "no test fires it")
+    assert name in seen["quiet"], (where, name, "no test keeps it quiet")
+    if "for" in rule:
+        assert name in seen["pending"], (where, name, "no burst shorter than `for`")
+
+
+def test_every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet() -> None:
+    """Each alert fires in a test and stays quiet in another; an alert with `for` is seen
+    pending in a burst shorter than `for`, and does not fire. v1's rules are tested where
+    they differ from v2's, and must be v2's rules elsewhere."""
+    covered = _unit_tests()
+    none: dict[str, set[str]] = {"fires": set(), "quiet": set(), "pending": set()}
+    v2 = alerts_of(ALERTS)
+    for path in rule_files(ALERTS):
+        for rule in rules_in(path):
+            _assert_tested(rule, covered.get(path.resolve(), none), path.name)
+    for path in rule_files(V1):
+        seen = covered.get(path.resolve(), none)
+        for rule in rules_in(path):
+            if rule["alert"] in seen["fires"]:
+                _assert_tested(rule, seen, f"fraiseql-v1/{path.name}")
+            else:
+                assert rule in v2[rule["alert"]], (path.name, rule["alert"], "differs from v2 but is not tested")
+    assert set(v2) == set(SEED) | CHECK_ALERTS
+    assert (V1 / "fraiseql-checks.rules.yml").read_text() == (ALERTS / "fraiseql-checks.rules.yml").read_text().replace(
+        "(profile fraiseql-v2)", "(profile fraiseql-v1)"
+    )
+
+
+def test_the_fifteen_seed_alerts_keep_the_seeds_names_severities_and_durations() -> None:
+    for folder, expected in ((ALERTS, set(SEED)), (V1, set(SEED) - {"SuspiciousQueryPattern"})):
+        found = {name: rules for name, rules in alerts_of(folder).items() if name not in CHECK_ALERTS}
+        assert set(found) == expected, folder
+        for name, (rule,) in found.items():
+            severity, hold = SEED[name]
+            assert rule["labels"]["severity"] == severity, name
+            assert rule.get("for") == hold, name
+            assert rule["labels"]["service"] == "fraiseql"
+            assert rule["annotations"]["runbook_url"] == f"docs/runbooks/{name}.md"
+            assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+
+
+@pytest.mark.parametrize(("folder", "profile"), [(ALERTS, "fraiseql-v2"), (V1, "fraiseql-v1")])
+def test_rules_read_only_series_that_exist(folder: Path, profile: str) -> None:
+    """FraiseQL's names as the profile's server emits them, this tool's from metrics.py, node_exporter's, up."""
+    emitted = PROFILES[profile].series_names()
+    for path in rule_files(folder):
+        for rule in rules_in(path):
+            for name in metric_names(rule["expr"]):
+                if is_fraiseql_series(name):
+                    assert name in emitted, (path.name, rule["alert"], name)
+                elif name.startswith(metrics.NAMESPACE):
+                    metrics.by_name(name)
+                else:
+                    assert name in NODE_EXPORTER | {"up"}, (path.name, rule["alert"], name)
+
+
+@pytest.mark.parametrize("profile", ["fraiseql-v2", "fraiseql-v1"])
+def test_the_metrics_contract_reads_the_rules_of_the_targets_profile(
+    profile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAISEQL_PROFILE", profile)
+    config, _ = configure(["checks"], invocation_dir=REPO)
+    refs = collect_references(config)
+    folders = {ref.where.split(":", 1)[0].rsplit("/", 1)[0] for ref in refs if ref.where.startswith("alerts/")}
+    assert folders == ({"alerts"} if profile == "fraiseql-v2" else {"alerts/fraiseql-v1"})
+    fraiseql = {ref.name for ref in refs if is_fraiseql_series(ref.name)}
+    assert fraiseql
+    assert fraiseql <= PROFILES[profile].series_names()
+
+
+def test_every_alert_has_a_runbook_that_says_what_it_means_how_to_confirm_and_silence_it() -> None:
+    for folder in (ALERTS, V1):
+        for name, rules in alerts_of(folder).items():
+            for rule in rules:
+                runbook = REPO / rule["annotations"]["runbook_url"]
+                assert runbook.is_file(), (name, runbook)
+                if runbook.stem != name:
+                    continue  # a check's own runbook (FraiseQLCheckFailing of a shipped check)
+                text = runbook.read_text()
+                assert text.startswith(f"# {name}\n")
+                assert "## What it means" in text, name
+                assert "confirm" in text, name
+                assert "## What to do" in text, name
+                assert f"amtool silence add alertname={name}" in text, name
+
+
+@pytest.mark.parametrize(
+    "path", [*rule_files(ALERTS), *rule_files(V1), ALERTS / "alertmanager.yml"], ids=lambda p: p.name
+)
+def test_files_do_not_depend_on_libyaml(path: Path) -> None:
+    """libyaml's emitter (used when PyYAML has it) and the pure-Python one write the same files."""
+    text = path.read_text()
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    document = yaml.safe_load(body)
+    assert yaml_text(document) == body
+    assert yaml_text(document, pure=True) == body
