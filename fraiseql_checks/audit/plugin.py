@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks.audit.chain import METHODS
-from fraiseql_checks.audit.layout import layout_of
-from fraiseql_checks.audit.patterns import PATTERN_NAMES, Audit
-from fraiseql_checks.audit.query import AuditQuery, Glob, Not
-from fraiseql_checks.audit.reader import Reader, Scope
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, as_str_list, one_of, section
 from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.targets import targets_of
+
+if TYPE_CHECKING:
+    from fraiseql_checks.audit.patterns import Audit
+
+# The builder, the patterns and the chain are imported where they are used: every run
+# registers this plugin, and most runs never ask for the ``audit`` fixture.
 
 #: Where the ``audit report`` command puts the period the checks evaluate (seconds).
 WINDOW_KEY = "audit.window"
@@ -48,6 +49,8 @@ def _as_setting_name(value: Any) -> str:
 
 def _pattern_value(where: str, raw: Any) -> Any:
     """A config filter value: a string or a list; ``*`` is a wildcard, a leading ``!`` negates."""
+    from fraiseql_checks.audit.query import Glob, Not
+
     values = [raw] if isinstance(raw, str) else raw
     if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
         raise ValueError(f"{where}: expected a string or a list of strings, got {raw!r}")
@@ -65,6 +68,8 @@ def _pattern_value(where: str, raw: Any) -> Any:
 
 def _as_patterns(value: Any) -> dict[str, dict[str, Any]]:
     """``{pattern: {field: "value" | ["a", "b*"] | "!read"}}``, for the event-selecting patterns."""
+    from fraiseql_checks.audit.patterns import PATTERN_NAMES
+
     if not isinstance(value, Mapping):
         raise ValueError(f"expected a table of patterns, got {value!r}")
     out: dict[str, dict[str, Any]] = {}
@@ -77,12 +82,18 @@ def _as_patterns(value: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _as_chain_method(value: Any) -> str:
+    from fraiseql_checks.audit.chain import METHODS
+
+    return one_of(*METHODS)(value)
+
+
 AUDIT_SETTINGS = [
     Setting("role", as_str, help="role every audit query runs as (SET ROLE)", env=_ENV["role"]),
     Setting("tenant", as_str, help="tenant the audit queries are scoped to", env=_ENV["tenant"]),
     Setting("tenant_setting", _as_setting_name, help="setting the RLS policies read the tenant from"),
     Setting("writer_roles", as_str_list, help="database roles allowed to write the audit table"),
-    Setting("chain_method", one_of(*METHODS), help="how the v1 hash chain is verified"),
+    Setting("chain_method", _as_chain_method, help="how the v1 hash chain is verified"),
     Setting("patterns", _as_patterns, help="event filters of the compliance patterns, per pattern"),
 ]
 
@@ -110,6 +121,11 @@ def audit_settings(config: Config) -> dict[str, Any]:
 def fraiseql_configure(config: Config) -> None:
     """Check the pattern filters against the profile's columns before anything runs."""
     settings = audit_settings(config)
+    if not settings["patterns"]:
+        return
+    from fraiseql_checks.audit.layout import layout_of
+    from fraiseql_checks.audit.query import AuditQuery
+
     layout = layout_of(targets_of(config).profile.name)
     for name, filters in settings["patterns"].items():
         try:
@@ -121,6 +137,10 @@ def fraiseql_configure(config: Config) -> None:
 @fixture(scope="session")
 def audit(db: Any, config: Config) -> Audit:
     """Audit compliance queries over FraiseQL's audit tables (see docs/audit.md)."""
+    from fraiseql_checks.audit.layout import layout_of
+    from fraiseql_checks.audit.patterns import Audit
+    from fraiseql_checks.audit.reader import Reader, Scope
+
     settings = audit_settings(config)
     scope = Scope(role=settings.get("role"), tenant=settings.get("tenant"), tenant_setting=settings["tenant_setting"])
     window = config.stash.get(WINDOW_KEY)

@@ -23,8 +23,6 @@ from typing import Any
 from fraiseql_checks import __version__
 from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_duration, as_str, section
-from fraiseql_checks.dashboards.model import stable_uid, to_json
-from fraiseql_checks.dashboards.plugin import build
 from fraiseql_checks.hookspec import hookimpl
 
 DEFAULT_FOLDER = "FraiseQL"
@@ -157,6 +155,8 @@ class Grafana:
         return None
 
     def create_folder(self, title: str) -> Mapping[str, Any]:
+        from fraiseql_checks.dashboards.model import stable_uid
+
         uid = stable_uid(f"folder/{title}")
         created = self._call(
             f"creating folder {title!r} (POST /api/folders)", lambda: self.api.folder.create_folder(title, uid=uid)
@@ -209,6 +209,8 @@ def _reason(response: Any) -> str:
 
 
 def _comparable(dashboard: Mapping[str, Any]) -> str:
+    from fraiseql_checks.dashboards.model import to_json
+
     return to_json({k: v for k, v in dashboard.items() if k not in MANAGED})
 
 
@@ -311,6 +313,8 @@ def _diff(config: Config, grafana: Grafana, dashboards: Mapping[str, Mapping[str
 
 def _run(config: Config) -> int:
     target = target_of(config)
+    from fraiseql_checks.dashboards.build import build
+
     dashboards = {name: dashboard.render() for name, dashboard in build(config).items()}
     grafana = Grafana(target)
     try:

@@ -14,13 +14,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stores import StoredResult, StoreUnavailable, change_of, change_row, result_of
 from fraiseql_checks.watch.state import StateChange
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from fraiseql_checks.config import Config
 
 SCHEMES = ("postgresql", "postgres")
@@ -81,13 +81,16 @@ _CHANGE_COLUMNS = (
     "check_id, extract(epoch from at)::float8, previous, state, silenced, reason, message, trace_id,"
     " consecutive_failures"
 )
-#: The server went away, restarts, refuses us, or the network is down: retry later.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """The server went away, restarts, refuses us, or the network is down: retry later.
+
+    (asyncpg is imported on first use: every run registers this plugin, few use the store.)
+    """
+    import asyncpg
+
+    return (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class PostgresStore:
@@ -103,6 +106,8 @@ class PostgresStore:
         if self._pool is None:
             # min_size=0: creating the pool connects nobody, so a server that is down
             # now does not stop the watcher from starting.
+            import asyncpg
+
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=0, max_size=2, command_timeout=self._timeout, timeout=self._timeout
             )
@@ -122,7 +127,7 @@ class PostgresStore:
             pool = await self._connection_pool()
             async with pool.acquire(timeout=self._timeout) as conn:
                 return list(await conn.fetch(sql, *args))
-        except _UNAVAILABLE as exc:
+        except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     # -- the Store protocol --------------------------------------------------------------
@@ -130,7 +135,7 @@ class PostgresStore:
     async def open(self) -> None:
         try:
             await self._connection_pool()
-        except _UNAVAILABLE as exc:
+        except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def write(self, results: Sequence[StoredResult], changes: Sequence[StateChange]) -> None:
@@ -153,7 +158,7 @@ class PostgresStore:
                 if changes:
                     rows = list(zip(*(change_row(c) for c in changes), strict=True))
                     await conn.execute(_INSERT_CHANGES, *(list(column) for column in rows))
-        except _UNAVAILABLE as exc:
+        except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
@@ -185,7 +190,7 @@ class PostgresStore:
                     status = await conn.execute(sql, before)
                     removed += int(status.rsplit(" ", 1)[-1])
                 return removed
-        except _UNAVAILABLE as exc:
+        except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
@@ -193,7 +198,7 @@ class PostgresStore:
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), self._timeout)
-            except _UNAVAILABLE:
+            except _unavailable():
                 pool.terminate()
 
 

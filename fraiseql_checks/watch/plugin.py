@@ -28,15 +28,17 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runner import run_on_new_loop
 from fraiseql_checks.session import ExitCode
-from fraiseql_checks.stores import open_store
 from fraiseql_checks.terminal import TerminalReporter
-from fraiseql_checks.watch.maintenance import as_windows
-from fraiseql_checks.watch.state import State, StateChange
-from fraiseql_checks.watch.watcher import Watcher, WatchSettings, looks_like_lost_connection
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
     from fraiseql_checks.session import Session
+    from fraiseql_checks.watch.maintenance import MaintenanceWindow
+    from fraiseql_checks.watch.state import StateChange
+    from fraiseql_checks.watch.watcher import WatchSettings
+
+# The watcher, its HTTP server, the stores and the state machine are imported when
+# --watch is given: every run registers this plugin, few runs watch.
 
 DEFAULT_LISTEN = "127.0.0.1:9470"
 DEFAULT_STORE = ".fraiseql-checks/results.db"
@@ -117,13 +119,21 @@ def fraiseql_addoption(parser: Parser) -> None:
         Setting("failure_threshold", as_positive_int, 1, "failing runs in a row before a check's state is failing"),
         Setting("success_threshold", as_positive_int, 1, "passing runs in a row before a failing check recovers"),
         Setting("flapping", section(FLAPPING_SETTINGS), {}, "flapping detection: {changes = 5, window = '10m'}"),
-        Setting("maintenance", as_windows, [], "maintenance windows: checks still run, their state is silenced"),
+        Setting("maintenance", _as_windows, [], "maintenance windows: checks still run, their state is silenced"),
     ]
     for setting in settings:
         parser.addsetting(setting)
 
 
+def _as_windows(value: Any) -> list[MaintenanceWindow]:
+    from fraiseql_checks.watch.maintenance import as_windows
+
+    return as_windows(value)
+
+
 def settings_of(config: Config) -> WatchSettings:
+    from fraiseql_checks.watch.watcher import WatchSettings
+
     host, port = config.get("listen")
     flapping = {s.name: s.default for s in FLAPPING_SETTINGS} | config.get("flapping")
     return WatchSettings(
@@ -151,6 +161,8 @@ def fraiseql_configure(config: Config) -> None:
     password = urllib.parse.urlsplit(url).password if "://" in url else None
     if password:
         config.mask.add(urllib.parse.unquote(password))
+    from fraiseql_checks.stores import open_store
+
     store = open_store(config, url)
     config.stash[_STASH_KEY] = (settings_of(config), store)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -171,6 +183,8 @@ def fraiseql_runloop(session: Session) -> bool | None:
     session.keep_results = False
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.notice if isinstance(reporter, WatchReporter) else _say
+    from fraiseql_checks.watch.watcher import Watcher
+
     watcher = Watcher(session, store, settings, say)
     config.stash["watcher"] = watcher
 
@@ -189,6 +203,8 @@ def fraiseql_runloop(session: Session) -> bool | None:
 
 @hookimpl(trylast=True)
 def fraiseql_fixture_broken(error: BaseException) -> bool | None:
+    from fraiseql_checks.watch.watcher import looks_like_lost_connection
+
     return looks_like_lost_connection(error)
 
 
@@ -226,6 +242,8 @@ class WatchReporter(TerminalReporter):
 
     @hookimpl
     def fraiseql_check_state_changed(self, change: StateChange, check: Check | None) -> None:
+        from fraiseql_checks.watch.state import State
+
         if change.previous is State.UNKNOWN and change.state is State.PASSING and self.verbosity <= 0:
             return  # a check starting well is not news (with -v it is shown)
         color = {State.PASSING: "green", State.FAILING: "red", State.FLAPPING: "yellow"}.get(change.state)
@@ -241,6 +259,8 @@ class WatchReporter(TerminalReporter):
 
     @hookimpl
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
+        from fraiseql_checks.watch.watcher import Watcher
+
         watcher = self.config.stash.get("watcher")
         if not isinstance(watcher, Watcher):
             super().fraiseql_sessionfinish(session, exitstatus)
