@@ -271,7 +271,8 @@ class Collector:
         module_marks: list[Mark],
     ) -> list[Check]:
         """The checks one function gives: one, or one per parameter set."""
-        flags = getattr(getattr(inspect.unwrap(func), "__code__", None), "co_flags", 0)
+        code = getattr(inspect.unwrap(func) if hasattr(func, "__wrapped__") else func, "__code__", None)
+        flags = getattr(code, "co_flags", 0)
         if flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR):
             raise TypeError("a check cannot be a generator; use a fixture for set-up and teardown")
         nodeid = f"{relpath}::{attr}"
@@ -311,7 +312,7 @@ class Collector:
         timeout = spec.timeout or config.get("timeout")
         interval = spec.interval or config.get("interval")
         is_async = bool(flags & inspect.CO_COROUTINE) or inspect.iscoroutinefunction(func)
-        lineno = getattr(getattr(inspect.unwrap(func), "__code__", None), "co_firstlineno", 0)
+        lineno = getattr(code, "co_firstlineno", 0)
         requested = argnames_of(func)
         checks = []
         for params, ids, param_marks in callspecs:

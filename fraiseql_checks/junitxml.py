@@ -15,20 +15,17 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import socket
-import xml.dom.minidom
-import xml.etree.ElementTree as ET
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from junit_xml import TestCase, TestSuite
 
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 
 if TYPE_CHECKING:
+    from junit_xml import TestCase
+
     from fraiseql_checks.session import Session
     from fraiseql_checks.terminal import TerminalReporter
 
@@ -81,6 +78,8 @@ def _seconds(value: float) -> Decimal:
 
 
 def test_case(result: Result) -> TestCase:
+    from junit_xml import TestCase
+
     relpath, _, name = result.id.partition("::")
     classname = relpath.removesuffix(".py").replace("/", ".") if name else ""
     out = [f"trace_id={result.trace_id}"] if result.trace_id else []
@@ -118,6 +117,13 @@ class JUnitReport:
         self.results.append(result)
 
     def xml(self, started: float) -> str:
+        # Imported here: most runs write no JUnit report.
+        import socket
+        import xml.dom.minidom
+        import xml.etree.ElementTree as ET
+
+        from junit_xml import TestSuite
+
         cases = [test_case(r) for r in self.results]
         suite = TestSuite(
             self.suite_name,

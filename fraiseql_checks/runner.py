@@ -122,7 +122,7 @@ class Runner:
                 raise Skipped(reason)
             watchdog.add(task, check.timeout)
             closure = self.session.fixtures.closure(check.path, check.argnames)
-            kwargs = await self.fixtures.setup(closure, check.path, scope)
+            kwargs = await self.fixtures.setup(closure, check.path, scope) if closure.order else {}
             if check.params:
                 kwargs.update(check.params)
             if check.is_async:
