@@ -33,6 +33,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("alertmanager", "fraiseql_checks.alertmanager"),
     ("audit", "fraiseql_checks.audit.plugin"),
     ("audit-report", "fraiseql_checks.audit.report"),
+    ("slo", "fraiseql_checks.slo.plugin"),
+    ("slo-export", "fraiseql_checks.slo.export"),
     ("watch", "fraiseql_checks.watch.plugin"),
     ("store-sqlite", "fraiseql_checks.stores.sqlite"),
     ("store-postgres", "fraiseql_checks.stores.postgres"),

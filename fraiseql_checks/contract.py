@@ -61,8 +61,9 @@ def _files(root: Path, entries: Iterable[str], suffixes: tuple[str, ...]) -> Ite
 
 def _profile_files(root: Path, entries: Iterable[str], profile: str, suffixes: tuple[str, ...]) -> Iterator[Path]:
     """The files a target of ``profile`` uses: ``<folder>/<other profile>/`` is left out, and
-    ``<folder>/<profile>/X`` replaces ``<folder>/X`` (how ``fraiseql-check generate alerts``
-    and ``generate dashboards`` lay out the profiles besides the default)."""
+    ``<folder>/<profile>/X`` replaces ``<folder>/X``, in subfolders too (``slo/X``): how
+    ``fraiseql-check generate alerts``, ``slo-rules`` and ``dashboards`` lay out the
+    profiles besides the default."""
     from fraiseql_checks.profiles import PROFILES
 
     others = set(PROFILES) - {profile}
@@ -74,7 +75,7 @@ def _profile_files(root: Path, entries: Iterable[str], profile: str, suffixes: t
         own = folder / profile
         for path in _files(root, [entry], suffixes):
             relative = path.relative_to(folder).parts
-            if relative[0] in others or (len(relative) == 1 and (own / path.name).is_file()):
+            if relative[0] in others or (relative[0] != profile and own.joinpath(*relative).is_file()):
                 continue
             yield path
 

@@ -214,6 +214,50 @@ PROCESS_RSS = Metric(
     "process_resident_memory_bytes", "Resident memory of the watcher process.", Kind.GAUGE, unit="bytes"
 )
 
+# ---- SLOs (rendered by the SLO plugin, for the checks and SLOs that have one) -------------
+
+SLO_SECONDS = Metric(
+    "fraiseql_check_slo_seconds_total",
+    "Time a check with an SLO passed (outcome good) or failed or errored (bad): each run not silenced"
+    " by a maintenance window counts for its interval.",
+    Kind.COUNTER,
+    ("check", "outcome"),
+    unit="seconds",
+    per_check=True,
+)
+SLO_OBJECTIVE = Metric(
+    "fraiseql_check_slo_objective_ratio",
+    "The SLO's objective, e.g. 0.999 (check is empty for a request SLO).",
+    Kind.GAUGE,
+    ("slo", "check"),
+)
+SLO_SLI = Metric(
+    "fraiseql_check_slo_sli_ratio",
+    'The SLI (share of good time or events) over a window; window="period" is the SLO\'s period so far.',
+    Kind.GAUGE,
+    ("slo", "check", "window"),
+)
+SLO_BUDGET = Metric(
+    "fraiseql_check_slo_error_budget_remaining_ratio",
+    "Error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent.",
+    Kind.GAUGE,
+    ("slo", "check"),
+)
+SLO_BURN = Metric(
+    "fraiseql_check_slo_burn_rate",
+    "How fast the error budget burns over a window: the error ratio divided by (1 - objective); 1 spends it"
+    " exactly over the period.",
+    Kind.GAUGE,
+    ("slo", "check", "window"),
+)
+SLO_UPDATED = Metric(
+    "fraiseql_check_slo_last_update_timestamp_seconds",
+    "When the SLO gauges were last computed, in seconds since the epoch.",
+    Kind.GAUGE,
+    unit="seconds",
+)
+SLO: tuple[Metric, ...] = (SLO_SECONDS, SLO_OBJECTIVE, SLO_SLI, SLO_BUDGET, SLO_BURN, SLO_UPDATED)
+
 PER_CHECK: tuple[Metric, ...] = (
     INFO,
     UP,
@@ -247,7 +291,7 @@ WATCHER: tuple[Metric, ...] = (
     PROCESS_RSS,
 )
 #: Every metric the watcher exports, in the order ``/metrics`` writes them.
-ALL: tuple[Metric, ...] = PER_CHECK + WATCHER
+ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + SLO
 
 
 def by_name(name: str) -> Metric:

@@ -249,7 +249,13 @@ def test_the_metrics_contract_reads_the_rules_of_the_targets_profile(
     config, _ = configure(["checks"], invocation_dir=REPO)
     refs = collect_references(config)
     folders = {ref.where.split(":", 1)[0].rsplit("/", 1)[0] for ref in refs if ref.where.startswith("alerts/")}
-    assert folders == ({"alerts"} if profile == "fraiseql-v2" else {"alerts/fraiseql-v1"})
+    # The SLO rules too: alerts/slo/ for the default profile, alerts/fraiseql-v1/slo/ where v1's differ.
+    if profile == "fraiseql-v2":
+        assert folders == {"alerts", "alerts/slo"}
+    else:
+        assert folders == {"alerts/fraiseql-v1", "alerts/fraiseql-v1/slo", "alerts/slo"}
+    replaced = {ref.where.split(":", 1)[0] for ref in refs}
+    assert ("alerts/slo/fraiseql.rules.yml" in replaced) == (profile == "fraiseql-v2")
     fraiseql = {ref.name for ref in refs if is_fraiseql_series(ref.name)}
     assert fraiseql
     assert fraiseql <= PROFILES[profile].series_names()

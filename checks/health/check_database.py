@@ -21,6 +21,7 @@ from fraiseql_checks import TargetError, check, record
     severity="critical",
     tags=["database"],
     runbook="docs/runbooks/DatabaseDown.md",
+    slo="99.9% / 30d",
     panel={"value": "answer_seconds", "unit": "s", "thresholds": [1]},
 )
 async def check_database_answers(db, config):

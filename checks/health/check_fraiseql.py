@@ -37,6 +37,7 @@ def _failing_subsystems(body: Mapping[str, Any]) -> list[str]:
     tags=["fraiseql"],
     runbook="docs/runbooks/HealthCheckFailing.md",
     failure_threshold=2,
+    slo="99.9% / 30d",
     panel={"value": "healthy_ratio", "unit": "percentunit", "thresholds": [1], "bad": "below"},
 )
 async def check_fraiseql_healthy(fraiseql):
@@ -90,6 +91,7 @@ async def check_replicas_agree(fraiseql):
     severity="critical",
     tags=["fraiseql", "graphql"],
     runbook="docs/runbooks/GraphQLSmokeFailing.md",
+    slo="99.5% / 30d",
     panel={"value": "graphql_latency_seconds", "unit": "s", "thresholds": [1]},
 )
 async def check_graphql_answers(fraiseql, config):

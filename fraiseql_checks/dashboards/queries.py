@@ -1,10 +1,9 @@
 """PromQL for the dashboards: selectors, the names they may use, and this tool's SLO series.
 
-Every metric name a dashboard queries comes from one of three places: the target
-profile's FraiseQL metrics (``profiles.py``), this tool's own definitions
-(``metrics.py``), or the few names listed here (the SLO gauges agreed with the
-SLO plugin). ``FraiseQLNames`` refuses a name the profile does not emit, so a
-dashboard cannot be built over a series nobody exports.
+Every metric name a dashboard queries comes from one of two places: the target
+profile's FraiseQL metrics (``profiles.py``) or this tool's own definitions
+(``metrics.py``, the SLO gauges included). ``FraiseQLNames`` refuses a name the
+profile does not emit, so a dashboard cannot be built over a series nobody exports.
 """
 
 from __future__ import annotations
@@ -18,33 +17,17 @@ from fraiseql_checks.profiles import Profile
 RATE = "$__rate_interval"
 #: The windows of the SLO gauges (``window`` label); ``period`` is the SLO's whole period.
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "period")
-
-
-def _agreed(name: str, help: str, labels: tuple[str, ...]) -> m.Metric:
-    """An SLO gauge whose name is agreed with the SLO plugin; ``metrics.py``'s definition wins when it has one."""
-    try:
-        return m.by_name(name)
-    except KeyError:
-        return m.Metric(name, help, m.Kind.GAUGE, labels, per_check=True)
-
-
-SLO_OBJECTIVE = _agreed("fraiseql_check_slo_objective_ratio", "The SLO's objective, e.g. 0.999.", ("check",))
-SLO_SLI = _agreed("fraiseql_check_slo_sli_ratio", "The SLI over a window.", ("check", "window"))
-SLO_BUDGET = _agreed(
-    "fraiseql_check_slo_error_budget_remaining_ratio",
-    "Error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent.",
-    ("check",),
-)
-SLO_BURN = _agreed(
-    "fraiseql_check_slo_burn_rate", "Error rate over a window divided by (1 - objective).", ("check", "window")
-)
+SLO_OBJECTIVE = m.SLO_OBJECTIVE
+SLO_SLI = m.SLO_SLI
+SLO_BUDGET = m.SLO_BUDGET
+SLO_BURN = m.SLO_BURN
 SLO_METRICS: tuple[m.Metric, ...] = (SLO_OBJECTIVE, SLO_SLI, SLO_BUDGET, SLO_BURN)
 
 
 def own_metric_names() -> frozenset[str]:
     """Every series name this tool exports (histograms with their three series)."""
     names: set[str] = set()
-    for metric in (*m.ALL, *SLO_METRICS):
+    for metric in m.ALL:
         names.add(metric.name)
         if metric.kind is m.Kind.HISTOGRAM:
             names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "sum", "count"))

@@ -6,14 +6,23 @@ package adds one through the ``fraiseql_make_store`` hook. One contract test run
 against each. Times are seconds since the epoch throughout.
 
 Schema changes go through each store's numbered migrations, so later features
-(per-interval rollups for SLOs) add tables without touching existing ones.
+add tables without touching existing ones.
+
+SLOs read hourly rollups: each store keeps, per check and UTC hour, the good and
+bad runs and the seconds they count for, updated in the transaction that writes
+the results (a row ignored as a duplicate counts nothing). ``sli_totals`` answers
+any window exactly by adding the whole hours from the rollups to the partial hours
+at its edges, summed from the raw results; ``plan_windows`` and ``SLIPlan.totals``
+here do the arithmetic both stores share.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fraiseql_checks.config import UsageError
@@ -24,7 +33,10 @@ from fraiseql_checks.watch.state import State, StateChange
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
 
-__all__ = ["State", "StateChange", "Store", "StoreUnavailable", "StoredResult", "open_store"]
+__all__ = ["SLITotals", "State", "StateChange", "Store", "StoreUnavailable", "StoredResult", "open_store"]
+
+#: The width of a rollup bucket, in seconds.
+HOUR = 3600
 
 
 class StoreUnavailable(Exception):
@@ -47,9 +59,14 @@ class StoredResult:
     timed_out: bool = False
     #: ``check``, ``collect`` (a file that did not import) or ``teardown``.
     kind: str = "check"
+    #: The check's interval when it ran: in a time-based SLI each run counts for it.
+    interval_s: float = 0.0
+    #: A maintenance window covered the run: it counts for no SLI.
+    silenced: bool = False
 
     @classmethod
-    def of(cls, result: Result, started_at: float) -> StoredResult:
+    def of(cls, result: Result, started_at: float, *, interval_s: float = 0.0, silenced: bool = False) -> StoredResult:
+        """What the store keeps of ``result``; ``started_at`` when the result has no start."""
         return cls(
             check_id=result.id,
             started_at=result.started_at or started_at,
@@ -60,10 +77,36 @@ class StoredResult:
             values=dict(result.values),
             timed_out=result.timed_out,
             kind=result.kind,
+            interval_s=interval_s,
+            silenced=silenced,
         )
 
     def values_json(self) -> str:
         return json.dumps(self.values, separators=(",", ":")) if self.values else "{}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SLITotals:
+    """The runs of one check in one window that count for its SLIs.
+
+    A run counts when it is a check run (not a collection error or a teardown), no
+    maintenance window silenced it, and it passed (good) or failed or errored (bad);
+    skipped runs count nothing. Each counted run adds its check's interval to the
+    good or bad seconds.
+    """
+
+    good_s: float = 0.0
+    bad_s: float = 0.0
+    good_runs: int = 0
+    bad_runs: int = 0
+
+    def __add__(self, other: SLITotals) -> SLITotals:
+        return SLITotals(
+            self.good_s + other.good_s,
+            self.bad_s + other.bad_s,
+            self.good_runs + other.good_runs,
+            self.bad_runs + other.bad_runs,
+        )
 
 
 class Store(Protocol):
@@ -86,8 +129,19 @@ class Store(Protocol):
     async def state_changes(self, since: float, until: float, check_id: str | None = None) -> list[StateChange]:
         """State changes in ``[since, until)``, of one check or all, oldest first."""
 
-    async def prune(self, before: float) -> int:
-        """Delete results and state changes older than ``before``; how many rows went."""
+    async def sli_totals(
+        self, check_ids: Sequence[str], windows: Sequence[tuple[float, float]]
+    ) -> dict[str, list[SLITotals]]:
+        """For each check in check_ids, one SLITotals per window [since, until) (same order as windows):
+        the runs that started in the window, counted as in the rollups. Checks with no runs get zero totals.
+
+        Exact while the window's raw results exist: whole hours come from the
+        rollups, the partial hours at the edges from the raw results. Where those
+        were pruned, the whole hours still count and the pruned edges count nothing."""
+
+    async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
+        """Delete results and state changes older than ``before``, and the rollups of
+        hours that ended by ``rollups_before`` (``None``: keep every rollup); how many rows went."""
 
     async def close(self) -> None:
         """Release connections; safe to call when ``open`` failed."""
@@ -123,7 +177,7 @@ def change_of(row: Sequence[Any]) -> StateChange:
 
 
 def result_of(row: Sequence[Any]) -> StoredResult:
-    check_id, started_at, duration_s, outcome, message, trace_id, values, timed_out, kind = row
+    check_id, started_at, duration_s, outcome, message, trace_id, values, timed_out, kind, interval_s, silenced = row
     return StoredResult(
         check_id=str(check_id),
         started_at=float(started_at),
@@ -134,7 +188,119 @@ def result_of(row: Sequence[Any]) -> StoredResult:
         values=json.loads(values) if isinstance(values, str) else dict(values),
         timed_out=bool(timed_out),
         kind=str(kind),
+        interval_s=float(interval_s),
+        silenced=bool(silenced),
     )
+
+
+def hour_of(at: float) -> int:
+    """The start of the UTC hour ``at`` falls in: the rollup bucket of a run started then.
+
+    Exact at the boundaries (``at / 3600`` may round up to the next hour just below it),
+    as the stores' SQL computes it."""
+    hour = math.floor(at / HOUR) * HOUR
+    if hour > at:
+        hour -= HOUR
+    elif hour + HOUR <= at:
+        hour += HOUR
+    return hour
+
+
+@dataclasses.dataclass(frozen=True)
+class SLIPlan:
+    """How a store answers ``sli_totals`` for a set of windows.
+
+    The windows' whole hours and raw edges are cut into disjoint segments, so each
+    rollup row and each raw result is read once however many windows share it (the
+    30-day window contains the 3-day one): the store sums each segment per check,
+    ``totals`` adds the segments of each window.
+    """
+
+    #: Disjoint ``[since, until)`` ranges of rollup buckets (hour starts).
+    hours: tuple[tuple[int, int], ...]
+    #: Disjoint ``[since, until)`` ranges of raw results.
+    raw: tuple[tuple[float, float], ...]
+    #: For each window, the indexes of its segments in ``hours`` and in ``raw``.
+    windows: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+
+    def totals(
+        self,
+        check_ids: Iterable[str],
+        hour_sums: Iterable[Sequence[Any]],
+        raw_sums: Iterable[Sequence[Any]],
+    ) -> dict[str, list[SLITotals]]:
+        """Add up per window the segment sums the store found, rows of
+        ``(segment index, check id, good_s, bad_s, good_runs, bad_runs)``."""
+        count = len(self.windows)
+        sums = {check_id: [[0.0, 0.0, 0.0, 0.0] for _ in range(count)] for check_id in check_ids}
+        for part, rows in ((0, hour_sums), (1, raw_sums)):
+            # which windows each segment belongs to
+            windows_of: dict[int, list[int]] = {}
+            for window, parts in enumerate(self.windows):
+                for segment in parts[part]:
+                    windows_of.setdefault(segment, []).append(window)
+            for segment, check_id, good_s, bad_s, good_runs, bad_runs in rows:
+                per_window = sums.get(check_id)
+                if per_window is None:
+                    continue
+                for window in windows_of.get(segment, ()):
+                    total = per_window[window]
+                    total[0] += good_s or 0.0
+                    total[1] += bad_s or 0.0
+                    total[2] += good_runs or 0
+                    total[3] += bad_runs or 0
+        out = {
+            check_id: [SLITotals(float(g), float(b), int(gr), int(br)) for g, b, gr, br in per_window]
+            for check_id, per_window in sums.items()
+        }
+        return out
+
+
+def plan_windows(windows: Sequence[tuple[float, float]]) -> SLIPlan:
+    """Split each window ``[since, until)`` into the whole hours inside it (from the
+    rollups) and the partial hours at its edges (from the raw results); a window
+    without a whole hour is all raw. Then cut everything into disjoint segments."""
+    hour_ranges: list[list[tuple[float, float]]] = []
+    raw_ranges: list[list[tuple[float, float]]] = []
+    for since, until in windows:
+        first = hour_of(since)
+        if first < since:
+            first += HOUR
+        last = hour_of(until)
+        if since >= until:
+            hour_ranges.append([])
+            raw_ranges.append([])
+        elif first < last:
+            hour_ranges.append([(first, last)])
+            raw_ranges.append([r for r in ((since, first), (last, until)) if r[0] < r[1]])
+        else:
+            hour_ranges.append([])
+            raw_ranges.append([(since, until)])
+    hours, hour_parts = _segments(hour_ranges)
+    raw, raw_parts = _segments(raw_ranges)
+    return SLIPlan(
+        hours=tuple((int(a), int(b)) for a, b in hours),
+        raw=tuple(raw),
+        windows=tuple(zip(hour_parts, raw_parts, strict=True)),
+    )
+
+
+def _segments(
+    ranges: list[list[tuple[float, float]]],
+) -> tuple[list[tuple[float, float]], list[tuple[int, ...]]]:
+    """The disjoint pieces the ranges' ends cut them into, and which pieces make up each
+    window's ranges."""
+    points = sorted({point for window in ranges for r in window for point in r})
+    pieces = [
+        (a, b)
+        for a, b in itertools.pairwise(points)
+        if any(since <= a and b <= until for window in ranges for since, until in window)
+    ]
+    parts = [
+        tuple(i for i, (a, b) in enumerate(pieces) if any(since <= a and b <= until for since, until in window))
+        for window in ranges
+    ]
+    return pieces, parts
 
 
 def open_store(config: Config, url: str) -> Store:

@@ -5,7 +5,8 @@ a background task writes them in batches; when a write fails (the database was
 stopped, the disk is full) the batch goes back to the front of the queue and is
 retried with a growing pause. The queue is bounded: past ``limit`` items the
 oldest are dropped and counted, and nothing is lost while the bound holds.
-Old rows are pruned here too, past the retention.
+Old rows are pruned here too, past the retention, and the SLO rollups past their
+own, longer retention.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class BufferedWriter:
         batch: int = 5000,
         every: float = 0.25,
         retention: float | None = None,
+        rollup_retention: float | None = None,
         warn: Callable[[str], None] = lambda message: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -40,6 +42,7 @@ class BufferedWriter:
         self.batch = batch
         self.every = every
         self.retention = retention
+        self.rollup_retention = rollup_retention
         self._warn = warn
         self._clock = clock
         self._queue: collections.deque[Item] = collections.deque()
@@ -118,8 +121,9 @@ class BufferedWriter:
         if self.retention is None or now < self._next_prune:
             return
         self._next_prune = now + min(self.retention / 10, 3600.0)
+        rollups_before = None if self.rollup_retention is None else now - self.rollup_retention
         try:
-            await self.store.prune(now - self.retention)
+            await self.store.prune(now - self.retention, rollups_before=rollups_before)
         except StoreUnavailable as exc:
             self._next_prune = now + 60.0
             self._failed(exc)

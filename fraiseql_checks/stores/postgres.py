@@ -6,16 +6,33 @@ lost acknowledgement) is stored once. A batch is one ``INSERT ... SELECT FROM
 unnest(...)`` statement per table: one round trip for thousands of rows. Query
 parameters of the URL other than libpq's are server settings, so
 ``?search_path=monitoring`` puts the tables in another schema.
+
+Hourly SLO rollups (``fraiseql_check_slo_rollups``) are kept by a statement-level
+trigger on the results table: its transition table holds the rows the ``INSERT``
+really inserted (not those ``ON CONFLICT DO NOTHING`` skipped), and it runs in the
+writer's transaction, so a batch written twice counts once, rows from a watcher of
+an older version count too, and concurrent watchers add to the same hours safely
+(the upsert locks each hour's row; sorting them avoids deadlocks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.stores import StoredResult, StoreUnavailable, change_of, change_row, result_of
+from fraiseql_checks.stores import (
+    HOUR,
+    SLITotals,
+    StoredResult,
+    StoreUnavailable,
+    change_of,
+    change_row,
+    plan_windows,
+    result_of,
+)
 from fraiseql_checks.watch.state import StateChange
 
 if TYPE_CHECKING:
@@ -56,13 +73,65 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX fraiseql_check_state_changes_time ON fraiseql_check_state_changes (at);
     """,
+    # 2: SLO rollups, kept by a trigger, and filled from the results stored before
+    # (which count as runs of 0 seconds: their interval is unknown). What counts:
+    # check runs not silenced; passed is good, failed or errored is bad. The bucket
+    # is the start of the UTC hour in seconds since the epoch.
+    """
+    ALTER TABLE fraiseql_check_results
+        ADD COLUMN interval_s double precision NOT NULL DEFAULT 0,
+        ADD COLUMN silenced boolean NOT NULL DEFAULT false;
+    CREATE TABLE fraiseql_check_slo_rollups (
+        check_id text NOT NULL,
+        bucket bigint NOT NULL,
+        good_s double precision NOT NULL,
+        bad_s double precision NOT NULL,
+        good_runs bigint NOT NULL,
+        bad_runs bigint NOT NULL,
+        PRIMARY KEY (check_id, bucket)
+    );
+    CREATE INDEX fraiseql_check_slo_rollups_time ON fraiseql_check_slo_rollups (bucket);
+    INSERT INTO fraiseql_check_slo_rollups (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+    SELECT check_id, floor(extract(epoch FROM started_at) / 3600)::bigint * 3600,
+        coalesce(sum(interval_s) FILTER (WHERE outcome = 'passed'), 0),
+        coalesce(sum(interval_s) FILTER (WHERE outcome <> 'passed'), 0),
+        count(*) FILTER (WHERE outcome = 'passed'),
+        count(*) FILTER (WHERE outcome <> 'passed')
+    FROM fraiseql_check_results
+    WHERE kind = 'check' AND NOT silenced AND outcome IN ('passed', 'failed', 'error')
+    GROUP BY 1, 2;
+    CREATE FUNCTION fraiseql_check_slo_rollup() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO fraiseql_check_slo_rollups AS r (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+        SELECT check_id, floor(extract(epoch FROM started_at) / 3600)::bigint * 3600,
+            coalesce(sum(interval_s) FILTER (WHERE outcome = 'passed'), 0),
+            coalesce(sum(interval_s) FILTER (WHERE outcome <> 'passed'), 0),
+            count(*) FILTER (WHERE outcome = 'passed'),
+            count(*) FILTER (WHERE outcome <> 'passed')
+        FROM inserted
+        WHERE kind = 'check' AND NOT silenced AND outcome IN ('passed', 'failed', 'error')
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        ON CONFLICT (check_id, bucket) DO UPDATE SET
+            good_s = r.good_s + excluded.good_s,
+            bad_s = r.bad_s + excluded.bad_s,
+            good_runs = r.good_runs + excluded.good_runs,
+            bad_runs = r.bad_runs + excluded.bad_runs;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER fraiseql_check_slo_rollup AFTER INSERT ON fraiseql_check_results
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION fraiseql_check_slo_rollup();
+    """,
 )
 _INSERT_RESULTS = """
 INSERT INTO fraiseql_check_results
-    (trace_id, check_id, kind, started_at, duration_s, outcome, timed_out, message, recorded_values)
-SELECT t, c, k, to_timestamp(s), d, o, x, m, v
+    (trace_id, check_id, kind, started_at, duration_s, outcome, timed_out, message, recorded_values, interval_s,
+     silenced)
+SELECT t, c, k, to_timestamp(s), d, o, x, m, v, i, q
 FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::bool[],
-            $8::text[], $9::jsonb[]) AS u(t, c, k, s, d, o, x, m, v)
+            $8::text[], $9::jsonb[], $10::float8[], $11::bool[]) AS u(t, c, k, s, d, o, x, m, v, i, q)
 ON CONFLICT DO NOTHING
 """
 _INSERT_CHANGES = """
@@ -75,12 +144,42 @@ ON CONFLICT DO NOTHING
 """
 _RESULT_COLUMNS = (
     "check_id, extract(epoch from started_at)::float8, duration_s, outcome, message, trace_id,"
-    " recorded_values::text, timed_out, kind"
+    " recorded_values::text, timed_out, kind, interval_s, silenced"
 )
 _CHANGE_COLUMNS = (
     "check_id, extract(epoch from at)::float8, previous, state, silenced, reason, message, trace_id,"
     " consecutive_failures"
 )
+
+# sli_totals, in one statement (one snapshot): the sums of every segment (disjoint
+# ranges, see ``stores.SLIPlan``) of every check, from the rollups (``false``) and
+# from the raw results, counted as the trigger counts them (``true``). Each segment
+# is a range scan of its own (LATERAL), whatever the planner's statistics say.
+_SLI_TOTALS = """
+SELECT false, s.n - 1, t.*
+FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS s(since, until, n)
+CROSS JOIN LATERAL (
+    SELECT r.check_id, sum(r.good_s), sum(r.bad_s), sum(r.good_runs)::bigint, sum(r.bad_runs)::bigint
+    FROM fraiseql_check_slo_rollups AS r
+    WHERE r.check_id = ANY($1::text[]) AND r.bucket >= s.since AND r.bucket < s.until
+    GROUP BY r.check_id
+) AS t
+UNION ALL
+SELECT true, s.n - 1, t.*
+FROM unnest($4::float8[], $5::float8[]) WITH ORDINALITY AS s(since, until, n)
+CROSS JOIN LATERAL (
+    SELECT r.check_id,
+        sum(r.interval_s) FILTER (WHERE r.outcome = 'passed'),
+        sum(r.interval_s) FILTER (WHERE r.outcome <> 'passed'),
+        count(*) FILTER (WHERE r.outcome = 'passed'),
+        count(*) FILTER (WHERE r.outcome <> 'passed')
+    FROM fraiseql_check_results AS r
+    WHERE r.check_id = ANY($1::text[])
+        AND r.started_at >= to_timestamp(s.since) AND r.started_at < to_timestamp(s.until)
+        AND r.kind = 'check' AND NOT r.silenced AND r.outcome IN ('passed', 'failed', 'error')
+    GROUP BY r.check_id
+) AS t
+"""
 
 
 def _unavailable() -> tuple[type[BaseException], ...]:
@@ -154,6 +253,8 @@ class PostgresStore:
                         [r.timed_out for r in results],
                         [r.message for r in results],
                         [r.values_json() for r in results],
+                        [r.interval_s for r in results],
+                        [r.silenced for r in results],
                     )
                 if changes:
                     rows = list(zip(*(change_row(c) for c in changes), strict=True))
@@ -178,16 +279,36 @@ class PostgresStore:
         rows = await self._fetch(sql, since, until, check_id)
         return [change_of(tuple(row)) for row in rows]
 
-    async def prune(self, before: float) -> int:
+    async def sli_totals(
+        self, check_ids: Sequence[str], windows: Sequence[tuple[float, float]]
+    ) -> dict[str, list[SLITotals]]:
+        plan = plan_windows(windows)
+        if not plan.hours and not plan.raw:
+            return plan.totals(check_ids, [], [])
+        rows = await self._fetch(
+            _SLI_TOTALS,
+            list(dict.fromkeys(check_ids)),
+            [since for since, _ in plan.hours],
+            [until for _, until in plan.hours],
+            [since for since, _ in plan.raw],
+            [until for _, until in plan.raw],
+        )
+        return plan.totals(check_ids, (row[1:] for row in rows if not row[0]), (row[1:] for row in rows if row[0]))
+
+    async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
+        statements: list[tuple[str, float]] = [
+            ("DELETE FROM fraiseql_check_results WHERE started_at < to_timestamp($1)", before),
+            ("DELETE FROM fraiseql_check_state_changes WHERE at < to_timestamp($1)", before),
+        ]
+        if rollups_before is not None:  # the hours that ended by then
+            last_hour = math.floor(rollups_before - HOUR)
+            statements.append(("DELETE FROM fraiseql_check_slo_rollups WHERE bucket <= $1", last_hour))
         try:
             pool = await self._connection_pool()
             async with pool.acquire(timeout=self._timeout) as conn:
                 removed = 0
-                for sql in (
-                    "DELETE FROM fraiseql_check_results WHERE started_at < to_timestamp($1)",
-                    "DELETE FROM fraiseql_check_state_changes WHERE at < to_timestamp($1)",
-                ):
-                    status = await conn.execute(sql, before)
+                for sql, before_time in statements:
+                    status = await conn.execute(sql, before_time)
                     removed += int(status.rsplit(" ", 1)[-1])
                 return removed
         except _unavailable() as exc:

@@ -4,6 +4,10 @@ WAL journal, so readers never wait for the writer; batches of rows in one
 transaction; all SQLite work on one thread of its own, so the event loop never
 waits for the disk. Any value of ``store`` that is not a URL is a path to this
 file, relative to the root directory; ``sqlite:///path`` works too.
+
+Hourly SLO rollups (table ``slo_rollups``) are kept by a trigger on ``results``:
+it fires for the rows ``INSERT OR IGNORE`` really inserts, in the same
+transaction, so a batch written twice counts once.
 """
 
 from __future__ import annotations
@@ -18,7 +22,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.stores import StoredResult, StoreUnavailable, change_of, change_row, result_of
+from fraiseql_checks.stores import (
+    HOUR,
+    SLIPlan,
+    SLITotals,
+    StoredResult,
+    StoreUnavailable,
+    change_of,
+    change_row,
+    plan_windows,
+    result_of,
+)
 from fraiseql_checks.watch.state import StateChange
 
 if TYPE_CHECKING:
@@ -56,9 +70,86 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX state_changes_time ON state_changes (at);
     """,
+    # 2: SLO rollups, kept by a trigger, and filled from the results stored before
+    # (which count as runs of 0 seconds: their interval is unknown). What counts:
+    # check runs not silenced; passed is good, failed or errored is bad. The bucket
+    # is floor(started_at / 3600) * 3600, exact at the boundaries.
+    """
+    ALTER TABLE results ADD COLUMN interval_s REAL NOT NULL DEFAULT 0;
+    ALTER TABLE results ADD COLUMN silenced INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE slo_rollups (
+        check_id TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        good_s REAL NOT NULL,
+        bad_s REAL NOT NULL,
+        good_runs INTEGER NOT NULL,
+        bad_runs INTEGER NOT NULL,
+        PRIMARY KEY (check_id, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX slo_rollups_time ON slo_rollups (bucket);
+    INSERT INTO slo_rollups (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+    SELECT check_id,
+        (CAST(started_at / 3600 AS INTEGER) - (CAST(started_at / 3600 AS INTEGER) * 3600 > started_at)) * 3600,
+        total(CASE WHEN outcome = 'passed' THEN interval_s END),
+        total(CASE WHEN outcome = 'passed' THEN 0 ELSE interval_s END),
+        sum(outcome = 'passed'),
+        sum(outcome <> 'passed')
+    FROM results
+    WHERE kind = 'check' AND silenced = 0 AND outcome IN ('passed', 'failed', 'error')
+    GROUP BY 1, 2;
+    CREATE TRIGGER results_slo_rollup AFTER INSERT ON results
+    WHEN NEW.kind = 'check' AND NEW.silenced = 0 AND NEW.outcome IN ('passed', 'failed', 'error')
+    BEGIN
+        INSERT INTO slo_rollups (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+        VALUES (
+            NEW.check_id,
+            (CAST(NEW.started_at / 3600 AS INTEGER)
+                - (CAST(NEW.started_at / 3600 AS INTEGER) * 3600 > NEW.started_at)) * 3600,
+            CASE WHEN NEW.outcome = 'passed' THEN NEW.interval_s ELSE 0 END,
+            CASE WHEN NEW.outcome = 'passed' THEN 0 ELSE NEW.interval_s END,
+            NEW.outcome = 'passed',
+            NEW.outcome <> 'passed'
+        )
+        ON CONFLICT (check_id, bucket) DO UPDATE SET
+            good_s = good_s + excluded.good_s,
+            bad_s = bad_s + excluded.bad_s,
+            good_runs = good_runs + excluded.good_runs,
+            bad_runs = bad_runs + excluded.bad_runs;
+    END;
+    """,
 )
-_RESULT_COLUMNS = "check_id, started_at, duration_s, outcome, message, trace_id, recorded_values, timed_out, kind"
+_RESULT_COLUMNS = (
+    "check_id, started_at, duration_s, outcome, message, trace_id, recorded_values, timed_out, kind,"
+    " interval_s, silenced"
+)
 _CHANGE_COLUMNS = "check_id, at, previous, state, silenced, reason, message, trace_id, consecutive_failures"
+# sli_totals: the checks and the segments (disjoint ranges, see ``stores.SLIPlan``)
+# go to temporary tables, whose primary keys order the outer loops: each check's rows
+# of a segment are read by one seek into the primary key, (check_id, bucket) or
+# (check_id, started_at), and the groups come in order, without a sort. Raw results
+# count as the trigger counts them.
+_SLI_TABLES = """
+CREATE TEMP TABLE sli_checks (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE sli_hours (n INTEGER PRIMARY KEY, since INTEGER NOT NULL, until INTEGER NOT NULL);
+CREATE TEMP TABLE sli_raw (n INTEGER PRIMARY KEY, since REAL NOT NULL, until REAL NOT NULL);
+"""
+_SLI_HOURS = """
+SELECT s.n, i.id, total(r.good_s), total(r.bad_s), total(r.good_runs), total(r.bad_runs)
+FROM temp.sli_hours AS s CROSS JOIN temp.sli_checks AS i CROSS JOIN slo_rollups AS r
+WHERE r.check_id = i.id AND r.bucket >= s.since AND r.bucket < s.until
+GROUP BY s.n, i.id
+"""
+_SLI_RAW = """
+SELECT s.n, i.id,
+    total(CASE WHEN r.outcome = 'passed' THEN r.interval_s END),
+    total(CASE WHEN r.outcome = 'passed' THEN 0 ELSE r.interval_s END),
+    total(r.outcome = 'passed'),
+    total(r.outcome <> 'passed')
+FROM temp.sli_raw AS s CROSS JOIN temp.sli_checks AS i CROSS JOIN results AS r
+WHERE r.check_id = i.id AND r.started_at >= s.since AND r.started_at < s.until
+    AND r.kind = 'check' AND r.silenced = 0 AND r.outcome IN ('passed', 'failed', 'error')
+GROUP BY s.n, i.id
+"""
 
 
 def _path_of(url: str, rootdir: Path) -> Path | None:
@@ -96,9 +187,14 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
+            # Writes go to as many places in the table as there are checks (and the
+            # rollup trigger's upserts to as many more): the default 2 MB cache thrashes.
+            conn.execute("PRAGMA cache_size=-16384")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version={number}; COMMIT;")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.executescript(_SLI_TABLES)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cannot open the result store {self.path}: {exc}") from None
         return conn
@@ -115,7 +211,7 @@ class SQLiteStore:
             try:
                 if results:
                     conn.executemany(
-                        f"INSERT OR IGNORE INTO results ({_RESULT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT OR IGNORE INTO results ({_RESULT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             (
                                 r.check_id,
@@ -127,6 +223,8 @@ class SQLiteStore:
                                 r.values_json(),
                                 int(r.timed_out),
                                 r.kind,
+                                r.interval_s,
+                                int(r.silenced),
                             )
                             for r in results
                         ],
@@ -149,11 +247,36 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def _prune(self, before: float) -> int:
+    def _sli_totals(self, check_ids: Sequence[str], plan: SLIPlan) -> tuple[list[Any], list[Any]]:
+        conn = self._db()
+        try:
+            # One read transaction: both statements see the same data. Writing the
+            # temporary tables locks nothing; the rollback empties them.
+            conn.execute("BEGIN")
+            try:
+                conn.executemany("INSERT OR IGNORE INTO temp.sli_checks VALUES (?)", [(c,) for c in check_ids])
+                conn.executemany(
+                    "INSERT INTO temp.sli_hours VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.hours)]
+                )
+                conn.executemany(
+                    "INSERT INTO temp.sli_raw VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.raw)]
+                )
+                hours = conn.execute(_SLI_HOURS).fetchall() if plan.hours else []
+                raw = conn.execute(_SLI_RAW).fetchall() if plan.raw else []
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return hours, raw
+
+    def _prune(self, before: float, rollups_before: float | None) -> int:
         conn = self._db()
         try:
             removed = conn.execute("DELETE FROM results WHERE started_at < ?", (before,)).rowcount
             removed += conn.execute("DELETE FROM state_changes WHERE at < ?", (before,)).rowcount
+            if rollups_before is not None:
+                sql = "DELETE FROM slo_rollups WHERE bucket <= ?"
+                removed += conn.execute(sql, (rollups_before - HOUR,)).rowcount
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return int(removed)
@@ -188,8 +311,15 @@ class SQLiteStore:
         rows = await self._call(self._query, sql + " ORDER BY at, check_id", params)
         return [change_of(row) for row in rows]
 
-    async def prune(self, before: float) -> int:
-        return await self._call(self._prune, before)
+    async def sli_totals(
+        self, check_ids: Sequence[str], windows: Sequence[tuple[float, float]]
+    ) -> dict[str, list[SLITotals]]:
+        plan = plan_windows(windows)
+        hours, raw = await self._call(self._sli_totals, check_ids, plan)
+        return plan.totals(check_ids, hours, raw)
+
+    async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
+        return await self._call(self._prune, before, rollups_before)
 
     async def close(self) -> None:
         try:

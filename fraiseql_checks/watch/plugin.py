@@ -105,6 +105,12 @@ def fraiseql_addoption(parser: Parser) -> None:
         ),
         Setting("retention", as_duration, as_duration("30d"), "how long the store keeps results and state changes"),
         Setting(
+            "rollup_retention",
+            as_duration,
+            as_duration("400d"),
+            "how long the store keeps the hourly SLO rollups (at least the retention)",
+        ),
+        Setting(
             "store_buffer",
             as_positive_int,
             100_000,
@@ -141,6 +147,7 @@ def settings_of(config: Config) -> WatchSettings:
         port=port,
         store_buffer=config.get("store_buffer"),
         retention=config.get("retention"),
+        rollup_retention=max(config.get("rollup_retention"), config.get("retention")),
         start_jitter=config.get("start_jitter"),
         failure_threshold=config.get("failure_threshold"),
         success_threshold=config.get("success_threshold"),

@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,8 @@ class WatchSettings:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     #: How long shutdown waits for the store to take what is queued.
     flush_timeout: float = 10.0
+    #: How long the store keeps the hourly SLO rollups (``rollup_retention``, 400 days).
+    rollup_retention: float = 400 * 86400.0
 
 
 class Watched:
@@ -125,7 +127,13 @@ class Watcher:
         self.settings = settings
         mask = self.config.mask
         self.say: Callable[[str], None] = lambda line: say(mask(line))  # a store URL may hold a password
-        self.writer = BufferedWriter(store, settings.store_buffer, retention=settings.retention, warn=self.say)
+        self.writer = BufferedWriter(
+            store,
+            settings.store_buffer,
+            retention=settings.retention,
+            rollup_retention=settings.rollup_retention,
+            warn=self.say,
+        )
         self.server = HTTPServer()
         self.server.routes.update(
             {"/metrics": self.metrics_page, "/healthz": self.health_page, "/readyz": self.ready_page}
@@ -150,6 +158,8 @@ class Watcher:
         self._reload = False
         self._scheduler: asyncio.Task[None] | None = None
         self._max_timeout = self.config.get("timeout")
+        #: More ``/metrics`` families from plugins (SLO gauges): each returns its lines.
+        self.extra_metrics: list[Callable[[], Iterable[str]]] = []
 
     # -- checks in and out of the schedule ----------------------------------------------
 
@@ -257,7 +267,7 @@ class Watcher:
         series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
         if watched.check.interval >= _RENDER_AFTER_RUN:
             series.chunks(result.started_at)
-        self.writer.add(StoredResult.of(result, time.time()))
+        self.writer.add(StoredResult.of(result, time.time(), interval_s=watched.check.interval, silenced=silent))
         if change is not None:
             self.changed(change, watched.check)
 
@@ -446,6 +456,8 @@ class Watcher:
         cpu = self._process.cpu_times()
         yield exposition.simple(m.PROCESS_CPU, cpu.user + cpu.system)
         yield exposition.simple(m.PROCESS_RSS, self._process.memory_info().rss)
+        for extra in self.extra_metrics:
+            yield from extra()
 
     def health_page(self) -> Page:
         scheduler = self._scheduler

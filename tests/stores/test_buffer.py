@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.stores import StoredResult
+from fraiseql_checks.stores import SLITotals, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter
 from fraiseql_checks.stores.postgres import PostgresStore
+from fraiseql_checks.stores.sqlite import SQLiteStore
 from fraiseql_checks.watch.state import State, StateChange
 from tests.services import throwaway_postgres
 
@@ -73,3 +75,34 @@ def test_the_writer_task_retries_until_the_store_takes_everything() -> None:
             await writer.store.close()
 
         asyncio.run(main())
+
+
+def test_the_writer_prunes_results_past_the_retention_and_rollups_past_theirs(tmp_path: Path) -> None:
+    day = 86400.0
+    hour = 1_749_996_000.0  # an hour boundary
+    runs = [
+        StoredResult("c", hour + offset, 0.01, Outcome.PASSED, trace_id=str(offset), interval_s=60.0)
+        for offset in (0.0, -day, -2 * day, -3 * day)
+    ]
+
+    async def main() -> tuple[list[StoredResult], dict[str, list[SLITotals]]]:
+        store = SQLiteStore(tmp_path / "results.db")
+        now = hour + 1800
+        writer = BufferedWriter(
+            store, 100, every=0.01, retention=day / 2, rollup_retention=2.5 * day, clock=lambda: now
+        )
+        await writer.open()
+        for run in runs:
+            writer.add(run)
+        task = asyncio.create_task(writer.run())
+        while writer.backlog or writer._next_prune == 0:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            return await store.results("c", 0, now * 2), await store.sli_totals(["c"], [(hour - 4 * day, now)])
+        finally:
+            await store.close()
+
+    left, totals = asyncio.run(main())
+    assert [r.started_at for r in left] == [hour]
+    assert totals == {"c": [SLITotals(good_s=180.0, good_runs=3)]}  # the rollup of 3 days ago is gone

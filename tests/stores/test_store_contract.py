@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import random
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import asyncpg
 import pytest
 
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.stores import Store, StoredResult
+from fraiseql_checks.stores import SLITotals, Store, StoredResult, postgres, sqlite
 from fraiseql_checks.watch.state import State, StateChange
 
 T = TypeVar("T")
 T0 = 1_750_000_000.0
+#: An hour boundary (UTC), for the rollup tests.
+H = 1_749_996_000.0
 
 
 def run(store: Store, body: Callable[[Store], Awaitable[T]]) -> T:
@@ -37,6 +42,9 @@ def result(check: str, at: float, outcome: Outcome = Outcome.PASSED, **extra: ob
         trace_id=f"{check}-{at}",
         values=dict(extra.pop("values", {})),  # type: ignore[call-overload]
         timed_out=bool(extra.pop("timed_out", False)),
+        kind=str(extra.pop("kind", "check")),
+        interval_s=float(extra.pop("interval_s", 0.0)),  # type: ignore[arg-type]
+        silenced=bool(extra.pop("silenced", False)),
     )
 
 
@@ -129,3 +137,240 @@ def test_opening_again_keeps_the_data(make_store: Callable[[], Store]) -> None:
 
     run(make_store(), first)
     assert len(run(make_store(), second)) == 1  # the tables exist: no migration runs twice
+
+
+def test_interval_and_silenced_round_trip(store: Store) -> None:
+    rows = [
+        result("a", T0, interval_s=30.0),
+        result("a", T0 + 30, Outcome.FAILED, interval_s=30.0, silenced=True),
+        result("a", T0 + 60, interval_s=0.5),
+    ]
+
+    async def body(s: Store) -> list[StoredResult]:
+        await s.write(rows, [])
+        return await s.results("a", 0, T0 * 2)
+
+    stored = run(store, body)
+    assert [(r.interval_s, r.silenced) for r in stored] == [(30.0, False), (30.0, True), (0.5, False)]
+    assert all(same(got, want) for got, want in zip(stored, rows, strict=True))
+
+
+# -- SLO rollups and sli_totals --------------------------------------------------------
+
+
+def counted(rows: Sequence[StoredResult]) -> SLITotals:
+    """What ``sli_totals`` must say of these results, summed the slow way."""
+    total = SLITotals()
+    for r in rows:
+        if r.kind != "check" or r.silenced or r.outcome is Outcome.SKIPPED:
+            continue
+        good = r.outcome is Outcome.PASSED
+        total += SLITotals(r.interval_s * good, r.interval_s * (not good), int(good), int(not good))
+    return total
+
+
+async def brute_force(
+    s: Store, checks: Sequence[str], windows: Sequence[tuple[float, float]]
+) -> dict[str, list[SLITotals]]:
+    return {c: [counted(await s.results(c, since, until)) for since, until in windows] for c in checks}
+
+
+def assert_totals(got: dict[str, list[SLITotals]], want: dict[str, list[SLITotals]]) -> None:
+    assert got.keys() == want.keys()
+    for check, totals in want.items():
+        for window, (g, w) in enumerate(zip(got[check], totals, strict=True)):
+            assert (g.good_runs, g.bad_runs) == (w.good_runs, w.bad_runs), (check, window)
+            assert g.good_s == pytest.approx(w.good_s) and g.bad_s == pytest.approx(w.bad_s), (check, window)
+
+
+def mixed_runs(seed: int, hours: int = 5) -> list[StoredResult]:
+    """Runs of three checks over ``hours`` hours from ``H``: every outcome and kind,
+    some silenced, some exactly on hour boundaries or just around them."""
+    rng = random.Random(seed)
+    rows = []
+    for check, interval in (("a", 30.0), ("b", 45.0), ("c", 600.0)):
+        at = H - 3 * interval + rng.uniform(0, interval)
+        while at < H + hours * 3600:
+            outcome = rng.choice([Outcome.PASSED] * 6 + [Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED])
+            rows.append(result(check, at, outcome, interval_s=interval, silenced=rng.random() < 0.1))
+            at += interval
+        for hour in range(hours):  # on the boundaries, and as close before as PostgreSQL keeps
+            rows.append(result(check, H + hour * 3600, rng.choice([Outcome.PASSED, Outcome.FAILED]), interval_s=7.0))
+            rows.append(result(check, H + hour * 3600 - 0.000_001, Outcome.ERROR, interval_s=11.0))
+    rows += [
+        result("collect-error", H + 100, Outcome.ERROR, kind="collect"),
+        result("b", H + 101, Outcome.ERROR, kind="teardown", interval_s=45.0),
+    ]
+    rng.shuffle(rows)
+    return rows
+
+
+def test_rollups_count_each_run_once_and_only_what_counts(store: Store) -> None:
+    rows = [
+        result("a", H + 10, interval_s=30.0),
+        result("a", H + 40, Outcome.FAILED, interval_s=30.0),
+        result("a", H + 70, Outcome.ERROR, interval_s=30.0),
+        result("a", H + 100, Outcome.SKIPPED, interval_s=30.0),
+        result("a", H + 130, Outcome.FAILED, interval_s=30.0, silenced=True),
+        result("a", H + 3600, interval_s=30.0),  # the next hour
+        result("a", H + 160, Outcome.ERROR, kind="collect"),
+        result("a", H + 190, Outcome.ERROR, kind="teardown", interval_s=30.0),
+    ]
+    whole_hours = [(H, H + 3600), (H, H + 7200), (H - 3600, H + 10 * 3600)]
+
+    async def body(s: Store) -> dict[str, list[SLITotals]]:
+        await s.write(rows[:3], [])
+        await s.write(rows, [])  # a retry of a batch of which part was stored
+        await s.write(rows, [])
+        await s.prune(H + 3 * 3600)  # no raw results left: only the rollups can answer
+        assert await s.results("a", 0, T0 * 2) == []
+        return await s.sli_totals(["a", "nope"], whole_hours)
+
+    got = run(store, body)
+    assert got["a"] == [
+        SLITotals(30.0, 60.0, 1, 2),
+        SLITotals(60.0, 60.0, 2, 2),
+        SLITotals(60.0, 60.0, 2, 2),
+    ]
+    assert got["nope"] == [SLITotals()] * 3
+
+
+def test_sli_totals_equal_the_sum_of_the_raw_results(store: Store) -> None:
+    rows = mixed_runs(seed=1)
+    rng = random.Random(2)
+    windows = [
+        (H, H + 3600),  # exactly one hour
+        (H + 3600, H + 3 * 3600),  # exactly two
+        (H - 3600, H + 6 * 3600),  # everything
+        (H + 600, H + 1200),  # inside one hour
+        (H + 3000, H + 4000),  # across one boundary, no whole hour
+        (H + 1800, H + 3 * 3600 + 1800),  # edges and whole hours
+        (H + 3600 - 0.000_001, H + 7200),  # a run exactly at the start, none at the end
+        (H + 3600, H + 7200 + 0.000_001),
+        (H + 3600 - 0.000_001, H + 3600),
+        (H + 100, H + 100),  # empty
+        (H + 500, H + 100),  # backwards: empty
+    ]
+    for _ in range(30):
+        since = H + rng.uniform(-1800, 5 * 3600)
+        windows.append((since, since + rng.choice([rng.uniform(1, 3600), rng.uniform(3600, 4 * 3600)])))
+    checks = ["a", "b", "c", "collect-error", "nope"]
+
+    async def body(s: Store) -> tuple[dict[str, list[SLITotals]], dict[str, list[SLITotals]]]:
+        for start in range(0, len(rows), 500):
+            await s.write(rows[start : start + 500], [])
+        return await s.sli_totals(checks, windows), await brute_force(s, checks, windows)
+
+    got, want = run(store, body)
+    assert_totals(got, want)
+    assert want["a"][2].good_runs > 300 and want["a"][2].bad_s > 0  # the data is not trivial
+    assert got["nope"] == got["collect-error"] == [SLITotals()] * len(windows)
+
+
+def test_a_pruned_edge_counts_nothing_and_the_whole_hours_still_count(store: Store) -> None:
+    rows = mixed_runs(seed=3)
+    window = (H + 1800, H + 4 * 3600 + 900)
+
+    async def body(s: Store) -> tuple[dict[str, list[SLITotals]], ...]:
+        await s.write(rows, [])
+        before = await brute_force(s, ["a", "b"], [(H + 3600, window[1])])
+        await s.prune(H + 3600 + 1200)  # the raw results of the first hour and part of the second
+        return before, await s.sli_totals(["a", "b"], [window])
+
+    before, after = run(store, body)
+    assert_totals(after, before)
+
+
+def test_prune_removes_the_rollups_of_hours_ended_by_rollups_before(store: Store) -> None:
+    rows = mixed_runs(seed=4)
+
+    async def body(s: Store) -> tuple[int, int, dict[str, list[SLITotals]], dict[str, list[SLITotals]]]:
+        await s.write(rows, [])
+        want = await brute_force(s, ["a", "b"], [(H + 2 * 3600, H + 5 * 3600)])
+        kept = await s.prune(H + 3 * 3600)  # rollups are kept unless asked
+        removed = await s.prune(H + 3 * 3600, rollups_before=H + 2 * 3600 + 1800)
+        return kept, removed, want, await s.sli_totals(["a", "b"], [(H - 3600, H + 5 * 3600)])
+
+    kept, removed, want, got = run(store, body)
+    assert kept > 0
+    # the hours H - 1h, H and H + 1h of checks a, b and c (kept: H + 2h, which ends after the cutoff)
+    assert removed == 3 * 3
+    assert_totals(got, want)
+
+
+def test_concurrent_writers_count_each_run_once(make_store: Callable[[], Store]) -> None:
+    rows = mixed_runs(seed=5, hours=3)
+    batches = [rows[start : start + 100] for start in range(0, len(rows), 100)]
+    windows = [(H - 3600, H + 4 * 3600), (H, H + 3600), (H + 1000, H + 9000)]
+
+    async def main() -> tuple[dict[str, list[SLITotals]], dict[str, list[SLITotals]]]:
+        stores = [make_store() for _ in range(4)]
+        for s in stores:
+            await s.open()
+        try:
+            # every writer writes every batch, in its own order: each run is stored and counted once
+            await asyncio.gather(
+                *(write_all(s, random.Random(number).sample(batches, len(batches))) for number, s in enumerate(stores))
+            )
+            return await stores[0].sli_totals(["a", "b", "c"], windows), await brute_force(
+                stores[1], ["a", "b", "c"], windows
+            )
+        finally:
+            for s in stores:
+                await s.close()
+
+    got, want = asyncio.run(main())
+    assert_totals(got, want)
+    assert sum(t.good_runs + t.bad_runs for t in want["a"][:1]) > 100
+
+
+async def write_all(s: Store, batches: Sequence[Sequence[StoredResult]]) -> None:
+    for batch in batches:
+        await s.write(batch, [])
+
+
+def test_migrating_fills_the_rollups_from_the_results_stored_before(make_store: Callable[[], Store]) -> None:
+    """Results from before the rollups count as runs of 0 seconds (their interval is unknown)."""
+    old_rows = [
+        ("a", H + 10, "passed"),
+        ("a", H + 20, "failed"),
+        ("a", H + 3610, "error"),
+        ("a", H + 3620, "skipped"),
+        ("b", H + 30, "passed"),
+    ]
+    store = make_store()
+    if isinstance(store, sqlite.SQLiteStore):
+        conn = sqlite3.connect(store.path)
+        conn.executescript(sqlite.MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        conn.executemany("INSERT INTO results VALUES (?, ?, 'check', 0.1, ?, 0, '', 't', '{}')", old_rows)
+        conn.commit()
+        conn.close()
+    else:
+        assert isinstance(store, postgres.PostgresStore)
+
+        async def create() -> None:
+            conn = await asyncpg.connect(store.url)
+            try:
+                await conn.execute(postgres.MIGRATIONS[0])
+                await conn.execute("CREATE TABLE fraiseql_check_schema (version integer NOT NULL)")
+                await conn.execute("INSERT INTO fraiseql_check_schema VALUES (1)")
+                await conn.executemany(
+                    "INSERT INTO fraiseql_check_results VALUES ($1, to_timestamp($2), 'check', 0.1, $3, false, '', 't', '{}')",
+                    old_rows,
+                )
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+
+    async def body(s: Store) -> tuple[list[StoredResult], dict[str, list[SLITotals]]]:
+        await s.write([result("a", H + 30, interval_s=30.0)], [])  # a new run
+        await s.prune(H + 7200)  # only the rollups are left
+        return await s.results("a", 0, T0 * 2), await s.sli_totals(["a", "b"], [(H, H + 7200), (H, H + 3600)])
+
+    left, totals = run(store, body)
+    assert left == []
+    assert totals == {
+        "a": [SLITotals(30.0, 0.0, 2, 2), SLITotals(30.0, 0.0, 2, 1)],
+        "b": [SLITotals(0.0, 0.0, 1, 0), SLITotals(0.0, 0.0, 1, 0)],
+    }
