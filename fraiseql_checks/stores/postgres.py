@@ -285,14 +285,21 @@ class PostgresStore:
         plan = plan_windows(windows)
         if not plan.hours and not plan.raw:
             return plan.totals(check_ids, [], [])
-        rows = await self._fetch(
-            _SLI_TOTALS,
-            list(dict.fromkeys(check_ids)),
-            [since for since, _ in plan.hours],
-            [until for _, until in plan.hours],
-            [since for since, _ in plan.raw],
-            [until for _, until in plan.raw],
-        )
+        try:
+            pool = await self._connection_pool()
+            async with pool.acquire(timeout=self._timeout) as conn, conn.transaction(readonly=True):
+                # Compiling the query (JIT, for its high estimated cost) takes longer than running it.
+                await conn.execute("SET LOCAL jit = off")
+                rows = await conn.fetch(
+                    _SLI_TOTALS,
+                    list(dict.fromkeys(check_ids)),
+                    [since for since, _ in plan.hours],
+                    [until for _, until in plan.hours],
+                    [since for since, _ in plan.raw],
+                    [until for _, until in plan.raw],
+                )
+        except _unavailable() as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return plan.totals(check_ids, (row[1:] for row in rows if not row[0]), (row[1:] for row in rows if row[0]))
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
