@@ -228,6 +228,14 @@ def locate_config_file(option: argparse.Namespace, invocation_dir: Path) -> Path
     return find_config_file(start)
 
 
+def yaml_problem(exc: Exception) -> str:
+    """Where and what a YAML parse error is, in one line: `` (line 3, column 5): <problem>``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}: {problem}"
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The raw table of settings in ``path``; ``UsageError`` if it cannot be read."""
     try:
@@ -248,10 +256,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise UsageError(f"{path}: invalid YAML{yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks import __version__
 from fraiseql_checks.config import Config, Parser
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.junitxml import prepare_report_path
+from fraiseql_checks.junitxml import prepare_report_path, write_report
 from fraiseql_checks.result import Result
 
 if TYPE_CHECKING:
@@ -59,9 +58,7 @@ class JSONReport:
 
     @hookimpl
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        temp.write_text(json.dumps(self.document(session, exitstatus), indent=2) + "\n", encoding="utf-8")
-        os.replace(temp, self.path)
+        write_report(self.path, json.dumps(self.document(session, exitstatus), indent=2) + "\n")
 
     @hookimpl
     def fraiseql_terminal_summary(self, reporter: TerminalReporter, exitstatus: int) -> None:

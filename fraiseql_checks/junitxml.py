@@ -70,6 +70,18 @@ def prepare_report_path(config: Config, target: str) -> Path:
     return path
 
 
+def write_report(path: Path, text: str) -> None:
+    """Write a report whole or not at all (a temporary file renamed over it);
+    ``UsageError`` in one line when the file cannot be written."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -145,9 +157,7 @@ class JUnitReport:
 
     @hookimpl
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        temp.write_text(self.xml(session.started), encoding="utf-8")
-        os.replace(temp, self.path)
+        write_report(self.path, self.xml(session.started))
 
     @hookimpl
     def fraiseql_terminal_summary(self, reporter: TerminalReporter, exitstatus: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 
 from fraiseql_checks.audit.evidence import FORMATS, WRITERS, evidence_document
@@ -21,6 +20,7 @@ from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Config, UsageError, as_duration
 from fraiseql_checks.fixtures import FixtureLookupError
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.junitxml import write_report
 from fraiseql_checks.session import Session
 from fraiseql_checks.targets import targets_of
 
@@ -108,9 +108,7 @@ def _run(config: Config) -> int:
         },
         mask=config.mask,
     )
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    temp.write_text(WRITERS[kind](document), encoding="utf-8")
-    os.replace(temp, path)
+    write_report(path, WRITERS[kind](document))
     print(f"wrote {kind.upper()} audit evidence of {len(document['checks'])} checks to {path}")
     return int(status)
 

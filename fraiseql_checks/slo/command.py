@@ -20,7 +20,6 @@ import asyncio
 import dataclasses
 import fnmatch
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -67,17 +66,21 @@ def _burn_argument(value: str) -> Fraction:
 def _time_argument(value: str) -> float:
     import datetime as dt
 
+    expected = f"expected a time such as 2026-01-31T18:00:00Z or seconds since the epoch, got {value!r}"
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a time such as 2026-01-31T18:00:00Z, got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+        try:
+            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(expected) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.timestamp()
+    # Within the years datetime can show (a calendar period needs them), not inf or nan.
+    if not 0 <= seconds < 253402300800:
+        raise argparse.ArgumentTypeError(expected)
+    return seconds
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -274,12 +277,6 @@ def table(verdicts: Sequence[Verdict], gate: bool) -> list[str]:
     return lines
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
-
-
 def json_document(verdicts: Sequence[Verdict], options: argparse.Namespace, now: float) -> dict[str, Any]:
     counts = {state: 0 for state in ("ok", "exhausted", "unknown", "error")}
     for verdict in verdicts:
@@ -331,7 +328,7 @@ def junit_xml(verdicts: Sequence[Verdict], suite_name: str, now: float) -> str:
 
 def run(config: Config) -> int:
     from fraiseql_checks.generate import GenerateError
-    from fraiseql_checks.junitxml import prepare_report_path
+    from fraiseql_checks.junitxml import prepare_report_path, write_report
     from fraiseql_checks.session import ExitCode
     from fraiseql_checks.slo.model import SLOError
     from fraiseql_checks.slo.plugin import for_profile, load_slos
@@ -360,10 +357,10 @@ def run(config: Config) -> int:
     if options.report_json:
         path = prepare_report_path(config, options.report_json)
         document = json_document(verdicts, options, now)
-        _write_atomically(path, config.mask(json.dumps(document, indent=2, sort_keys=False)) + "\n")
+        write_report(path, config.mask(json.dumps(document, indent=2, sort_keys=False)) + "\n")
     if options.junitxml:
         path = prepare_report_path(config, options.junitxml)
-        _write_atomically(path, config.mask(junit_xml(verdicts, config.get("junit_suite_name"), now)))
+        write_report(path, config.mask(junit_xml(verdicts, config.get("junit_suite_name"), now)))
     if not options.gate:
         return ExitCode.OK
     failed = [v for v in verdicts if v.outcome in ("failed", "error")]

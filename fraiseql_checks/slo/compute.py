@@ -237,7 +237,7 @@ async def request_status(prom: PrometheusClient, slo: SLO, now: float) -> Status
         )
     except Exception as exc:  # unreachable, a bad query: this SLO is in error, the others go on
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Status(slo=slo, now=now, start=start, length=length, error=message)
+        return _without_data(slo, now, error=message)
     by_window = dict(zip(windows, ratios, strict=True))
     period_ratio = by_window.pop(PERIOD)
     return Status(
@@ -261,7 +261,7 @@ async def statuses(
     if checks:
         if store is None:
             for slo in checks:
-                found[slo.id] = _failed(slo, now, "no result store to read the check's history from")
+                found[slo.id] = _without_data(slo, now, error="no result store to read the check's history from")
         else:
             try:
                 for status in await check_statuses(store, checks, now):
@@ -269,13 +269,12 @@ async def statuses(
             except Exception as exc:
                 reason = f"the result store failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                 for slo in checks:
-                    found[slo.id] = _failed(slo, now, reason)
+                    found[slo.id] = _without_data(slo, now, error=reason)
     if requests:
         if prom is None:
             note = "Prometheus is not configured: set prometheus.url or PROMETHEUS_URL"
             for slo in requests:
-                start, _ = slo.period.bounds(now)
-                found[slo.id] = Status(slo=slo, now=now, start=start, length=slo.period.length(now), note=note)
+                found[slo.id] = _without_data(slo, now, note=note)
         else:
             semaphore = asyncio.Semaphore(8)
 
@@ -288,6 +287,7 @@ async def statuses(
     return [found[slo.id] for slo in slos]
 
 
-def _failed(slo: SLO, now: float, reason: str) -> Status:
+def _without_data(slo: SLO, now: float, *, error: str | None = None, note: str | None = None) -> Status:
+    """A status with no numbers: the SLO could not be computed (``error``) or has no source (``note``)."""
     start, _ = slo.period.bounds(now)
-    return Status(slo=slo, now=now, start=start, length=slo.period.length(now), error=reason)
+    return Status(slo=slo, now=now, start=start, length=slo.period.length(now), error=error, note=note)

@@ -40,3 +40,4 @@ async def fraiseql_watch_stop(watcher: Watcher) -> None:
     if exporter is not None:
         await exporter.stop()
         watcher.config.pluginmanager.unregister(exporter)
+        watcher.extra_metrics.remove(exporter.lines)

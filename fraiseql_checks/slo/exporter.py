@@ -44,8 +44,13 @@ class SLOExporter:
         self.seconds: dict[str, list[float]] = {
             slo.sli.check_id: [0.0, 0.0] for slo in slos if isinstance(slo.sli, CheckSLI)
         }
+        # The maintenance windows of each check, matched once: per run it is a time compare.
+        maintenance = watcher.settings.maintenance
+        self.windows = {check_id: windows_for(check_id, maintenance) for check_id in self.seconds}
         self.statuses: list[Status] = []
         self.updated: float | None = None
+        #: The gauges' text, rendered once per computation (scrapes only join it).
+        self._gauges = ""
         self._complained = False
         self._task: asyncio.Task[None] | None = None
 
@@ -56,7 +61,7 @@ class SLOExporter:
         counts = self.seconds.get(result.id)
         if counts is None or check is None or result.kind != "check" or result.outcome is Outcome.SKIPPED:
             return
-        windows = windows_for(check.id, self.watcher.settings.maintenance)
+        windows = self.windows.get(result.id, ())
         if windows and silenced(windows, result.started_at):
             return
         counts[1 if result.outcome in _BAD else 0] += check.interval
@@ -89,6 +94,7 @@ class SLOExporter:
             previous.get(status.slo.id, status) if status.error is not None else status for status in found
         ]
         self.updated = time.time()
+        self._gauges = self._render_gauges()
 
     async def run(self) -> None:
         while True:
@@ -118,6 +124,10 @@ class SLOExporter:
                 label = f'check="{escape(check_id)}"'
                 yield f'{m.SLO_SECONDS.name}{{{label},outcome="good"}} {number(good)}\n'
                 yield f'{m.SLO_SECONDS.name}{{{label},outcome="bad"}} {number(bad)}\n'
+        yield self._gauges
+
+    def _render_gauges(self) -> str:
+        """Objective, SLI, budget and burn-rate families of the last computation."""
         objective, sli = [header(m.SLO_OBJECTIVE)], [header(m.SLO_SLI)]
         budget, burn = [header(m.SLO_BUDGET)], [header(m.SLO_BURN)]
         for status in self.statuses:
@@ -135,9 +145,7 @@ class SLOExporter:
             for window, rate in status.burn_rates.items():
                 if rate is not None:
                     burn.append(f'{m.SLO_BURN.name}{{{base},window="{window}"}} {number(float(rate))}\n')
-        yield from objective
-        yield from sli
-        yield from budget
-        yield from burn
-        if self.updated is not None:
-            yield header(m.SLO_UPDATED) + f"{m.SLO_UPDATED.name} {number(self.updated)}\n"
+        updated = (
+            [] if self.updated is None else [header(m.SLO_UPDATED), f"{m.SLO_UPDATED.name} {number(self.updated)}\n"]
+        )
+        return "".join([*objective, *sli, *budget, *burn, *updated])

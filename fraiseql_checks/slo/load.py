@@ -120,7 +120,7 @@ def _profiles(where: _Where, value: Any) -> tuple[str, ...]:
     if not isinstance(names, list) or not names:
         raise where.error(f"profile must be a profile name or a list of them, got {value!r}")
     for name in names:
-        if name not in PROFILES:
+        if not isinstance(name, str) or name not in PROFILES:
             raise where.error(f"unknown profile {name!r} (expected one of: {', '.join(sorted(PROFILES))})")
     return tuple(sorted(set(names)))
 
@@ -139,7 +139,8 @@ def _alerting(where: _Where, value: Any) -> Alerting:
     annotations = block.get("annotations") or {}
     if not isinstance(annotations, Mapping):
         raise where.error("alerting.annotations must be a mapping")
-    page, ticket = block.get("page_alert") or {}, block.get("ticket_alert") or {}
+    page = _mapping(where, block.get("page_alert") or {}, "alerting.page_alert")
+    ticket = _mapping(where, block.get("ticket_alert") or {}, "alerting.ticket_alert")
     enabled = bool(block.get("enabled", True)) and not (page.get("disable") and ticket.get("disable"))
     return Alerting(
         name=None if name is None else str(name),
@@ -179,6 +180,14 @@ def check_slo(check: Check) -> SLO | None:
 # ---- this tool's slos.yaml ---------------------------------------------------------------
 
 
+def _is_bucket_bound(text: str) -> bool:
+    """A finite positive number, as a histogram's ``le`` label writes one."""
+    try:
+        return 0 < float(text) < float("inf")
+    except ValueError:
+        return False
+
+
 def _native_sli(where: _Where, value: Any) -> RatioSLI | LatencySLI:
     sli = _mapping(where, value, "sli")
     kinds = [k for k in ("ratio", "latency", "error_ratio") if k in sli]
@@ -201,9 +210,11 @@ def _native_sli(where: _Where, value: Any) -> RatioSLI | LatencySLI:
     threshold = latency.get("threshold")
     le = latency.get("le")
     if le is None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < float("inf"):
             raise where.error(f"sli.latency.threshold must be a number of seconds above 0, got {threshold!r}")
         le = format(threshold, "g") if isinstance(threshold, float) else str(threshold)
+    elif isinstance(le, bool) or not isinstance(le, (str, int, float)) or not _is_bucket_bound(str(le)):
+        raise where.error(f'sli.latency.le must be a bucket bound such as "0.5", got {le!r}')
     selector = str(latency.get("selector") or "").strip()
     if selector and not (selector.startswith("{") and selector.endswith("}")):
         raise where.error(f"sli.latency.selector must be a label selector such as '{{job=\"api\"}}', got {selector!r}")
@@ -436,17 +447,17 @@ def _openslo(documents: Sequence[tuple[Mapping[str, Any], str]]) -> list[SLO]:
 def read_documents(path: Path, source: str) -> list[Mapping[str, Any]]:
     import yaml
 
+    from fraiseql_checks.config import yaml_problem
+
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SLOError(source, None, f"cannot read: {exc.strerror or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SLOError(source, None, f"cannot read: {reason}") from None
     try:
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SLOError(source, None, f"not valid YAML{where}: {problem}") from None
+        raise SLOError(source, None, f"not valid YAML{yaml_problem(exc)}") from None
     for doc in documents:
         if not isinstance(doc, Mapping):
             raise SLOError(source, None, f"a document must be a mapping, got {type(doc).__name__}")

@@ -33,6 +33,12 @@ REFERENCE_PERIOD_S = 30 * 86400.0
 WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.?window\s*\}\}")
 
 
+def decimal_text(value: Fraction) -> str:
+    """A decimal fraction written exactly: ``999/1000`` is ``0.999``, never ``0.9990000000000001``."""
+    text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def window_text(seconds: float) -> str:
     """A window as SLO tools write it: whole days in days (``30d``, not ``4w2d``)."""
     if seconds >= 86400 and seconds % 86400 == 0:
@@ -74,7 +80,7 @@ class Objective:
         text = text.rstrip("%").strip()
         try:
             number = Fraction(Decimal(text))
-        except (InvalidOperation, ValueError):
+        except (InvalidOperation, ValueError, ArithmeticError):  # not a number, or inf/nan
             raise ValueError(f"objective must be a percentage such as '99.9%', got {value!r}") from None
         if percent or number > 1:
             number /= 100
@@ -90,9 +96,7 @@ class Objective:
         return 1 - self.ratio
 
     def __str__(self) -> str:
-        percent = self.ratio * 100
-        text = format(Decimal(percent.numerator) / Decimal(percent.denominator), "f")
-        return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+        return decimal_text(self.ratio * 100) + "%"
 
 
 class PeriodKind(enum.StrEnum):
@@ -114,13 +118,15 @@ class Period:
     @classmethod
     def parse(cls, value: object, timezone: str | None = None) -> Period:
         """``30d``, ``4w``, ``month`` / ``calendar month`` / ``1M``, ``week`` / ``calendar week``."""
-        text = " ".join(str(value).strip().lower().split())
+        raw = " ".join(str(value).strip().split())
+        text = raw.lower()
         tz = timezone or "UTC"
         try:
             ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise ValueError(f"unknown timezone {tz!r}") from None
-        if text in ("month", "calendar month", "1mo", "1M".lower(), "monthly"):
+        # "1M" is OpenSLO's month; "1m" is a minute (and too short for a period).
+        if raw == "1M" or text in ("month", "calendar month", "1mo", "monthly"):
             return cls(PeriodKind.MONTH, REFERENCE_PERIOD_S, tz)
         if text in ("week", "calendar week", "weekly"):
             return cls(PeriodKind.WEEK, 7 * 86400.0, tz)
@@ -180,8 +186,9 @@ class CheckSLI:
 
     def error_ratio_query(self, window: str) -> str:
         from fraiseql_checks import metrics as m
+        from fraiseql_checks.rules import promql_string
 
-        check = '"' + self.check_id.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        check = promql_string(self.check_id)
         bad = f'sum(rate({m.SLO_SECONDS.name}{{check={check},outcome="bad"}}[{window}]))'
         total = f"sum(rate({m.SLO_SECONDS.name}{{check={check}}}[{window}]))"
         return f"{bad} / {total}"

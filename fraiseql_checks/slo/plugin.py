@@ -82,8 +82,13 @@ def slo_settings(config: Config) -> dict[str, Any]:
 
 
 def slo_files(config: Config) -> list[tuple[Path, str]]:
-    """The SLO files to read, each with the name to report it by (relative to the root)."""
+    """The SLO files to read, each with the name to report it by (relative to the root).
+
+    ``SLOError`` when a pattern of ``slo.files`` matches nothing."""
+    import glob
+
     from fraiseql_checks.slo.load import DEFAULT_FILES
+    from fraiseql_checks.slo.model import SLOError
 
     configured = slo_settings(config).get("files")
     root = config.rootdir
@@ -92,7 +97,12 @@ def slo_files(config: Config) -> list[tuple[Path, str]]:
     out: list[tuple[Path, str]] = []
     for name in configured:
         path = Path(name) if Path(name).is_absolute() else root / name
-        matches = sorted(root.glob(name)) if any(c in name for c in "*?[") else [path]
+        if not any(c in name for c in "*?["):
+            out.append((path, _relative(path, root)))
+            continue
+        matches = sorted(Path(found) for found in glob.glob(str(path), recursive=True))
+        if not matches:
+            raise SLOError(f"slo.files {name!r}", None, "matches no file")
         out.extend((match, _relative(match, root)) for match in matches)
     return out
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -31,7 +30,7 @@ from fraiseql_checks.generate import GenerateError
 from fraiseql_checks.profiles import DEFAULT_PROFILE
 from fraiseql_checks.promql import PromQLError, parse
 from fraiseql_checks.rules import RUNBOOKS, RuleSettings, promql_string, render, rule_settings, template_text
-from fraiseql_checks.slo.model import BURN_WINDOWS, SLO, PeriodKind, SLOError, burn_factor, exact
+from fraiseql_checks.slo.model import BURN_WINDOWS, SLO, PeriodKind, SLOError, burn_factor, decimal_text, exact
 
 FOLDER = "alerts/slo"
 #: The alert's name unless the SLO's ``alerting.name`` says otherwise.
@@ -94,12 +93,6 @@ SEVERITIES = (PAGE, TICKET)
 
 
 # ---- numbers and labels ------------------------------------------------------------------
-
-
-def decimal_text(value: Fraction) -> str:
-    """A decimal fraction written exactly: ``999/1000`` is ``0.999``, never ``0.9990000000000001``."""
-    text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def percent_text(value: Fraction) -> str:

@@ -321,3 +321,59 @@ def test_slos_tied_to_a_profile_apply_to_it_alone(checkdir: CheckDir) -> None:
     )
     bad = checkdir.run("slo")
     assert bad.ret == 4 and "SLO 'e': unknown profile 'fraiseql-v3'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "slos:\n  - name: a\n    objective: 99%\n    sli: {error_ratio: 'sum(rate(x[{{window}}]))'}\n"
+            "    alerting: {page_alert: 'yes'}\n",
+            "'a': alerting.page_alert must be a mapping",
+        ),
+        (
+            "slos:\n  - name: a\n    objective: inf%\n    sli: {error_ratio: 'sum(rate(x[{{window}}]))'}\n",
+            "'a': objective",
+        ),
+        (
+            "slos:\n  - name: a\n    objective: 99%\n    profile: [{a: 1}]\n    sli: {error_ratio: 'sum(rate(x[{{window}}]))'}\n",
+            "'a': unknown profile",
+        ),
+        (
+            "slos:\n  - name: a\n    objective: 99%\n    period: month\n    timezone: 5\n"
+            "    sli: {error_ratio: 'sum(rate(x[{{window}}]))'}\n",
+            "'a': unknown timezone",
+        ),
+        (
+            "slos:\n  - name: a\n    objective: 99%\n    sli: {latency: {histogram: h_seconds, le: [1]}}\n",
+            "'a': sli.latency.le must be a bucket bound",
+        ),
+        (
+            "slos:\n  - name: a\n    objective: 99%\n    sli: {latency: {histogram: h_seconds, threshold: .inf}}\n",
+            "'a': sli.latency.threshold",
+        ),
+        (
+            "slos:\n  - name: a\n    objective: 99%\n    period: 1m\n    sli: {error_ratio: 'x[{{window}}]'}\n",
+            "too short",
+        ),
+    ],
+)
+def test_odd_values_are_one_line_errors_not_tracebacks(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SLOError) as info:
+        load(tmp_path, text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unreadable_files_and_bad_times_are_one_line(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a():\n    pass\n")
+    (checkdir.path / "slos.yaml").write_bytes(b"slos:\n  - name: \xff\xfe\n")
+    result = checkdir.run("slo")
+    assert result.ret == 4 and result.stderr.startswith("ERROR: slos.yaml: cannot read:")
+    assert result.stderr.count("\n") == 1
+    (checkdir.path / "slos.yaml").unlink()
+    checkdir.write("fraiseql-checks.yaml", f"slo:\n  files: ['{checkdir.path}/nowhere/*.yaml']\n")
+    result = checkdir.run("slo")
+    assert result.ret == 4 and "matches no file" in result.stderr and result.stderr.count("\n") == 1
+    for bad in ("nan", "1e300", "-5"):
+        result = checkdir.run("slo", "--at", bad)
+        assert result.ret == 4 and "--at" in result.stderr, bad

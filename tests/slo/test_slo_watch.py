@@ -66,8 +66,12 @@ def test_the_watcher_exports_slo_series_that_promtool_accepts(checkdir: CheckDir
         budget = samples.get(
             ("fraiseql_check_slo_error_budget_remaining_ratio", (("check", DOWN), ("slo", "checks-check_down")))
         )
+        up_budget = samples.get(
+            ("fraiseql_check_slo_error_budget_remaining_ratio", (("check", UP), ("slo", "checks-check_up")))
+        )
         return (
             budget is not None
+            and up_budget is not None
             and (watcher.value("fraiseql_check_slo_seconds_total", check=UP, outcome="good") or 0) >= 1
         )
 
@@ -96,6 +100,7 @@ def test_the_watcher_exports_slo_series_that_promtool_accepts(checkdir: CheckDir
     assert value("fraiseql_check_slo_error_budget_remaining_ratio", slo=down[0], check=down[1]) == -999
     assert value("fraiseql_check_slo_burn_rate", slo=down[0], check=down[1], window="5m") == 1000
     assert value("fraiseql_check_slo_error_budget_remaining_ratio", slo=up[0], check=up[1]) in (1, None)
+    assert value("fraiseql_check_slo_error_budget_remaining_ratio", slo=up[0], check=up[1]) == 1
     # The silenced check has no data: unknown, so no SLI and no budget, rather than 100%.
     assert value("fraiseql_check_slo_sli_ratio", slo="checks-check_quiet", check=QUIET, window="period") is None
     # The request SLO needs Prometheus, which is not configured: its objective only.

@@ -95,8 +95,9 @@ def test_the_writer_prunes_results_past_the_retention_and_rollups_past_theirs(tm
         for run in runs:
             writer.add(run)
         task = asyncio.create_task(writer.run())
-        while writer.backlog or writer._next_prune == 0:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(30):  # a regression fails here instead of hanging the suite
+            while writer.backlog or writer._next_prune == 0:
+                await asyncio.sleep(0.01)
         task.cancel()
         try:
             return await store.results("c", 0, now * 2), await store.sli_totals(["c"], [(hour - 4 * day, now)])
