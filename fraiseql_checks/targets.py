@@ -14,6 +14,7 @@ run that uses none of them does not pay for importing httpx, asyncpg or redis.
 from __future__ import annotations
 
 import dataclasses
+import re
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -46,6 +47,45 @@ _STASH_KEY = "targets"
 DEFAULT_HTTP_TIMEOUT = 5.0
 
 
+def _shown(url: str) -> str:
+    """``url`` quoted for an error message, its password (before the last ``@``, or a
+    ``password=`` query parameter) as ``***``: a broken URL is not yet a known secret, and
+    a password with an unescaped ``/`` or ``@`` would slip past the generic masking."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if sep and at and ":" in userinfo:
+        url = f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
+    return repr(re.sub(r"(?i)([?&]password=)[^&#]*", r"\g<1>***", url))
+
+
+def _check_url(url: str, schemes: tuple[str, ...]) -> None:
+    """``ValueError`` unless ``url`` has one of ``schemes``, a host (a socket path for
+    ``unix://``), a port that parses and, for Redis, a numeric database."""
+    expected = ("an " if schemes[0].startswith("h") else "a ") + " or ".join(s + "://" for s in schemes)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unclosed "[" of an IPv6 address, ...
+        raise ValueError(f"cannot parse the URL {_shown(url)}: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"expected {expected} URL, got {_shown(url)}")
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.scheme == "unix":
+        if not parts.path.strip("/"):
+            raise ValueError(f"expected the socket's path (unix:///path/to/redis.sock), got {_shown(url)}")
+    elif not parts.hostname and not parts.scheme.startswith("postgres"):  # libpq: no host is the local socket
+        raise ValueError(f"expected a host name ({parts.scheme}://host:port/...), got {_shown(url)}")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of 0-65535
+        port = 0
+    if port == 0:
+        raise ValueError(f"expected a port from 1 to 65535, got {_shown(url)}")
+    if parts.scheme in ("redis", "rediss", "unix"):
+        db = query.get("db", [parts.path.strip("/") if parts.scheme != "unix" else ""])[0]
+        if db and not db.isdigit():
+            raise ValueError(f"expected a database number (redis://host:6379/0), got {_shown(url)}")
+
+
 def _as_urls(value: Any) -> list[str]:
     if isinstance(value, str):
         urls = [u.strip() for u in value.split(",") if u.strip()]
@@ -54,8 +94,7 @@ def _as_urls(value: Any) -> list[str]:
     else:
         raise ValueError(f"expected a URL or a list of URLs, got {value!r}")
     for url in urls:
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        _check_url(url, ("http", "https"))
     return [u.rstrip("/") for u in urls]
 
 
@@ -69,8 +108,7 @@ def _as_path(value: Any) -> str:
 def _as_url(*schemes: str) -> Any:
     def check(value: Any) -> str:
         text = as_str(value)
-        if urllib.parse.urlsplit(text).scheme not in schemes:
-            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL, got {text!r}")
+        _check_url(text, schemes)
         return text
 
     return check

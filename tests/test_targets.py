@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from tests.conftest import CheckDir
 
 PRINT_TARGETS = """
@@ -74,6 +76,71 @@ def test_a_wrong_environment_value_is_a_usage_error(checkdir: CheckDir) -> None:
     assert result.ret == 4
     assert "hunter22" not in result.stderr
     assert "expected a postgresql:// or postgres:// URL" in result.stderr
+
+
+BAD_URLS = [
+    ("FRAISEQL_URL", "http://127.0.0.1:99999", "expected a port from 1 to 65535, got 'http://127.0.0.1:99999'"),
+    ("FRAISEQL_URL", "http://api:8000,http://api:port", "expected a port from 1 to 65535, got 'http://api:port'"),
+    ("FRAISEQL_URL", "http://", "expected a host name (http://host:port/...), got 'http://'"),
+    ("FRAISEQL_URL", "https://[::1", "cannot parse the URL 'https://[::1': Invalid IPv6 URL"),
+    ("PROMETHEUS_URL", "http://:9090", "expected a host name (http://host:port/...), got 'http://:9090'"),
+    (
+        "DATABASE_URL",
+        "postgresql://app:pg-secret-91@127.0.0.1:99999/db",
+        "expected a port from 1 to 65535, got 'postgresql://app:***@127.0.0.1:99999/db'",
+    ),
+    (
+        "DATABASE_URL",
+        "postgresql://app:pg/secret@91@db:5432/app",
+        "expected a port from 1 to 65535, got 'postgresql://app:***@db:5432/app'",
+    ),
+    ("REDIS_URL", "redis://127.0.0.1:99999", "expected a port from 1 to 65535, got 'redis://127.0.0.1:99999'"),
+    (
+        "REDIS_URL",
+        "redis://:redis-secret-5c@127.0.0.1:6379/notanumber",
+        "expected a database number (redis://host:6379/0), got 'redis://:***@127.0.0.1:6379/notanumber'",
+    ),
+    (
+        "REDIS_URL",
+        "rediss://cache:6380?db=x&password=redis-secret-5c",
+        "expected a database number (redis://host:6379/0), got 'rediss://cache:6380?db=x&password=***'",
+    ),
+    ("REDIS_URL", "unix://", "expected the socket's path (unix:///path/to/redis.sock), got 'unix://'"),
+]
+
+
+@pytest.mark.parametrize(("env", "value", "problem"), BAD_URLS, ids=[f"{e}={v}" for e, v, _ in BAD_URLS])
+def test_a_broken_url_is_a_one_line_usage_error(checkdir: CheckDir, env: str, value: str, problem: str) -> None:
+    checkdir.write("check_x.py", "def check_x():\n    pass\n")
+    result = checkdir.run("check_x.py", env={env: value})
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [f"ERROR: environment variable {env}: {problem}"]
+    assert "secret" not in result.stdout + result.stderr
+
+
+def test_a_broken_url_in_the_file_names_the_key(checkdir: CheckDir) -> None:
+    checkdir.write("fraiseql-checks.yaml", "database:\n  dsn: postgresql://app:pg-secret-91@db:65536/app\n")
+    checkdir.write("check_x.py", "def check_x():\n    pass\n")
+    result = checkdir.run("check_x.py")
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [
+        "ERROR: fraiseql-checks.yaml: database: dsn: expected a port from 1 to 65535, "
+        "got 'postgresql://app:***@db:65536/app'"
+    ]
+
+
+def test_working_url_forms_are_accepted(checkdir: CheckDir) -> None:
+    checkdir.write("check_x.py", "def check_x():\n    pass\n")
+    result = checkdir.run(
+        "check_x.py",
+        env={
+            "FRAISEQL_URL": "http://[::1]:8000/, https://api.example.com",
+            "DATABASE_URL": "postgresql://monitor@/app?host=/var/run/postgresql",
+            "REDIS_URL": "unix:///run/redis/redis.sock?db=2",
+            "PROMETHEUS_URL": "http://prometheus",
+        },
+    )
+    assert result.ret == 0, result.stderr
 
 
 def test_missing_targets_skip_or_error_with_require_targets(checkdir: CheckDir) -> None:
