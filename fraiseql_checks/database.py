@@ -109,7 +109,7 @@ class Queries:
 
 
 class TracedConnection(Queries):
-    """One pooled connection (``async with db.acquire() as conn``), e.g. for a transaction."""
+    """One pooled connection (``async with db.acquire() as conn``), e.g. for a transaction or a cursor."""
 
     def __init__(self, database: Database, connection: asyncpg.Connection | PoolConnectionProxy) -> None:
         self.database = database
@@ -118,11 +118,58 @@ class TracedConnection(Queries):
     def transaction(self, **kwargs: Any) -> Any:
         return self.raw.transaction(**kwargs)
 
+    def cursor(self, query: str, *args: Any, prefetch: int | None = None, timeout: float | None = None) -> TracedCursor:
+        """``async for row in conn.cursor(query, *args)``: rows through a server-side cursor.
+
+        As with asyncpg, only inside a transaction; ``prefetch`` rows are fetched at a time.
+        """
+        return TracedCursor(self, query, args, prefetch, timeout)
+
     async def _call(self, method: str, query: str, args: Sequence[Any], timeout: float | None) -> Any:
         try:
             return await getattr(self.raw, method)(traced(query), *args, timeout=timeout)
         except Exception as exc:
             self.database.reraise(exc, query)
+
+
+class TracedCursor:
+    """The rows of a server-side cursor (``TracedConnection.cursor``), its faults translated like a query's."""
+
+    def __init__(
+        self,
+        connection: TracedConnection,
+        query: str,
+        args: Sequence[Any],
+        prefetch: int | None,
+        timeout: float | None,
+    ) -> None:
+        self.connection = connection
+        self.query = query
+        self.args = args
+        self.prefetch = prefetch
+        self.timeout = timeout
+        self._rows: Any = None
+
+    def __aiter__(self) -> TracedCursor:
+        try:
+            cursor = self.connection.raw.cursor(
+                traced(self.query), *self.args, prefetch=self.prefetch, timeout=self.timeout
+            )
+            self._rows = cursor.__aiter__()
+        except Exception as exc:
+            self.connection.database.reraise(exc, self.query)
+        return self
+
+    async def __anext__(self) -> asyncpg.Record:
+        if self._rows is None:
+            self.__aiter__()
+        try:
+            row: asyncpg.Record = await self._rows.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as exc:
+            self.connection.database.reraise(exc, self.query)
+        return row
 
 
 class Database(Queries):

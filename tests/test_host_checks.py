@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import REPO, CheckDir
 
@@ -16,10 +21,37 @@ def copy_host_checks(checkdir: CheckDir) -> None:
 
 
 def test_host_checks_read_real_values(checkdir: CheckDir) -> None:
+    read_real_values(checkdir)
+
+
+def test_host_checks_on_another_filesystem() -> None:
+    """Run from a folder on another filesystem: two disk cases, each compared with its own filesystem."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or os.stat(shm).st_dev == os.stat("/").st_dev:
+        pytest.skip("no writable /dev/shm on a filesystem other than /")
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        by_id = read_real_values(CheckDir(Path(folder)))
+        here = os.path.realpath(folder)
+        assert f"check_disk_space[{here}]" in by_id, sorted(by_id)
+        usage = shutil.disk_usage(here)
+        assert by_id[f"check_disk_space[{here}]"]["values"]["disk_free_ratio"] == pytest.approx(
+            usage.free / usage.total, abs=0.01
+        )
+
+
+def read_real_values(checkdir: CheckDir) -> dict[str, Any]:
+    """Run the host checks in ``checkdir``, check their readings, and return the results by full name."""
     copy_host_checks(checkdir)
     _, report = checkdir.run_json()
-    by_name = {r["name"].split("[")[0]: r for r in report["results"]}
+    by_id = {r["name"]: r for r in report["results"]}
+    by_name = {name.split("[")[0]: r for name, r in by_id.items()}
     assert set(by_name) == {"check_disk_space", "check_memory_usage", "check_cpu_usage"}
+    # One disk case per filesystem: "/" and, when the working folder is on another one, that folder.
+    disks = [r for name, r in by_id.items() if name.startswith("check_disk_space[")]
+    assert "check_disk_space[/]" in by_id and 1 <= len(disks) <= 2, sorted(by_id)
+    for result in disks:
+        assert result["outcome"] in ("passed", "failed"), result
+        assert 0.0 <= result["values"]["disk_free_ratio"] <= 1.0
     for name, value in (
         ("check_disk_space", "disk_free_ratio"),
         ("check_memory_usage", "memory_used_ratio"),
@@ -29,8 +61,9 @@ def test_host_checks_read_real_values(checkdir: CheckDir) -> None:
         assert result["outcome"] in ("passed", "failed"), result  # never an error on a healthy machine
         assert 0.0 <= result["values"][value] <= 1.0
     usage = shutil.disk_usage("/")
-    measured = by_name["check_disk_space"]["values"]["disk_free_ratio"]
+    measured = by_id["check_disk_space[/]"]["values"]["disk_free_ratio"]
     assert abs(measured - usage.free / usage.total) < 0.01
+    return by_id
 
 
 def test_thresholds_come_from_the_config(checkdir: CheckDir) -> None:

@@ -59,11 +59,6 @@ class ChainBreak:
             f"(expected {self.expected_hash}, found {self.actual_hash})"
         )
 
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
-        return data
-
 
 @dataclasses.dataclass(frozen=True)
 class ChainReport:

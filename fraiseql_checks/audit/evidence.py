@@ -20,6 +20,7 @@ from typing import Any
 from fraiseql_checks import __version__
 from fraiseql_checks.checks import Check
 from fraiseql_checks.result import Result
+from fraiseql_checks.session import _masked
 
 FORMATS = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 CSV_COLUMNS = (
@@ -46,16 +47,6 @@ CSV_COLUMNS = (
 
 def _iso(timestamp: float) -> str | None:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat() if timestamp else None
-
-
-def _masked(value: Any, mask: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {k: _masked(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, mask) for v in value]
-    return value
 
 
 def check_entry(result: Result, check: Check | None) -> dict[str, Any]:

@@ -81,13 +81,10 @@ class Layout:
     #: The SQL function verifying the chain, when the deployment has it.
     chain_function: str | None = None
 
-    def source(self, name: str) -> Source:
-        if name == "events":
-            return self.events
-        if name == "changes" and self.changes is not None:
-            return self.changes
-        raise ValueError(f"profile {self.profile} has no audit source {name!r}")
 
+#: The event-selecting compliance patterns (their filters per profile are in ``patterns.DEFAULT_PATTERNS``).
+#: Here so the config can check pattern names without importing the query code and asyncpg.
+PATTERN_NAMES = ("failed_logins", "permission_denied", "admin_actions", "permission_changes", "data_access")
 
 _COMMON_ALIASES = {
     "user": "user_id",

@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -22,11 +22,13 @@ from fraiseql_checks.audit.chain import ChainReport, ChainVerifier
 from fraiseql_checks.audit.layout import Layout, Source
 from fraiseql_checks.audit.query import AuditQuery, Glob, Not, Params, as_seconds
 from fraiseql_checks.audit.reader import Reader, record_value
+from fraiseql_checks.errors import TargetError
 
 #: The filters of the event-selecting patterns, per profile. FraiseQL v2 names an
 #: event ``<resource_type>_<action>`` and gives it a status of success, failure or
 #: denied; v1's event types are free-form, so its defaults are looser guesses that
 #: a deployment should pin down in the config (``[tool.fraiseql-checks.audit.patterns]``).
+#: Each profile has every pattern of ``layout.PATTERN_NAMES``, in that order.
 DEFAULT_PATTERNS: dict[str, dict[str, dict[str, Any]]] = {
     "fraiseql-v2": {
         "failed_logins": {"event_type": Glob("*login*"), "status": ["failure", "denied"]},
@@ -43,7 +45,6 @@ DEFAULT_PATTERNS: dict[str, dict[str, dict[str, Any]]] = {
         "data_access": {"event_type": Glob("*read*", "*access*")},
     },
 }
-PATTERN_NAMES = tuple(DEFAULT_PATTERNS["fraiseql-v2"])
 
 
 class AuditUnsupported(Exception):
@@ -92,6 +93,19 @@ class Writers:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def database_error(exc: BaseException, kind: type[E]) -> E | None:
+    """The ``kind`` error behind ``exc``, or ``None``.
+
+    asyncpg raises it as such; the ``db`` fixture raises a ``TargetError`` from it
+    for faults of the target's schema (a missing table, column or privilege).
+    """
+    cause = exc.__cause__ if isinstance(exc, TargetError) else exc
+    return cause if isinstance(cause, kind) else None
 
 
 class Audit:
@@ -214,8 +228,11 @@ class Audit:
                     f"max({delay}) AS max_seconds, avg({delay}) AS avg_seconds, count(*) AS events", "write delay"
                 )
             )
-        except asyncpg.UndefinedColumnError as exc:
-            raise AuditUnsupported(f"{self.layout.events.display} has no created_at column here: {exc}") from None
+        except Exception as exc:
+            missing = database_error(exc, asyncpg.UndefinedColumnError)
+            if missing is None:
+                raise
+            raise AuditUnsupported(f"{self.layout.events.display} has no created_at column here: {missing}") from None
         return WriteDelay(_float(row["max_seconds"]), _float(row["avg_seconds"]), int(row["events"]))
 
     # -- integrity ---------------------------------------------------------------------
@@ -297,9 +314,12 @@ class Audit:
                 activity, [statement, allowed], what="audit table writes", summary=lambda r: [dict(x) for x in r]
             )
             invisible = await self.reader.fetch(hidden, [], what="hidden statements", summary=lambda r: r[0]["hidden"])
-        except asyncpg.PostgresError as exc:
+        except Exception as exc:
+            unreadable = database_error(exc, asyncpg.PostgresError)
+            if unreadable is None:
+                raise
             active = None
-            note = f"pg_stat_statements cannot tell who wrote: {exc}".splitlines()[0]
+            note = f"pg_stat_statements cannot tell who wrote: {unreadable}".splitlines()[0]
         else:
             active = [
                 {"role": r["role"], "calls": int(r["calls"]), "rows": int(r["rows"]), "allowed": r["allowed"]}

@@ -68,7 +68,7 @@ def _pattern_value(where: str, raw: Any) -> Any:
 
 def _as_patterns(value: Any) -> dict[str, dict[str, Any]]:
     """``{pattern: {field: "value" | ["a", "b*"] | "!read"}}``, for the event-selecting patterns."""
-    from fraiseql_checks.audit.patterns import PATTERN_NAMES
+    from fraiseql_checks.audit.layout import PATTERN_NAMES
 
     if not isinstance(value, Mapping):
         raise ValueError(f"expected a table of patterns, got {value!r}")

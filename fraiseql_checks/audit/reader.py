@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
+from fraiseql_checks.errors import TargetError
 from fraiseql_checks.trace import current_run
 
 #: How many result rows of an aggregate are copied into the evidence.
@@ -30,7 +31,11 @@ EVIDENCE_ROWS = 50
 
 
 class Pool(Protocol):
-    """What the audit reader needs of the ``db`` fixture: asyncpg's ``Pool.acquire``."""
+    """What the audit reader needs of the ``db`` fixture: ``acquire()``, as asyncpg's ``Pool`` has it.
+
+    The connection it yields needs ``transaction``, ``execute``, ``fetch`` and ``cursor``:
+    the ``db`` fixture's ``TracedConnection`` and asyncpg's own connection both have them.
+    """
 
     def acquire(self) -> Any: ...
 
@@ -121,13 +126,17 @@ class Reader:
         started_at = time.time()
         start = time.perf_counter()
         count = 0
+        error: Exception | None = None
         try:
             async with self.transaction() as conn:
                 async for row in conn.cursor(sql, *params, prefetch=batch):
                     count += 1
                     yield row
+        except Exception as exc:  # the evidence shows what failed too, then the check errors
+            error = exc
+            raise
         finally:
-            self.record(what, sql, params, started_at, time.perf_counter() - start, count, None)
+            self.record(what, sql, params, started_at, time.perf_counter() - start, count, None, error=error)
 
     def record(
         self,
@@ -160,6 +169,9 @@ class Reader:
         if result is not None:
             entry["result"] = jsonable(result)
         if error is not None:
+            # The database's own error, not the ``db`` fixture's TargetError around it (which repeats the SQL).
+            if isinstance(error, TargetError) and error.__cause__ is not None:
+                error = error.__cause__
             entry["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
         evidence["queries"].append(entry)
 

@@ -23,6 +23,7 @@ import asyncpg
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.patterns import Audit
 from fraiseql_checks.audit.reader import Reader, Scope
+from fraiseql_checks.database import Database
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -180,8 +181,9 @@ CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, "timestamp");
 CREATE INDEX audit_events_time ON audit_events ("timestamp");
 """
 
-#: The ``db`` fixture of the check folders the CLI tests and the benchmark write
-#: (issue 3 provides the real one; a conftest fixture overrides a plugin's).
+#: A stand-in ``db`` fixture (a raw asyncpg pool), for ``benchmarks/audit.py`` only: the
+#: tests run the audit checks through the real ``db`` fixture (``fraiseql_checks.targets``),
+#: whose connection wrapper and error translation the audit code must cope with.
 DB_CONFTEST = """
 import asyncpg
 import os
@@ -234,6 +236,19 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def use_audit(dsn: str, profile: str, work: Callable[[Audit], Awaitable[T]], **scope: Any) -> T:
+    """Run ``work(audit)`` with an ``Audit`` on a ``Database`` of its own (the ``db`` fixture's class)."""
+
+    async def main() -> T:
+        database = Database(dsn, pool_size=2)
+        try:
+            return await work(Audit(Reader(database, Scope(**scope)), layout_of(profile)))
+        finally:
+            await database.close()
+
+    return run(main())
+
+
 @dataclass
 class AuditDatabase:
     name: str
@@ -263,17 +278,9 @@ class AuditDatabase:
             await conn.close()
 
     def use(self, work: Callable[[Audit], Awaitable[T]], *, dsn: str | None = None, **scope: Any) -> T:
-        """Run ``work(audit)`` with an ``Audit`` on its own pool, as the fixture builds it."""
-
-        async def main() -> T:
-            pool = await asyncpg.create_pool(dsn or self.dsn, min_size=1, max_size=2)
-            try:
-                audit = Audit(Reader(pool, Scope(**scope)), layout_of(self.profile))
-                return await work(audit)
-            finally:
-                await pool.close()
-
-        return run(main())
+        """Run ``work(audit)`` with an ``Audit`` on its own ``Database`` (what the ``db`` fixture
+        gives), as the ``audit`` fixture builds it."""
+        return use_audit(dsn or self.dsn, self.profile, work, **scope)
 
     def reset(self) -> None:
         run(self.execute(f"TRUNCATE {', '.join(self.tables)}"))

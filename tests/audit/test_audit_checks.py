@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tests.audit.audit_db import (
-    DB_CONFTEST,
     AuditDatabase,
     insert_v1,
     insert_v2,
@@ -33,11 +32,10 @@ def ago(seconds: float) -> dt.datetime:
 
 
 def project(checkdir: Any, config: str = "") -> Any:
-    """A project folder with the shipped audit checks and a ``db`` fixture in its conftest."""
+    """A project folder with the shipped audit checks; they get the real ``db`` fixture (``DATABASE_URL``)."""
     target = checkdir.path / CHECKS
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / CHECKS, target)
-    checkdir.write("conftest.py", DB_CONFTEST)
     if config:
         checkdir.write("fraiseql-checks.yaml", config)
     return checkdir
@@ -349,3 +347,62 @@ def test_v1_deleted_event_breaks_the_next_link(v1: AuditDatabase) -> None:
         assert (broken.tenant_id, broken.event_id) == (TENANT_A, after)
     assert by_python.first_break.reason == "previous_hash does not point at the tenant's preceding event"
     assert by_sql.checked == by_python.checked == 120
+
+
+# -- the real ``db`` fixture: no conftest overrides it in these project folders ------------------
+
+
+def test_writers_without_pg_stat_statements_pass_with_a_note(v2: AuditDatabase, checkdir: Any) -> None:
+    """The real fixture raises the missing view as a TargetError; the check still passes on privileges."""
+    checkdir = project(checkdir, f"audit:\n  writer_roles: [{v2.auditor}]\n")
+    assert not (checkdir.path / "conftest.py").exists()
+    result, by_name = outcomes(checkdir, v2, "-k", "writers")
+    writers = by_name["check_audit_writers"]
+    assert writers["outcome"] == "passed", result.stdout
+    assert writers["values"] == {"unexpected_audit_writers": 0}
+    queries = {q["what"]: q for q in writers["audit"]["queries"]}
+    assert queries["audit table writes"]["error"].startswith('UndefinedTableError: relation "pg_stat_statements"')
+
+
+STREAM_CHECK = """
+from fraiseql_checks import record
+
+
+async def check_stream(audit):
+    rows = [row async for row in audit.events().stream("id", "timestamp", batch=5)]
+    record("streamed", len(rows))
+"""
+
+
+def test_stream_through_the_real_db_fixture(v2: AuditDatabase, checkdir: Any) -> None:
+    seed_v2(v2, [v2_event(ago(10 + i)) for i in range(12)])
+    checkdir.write("checks/check_stream.py", STREAM_CHECK)
+    result, by_name = outcomes(checkdir, v2, "-k", "stream")
+    stream = by_name["check_stream"]
+    assert stream["outcome"] == "passed", result.stdout
+    assert stream["values"] == {"streamed": 12}
+    (query,) = stream["audit"]["queries"]
+    assert query["rows"] == 12 and "error" not in query
+
+
+def test_a_refused_stream_is_evidence_too(v2: AuditDatabase, checkdir: Any) -> None:
+    """Logged in without the audit role the cursor is refused: the check fails and the evidence says why."""
+    checkdir.write("checks/check_stream.py", STREAM_CHECK)
+    result, by_name = outcomes(checkdir, v2, "-k", "stream", dsn=v2.reader_dsn)
+    stream = by_name["check_stream"]
+    assert stream["outcome"] == "failed", result.stdout
+    assert "permission denied for table audit_log" in stream["message"]
+    (query,) = stream["audit"]["queries"]
+    assert query["error"] == "InsufficientPrivilegeError: permission denied for table audit_log"
+    assert query["rows"] == 0
+
+
+def test_v1_chain_in_python_records_the_streamed_events(v1: AuditDatabase, checkdir: Any) -> None:
+    seed_v1(v1, count=30)
+    checkdir = project(checkdir, "audit:\n  chain_method: python\n")
+    result, by_name = outcomes(checkdir, v1, "-k", "chain")
+    chain = by_name["check_audit_chain_intact"]
+    assert chain["outcome"] == "passed", result.stdout
+    assert chain["values"] == {"audit_chain_events_checked": 31, "audit_chain_broken_links": 0}
+    streamed = [q for q in chain["audit"]["queries"] if q["what"] == "chain events"]
+    assert len(streamed) == 3 and sum(q["rows"] for q in streamed) == 31  # two tenants and the tenantless events

@@ -11,6 +11,7 @@ import pytest
 from fraiseql_checks.audit import Audit, AuditUnsupported
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.reader import Reader, Scope
+from fraiseql_checks.database import Database
 from tests.audit.audit_db import V2_SCHEMA, AuditDatabase, insert_v2, run, v2_event
 from tests.services import throwaway_postgres
 
@@ -136,10 +137,10 @@ def test_writers_from_privileges_and_from_pg_stat_statements() -> None:
             for grant in (False, True):
                 if grant:
                     await admin.execute("GRANT pg_read_all_stats TO auditor")
-                pool = await asyncpg.create_pool(server.dsn.replace("postgres@", "auditor@"), min_size=1, max_size=1)
-                audit = Audit(Reader(pool, Scope()), layout_of("fraiseql-v2"))
+                database = Database(server.dsn.replace("postgres@", "auditor@"), pool_size=1)
+                audit = Audit(Reader(database, Scope()), layout_of("fraiseql-v2"))
                 reports.append(await audit.writers(["app"]))
-                await pool.close()
+                await database.close()
             await admin.close()
             return reports
 
