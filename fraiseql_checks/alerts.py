@@ -26,10 +26,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fraiseql_checks._pytest_compat import Failed, Skipped
 from fraiseql_checks.durations import format_duration, parse_duration
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.profiles import PROFILES
+from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
 from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, CheckSpec, make_spec, validate_labels
 from fraiseql_checks.trace import current, record
 
@@ -78,7 +77,7 @@ class AlertSpec:
         """Parse every expression as Prometheus would; ``ValueError`` naming the profile and the parser's message."""
         from fraiseql_checks.promql import PromQLError, parse
 
-        for profile, expr in sorted(self.exprs.items(), reverse=True):  # the default profile first
+        for profile, expr in sorted(self.exprs.items(), key=lambda item: (item[0] != DEFAULT_PROFILE, item[0])):
             try:
                 parse(expr)
             except PromQLError as exc:
@@ -351,6 +350,7 @@ def _value(value: float) -> str:
 
 async def evaluate(spec: AlertSpec, prom: PrometheusClient, config: Config) -> None:
     """Run ``spec`` as a check: fail when a series has held for ``for_``, listing them."""
+    from fraiseql_checks._pytest_compat import Failed, Skipped  # pytest's rewriter: not at ``import fraiseql_checks``
     from fraiseql_checks.targets import targets_of
 
     profile = targets_of(config).profile.name

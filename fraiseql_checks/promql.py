@@ -1,4 +1,4 @@
-"""PromQL: parse an expression and list the metric names it selects.
+"""PromQL: parse an expression, list the metric names it selects, write string literals.
 
 Parsing is the ``promql-parser`` package (Prometheus' own grammar, in Rust). The
 alert rules, the dashboards and the metrics contract all go through here, so an
@@ -10,11 +10,42 @@ expression that would not load in Prometheus is caught the same way everywhere.
 
 from __future__ import annotations
 
+import json
 import re
 
 import promql_parser
 
-__all__ = ["PromQLError", "metric_names", "name_patterns", "parse", "without_grafana_variables"]
+__all__ = [
+    "PromQLError",
+    "metric_names",
+    "name_patterns",
+    "parse",
+    "promql_string",
+    "regex_escape",
+    "without_grafana_variables",
+]
+
+
+def promql_string(value: str) -> str:
+    """A PromQL string literal: double-quoted, with JSON's escapes (which are Go's).
+
+    Non-ASCII characters stay as they are: Go does not read a surrogate pair
+    (``\\ud83d\\ude00``, JSON's way of writing U+1F600) as one character.
+
+    >>> print(promql_string('a "b" \\ c'))
+    "a \\"b\\" \\\\ c"
+    """
+    return json.dumps(value, ensure_ascii=False)
+
+
+def regex_escape(text: str) -> str:
+    """``text`` matched literally by a (RE2) regular expression.
+
+    >>> regex_escape("checks/a.py::check_x[1]")
+    'checks/a\\\\.py::check_x\\\\[1\\\\]'
+    """
+    special = set(".^$*+?()[]{}|\\")
+    return "".join(f"\\{c}" if c in special else c for c in text)
 
 
 class PromQLError(ValueError):

@@ -17,7 +17,6 @@ be compared with ``generate alerts --check``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,8 @@ from fraiseql_checks.fixtures import FixtureLookupError
 from fraiseql_checks.generate import Generator, Generators, collect_checks
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
+from fraiseql_checks.promql import promql_string as promql_string  # re-exported: slo/ imports it from here
+from fraiseql_checks.promql import regex_escape
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -43,8 +44,6 @@ FAILING = "FraiseQLCheckFailing"
 STALE = "FraiseQLCheckStale"
 WATCHER_DOWN = "FraiseQLCheckWatcherDown"
 WATCHER_ABSENT = "FraiseQLCheckWatcherAbsent"
-#: The alerts generated for ordinary checks (dashboards may link to them).
-CHECK_ALERTS = (FAILING, STALE, WATCHER_DOWN, WATCHER_ABSENT)
 WATCHER_DOWN_FOR = 60.0
 WATCHER_ABSENT_FOR = 300.0
 
@@ -109,18 +108,27 @@ def rule_settings(config: Config) -> RuleSettings:
 # ---- writing PromQL and templates -------------------------------------------------------
 
 
-def promql_string(value: str) -> str:
-    """A PromQL string literal (JSON's escapes are Go's)."""
-    return json.dumps(value)
+def failing_expr(check_id: str | None = None, *, function: str | None = None) -> str:
+    """PromQL true for a check whose last run failed (``fraiseql_check_up`` at 0), unless a
+    maintenance window silences it (``fraiseql_check_silenced`` at 1, as watch mode exports it).
+
+    ``check_id`` selects one check (``checks/health/check_database.py::check_database_answers``);
+    ``function`` the checks of that function name, in any folder (not its parametrized ones).
+    ``FraiseQLCheckFailing`` and the ``@alert`` checks that read a health check both use it, so
+    a maintenance window silences them alike.
+    """
+    if (check_id is None) == (function is None):
+        raise TypeError("failing_expr() takes exactly one of a check id and function=")
+    if check_id is not None:
+        matcher = f"check={promql_string(check_id)}"
+    else:
+        matcher = f"check=~{promql_string('.*::' + regex_escape(str(function)))}"
+    return f"{m.UP.name}{{{matcher}}} == 0 unless on(check) {m.SILENCED.name}{{{matcher}}} == 1"
 
 
 def template_text(text: str) -> str:
     """Plain text inside an annotation, where Prometheus expands ``{{ ... }}`` templates."""
     return text.replace("{{", '{{ "{{" }}')
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 # ---- the rules ---------------------------------------------------------------------------
@@ -181,8 +189,7 @@ def check_labels(check: Check, settings: RuleSettings) -> dict[str, str]:
 def failing_rule(session: Session, check: Check, settings: RuleSettings) -> dict[str, Any]:
     """``FraiseQLCheckFailing`` for one check: its ``up`` at 0 for as long as its threshold takes."""
     hold, threshold = failing_hold(check, settings)
-    selector = f"{{check={promql_string(check.id)}}}"
-    expr = f"{m.UP.name}{selector} == 0 unless on(check) {m.SILENCED.name}{selector} == 1"
+    expr = failing_expr(check.id)
     labels = check_labels(check, settings)
     targets = depends_on(session, check)
     if targets:

@@ -13,8 +13,8 @@ from fraiseql_checks import metrics
 from fraiseql_checks.cli import configure
 from fraiseql_checks.contract import collect_references, is_fraiseql_series
 from fraiseql_checks.profiles import PROFILES
-from fraiseql_checks.promql import metric_names
-from fraiseql_checks.rules import yaml_text
+from fraiseql_checks.promql import metric_names, parse, promql_string, regex_escape
+from fraiseql_checks.rules import failing_expr, yaml_text
 from tests.conftest import REPO, CheckDir
 from tests.services import require_binary
 
@@ -239,6 +239,47 @@ def test_rules_read_only_series_that_exist(folder: Path, profile: str) -> None:
                     metrics.by_name(name)
                 else:
                     assert name in NODE_EXPORTER | {"up"}, (path.name, rule["alert"], name)
+
+
+def test_every_rule_on_a_check_failing_is_silenced_by_a_maintenance_window() -> None:
+    """FraiseQLCheckFailing and the seed alerts that read a health check (DatabaseDown,
+    CacheDown, HealthCheckFailing) go through one builder, which adds the maintenance window."""
+    readers: set[str] = set()
+    for folder in (ALERTS, V1):
+        for path in rule_files(folder):
+            for rule in rules_in(path):
+                if metrics.UP.name in metric_names(rule["expr"]):
+                    readers.add(rule["alert"])
+                    assert metric_names(rule["expr"]) == {metrics.UP.name, metrics.SILENCED.name}, rule["alert"]
+                    assert f" == 0 unless on(check) {metrics.SILENCED.name}{{" in rule["expr"], rule["alert"]
+    assert readers == {"FraiseQLCheckFailing", "DatabaseDown", "CacheDown", "HealthCheckFailing"}
+
+
+def test_failing_expr_quotes_and_escapes_the_check() -> None:
+    assert failing_expr("checks/a.py::check_x") == (
+        'fraiseql_check_up{check="checks/a.py::check_x"} == 0'
+        ' unless on(check) fraiseql_check_silenced{check="checks/a.py::check_x"} == 1'
+    )
+    assert failing_expr(function="check_db") == (
+        'fraiseql_check_up{check=~".*::check_db"} == 0'
+        ' unless on(check) fraiseql_check_silenced{check=~".*::check_db"} == 1'
+    )
+    odd = 'checks/a.py::check_x["q\\1.5"]'
+    parse(failing_expr(odd))
+    assert f"check={promql_string(odd)}" in failing_expr(odd)
+    assert r'check=~".*::check\\.x\\[1\\]"' in failing_expr(function="check.x[1]")
+    with pytest.raises(TypeError):
+        failing_expr()
+    with pytest.raises(TypeError):
+        failing_expr("a", function="b")
+
+
+def test_promql_strings_and_regular_expressions() -> None:
+    assert promql_string('a "b" \\ c\n') == '"a \\"b\\" \\\\ c\\n"'
+    assert promql_string("café 😀") == '"café 😀"'  # Go reads no surrogate pair (\\ud83d\\ude00)
+    parse(f"up{{job={promql_string('café 😀')}}}")
+    assert regex_escape("a.b*c") == "a\\.b\\*c"
+    assert regex_escape("plain_name") == "plain_name"
 
 
 @pytest.mark.parametrize("profile", ["fraiseql-v2", "fraiseql-v1"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from fraiseql_checks.alerts import PendingAlerts, alert_name, continuous_since, label_set, lookback_step
+from fraiseql_checks.alerts import PendingAlerts, alert_name, continuous_since, label_set, lookback_step, make_alert
 from fraiseql_checks.prometheus import Series
 from tests.conftest import CheckDir
 from tests.services import Prometheus, free_port, prometheus
@@ -244,6 +246,32 @@ def test_default_alert_names() -> None:
     assert alert_name("check_high_error_rate") == "HighErrorRate"
     assert alert_name("check_database_down") == "DatabaseDown"
     assert alert_name("slow_queries") == "SlowQueries"
+
+
+def test_an_expression_invalid_in_every_profile_is_reported_for_the_default_profile() -> None:
+    spec = make_alert(
+        lambda: None,
+        expr={"fraiseql-v1": "up ==", "fraiseql-v2": "up >"},
+        for_=None,
+        severity="warning",
+        labels=None,
+        summary=None,
+        description=None,
+        runbook=None,
+        name="Broken",
+    )
+    with pytest.raises(ValueError, match=r"alert Broken \(fraiseql-v2\): invalid PromQL 'up >'"):
+        spec.validate()
+
+
+def test_importing_the_package_does_not_import_pytest() -> None:
+    """``import fraiseql_checks`` (every check module does) leaves pytest's assertion rewriter
+    for the first ``@alert`` run that needs ``Failed``/``Skipped``."""
+    code = (
+        "import sys, fraiseql_checks; print(sorted(m for m in sys.modules if m.split('.')[0] in ('_pytest', 'pytest')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_pending_state_keeps_since_when_a_series_is_true_and_starts_over_when_it_goes() -> None:

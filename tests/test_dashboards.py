@@ -16,6 +16,7 @@ from fraiseql_checks import metrics as m
 from fraiseql_checks.contract import dashboard_references
 from fraiseql_checks.dashboards.model import thresholds_for
 from fraiseql_checks.dashboards.queries import FraiseQLNames, own_metric_names
+from fraiseql_checks.dashboards.seed import Seed
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
 from tests.conftest import REPO, CheckDir
 from tests.services import require
@@ -313,3 +314,9 @@ def test_our_metric_names_come_from_the_definitions() -> None:
     assert {metric.name for metric in m.ALL} <= names
     assert "fraiseql_check_duration_seconds_bucket" in names
     assert "fraiseql_check_slo_burn_rate" in names
+
+
+def test_a_seed_makes_its_profiles_names_once() -> None:
+    seed = Seed(PROFILES[DEFAULT_PROFILE])
+    assert seed.names is seed.names
+    assert seed.names.profile is PROFILES[DEFAULT_PROFILE]

@@ -3,19 +3,16 @@
 FraiseQL exports its pool's use (names differ between v2 and v1); it exports
 nothing that says "the database (or Redis) does not answer" or "/health is not
 healthy", so those three read what this tool's own health checks export from
-watch mode: ``fraiseql_check_up`` of the check that probes each. Which series
-each reads, and why: docs/alert-rules.md.
+watch mode: ``fraiseql_check_up`` of the check that probes each, unless a
+maintenance window silences it (``rules.failing_expr``, which
+FraiseQLCheckFailing uses too). Which series each reads, and why:
+docs/alert-rules.md.
 """
 
 from __future__ import annotations
 
 from fraiseql_checks import alert
-from fraiseql_checks.metrics import UP
-
-
-def _check_failing(function_name: str) -> str:
-    """The health check ``function_name`` (in any folder) failed its last run."""
-    return f'{UP.name}{{check=~".*::{function_name}"}} == 0'
+from fraiseql_checks.rules import failing_expr
 
 
 @alert(
@@ -36,7 +33,7 @@ def check_database_pool_exhausted():
 
 
 @alert(
-    expr=_check_failing("check_database_answers"),
+    expr=failing_expr(function="check_database_answers"),
     for_="1m",
     severity="critical",
     summary="The database does not answer",
@@ -49,7 +46,7 @@ def check_database_down():
 
 
 @alert(
-    expr=_check_failing("check_cache_answers"),
+    expr=failing_expr(function="check_cache_answers"),
     severity="critical",
     summary="Redis does not answer",
     description="{{ $labels.check }} failed: Redis did not answer PING within 250ms (the connection is lost,"
@@ -61,7 +58,7 @@ def check_cache_down():
 
 
 @alert(
-    expr=_check_failing("check_fraiseql_healthy"),
+    expr=failing_expr(function="check_fraiseql_healthy"),
     for_="2m",
     severity="critical",
     summary="FraiseQL is not healthy",

@@ -342,13 +342,6 @@ class Dashboard:
     def uid(self) -> str:
         return stable_uid(self.identity)
 
-    @property
-    def panel_count(self) -> int:
-        return sum(len(row.panels) for row in self.rows)
-
-    def panels(self) -> list[Panel]:
-        return [panel for row in self.rows for panel in row.panels]
-
     def render(self) -> dict[str, Any]:
         """The dashboard as Grafana's JSON model (without ``id`` and ``version``, which Grafana keeps)."""
         rendered: list[dict[str, Any]] = []

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.profiles import Profile
+from fraiseql_checks.promql import promql_string, regex_escape
 
 RATE = "$__rate_interval"
 #: The windows of the SLO gauges (``window`` label); ``period`` is the SLO's whole period.
@@ -21,7 +22,6 @@ SLO_OBJECTIVE = m.SLO_OBJECTIVE
 SLO_SLI = m.SLO_SLI
 SLO_BUDGET = m.SLO_BUDGET
 SLO_BURN = m.SLO_BURN
-SLO_METRICS: tuple[m.Metric, ...] = (SLO_OBJECTIVE, SLO_SLI, SLO_BUDGET, SLO_BURN)
 
 
 def own_metric_names() -> frozenset[str]:
@@ -32,17 +32,6 @@ def own_metric_names() -> frozenset[str]:
         if metric.kind is m.Kind.HISTOGRAM:
             names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
     return frozenset(names)
-
-
-def quote(value: str) -> str:
-    """A PromQL string literal (double-quoted, backslash-escaped)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def regex_escape(text: str) -> str:
-    """``text`` matched literally by a (RE2) regular expression."""
-    special = set(".^$*+?()[]{}|\\")
-    return "".join(f"\\{c}" if c in special else c for c in text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +62,9 @@ def select(metric: str, scope: Scope | None = None, **labels: str | Re) -> str:
     matchers = scope.matchers() if scope is not None else []
     for name, value in labels.items():
         if isinstance(value, Re):
-            matchers.append(f"{name}{'!~' if value.negate else '=~'}{quote(value.pattern)}")
+            matchers.append(f"{name}{'!~' if value.negate else '=~'}{promql_string(value.pattern)}")
         else:
-            matchers.append(f"{name}={quote(value)}")
+            matchers.append(f"{name}={promql_string(value)}")
     return f"{metric}{{{','.join(matchers)}}}" if matchers else metric
 
 

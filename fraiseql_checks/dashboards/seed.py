@@ -12,6 +12,7 @@ panel, where a seed panel shows the nearest true thing instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 from fraiseql_checks import metrics as m
@@ -39,8 +40,9 @@ class Seed:
     #: ``config.threshold``: the thresholds the shipped checks assert, with the config's overrides.
     threshold: Callable[[str, float], float] = lambda name, default: default
 
-    @property
+    @functools.cached_property
     def names(self) -> FraiseQLNames:
+        """The profile's names, made once (``series_names`` builds a set)."""
         return FraiseQLNames(self.profile)
 
     @property
