@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "audit"))
 
 from audit_db import (  # noqa: E402  (the same layouts the tests use)
-    DB_CONFTEST,
     V1_INDEXES,
     V1_SCHEMA,
     V1_VERIFY,
@@ -147,7 +146,6 @@ def project(folder: Path, writer_roles: str, chain_method: str = "auto") -> None
     (folder / "checks" / "_warm").mkdir(exist_ok=True)
     shutil.copy(REPO / "checks" / "audit" / "check_audit.py", folder / "checks" / "audit" / "check_audit.py")
     (folder / "checks" / "_warm" / "check_warm.py").write_text(WARMUP)
-    (folder / "conftest.py").write_text(DB_CONFTEST)
     config = f"audit:\n  writer_roles: [{writer_roles}]\n  chain_method: {chain_method}\n"
     (folder / "fraiseql-checks.yaml").write_text(config)
 

@@ -181,23 +181,6 @@ CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, "timestamp");
 CREATE INDEX audit_events_time ON audit_events ("timestamp");
 """
 
-#: A stand-in ``db`` fixture (a raw asyncpg pool), for ``benchmarks/audit.py`` only: the
-#: tests run the audit checks through the real ``db`` fixture (``fraiseql_checks.targets``),
-#: whose connection wrapper and error translation the audit code must cope with.
-DB_CONFTEST = """
-import asyncpg
-import os
-
-from fraiseql_checks import fixture
-
-
-@fixture(scope="session")
-async def db():
-    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-"""
-
 FIRST_NAMES = ["alice", "bob", "carol", "dmitri", "eve", "farah", "gustavo", "hana", "ivan", "josé", "kenji", "lena"]
 RESOURCES = ["posts", "comments", "users", "orders", "invoices", "projects"]
 
