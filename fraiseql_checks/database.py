@@ -246,6 +246,8 @@ class Database(Queries):
             sql = f" (in: {_first_line(query)})" if query else ""
             return TargetError(f"{where}: {_reason(exc)}{sql}", target="database")
         if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            if query is not None:  # the statement's own timeout, not the connection's
+                return TargetError(f"{where}: the query timed out (in: {_first_line(query)})", target="database")
             return TargetError(f"{where}: timed out connecting after {self.connect_timeout:g}s", target="database")
         if isinstance(exc, _pg.InterfaceError) and "closed" in str(exc):
             return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database")

@@ -252,3 +252,17 @@ def test_connections_and_rollbacks_against_thresholds(checkdir: CheckDir, pg: Th
     assert "transactions rolled back" in rollbacks["message"]
     _result, results = run_health(checkdir, pg.dsn, "-k", "connections")
     assert results["check_database_connections"]["outcome"] == "passed"
+
+
+def test_a_query_timeout_is_not_called_a_connection_timeout() -> None:
+    async def scenario() -> str:
+        db = Database(SHARED_DSN)
+        try:
+            await db.fetchval("select pg_sleep(2)", timeout=0.3)
+        except TargetError as exc:
+            return str(exc)
+        finally:
+            await db.close()
+        return "no error"
+
+    assert asyncio.run(scenario()) == "database 127.0.0.1:5432/test: the query timed out (in: select pg_sleep(2))"

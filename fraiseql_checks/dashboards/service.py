@@ -132,7 +132,11 @@ def operations_overview(s: Seed) -> Dashboard:
                 "Latency percentiles (P50, P95, P99)",
                 "timeseries",
                 tuple(Target(s.quantile(q, latency), f"P{round(q * 100)}") for q in (0.5, 0.95, 0.99)),
-                description="HTTP request duration. The HighLatency alert fires when P99 stays above 1s.",
+                description=(
+                    "HTTP request duration; the 1s line is the HighLatency alert's threshold, which it applies"
+                    " to the P99 of GraphQL query time"
+                    f" ({'fraiseql_graphql_query_duration_seconds' if s.v1 else 'fraiseql_query_duration_seconds'})."
+                ),
                 unit="s",
                 thresholds=thresholds_for([1.0]),
                 width=8,
