@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import sys
 import tomllib
-import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks.durations import parse_duration
+from fraiseql_checks.durations import parse_duration, positive_duration
+from fraiseql_checks.masking import Masker, mask_urls
 
 if TYPE_CHECKING:
     import pluggy
@@ -61,10 +60,13 @@ def as_positive_int(value: Any) -> int:
 
 
 def as_duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"expected a duration longer than zero, got {value!r}")
-    return seconds
+    """A duration longer than zero (finite, at most ``durations.MAX_DAYS`` days): intervals, timeouts."""
+    return positive_duration(value)
+
+
+def as_duration_or_zero(value: Any) -> float:
+    """``as_duration``, where zero means "none": ``start_jitter: 0`` is no jitter."""
+    return parse_duration(value)
 
 
 def as_str_list(value: Any) -> list[str]:
@@ -111,34 +113,41 @@ class Setting:
     secret: bool = False
 
 
-def section(settings: Sequence[Setting]) -> Callable[[Any], dict[str, Any]]:
-    """A type for a nested table whose keys are themselves typed settings."""
-    by_name = {s.name: s for s in settings}
+class Section:
+    """The type of a nested table (``section``): parses it, and tells which settings it holds."""
 
-    def parse(value: Any) -> dict[str, Any]:
+    __name__ = "section"
+
+    def __init__(self, settings: Sequence[Setting]) -> None:
+        self.settings = tuple(settings)
+        self._by_name = {s.name: s for s in self.settings}
+
+    def __call__(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise ValueError(f"expected a table, got {value!r}")
         out = {}
         for key, raw in value.items():
-            setting = by_name.get(key)
+            setting = self._by_name.get(key)
             if setting is None:
-                raise ValueError(f"unknown key {key!r} (expected one of: {', '.join(sorted(by_name))})")
+                raise ValueError(f"unknown key {key!r} (expected one of: {', '.join(sorted(self._by_name))})")
             try:
                 out[key] = setting.type(raw)
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
         return out
 
-    parse.__name__ = "section"
-    return parse
+
+def section(settings: Sequence[Setting]) -> Section:
+    """A type for a nested table whose keys are themselves typed settings."""
+    return Section(settings)
 
 
 def resolve_section(config: Config, name: str, settings: Sequence[Setting]) -> dict[str, Any]:
     """A nested table's values (``section``): the file's, with the environment's on top.
 
     Each ``Setting.env`` that is set wins over the file; ``UsageError`` names the
-    variable when its value is wrong. Secret values (and a URL's password) are
-    added to ``config.mask``.
+    variable when its value is wrong. Secret values (and their URLs' passwords) are
+    in ``config.mask`` from the start, whichever command runs; adding them again here is harmless.
     """
     values = dict(config.get(name))
     for setting in settings:
@@ -151,10 +160,6 @@ def resolve_section(config: Config, name: str, settings: Sequence[Setting]) -> d
         value = values.get(setting.name)
         if setting.secret and isinstance(value, str):
             config.mask.add(value)
-            if "://" in value:
-                password = urllib.parse.urlsplit(value).password
-                if password:
-                    config.mask.add(urllib.parse.unquote(password))
     return values
 
 
@@ -228,14 +233,6 @@ def locate_config_file(option: argparse.Namespace, invocation_dir: Path) -> Path
     return find_config_file(start)
 
 
-def yaml_problem(exc: Exception) -> str:
-    """Where and what a YAML parse error is, in one line: `` (line 3, column 5): <problem>``."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{where}: {problem}"
-
-
 def read_config_file(path: Path) -> dict[str, Any]:
     """The raw table of settings in ``path``; ``UsageError`` if it cannot be read."""
     try:
@@ -253,41 +250,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return table
     import yaml  # only YAML configs pay for its import
 
+    from fraiseql_checks import yamlfile
+
     try:
-        data = yaml.safe_load(text)
+        data = yamlfile.load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML{yaml_problem(exc)}") from None
+        raise UsageError(f"{path}: invalid YAML{yamlfile.problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
     return data
-
-
-_DSN_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
-
-
-class Masker:
-    """Hides secrets in text the tool writes: known secret values and URL passwords."""
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets.add(secret)
-            alternatives = sorted(self._secrets, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in alternatives))
-
-    def __call__(self, text: str) -> str:
-        if not text:
-            return text
-        if "://" in text:
-            text = _DSN_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
-        if self._pattern is not None:
-            text = self._pattern.sub("***", text)
-        return text
 
 
 class Config:
@@ -312,11 +285,17 @@ class Config:
         self.config_file = config_file
         self.rootdir = config_file.parent if config_file else invocation_dir
         self.environ = environ
+        #: Hides secrets in what the tool writes: every secret setting's value (all of
+        #: them, whichever command runs) and every URL's password.
         self.mask = Masker()
         #: Per-run state plugins keep on the config (as pytest's ``config.stash``).
         self.stash: dict[str, Any] = {}
         self._values: dict[str, Any] = {}
-        self._resolve(file_values)
+        self._mask_secrets(parser.settings.values(), file_values)
+        try:
+            self._resolve(file_values)
+        except UsageError as exc:
+            raise UsageError(self.mask(str(exc))) from None
 
     @classmethod
     def load(
@@ -348,6 +327,30 @@ class Config:
         if self.config_file.suffix == ".toml":
             return f"{self.config_file.name}: [tool.{TOOL_TABLE}] "
         return f"{self.config_file.name}: "
+
+    def _mask_secrets(self, settings: Iterable[Setting], file_values: Mapping[str, Any]) -> None:
+        """Add to the mask what every setting, nested ones included, may hold as a secret: the
+        value of a secret setting in the file, its environment variable and its option, and
+        the password of any URL a setting holds. Raw values: a malformed one is still a secret.
+
+        A setting that names a file (``*_file``) holds a path that another program reads,
+        not this tool: the file is not read here either.
+        """
+        for setting in settings:
+            raws = [file_values.get(setting.name)]
+            if setting.env:
+                raws.append(self.environ.get(setting.env))
+            if setting.option:
+                raws.append(getattr(self.option, setting.option, None))
+            for raw in raws:
+                if isinstance(setting.type, Section) and isinstance(raw, Mapping):
+                    self._mask_secrets(setting.type.settings, raw)
+                    continue
+                for text in _texts(raw):
+                    if setting.secret:
+                        self.mask.add(text)
+                    else:
+                        self.mask.add_url(text)
 
     def _resolve(self, file_values: Mapping[str, Any]) -> None:
         settings = self.parser.settings
@@ -404,6 +407,18 @@ class Config:
             return path.as_posix()
 
 
-def write_error(message: str) -> None:
-    """One line on stderr; URL passwords are masked even before a config exists."""
-    sys.stderr.write(f"ERROR: {Masker()(message)}\n")
+def _texts(value: Any) -> Iterator[str]:
+    """The strings in a raw setting value (a number may be a secret too)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+
+
+def write_error(message: str, mask: Callable[[str], str] = mask_urls) -> None:
+    """One line on stderr: ``ERROR: <message>``, masked with ``mask`` (give ``config.mask``
+    when there is a config); URL passwords are masked even before a config exists."""
+    sys.stderr.write(f"ERROR: {mask(message)}\n")

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from fraiseql_checks.durations import parse_duration
+from fraiseql_checks.durations import positive_duration
 
 SEVERITIES = ("critical", "warning", "info")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -122,10 +122,11 @@ def parse_failures_within(value: Any) -> tuple[int, float]:
 
 
 def _positive(value: str | float, name: str) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"{name} must be longer than zero, got {value!r}")
-    return seconds
+    """A duration longer than zero, finite and at most ``MAX_DAYS``, as the config's are."""
+    try:
+        return positive_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 @overload

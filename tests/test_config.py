@@ -127,3 +127,242 @@ def test_environment_overrides_the_file_and_masks_secrets(checkdir: CheckDir) ->
     (item,) = report["results"]
     assert item["message"] == "RuntimeError: connecting with *** failed"
     assert "env-secret-9" not in result.stdout + result.stderr
+
+
+# ---- durations: finite, positive, at most 3650 days ------------------------------------
+
+BAD_DURATIONS = [
+    ("nan", "expected a finite duration like '30s' or '1m', got 'nan'"),
+    (".inf", "expected a finite duration like '30s' or '1m', got inf"),
+    ("-1", "expected a positive duration, got -1"),
+    ("1e308", "expected at most 3650d, got '1e308'"),
+]
+
+
+@pytest.mark.parametrize("collect_only", [False, True], ids=["run", "collect-only"])
+@pytest.mark.parametrize(("value", "problem"), BAD_DURATIONS, ids=[v for v, _ in BAD_DURATIONS])
+@pytest.mark.parametrize("key", ["interval", "timeout", "start_jitter", "retention"])
+def test_a_duration_in_the_file_is_finite_positive_and_bounded(
+    checkdir: CheckDir, key: str, value: str, problem: str, collect_only: bool
+) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write("fraiseql-checks.yaml", f"{key}: {value}\n")
+    result = checkdir.run(*(["--collect-only"] if collect_only else []))
+    assert result.ret == 4, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"ERROR: fraiseql-checks.yaml: {key}: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "expected"),
+    [
+        (
+            "fraiseql-checks.yaml",
+            "database:\n  connect_timeout: .nan\n",
+            "fraiseql-checks.yaml: database: connect_timeout: expected a finite duration like '30s' or '1m', got nan",
+        ),
+        (
+            "fraiseql-checks.yaml",
+            "flapping:\n  window: 1e308\n",
+            "fraiseql-checks.yaml: flapping: window: expected at most 3650d, got '1e308'",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.fraiseql-checks]\ninterval = nan\n",
+            "pyproject.toml: [tool.fraiseql-checks] interval: expected a finite duration like '30s' or '1m', got nan",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.fraiseql-checks]\ntimeout = -inf\n",
+            "pyproject.toml: [tool.fraiseql-checks] timeout: expected a finite duration like '30s' or '1m', got -inf",
+        ),
+        (
+            "pyproject.toml",
+            '[tool.fraiseql-checks]\nhttp_timeout = "4000d"\n',
+            "pyproject.toml: [tool.fraiseql-checks] http_timeout: expected at most 3650d, got '4000d'",
+        ),
+        (
+            "fraiseql-checks.yaml",
+            "interval: 0\n",
+            "fraiseql-checks.yaml: interval: expected a duration longer than zero, got 0",
+        ),
+    ],
+)
+def test_durations_in_sections_and_in_toml_too(checkdir: CheckDir, filename: str, content: str, expected: str) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write(filename, content)
+    for args in ((), ("--collect-only",)):
+        result = checkdir.run(*args)
+        assert result.ret == 4, result.stdout + result.stderr
+        assert result.stderr.splitlines() == [f"ERROR: {expected}"]
+
+
+def test_no_start_jitter_is_zero(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 0\n")
+    result = checkdir.run()
+    assert result.ret == 0, result.stderr
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 0s\n")
+    assert checkdir.run("--collect-only").ret == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("nan", "expected a finite duration like '30s' or '1m', got 'nan'"),
+        ("inf", "expected a finite duration like '30s' or '1m', got 'inf'"),
+        ("1e308", "expected at most 3650d, got '1e308'"),
+        ("0", "expected a duration longer than zero, got '0'"),
+    ],
+)
+@pytest.mark.parametrize("collect_only", [False, True], ids=["run", "collect-only"])
+def test_a_duration_on_the_command_line_too(checkdir: CheckDir, value: str, problem: str, collect_only: bool) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    result = checkdir.run("--timeout", value, *(["--collect-only"] if collect_only else []))
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [f"ERROR: --timeout: {problem}"]
+
+
+def test_a_duration_in_an_environment_variable_too(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write(
+        "pauseplugin.py",
+        """
+        from fraiseql_checks.config import Setting, as_duration
+        from fraiseql_checks.hookspec import hookimpl
+
+        @hookimpl
+        def fraiseql_addoption(parser):
+            parser.addsetting(Setting("pause", as_duration, 1.0, "a pause", env="PAUSE"))
+        """,
+    )
+    assert checkdir.run("-p", "pauseplugin", env={"PAUSE": "2s"}).ret == 0
+    for value, problem in [
+        ("nan", "expected a finite duration like '30s' or '1m', got 'nan'"),
+        ("-inf", "expected a finite duration like '30s' or '1m', got '-inf'"),
+        ("1e308", "expected at most 3650d, got '1e308'"),
+    ]:
+        result = checkdir.run("-p", "pauseplugin", "--collect-only", env={"PAUSE": value})
+        assert result.ret == 4
+        assert result.stderr.splitlines() == [f"ERROR: environment variable PAUSE: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("decorator", "problem"),
+    [
+        ("@check(interval=float('nan'))", "interval: expected a finite duration like '30s' or '1m', got nan"),
+        ("@check(interval=float('inf'))", "interval: expected a finite duration like '30s' or '1m', got inf"),
+        ("@check(timeout='1e308')", "timeout: expected at most 3650d, got '1e308'"),
+        ("@check(timeout=-1)", "timeout: expected a positive duration, got -1"),
+        (
+            "@check(failures_within=(3, float('nan')))",
+            "failures_within window: expected a finite duration like '30s' or '1m', got nan",
+        ),
+    ],
+)
+@pytest.mark.parametrize("collect_only", [False, True], ids=["run", "collect-only"])
+def test_a_bad_duration_in_check_is_a_collection_error(
+    checkdir: CheckDir, decorator: str, problem: str, collect_only: bool
+) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write(
+        "checks/check_bad.py", f"from fraiseql_checks import check\n\n{decorator}\ndef check_bad():\n    pass\n"
+    )
+    result = checkdir.run(*(["--collect-only"] if collect_only else []))
+    assert result.ret == 2, result.stdout + result.stderr
+    result.fnmatch_lines([f"ERROR checks/check_bad.py - error importing check module: ValueError: {problem}"])
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+
+
+# ---- duplicate keys: an error in every YAML file the tool reads ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "timeout: 5s\ninterval: 1m\ntimeout: 1s\n",
+            "fraiseql-checks.yaml: invalid YAML (line 3, column 1): duplicate key 'timeout' (first on line 1)",
+        ),
+        (
+            "database:\n  dsn: postgresql://a@db/x\n  pool_size: 2\n  dsn: postgresql://b@db/x\n",
+            "fraiseql-checks.yaml: invalid YAML (line 4, column 3): duplicate key 'dsn' (first on line 2)",
+        ),
+        (
+            "{severity: info, severity: critical}\n",
+            "fraiseql-checks.yaml: invalid YAML (line 1, column 18): duplicate key 'severity' (first on line 1)",
+        ),
+        (
+            "plugins: []\nplugins: [no_such_plugin]\n",
+            "fraiseql-checks.yaml: invalid YAML (line 2, column 1): duplicate key 'plugins' (first on line 1)",
+        ),
+    ],
+)
+def test_a_duplicate_key_in_the_yaml_config_is_exit_4(checkdir: CheckDir, content: str, expected: str) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write("fraiseql-checks.yaml", content)
+    for args in ((), ("--collect-only",)):
+        result = checkdir.run(*args)
+        assert result.ret == 4
+        assert [line.replace(str(checkdir.path) + "/", "") for line in result.stderr.splitlines()] == [
+            f"ERROR: {expected}"
+        ]
+
+
+def test_yaml_merge_keys_may_still_be_overridden(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write(
+        "fraiseql-checks.yaml",
+        "flapping: &base {changes: 3, window: 5m}\nalertmanager:\n  group_wait: 10s\n"
+        "slo:\n  <<: {refresh: 1m}\n  refresh: 2m\n",
+    )
+    assert checkdir.run("--collect-only").ret == 0
+
+
+def test_a_duplicate_key_in_pyproject_is_exit_4(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write("pyproject.toml", '[tool.fraiseql-checks]\ntimeout = "5s"\ntimeout = "1s"\n')
+    result = checkdir.run()
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [
+        f"ERROR: {checkdir.path}/pyproject.toml: invalid TOML: Cannot overwrite a value (at line 3, column 15)"
+    ]
+
+
+def test_a_duplicate_key_in_an_slo_file_is_exit_4(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a():\n    pass\n")
+    checkdir.write(
+        "slos.yaml",
+        """
+        slos:
+          - name: availability
+            objective: 99.9%
+            objective: 90%
+            sli: {error_ratio: 'vector(0)'}
+        """,
+    )
+    result = checkdir.run("slo")
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [
+        "ERROR: slos.yaml: not valid YAML (line 4, column 5): duplicate key 'objective' (first on line 3)"
+    ]
+
+
+def test_a_duplicate_key_in_a_rule_file_is_a_contract_error(checkdir: CheckDir) -> None:
+    from fraiseql_checks.contract import ContractError, rule_references
+
+    path = checkdir.write(
+        "alerts/dup.yml",
+        """
+        groups:
+          - name: g
+            rules:
+              - alert: Down
+                expr: up == 0
+                expr: vector(1)
+        """,
+    )
+    with pytest.raises(ContractError) as info:
+        rule_references(path, "alerts/dup.yml")
+    assert str(info.value) == (
+        "alerts/dup.yml: cannot read the rule file (line 6, column 9): duplicate key 'expr' (first on line 5)"
+    )

@@ -447,7 +447,7 @@ def _openslo(documents: Sequence[tuple[Mapping[str, Any], str]]) -> list[SLO]:
 def read_documents(path: Path, source: str) -> list[Mapping[str, Any]]:
     import yaml
 
-    from fraiseql_checks.config import yaml_problem
+    from fraiseql_checks import yamlfile
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -455,9 +455,9 @@ def read_documents(path: Path, source: str) -> list[Mapping[str, Any]]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SLOError(source, None, f"cannot read: {reason}") from None
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        documents = [doc for doc in yamlfile.load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
-        raise SLOError(source, None, f"not valid YAML{yaml_problem(exc)}") from None
+        raise SLOError(source, None, f"not valid YAML{yamlfile.problem(exc)}") from None
     for doc in documents:
         if not isinstance(doc, Mapping):
             raise SLOError(source, None, f"a document must be a mapping, got {type(doc).__name__}")
