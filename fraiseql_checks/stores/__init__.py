@@ -8,6 +8,17 @@ against each. Times are seconds since the epoch throughout.
 Schema changes go through each store's numbered migrations, so later features
 add tables without touching existing ones.
 
+Each check's state machine is kept too, one row per check (a ``StateRecord``),
+replaced in the transaction that writes the results and changes it came with: a
+restarted watcher loads them (``load_states``) and goes on where it was instead
+of starting every check over as ``unknown``.
+
+A store call may hang (a lock held elsewhere, a dead TCP peer, a hung disk): the
+writer gives up on it after a while and calls ``reset``, which drops the store's
+connections; the next call connects afresh. Writes are idempotent (results and
+changes are keyed, states are upserts), so retrying a batch that did land after
+all stores it once.
+
 SLOs read hourly rollups: each store keeps, per check and UTC hour, the good and
 bad runs and the seconds they count for, updated in the transaction that writes
 the results (a row ignored as a duplicate counts nothing). ``sli_totals`` answers
@@ -27,13 +38,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.states import State, StateChange, StateRecord
 from fraiseql_checks.trace import new_trace_id
-from fraiseql_checks.watch.state import State, StateChange
 
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
 
-__all__ = ["SLITotals", "State", "StateChange", "Store", "StoreUnavailable", "StoredResult", "open_store"]
+__all__ = [
+    "SLITotals",
+    "State",
+    "StateChange",
+    "StateRecord",
+    "Store",
+    "StoreUnavailable",
+    "StoredResult",
+    "open_store",
+]
 
 #: The width of a rollup bucket, in seconds.
 HOUR = 3600
@@ -119,9 +139,16 @@ class Store(Protocol):
         """Connect and create or migrate the tables. ``StoreUnavailable`` if the
         server is not there (the watcher retries); ``UsageError`` if it never will be."""
 
-    async def write(self, results: Sequence[StoredResult], changes: Sequence[StateChange]) -> None:
-        """Write one batch, atomically; writing the same batch twice stores it once.
-        ``StoreUnavailable`` when it could not: nothing of the batch was written then."""
+    async def write(
+        self, results: Sequence[StoredResult], changes: Sequence[StateChange], states: Sequence[StateRecord] = ()
+    ) -> None:
+        """Write one batch, atomically: the results, the state changes, and the states
+        (each replaces the check's previous one; of two for one check, the last wins).
+        Writing the same batch twice stores it once. ``StoreUnavailable`` when it
+        could not: nothing of the batch was written then."""
+
+    async def load_states(self) -> dict[str, StateRecord]:
+        """The latest state written of each check, by check id."""
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         """Results of ``check_id`` that started in ``[since, until)``, oldest first."""
@@ -140,11 +167,19 @@ class Store(Protocol):
         were pruned, the whole hours still count and the pruned edges count nothing."""
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
-        """Delete results and state changes older than ``before``, and the rollups of
-        hours that ended by ``rollups_before`` (``None``: keep every rollup); how many rows went."""
+        """Delete results and state changes older than ``before``, the states of checks
+        that ran last before ``before`` (a check gone from the project for the whole
+        retention), and the rollups of hours that ended by ``rollups_before``
+        (``None``: keep every rollup); how many rows went."""
+
+    async def reset(self) -> bool:
+        """Drop every connection now, giving up on whatever is in progress (a call that
+        got no answer); the next call connects afresh. Returns ``True`` when a write it
+        gave up on had already asked to commit, so it may have been stored after all;
+        ``False`` when nothing of it can be. Never waits on the server or the disk."""
 
     async def close(self) -> None:
-        """Release connections; safe to call when ``open`` failed."""
+        """Release connections; safe to call when ``open`` failed, and twice."""
 
 
 def change_row(change: StateChange) -> tuple[str, float, str, str, bool, str, str, str, int]:
@@ -173,6 +208,38 @@ def change_of(row: Sequence[Any]) -> StateChange:
         message=str(message),
         trace_id=str(trace_id),
         consecutive_failures=int(consecutive),
+    )
+
+
+def state_row(
+    record: StateRecord,
+) -> tuple[str, str, str, int, int, str, str, float | None, float | None]:
+    """A state as the stores' columns hold it (the time lists as JSON arrays)."""
+    return (
+        record.check_id,
+        record.base.value,
+        record.state.value,
+        record.consecutive_failures,
+        record.consecutive_successes,
+        json.dumps(record.failures),
+        json.dumps(record.changes),
+        record.since,
+        record.updated_at,
+    )
+
+
+def state_of(row: Sequence[Any]) -> StateRecord:
+    check_id, base, state, failures, successes, failure_times, change_times, since, updated_at = row
+    return StateRecord(
+        check_id=str(check_id),
+        base=State(base),
+        state=State(state),
+        consecutive_failures=int(failures),
+        consecutive_successes=int(successes),
+        failures=tuple(float(t) for t in json.loads(failure_times)),
+        changes=tuple(float(t) for t in json.loads(change_times)),
+        since=None if since is None else float(since),
+        updated_at=None if updated_at is None else float(updated_at),
     )
 
 

@@ -13,6 +13,11 @@ really inserted (not those ``ON CONFLICT DO NOTHING`` skipped), and it runs in t
 writer's transaction, so a batch written twice counts once, rows from a watcher of
 an older version count too, and concurrent watchers add to the same hours safely
 (the upsert locks each hour's row; sorting them avoids deadlocks).
+
+Each check's state is one row of ``fraiseql_check_states``, upserted in the batch's
+transaction. ``reset`` terminates the pool's connections: a transaction cut off
+before its COMMIT is rolled back by the server, so only a write already committing
+may have landed (``reset`` says so).
 """
 
 from __future__ import annotations
@@ -26,14 +31,17 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stores import (
     HOUR,
     SLITotals,
+    StateChange,
+    StateRecord,
     StoredResult,
     StoreUnavailable,
     change_of,
     change_row,
     plan_windows,
     result_of,
+    state_of,
+    state_row,
 )
-from fraiseql_checks.watch.state import StateChange
 
 if TYPE_CHECKING:
     import asyncpg
@@ -124,6 +132,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER fraiseql_check_slo_rollup AFTER INSERT ON fraiseql_check_results
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION fraiseql_check_slo_rollup();
     """,
+    # 3: each check's state machine, one row per check (``stores.StateRecord``); the
+    # time lists are JSON arrays of seconds since the epoch.
+    """
+    CREATE TABLE fraiseql_check_states (
+        check_id text PRIMARY KEY,
+        base text NOT NULL,
+        state text NOT NULL,
+        consecutive_failures integer NOT NULL,
+        consecutive_successes integer NOT NULL,
+        failures jsonb NOT NULL,
+        changes jsonb NOT NULL,
+        since timestamptz,
+        updated_at timestamptz
+    );
+    """,
 )
 _INSERT_RESULTS = """
 INSERT INTO fraiseql_check_results
@@ -142,6 +165,28 @@ FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[], $5::bool[], $6::te
             $9::int[]) AS u(c, a, p, s, q, r, m, t, n)
 ON CONFLICT DO NOTHING
 """
+# Sorted by check: concurrent watchers lock the rows in the same order.
+_UPSERT_STATES = """
+INSERT INTO fraiseql_check_states
+    (check_id, base, state, consecutive_failures, consecutive_successes, failures, changes, since, updated_at)
+SELECT c, b, s, f, k, fl, cl, to_timestamp(si), to_timestamp(w)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[], $8::float8[],
+            $9::float8[]) AS u(c, b, s, f, k, fl, cl, si, w)
+ORDER BY c
+ON CONFLICT (check_id) DO UPDATE SET
+    base = excluded.base,
+    state = excluded.state,
+    consecutive_failures = excluded.consecutive_failures,
+    consecutive_successes = excluded.consecutive_successes,
+    failures = excluded.failures,
+    changes = excluded.changes,
+    since = excluded.since,
+    updated_at = excluded.updated_at
+"""
+_STATE_COLUMNS = (
+    "check_id, base, state, consecutive_failures, consecutive_successes, failures::text, changes::text,"
+    " extract(epoch from since)::float8, extract(epoch from updated_at)::float8"
+)
 _RESULT_COLUMNS = (
     "check_id, extract(epoch from started_at)::float8, duration_s, outcome, message, trace_id,"
     " recorded_values::text, timed_out, kind, interval_s, silenced"
@@ -200,6 +245,9 @@ class PostgresStore:
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._migrated = False
+        #: Set by a write once it asks to commit, until it returns: a write given up on
+        #: then (``reset``) may have been stored.
+        self._committing: object | None = None
 
     async def _connection_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -237,30 +285,46 @@ class PostgresStore:
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    async def write(self, results: Sequence[StoredResult], changes: Sequence[StateChange]) -> None:
+    async def write(
+        self, results: Sequence[StoredResult], changes: Sequence[StateChange], states: Sequence[StateRecord] = ()
+    ) -> None:
+        token = object()
         try:
             pool = await self._connection_pool()
-            async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-                if results:
-                    await conn.execute(
-                        _INSERT_RESULTS,
-                        [r.trace_id for r in results],
-                        [r.check_id for r in results],
-                        [r.kind for r in results],
-                        [r.started_at for r in results],
-                        [r.duration_s for r in results],
-                        [r.outcome.value for r in results],
-                        [r.timed_out for r in results],
-                        [r.message for r in results],
-                        [r.values_json() for r in results],
-                        [r.interval_s for r in results],
-                        [r.silenced for r in results],
-                    )
-                if changes:
-                    rows = list(zip(*(change_row(c) for c in changes), strict=True))
-                    await conn.execute(_INSERT_CHANGES, *(list(column) for column in rows))
+            async with pool.acquire(timeout=self._timeout) as conn:
+                async with conn.transaction():
+                    if results:
+                        await conn.execute(
+                            _INSERT_RESULTS,
+                            [r.trace_id for r in results],
+                            [r.check_id for r in results],
+                            [r.kind for r in results],
+                            [r.started_at for r in results],
+                            [r.duration_s for r in results],
+                            [r.outcome.value for r in results],
+                            [r.timed_out for r in results],
+                            [r.message for r in results],
+                            [r.values_json() for r in results],
+                            [r.interval_s for r in results],
+                            [r.silenced for r in results],
+                        )
+                    if changes:
+                        rows = list(zip(*(change_row(c) for c in changes), strict=True))
+                        await conn.execute(_INSERT_CHANGES, *(list(column) for column in rows))
+                    if states:
+                        latest = {record.check_id: record for record in states}
+                        rows = list(zip(*(state_row(record) for record in latest.values()), strict=True))
+                        await conn.execute(_UPSERT_STATES, *(list(column) for column in rows))
+                    self._committing = token  # leaving the block sends COMMIT
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if self._committing is token:
+                self._committing = None
+
+    async def load_states(self) -> dict[str, StateRecord]:
+        rows = await self._fetch(f"SELECT {_STATE_COLUMNS} FROM fraiseql_check_states")
+        return {str(row[0]): state_of(tuple(row)) for row in rows}
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         rows = await self._fetch(
@@ -306,6 +370,7 @@ class PostgresStore:
         statements: list[tuple[str, float]] = [
             ("DELETE FROM fraiseql_check_results WHERE started_at < to_timestamp($1)", before),
             ("DELETE FROM fraiseql_check_state_changes WHERE at < to_timestamp($1)", before),
+            ("DELETE FROM fraiseql_check_states WHERE updated_at < to_timestamp($1)", before),
         ]
         if rollups_before is not None:  # the hours that ended by then
             last_hour = math.floor(rollups_before - HOUR)
@@ -320,6 +385,14 @@ class PostgresStore:
                 return removed
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def reset(self) -> bool:
+        # A transaction cut off before its COMMIT is rolled back by the server.
+        committing, self._committing = self._committing is not None, None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+        return committing
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -1,9 +1,16 @@
 """The embedded result store: one SQLite file (default ``.fraiseql-checks/results.db``).
 
 WAL journal, so readers never wait for the writer; batches of rows in one
-transaction; all SQLite work on one thread of its own, so the event loop never
-waits for the disk. Any value of ``store`` that is not a URL is a path to this
-file, relative to the root directory; ``sqlite:///path`` works too.
+transaction; all SQLite work on one thread of its own, with its own connection,
+so the event loop never waits for the disk. Any value of ``store`` that is not a
+URL is a path to this file, relative to the root directory; ``sqlite:///path``
+works too.
+
+A call stuck on that thread (a hung disk, a lock held longer than the busy
+timeout allows) cannot be taken back: ``reset`` leaves the thread to finish it
+alone and opens a fresh connection on a fresh thread. The write it gave up on
+checks before committing and rolls back instead, so only a write already
+committing when it was given up on may still land.
 
 Hourly SLO rollups (table ``slo_rollups``) are kept by a trigger on ``results``:
 it fires for the rows ``INSERT OR IGNORE`` really inserts, in the same
@@ -13,8 +20,9 @@ transaction, so a batch written twice counts once.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import queue
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,14 +34,17 @@ from fraiseql_checks.stores import (
     HOUR,
     SLIPlan,
     SLITotals,
+    StateChange,
+    StateRecord,
     StoredResult,
     StoreUnavailable,
     change_of,
     change_row,
     plan_windows,
     result_of,
+    state_of,
+    state_row,
 )
-from fraiseql_checks.watch.state import StateChange
 
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
@@ -117,12 +128,42 @@ MIGRATIONS: tuple[str, ...] = (
             bad_runs = bad_runs + excluded.bad_runs;
     END;
     """,
+    # 3: each check's state machine, one row per check (``stores.StateRecord``); the
+    # time lists are JSON arrays of seconds since the epoch.
+    """
+    CREATE TABLE check_states (
+        check_id TEXT PRIMARY KEY,
+        base TEXT NOT NULL,
+        state TEXT NOT NULL,
+        consecutive_failures INTEGER NOT NULL,
+        consecutive_successes INTEGER NOT NULL,
+        failures TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        since REAL,
+        updated_at REAL
+    ) WITHOUT ROWID;
+    """,
 )
 _RESULT_COLUMNS = (
     "check_id, started_at, duration_s, outcome, message, trace_id, recorded_values, timed_out, kind,"
     " interval_s, silenced"
 )
 _CHANGE_COLUMNS = "check_id, at, previous, state, silenced, reason, message, trace_id, consecutive_failures"
+_STATE_COLUMNS = (
+    "check_id, base, state, consecutive_failures, consecutive_successes, failures, changes, since, updated_at"
+)
+_UPSERT_STATE = f"""
+INSERT INTO check_states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (check_id) DO UPDATE SET
+    base = excluded.base,
+    state = excluded.state,
+    consecutive_failures = excluded.consecutive_failures,
+    consecutive_successes = excluded.consecutive_successes,
+    failures = excluded.failures,
+    changes = excluded.changes,
+    since = excluded.since,
+    updated_at = excluded.updated_at
+"""
 # sli_totals: the checks and the segments (disjoint ranges, see ``stores.SLIPlan``)
 # go to temporary tables, whose primary keys order the outer loops: each check's rows
 # of a segment are read by one seek into the primary key, (check_id, bucket) or
@@ -166,17 +207,158 @@ def _path_of(url: str, rootdir: Path) -> Path | None:
     return rootdir / url
 
 
-class SQLiteStore:
-    """Results and state changes in one SQLite file."""
+class _GaveUp(Exception):
+    """``reset`` gave up on this write before it committed: it rolled back instead."""
 
-    def __init__(self, path: Path) -> None:
+
+class _Lane:
+    """One daemon thread with one connection, running the store's calls in order.
+
+    A daemon, unlike ``concurrent.futures``' threads: a call stuck on a hung disk keeps
+    neither the event loop nor the process from exiting.
+    """
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        #: ``reset`` gave up on this lane: the write it runs rolls back, what is queued fails.
+        self._abandoned = False
+        #: A write on this lane asked to commit and has not returned yet.
+        self._committing = False
+        threading.Thread(target=self._work, name=f"fraiseql-check-sqlite {store.path}", daemon=True).start()
+
+    def submit(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue ``func(lane, *args)`` for the lane's thread; its future."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((func, args, future))
+        return future
+
+    async def call(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(lane, *args)`` on the lane's thread; cancelling the caller leaves it running."""
+        return await self.submit(func, *args)
+
+    def stop(self) -> None:
+        """The thread closes the connection and exits once what is queued has run."""
+        self._jobs.put(None)
+
+    async def close(self, timeout: float) -> None:
+        """Close the connection and end the thread once what is queued has run; after
+        ``timeout`` seconds, give up on a thread stuck in a call instead."""
+        closing = self.submit(_Lane._disconnect)
+        self.stop()
+        done, _ = await asyncio.wait({closing}, timeout=timeout)
+        if not done:
+            closing.cancel()
+            self.abandon()
+        elif not closing.cancelled():
+            closing.exception()  # retrieved: a lane given up on before refuses, nothing to report
+
+    def abandon(self) -> bool:
+        """Give up on the lane: whether a write on it was already committing. What is
+        queued behind the call it runs fails now rather than wait for that call."""
+        with self._lock:
+            self._abandoned = True
+            committing = self._committing
+            if self._conn is not None and not committing:
+                self._conn.interrupt()  # a long statement ends now; the check before COMMIT does the rest
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                future = job[2]
+                future.get_loop().call_soon_threadsafe(_deliver, future, None, _reset_error())
+        self.stop()
+        return committing
+
+    # -- on the lane's thread ----------------------------------------------------------
+
+    def db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = self._store._connect()
+            with self._lock:
+                self._conn = conn
+        return self._conn
+
+    def _disconnect(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        """COMMIT, unless the lane was given up on: then ``_GaveUp`` (the caller rolls back)."""
+        with self._lock:
+            if self._abandoned:
+                raise _GaveUp("the store was reset during the write")
+            self._committing = True
+        try:
+            conn.execute("COMMIT")
+        finally:
+            with self._lock:
+                self._committing = False
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            func, args, future = job
+            value: Any = None
+            error: BaseException | None = None
+            if self._abandoned:
+                error = _reset_error()
+            else:
+                try:
+                    value = func(self, *args)
+                except BaseException as exc:  # delivered to the caller
+                    error = exc
+            try:
+                future.get_loop().call_soon_threadsafe(_deliver, future, value, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+        self._disconnect()
+
+
+def _reset_error() -> StoreUnavailable:
+    return StoreUnavailable("the store's connection was reset: a call got no answer")
+
+
+def _deliver(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller stopped waiting
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock (past the busy timeout): it will let go, retry later."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class SQLiteStore:
+    """Results, state changes and check states in one SQLite file."""
+
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
         self.path = path
         self.url = str(path)
-        self._conn: sqlite3.Connection | None = None
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-check-sqlite")
+        #: How long a statement waits for a lock another connection holds before it
+        #: fails with "database is locked" (a ``StoreUnavailable``: the writer retries).
+        self.busy_timeout = busy_timeout
+        self._lane: _Lane | None = None
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
+        if self._lane is None:
+            self._lane = _Lane(self)
+        return await self._lane.call(func, *args)
 
     # -- on the store's thread -----------------------------------------------------------
 
@@ -186,7 +368,7 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
             # Writes go to as many places in the table as there are checks (and the
             # rollup trigger's upserts to as many more): the default 2 MB cache thrashes.
             conn.execute("PRAGMA cache_size=-16384")
@@ -195,17 +377,25 @@ class SQLiteStore:
                 conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version={number}; COMMIT;")
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.executescript(_SLI_TABLES)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            if _locked(exc):
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise UsageError(f"cannot open the result store {self.path}: {exc}") from None
+        except OSError as exc:
             raise UsageError(f"cannot open the result store {self.path}: {exc}") from None
         return conn
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = self._connect()
-        return self._conn
+    def _open(self, lane: _Lane) -> None:
+        lane.db()
 
-    def _write(self, results: Sequence[StoredResult], changes: Sequence[StateChange]) -> None:
-        conn = self._db()
+    def _write(
+        self,
+        lane: _Lane,
+        results: Sequence[StoredResult],
+        changes: Sequence[StateChange],
+        states: Sequence[StateRecord],
+    ) -> None:
+        conn = lane.db()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -234,21 +424,25 @@ class SQLiteStore:
                         f"INSERT OR IGNORE INTO state_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [change_row(c) for c in changes],
                     )
-                conn.execute("COMMIT")
+                if states:
+                    latest = {record.check_id: record for record in states}
+                    conn.executemany(_UPSERT_STATE, [state_row(latest[c]) for c in sorted(latest)])
+                lane.commit(conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # an interrupted statement rolls back by itself
+                    conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:  # disk full, locked for too long, file removed
+        except sqlite3.Error as exc:  # disk full, locked for too long, file removed, interrupted
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    def _query(self, lane: _Lane, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self._db().execute(sql, params).fetchall()
+            return lane.db().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def _sli_totals(self, check_ids: Sequence[str], plan: SLIPlan) -> tuple[list[Any], list[Any]]:
-        conn = self._db()
+    def _sli_totals(self, lane: _Lane, check_ids: Sequence[str], plan: SLIPlan) -> tuple[list[Any], list[Any]]:
+        conn = lane.db()
         try:
             # One read transaction: both statements see the same data. Writing the
             # temporary tables locks nothing; the rollback empties them.
@@ -264,16 +458,18 @@ class SQLiteStore:
                 hours = conn.execute(_SLI_HOURS).fetchall() if plan.hours else []
                 raw = conn.execute(_SLI_RAW).fetchall() if plan.raw else []
             finally:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return hours, raw
 
-    def _prune(self, before: float, rollups_before: float | None) -> int:
-        conn = self._db()
+    def _prune(self, lane: _Lane, before: float, rollups_before: float | None) -> int:
+        conn = lane.db()
         try:
             removed = conn.execute("DELETE FROM results WHERE started_at < ?", (before,)).rowcount
             removed += conn.execute("DELETE FROM state_changes WHERE at < ?", (before,)).rowcount
+            removed += conn.execute("DELETE FROM check_states WHERE updated_at < ?", (before,)).rowcount
             if rollups_before is not None:
                 sql = "DELETE FROM slo_rollups WHERE bucket <= ?"
                 removed += conn.execute(sql, (rollups_before - HOUR,)).rowcount
@@ -281,18 +477,19 @@ class SQLiteStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return int(removed)
 
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     # -- the Store protocol --------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._call(self._db)
+        await self._call(self._open)
 
-    async def write(self, results: Sequence[StoredResult], changes: Sequence[StateChange]) -> None:
-        await self._call(self._write, results, changes)
+    async def write(
+        self, results: Sequence[StoredResult], changes: Sequence[StateChange], states: Sequence[StateRecord] = ()
+    ) -> None:
+        await self._call(self._write, results, changes, states)
+
+    async def load_states(self) -> dict[str, StateRecord]:
+        rows = await self._call(self._query, f"SELECT {_STATE_COLUMNS} FROM check_states", ())
+        return {str(row[0]): state_of(row) for row in rows}
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         sql = (
@@ -321,11 +518,16 @@ class SQLiteStore:
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         return await self._call(self._prune, before, rollups_before)
 
+    async def reset(self) -> bool:
+        lane, self._lane = self._lane, None
+        return lane is not None and lane.abandon()
+
     async def close(self) -> None:
-        try:
-            await self._call(self._close)
-        finally:
-            self._thread.shutdown(wait=False)
+        lane, self._lane = self._lane, None
+        if lane is None:
+            return
+        # A thread stuck in a call gets as long as a lock wait may last, then it is left alone.
+        await lane.close(self.busy_timeout + 5.0)
 
 
 @hookimpl(trylast=True)

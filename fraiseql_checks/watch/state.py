@@ -7,42 +7,22 @@ It turns failing after ``failure_threshold`` failing runs in a row (or, with
 within the flapping window is ``flapping``: that is one change, reported once, and
 it stays flapping until it has held one state for a whole window. Skipped runs
 change nothing. Pure logic: the clock is the ``at`` each run brings.
+
+``snapshot`` gives what the store keeps of a machine (a ``StateRecord``), ``restore``
+puts it back after a restart, so a check failing for an hour does not start over
+as ``unknown`` and its subscribers are not told again.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import enum
 
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.result import Outcome
+from fraiseql_checks.states import State, StateChange, StateRecord
 
-
-class State(enum.StrEnum):
-    UNKNOWN = "unknown"
-    PASSING = "passing"
-    FAILING = "failing"
-    FLAPPING = "flapping"
-
-
-@dataclasses.dataclass(frozen=True)
-class StateChange:
-    """One check changed state: what notifiers get and what the store keeps."""
-
-    check_id: str
-    #: When it changed (the start of the run that changed it), seconds since the epoch.
-    at: float
-    previous: State
-    state: State
-    #: A maintenance window covered the check: notifiers should stay quiet.
-    silenced: bool = False
-    #: Why, in words: ``"3 failing runs in a row"``, ``"6 changes within 10m"``.
-    reason: str = ""
-    #: The message of the run that caused the change.
-    message: str = ""
-    trace_id: str = ""
-    consecutive_failures: int = 0
+__all__ = ["CheckState", "Rules", "State", "StateChange", "StateRecord"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +57,9 @@ class CheckState:
         "consecutive_failures",
         "consecutive_successes",
         "rules",
+        "since",
         "state",
+        "updated_at",
     )
 
     def __init__(self, check_id: str, rules: Rules) -> None:
@@ -93,6 +75,53 @@ class CheckState:
             maxlen=rules.failures_within[0] if rules.failures_within else 1
         )
         self._changes: collections.deque[float] = collections.deque(maxlen=max(rules.flap_changes, 1))
+        #: When ``state`` began (the run that changed it); ``None`` while still the first ``unknown``.
+        self.since: float | None = None
+        #: The start of the last run observed.
+        self.updated_at: float | None = None
+
+    def snapshot(self) -> StateRecord:
+        """All this machine needs to go on where it is, for the store."""
+        return StateRecord(
+            check_id=self.check_id,
+            base=self.base,
+            state=self.state,
+            consecutive_failures=self.consecutive_failures,
+            consecutive_successes=self.consecutive_successes,
+            failures=tuple(self._failures),
+            changes=tuple(self._changes),
+            since=self.since,
+            updated_at=self.updated_at,
+        )
+
+    def restore(self, record: StateRecord) -> None:
+        """Go on from ``record`` (a snapshot, maybe taken before a restart) under this
+        machine's rules.
+
+        Under the same rules the machine behaves exactly as the one the snapshot was
+        taken of would have. When the rules changed in between (a new threshold or
+        flapping window), it behaves as that machine would after ``update_rules``:
+        counts and state are kept, the windows keep their newest times. A record
+        that no machine could have produced (a negative count, ``flapping`` over an
+        ``unknown`` base, a state that is neither its base nor ``flapping``) is
+        brought back to the nearest state that one could.
+        """
+        if record.check_id != self.check_id:
+            raise ValueError(f"the state of {record.check_id!r} cannot be restored into {self.check_id!r}")
+        rules = self.rules
+        self.base = State(record.base)
+        state = State(record.state)
+        if state is not self.base and (state is not State.FLAPPING or self.base is State.UNKNOWN):
+            state = self.base
+        self.state = state
+        self.consecutive_failures = max(int(record.consecutive_failures), 0)
+        self.consecutive_successes = max(int(record.consecutive_successes), 0)
+        self._failures = collections.deque(
+            sorted(record.failures), maxlen=rules.failures_within[0] if rules.failures_within else 1
+        )
+        self._changes = collections.deque(sorted(record.changes), maxlen=max(rules.flap_changes, 1))
+        self.since = record.since
+        self.updated_at = record.updated_at
 
     def update_rules(self, rules: Rules) -> None:
         """New thresholds after a reload; the counts so far are kept."""
@@ -108,6 +137,7 @@ class CheckState:
         self, outcome: Outcome, at: float, *, silenced: bool = False, message: str = "", trace_id: str = ""
     ) -> StateChange | None:
         """Account for one run that started at ``at``; the change it caused, if any."""
+        self.updated_at = at
         if outcome is Outcome.SKIPPED:
             return None
         rules = self.rules
@@ -151,6 +181,7 @@ class CheckState:
             self.state = base
         if self.state is previous:
             return None
+        self.since = at
         return StateChange(
             check_id=self.check_id,
             at=at,

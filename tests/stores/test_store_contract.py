@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.stores import SLITotals, Store, StoredResult, postgres, sqlite
+from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable, postgres, sqlite
 from fraiseql_checks.watch.state import State, StateChange
 
 T = TypeVar("T")
@@ -370,7 +370,107 @@ def test_migrating_fills_the_rollups_from_the_results_stored_before(make_store: 
 
     left, totals = run(store, body)
     assert left == []
+    assert run(make_store(), lambda s: s.load_states()) == {}  # the states' table came with the migrations
     assert totals == {
         "a": [SLITotals(30.0, 0.0, 2, 2), SLITotals(30.0, 0.0, 2, 1)],
         "b": [SLITotals(0.0, 0.0, 1, 0), SLITotals(0.0, 0.0, 1, 0)],
     }
+
+
+# -- check states ------------------------------------------------------------------------
+
+
+def state(check: str, at: float, **extra: object) -> StateRecord:
+    values: dict[str, object] = {
+        "base": State.FAILING,
+        "state": State.FAILING,
+        "consecutive_failures": 3,
+        "failures": (at - 20.5, at - 10.25, at + 0.123456789),  # kept exactly: the machine compares them
+        "changes": (at - 600.0, at - 0.1),
+        "since": at - 0.5,
+        "updated_at": at,
+    }
+    values.update(extra)
+    return StateRecord(check, **values)  # type: ignore[arg-type]
+
+
+def test_check_states_are_kept_one_per_check_the_newest_written(make_store: Callable[[], Store]) -> None:
+    first = [state("a", T0), state("b", T0, base=State.PASSING, state=State.FLAPPING, consecutive_failures=0)]
+    newer_a = state("a", T0 + 30, consecutive_failures=4, consecutive_successes=0, failures=(), changes=())
+    fresh = StateRecord("c", State.UNKNOWN, State.UNKNOWN)  # a machine that saw no run yet
+
+    async def body(s: Store) -> tuple[dict[str, StateRecord], dict[str, StateRecord]]:
+        empty = await s.load_states()
+        await s.write([result("a", T0)], [], first)
+        await s.write([result("a", T0 + 30)], [], [newer_a, fresh])
+        await s.write([result("a", T0 + 30)], [], [newer_a, fresh])  # a retry
+        return empty, await s.load_states()
+
+    empty, loaded = run(make_store(), body)
+    assert empty == {}
+    assert loaded == {"a": newer_a, "b": first[1], "c": fresh}
+
+    async def reopened(s: Store) -> dict[str, StateRecord]:
+        return await s.load_states()
+
+    assert run(make_store(), reopened) == loaded
+
+
+def test_a_batch_that_fails_writes_no_state(store: Store) -> None:
+    """States go in the transaction of the results and changes they came with."""
+
+    async def body(s: Store) -> tuple[dict[str, StateRecord], list[StateChange], list[StoredResult]]:
+        await s.write([], [], [state("a", T0)])
+        broken = result("a", T0 + 2, message="\ud800")  # a lone surrogate: no UTF-8 for it
+        with pytest.raises((UnicodeEncodeError, StoreUnavailable)):
+            await s.write(
+                [result("a", T0 + 1), broken],
+                [StateChange("a", T0 + 1, State.FAILING, State.PASSING)],
+                [state("a", T0 + 1, base=State.PASSING, state=State.PASSING)],
+            )
+        return await s.load_states(), await s.state_changes(0, T0 * 2), await s.results("a", 0, T0 * 2)
+
+    loaded, changes, results = run(store, body)
+    assert loaded == {"a": state("a", T0)} and changes == [] and results == []
+
+
+def test_prune_removes_the_states_of_checks_that_did_not_run_within_the_retention(store: Store) -> None:
+    async def body(s: Store) -> tuple[int, dict[str, StateRecord]]:
+        await s.write(
+            [],
+            [],
+            [
+                state("gone", T0 - 3600),
+                state("kept", T0 + 5),
+                StateRecord("never-ran", State.UNKNOWN, State.UNKNOWN),
+            ],
+        )
+        return await s.prune(T0), await s.load_states()
+
+    removed, loaded = run(store, body)
+    assert removed == 1 and sorted(loaded) == ["kept", "never-ran"]
+
+
+def test_reset_drops_the_connections_and_the_store_goes_on(store: Store) -> None:
+    async def body(s: Store) -> tuple[bool, bool, list[StoredResult]]:
+        await s.write([result("a", T0)], [])
+        idle = await s.reset()  # nothing in progress: nothing that may have been stored
+        await s.write([result("a", T0 + 1)], [])
+        twice = await s.reset() or await s.reset()
+        return idle, twice, await s.results("a", 0, T0 * 2)
+
+    idle, twice, stored = run(store, body)
+    assert not idle and not twice
+    assert [r.started_at for r in stored] == pytest.approx([T0, T0 + 1])
+
+
+def test_closing_twice_and_closing_a_store_never_opened_are_fine(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        unopened = make_store()
+        await unopened.close()
+        s = make_store()
+        await s.open()
+        await s.close()
+        await s.close()
+
+    asyncio.run(main())

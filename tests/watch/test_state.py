@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import random
 
 import pytest
 
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.spec import make_spec
 from fraiseql_checks.watch.maintenance import as_windows, silenced, windows_for
-from fraiseql_checks.watch.state import CheckState, Rules, State, StateChange
+from fraiseql_checks.watch.state import CheckState, Rules, State, StateChange, StateRecord
 
 P, F, E, S = Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED
 
@@ -148,3 +150,150 @@ def test_bad_windows_say_what_is_wrong(raw: dict[str, object], message: str) -> 
         as_windows([{"from": "01:00", "to": "02:00"}, raw])
     with pytest.raises(ValueError, match="window 2"):
         as_windows([{"from": "01:00", "to": "02:00"}, raw])
+
+
+# ---- snapshot and restore: a restarted watcher goes on where it was --------------------
+
+
+RULE_SETS = [
+    Rules(),
+    Rules(failure_threshold=3, success_threshold=2, flap_changes=4, flap_window=60.0),
+    Rules(failures_within=(3, 20.0), success_threshold=2, flap_changes=3, flap_window=45.0),
+    Rules(failure_threshold=2, flap_changes=0),
+]
+
+
+def runs(seed: int, count: int = 300) -> list[tuple[Outcome, float]]:
+    """Outcomes in streaks of random length, some skipped, at uneven times: every
+    threshold, window and flapping rule above gets crossed both ways."""
+    rng = random.Random(seed)
+    at, out = 1_750_000_000.0, list[tuple[Outcome, float]]()
+    while len(out) < count:
+        outcome = rng.choice([P, P, F, E])
+        for _ in range(rng.choice([1, 1, 2, 3, 6])):
+            out.append((S if rng.random() < 0.1 else outcome, at))
+            at += rng.choice([1.0, 5.0, 7.5, 30.0, 90.0])
+    return out[:count]
+
+
+def observe_all(state: CheckState, sequence: list[tuple[Outcome, float]]) -> list[StateChange | None]:
+    return [state.observe(outcome, at, message=f"run at {at}", trace_id=str(at)) for outcome, at in sequence]
+
+
+def fields(state: CheckState) -> tuple[object, ...]:
+    return (state.snapshot(), state.rules)
+
+
+@pytest.mark.parametrize("rules", RULE_SETS)
+def test_a_restored_machine_goes_on_exactly_as_the_original(rules: Rules) -> None:
+    seen: set[State] = set()
+    for seed in range(20):
+        sequence = runs(seed)
+        for cut_at in (0, 1, 37, 150, 299):
+            original = CheckState("c", rules)
+            observe_all(original, sequence[:cut_at])
+            restored = CheckState("c", rules)
+            restored.restore(original.snapshot())
+            assert fields(restored) == fields(original)
+            for outcome, at in sequence[cut_at:]:
+                want = original.observe(outcome, at, message="m", trace_id="t")
+                got = restored.observe(outcome, at, message="m", trace_id="t")
+                assert got == want, (seed, cut_at, at)
+                assert fields(restored) == fields(original), (seed, cut_at, at)
+                seen.add(original.state)
+    # the sequences are not trivial: they reach every state the rules allow
+    assert seen >= {State.PASSING, State.FAILING} | ({State.FLAPPING} if rules.flap_changes else set())
+
+
+def test_the_windows_travel_in_the_snapshot() -> None:
+    """Without the failure times and the change times, a restored machine would decide
+    differently: the snapshot carries them, oldest first."""
+    rules = Rules(failures_within=(3, 20.0), flap_changes=3, flap_window=100.0)
+    state = CheckState("c", rules)
+    observe_all(state, [(P, 0.0), (F, 5.0), (P, 6.0), (F, 10.0), (F, 11.0), (P, 12.0)])
+    record = state.snapshot()
+    assert record.failures == (5.0, 10.0, 11.0)
+    assert record.changes == (11.0, 12.0)  # failing at 11, passing again at 12
+    assert record.state is State.PASSING and record.since == 12.0 and record.updated_at == 12.0
+    restored = CheckState("c", rules)
+    restored.restore(record)
+    # one more failure: three within 20 s, so failing, and three changes within 100 s: flapping
+    change = restored.observe(F, 13.0)
+    assert change is not None and change == state.observe(F, 13.0)
+    assert (change.previous, change.state) == (State.PASSING, State.FLAPPING)
+    fresh = CheckState("c", rules)
+    assert fresh.observe(F, 13.0) is None and fresh.state is State.UNKNOWN
+
+
+def test_a_restart_keeps_counting_and_tells_nobody_again() -> None:
+    """The failing check of 58 runs stays failing at 59; a fresh machine would report
+    ``unknown -> failing`` again."""
+    rules = Rules(failure_threshold=3)
+    state = CheckState("c", rules)
+    observe_all(state, [(F, float(t)) for t in range(58)])
+    assert state.consecutive_failures == 58 and state.since == 2.0
+    restored = CheckState("c", rules)
+    restored.restore(state.snapshot())
+    assert restored.observe(F, 3600.0) is None
+    assert restored.consecutive_failures == 59 and restored.state is State.FAILING and restored.since == 2.0
+    assert restored.updated_at == 3600.0
+
+
+def test_a_flapping_check_stays_flapping_across_a_restart_and_settles_after_its_window() -> None:
+    rules = Rules(flap_changes=4, flap_window=60.0)
+    state = CheckState("c", rules)
+    feed(state, [P, F, P, F, P])
+    assert state.state is State.FLAPPING
+    restored = CheckState("c", rules)
+    restored.restore(state.snapshot())
+    assert restored.observe(P, 30.0) is None and restored.state is State.FLAPPING
+    settled = restored.observe(P, 64.0)  # the last change was at 4
+    assert settled is not None and (settled.previous, settled.state) == (State.FLAPPING, State.PASSING)
+
+
+def test_skipped_runs_update_nothing_but_the_time_of_the_last_run() -> None:
+    state = CheckState("c", Rules())
+    state.observe(F, 1.0)
+    before = state.snapshot()
+    assert state.observe(S, 2.0) is None
+    assert state.snapshot() == dataclasses.replace(before, updated_at=2.0)
+    assert CheckState("c", Rules()).snapshot() == StateRecord("c", State.UNKNOWN, State.UNKNOWN)
+
+
+@pytest.mark.parametrize("cut_at", [2, 5, 9, 14])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (Rules(failure_threshold=5, flap_changes=100), Rules(failure_threshold=2, flap_changes=100)),
+        (Rules(failure_threshold=2, success_threshold=3), Rules(failure_threshold=4)),
+        (Rules(failures_within=(4, 60.0)), Rules(failures_within=(2, 5.0))),
+        (Rules(failure_threshold=2), Rules(failures_within=(3, 10.0))),
+        (Rules(flap_changes=6, flap_window=600.0), Rules(flap_changes=3, flap_window=5.0)),
+        (Rules(flap_changes=3, flap_window=600.0), Rules(flap_changes=0)),
+    ],
+)
+def test_restoring_under_new_rules_is_what_a_reload_would_have_done(old: Rules, new: Rules, cut_at: int) -> None:
+    """The thresholds or the flapping window changed while the watcher was down: the
+    restored machine behaves as the old one after ``update_rules``, counts kept."""
+    outcomes = [P, F, P, F, F, P, F, F, F, P, P, F, P, F, F, F, P, P, P, F]
+    sequence = [(outcome, 10.0 * index) for index, outcome in enumerate(outcomes)]
+    original = CheckState("c", old)
+    observe_all(original, sequence[:cut_at])
+    restored = CheckState("c", new)
+    restored.restore(original.snapshot())
+    original.update_rules(new)
+    assert fields(restored) == fields(original)
+    assert observe_all(restored, sequence[cut_at:]) == observe_all(original, sequence[cut_at:])
+    assert fields(restored) == fields(original)
+
+
+def test_a_record_no_machine_could_have_written_is_made_sane() -> None:
+    state = CheckState("c", Rules(flap_changes=100))
+    state.restore(StateRecord("c", State.UNKNOWN, State.FLAPPING, consecutive_failures=-3, changes=(9.0, 1.0)))
+    assert (state.base, state.state, state.consecutive_failures) == (State.UNKNOWN, State.UNKNOWN, 0)
+    assert state.snapshot().changes == (1.0, 9.0)
+    assert transitions(feed(state, [P], start=20.0)) == [("unknown", "passing")]
+    state.restore(StateRecord("c", State.PASSING, State.FAILING))  # neither its base nor flapping
+    assert state.state is State.PASSING
+    with pytest.raises(ValueError, match="'other'"):
+        state.restore(StateRecord("other", State.PASSING, State.PASSING))
