@@ -4,6 +4,13 @@ It runs on the watcher's event loop. HTTP/1.1 parsing is h11's (the protocol
 library under httpx), so keep-alive, pipelining and malformed requests are
 handled by code made for it; this module only routes ``GET`` and ``HEAD``.
 Other plugins can add pages with ``server.routes[path] = handler``.
+
+No client can blind the watcher by holding connections: their number is capped,
+and at the cap a new connection evicts the one that has waited longest for a
+request (never one receiving a response), so a probe gets through a flood of
+half-sent requests. A request head must arrive within ``head_timeout``, a
+kept-alive connection may idle for ``keep_alive_timeout``, and a client that
+stops reading its response is dropped after ``write_timeout``.
 """
 
 from __future__ import annotations
@@ -12,15 +19,26 @@ import asyncio
 import contextlib
 import dataclasses
 import http
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 import h11
 
 from fraiseql_checks import __version__
 
-_IDLE_TIMEOUT = 60.0
 _MAX_REQUEST = 16 * 1024
 _BATCH = 1024 * 1024
+_SERVER = f"fraiseql-check/{__version__}".encode()
+_BUSY_BODY = b"every connection of this watcher is busy answering; try again\n"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\n"
+    b"connection: close\r\n"
+    b"retry-after: 1\r\n"
+    b"server: %s\r\n\r\n%s"
+) % (len(_BUSY_BODY), _SERVER, _BUSY_BODY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,29 +63,93 @@ def _reason(status: int) -> bytes:
 
 
 class HTTPServer:
-    """Serves ``routes`` (path → handler) on one address."""
+    """Serves ``routes`` (path → handler) on one address to at most ``max_connections`` clients.
 
-    def __init__(self) -> None:
+    ``max_connections`` defaults to 256: the watcher's real clients (a Prometheus
+    pair, the kubelet's probes, someone with curl) need a handful, and 256 sockets
+    are a quarter of the usual 1024 file descriptors, leaving the rest to checks.
+    In a flood asyncio holds up to about 300 more for an instant: it accepts up to
+    100 at a time before the server sees them, and closes evicted ones a turn later.
+    ``head_timeout`` bounds how long a request head may take to arrive whole, from
+    the connection's start or, on a kept-alive connection, from its first byte;
+    ``keep_alive_timeout`` bounds how long a kept-alive connection may wait for that
+    first byte; ``write_timeout`` bounds how long one write of a response may wait
+    for the client to read it.
+
+    The counters (plain ints, for ``/metrics``): ``connections_open``,
+    ``connections_accepted_total`` (every connection, also those then turned away),
+    ``connections_evicted_total`` (closed to make room for a new one),
+    ``connections_rejected_total`` (answered 503 because every open one was busy
+    answering) and ``requests_timed_out_total`` (a head not whole within
+    ``head_timeout`` or a response not read within ``write_timeout``; an idle
+    kept-alive connection closed on time is not counted).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 256,
+        head_timeout: float = 10.0,
+        keep_alive_timeout: float = 20.0,
+        write_timeout: float = 10.0,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self.routes: dict[str, Handler] = {}
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
         self.address = ""
+        self.max_connections = max_connections
+        self.head_timeout = head_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.write_timeout = write_timeout
+        self.connections_open = 0
+        self.connections_accepted_total = 0
+        self.connections_evicted_total = 0
+        self.connections_rejected_total = 0
+        self.requests_timed_out_total = 0
+        self._server: asyncio.Server | None = None
+        self._open: set[_Connection] = set()
+        # Connections waiting for a request (or the rest of one), longest-waiting first:
+        # the eviction order, kept in O(1) per change.
+        self._waiting: OrderedDict[_Connection, None] = OrderedDict()
 
     async def start(self, host: str, port: int) -> None:
         """Listen; ``OSError`` when the address is taken or not ours."""
-        self._server = await asyncio.start_server(self._connection, host, port, reuse_address=True, limit=_MAX_REQUEST)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
         sockname = self._server.sockets[0].getsockname()
         self.address = f"{host}:{sockname[1]}"
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
+            tasks = [conn.task for conn in self._open if conn.task is not None]
+            for conn in list(self._open):
+                conn.abort()
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
+
+    def _admit(self, conn: _Connection) -> None:
+        self.connections_accepted_total += 1
+        if len(self._open) >= self.max_connections:
+            if not self._waiting:
+                self.connections_rejected_total += 1
+                conn.turn_away()
+                return
+            oldest, _ = self._waiting.popitem(last=False)
+            self.connections_evicted_total += 1
+            oldest.abort()
+        self._open.add(conn)
+        self.connections_open = len(self._open)
+        conn.wait(self.head_timeout)
+
+    def _forget(self, conn: _Connection) -> None:
+        self._waiting.pop(conn, None)
+        self._open.discard(conn)
+        self.connections_open = len(self._open)
 
     async def _page(self, request: h11.Request) -> Page:
         if request.method not in (b"GET", b"HEAD"):
@@ -80,7 +162,151 @@ class HTTPServer:
         page = handler()
         return page if isinstance(page, Page) else await page
 
-    async def _send_body(self, conn: h11.Connection, writer: asyncio.StreamWriter, pieces: Sequence[bytes]) -> None:
+
+class _Dropped(Exception):
+    """The connection was aborted while a response was being written."""
+
+
+class _Connection(asyncio.Protocol):
+    """One client: waits for a request under a deadline, answers it, repeats."""
+
+    transport: asyncio.Transport
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
+        #: The response being made and sent; while it runs the connection is busy.
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        #: Bytes of a request have arrived, so the head deadline (not the idle one) runs.
+        self.receiving = False
+        self.paused = False
+        self.writable: asyncio.Future[None] | None = None
+
+    # -- asyncio's calls -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.server._admit(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.h11.receive_data(data)
+        if self.task is None:
+            if not self.receiving:
+                self._deadline(self.server.head_timeout, self._head_timed_out)
+                self.receiving = True
+            self._advance()
+
+    def eof_received(self) -> bool:
+        self.h11.receive_data(b"")
+        if self.task is None:
+            self._advance()
+        return True  # a half-closed client still gets its answer; _advance closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._forget(self)
+        self._cancel_timer()
+        if self.task is not None:
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    # -- states ----------------------------------------------------------------------------
+
+    def wait(self, timeout: float) -> None:
+        """Wait, evictable, for a request or the rest of one; ``timeout`` from now."""
+        self.server._waiting[self] = None
+        self.receiving = True
+        self._deadline(timeout, self._head_timed_out)
+
+    def _wait_after_response(self) -> None:
+        pending = self.h11.their_state is not h11.IDLE or bool(self.h11.trailing_data[0])
+        if pending:
+            self.wait(self.server.head_timeout)
+        else:
+            self.server._waiting[self] = None
+            self.receiving = False
+            self._deadline(self.server.keep_alive_timeout, self.abort)
+
+    def _advance(self) -> None:
+        """Act on what h11 has parsed: answer a request, drop body bytes, or wait for more."""
+        if self.transport.is_closing():
+            return
+        conn = self.h11
+        try:
+            while True:
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                if conn.our_state is not h11.IDLE and conn.our_state is not h11.DONE:
+                    self.close()  # MUST_CLOSE: the client asked for it, or spoke HTTP/1.0
+                    return
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    if self not in self.server._waiting:
+                        self._wait_after_response()
+                    self.transport.resume_reading()
+                    return
+                if isinstance(event, h11.Request):
+                    self._answer(event)
+                    return
+                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    self.close()
+                    return
+                # Data and EndOfMessage of a request body: not read, dropped.
+        except h11.RemoteProtocolError as exc:
+            self._refuse(exc)
+
+    def _answer(self, request: h11.Request) -> None:
+        self.server._waiting.pop(self, None)
+        self._cancel_timer()
+        self.transport.pause_reading()  # pipelined requests wait in the kernel, not in memory
+        self.task = self.loop.create_task(self._respond(request))
+
+    async def _respond(self, request: h11.Request) -> None:
+        try:
+            await self._send(await self._page(request), head_only=request.method == b"HEAD")
+        except _Dropped:
+            return
+        except Exception as exc:
+            self._report(f"answering {request.target.decode('latin-1')} failed", exc)
+            self.abort()
+            return
+        finally:
+            self.task = None
+        self._advance()
+
+    async def _page(self, request: h11.Request) -> Page:
+        try:
+            return await self.server._page(request)
+        except Exception as exc:
+            self._report(f"the page {request.target.decode('latin-1')} failed", exc)
+            return Page(500, b"internal error; the watcher's log says why\n")
+
+    async def _send(self, page: Page, head_only: bool) -> None:
+        pieces = page.pieces()
+        headers = [
+            (b"content-type", page.content_type.encode()),
+            (b"content-length", str(sum(map(len, pieces))).encode()),
+            (b"server", _SERVER),
+        ]
+        response = h11.Response(status_code=page.status, headers=headers, reason=_reason(page.status))
+        self.transport.write(self.h11.send(response) or b"")
+        if not head_only:
+            await self._send_body(pieces)
+        self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
+        await self._drain()
+
+    def _report(self, message: str, exc: Exception) -> None:
+        self.loop.call_exception_handler({"message": message, "exception": exc, "protocol": self})
+
+    async def _send_body(self, pieces: Sequence[bytes]) -> None:
         """Send in batches, letting the loop run between them while the client reads."""
         batch: list[bytes] = []
         size = 0
@@ -88,59 +314,78 @@ class HTTPServer:
             batch.append(piece)
             size += len(piece)
             if size >= _BATCH:
-                writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
+                self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
                 batch, size = [], 0
-                await writer.drain()
+                await self._drain()
         if batch:
-            writer.writelines(conn.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
+            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
+    async def _drain(self) -> None:
+        if not self.paused:
+            return
+        self.writable = self.loop.create_future()
         try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await asyncio.wait_for(reader.read(65536), _IDLE_TIMEOUT)
-                    conn.receive_data(data)
-                    continue
-                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                    break
-                if not isinstance(event, h11.Request):
-                    continue
-                page = await self._page(event)
-                pieces = page.pieces()
-                headers = [
-                    (b"content-type", page.content_type.encode()),
-                    (b"content-length", str(sum(map(len, pieces))).encode()),
-                    (b"server", f"fraiseql-check/{__version__}".encode()),
-                ]
-                response = h11.Response(status_code=page.status, headers=headers, reason=_reason(page.status))
-                writer.write(conn.send(response) or b"")
-                if event.method != b"HEAD":
-                    await self._send_body(conn, writer, pieces)
-                writer.write(conn.send(h11.EndOfMessage()) or b"")
-                await writer.drain()
-                while conn.their_state is h11.SEND_BODY:  # a body we do not read
-                    if conn.next_event() is h11.NEED_DATA:
-                        conn.receive_data(await asyncio.wait_for(reader.read(65536), _IDLE_TIMEOUT))
-                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-                    conn.start_next_cycle()
-                else:
-                    break
-        except h11.RemoteProtocolError as exc:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                with contextlib.suppress(Exception):
-                    body = f"bad request: {exc}\n".encode()
-                    response = h11.Response(
-                        status_code=exc.error_status_hint,
-                        headers=[(b"content-length", str(len(body)).encode()), (b"connection", b"close")],
-                    )
-                    writer.write((conn.send(response) or b"") + (conn.send(h11.Data(data=body)) or b""))
-        except (TimeoutError, ConnectionError, asyncio.CancelledError):
-            pass
+            async with asyncio.timeout(self.server.write_timeout):
+                await self.writable
+        except TimeoutError:
+            self.server.requests_timed_out_total += 1
+            self.abort()
+            raise _Dropped from None
         finally:
-            self._connections.discard(task)
-            writer.close()
+            self.writable = None
+
+    def _refuse(self, exc: h11.RemoteProtocolError) -> None:
+        if self.h11.our_state is h11.IDLE:
+            body = f"bad request: {exc}\n".encode()
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (b"server", _SERVER),
+            ]
+            response = h11.Response(
+                status_code=exc.error_status_hint, headers=headers, reason=_reason(exc.error_status_hint)
+            )
+            with contextlib.suppress(h11.LocalProtocolError):
+                self.transport.write((self.h11.send(response) or b"") + (self.h11.send(h11.Data(data=body)) or b""))
+        self.close()
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def turn_away(self) -> None:
+        """Answer 503 before reading anything and close: cheap, and tells a probe why."""
+        self.transport.write(_BUSY)
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close once what is written has been sent, or abort if the client will not take it."""
+        self.server._waiting.pop(self, None)
+        self._cancel_timer()
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self._deadline(self.server.write_timeout, self._write_timed_out)
+        # Still counted as open until asyncio closes the socket (connection_lost).
+
+    def abort(self) -> None:
+        self.server._forget(self)
+        self._cancel_timer()
+        self.transport.abort()
+
+    def _head_timed_out(self) -> None:
+        self.server.requests_timed_out_total += 1
+        self.abort()
+
+    def _write_timed_out(self) -> None:
+        self.server.requests_timed_out_total += 1
+        self.abort()
+
+    def _deadline(self, timeout: float, then: Callable[[], None]) -> None:
+        self._cancel_timer()
+        self.timer = self.loop.call_later(timeout, then)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
