@@ -2,8 +2,9 @@
 
 The public API: ``check`` and ``fixture`` to write checks, ``alert`` to write an
 alert condition (run as a check, compiled to a Prometheus rule), ``record`` to
-report a measured value, ``hookimpl`` to write plugins, ``TargetError`` for a watched service
-that fails, and the result types.
+report a measured value, ``stopwatch`` to time an operation without the time other
+checks held the event loop, ``hookimpl`` to write plugins, ``TargetError`` for a
+watched service that fails, and the result types.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.spec import CheckSpec, check
+from fraiseql_checks.timing import stopwatch
 from fraiseql_checks.trace import record
 
 __all__ = [
@@ -30,4 +32,5 @@ __all__ = [
     "fixture",
     "hookimpl",
     "record",
+    "stopwatch",
 ]

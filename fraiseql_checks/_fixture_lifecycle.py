@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from fraiseql_checks import _interrupt
 from fraiseql_checks._pytest_compat import Skipped
 from fraiseql_checks._threads import ThreadLane
 from fraiseql_checks.fixtures import Closure, FixtureDef, Kind, Scope
 
 Teardown = Callable[[], Awaitable[None]]
+#: The name of a task setting up a module or session fixture starts with this.
+FIXTURE_TASK = "fixture "
 
 
 class FixtureError(Exception):
@@ -78,7 +81,9 @@ class FixtureLifecycle:
                 if definition.scope is Scope.CHECK:
                     await self._create(definition, kwargs, state, future)
                 else:
-                    task = asyncio.ensure_future(self._create(definition, kwargs, state, future))
+                    task = asyncio.get_running_loop().create_task(
+                        self._create(definition, kwargs, state, future), name=f"{FIXTURE_TASK}{definition.name}"
+                    )
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             try:
@@ -119,7 +124,12 @@ class FixtureLifecycle:
             future.set_exception(FixtureError(definition, RuntimeError("generator fixture did not yield")))
         except StopAsyncIteration:
             future.set_exception(FixtureError(definition, RuntimeError("async generator fixture did not yield")))
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in a fixture fails the fixture, not the run
+            if _interrupt.is_real(exc):
+                state.forget(definition)
+                if not future.done():
+                    future.cancel()
+                raise
             future.set_exception(FixtureError(definition, exc))
         else:
             future.set_result(value)
@@ -185,7 +195,11 @@ class FixtureLifecycle:
                     await teardown()
             except TimeoutError:
                 errors.append((definition, TimeoutError(f"teardown timed out after {timeout:g}s")))
-            except Exception as exc:
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                if _interrupt.is_real(exc):
+                    raise
                 errors.append((definition, exc))
         state.values.clear()
         return errors

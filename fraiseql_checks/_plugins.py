@@ -23,6 +23,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("contract", "fraiseql_checks.contract"),
     ("runner", "fraiseql_checks.runner"),
     ("capture", "fraiseql_checks.capture"),
+    ("leaks", "fraiseql_checks.leaks"),
     ("terminal", "fraiseql_checks.terminal"),
     ("junitxml", "fraiseql_checks.junitxml"),
     ("jsonreport", "fraiseql_checks.jsonreport"),

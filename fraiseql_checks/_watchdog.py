@@ -3,23 +3,42 @@
 One periodic tick on the loop enforces every running check's deadline (cheaper
 than a timer per check: a thousand checks a second cost one callback per tick).
 The tick is also the loop's heartbeat. An ``async def`` check that calls
-``time.sleep`` (or any blocking call) stops the ticks; a thread notices, and once
-the blocking check is past its deadline it sends the main thread a signal whose
-handler raises ``LoopBlocked`` inside the blocking call (PEP 475: a handler that
-raises ends the system call). The other checks lost that time through no fault
-of theirs: the first tick after a stall pushes their deadlines back by as much.
+``time.sleep`` (or any blocking call, or CPU work) stops the ticks; a thread
+notices and notes which task holds the loop. A hold longer than ``BLOCK_REPORT``
+is reported (``on_block``) with that task. Once the blocking check is past its
+deadline the thread sends the main thread a signal whose handler raises
+``LoopBlocked`` inside the blocking call (PEP 475: a handler that raises ends the
+system call). The other checks lost that time through no fault of theirs: the
+first tick after a stall pushes their deadlines back by as much, and the stalls
+are kept for a while so that ``stopwatch()`` can leave them out of what a check
+measures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import signal
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 _SIGNAL = signal.SIGUSR2
 Task = asyncio.Task[Any]
+#: A check that holds the loop longer than this is reported by name as blocking.
+BLOCK_REPORT = 0.1
+#: Stalls at least this long are remembered for ``stopwatch()``.
+_STALL_KEPT = 0.01
+#: How many recent stalls are remembered.
+_STALLS = 256
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
+
+
+def watchdog_of(loop: asyncio.AbstractEventLoop) -> Watchdog | None:
+    """The watchdog guarding ``loop``, if any."""
+    return _by_loop.get(loop)
 
 
 class LoopBlocked(BaseException):
@@ -32,7 +51,7 @@ class LoopBlocked(BaseException):
 class Watchdog:
     """Deadlines for tasks on one loop, and (on the main thread) the blocked-loop guard."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.02, stall: float = 0.25) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.02, stall: float = BLOCK_REPORT) -> None:
         self._loop = loop
         self._tick_every = tick
         self._stall = stall
@@ -40,7 +59,16 @@ class Watchdog:
         #: Tasks cancelled for passing their deadline, until ``discard`` is called.
         self.expired: set[Task] = set()
         self._handle: asyncio.TimerHandle | None = None
-        self._last_tick = time.monotonic()
+        self._last_tick = time.perf_counter()
+        #: Called on the loop after a task held it longer than ``stall`` seconds, with what
+        #: ``name_of`` said of the task while it held the loop (``None`` if unknown) and the seconds.
+        self.on_block: Callable[[str | None, float], None] | None = None
+        #: Names the task holding the loop, called from the guard's thread while it holds it.
+        self.name_of: Callable[[Task], str | None] = lambda task: None
+        self._suspect_name: str | None = None
+        #: Recent stalls: ``(end, seconds, task or None)``, ``perf_counter`` time.
+        self.stalls: collections.deque[tuple[float, float, Task | None]] = collections.deque(maxlen=_STALLS)
+        _by_loop[loop] = self
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._previous_handler: Any = None
@@ -57,7 +85,7 @@ class Watchdog:
     def add(self, task: Task, seconds: float) -> None:
         self._deadlines[task] = self._loop.time() + seconds
         if self._handle is None:
-            self._last_tick = time.monotonic()
+            self._last_tick = time.perf_counter()
             self._handle = self._loop.call_later(self._tick_every, self._tick)
 
     def discard(self, task: Task) -> bool:
@@ -72,15 +100,20 @@ class Watchdog:
         return self._deadlines.get(task)
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = time.perf_counter()
         held = now - self._last_tick - self._tick_every
         self._last_tick = now
+        suspect, self._suspect = self._suspect, None
+        name, self._suspect_name = self._suspect_name, None
+        if held >= _STALL_KEPT:
+            self.stalls.append((now, held, suspect))
         if held > self._stall:
-            suspect, self._suspect = self._suspect, None
             self.longest_block = max(self.longest_block, held)
             for task, when in self._deadlines.items():
                 if task is not suspect:
                     self._deadlines[task] = when + held
+            if self.on_block is not None:
+                self.on_block(name, held)
         loop_now = self._loop.time()
         overdue = [task for task, when in self._deadlines.items() if when <= loop_now]
         for task in overdue:
@@ -100,7 +133,21 @@ class Watchdog:
         self._thread = threading.Thread(target=self._watch, name="fraiseql-check-watchdog", daemon=True)
         self._thread.start()
 
+    def held_by_others(self, since: float, until: float, task: Task | None) -> float:
+        """Seconds within ``[since, until]`` (``perf_counter`` time) during which the loop
+        was held by a task other than ``task``; stalls whose holder is unknown count
+        for nothing, so a slow target is never hidden."""
+        total = 0.0
+        for end, seconds, holder in reversed(self.stalls):
+            if end < since:
+                break
+            if holder is None or holder is task:
+                continue
+            total += max(min(end, until) - max(end - seconds, since), 0.0)
+        return total
+
     def stop(self) -> None:
+        _by_loop.pop(self._loop, None)
         self._stop.set()
         if self._handle is not None:
             self._handle.cancel()
@@ -115,12 +162,14 @@ class Watchdog:
         while not self._stop.wait(every):
             if self._handle is None:
                 continue  # nothing with a deadline is running
-            now = time.monotonic()
+            now = time.perf_counter()
             if now - self._last_tick < every:
                 continue
             task = asyncio.current_task(self._loop)
             if task is None:
                 continue
+            if task is not self._suspect:
+                self._suspect_name = self.name_of(task)
             self._suspect = task
             deadline = self._deadlines.get(task)
             if deadline is None or self._loop.time() < deadline or self._target is task:
@@ -135,7 +184,7 @@ class Watchdog:
         if target is None or asyncio.current_task(self._loop) is not target:
             return
         self.interrupted += 1
-        held = time.monotonic() - self._blocked_since
+        held = time.perf_counter() - self._blocked_since
         raise LoopBlocked(
             f"blocked the event loop for {held:.1f}s (a blocking call inside an async check) and was interrupted"
         )

@@ -47,7 +47,7 @@ class CheckOutput:
     def write(self, text: str) -> int:
         run = current_run.get()
         if run is not None and self._capture:
-            getattr(run, self._name).append(text)
+            run.capture(self._name, text)
         else:
             self._stream.write(self._mask(text) if run is not None else text)
         return len(text)

@@ -15,28 +15,30 @@ from fraiseql_checks._pytest_compat import Mark
 from fraiseql_checks.spec import CheckSpec, describe
 
 
-@dataclasses.dataclass(eq=False)
-class Check:
-    """A check as the runner sees it, with its metadata resolved against the config."""
+@dataclasses.dataclass(eq=False, kw_only=True)
+class CheckInfo:
+    """What is known of a collected check without its code: its id and effective metadata.
+
+    Plain data that pickles: watch mode's worker processes send these to the watcher,
+    which schedules, exports and notifies from them without importing check files.
+    """
 
     id: str  # ``path::name[param-id]`` as pytest writes node ids
     name: str  # ``name[param-id]``
     function_name: str
     path: Path
-    module: ModuleType
-    func: Callable[..., Any]
     spec: CheckSpec
-    is_async: bool
+    is_async: bool = False
     #: Fixture names the function requests (its arguments that are not parameters).
-    argnames: tuple[str, ...]
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    argnames: tuple[str, ...] = ()
     param_id: str | None = None
-    marks: list[Mark] = dataclasses.field(default_factory=list)
     lineno: int = 0
     # Effective metadata: the spec's own values, else the configured defaults.
     severity: str = "warning"
     timeout: float = 10.0
     interval: float = 60.0
+    #: The docstring's first paragraph (filled when the info leaves its ``Check``).
+    doc: str = ""
 
     @property
     def relpath(self) -> str:
@@ -61,7 +63,47 @@ class Check:
 
     @property
     def description(self) -> str:
-        return describe(self.func, self.spec)
+        return self.spec.description or self._doc()
+
+    def _doc(self) -> str:
+        return self.doc
+
+    def metadata(self) -> dict[str, Any]:
+        """The effective metadata, as ``--collect-only`` and reports show it."""
+        return {
+            "severity": self.severity,
+            "interval": self.interval,
+            "timeout": self.timeout,
+            "labels": self.labels,
+            "tags": list(self.tags),
+            "runbook": self.runbook,
+            "owner": self.spec.owner,
+            "description": self.description,
+            "slo": self.spec.slo,
+            "suite": self.suite,
+        }
+
+
+_INFO_FIELDS = tuple(field.name for field in dataclasses.fields(CheckInfo))
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class Check(CheckInfo):
+    """A check as the runner sees it: its metadata, and the function and module to run."""
+
+    module: ModuleType
+    func: Callable[..., Any]
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    marks: list[Mark] = dataclasses.field(default_factory=list)
+
+    def _doc(self) -> str:
+        return describe(self.func, None)
+
+    def info(self) -> CheckInfo:
+        """The check's metadata alone, as plain data."""
+        values = {name: getattr(self, name) for name in _INFO_FIELDS}
+        values["doc"] = self._doc()
+        return CheckInfo(**values)
 
     @property
     def mark_names(self) -> set[str]:
@@ -107,18 +149,3 @@ class Check:
             return bool(eval(condition, namespace))  # pytest evaluates string conditions the same way
         except Exception as exc:
             raise ValueError(f"skipif condition {condition!r} raised {type(exc).__name__}: {exc}") from None
-
-    def metadata(self) -> dict[str, Any]:
-        """The effective metadata, as ``--collect-only`` and reports show it."""
-        return {
-            "severity": self.severity,
-            "interval": self.interval,
-            "timeout": self.timeout,
-            "labels": self.labels,
-            "tags": list(self.tags),
-            "runbook": self.runbook,
-            "owner": self.spec.owner,
-            "description": self.description,
-            "slo": self.spec.slo,
-            "suite": self.suite,
-        }

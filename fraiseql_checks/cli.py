@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraiseql_checks import __version__
+from fraiseql_checks import __version__, leaks
 from fraiseql_checks._plugins import create_pluginmanager, import_plugin
 from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import (
@@ -20,6 +20,9 @@ from fraiseql_checks.config import (
     write_error,
 )
 from fraiseql_checks.session import ExitCode, Session
+
+#: Stash key of the command line a ``Config`` was made from.
+ARGS_KEY = "invocation-args"
 
 
 def configure(args: Sequence[str], invocation_dir: Path | None = None) -> tuple[Config, Command | None]:
@@ -52,7 +55,9 @@ def configure(args: Sequence[str], invocation_dir: Path | None = None) -> tuple[
         for name in plugins:
             import_plugin(pm, name)
     option = parser.argparser.parse_args(args)
-    return Config.load(pm, parser, option, invocation_dir=invocation_dir), command
+    config = Config.load(pm, parser, option, invocation_dir=invocation_dir)
+    config.stash[ARGS_KEY] = list(args)  # watch mode's workers read the same command line
+    return config, command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,12 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             config.hook.fraiseql_unconfigure(config=config)
     except UsageError as exc:
-        write_error(str(exc))
+        write_error(str(exc), config.mask)
         return ExitCode.USAGE_ERROR
     except KeyboardInterrupt:
         write_error("interrupted")
         return ExitCode.INTERRUPTED
-    except Exception:
+    except BaseException:  # SystemExit from a plugin hook included: never exit 0 by accident
         _internal_error(config.mask(traceback.format_exc()))
         return ExitCode.INTERNAL_ERROR
 
@@ -93,4 +98,6 @@ def _internal_error(text: str) -> None:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    code = main()
+    leaks.exit_without_waiting(code)
+    sys.exit(code)

@@ -16,12 +16,12 @@ import marshal
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks import __version__
+from fraiseql_checks import __version__, _interrupt
 from fraiseql_checks._pytest_compat import PYTEST_VERSION, Mark, Skipped, parametrize, rewrite_module
 from fraiseql_checks.checks import Check
 from fraiseql_checks.config import UsageError
@@ -151,6 +151,8 @@ def import_error(relpath: str, path: Path, exc: BaseException, what: str) -> Col
         message = f"SyntaxError{where}: {exc.msg}"
     elif isinstance(exc, Skipped):
         message = f"module-level skip: {exc.msg}"
+    elif isinstance(exc, SystemExit):
+        message = f"SystemExit({exc.code!r}): sys.exit() while importing"
     else:
         message = f"{type(exc).__name__}: {exc}"
     return CollectError(id=relpath, message=f"error importing {what}: {message}", longrepr=_short_traceback(exc, path))
@@ -170,6 +172,11 @@ class Collector:
             rewrite=session.config.getoption("assertmode", "rewrite") == "rewrite",
         )
         self._reported: set[str] = set()
+        #: Called with a file's relative path before it is imported (watch mode's
+        #: workers say which file they import, in case the import never ends).
+        self.on_import: Callable[[str], None] | None = None
+        #: Relative paths not to import: files whose import ended a worker process.
+        self.skip: dict[str, str] = {}
 
     # -- conftests ---------------------------------------------------------------------
 
@@ -179,8 +186,12 @@ class Collector:
             return self._conftests[directory]
         path = directory / CONFTEST
         result: ModuleType | CollectError | None = None
-        if path.is_file():
+        if path.is_file() and self.config.relpath(path) in self.skip:
+            result = CollectError(id=self.config.relpath(path), message=self.skip[self.config.relpath(path)])
+        elif path.is_file():
             relpath = self.config.relpath(path)
+            if self.on_import is not None:
+                self.on_import(relpath)
             try:
                 module = self.import_conftest(path)
                 pm = self.config.pluginmanager
@@ -189,9 +200,9 @@ class Collector:
                     pm.check_pending()
                 self.session.fixtures.parse(module, base=directory)
                 result = module
-            except Exception as exc:
-                result = import_error(relpath, path, exc, "conftest")
-            except Skipped as exc:
+            except BaseException as exc:  # sys.exit() at import is a broken conftest, not the end of the run
+                if _interrupt.is_real(exc):
+                    raise
                 result = import_error(relpath, path, exc, "conftest")
         self._conftests[directory] = result
         return result
@@ -230,17 +241,21 @@ class Collector:
 
     def collect_module(self, path: Path) -> list[Check | CollectError]:
         relpath = self.config.relpath(path)
+        if relpath in self.skip:
+            return [CollectError(id=relpath, message=self.skip[relpath])]
         broken = self.conftest_chain(path)
         if broken is not None:
             if broken.id in self._reported:
                 return []
             self._reported.add(broken.id)
             return [broken]
+        if self.on_import is not None:
+            self.on_import(relpath)
         try:
             module = import_file(path, self.rootdir, self.rewrite_cache)
-        except Exception as exc:
-            return [import_error(relpath, path, exc, "check module")]
-        except Skipped as exc:
+        except BaseException as exc:  # sys.exit() at import is a broken file, not the end of the run
+            if _interrupt.is_real(exc):
+                raise
             return [import_error(relpath, path, exc, "check module")]
         self.session.fixtures.parse(module, base=path)
         return self.checks_in(module, path, relpath)

@@ -74,6 +74,13 @@ def fraiseql_collect_file(path: Path, session: Session) -> Sequence[Check | Coll
     ``CollectError`` in the list, never an exception."""
 
 
+@hookspec(firstresult=True)
+def fraiseql_collection(session: Session) -> bool | None:
+    """Perform the collection phase: fill ``session.checks`` and report the files that
+    did not collect. The first implementation returning non-``None`` wins: the built-in
+    one collects in this process; watch mode's has its worker processes collect."""
+
+
 @hookspec
 def fraiseql_collection_modifyitems(session: Session, config: Config, checks: list[Check]) -> None:
     """Filter or reorder the collected checks in place (``-k``, ``-m`` and node-id

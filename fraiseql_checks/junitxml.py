@@ -109,7 +109,13 @@ def test_case(result: Result) -> TestCase:
     if result.outcome is Outcome.FAILED:
         case.add_failure_info(message=first, output=result.longrepr or result.message, failure_type="AssertionError")
     elif result.outcome is Outcome.ERROR:
-        kind = "TimeoutError" if result.timed_out else result.kind
+        kind = (
+            "TimeoutError"
+            if result.timed_out
+            else "KeyboardInterrupt"
+            if result.extra.get("interrupted")
+            else result.kind
+        )
         case.add_error_info(message=first, output=result.longrepr or result.message, error_type=kind)
     elif result.outcome is Outcome.SKIPPED:
         case.add_skipped_info(message=first)

@@ -33,6 +33,19 @@ RESULT_KEYS = (
 )
 
 
+#: How much of a result's message is kept (stored, exported, notified, reported).
+MESSAGE_LIMIT = 4 * 1024
+#: How much of a result's traceback is kept.
+LONGREPR_LIMIT = 64 * 1024
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and a note of what was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text):,} characters in all, {limit:,} kept]"
+
+
 @dataclasses.dataclass
 class Result:
     """One run of one check (or one file that failed to collect).

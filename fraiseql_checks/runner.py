@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import inspect
 import os
 import signal
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import fraiseql_checks
-from fraiseql_checks._fixture_lifecycle import FixtureError, FixtureLifecycle, ScopeState
+from fraiseql_checks import _interrupt
+from fraiseql_checks._fixture_lifecycle import FIXTURE_TASK, FixtureError, FixtureLifecycle, ScopeState
 from fraiseql_checks._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_comparisons, format_exception
 from fraiseql_checks._threads import ThreadLane
 from fraiseql_checks._watchdog import LoopBlocked, Watchdog
@@ -46,6 +49,17 @@ _HIDDEN = (
     threading.__file__,
     PYTEST_DIR,  # pytest.skip(), pytest.fail() and pytest.raises frames
 )
+
+
+#: What a ``BaseException`` raised by user code means, for its error message.
+_BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]] = {
+    SystemExit: lambda exc: (
+        f"SystemExit({getattr(exc, 'code', None)!r}) raised: sys.exit() ends the check, not the run"
+    ),
+    KeyboardInterrupt: lambda exc: "KeyboardInterrupt raised by the check (not a Ctrl-C at the terminal)",
+    GeneratorExit: lambda exc: "GeneratorExit raised by the check",
+    asyncio.CancelledError: lambda exc: "CancelledError raised by the check (not a cancellation by the runner)",
+}
 
 
 def _hidden(path: str) -> bool:
@@ -86,15 +100,52 @@ class Runner:
         self.lane: ThreadLane
         self.fixtures: FixtureLifecycle
         self.watchdog: Watchdog
+        #: The check each running task runs (who held the loop, when it is held).
+        self.running: dict[asyncio.Task[Any], Check] = {}
+        #: The check whose run created each other task.
+        self._owners: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
 
-    async def __aenter__(self) -> Runner:
+    async def __aenter__(self) -> Self:
         loop = asyncio.get_running_loop()
         self.lane = ThreadLane(loop, max_threads=self.config.get("concurrency"))
         self.fixtures = FixtureLifecycle(self.lane)
         self.watchdog = Watchdog(loop)
+        self.watchdog.on_block = self.blocked
+        self.watchdog.name_of = self.check_of
+        if loop.get_task_factory() is None:
+            loop.set_task_factory(self._new_task)
         if Watchdog.can_guard():
             self.watchdog.start_guard()
         return self
+
+    def check_of(self, task: asyncio.Task[Any] | None) -> str | None:
+        """The id of the check a task works for: a running check's task, or a task
+        started inside a check's run (a fixture's set-up, a task the check left behind)."""
+        if task is None:
+            return None
+        check = self.running.get(task)
+        if check is not None:
+            return check.id
+        owner = self._owners.get(task)
+        name = task.get_name()
+        if name.startswith(FIXTURE_TASK):  # a wide fixture's set-up, for whichever check needed it first
+            return f"fixture {name.removeprefix(FIXTURE_TASK)!r} (set up for {owner})" if owner else name
+        return owner
+
+    def _new_task(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        """Every task, noting the check whose run created it (a task left behind is still named)."""
+        task = asyncio.Task(coro, loop=loop, context=context)
+        run = current_run.get() if context is None else context.get(current_run)
+        if run is not None:
+            self._owners[task] = run.check.id
+        return task
+
+    def blocked(self, check_id: str | None, seconds: float) -> None:
+        """A check held the event loop ``seconds`` (past the report bound): remember it by name."""
+        count, longest = self.session.blocking.get(check_id or "", (0, 0.0))
+        self.session.blocking[check_id or ""] = (count + 1, max(longest, seconds))
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
@@ -106,16 +157,23 @@ class Runner:
             self.lane.close()
 
     async def run_check(self, check: Check, fixtures: ScopeState | None = None) -> Result:
-        """Run one check with its fixtures, within its timeout, and say how it went."""
+        """Run one check with its fixtures, within its timeout, and say how it went.
+
+        Whatever the check raises becomes its result, ``SystemExit`` and a
+        ``KeyboardInterrupt`` of its own included; only a real Ctrl-C (the second
+        one) and a cancellation from outside pass through. A run cut short by the
+        first Ctrl-C is an ``error`` marked ``interrupted``.
+        """
         run = RunContext(check, self.config, new_trace_id(), new_span_id())
         token = current_run.set(run)
         scope = fixtures or ScopeState()
         started_at = time.time()
         start = time.perf_counter()
-        outcome, message, longrepr, timed_out = Outcome.PASSED, "", "", False
+        outcome, message, longrepr, timed_out, interrupted = Outcome.PASSED, "", "", False, False
         task = asyncio.current_task()
         assert task is not None
         watchdog = self.watchdog
+        self.running[task] = check
         try:
             reason = check.skip_reason()
             if reason is not None:
@@ -131,18 +189,27 @@ class Runner:
                 value = await self.lane.run(check.func, **kwargs)
             if inspect.isawaitable(value):
                 await value
-        except asyncio.CancelledError:
-            if task not in watchdog.expired:
-                raise  # cancelled from outside: the run is being interrupted
+        except asyncio.CancelledError as exc:
+            if task in watchdog.expired:
+                pass  # past its deadline: the timeout is reported below
+            elif self.session.interrupted:
+                task.uncancel()  # the first Ctrl-C: report the run, then stop
+                outcome, message, interrupted = Outcome.ERROR, "interrupted (Ctrl-C) while running", True
+            elif task.cancelling():
+                raise  # cancelled from outside: the run is being abandoned
+            else:  # the check raised CancelledError itself
+                outcome, message, longrepr = self._classify(exc)
         except LoopBlocked as exc:
             outcome, message, timed_out = Outcome.ERROR, str(exc), True
+            run.extra["loop_blocked"] = True
         except (Exception, Skipped, Failed) as exc:
             outcome, message, longrepr = self._classify(exc)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # SystemExit and friends raised by a check
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check
+            if _interrupt.is_real(exc):
+                raise
             outcome, message, longrepr = self._classify(exc)
         finally:
+            del self.running[task]
             if watchdog.discard(task):  # past its deadline, however it ended
                 task.uncancel()
                 outcome, message, longrepr, timed_out = Outcome.ERROR, f"timed out after {check.timeout:g}s", "", True
@@ -153,7 +220,7 @@ class Runner:
                         message = f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {error}"
                         longrepr = format_exception(error, self._tbstyle, _hidden)
             current_run.reset(token)
-        return Result(
+        result = Result(
             id=check.id,
             name=check.name,
             outcome=outcome,
@@ -168,9 +235,12 @@ class Runner:
             values=run.values,
             longrepr=longrepr,
             extra=run.extra,
-            stdout="".join(run.stdout),
-            stderr="".join(run.stderr),
+            stdout=run.output("stdout"),
+            stderr=run.output("stderr"),
         )
+        if interrupted:
+            result.extra["interrupted"] = True
+        return result
 
     def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:
         if isinstance(exc, Skipped):
@@ -187,6 +257,8 @@ class Runner:
             outcome = Outcome.ERROR if isinstance(exc, TargetNotConfigured) else Outcome.FAILED
             return outcome, str(exc), self._target_traceback(exc)
         longrepr = format_exception(exc, self._tbstyle, _hidden)
+        if not isinstance(exc, Exception) and type(exc) in _BASE_EXCEPTION_WORDS:
+            return Outcome.ERROR, _BASE_EXCEPTION_WORDS[type(exc)](exc), longrepr
         if isinstance(exc, AssertionError):
             return Outcome.FAILED, str(exc) or "AssertionError", longrepr
         if isinstance(exc, Failed):
@@ -268,11 +340,13 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
         nonlocal presses
         presses += 1
         if presses > 1:
+            _interrupt.press()
             raise KeyboardInterrupt
         loop.call_soon_threadsafe(interrupt)
 
     handle_signals = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if handle_signals else None
+    _interrupt.handling(handle_signals)
     try:
         with explain_comparisons(session.config.verbosity):
             main_task = loop.create_task(main())  # type: ignore[arg-type]
@@ -285,6 +359,7 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
     finally:
         if handle_signals:
             signal.signal(signal.SIGINT, previous)
+        _interrupt.handling(False)
         _close_loop(loop)
 
 
@@ -296,6 +371,10 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         if pending:
             loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
         loop.run_until_complete(loop.shutdown_asyncgens())
+        # Idle threads of asyncio.to_thread() end now; a check's call stuck in one is not waited for.
+        executor = getattr(loop, "_default_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
     finally:
         asyncio.set_event_loop(None)
         loop.close()

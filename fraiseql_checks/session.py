@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fraiseql_checks import _interrupt
 from fraiseql_checks.checks import Check
 from fraiseql_checks.collect import CollectError, Collector
 from fraiseql_checks.config import (
@@ -23,7 +24,7 @@ from fraiseql_checks.config import (
 )
 from fraiseql_checks.fixtures import FixtureRegistry
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.result import Outcome, Result, Summary
+from fraiseql_checks.result import LONGREPR_LIMIT, MESSAGE_LIMIT, Outcome, Result, Summary, cut
 from fraiseql_checks.spec import SEVERITIES
 
 
@@ -81,6 +82,18 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addsetting(Setting("thresholds", as_number_map, {}, "overrides of the thresholds the shipped checks use"))
 
 
+#: Text kept beyond a limit before masking, so that a secret across the cut is still masked.
+_MASK_MARGIN = 4096
+
+
+def _mask_and_cut(text: str, limit: int, mask: Callable[[str], str]) -> str:
+    """``text`` masked and cut to ``limit``; a huge text is masked only as far as it is kept."""
+    if len(text) <= limit:
+        return mask(text)
+    head = mask(text[: limit + _MASK_MARGIN])[:limit]
+    return f"{head}... [cut: {len(text):,} characters in all, {limit:,} kept]"
+
+
 def _masked(value: Any, mask: Callable[[str], str]) -> Any:
     """``value`` with every string inside it masked (the structured ``extra`` of a result)."""
     if isinstance(value, str):
@@ -113,6 +126,9 @@ class Session:
         #: after a clean shutdown, whatever the checks said).
         self.exitcode: ExitCode | None = None
         self.keep_results = True
+        #: Checks that held the event loop past the report bound: id → (times, longest hold in
+        #: seconds); ``""`` when the holder was not a check's.
+        self.blocking: dict[str, tuple[int, float]] = {}
         self.started = time.time()
         self._start = time.perf_counter()
 
@@ -139,16 +155,28 @@ class Session:
         self.checks = checks
         self.config.hook.fraiseql_collection_finish(session=self)
 
-    def report(self, result: Result, check: Check | None) -> None:
-        """Hand a result to every reporter (masking secrets first)."""
+    def prepare(self, result: Result, check: Check | None) -> str | None:
+        """Finish a result before anyone sees it: plugins add to it, secrets are masked,
+        and its message and traceback are cut to size. Returns the whole masked message
+        when it had to be cut (watch mode logs it once), else ``None``."""
         self.config.hook.fraiseql_result(result=result, check=check)
         mask = self.config.mask
-        result.message = mask(result.message)
-        result.longrepr = mask(result.longrepr)
+        whole = None
+        if len(result.message) > MESSAGE_LIMIT:
+            whole = mask(result.message)
+            result.message = cut(whole, MESSAGE_LIMIT)
+        else:
+            result.message = mask(result.message)
+        result.longrepr = _mask_and_cut(result.longrepr, LONGREPR_LIMIT, mask)
         result.stdout = mask(result.stdout)
         result.stderr = mask(result.stderr)
         result.labels = {name: mask(value) for name, value in result.labels.items()}
         result.extra = _masked(result.extra, mask)
+        return whole
+
+    def report(self, result: Result, check: Check | None) -> None:
+        """Hand a result to every reporter (masking secrets first)."""
+        self.prepare(result, check)
         self.summary.add(result.outcome)
         if self.keep_results:
             self.results.append(result)
@@ -191,15 +219,38 @@ class Session:
         return time.perf_counter() - self._start
 
     def main(self) -> ExitCode:
+        """Collect, run, report; the reports are written however the run ends.
+
+        ``SystemExit`` or a ``KeyboardInterrupt`` raised by a plugin or a conftest
+        hook (those raised by checks, fixtures and imports are already results) ends
+        the run as an internal error, after the reports are written.
+        """
         hook = self.config.hook
-        hook.fraiseql_sessionstart(session=self)
+        error: BaseException | None = None
         try:
-            self.collect()
-            self.report_collect_errors()
+            hook.fraiseql_sessionstart(session=self)
+            hook.fraiseql_collection(session=self)
             hook.fraiseql_runloop(session=self)
-        except KeyboardInterrupt:
-            self.interrupted = True
+        except UsageError:
+            raise
+        except BaseException as exc:
+            if _interrupt.is_real(exc):
+                self.interrupted = True
+            else:
+                error = exc
         self.summary.duration_s = self.duration
-        status = self.exitstatus()
+        status = ExitCode.INTERNAL_ERROR if error is not None else self.exitstatus()
         hook.fraiseql_sessionfinish(session=self, exitstatus=int(status))
+        if error is not None:
+            raise RuntimeError(f"{type(error).__name__} raised outside a check: {error}").with_traceback(
+                error.__traceback__
+            ) from error
         return status
+
+
+@hookimpl(trylast=True)
+def fraiseql_collection(session: Session) -> bool:
+    """Collect in this process and report what did not collect."""
+    session.collect()
+    session.report_collect_errors()
+    return True

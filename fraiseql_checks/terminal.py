@@ -219,6 +219,7 @@ class TerminalReporter:
             self.sep("!", session.shouldstop, "red")
         if self.verbosity >= -1:
             self._failure_sections()
+            self._blocking_section(session)
             self.config.hook.fraiseql_terminal_summary(reporter=self, exitstatus=exitstatus)
             self._short_summary()
         summary = session.summary
@@ -269,6 +270,19 @@ class TerminalReporter:
                 details.extend(f"{k}={v:g}" for k, v in result.values.items())
                 if details:
                     self.write_line("  ".join(details), "cyan")
+
+    def _blocking_section(self, session: Session) -> None:
+        if not session.blocking:
+            return
+        self.sep("=", "blocking the event loop", "yellow")
+        for check_id, (count, longest) in sorted(session.blocking.items()):
+            who = check_id or "code outside any check"
+            times = "" if count == 1 else f" ({count} times)"
+            self.write_line(f"{who} held the event loop for {longest:.2f}s{times}")
+        self.write_line(
+            "CPU work or a blocking call in an async def delays every other check; run it in a thread"
+            " (await asyncio.to_thread(...)) or make the check a plain def"
+        )
 
     def _short_summary(self) -> None:
         lines = []

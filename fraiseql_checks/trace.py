@@ -23,10 +23,14 @@ def new_span_id() -> str:
     return f"{_bits(64) or 1:016x}"
 
 
+#: What a check's run keeps of what it prints, per stream; the rest is counted, not kept.
+OUTPUT_LIMIT = 64 * 1024
+
+
 class RunContext:
     """What belongs to one run of one check, visible to its fixtures and code."""
 
-    __slots__ = ("check", "config", "extra", "span_id", "stderr", "stdout", "trace_id", "values")
+    __slots__ = ("_cut", "_kept", "check", "config", "extra", "span_id", "stderr", "stdout", "trace_id", "values")
 
     def __init__(self, check: Any, config: Any, trace_id: str, span_id: str) -> None:
         self.check = check
@@ -40,6 +44,26 @@ class RunContext:
         #: What the check printed, while output is captured (the ``capture`` plugin).
         self.stdout: list[str] = []
         self.stderr: list[str] = []
+        self._kept = {"stdout": 0, "stderr": 0}
+        self._cut = {"stdout": 0, "stderr": 0}
+
+    def capture(self, stream: str, text: str) -> None:
+        """Keep what the check printed on ``stream``, up to ``OUTPUT_LIMIT`` characters."""
+        room = OUTPUT_LIMIT - self._kept[stream]
+        if len(text) > room:
+            self._cut[stream] += len(text) - max(room, 0)
+            text = text[: max(room, 0)]
+        if text:
+            self._kept[stream] += len(text)
+            getattr(self, stream).append(text)
+
+    def output(self, stream: str) -> str:
+        """What the check printed on ``stream`` (``stdout`` or ``stderr``), saying what was cut."""
+        text = "".join(getattr(self, stream))
+        cut = self._cut[stream]
+        if cut:
+            text += f"\n[... {cut:,} more characters not kept: a check's output is kept up to {OUTPUT_LIMIT:,}]\n"
+        return text
 
     @property
     def traceparent(self) -> str:
