@@ -172,14 +172,82 @@ FIXTURE_REBUILDS = Metric(
 )
 LOOP_BLOCKED = Metric(
     "fraiseql_check_event_loop_blocked_total",
-    "Checks interrupted for blocking the event loop past their timeout (a sync call in an async check).",
+    "Runs interrupted for blocking the event loop past their timeout (a sync call in an async check).",
     Kind.COUNTER,
 )
 LONGEST_BLOCK = Metric(
     "fraiseql_check_event_loop_longest_block_seconds",
-    "The longest time one callback held the event loop since the watcher started.",
+    "The longest time a check held a worker's event loop since the watcher started.",
     Kind.GAUGE,
     unit="seconds",
+)
+LOOP_HELD = Metric(
+    "fraiseql_check_event_loop_held_total",
+    "Times a check held its worker's event loop longer than 100 ms (CPU work or a blocking call in an"
+    " async def), delaying the checks beside it; a series only for checks that did.",
+    Kind.COUNTER,
+    CHECK,
+)
+ISOLATED = Metric(
+    "fraiseql_check_isolated",
+    "1 for a check moved to a worker process of its own because it ended a worker or kept holding the"
+    " event loop; a series only for such checks.",
+    Kind.GAUGE,
+    CHECK,
+)
+WORKER_UP = Metric(
+    "fraiseql_check_worker_up",
+    "1 while the worker process is running (collecting or running checks), 0 while it is being replaced.",
+    Kind.GAUGE,
+    ("worker",),
+)
+WORKER_CHECKS = Metric("fraiseql_check_worker_checks", "Checks the worker process runs.", Kind.GAUGE, ("worker",))
+WORKER_RESTARTS = Metric(
+    "fraiseql_check_worker_restarts_total",
+    "Worker processes replaced, by reason: exited (a crash, os._exit), unresponsive (its event loop held"
+    " past the checks' timeouts), memory (above worker_memory_limit), import (a file whose import ended it"
+    " or never finished).",
+    Kind.COUNTER,
+    ("worker", "reason"),
+)
+WORKER_MEMORY = Metric(
+    "fraiseql_check_worker_resident_memory_bytes",
+    "Resident memory of the worker process.",
+    Kind.GAUGE,
+    ("worker",),
+    unit="bytes",
+)
+WORKER_CPU = Metric(
+    "fraiseql_check_worker_cpu_seconds_total",
+    "CPU time used by the worker process (and the ones it replaced), user and system.",
+    Kind.COUNTER,
+    ("worker",),
+    unit="seconds",
+)
+HTTP_OPEN = Metric(
+    "fraiseql_check_http_connections",
+    "Connections open now to the watcher's HTTP server (at most its cap of 256).",
+    Kind.GAUGE,
+)
+HTTP_ACCEPTED = Metric(
+    "fraiseql_check_http_connections_accepted_total",
+    "Connections the watcher's HTTP server accepted.",
+    Kind.COUNTER,
+)
+HTTP_EVICTED = Metric(
+    "fraiseql_check_http_connections_evicted_total",
+    "Idle or half-sent connections closed to make room for a new one at the cap.",
+    Kind.COUNTER,
+)
+HTTP_REJECTED = Metric(
+    "fraiseql_check_http_connections_rejected_total",
+    "Connections answered 503 because every connection at the cap was busy answering.",
+    Kind.COUNTER,
+)
+HTTP_TIMEOUTS = Metric(
+    "fraiseql_check_http_request_timeouts_total",
+    "Requests whose head did not arrive in time, or whose client stopped reading the answer.",
+    Kind.COUNTER,
 )
 STORE_BACKLOG = Metric(
     "fraiseql_check_store_backlog",
@@ -280,6 +348,18 @@ WATCHER: tuple[Metric, ...] = (
     FIXTURE_REBUILDS,
     LOOP_BLOCKED,
     LONGEST_BLOCK,
+    LOOP_HELD,
+    ISOLATED,
+    WORKER_UP,
+    WORKER_CHECKS,
+    WORKER_RESTARTS,
+    WORKER_MEMORY,
+    WORKER_CPU,
+    HTTP_OPEN,
+    HTTP_ACCEPTED,
+    HTTP_EVICTED,
+    HTTP_REJECTED,
+    HTTP_TIMEOUTS,
     STORE_BACKLOG,
     STORE_DROPPED,
     STORE_WRITTEN,

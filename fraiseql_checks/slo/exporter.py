@@ -26,7 +26,6 @@ from fraiseql_checks.watch.exposition import escape, header, number
 from fraiseql_checks.watch.maintenance import silenced, windows_for
 
 if TYPE_CHECKING:
-    from fraiseql_checks.checks import Check
     from fraiseql_checks.result import Result
     from fraiseql_checks.slo.compute import Status
     from fraiseql_checks.watch.watcher import Watcher
@@ -44,6 +43,8 @@ class SLOExporter:
         self.seconds: dict[str, list[float]] = {
             slo.sli.check_id: [0.0, 0.0] for slo in slos if isinstance(slo.sli, CheckSLI)
         }
+        #: Each run of a check counts for the check's interval.
+        self.intervals = {slo.sli.check_id: slo.sli.interval for slo in slos if isinstance(slo.sli, CheckSLI)}
         # The maintenance windows of each check, matched once: per run it is a time compare.
         maintenance = watcher.settings.maintenance
         self.windows = {check_id: windows_for(check_id, maintenance) for check_id in self.seconds}
@@ -57,14 +58,14 @@ class SLOExporter:
     # -- counting -----------------------------------------------------------------------
 
     @hookimpl
-    def fraiseql_result(self, result: Result, check: Check | None) -> None:
+    def fraiseql_report_result(self, result: Result) -> None:
         counts = self.seconds.get(result.id)
-        if counts is None or check is None or result.kind != "check" or result.outcome is Outcome.SKIPPED:
+        if counts is None or result.kind != "check" or result.outcome is Outcome.SKIPPED:
             return
         windows = self.windows.get(result.id, ())
         if windows and silenced(windows, result.started_at):
             return
-        counts[1 if result.outcome in _BAD else 0] += check.interval
+        counts[1 if result.outcome in _BAD else 0] += self.intervals[result.id]
 
     # -- computing ----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced
 
 if TYPE_CHECKING:
-    from fraiseql_checks.checks import Check
+    from fraiseql_checks.checks import CheckInfo
 
 OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
 _OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(OUTCOMES)}
@@ -123,7 +123,7 @@ class CheckSeries:
         "windows",
     )
 
-    def __init__(self, check: Check, windows: tuple[MaintenanceWindow, ...] = ()) -> None:
+    def __init__(self, check: CheckInfo, windows: tuple[MaintenanceWindow, ...] = ()) -> None:
         self._label = f'check="{escape(check.id)}"'
         self.runs = [0, 0, 0, 0]
         self.duration = Histogram(m.DURATION_BUCKETS)
@@ -143,7 +143,7 @@ class CheckSeries:
         self._cache: tuple[bytes, ...] | None = None
         self.describe(check, windows)
 
-    def describe(self, check: Check, windows: tuple[MaintenanceWindow, ...]) -> None:
+    def describe(self, check: CheckInfo, windows: tuple[MaintenanceWindow, ...]) -> None:
         """(Re)read the check's metadata: after a reload its interval or runbook may differ."""
         self.windows = windows
         info = {
@@ -224,6 +224,15 @@ def labelled(metric: m.Metric, samples: Mapping[str, float]) -> str:
     (name,) = metric.labels
     lines = "".join(f'{metric.name}{{{name}="{escape(key)}"}} {number(v)}\n' for key, v in sorted(samples.items()))
     return header(metric) + lines
+
+
+def multi(metric: m.Metric, samples: Mapping[tuple[str, ...], float]) -> str:
+    """A family with several labels (``metric.labels``), one sample per tuple of their values."""
+    lines = []
+    for values, value in sorted(samples.items()):
+        labels = ",".join(f'{name}="{escape(v)}"' for name, v in zip(metric.labels, values, strict=True))
+        lines.append(f"{metric.name}{{{labels}}} {number(value)}\n")
+    return header(metric) + "".join(lines)
 
 
 def render(series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]]) -> list[bytes]:

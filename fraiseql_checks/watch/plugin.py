@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import math
+import os
+import queue
 import sys
-import urllib.parse
+import threading
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.config import (
@@ -20,6 +23,7 @@ from fraiseql_checks.config import (
     Setting,
     UsageError,
     as_duration,
+    as_duration_or_zero,
     as_positive_int,
     as_str,
     section,
@@ -81,6 +85,12 @@ def fraiseql_addoption(parser: Parser) -> None:
         group="watch mode",
     )
     parser.addoption(
+        "--workers",
+        metavar="N",
+        help="worker processes that run the checks (default: one per core)",
+        group="watch mode",
+    )
+    parser.addoption(
         "--store",
         metavar="URL",
         help=f"where results go: a SQLite file (default {DEFAULT_STORE}) or postgresql://user@host/db",
@@ -118,7 +128,7 @@ def fraiseql_addoption(parser: Parser) -> None:
         ),
         Setting(
             "start_jitter",
-            as_duration,
+            as_duration_or_zero,
             10.0,
             "first runs are spread at random over this long (or the check's interval, if shorter)",
         ),
@@ -126,9 +136,48 @@ def fraiseql_addoption(parser: Parser) -> None:
         Setting("success_threshold", as_positive_int, 1, "passing runs in a row before a failing check recovers"),
         Setting("flapping", section(FLAPPING_SETTINGS), {}, "flapping detection: {changes = 5, window = '10m'}"),
         Setting("maintenance", _as_windows, [], "maintenance windows: checks still run, their state is silenced"),
+        Setting(
+            "workers",
+            as_positive_int,
+            max(os.cpu_count() or 1, 1),
+            "worker processes that run the checks (default: one per core)",
+            option="workers",
+            env="FRAISEQL_CHECKS_WORKERS",
+        ),
+        Setting(
+            "worker_memory_limit",
+            as_size,
+            as_size("1GiB"),
+            "a worker process whose resident memory grows past this is replaced (0: no limit)",
+        ),
+        Setting(
+            "import_timeout",
+            as_duration,
+            30.0,
+            "a worker that takes longer to import one check file is replaced and the file reported as broken",
+        ),
     ]
     for setting in settings:
         parser.addsetting(setting)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+
+
+def as_size(value: Any) -> int:
+    """A size in bytes: a whole number, or with a unit (``512MiB``, ``1GiB``, ``500MB``); 0 means none."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    text = str(value).strip().replace(" ", "") if isinstance(value, str) else ""
+    number = text.rstrip("KkMmGgIiBb")
+    unit = text[len(number) :].lower()
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in _SIZE_UNITS or not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"expected a size such as 512MiB or 1GiB, got {value!r}")
+    return int(amount * _SIZE_UNITS[unit])
 
 
 def _as_windows(value: Any) -> list[MaintenanceWindow]:
@@ -154,6 +203,9 @@ def settings_of(config: Config) -> WatchSettings:
         flap_changes=flapping["changes"],
         flap_window=flapping["window"],
         maintenance=tuple(config.get("maintenance")),
+        workers=config.get("workers"),
+        worker_memory_limit=config.get("worker_memory_limit"),
+        import_timeout=config.get("import_timeout"),
     )
 
 
@@ -165,9 +217,7 @@ def fraiseql_configure(config: Config) -> None:
         if config.getoption(option):
             raise UsageError(f"{flag} cannot be used with --watch: results go to the store (--store)")
     url = config.get("store")
-    password = urllib.parse.urlsplit(url).password if "://" in url else None
-    if password:
-        config.mask.add(urllib.parse.unquote(password))
+    config.mask.add_url(url)
     from fraiseql_checks.stores import open_store
 
     store = open_store(config, url)
@@ -179,18 +229,30 @@ def fraiseql_configure(config: Config) -> None:
 
 
 @hookimpl(tryfirst=True)
+def fraiseql_collection(session: Session) -> bool | None:
+    """The watcher imports no check file: its worker processes collect. It only makes
+    sure the paths exist, so that a typo is one line and exit code 4 here."""
+    config = session.config
+    if config.stash.get(_STASH_KEY) is None:
+        return None
+    for arg in session.args():
+        path_text = arg.partition("::")[0]
+        if not (config.invocation_dir / path_text).exists():
+            raise UsageError(f"file or directory not found: {path_text}")
+    return True
+
+
+@hookimpl(tryfirst=True)
 def fraiseql_runloop(session: Session) -> bool | None:
     config = session.config
     prepared = config.stash.get(_STASH_KEY)
     if prepared is None:
         return None
     settings, store = prepared
-    if not session.checks and not session.collect_errors:
-        return None  # nothing to watch: the one-shot runner says so, exit code 5
     session.keep_results = False
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.notice if isinstance(reporter, WatchReporter) else _say
-    from fraiseql_checks.watch.watcher import Watcher
+    from fraiseql_checks.watch.watcher import NothingToWatch, Watcher
 
     watcher = Watcher(session, store, settings, say)
     config.stash["watcher"] = watcher
@@ -203,14 +265,18 @@ def fraiseql_runloop(session: Session) -> bool | None:
                 raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
             raise
 
-    run_on_new_loop(session, main)
+    try:
+        run_on_new_loop(session, main)
+    except NothingToWatch:
+        session.exitcode = ExitCode.NO_CHECKS
+        return True
     session.exitcode = ExitCode.OK  # a clean stop, whatever the checks said
     return True
 
 
 @hookimpl(trylast=True)
 def fraiseql_fixture_broken(error: BaseException) -> bool | None:
-    from fraiseql_checks.watch.watcher import looks_like_lost_connection
+    from fraiseql_checks.watch.worker import looks_like_lost_connection
 
     return looks_like_lost_connection(error)
 
@@ -228,12 +294,58 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
+#: What the log may hold in memory while the terminal (or the pipe behind it) does not
+#: keep up; past it, lines are dropped and counted.
+_LOG_BACKLOG = 16 * 2**20
+
+
 class WatchReporter(TerminalReporter):
-    """The terminal in watch mode: notices and state changes, one timestamped line each."""
+    """The terminal in watch mode: notices and state changes, one timestamped line each.
+
+    Lines are written by a thread of their own: a terminal or a pipe that stops
+    reading blocks that thread, never the watcher's event loop (its probes, its
+    metrics, its schedule). What the thread cannot write in time is dropped and
+    counted, and the count is written when the output flows again."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._queued = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._write_lines, name="fraiseql-check-log", daemon=True)
+        self._thread.start()
 
     def notice(self, line: str) -> None:
-        self.write_line(f"{_now()} {line}")
-        self.out.flush()
+        text = f"{_now()} {line}\n"
+        with self._lock:
+            if self._queued + len(text) > _LOG_BACKLOG:
+                self._dropped += 1
+                return
+            self._queued += len(text)
+        self._lines.put(text)
+
+    def _write_lines(self) -> None:
+        while True:
+            text = self._lines.get()
+            if text is None:
+                return
+            with self._lock:
+                self._queued -= len(text)
+                dropped, self._dropped = self._dropped, 0
+            try:
+                if dropped:
+                    self.out.write(f"{_now()} {dropped} log lines dropped: the output did not keep up\n")
+                self.out.write(text)
+                if self._lines.empty():
+                    self.out.flush()
+            except (OSError, ValueError):
+                continue
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Write what is queued (for at most ``timeout`` seconds), then stop the thread."""
+        self._lines.put(None)
+        self._thread.join(timeout)
 
     @hookimpl
     def fraiseql_report_result(self, result: Result) -> None:
@@ -269,12 +381,13 @@ class WatchReporter(TerminalReporter):
         from fraiseql_checks.watch.watcher import Watcher
 
         watcher = self.config.stash.get("watcher")
-        if not isinstance(watcher, Watcher):
+        if not isinstance(watcher, Watcher) or session.exitcode is ExitCode.NO_CHECKS:
+            self.drain()
             super().fraiseql_sessionfinish(session, exitstatus)
             return
-        writer = watcher.writer
+        totals = watcher.totals or watcher.writer.totals()
         self.notice(
             f"stopped after {watcher.runs} runs of {len(watcher.schedule)} checks;"
-            f" {writer.written} results and state changes stored, {writer.dropped} dropped,"
-            f" {writer.backlog} not written"
+            f" results, states and state changes: {totals}"
         )
+        self.drain()

@@ -1,4 +1,4 @@
-"""Re-collecting the checks of a running watcher (SIGHUP).
+"""Re-collecting the checks of a running watcher (SIGHUP), in each worker process.
 
 Every file is imported again. A file that no longer imports keeps its previous
 version running (its checks, its module's fixtures, and for a broken conftest the
@@ -11,6 +11,7 @@ back to be torn down.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,13 @@ def _conftest_plugins(session: Session) -> dict[str, Any]:
     }
 
 
-def recollect(session: Session, previous: list[Check]) -> Recollection:
+def recollect(
+    session: Session,
+    previous: list[Check],
+    *,
+    on_import: Callable[[str], None] | None = None,
+    skip: dict[str, str] | None = None,
+) -> Recollection:
     """Collect again into a fresh fixture registry and a fresh collector, then
     put back what the files that broke had. Raises what collection raises (a
     ``UsageError`` when a path is gone); the session is left as it was then."""
@@ -61,6 +68,8 @@ def recollect(session: Session, previous: list[Check]) -> Recollection:
             registry.add(definition)
     session.fixtures = registry
     session.collector = Collector(session)
+    session.collector.on_import = on_import
+    session.collector.skip = dict(skip or {})
     try:
         checks, errors = session.collector.collect(session.args())
         config.hook.fraiseql_collection_modifyitems(session=session, config=config, checks=checks)

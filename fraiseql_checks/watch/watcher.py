@@ -1,11 +1,14 @@
-"""Watch mode: every check on its own schedule, for as long as the process lives.
+"""Watch mode's control plane: every check on its own schedule, for as long as the process lives.
 
-One event loop runs the scheduler, the checks (through the shared ``Runner``),
-the HTTP exporter and the store's writer. Each run's result updates the check's
-series and state; state changes go to the ``fraiseql_check_state_changed`` hook
-and, with every result, to the store. Session and module fixtures live as long
-as the watcher, and are set up again when they fail or lose their connection.
-SIGHUP re-collects the checks, SIGTERM and SIGINT stop the watcher cleanly.
+The watcher runs no check code. Its event loop holds the schedule, each check's
+state machine, the store's writer and the HTTP server; the checks themselves run
+in worker processes (``watch.workers``) that it starts, feeds and replaces, so no
+check can block, crash or exhaust the process that reports on all of them. Each
+run's result updates the check's series and state; state changes go to the
+``fraiseql_check_state_changed`` hook and, with every result and the new state,
+to the store. A check's state is restored from the store at start, so a restart
+neither forgets a failing check nor announces it again. SIGHUP has the workers
+collect again; SIGTERM and SIGINT stop everything cleanly.
 """
 
 from __future__ import annotations
@@ -14,36 +17,32 @@ import asyncio
 import dataclasses
 import gc
 import os
-import re
 import signal
 import sys
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from fraiseql_checks import __version__
 from fraiseql_checks import metrics as m
-from fraiseql_checks._fixture_lifecycle import FixtureError, ScopeState
-from fraiseql_checks.fixtures import FixtureLookupError, Scope
+from fraiseql_checks.cli import ARGS_KEY
 from fraiseql_checks.result import Outcome, Result
-from fraiseql_checks.runner import Runner
-from fraiseql_checks.stores import Store, StoredResult
-from fraiseql_checks.stores.buffer import BufferedWriter
+from fraiseql_checks.stores import StateRecord, Store, StoredResult
+from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
 from fraiseql_checks.watch import exposition
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram
 from fraiseql_checks.watch.http import HTTPServer, Page
 from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced, windows_for
-from fraiseql_checks.watch.reload import recollect
 from fraiseql_checks.watch.schedule import Entry, Schedule
 from fraiseql_checks.watch.state import CheckState, Rules, StateChange
+from fraiseql_checks.watch.workers import Collection, WorkerPool
 
 if TYPE_CHECKING:
-    from fraiseql_checks.checks import Check
+    from fraiseql_checks.checks import CheckInfo
     from fraiseql_checks.session import Session
 
 
@@ -65,32 +64,26 @@ class WatchSettings:
     flush_timeout: float = 10.0
     #: How long the store keeps the hourly SLO rollups (``rollup_retention``, 400 days).
     rollup_retention: float = 400 * 86400.0
+    #: Worker processes that run the checks.
+    workers: int = 1
+    #: A worker whose resident memory grows past this many bytes is replaced (0: no limit).
+    worker_memory_limit: int = 0
+    #: A worker that takes longer than this to import one file is replaced, the file skipped.
+    import_timeout: float = 30.0
 
 
 class Watched:
-    """One check under watch: the check, its state and its series."""
+    """One check under watch: what is known of it, its state and its series."""
 
     __slots__ = ("check", "series", "state", "windows")
 
-    def __init__(self, check: Check, state: CheckState, series: CheckSeries, windows: tuple[MaintenanceWindow, ...]):
+    def __init__(
+        self, check: CheckInfo, state: CheckState, series: CheckSeries, windows: tuple[MaintenanceWindow, ...]
+    ):
         self.check = check
         self.state = state
         self.series = series
         self.windows = windows
-
-
-class WatchRunner(Runner):
-    """The shared runner, keeping each failed run's exception for the fixture logic."""
-
-    def __init__(self, session: Session) -> None:
-        super().__init__(session)
-        self.errors: dict[asyncio.Task[Any], BaseException] = {}
-
-    def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:
-        task = asyncio.current_task()
-        if task is not None:
-            self.errors[task] = exc
-        return super()._classify(exc)
 
 
 #: Runs due within this much of each other start in one wake-up of the scheduler: with
@@ -100,26 +93,18 @@ _COALESCE = 0.002
 #: right after each run (the same work, off the scrape's path); a faster one renders
 #: at the next scrape, once for all the runs in between.
 _RENDER_AFTER_RUN = 10.0
-_CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|Network|Protocol|Unavailable")
+#: A check reported for holding the event loop is named in the log once in this long.
+_BLOCK_NOTICE_EVERY = 600.0
+#: A message cut for the store is logged whole once per check in this long.
+_WHOLE_MESSAGE_EVERY = 600.0
 
 
-def looks_like_lost_connection(error: BaseException) -> bool:
-    """An ``OSError``, or an error whose class (or cause) names a connection problem,
-    as client libraries name them (asyncpg, redis, httpx, aiohttp)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError):
-            return True
-        if any(_CONNECTION_WORDS.search(cls.__name__) for cls in type(current).__mro__[:-2]):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+class NothingToWatch(Exception):
+    """The workers collected no check and no file failed: nothing to watch (exit code 5)."""
 
 
 class Watcher:
-    """Runs the session's checks on their intervals until stopped."""
+    """Runs the session's checks on their intervals, in worker processes, until stopped."""
 
     def __init__(self, session: Session, store: Store, settings: WatchSettings, say: Callable[[str], None]) -> None:
         self.session = session
@@ -138,6 +123,17 @@ class Watcher:
         self.server.routes.update(
             {"/metrics": self.metrics_page, "/healthz": self.health_page, "/readyz": self.ready_page}
         )
+        self.pool = WorkerPool(
+            count=settings.workers,
+            args=list(self.config.stash[ARGS_KEY]),
+            cwd=self.config.invocation_dir,
+            memory_limit=settings.worker_memory_limit,
+            import_timeout=settings.import_timeout,
+            say=self.say,
+            on_blocked=self._blocked,
+            on_teardown=self._teardown_failed,
+            on_collected=self._collected_later,
+        )
         self.schedule: Schedule[Watched] = Schedule(settings.start_jitter)
         self.lateness = Histogram(m.LATENESS_BUCKETS)
         self.in_progress = 0
@@ -145,25 +141,30 @@ class Watcher:
         self.collection_errors = len(session.collect_errors)
         self.reloads: Counter[str] = Counter({"success": 0, "failure": 0})
         self.fixture_rebuilds: Counter[str] = Counter()
+        self.held: Counter[str] = Counter()
+        self.loop_interrupts = 0
+        self.longest_hold = 0.0
         self.collected = False
         self.started = time.time()
-        self.runner: WatchRunner | None = None
         self._process = psutil.Process(os.getpid())
         self._semaphore = asyncio.Semaphore(self.config.get("concurrency"))
         self._tasks: set[asyncio.Task[None]] = set()
-        self._background: set[asyncio.Task[None]] = set()
-        self._retired: list[ScopeState] = []
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._reload = False
         self._scheduler: asyncio.Task[None] | None = None
         self._max_timeout = self.config.get("timeout")
+        self._held_noticed: dict[str, float] = {}
+        self._whole_logged: dict[str, float] = {}
+        self._restored: dict[str, StateRecord] = {}
+        #: What became of the results and states, once the writer stopped.
+        self.totals: WriterTotals | None = None
         #: More ``/metrics`` families from plugins (SLO gauges): each returns its lines.
         self.extra_metrics: list[Callable[[], Iterable[str]]] = []
 
     # -- checks in and out of the schedule ----------------------------------------------
 
-    def rules_for(self, check: Check) -> Rules:
+    def rules_for(self, check: CheckInfo) -> Rules:
         spec, settings = check.spec, self.settings
         return Rules(
             failure_threshold=spec.failure_threshold or settings.failure_threshold,
@@ -173,7 +174,7 @@ class Watcher:
             flap_window=settings.flap_window,
         )
 
-    def watch(self, checks: list[Check], now: float) -> None:
+    def watch(self, checks: list[CheckInfo], now: float) -> None:
         """Schedule new checks, update known ones in place, drop those that are gone."""
         wanted = {check.id: check for check in checks}
         for gone in [key for key in (e.key for e in self.schedule) if key not in wanted]:
@@ -182,10 +183,13 @@ class Watcher:
             windows = windows_for(check_id, self.settings.maintenance)
             entry = self.schedule.get(check_id)
             if entry is None:
-                watched = Watched(
-                    check, CheckState(check_id, self.rules_for(check)), CheckSeries(check, windows), windows
-                )
-                self.schedule.add(check_id, watched, check.interval, now)
+                state = CheckState(check_id, self.rules_for(check))
+                record = self._restored.pop(check_id, None)
+                if record is not None:
+                    state.restore(record)
+                series = CheckSeries(check, windows)
+                series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
+                self.schedule.add(check_id, Watched(check, state, series, windows), check.interval, now)
             else:
                 watched = entry.item
                 watched.check, watched.windows = check, windows
@@ -193,6 +197,22 @@ class Watcher:
                 watched.series.describe(check, windows)
                 self.schedule.update(check_id, watched, check.interval, now)
             self._max_timeout = max(self._max_timeout, check.timeout)
+
+    def _apply(self, collection: Collection) -> None:
+        """Make a collection the watcher's view: schedule, assignment, errors."""
+        session = self.session
+        session.checks = collection.checks  # type: ignore[assignment]
+        session.collect_errors = list(collection.errors)
+        self.collection_errors = len(collection.errors)
+        self.pool.assign(collection.checks)
+        self.watch(collection.checks, asyncio.get_running_loop().time())
+        self.config.hook.fraiseql_collection_finish(session=session)
+        session.report_collect_errors()
+        self._store_collect_errors()
+
+    def _collected_later(self, collection: Collection) -> None:
+        """A replaced worker found files that no longer import: the view changes."""
+        self._apply(collection)
 
     # -- running -------------------------------------------------------------------------
 
@@ -233,20 +253,24 @@ class Watcher:
             _wake(self._waiter)
 
     async def _run(self, entry: Entry[Watched], due: float) -> None:
-        runner = self.runner
-        assert runner is not None
+        loop = asyncio.get_running_loop()
         try:
             async with self._semaphore:
-                self.lateness.observe(max(asyncio.get_running_loop().time() - due, 0.0))
                 watched = entry.item
                 check = watched.check
-                task = asyncio.current_task()
-                result = await runner.run_check(check)
-                error = runner.errors.pop(task, None) if task is not None else None
+                due_wall = due + (time.time() - loop.time())
+                result, rebuilt, whole = await self.pool.run(check.id, check.timeout)
                 try:
-                    if error is not None and result.outcome is Outcome.ERROR:
-                        self._repair_fixtures(check, error)
-                    self.session.report(result, check)
+                    self.lateness.observe(max(result.started_at - due_wall, 0.0))
+                    if rebuilt:
+                        self.fixture_rebuilds.update(rebuilt)
+                    if whole is not None and self._log_whole(check.id):
+                        self.say(
+                            f"{check.id}: the whole message ({len(whole):,} characters; cut in the store): {whole}"
+                        )
+                    if result.extra.get("loop_blocked"):
+                        self.loop_interrupts += 1
+                    self.config.hook.fraiseql_report_result(result=result)
                     self.record(watched, result)
                 except Exception:  # a plugin's hook failed: say so, keep watching
                     self.say(f"internal error after running {check.id}:\n{traceback.format_exc()}")
@@ -268,47 +292,38 @@ class Watcher:
         if watched.check.interval >= _RENDER_AFTER_RUN:
             series.chunks(result.started_at)
         self.writer.add(StoredResult.of(result, time.time(), interval_s=watched.check.interval, silenced=silent))
+        self.writer.add(state.snapshot())
         if change is not None:
             self.changed(change, watched.check)
 
-    def changed(self, change: StateChange, check: Check | None) -> None:
+    def changed(self, change: StateChange, check: CheckInfo | None) -> None:
         self.writer.add(change)
         self.config.hook.fraiseql_check_state_changed(change=change, check=check)
+        if check is not None:  # conftests implement the hook too; they live in the check's worker
+            self.pool.worker_for(check.id).send(("changed", change))
 
-    def _repair_fixtures(self, check: Check, error: BaseException) -> None:
-        """Drop the module and session values a failed run leaves unusable."""
-        try:
-            closure = self.session.fixtures.closure(check.path, check.argnames)
-        except FixtureLookupError:
-            return
-        wide = [d for d in closure.order if d.scope is not Scope.CHECK]
-        if not wide:
-            return
-        assert self.runner is not None
-        lifecycle = self.runner.fixtures
-        if isinstance(error, FixtureError):  # a failed set-up: try again next time
-            dropped, retired = lifecycle.drop(wide, check.path, failed_only=True)
-        elif self.config.hook.fraiseql_fixture_broken(error=error):
-            dropped, retired = lifecycle.drop(wide, check.path, failed_only=False)
-        else:
-            return
-        self.fixture_rebuilds.update(d.name for d in dropped)
-        if retired.teardowns:
-            self._retire(retired)
+    def _log_whole(self, check_id: str) -> bool:
+        """A cut message is logged whole once per check in ``_WHOLE_MESSAGE_EVERY``."""
+        now = time.monotonic()
+        if now - self._whole_logged.get(check_id, -_WHOLE_MESSAGE_EVERY) < _WHOLE_MESSAGE_EVERY:
+            return False
+        self._whole_logged[check_id] = now
+        return True
 
-    def _retire(self, state: ScopeState) -> None:
-        """Tear dropped values down once the runs that may still use them are over."""
-        self._retired.append(state)
-        task = asyncio.get_running_loop().create_task(self._teardown_retired(state, self._max_timeout))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _blocked(self, check_id: str | None, seconds: float) -> None:
+        self.longest_hold = max(self.longest_hold, seconds)
+        who = check_id or "code outside any check (a task left running?)"
+        self.held[check_id or ""] += 1
+        now = time.monotonic()
+        if now - self._held_noticed.get(who, -_BLOCK_NOTICE_EVERY) >= _BLOCK_NOTICE_EVERY:
+            self._held_noticed[who] = now
+            self.say(
+                f"{who} held the event loop of its worker for {seconds:.2f}s (CPU work or a blocking call in an"
+                " async def delays the checks beside it; use asyncio.to_thread or a plain def)"
+            )
 
-    async def _teardown_retired(self, state: ScopeState, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if state in self._retired:
-            self._retired.remove(state)
-            assert self.runner is not None
-            await self.runner.fixtures.teardown(state, self._max_timeout)
+    def _teardown_failed(self, result: Result) -> None:
+        self.config.hook.fraiseql_report_result(result=result)
 
     # -- reload and stop ---------------------------------------------------------------
 
@@ -319,51 +334,34 @@ class Watcher:
     def request_stop(self) -> None:
         if self._stopping:  # the second signal: stop waiting for running checks
             self.say("stopping now: cancelling running checks")
+            self.pool.cancel()
             for task in list(self._tasks):
                 task.cancel()
             return
         self._stopping = True
         self.say("stopping: no new runs; waiting for running checks (a second signal cancels them)")
+        self.pool.stopping = True
+        self.pool.drop_waiting()
         self.wake()
 
     async def reload(self) -> None:
-        gc.unfreeze()  # the old modules may become garbage now
+        gc.unfreeze()
         try:
-            self._reload_checks()
+            found = await self.pool.reload()
+            if isinstance(found, str):
+                self.reloads["failure"] += 1
+                self.say(f"reload failed, still running the previous checks: {found}")
+                return
+            self.reloads["failure" if found.errors else "success"] += 1
+            self._apply(found)
+            if found.kept:
+                self.say(
+                    f"reloaded; {len(found.kept)} checks keep their previous version (their file does not collect)"
+                )
+            else:
+                self.say(f"reloaded: {len(found.checks)} checks")
         finally:
             _freeze_heap()
-
-    def _reload_checks(self) -> None:
-        session = self.session
-        previous = [entry.item.check for entry in self.schedule]
-        try:
-            found = recollect(session, previous)
-        except Exception as exc:
-            self.reloads["failure"] += 1
-            self.say(f"reload failed, still running the previous checks: {type(exc).__name__}: {exc}")
-            return
-        self.reloads["failure" if found.errors else "success"] += 1
-        session.checks, session.collect_errors = found.checks, found.errors
-        self.collection_errors = len(found.errors)
-        self.watch(found.checks, asyncio.get_running_loop().time())
-        self.config.hook.fraiseql_collection_finish(session=session)
-        session.report_collect_errors()
-        self._store_collect_errors()
-        if found.kept:
-            self.say(f"reloaded; {len(found.kept)} checks keep their previous version (their file does not collect)")
-        else:
-            self.say(f"reloaded: {len(found.checks)} checks")
-        assert self.runner is not None
-        lifecycle = self.runner.fixtures
-        retired = ScopeState()
-        for path in found.reimported:  # their module-scoped values came from the old module
-            state = lifecycle.modules.pop(path, None)
-            if state is not None:
-                retired.teardowns.extend(state.teardowns)
-        _, stale = lifecycle.drop(found.retired, Path(), failed_only=False)
-        retired.teardowns.extend(stale.teardowns)
-        if retired.teardowns:
-            self._retire(retired)
 
     def _store_collect_errors(self) -> None:
         now = time.time()
@@ -374,7 +372,9 @@ class Watcher:
     # -- the whole life ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Watch until SIGTERM or SIGINT; the caller's loop must be the running one."""
+        """Watch until SIGTERM or SIGINT; the caller's loop must be the running one.
+
+        ``NothingToWatch`` when the workers find no check and no broken file."""
         loop = asyncio.get_running_loop()
         installed = []
         if sys.platform != "win32":
@@ -387,43 +387,50 @@ class Watcher:
                 installed.append(signum)
         writer_task: asyncio.Task[None] | None = None
         try:
-            runner = self.runner = WatchRunner(self.session)
-            async with runner:
-                await self.writer.open()
-                await self.server.start(self.settings.host, self.settings.port)
-                for awaitable in self.config.hook.fraiseql_watch_start(watcher=self):
-                    if awaitable is not None:
-                        await awaitable
-                writer_task = loop.create_task(self.writer.run())
-                self.watch(self.session.checks, loop.time())
-                self._store_collect_errors()
-                self.collected = True
-                _freeze_heap()
+            await self.writer.open()
+            restored = await self.writer.load_states() if self.writer.up else None
+            if restored is None:
+                self.say("the checks' states could not be read from the result store; they start from unknown")
+            self._restored = dict(restored or {})
+            await self.server.start(self.settings.host, self.settings.port)
+            writer_task = loop.create_task(self.writer.run())
+            collection = await self.pool.start()
+            if not collection.checks and not collection.errors:
+                raise NothingToWatch
+            self._apply(collection)
+            for awaitable in self.config.hook.fraiseql_watch_start(watcher=self):
+                if awaitable is not None:
+                    await awaitable
+            self.collected = True
+            _freeze_heap()
+            workers = self.settings.workers
+            self.say(
+                f"watching {len(self.schedule)} checks in {workers} worker process{'es' if workers != 1 else ''};"
+                f" metrics on http://{self.server.address}/metrics;"
+                f" results to {self.config.mask(self.writer.store.url)}"
+            )
+            self._scheduler = loop.create_task(self._scheduler_loop())
+            await self._scheduler
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=self._max_timeout + 5)
+            await self.pool.stop(self._max_timeout + 5)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.totals = await self.writer.stop(self.settings.flush_timeout)
+            if self.totals.not_written:
                 self.say(
-                    f"watching {len(self.schedule)} checks; metrics on http://{self.server.address}/metrics;"
-                    f" results to {self.config.mask(self.writer.store.url)}"
+                    f"the result store is unavailable: {self.totals.not_written} results, states and state changes"
+                    f" were not written ({self.config.mask(self.writer.last_error)})"
                 )
-                self._scheduler = loop.create_task(self._scheduler_loop())
-                await self._scheduler
-                if self._tasks:
-                    await asyncio.wait(list(self._tasks), timeout=self._max_timeout + 5)
-                for task in [*self._tasks, *self._background]:
-                    task.cancel()
-                await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
-                for state in self._retired:
-                    await runner.fixtures.teardown(state, self._max_timeout)
-            if writer_task is not None:
-                writer_task.cancel()
-                await asyncio.gather(writer_task, return_exceptions=True)
-            left = await self.writer.flush(self.settings.flush_timeout)
-            if left:
-                self.say(f"the result store is unavailable: {left} results and state changes were not written")
             for awaitable in self.config.hook.fraiseql_watch_stop(watcher=self):
                 if awaitable is not None:
                     await awaitable
         finally:
+            self.pool.kill_all()
             if writer_task is not None and not writer_task.done():
                 writer_task.cancel()
+                await asyncio.gather(writer_task, return_exceptions=True)
             await self.server.close()
             await self.writer.store.close()
             for signum in installed:
@@ -436,16 +443,31 @@ class Watcher:
         return Page(200, body, exposition.CONTENT_TYPE)
 
     def _own_lines(self) -> Iterator[str]:
-        assert self.runner is not None
-        writer, watchdog = self.writer, self.runner.watchdog
+        writer, pool = self.writer, self.pool
+        workers = pool.all_workers()
         yield exposition.header(m.LATENESS) + self.lateness.fill(exposition.histogram_template(m.LATENESS, ""))
         yield exposition.simple(m.IN_PROGRESS, self.in_progress)
         yield exposition.simple(m.SCHEDULED, len(self.schedule))
         yield exposition.simple(m.COLLECTION_ERRORS, self.collection_errors)
         yield exposition.labelled(m.RELOADS, self.reloads)
         yield exposition.labelled(m.FIXTURE_REBUILDS, self.fixture_rebuilds)
-        yield exposition.simple(m.LOOP_BLOCKED, watchdog.interrupted)
-        yield exposition.simple(m.LONGEST_BLOCK, watchdog.longest_block)
+        yield exposition.simple(m.LOOP_BLOCKED, self.loop_interrupts)
+        yield exposition.simple(m.LONGEST_BLOCK, self.longest_hold)
+        yield exposition.labelled(m.LOOP_HELD, {check: n for check, n in self.held.items() if check})
+        yield exposition.labelled(m.ISOLATED, {check: 1 for check in pool.isolated})
+        yield exposition.labelled(m.WORKER_UP, {w.name: int(w.up) for w in workers})
+        checks = Counter(pool.worker_for(entry.key).name for entry in self.schedule)
+        yield exposition.labelled(m.WORKER_CHECKS, {w.name: checks[w.name] for w in workers})
+        restarts: dict[tuple[str, ...], float] = {(w.name, r): n for w in workers for r, n in w.restarts.items()}
+        yield exposition.multi(m.WORKER_RESTARTS, restarts)
+        yield exposition.labelled(m.WORKER_MEMORY, {w.name: w.rss for w in workers if w.up})
+        yield exposition.labelled(m.WORKER_CPU, {w.name: w.cpu_seconds() for w in workers})
+        server = self.server
+        yield exposition.simple(m.HTTP_OPEN, server.connections_open)
+        yield exposition.simple(m.HTTP_ACCEPTED, server.connections_accepted_total)
+        yield exposition.simple(m.HTTP_EVICTED, server.connections_evicted_total)
+        yield exposition.simple(m.HTTP_REJECTED, server.connections_rejected_total)
+        yield exposition.simple(m.HTTP_TIMEOUTS, server.requests_timed_out_total)
         yield exposition.simple(m.STORE_BACKLOG, writer.backlog)
         yield exposition.simple(m.STORE_DROPPED, writer.dropped)
         yield exposition.simple(m.STORE_WRITTEN, writer.written)
@@ -479,9 +501,9 @@ class Watcher:
 
 
 def _freeze_heap() -> None:
-    """Keep the garbage collector off what lives as long as the watcher (the checks,
-    their modules, the series): a full collection over thousands of checks would hold
-    the loop for a noticeable time, again and again, for nothing."""
+    """Keep the garbage collector off what lives as long as the watcher (the checks'
+    metadata, the series): a full collection over thousands of checks would hold the
+    loop for a noticeable time, again and again, for nothing."""
     gc.collect()
     gc.freeze()
 

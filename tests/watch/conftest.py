@@ -30,8 +30,10 @@ def parse_metrics(text: str) -> Samples:
 class WatchProcess:
     """A running watcher: its address, its pages, and how it ended."""
 
-    def __init__(self, checkdir: CheckDir, args: tuple[str, ...], env: dict[str, str] | None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, checkdir: CheckDir, args: tuple[str, ...], env: dict[str, str] | None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process = checkdir.popen("--watch", "--listen", self.address, *args, env=env)
         self.stdout = ""
@@ -95,8 +97,10 @@ def watch(checkdir: CheckDir) -> Iterator[Callable[..., WatchProcess]]:
     """Start ``fraiseql-check --watch`` in the check folder: ``watch("--store", url)``."""
     started: list[WatchProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> WatchProcess:
-        process = WatchProcess(checkdir, args, env)
+    def start(
+        *args: str, env: dict[str, str] | None = None, ready: bool = True, port: int | None = None
+    ) -> WatchProcess:
+        process = WatchProcess(checkdir, args, env, port)
         started.append(process)
         if ready:
             process.wait_ready()

@@ -71,6 +71,8 @@ def sample_page() -> str:
             exposition.labelled(m.RELOADS, {"success": 1, "failure": 0}),
             exposition.labelled(m.FIXTURE_REBUILDS, {}),
             exposition.simple(m.LONGEST_BLOCK, 0.25),
+            exposition.labelled(m.ISOLATED, {'checks/check_odd.py::check_q[{ users(filter: "a\\b") }\n100%]': 1}),
+            exposition.multi(m.WORKER_RESTARTS, {("1", "exited"): 2, ("isolated", "memory"): 1}),
         ]
 
     return b"".join(exposition.render([db_series, odd_series], T0 + 62, own)).decode()
@@ -98,6 +100,9 @@ def test_an_independent_parser_reads_back_every_value() -> None:
     assert samples[("fraiseql_check_duration_seconds_bucket", (*db, ("le", "0.005")))] == 1.0
     assert samples[("fraiseql_check_duration_seconds_bucket", (*db, ("le", "2.5")))] == 3.0
     assert samples[("fraiseql_check_duration_seconds_sum", db)] == 1.804
+    assert samples[("fraiseql_check_isolated", odd)] == 1.0
+    assert samples[("fraiseql_check_worker_restarts_total", (("reason", "exited"), ("worker", "1")))] == 2.0
+    assert samples[("fraiseql_check_worker_restarts_total", (("reason", "memory"), ("worker", "isolated")))] == 1.0
     assert samples[("fraiseql_check_duration_seconds_count", odd)] == 2.0
     assert samples[("fraiseql_check_last_run_timestamp_seconds", db)] == T0 + 60
     assert samples[("fraiseql_check_value", (*db, ("name", "connections")))] == 12.0

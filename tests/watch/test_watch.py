@@ -390,12 +390,13 @@ def test_the_sqlite_store_is_in_the_root_folder_by_default(checkdir: CheckDir, w
 
 
 def test_plugins_add_pages_at_start_and_decide_what_a_broken_fixture_is(checkdir: CheckDir, watch: Watch) -> None:
+    """Watcher hooks belong to plugins (the watcher's own process loads no conftest);
+    the fixture hook is a conftest's, in the worker that runs the check."""
     stopped = checkdir.path / "stopped.txt"
-    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("fraiseql-checks.yaml", FAST + "plugins: [pages_plugin]\n")
     checkdir.write(
-        "checks/conftest.py",
+        "plugins/pages_plugin.py",
         f"""
-        from fraiseql_checks import fixture
         from fraiseql_checks.watch.http import Page
 
         def fraiseql_watch_start(watcher):
@@ -405,6 +406,12 @@ def test_plugins_add_pages_at_start_and_decide_what_a_broken_fixture_is(checkdir
             async def write():
                 open({str(stopped)!r}, "w").write(f"{{watcher.runs}} runs")
             return write()
+        """,
+    )
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        from fraiseql_checks import fixture
 
         def fraiseql_fixture_broken(error):
             return False  # never rebuild: this client reconnects by itself
@@ -424,10 +431,20 @@ def test_plugins_add_pages_at_start_and_decide_what_a_broken_fixture_is(checkdir
             raise ConnectionResetError("lost")
         """,
     )
-    watcher = watch()
+    watcher = watch(env={"PYTHONPATH": str(checkdir.path / "plugins")})
     assert watcher.get("/hello") == (200, "hello from a plugin\n")
     check = "checks/check_client.py::check_client"
     watcher.wait_for(lambda s: watcher.runs(check, "error") >= 3, what="errors")
     assert watcher.value("fraiseql_check_fixture_rebuilds_total", fixture="client") is None
     assert watcher.stop() == 0
     assert stopped.read_text().endswith(" runs")
+
+
+def test_a_conftest_implementing_a_watcher_hook_is_told_it_is_not_called(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/conftest.py", "def fraiseql_watch_start(watcher):\n    raise AssertionError('not here')\n")
+    checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")
+    watcher = watch("--workers", "1")
+    watcher.wait_for(lambda s: watcher.runs("checks/check_one.py::check_one") >= 1)
+    assert watcher.stop() == 0
+    assert "checks/conftest.py: fraiseql_watch_start is a hook of the watcher's own process" in watcher.stdout

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from fraiseql_checks.watch.plugin import as_listen
-from fraiseql_checks.watch.watcher import looks_like_lost_connection
+from fraiseql_checks.watch.worker import looks_like_lost_connection
 
 
 def caused_by(cause: BaseException) -> Exception:

@@ -1,0 +1,93 @@
+"""What the watcher and its worker processes say to each other, and how it travels.
+
+One Unix socket pair per worker. Each frame is a 4-byte length and a pickled list
+of messages, so a burst of results costs one write and one wake-up, not one per
+run. A message is a tuple whose first item names it:
+
+watcher → worker
+
+- ``("run", seq, check_id)``: start a run of this check; its result comes back with ``seq``.
+- ``("changed", change)``: a state change, for ``fraiseql_check_state_changed`` in conftests.
+- ``("reload",)``: collect again (SIGHUP); answered by ``collected``.
+- ``("stop",)``: finish the running checks, tear fixtures down, answer ``stopped`` and exit.
+- ``("cancel",)``: cancel the running checks now (a second stop signal).
+
+worker → watcher
+
+- ``("importing", relpath)``: about to import this file (sent before the import, so a
+  file whose import ends the process or never returns is known by name).
+- ``("collected", infos, errors, kept)``: the checks (``CheckInfo``), the files that did
+  not collect (``CollectError``), and the ids kept from a previous version.
+- ``("result", seq, result, rebuilt, whole_message)``: the masked, size-capped result of
+  run ``seq``; the fixtures set up again after it; the whole message if it was cut.
+- ``("teardown", result)``: a module or session fixture whose teardown failed.
+- ``("beat", stalled_for, holder)``: sent every half second by a thread of the worker:
+  how long its event loop has not turned, and the check holding it (or ``None``).
+- ``("blocked", check_id, seconds)``: a check held the event loop longer than the bound.
+- ``("say", line)``: a line for the watcher's log.
+- ``("stopped",)``: the worker finished and is exiting.
+
+The first frame from the watcher is the worker's start-up: a dict with the command
+line, ``sys.path``, the worker's name and the files not to import.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+import threading
+from typing import Any
+
+_LENGTH = struct.Struct("!I")
+#: A frame larger than this is a bug (results are capped), not data.
+MAX_FRAME = 256 * 1024 * 1024
+
+Message = tuple[Any, ...]
+
+
+def encode(messages: Any) -> bytes:
+    body = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(body)) + body
+
+
+def decode(body: bytes) -> Any:
+    return pickle.loads(body)
+
+
+def length_of(header: bytes) -> int:
+    (length,) = _LENGTH.unpack(header)
+    if length > MAX_FRAME:
+        raise ValueError(f"a frame of {length} bytes is more than the {MAX_FRAME} allowed")
+    return int(length)
+
+
+HEADER_SIZE = _LENGTH.size
+
+
+class BlockingChannel:
+    """The worker's end: whole frames over a blocking socket, from any thread."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, messages: list[Message]) -> None:
+        frame = encode(messages)
+        with self._lock:
+            self.sock.sendall(frame)
+
+    def receive(self) -> Any:
+        """The next frame's messages; ``EOFError`` when the watcher closed its end."""
+        length = length_of(self._read(HEADER_SIZE))
+        return decode(self._read(length))
+
+    def _read(self, count: int) -> bytes:
+        chunks = []
+        while count:
+            chunk = self.sock.recv(min(count, 1 << 20))
+            if not chunk:
+                raise EOFError("the watcher closed the channel")
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,403 @@
+"""What a hostile or broken check cannot do to the watcher: it runs in a worker process.
+
+Each case starts a real ``fraiseql-check --watch`` on checks written to misbehave
+(exiting the process, spinning in C, eating memory, forking, flooding output) and
+shows that the watcher keeps serving, says what happened, replaces the worker,
+isolates the culprit, and that every other check goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+
+import psutil
+
+from tests.conftest import CheckDir
+from tests.services import wait_until
+from tests.watch.conftest import WatchProcess
+
+Watch = Callable[..., WatchProcess]
+FAST = "start_jitter: 50ms\n"
+HEALTHY = 'from fraiseql_checks import check\n\n@check(interval="100ms")\ndef check_healthy():\n    pass\n'
+HEALTHY_ID = "checks/check_healthy.py::check_healthy"
+
+
+def stored(checkdir: CheckDir, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(checkdir.path / ".fraiseql-checks" / "results.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def messages_of(checkdir: CheckDir, check_id: str, outcome: str = "error") -> list[str]:
+    rows = stored(checkdir, f"SELECT message FROM results WHERE check_id = '{check_id}' AND outcome = '{outcome}'")
+    return [str(row[0]) for row in rows]
+
+
+def test_sys_exit_and_keyboard_interrupt_in_checks_are_errors_and_the_watcher_goes_on(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_exits.py",
+        """
+        import sys
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_exit():
+            sys.exit(0)
+
+        @check(interval="100ms")
+        async def check_interrupt():
+            raise KeyboardInterrupt
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch()
+    exit_id, interrupt_id = "checks/check_exits.py::check_exit", "checks/check_exits.py::check_interrupt"
+    watcher.wait_for(
+        lambda s: watcher.runs(exit_id, "error") >= 3 and watcher.runs(interrupt_id, "error") >= 3,
+        what="three errors of each",
+    )
+    assert watcher.process.poll() is None  # still watching
+    assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="exited") is None
+    assert watcher.runs(HEALTHY_ID, "error") == 0 and watcher.runs(HEALTHY_ID) >= 3
+    assert watcher.stop() == 0
+    assert "SystemExit(0) raised" in messages_of(checkdir, exit_id)[0]
+    assert "KeyboardInterrupt raised by the check" in messages_of(checkdir, interrupt_id)[0]
+
+
+def test_a_check_that_ends_its_worker_is_an_error_and_isolated_the_others_go_on(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_exits.py",
+        """
+        import os
+        from fraiseql_checks import check
+
+        @check(interval="200ms")
+        def check_os_exit():
+            os._exit(0)
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    culprit = "checks/check_exits.py::check_os_exit"
+    watcher.wait_for(lambda s: watcher.runs(culprit, "error") >= 3, what="three errors of the culprit")
+    assert watcher.value("fraiseql_check_isolated", check=culprit) == 1
+    restarts = watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="exited")
+    assert restarts == 1  # isolated after the first time: worker 1 is not hit again
+    before = watcher.runs(HEALTHY_ID)
+    watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= before + 5, what="the healthy check to go on")
+    assert watcher.runs(HEALTHY_ID, "error") == 0
+    assert watcher.stop() == 0
+    message = messages_of(checkdir, culprit)[0]
+    assert (
+        message
+        == "the worker process running this check exited with code 0 (os._exit(0) in the check); it was replaced"
+    )
+    assert "from now on it runs in a worker process of its own" in watcher.stdout
+
+
+def test_a_check_spinning_in_c_gets_its_worker_replaced_while_the_watcher_keeps_answering(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_spins.py",
+        """
+        import re
+        from fraiseql_checks import check
+
+        @check(interval="1h", timeout="1s")
+        async def check_backtracks():
+            re.match(r"(a+)+$", "a" * 40 + "b")   # holds the GIL for ages: no signal gets in
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    culprit = "checks/check_spins.py::check_backtracks"
+    start = time.monotonic()
+    answered = 0
+    while watcher.runs(culprit, "error") < 1:
+        assert time.monotonic() - start < 60, "the spinning worker was not replaced"
+        assert watcher.get("/healthz") == (200, "ok\n")  # the watcher itself never stops answering
+        answered += 1
+        time.sleep(0.2)
+    assert answered >= 10  # the worker was stuck for seconds, /healthz answered throughout
+    assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="unresponsive") == 1
+    before = watcher.runs(HEALTHY_ID)
+    watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= before + 3, what="the healthy check to go on")
+    assert watcher.stop() == 0
+    (message,) = messages_of(checkdir, culprit)
+    assert message.startswith("the worker process running this check stopped answering: its event loop was held")
+
+
+def test_a_worker_growing_past_the_memory_limit_is_replaced(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST + "worker_memory_limit: 300MiB\n")
+    checkdir.write(
+        "checks/check_memory.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        hoard = []
+
+        @check(interval="1h", timeout="30s")
+        async def check_hoards():
+            hoard.append(bytearray(400 * 2**20))
+            await asyncio.sleep(20)
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    culprit = "checks/check_memory.py::check_hoards"
+    watcher.wait_for(lambda s: watcher.runs(culprit, "error") >= 1, timeout=30, what="the memory error")
+    assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="memory") == 1
+    assert watcher.value("fraiseql_check_isolated", check=culprit) == 1
+    assert watcher.stop() == 0
+    (message,) = messages_of(checkdir, culprit)
+    assert "MiB of memory, above the 300 MiB limit" in message
+
+
+def test_a_file_whose_import_ends_the_worker_is_a_collection_error(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_dies.py", "import os\nos._exit(3)\n")
+    checkdir.write("checks/check_hangs.py", "while True:\n    pass\n")
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    checkdir.write("fraiseql-checks.yaml", FAST + "import_timeout: 2s\n")
+    watcher = watch("--workers", "1", ready=False)
+    watcher.wait_ready(timeout=60)
+    watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= 3, what="the healthy check to run")
+    assert watcher.value("fraiseql_check_collection_errors") == 2
+    assert watcher.stop() == 0
+    assert "ERROR collecting checks/check_dies.py: importing it ended the worker process (exited with code 3)" in (
+        watcher.stdout
+    )
+    assert "ERROR collecting checks/check_hangs.py: importing it did not finish within 2s" in watcher.stdout
+
+
+def test_what_a_check_forks_dies_with_its_worker_and_the_port_is_free_again(checkdir: CheckDir, watch: Watch) -> None:
+    pids = checkdir.path / "children.txt"
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_forks.py",
+        f"""
+        import os, time
+        from fraiseql_checks import check
+
+        @check(interval="1h")
+        def check_forks():
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(3600)  # the child keeps every descriptor it inherited
+                os._exit(0)
+            with open({str(pids)!r}, "a") as out:
+                out.write(f"{{pid}}\\n")
+        """,
+    )
+    watcher = watch("--workers", "1")
+    wait_until(lambda: pids.exists() and pids.read_text().strip(), what="the fork")
+    child = int(pids.read_text().split()[0])
+    assert psutil.pid_exists(child)
+    assert watcher.stop() == 0
+    wait_until(lambda: not _alive(child), what="the forked child to die with its worker")
+    second = watch("--workers", "1", port=watcher.port)  # the address is free again
+    assert second.stop() == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_killing_the_watcher_takes_its_workers_and_their_children_down(checkdir: CheckDir, watch: Watch) -> None:
+    pids = checkdir.path / "children.txt"
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_forks.py",
+        f"""
+        import os, subprocess
+        from fraiseql_checks import check
+
+        @check(interval="1h")
+        def check_starts_a_child():
+            child = subprocess.Popen(["sleep", "3600"])
+            with open({str(pids)!r}, "a") as out:
+                out.write(f"{{os.getpid()}} {{child.pid}}\\n")
+        """,
+    )
+    watcher = watch("--workers", "1")
+    wait_until(lambda: pids.exists() and pids.read_text().strip(), what="the child")
+    worker, child = (int(pid) for pid in pids.read_text().split())
+    watcher.process.kill()  # kill -9: no chance to clean up
+    watcher.process.communicate()
+    wait_until(lambda: not _alive(worker) and not _alive(child), timeout=10, what="the worker and its child to die")
+
+
+def test_a_flood_of_output_is_bounded_and_a_huge_message_is_cut_and_logged_once(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_flood.py",
+        """
+        import os
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_prints():
+            for _ in range(10_000):
+                print("x" * 100)
+            os.write(1, b"straight to the descriptor\\n" * 1000)
+
+        @check(interval="100ms")
+        def check_huge_message():
+            assert False, "y" * 10_000_000
+        """,
+    )
+    watcher = watch("--workers", "1")
+    huge = "checks/check_flood.py::check_huge_message"
+    watcher.wait_for(lambda s: watcher.runs(huge, "failed") >= 5, timeout=60, what="five huge messages")
+    rss = psutil.Process(watcher.process.pid).memory_info().rss
+    assert rss < 300 * 2**20, rss  # the watcher keeps none of it
+    assert watcher.stop() == 0
+    lengths = stored(checkdir, f"SELECT length(message) FROM results WHERE check_id = '{huge}'")
+    assert lengths and all(int(n) < 5_000 for (n,) in lengths)  # type: ignore[call-overload]
+    assert watcher.stdout.count(f"{huge}: the whole message (10,000,013 characters") == 1  # once in the log
+    assert "lines of output not shown" in watcher.stdout
+    assert len(watcher.stdout) < 20_000_000
+
+
+def test_a_restart_after_kill_9_keeps_the_state_of_a_failing_check(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_down.py",
+        'from fraiseql_checks import check\n\n@check(interval="100ms")\ndef check_down():\n    assert False\n',
+    )
+    down = "checks/check_down.py::check_down"
+    first = watch()
+    first.wait_for(lambda s: (first.value("fraiseql_check_consecutive_failures", check=down) or 0) >= 10)
+    os.kill(first.process.pid, signal.SIGKILL)
+    first.process.communicate()
+    failures = int(stored(checkdir, f"SELECT consecutive_failures FROM check_states WHERE check_id = '{down}'")[0][0])  # type: ignore[call-overload]
+    assert failures >= 5
+    second = watch()
+    assert (second.value("fraiseql_check_state", check=down)) == 1  # failing from the start
+    second.wait_for(lambda s: (second.value("fraiseql_check_consecutive_failures", check=down) or 0) > failures)
+    assert second.stop() == 0
+    changes = stored(checkdir, f"SELECT previous, state FROM state_changes WHERE check_id = '{down}'")
+    assert changes == [("unknown", "failing")]  # told once, not again after the restart
+
+
+LATENCY_NEIGHBOURS = """
+import asyncio, time
+from fraiseql_checks import check, stopwatch
+
+@check(interval="300ms", timeout="5s")
+async def check_cpu_bound():
+    await asyncio.sleep(0.01)
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:   # 300 ms of CPU work without awaiting
+        pass
+
+@check(interval="100ms", timeout="5s")
+async def check_latency():
+    reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
+    with stopwatch() as took:
+        writer.write(b"ping\\\\n")
+        await writer.drain()
+        await reader.readline()        # answered in 10 ms, often while the neighbour spins
+    writer.close()
+    assert took.seconds <= 0.05, f"took {took.seconds * 1000:.0f} ms ({took.wall * 1000:.0f} ms on the wall clock)"
+"""
+
+
+def test_a_cpu_bound_neighbour_neither_fails_a_latency_check_nor_stays_beside_it(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    from tests.test_bad_checks import echo_server
+
+    port, server = echo_server()
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_latency.py", LATENCY_NEIGHBOURS.replace("PORT", str(port)))
+    try:
+        watcher = watch("--workers", "1")
+        hog, latency = "checks/check_latency.py::check_cpu_bound", "checks/check_latency.py::check_latency"
+        watcher.wait_for(lambda s: watcher.value("fraiseql_check_isolated", check=hog) == 1, what="the hog isolated")
+        assert (watcher.value("fraiseql_check_event_loop_held_total", check=hog) or 0) >= 3
+        before = watcher.runs(latency)
+        watcher.wait_for(lambda s: watcher.runs(latency) >= before + 10, what="ten more latency runs")
+        assert watcher.runs(latency, "failed") == 0 and watcher.runs(latency, "error") == 0
+        assert watcher.stop() == 0
+    finally:
+        server.close()  # type: ignore[attr-defined]
+    assert f"{hog} held the event loop of its worker for 0." in watcher.stdout
+    assert f"{hog} held the event loop of worker 1 3 times; from now on it runs in a worker process of its own" in (
+        watcher.stdout
+    )
+
+
+def test_secrets_never_reach_the_log_the_store_or_metrics(checkdir: CheckDir, watch: Watch) -> None:
+    from tests.test_masking import SECRETS
+
+    checkdir.write(
+        "fraiseql-checks.yaml",
+        FAST
+        + f"""
+grafana:
+  url: http://127.0.0.1:3000
+  token: {SECRETS["grafana"]}
+alertmanager:
+  smtp_auth_password: {SECRETS["smtp"]}
+database:
+  dsn: postgresql://app:dsn%40pa55%2F9c@127.0.0.1:5432/test
+""",
+    )
+    checkdir.write(
+        "checks/check_leaks.py",
+        """
+        import os, urllib.parse
+        from fraiseql_checks import check, record
+
+        @check(interval="200ms")
+        def check_leaks(config):
+            dsn = config.get("database")["dsn"]
+            values = [
+                config.get("grafana")["token"],
+                config.get("alertmanager")["smtp_auth_password"],
+                os.environ["SLACK_WEBHOOK_URL"],
+                dsn,
+                urllib.parse.unquote(urllib.parse.urlsplit(dsn).password),
+            ]
+            print("printed:", " | ".join(values))
+            os.write(1, ("outside the capture: " + " | ".join(values) + "\\n").encode())
+            record("leaky", 1.0)
+            raise RuntimeError("raised: " + " | ".join(values) + " " + "x" * 5000)
+        """,
+    )
+    leaks = "checks/check_leaks.py::check_leaks"
+    watcher = watch("-v", "--workers", "1", env={"SLACK_WEBHOOK_URL": SECRETS["slack"]})
+    watcher.wait_for(lambda s: watcher.runs(leaks, "error") >= 3, what="three runs")
+    metrics = watcher.metrics_text()
+    assert watcher.stop() == 0
+    messages = " ".join(str(row[0]) for row in stored(checkdir, "SELECT message FROM results"))
+    changes = " ".join(str(row[0]) for row in stored(checkdir, "SELECT message FROM state_changes"))
+    assert "raised: *** | *** | *** | postgresql://app:***@127.0.0.1:5432/test | ***" in messages
+    assert "the whole message (" in watcher.stdout  # the 5 KiB message, logged whole once: masked too
+    for secret in (SECRETS["grafana"], SECRETS["smtp"], SECRETS["slack"], "dsn@pa55/9c", "dsn%40pa55%2F9c"):
+        for where, text in {
+            "log": watcher.stdout,
+            "stderr": watcher.stderr,
+            "/metrics": metrics,
+            "results": messages,
+            "state changes": changes,
+        }.items():
+            assert secret not in text, f"{secret} in {where}"
