@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,13 +93,14 @@ def rule_references(path: Path, relpath: str) -> list[Reference]:
     """Series referenced by the ``expr`` of every rule in a Prometheus rule file (or a PrometheusRule)."""
     import yaml
 
+    from fraiseql_checks import yamlfile
     from fraiseql_checks.promql import PromQLError
 
     refs: list[Reference] = []
     try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        documents = yamlfile.load_all(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{relpath}: cannot read the rule file: {str(exc).splitlines()[0]}") from None
+        raise ContractError(f"{relpath}: cannot read the rule file{yamlfile.problem(exc)}") from None
     for document in documents:
         if not isinstance(document, Mapping):
             continue
@@ -157,6 +159,34 @@ def dashboard_references(path: Path, relpath: str) -> list[Reference]:
 
 class ContractError(ValueError):
     """A rule file or dashboard cannot be read, or holds PromQL that does not parse."""
+
+
+#: References read from the files, by the files' paths, sizes and times: parsed once per process.
+_REFERENCES: dict[tuple[tuple[str, int, int], ...], list[Reference]] = {}
+_REFERENCES_LOCK = threading.Lock()
+
+
+def cached_references(config: Config) -> list[Reference]:
+    """``collect_references``, parsed again only when a file changed (call it on a thread:
+    the first parse of the rule and dashboard files is CPU work)."""
+    settings = config.get("metrics_contract")
+    files = _reference_files(config, settings)
+    key = tuple((str(path), stat.st_size, stat.st_mtime_ns) for path in files for stat in [path.stat()])
+    with _REFERENCES_LOCK:
+        found = _REFERENCES.get(key)
+        if found is None:
+            found = _REFERENCES[key] = collect_references(config)
+        return list(found)
+
+
+def _reference_files(config: Config, settings: Mapping[str, Any]) -> list[Path]:
+    from fraiseql_checks.targets import targets_of
+
+    root, profile = config.rootdir, targets_of(config).profile.name
+    return [
+        *_profile_files(root, settings.get("rules") or ["alerts"], profile, RULE_SUFFIXES),
+        *_profile_files(root, settings.get("dashboards") or ["dashboards"], profile, (".json",)),
+    ]
 
 
 def collect_references(config: Config) -> list[Reference]:

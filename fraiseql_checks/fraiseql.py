@@ -7,6 +7,7 @@ by default, ``fraiseql-v1``; see FRAISEQL.md). Both fixtures share the session's
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -223,6 +224,7 @@ class FraiseQLClient:
                 hint = "FraiseQL v2 serves /metrics only with FRAISEQL_METRICS_ENABLED and FRAISEQL_METRICS_TOKEN set"
             raise status_error(response, hint)
         try:
-            return Exposition.parse(response.text)
+            # Parsing a big page is CPU work: on a thread, so it delays no other check.
+            return await asyncio.to_thread(Exposition.parse, response.text)
         except ExpositionError as exc:
             raise TargetError(f"GET {url}: {exc}", target="fraiseql") from None

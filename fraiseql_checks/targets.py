@@ -13,8 +13,8 @@ run that uses none of them does not pay for importing httpx, asyncpg or redis.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import re
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -34,6 +34,7 @@ from fraiseql_checks.config import (
 from fraiseql_checks.errors import TargetNotConfigured
 from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.masking import mask_urls
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 if TYPE_CHECKING:
@@ -48,14 +49,9 @@ DEFAULT_HTTP_TIMEOUT = 5.0
 
 
 def _shown(url: str) -> str:
-    """``url`` quoted for an error message, its password (before the last ``@``, or a
-    ``password=`` query parameter) as ``***``: a broken URL is not yet a known secret, and
-    a password with an unescaped ``/`` or ``@`` would slip past the generic masking."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if sep and at and ":" in userinfo:
-        url = f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
-    return repr(re.sub(r"(?i)([?&]password=)[^&#]*", r"\g<1>***", url))
+    """``url`` quoted for an error message, its passwords as ``***``: a broken URL is not
+    yet a known secret, so only its shape tells where the password is."""
+    return repr(mask_urls(url))
 
 
 def _check_url(url: str, schemes: tuple[str, ...]) -> None:
@@ -269,7 +265,9 @@ async def http(config: Config) -> AsyncIterator[HTTPClient]:
     running check's W3C ``traceparent`` on every request."""
     from fraiseql_checks.http import make_client
 
-    async with make_client(config) as client:
+    # Building the client loads the CA certificates (tens of milliseconds of CPU):
+    # on a thread, so that the checks running beside the first one are not held up.
+    async with await asyncio.to_thread(make_client, config) as client:
         yield client
 
 

@@ -18,6 +18,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -431,6 +432,19 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield receiver
     finally:
         receiver.close()
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int | None = None) -> Iterator[None]:
+    """Keep every core busy (one spinning process per core) while the block runs."""
+    count = processes or os.cpu_count() or 1
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def wait_until(condition: object, timeout: float = 30.0, every: float = 0.05, what: str = "") -> object:

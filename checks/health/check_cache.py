@@ -9,11 +9,10 @@ Set ``REDIS_URL``. Thresholds (``[tool.fraiseql-checks.thresholds]``), with defa
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
-from fraiseql_checks import check, record
+from fraiseql_checks import check, record, stopwatch
 
 
 @check(
@@ -26,9 +25,9 @@ from fraiseql_checks import check, record
 async def check_cache_answers(cache, config):
     """Redis answers PING within 250ms (seed alert CacheDown)."""
     limit = config.threshold("cache.ping_max_seconds", 0.25)
-    start = time.perf_counter()
-    assert await cache.ping() is True
-    elapsed = time.perf_counter() - start
+    with stopwatch() as took:  # time other checks held the event loop is not the cache's
+        assert await cache.ping() is True
+    elapsed = took.seconds
     record("ping_seconds", elapsed)
     assert elapsed <= limit, f"PING took {elapsed * 1000:.1f}ms, above {limit * 1000:g}ms"
 

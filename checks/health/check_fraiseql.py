@@ -7,13 +7,12 @@ Thresholds (``[tool.fraiseql-checks.thresholds]``): ``graphql.latency_max_second
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from fraiseql_checks import check, record
+from fraiseql_checks import check, record, stopwatch
 
 
 def _failing_subsystems(body: Mapping[str, Any]) -> list[str]:
@@ -98,9 +97,9 @@ async def check_graphql_answers(fraiseql, config):
     """A smoke query (``fraiseql.smoke_query``, default ``{ __typename }``) answers without errors within 1s."""
     limit = config.threshold("graphql.latency_max_seconds", 1.0)
     query = fraiseql.target.smoke_query
-    start = time.perf_counter()
-    result = await fraiseql.graphql.execute(query)
-    elapsed = time.perf_counter() - start
+    with stopwatch() as took:  # time other checks held the event loop is not the server's
+        result = await fraiseql.graphql.execute(query)
+    elapsed = took.seconds
     record("graphql_latency_seconds", elapsed)
     assert not result.errors, f"{query} answered errors: {'; '.join(result.error_messages)}"
     assert result.data is not None, f"{query} answered no data (HTTP {result.status_code})"

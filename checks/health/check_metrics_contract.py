@@ -9,18 +9,20 @@ are reported as unchecked. Folders: ``[tool.fraiseql-checks.metrics_contract]``
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from fraiseql_checks import check, record
-from fraiseql_checks.contract import ContractError, collect_references, verify
+from fraiseql_checks.contract import ContractError, cached_references, verify
 from fraiseql_checks.trace import current
 
 
 @check(interval="1h", severity="warning", tags=["metrics"], runbook="docs/runbooks/MetricsContractBroken.md")
 async def check_metrics_contract(config, http):
     """Every series named in the alert rules and dashboards exists on the target (parsed PromQL, not grep)."""
-    try:
-        refs = collect_references(config)
+    try:  # the files are parsed once per process, on a thread: no other check waits for it
+        refs = await asyncio.to_thread(cached_references, config)
     except ContractError as exc:
         pytest.fail(str(exc), pytrace=False)
     if not refs:
