@@ -1,7 +1,7 @@
 """Watch-mode benchmarks (issue 4): scheduling, /metrics scrape time, store throughput.
 
-    .venv/bin/python benchmarks/watch.py            # everything (about three minutes)
-    .venv/bin/python benchmarks/watch.py scheduler  # or: scrape, store
+    .venv/bin/python benchmarks/watch.py            # everything (about six minutes)
+    .venv/bin/python benchmarks/watch.py scheduler  # or: workers, scrape, store
 
 Each part runs the real thing: ``fraiseql-check --watch`` as a separate process
 on generated checks, measured from outside (its /metrics, its CPU and memory via
@@ -63,11 +63,11 @@ def project(count: int, interval: str) -> Path:
 
 
 class Watcher:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *args: str) -> None:
         self.address = f"127.0.0.1:{free_port()}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fraiseql_checks", "--watch", "--listen", self.address, "-q"],
+            [sys.executable, "-m", "fraiseql_checks", "--watch", "--listen", self.address, "-q", *args],
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -98,8 +98,20 @@ class Watcher:
         }
 
     def cpu(self) -> float:
+        """CPU seconds of the watcher process itself."""
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+    def workers_cpu(self) -> float:
+        """CPU seconds of its worker processes (the ones alive now)."""
+        total = 0.0
+        for child in self.ps.children():
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
 
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
@@ -160,6 +172,51 @@ def bench_scheduler(seconds: float = 60.0, count: int = 2000) -> list[Row]:
         ("scheduler", "memory growth, first 30 s to last 30 s (goal ≤ 5 MB)", f"{(rss_last - rss_half) / 1e6:+.1f} MB"),
         ("scheduler", "skipped overlapping runs", f"{overlaps:.0f}"),
     ]
+
+
+def bench_workers(seconds: float = 30.0) -> list[Row]:
+    """Runs per second per core with one and two worker processes, and what a run costs.
+
+    Each line: trivial checks every second; over ``seconds``, the runs that started,
+    their lateness, and the CPU of the watcher and of its workers (all processes,
+    read from outside with psutil)."""
+    out: list[Row] = []
+    for workers, count in ((1, 2000), (2, 2000), (1, 6000), (2, 6000)):
+        root = project(count, "1s")
+        watcher = Watcher(root, "--workers", str(workers))
+        try:
+            watcher.wait_ready()
+            time.sleep(5)
+            first = watcher.samples()
+            cpu0, wcpu0, t0 = watcher.cpu(), watcher.workers_cpu(), time.monotonic()
+            time.sleep(seconds)
+            last = watcher.samples()
+            elapsed = time.monotonic() - t0
+            cpu, wcpu = watcher.cpu() - cpu0, watcher.workers_cpu() - wcpu0
+        finally:
+            watcher.stop()
+        p50, p99, runs = quantiles(lateness(first), lateness(last))
+        skipped = sum(v for (n, _), v in last.items() if n == "fraiseql_check_skipped_overlapping_runs_total") - sum(
+            v for (n, _), v in first.items() if n == "fraiseql_check_skipped_overlapping_runs_total"
+        )
+        rate = runs / elapsed
+        total_cpu = cpu + wcpu
+        label = f"{count} checks every 1 s, {workers} worker{'s' if workers > 1 else ''}"
+        out += [
+            ("workers", f"{label}: runs/s (skipped overlapping)", f"{rate:,.0f}/s ({skipped:.0f})"),
+            ("workers", f"{label}: lateness p50 / p99 (goal p99 ≤ 20 ms at 2,000/s)", f"{p50 * 1e3:.2f} / {p99 * 1e3:.2f} ms"),
+            (
+                "workers",
+                f"{label}: CPU watcher / workers (share of one core)",
+                f"{cpu / elapsed * 100:.0f}% / {wcpu / elapsed * 100:.0f}%",
+            ),
+            (
+                "workers",
+                f"{label}: CPU per run, all processes; runs per CPU-second",
+                f"{total_cpu / max(runs, 1) * 1e6:.0f} µs; {runs / max(total_cpu, 1e-9):,.0f}",
+            ),
+        ]
+    return out
 
 
 def scrape_times(interval: str, wait: float, count: int, scrapes: int) -> tuple[float, list[float], list[float], int]:
@@ -266,14 +323,16 @@ def bench_stores() -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", metavar="PART", help="scheduler, scrape or store (default: all)")
-    parts = parser.parse_args().parts or ["scheduler", "scrape", "store"]
-    unknown = set(parts) - {"scheduler", "scrape", "store"}
+    parser.add_argument("parts", nargs="*", metavar="PART", help="scheduler, workers, scrape or store (default: all)")
+    parts = parser.parse_args().parts or ["scheduler", "workers", "scrape", "store"]
+    unknown = set(parts) - {"scheduler", "workers", "scrape", "store"}
     if unknown:
         parser.error(f"unknown part: {', '.join(sorted(unknown))}")
     table: list[Row] = []
     if "scheduler" in parts:
         table += bench_scheduler()
+    if "workers" in parts:
+        table += bench_workers()
     if "scrape" in parts:
         table += bench_scrape()
     if "store" in parts:
