@@ -121,3 +121,65 @@ def test_a_session_fixture_whose_server_restarted_is_set_up_again(checkdir: Chec
         assert (watcher.value("fraiseql_check_fixture_rebuilds_total", fixture="conn") or 0) >= 1
         assert watcher.stop() == 0
         assert f"{check} failing -> PASSING" in watcher.stdout
+
+
+def test_sigterm_while_a_store_write_hangs_says_truly_what_was_not_written(checkdir: CheckDir, watch: Watch) -> None:
+    """A write blocked by a lock at shutdown: the last line's numbers are the database's."""
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 50ms\n")
+    checkdir.write(
+        "checks/check_steady.py",
+        'from fraiseql_checks import check\n\n@check(interval="100ms")\ndef check_one():\n    pass\n',
+    )
+    with throwaway_postgres() as server:
+        watcher = watch("--store", server.dsn)
+        watcher.wait_for(lambda s: s.get(("fraiseql_check_store_written_total", ()), 0) >= 5, what="first writes")
+
+        async def hold_lock_and_stop() -> tuple[int, str]:
+            conn = await asyncpg.connect(server.dsn)
+            try:
+                async with conn.transaction():
+                    await conn.execute("LOCK TABLE fraiseql_check_results IN ACCESS EXCLUSIVE MODE")
+                    await asyncio.to_thread(watcher.stop)  # the shutdown's last writes wait for the lock
+            finally:
+                await conn.close()
+            return watcher.process.returncode, watcher.stdout
+
+        code, out = asyncio.run(hold_lock_and_stop())
+        assert code == 0
+        match = re.search(r"stopped after (\d+) runs .*: (\d+) stored, 0 dropped, (\d+) not written", out)
+        assert match, out
+        runs, not_written = int(match[1]), int(match[3])
+        assert not_written > 0  # the shutdown could not write everything, and says so
+        assert "were not written" in out
+        (results,) = pg(server.dsn, "SELECT count(*) AS n FROM fraiseql_check_results")
+        (changes,) = pg(server.dsn, "SELECT count(*) AS n FROM fraiseql_check_state_changes")
+        (states,) = pg(server.dsn, "SELECT count(*) AS n FROM fraiseql_check_states")
+        # what the last line says was not written is exactly what the database lacks
+        assert runs - results["n"] + (1 - changes["n"]) + (1 - states["n"]) <= not_written
+        assert results["n"] < runs
+
+
+def test_a_restart_after_kill_9_keeps_the_state_of_a_failing_check(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 50ms\n")
+    checkdir.write(
+        "checks/check_down.py",
+        'from fraiseql_checks import check\n\n@check(interval="100ms")\ndef check_down():\n    assert False\n',
+    )
+    down = "checks/check_down.py::check_down"
+    with throwaway_postgres() as server:
+        first = watch("--store", server.dsn)
+        first.wait_for(lambda s: (first.value("fraiseql_check_consecutive_failures", check=down) or 0) >= 10)
+        first.process.kill()
+        first.process.communicate()
+        (saved,) = pg(server.dsn, "SELECT consecutive_failures FROM fraiseql_check_states")
+        assert saved["consecutive_failures"] >= 5
+        second = watch("--store", server.dsn)
+        assert second.value("fraiseql_check_state", check=down) == 1  # failing from the start
+        second.wait_for(
+            lambda s: (
+                (second.value("fraiseql_check_consecutive_failures", check=down) or 0) > saved["consecutive_failures"]
+            )
+        )
+        assert second.stop() == 0
+        changes = pg(server.dsn, "SELECT previous, state FROM fraiseql_check_state_changes")
+        assert [(c["previous"], c["state"]) for c in changes] == [("unknown", "failing")]

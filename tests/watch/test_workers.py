@@ -401,3 +401,45 @@ database:
             "state changes": changes,
         }.items():
             assert secret not in text, f"{secret} in {where}"
+
+
+def test_a_flood_of_half_sent_requests_does_not_blind_the_watcher(checkdir: CheckDir, watch: Watch) -> None:
+    import socket
+
+    from tests.test_bad_checks import echo_server
+
+    port, server = echo_server(delay=0.0)
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_socket.py",
+        f"""
+        import socket
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        def check_opens_a_socket():
+            with socket.create_connection(("127.0.0.1", {port}), timeout=5) as conn:
+                conn.sendall(b"ping\\\\n")
+                assert conn.recv(10) == b"ping\\\\n"
+        """,
+    )
+    watcher = watch()
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(600):  # more than the server's cap of 256, each with half a request
+            conn = socket.create_connection(("127.0.0.1", watcher.port), timeout=5)
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            flood.append(conn)
+        assert watcher.get("/healthz") == (200, "ok\n")
+        samples = watcher.metrics()
+        assert samples[("fraiseql_check_http_connections", ())] <= 256
+        assert samples[("fraiseql_check_http_connections_evicted_total", ())] >= 600 - 256
+        checked = "checks/check_socket.py::check_opens_a_socket"
+        before = watcher.runs(checked)
+        watcher.wait_for(lambda s: watcher.runs(checked) >= before + 3, what="the socket check to go on")
+        assert watcher.runs(checked, "failed") == watcher.runs(checked, "error") == 0
+    finally:
+        for conn in flood:
+            conn.close()
+        server.close()  # type: ignore[attr-defined]
+    assert watcher.stop() == 0
