@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
 import sys
 import tomllib
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.durations import parse_duration, positive_duration
 from fraiseql_checks.masking import Masker, mask_urls
+from fraiseql_checks.thresholds import Threshold
 
 if TYPE_CHECKING:
     import pluggy
@@ -123,13 +125,15 @@ class Section:
         self._by_name = {s.name: s for s in self.settings}
 
     def __call__(self, value: Any) -> dict[str, Any]:
+        """The table's values, typed; keys it does not give have their settings' defaults
+        (a default of ``None`` means "not set", and the key is left out)."""
         if not isinstance(value, Mapping):
             raise ValueError(f"expected a table, got {value!r}")
-        out = {}
+        out = {s.name: s.default for s in self.settings if s.default is not None}
         for key, raw in value.items():
             setting = self._by_name.get(key)
             if setting is None:
-                raise ValueError(f"unknown key {key!r} (expected one of: {', '.join(sorted(self._by_name))})")
+                raise ValueError(f"unknown key {key!r}{did_you_mean(key, self._by_name)}")
             try:
                 out[key] = setting.type(raw)
             except ValueError as exc:
@@ -142,25 +146,20 @@ def section(settings: Sequence[Setting]) -> Section:
     return Section(settings)
 
 
-def resolve_section(config: Config, name: str, settings: Sequence[Setting]) -> dict[str, Any]:
-    """A nested table's values (``section``): the file's, with the environment's on top.
+def resolve_section(config: Config, name: str, settings: Sequence[Setting] = ()) -> dict[str, Any]:
+    """A nested table's values (``section``): the file's, the environment's on top, the
+    settings' defaults where neither gives one. (The config resolves them all when it
+    is made; this is a copy for the caller to change.)"""
+    return dict(config.get(name))
 
-    Each ``Setting.env`` that is set wins over the file; ``UsageError`` names the
-    variable when its value is wrong. Secret values (and their URLs' passwords) are
-    in ``config.mask`` from the start, whichever command runs; adding them again here is harmless.
-    """
-    values = dict(config.get(name))
-    for setting in settings:
-        raw = config.environ.get(setting.env) if setting.env else None
-        if raw:
-            try:
-                values[setting.name] = setting.type(raw)
-            except ValueError as exc:
-                raise UsageError(f"environment variable {setting.env}: {exc}") from None
-        value = values.get(setting.name)
-        if setting.secret and isinstance(value, str):
-            config.mask.add(value)
-    return values
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, else the list of known names."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (expected one of: {', '.join(known)})"
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -181,6 +180,7 @@ class Parser:
         )
         self._groups: dict[str, argparse._ArgumentGroup] = {}
         self.settings: dict[str, Setting] = {}
+        self.thresholds: dict[str, Threshold] = {}
 
     def group(self, name: str) -> argparse._ArgumentGroup:
         group = self._groups.get(name)
@@ -199,6 +199,12 @@ class Parser:
             raise ValueError(f"setting {setting.name!r} is declared twice")
         self.settings[setting.name] = setting
 
+    def addthreshold(self, threshold: Threshold) -> None:
+        """A threshold checks judge by, overridable in the config's ``thresholds``."""
+        if threshold.name in self.thresholds:
+            raise ValueError(f"threshold {threshold.name!r} is declared twice")
+        self.thresholds[threshold.name] = threshold
+
 
 def find_config_file(start: Path) -> Path | None:
     """The nearest ``fraiseql-checks.yaml``, or ``pyproject.toml`` with our table, upward from ``start``."""
@@ -212,9 +218,20 @@ def find_config_file(start: Path) -> Path | None:
                 data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
             except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
                 return pyproject  # reported properly when it is read
-            if TOOL_TABLE in data.get("tool", {}):
+            tools = data.get("tool", {})
+            if TOOL_TABLE in tools:
                 return pyproject
+            if isinstance(tools, Mapping):
+                _refuse_misspelt_table(pyproject, tools)
     return None
+
+
+def _refuse_misspelt_table(pyproject: Path, tools: Mapping[str, Any]) -> None:
+    """A ``[tool.fraiseql_checks]`` (or another near miss) would be silently ignored: say so."""
+    for name in tools:
+        spelt = str(name).lower().replace("_", "-").replace(".", "-")
+        if spelt == TOOL_TABLE or difflib.SequenceMatcher(None, spelt, TOOL_TABLE).ratio() >= 0.85:
+            raise UsageError(f"{pyproject}: [tool.{name}] is not read: did you mean [tool.{TOOL_TABLE}]?")
 
 
 def locate_config_file(option: argparse.Namespace, invocation_dir: Path) -> Path | None:
@@ -337,6 +354,10 @@ class Config:
         not this tool: the file is not read here either.
         """
         for setting in settings:
+            if isinstance(setting.type, Section):  # its own variables count even when the file has no such table
+                table = file_values.get(setting.name)
+                self._mask_secrets(setting.type.settings, table if isinstance(table, Mapping) else {})
+                continue
             raws = [file_values.get(setting.name)]
             if setting.env:
                 raws.append(self.environ.get(setting.env))
@@ -356,14 +377,18 @@ class Config:
         settings = self.parser.settings
         for key in file_values:
             if key not in settings:
-                raise UsageError(f"{self._where()}unknown key {key!r} (expected one of: {', '.join(sorted(settings))})")
+                raise UsageError(f"{self._where()}unknown key {key!r}{did_you_mean(key, settings)}")
         for name, setting in settings.items():
             value = setting.default
-            if name in file_values:
-                try:
-                    value = setting.type(file_values[name])
+            if name in file_values or isinstance(setting.type, Section):
+                try:  # a section is read even when absent: its settings have defaults and variables
+                    value = setting.type(
+                        file_values.get(name, {}) if isinstance(setting.type, Section) else file_values[name]
+                    )
                 except ValueError as exc:
                     raise UsageError(f"{self._where()}{name}: {exc}") from None
+                if isinstance(setting.type, Section):
+                    value = self._section_environment(setting.type, value)
             if setting.env and self.environ.get(setting.env):
                 try:
                     value = setting.type(self.environ[setting.env])
@@ -379,6 +404,21 @@ class Config:
             self._values[name] = value
             if setting.secret and isinstance(value, str):
                 self.mask.add(value)
+        declared = self.parser.thresholds
+        for key in self._values.get("thresholds", {}):
+            if declared and key not in declared:
+                raise UsageError(f"{self._where()}thresholds: unknown threshold {key!r}{did_you_mean(key, declared)}")
+
+    def _section_environment(self, section: Section, values: dict[str, Any]) -> dict[str, Any]:
+        """A section's values with its settings' environment variables on top."""
+        for setting in section.settings:
+            raw = self.environ.get(setting.env) if setting.env else None
+            if raw:
+                try:
+                    values[setting.name] = setting.type(raw)
+                except ValueError as exc:
+                    raise UsageError(f"environment variable {setting.env}: {exc}") from None
+        return values
 
     def get(self, name: str) -> Any:
         """The resolved value of a setting."""
@@ -390,10 +430,18 @@ class Config:
     def getoption(self, name: str, default: Any = None) -> Any:
         return getattr(self.option, name, default)
 
-    def threshold(self, name: str, default: float) -> float:
-        """A threshold a shipped check uses, overridable in ``thresholds`` of the config."""
+    def threshold(self, name: str, default: float | None = None) -> float:
+        """A threshold checks judge by: the config's ``thresholds`` value, else its declared
+        default (``fraiseql_checks.thresholds``); ``default`` only for one declared nowhere."""
         value = self._values.get("thresholds", {}).get(name)
-        return default if value is None else float(value)
+        if value is not None:
+            return float(value)
+        declared = self.parser.thresholds.get(name)
+        if declared is not None:
+            return float(declared.default)
+        if default is None:
+            raise KeyError(f"no threshold {name!r} is declared{did_you_mean(name, self.parser.thresholds)}")
+        return float(default)
 
     @property
     def verbosity(self) -> int:

@@ -26,6 +26,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from fraiseql_checks.errors import TargetError
 from fraiseql_checks.http import describe_connection_error
+from fraiseql_checks.targets import APPLICATION_NAME, CONNECT_TIMEOUT, POOL_SIZE
 from fraiseql_checks.trace import current_run
 
 _pg = asyncpg.exceptions
@@ -179,9 +180,9 @@ class Database(Queries):
         self,
         dsn: str,
         *,
-        pool_size: int = 4,
-        connect_timeout: float = 5.0,
-        application_name: str = "fraiseql-checks",
+        pool_size: int = POOL_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        application_name: str = APPLICATION_NAME,
     ) -> None:
         self.dsn = dsn
         self.where = describe_dsn(dsn)

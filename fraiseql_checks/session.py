@@ -26,6 +26,7 @@ from fraiseql_checks.fixtures import FixtureRegistry
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import LONGREPR_LIMIT, MESSAGE_LIMIT, Outcome, Result, Summary, cut
 from fraiseql_checks.spec import SEVERITIES
+from fraiseql_checks.thresholds import SHIPPED
 
 
 class ExitCode(enum.IntEnum):
@@ -80,6 +81,8 @@ def fraiseql_addoption(parser: Parser) -> None:
         Setting("cache_dir", as_str, ".fraiseql-checks/cache", "the tool's cache folder, relative to the root")
     )
     parser.addsetting(Setting("thresholds", as_number_map, {}, "overrides of the thresholds the shipped checks use"))
+    for threshold in SHIPPED:
+        parser.addthreshold(threshold)
 
 
 #: Text kept beyond a limit before masking, so that a secret across the cut is still masked.

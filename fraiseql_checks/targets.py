@@ -111,6 +111,10 @@ def _as_url(*schemes: str) -> Any:
 
 
 _PROFILE = one_of(*PROFILES)
+#: The ``db`` pool's defaults (``Database`` uses them too).
+POOL_SIZE = 4
+CONNECT_TIMEOUT = 5.0
+APPLICATION_NAME = "fraiseql-checks"
 FRAISEQL_SETTINGS = [
     Setting("url", _as_urls, help="base URL of the FraiseQL server, or a list of replicas", env="FRAISEQL_URL"),
     Setting("profile", _PROFILE, help="fraiseql-v2 (default) or fraiseql-v1", env="FRAISEQL_PROFILE"),
@@ -120,17 +124,18 @@ FRAISEQL_SETTINGS = [
     Setting("graphql_path", _as_path, help="path of the GraphQL endpoint (profile default)"),
     Setting("metrics_token", as_str, help="bearer token of /metrics", env="FRAISEQL_METRICS_TOKEN", secret=True),
     Setting("admin_token", as_str, help="bearer token of the admin API", env="FRAISEQL_ADMIN_TOKEN", secret=True),
-    Setting("smoke_query", as_str, help="the GraphQL query of the smoke check (default `{ __typename }`)"),
+    Setting("smoke_query", as_str, "{ __typename }", "the GraphQL query of the smoke check"),
 ]
 DATABASE_SETTINGS = [
-    Setting("dsn", _as_url("postgresql", "postgres"), help="PostgreSQL DSN", env="DATABASE_URL", secret=True),
-    Setting("pool_size", as_positive_int, help="connections the `db` pool opens at most (default 4)"),
-    Setting("connect_timeout", as_duration, help="time limit to open a connection (default 5s)"),
-    Setting("application_name", as_str, help="application_name of the tool's sessions (default fraiseql-checks)"),
+    # URLs whose passwords are secrets (masked as any URL password), not the whole URL
+    Setting("dsn", _as_url("postgresql", "postgres"), help="PostgreSQL DSN", env="DATABASE_URL"),
+    Setting("pool_size", as_positive_int, POOL_SIZE, "connections the `db` pool opens at most"),
+    Setting("connect_timeout", as_duration, CONNECT_TIMEOUT, "time limit to open a connection"),
+    Setting("application_name", as_str, APPLICATION_NAME, "application_name of the tool's sessions"),
 ]
 CACHE_SETTINGS = [
-    Setting("url", _as_url("redis", "rediss", "unix"), help="Redis URL", env="REDIS_URL", secret=True),
-    Setting("timeout", as_duration, help="time limit to connect and per command (default 5s)"),
+    Setting("url", _as_url("redis", "rediss", "unix"), help="Redis URL", env="REDIS_URL"),
+    Setting("timeout", as_duration, 5.0, "time limit to connect and per command"),
 ]
 PROMETHEUS_SETTINGS = [
     Setting("url", _as_url("http", "https"), help="Prometheus base URL", env="PROMETHEUS_URL"),
@@ -154,7 +159,7 @@ class FraiseQLTarget:
     graphql_path: str
     metrics_token: str | None
     admin_token: str | None
-    smoke_query: str = "{ __typename }"
+    smoke_query: str
 
     @property
     def url(self) -> str:
@@ -172,10 +177,10 @@ class Targets:
     prometheus_url: str | None
     prometheus_token: str | None
     require: bool
-    database_pool_size: int = 4
-    database_connect_timeout: float = 5.0
-    database_application_name: str = "fraiseql-checks"
-    cache_timeout: float = 5.0
+    database_pool_size: int
+    database_connect_timeout: float
+    database_application_name: str
+    cache_timeout: float
 
 
 @hookimpl
@@ -221,7 +226,7 @@ def targets_of(config: Config) -> Targets:
             graphql_path=fraiseql.get("graphql_path") or profile.graphql_path,
             metrics_token=fraiseql.get("metrics_token"),
             admin_token=fraiseql.get("admin_token"),
-            smoke_query=fraiseql.get("smoke_query") or "{ __typename }",
+            smoke_query=fraiseql["smoke_query"],
         )
     prometheus = _resolve(config, "prometheus")
     database = _resolve(config, "database")
@@ -234,10 +239,10 @@ def targets_of(config: Config) -> Targets:
         prometheus_url=(prometheus.get("url") or "").rstrip("/") or None,
         prometheus_token=prometheus.get("token"),
         require=bool(config.getoption("require_targets")),
-        database_pool_size=database.get("pool_size") or 4,
-        database_connect_timeout=database.get("connect_timeout") or 5.0,
-        database_application_name=database.get("application_name") or "fraiseql-checks",
-        cache_timeout=cache.get("timeout") or 5.0,
+        database_pool_size=database["pool_size"],
+        database_connect_timeout=database["connect_timeout"],
+        database_application_name=database["application_name"],
+        cache_timeout=cache["timeout"],
     )
     config.stash[_STASH_KEY] = targets
     return targets

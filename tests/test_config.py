@@ -43,7 +43,7 @@ def test_config_is_found_from_a_subfolder_and_with_c(checkdir: CheckDir) -> None
         (
             "pyproject.toml",
             '[tool.fraiseql-checks]\ntimeoutt = "5s"\n',
-            "ERROR: pyproject.toml: [[]tool.fraiseql-checks] unknown key 'timeoutt' (expected one of: *timeout*)",
+            "ERROR: pyproject.toml: [[]tool.fraiseql-checks] unknown key 'timeoutt' (did you mean 'timeout'?)",
         ),
         (
             "pyproject.toml",
@@ -366,3 +366,61 @@ def test_a_duplicate_key_in_a_rule_file_is_a_contract_error(checkdir: CheckDir) 
     assert str(info.value) == (
         "alerts/dup.yml: cannot read the rule file (line 6, column 9): duplicate key 'expr' (first on line 5)"
     )
+
+
+def test_a_misspelt_threshold_is_refused_with_the_name_it_meant(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok():\n    pass\n")
+    checkdir.write("fraiseql-checks.yaml", "thresholds:\n  host.cpu_used_max_precent: 90\n")
+    result = checkdir.run()
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [
+        "ERROR: fraiseql-checks.yaml: thresholds: unknown threshold 'host.cpu_used_max_precent'"
+        " (did you mean 'host.cpu_used_max_percent'?)"
+    ]
+
+
+def test_a_threshold_override_reaches_the_shipped_check(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_limit.py",
+        "def check_limit(config):\n    assert config.threshold('cache.ping_max_seconds') == 0.1\n"
+        "    assert config.threshold('cache.memory_max_percent') == 85  # its declared default\n",
+    )
+    checkdir.write("fraiseql-checks.yaml", "thresholds:\n  cache.ping_max_seconds: 0.1\n")
+    assert checkdir.run().ret == 0
+
+
+def test_a_misspelt_tool_table_is_not_silently_ignored(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok():\n    pass\n")
+    checkdir.write("pyproject.toml", '[tool.fraiseql_checks]\npaths = ["checks"]\n')
+    result = checkdir.run()
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [
+        f"ERROR: {checkdir.path / 'pyproject.toml'}: [tool.fraiseql_checks] is not read:"
+        " did you mean [tool.fraiseql-checks]?"
+    ]
+
+
+def test_a_misspelt_key_inside_a_section_says_what_it_meant(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok():\n    pass\n")
+    checkdir.write("fraiseql-checks.yaml", "database:\n  pool_sise: 2\n")
+    result = checkdir.run()
+    assert result.ret == 4
+    assert result.stderr.splitlines() == [
+        "ERROR: fraiseql-checks.yaml: database: unknown key 'pool_sise' (did you mean 'pool_size'?)"
+    ]
+
+
+def test_section_settings_have_their_defaults_and_variables(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_sections.py",
+        """
+        def check_sections(config):
+            database = config.get("database")
+            assert database["pool_size"] == 4 and database["application_name"] == "fraiseql-checks"
+            assert database["dsn"] == "postgresql://app@db.example/app"  # from DATABASE_URL
+            assert config.get("cache")["timeout"] == 2.0                  # from the file
+        """,
+    )
+    checkdir.write("fraiseql-checks.yaml", "cache:\n  timeout: 2s\n")
+    result = checkdir.run(env={"DATABASE_URL": "postgresql://app@db.example/app"})
+    assert result.ret == 0, result.stdout

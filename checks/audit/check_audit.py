@@ -46,7 +46,7 @@ async def _at_most_per_five_minutes(events, limit, value, what, by):
 )
 async def check_audit_log_lag(audit, config):
     """Audit events are written within 5 seconds of happening (seed alert AuditLogLag)."""
-    limit = config.threshold("audit.max_lag_seconds", 5)
+    limit = config.threshold("audit.max_lag_seconds")
     lag = await audit.lag()
     if lag is not None:
         record("audit_lag_seconds", max(lag, 0.0))
@@ -76,7 +76,7 @@ async def check_failed_logins(audit, config):
     """At most 10 failed logins within any 5 minutes (seed alert HighFailedAuthAttempts)."""
     await _at_most_per_five_minutes(
         audit.failed_logins().since(audit.window("5m")),
-        config.threshold("audit.failed_logins_max", 10),
+        config.threshold("audit.failed_logins_max"),
         "failed_logins",
         "failed logins",
         {"users": "user_id", "addresses": "ip_address"},
@@ -94,7 +94,7 @@ async def check_permission_denied_spike(audit, config):
     """No more than 5 permission-denied events within any 5 minutes (seed alert UnauthorizedDataAccess)."""
     await _at_most_per_five_minutes(
         audit.permission_denied().since(audit.window("5m")),
-        config.threshold("audit.permission_denied_max", 5),
+        config.threshold("audit.permission_denied_max"),
         "permission_denied_events",
         "permission-denied events",
         {"users": "user_id"},

@@ -24,7 +24,7 @@ from fraiseql_checks import check, record, stopwatch
 )
 async def check_cache_answers(cache, config):
     """Redis answers PING within 250ms (seed alert CacheDown)."""
-    limit = config.threshold("cache.ping_max_seconds", 0.25)
+    limit = config.threshold("cache.ping_max_seconds")
     with stopwatch() as took:  # time other checks held the event loop is not the cache's
         assert await cache.ping() is True
     elapsed = took.seconds
@@ -41,7 +41,7 @@ async def check_cache_answers(cache, config):
 )
 async def check_cache_memory(cache, config):
     """Memory in use stays at or below 85% of maxmemory."""
-    maximum = config.threshold("cache.memory_max_percent", 85)
+    maximum = config.threshold("cache.memory_max_percent")
     memory = await cache.info("memory")
     used, limit = memory["used_memory"], memory.get("maxmemory", 0)
     record("memory_used_bytes", used)
@@ -55,8 +55,8 @@ async def check_cache_memory(cache, config):
 @check(interval="1m", severity="warning", tags=["cache"], runbook="docs/runbooks/CacheMemoryHigh.md")
 async def check_cache_evictions(cache, config):
     """Redis evicts at most 1 key per second (measured over a 1s sample): evictions mean the cache is too small."""
-    maximum = config.threshold("cache.evictions_max_per_second", 1)
-    sample = config.threshold("cache.eviction_sample_seconds", 1.0)
+    maximum = config.threshold("cache.evictions_max_per_second")
+    sample = config.threshold("cache.eviction_sample_seconds")
     before = (await cache.info("stats"))["evicted_keys"]
     await asyncio.sleep(sample)
     after = (await cache.info("stats"))["evicted_keys"]
@@ -74,7 +74,7 @@ async def check_cache_evictions(cache, config):
 )
 async def check_cache_hit_ratio(cache, config):
     """At least 75% of key lookups hit (INFO stats, since the server started; seed alert LowCacheHitRate)."""
-    minimum = config.threshold("cache.hit_ratio_min_percent", 75)
+    minimum = config.threshold("cache.hit_ratio_min_percent")
     stats = await cache.info("stats")
     hits, misses = stats["keyspace_hits"], stats["keyspace_misses"]
     if not hits + misses:

@@ -24,7 +24,7 @@ from fraiseql_checks import TargetError, check, record, stopwatch
 )
 async def check_database_answers(db, config):
     """The database answers ``select 1`` within 1s (seed alert DatabaseDown)."""
-    limit = config.threshold("database.answer_max_seconds", 1.0)
+    limit = config.threshold("database.answer_max_seconds")
     with stopwatch() as took:  # time other checks held the event loop is not the database's
         assert await db.fetchval("select 1") == 1
     elapsed = took.seconds
@@ -41,7 +41,7 @@ async def check_database_answers(db, config):
 )
 async def check_database_connections(db, config):
     """Connections in use stay at or below 90% of max_connections (seed alert DatabasePoolExhausted)."""
-    maximum = config.threshold("database.connections_max_percent", 90)
+    maximum = config.threshold("database.connections_max_percent")
     row = await db.fetchrow(
         "select (select count(*) from pg_stat_activity where backend_type = 'client backend') as used,"
         " current_setting('max_connections')::int as max"
@@ -64,7 +64,7 @@ def _describe(rows):
 @check(interval="1m", severity="warning", tags=["database"], runbook="docs/runbooks/LongTransactions.md")
 async def check_long_transactions(db, config):
     """No transaction has been open longer than 5 minutes (they hold locks and block vacuum)."""
-    limit = config.threshold("database.transaction_max_seconds", 300)
+    limit = config.threshold("database.transaction_max_seconds")
     rows = await db.fetch(
         "select pid, application_name, state, query,"
         " extract(epoch from now() - xact_start)::float8 as age"
@@ -81,7 +81,7 @@ async def check_long_transactions(db, config):
 @check(interval="1m", severity="warning", tags=["database"], runbook="docs/runbooks/LongTransactions.md")
 async def check_idle_in_transaction(db, config):
     """No session sits "idle in transaction" longer than 60s (a client that forgot to commit)."""
-    limit = config.threshold("database.idle_in_transaction_max_seconds", 60)
+    limit = config.threshold("database.idle_in_transaction_max_seconds")
     rows = await db.fetch(
         "select pid, application_name, state, query,"
         " extract(epoch from now() - state_change)::float8 as age"
@@ -104,8 +104,8 @@ async def check_idle_in_transaction(db, config):
 async def check_slow_statements(db, config):
     """At most 10% of statement calls belong to statements averaging over 100ms (pg_stat_statements;
     seed alert SlowQueryRate)."""
-    slow_ms = config.threshold("database.slow_statement_ms", 100)
-    maximum = config.threshold("database.slow_calls_max_percent", 10)
+    slow_ms = config.threshold("database.slow_statement_ms")
+    maximum = config.threshold("database.slow_calls_max_percent")
     installed = await db.fetchval("select 1 from pg_extension where extname = 'pg_stat_statements'")
     if not installed:
         pytest.skip("the pg_stat_statements extension is not installed: create extension pg_stat_statements")
@@ -142,7 +142,7 @@ async def check_slow_statements(db, config):
 )
 async def check_rollback_ratio(db, config):
     """Rolled-back transactions stay at or below 5% of all transactions (pg_stat_database)."""
-    maximum = config.threshold("database.rollback_max_percent", 5)
+    maximum = config.threshold("database.rollback_max_percent")
     row = await db.fetchrow(
         "select xact_commit, xact_rollback from pg_stat_database where datname = current_database()"
     )

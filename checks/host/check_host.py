@@ -34,7 +34,7 @@ def _filesystems() -> list[str]:
 )
 def check_disk_space(path, config):
     """The filesystem keeps at least 15% free space (seed alert DiskSpaceRunningLow)."""
-    minimum = config.threshold("host.disk_free_min_percent", 15)
+    minimum = config.threshold("host.disk_free_min_percent")
     usage = psutil.disk_usage(path)
     free_percent = 100 * usage.free / usage.total
     record("disk_free_ratio", usage.free / usage.total)
@@ -50,7 +50,7 @@ def check_disk_space(path, config):
 )
 def check_memory_usage(config):
     """Memory in use (total minus available) stays at or below 85% (seed alert HighMemoryUsage)."""
-    maximum = config.threshold("host.memory_used_max_percent", 85)
+    maximum = config.threshold("host.memory_used_max_percent")
     memory = psutil.virtual_memory()
     used_percent = 100 * (memory.total - memory.available) / memory.total
     record("memory_used_ratio", used_percent / 100)
@@ -67,7 +67,7 @@ def check_memory_usage(config):
 )
 def check_cpu_usage(config):
     """CPU use over a one-second sample stays at or below 80% (seed alert HighCPUUsage)."""
-    maximum = config.threshold("host.cpu_used_max_percent", 80)
-    used_percent = psutil.cpu_percent(interval=config.threshold("host.cpu_sample_seconds", 1.0))
+    maximum = config.threshold("host.cpu_used_max_percent")
+    used_percent = psutil.cpu_percent(interval=config.threshold("host.cpu_sample_seconds"))
     record("cpu_used_ratio", used_percent / 100)
     assert used_percent <= maximum, f"{used_percent:.1f}% CPU in use, above {maximum:g}%"
