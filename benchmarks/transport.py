@@ -81,7 +81,7 @@ async def read_frames(reader: asyncio.StreamReader) -> int:
 
 
 def child_cpu(pid: int) -> float:
-    _, status, usage = os.wait4(pid, 0)
+    _, _, usage = os.wait4(pid, 0)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -159,7 +159,8 @@ def measure(name: str, run: Callable[[int], tuple[float, float, float]], batch: 
     ours = statistics.median(r[1] for r in rounds)
     theirs = statistics.median(r[2] for r in rounds)
     sender = "-" if theirs != theirs else f"{theirs:.2f} s"
-    return f"| {name} | {wall:.2f} s | {COUNT / wall:,.0f}/s | {ours:.2f} s ({ours / COUNT * 1e6:.1f} µs each) | {sender} |"
+    each = ours / COUNT * 1e6
+    return f"| {name} | {wall:.2f} s | {COUNT / wall:,.0f}/s | {ours:.2f} s ({each:.1f} µs each) | {sender} |"
 
 
 def main() -> None:

@@ -204,7 +204,11 @@ def bench_workers(seconds: float = 30.0) -> list[Row]:
         label = f"{count} checks every 1 s, {workers} worker{'s' if workers > 1 else ''}"
         out += [
             ("workers", f"{label}: runs/s (skipped overlapping)", f"{rate:,.0f}/s ({skipped:.0f})"),
-            ("workers", f"{label}: lateness p50 / p99 (goal p99 ≤ 20 ms at 2,000/s)", f"{p50 * 1e3:.2f} / {p99 * 1e3:.2f} ms"),
+            (
+                "workers",
+                f"{label}: lateness p50 / p99 (goal p99 ≤ 20 ms at 2,000/s)",
+                f"{p50 * 1e3:.2f} / {p99 * 1e3:.2f} ms",
+            ),
             (
                 "workers",
                 f"{label}: CPU watcher / workers (share of one core)",
