@@ -29,7 +29,11 @@ class FixtureError(Exception):
     def __init__(self, definition: FixtureDef, cause: BaseException) -> None:
         self.definition = definition
         self.cause = cause
-        super().__init__(f"fixture {definition.name!r} failed: {type(cause).__name__}: {cause}")
+        try:
+            text = str(cause)
+        except Exception:
+            text = "<its message could not be printed>"
+        super().__init__(f"fixture {definition.name!r} failed: {type(cause).__name__}: {text}")
 
 
 class ScopeState:

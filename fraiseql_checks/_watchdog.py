@@ -65,9 +65,10 @@ class Watchdog:
         self.on_block: Callable[[str | None, float], None] | None = None
         #: Names the task holding the loop, called from the guard's thread while it holds it.
         self.name_of: Callable[[Task], str | None] = lambda task: None
-        self._suspect_name: str | None = None
-        #: Recent stalls: ``(end, seconds, task or None)``, ``perf_counter`` time.
-        self.stalls: collections.deque[tuple[float, float, Task | None]] = collections.deque(maxlen=_STALLS)
+        #: The holders the guard's thread saw since the last tick: ``(when, task, name)``.
+        self._samples: list[tuple[float, Task, str | None]] = []
+        #: Recent stalls: ``(end, seconds, the holder's name or None)``, ``perf_counter`` time.
+        self.stalls: collections.deque[tuple[float, float, str | None]] = collections.deque(maxlen=_STALLS)
         _by_loop[loop] = self
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,17 +104,42 @@ class Watchdog:
         now = time.perf_counter()
         held = now - self._last_tick - self._tick_every
         self._last_tick = now
-        suspect, self._suspect = self._suspect, None
-        name, self._suspect_name = self._suspect_name, None
-        if held >= _STALL_KEPT:
-            self.stalls.append((now, held, suspect))
+        samples, self._samples = self._samples, []
+        self._suspect = None
+        if held < _STALL_KEPT:
+            return self._expire()
+        # Who held the loop, piece by piece: several tasks may have held it in turn before
+        # this tick came round. The guard's thread sampled the holder every few tens of
+        # milliseconds; between two samples of different holders the change is put halfway.
+        start = now - held
+        pieces: list[tuple[float, float, Task | None, str | None]] = []
+        for index, (at, task, name) in enumerate(samples):
+            begin = start if index == 0 else (samples[index - 1][0] + at) / 2
+            end = now if index == len(samples) - 1 else (at + samples[index + 1][0]) / 2
+            begin, end = max(min(begin, now), start), max(min(end, now), start)
+            if pieces and pieces[-1][2] is task:
+                pieces[-1] = (pieces[-1][0], end, task, name)
+            else:
+                pieces.append((begin, end, task, name))
+        if not pieces:
+            pieces.append((start, now, None, None))
+        own: dict[Task | None, float] = {}
+        by_name: dict[str | None, float] = {}
+        for first, last, holder, name in pieces:
+            self.stalls.append((last, last - first, name))
+            own[holder] = own.get(holder, 0.0) + last - first
+            by_name[name] = by_name.get(name, 0.0) + last - first
         if held > self._stall:
-            self.longest_block = max(self.longest_block, held)
-            for task, when in self._deadlines.items():
-                if task is not suspect:
-                    self._deadlines[task] = when + held
+            self.longest_block = max(self.longest_block, *by_name.values())
+            for task, when in self._deadlines.items():  # the others get back the time they lost
+                self._deadlines[task] = when + held - own.get(task, 0.0)
             if self.on_block is not None:
-                self.on_block(name, held)
+                for name, seconds in by_name.items():
+                    if seconds > self._stall:
+                        self.on_block(name, seconds)
+        self._expire()
+
+    def _expire(self) -> None:
         loop_now = self._loop.time()
         overdue = [task for task, when in self._deadlines.items() if when <= loop_now]
         for task in overdue:
@@ -133,15 +159,16 @@ class Watchdog:
         self._thread = threading.Thread(target=self._watch, name="fraiseql-check-watchdog", daemon=True)
         self._thread.start()
 
-    def held_by_others(self, since: float, until: float, task: Task | None) -> float:
+    def held_by_others(self, since: float, until: float, name: str | None) -> float:
         """Seconds within ``[since, until]`` (``perf_counter`` time) during which the loop
-        was held by a task other than ``task``; stalls whose holder is unknown count
-        for nothing, so a slow target is never hidden."""
+        was held by another check than the one ``name`` names (``name_of`` of the
+        measuring task): tasks of the same check, and stalls whose holder is unknown,
+        count for nothing, so a slow target is never hidden."""
         total = 0.0
         for end, seconds, holder in reversed(self.stalls):
             if end < since:
                 break
-            if holder is None or holder is task:
+            if holder is None or holder == name or (name is not None and f"(set up for {name})" in holder):
                 continue
             total += max(min(end, until) - max(end - seconds, since), 0.0)
         return total
@@ -168,8 +195,8 @@ class Watchdog:
             task = asyncio.current_task(self._loop)
             if task is None:
                 continue
-            if task is not self._suspect:
-                self._suspect_name = self.name_of(task)
+            name = self.name_of(task) if task is not self._suspect else self._samples[-1][2] if self._samples else None
+            self._samples.append((now, task, name))  # who holds the loop now
             self._suspect = task
             deadline = self._deadlines.get(task)
             if deadline is None or self._loop.time() < deadline or self._target is task:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import sys
@@ -100,9 +101,13 @@ class Check(CheckInfo):
         return describe(self.func, None)
 
     def info(self) -> CheckInfo:
-        """The check's metadata alone, as plain data."""
+        """The check's metadata alone, as plain data (panel hints reduced to JSON values)."""
         values = {name: getattr(self, name) for name in _INFO_FIELDS}
         values["doc"] = self._doc()
+        spec = self.spec
+        if spec.panel:
+            panel = json.loads(json.dumps(dict(spec.panel), default=repr))
+            values["spec"] = dataclasses.replace(spec, panel=panel)
         return CheckInfo(**values)
 
     @property

@@ -329,9 +329,15 @@ class Collector:
         is_async = bool(flags & inspect.CO_COROUTINE) or inspect.iscoroutinefunction(func)
         lineno = getattr(code, "co_firstlineno", 0)
         requested = argnames_of(func)
+        # A parameter may be a secret (a DSN): ids are masked like everything the tool writes,
+        # and ids made equal by it are told apart by their position, as pytest does.
+        param_ids = [config.mask("-".join(ids)) if ids else None for _, ids, _ in callspecs]
+        if len(set(param_ids)) < len(param_ids):
+            param_ids = [
+                f"{pid}{n}" if pid is not None and param_ids.count(pid) > 1 else pid for n, pid in enumerate(param_ids)
+            ]
         checks = []
-        for params, ids, param_marks in callspecs:
-            param_id = "-".join(ids) if ids else None
+        for (params, _, param_marks), param_id in zip(callspecs, param_ids, strict=True):
             name = f"{attr}[{param_id}]" if param_id is not None else attr
             checks.append(
                 Check(

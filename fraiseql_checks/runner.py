@@ -62,6 +62,22 @@ _BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]]
 }
 
 
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said when its ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except Exception as error:
+        return f"<unprintable {type(exc).__name__}: its __str__ raised {type(error).__name__}>"
+
+
+def _traceback(exc: BaseException, style: str) -> str:
+    """pytest's rendering of ``exc``'s traceback; never raises (an exception may not print)."""
+    try:
+        return format_exception(exc, style, _hidden)
+    except Exception as error:
+        return f"{type(exc).__name__}: <its traceback could not be rendered: {type(error).__name__}>"
+
+
 def _hidden(path: str) -> bool:
     return path.startswith(_HIDDEN)
 
@@ -217,8 +233,10 @@ class Runner:
                 for definition, error in await self.fixtures.teardown(scope, check.timeout):
                     if outcome is Outcome.PASSED or outcome is Outcome.SKIPPED:
                         outcome = Outcome.ERROR
-                        message = f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {error}"
-                        longrepr = format_exception(error, self._tbstyle, _hidden)
+                        message = (
+                            f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}"
+                        )
+                        longrepr = _traceback(error, self._tbstyle)
             current_run.reset(token)
         result = Result(
             id=check.id,
@@ -250,20 +268,20 @@ class Runner:
                 return Outcome.SKIPPED, str(getattr(exc.cause, "msg", "") or exc.cause), ""
             if isinstance(exc.cause, TargetError):
                 return Outcome.ERROR, f"fixture {exc.definition.name!r}: {exc.cause}", self._target_traceback(exc.cause)
-            return Outcome.ERROR, str(exc), format_exception(exc.cause, self._tbstyle, _hidden)
+            return Outcome.ERROR, str(exc), _traceback(exc.cause, self._tbstyle)
         if isinstance(exc, FixtureLookupError):
             return Outcome.ERROR, str(exc), ""
         if isinstance(exc, TargetError):  # the watched service failed: one line, not a traceback
             outcome = Outcome.ERROR if isinstance(exc, TargetNotConfigured) else Outcome.FAILED
             return outcome, str(exc), self._target_traceback(exc)
-        longrepr = format_exception(exc, self._tbstyle, _hidden)
+        longrepr = _traceback(exc, self._tbstyle)
         if not isinstance(exc, Exception) and type(exc) in _BASE_EXCEPTION_WORDS:
             return Outcome.ERROR, _BASE_EXCEPTION_WORDS[type(exc)](exc), longrepr
         if isinstance(exc, AssertionError):
-            return Outcome.FAILED, str(exc) or "AssertionError", longrepr
+            return Outcome.FAILED, _text_of(exc) or "AssertionError", longrepr
         if isinstance(exc, Failed):
             return Outcome.FAILED, str(getattr(exc, "msg", "") or exc), longrepr
-        text = str(exc)
+        text = _text_of(exc)
         return Outcome.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__, longrepr
 
     def _target_traceback(self, exc: TargetError) -> str:
@@ -313,7 +331,7 @@ def teardown_result(config: Any, definition: FixtureDef, error: BaseException) -
         id=f"{relpath}::{definition.name}",
         name=definition.name,
         outcome=Outcome.ERROR,
-        message=f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {error}",
+        message=f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}",
         kind="teardown",
     )
 

@@ -27,19 +27,22 @@ from fraiseql_checks._watchdog import Watchdog, watchdog_of
 class Stopwatch:
     """One measured interval; ``seconds`` is final once the ``with`` block ends."""
 
-    __slots__ = ("_end", "_start", "_task", "_watchdog")
+    __slots__ = ("_end", "_owner", "_start", "_watchdog")
 
     def __init__(self) -> None:
         self._start = time.perf_counter()
         self._end: float | None = None
-        self._task: asyncio.Task[object] | None = None
+        #: The check measuring (how the runner names its tasks): its own stalls count.
+        self._owner: str | None = None
         self._watchdog: Watchdog | None = None
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._task = asyncio.current_task(loop)
         self._watchdog = watchdog_of(loop)
+        task = asyncio.current_task(loop)
+        if self._watchdog is not None and task is not None:
+            self._owner = self._watchdog.name_of(task)
 
     def __enter__(self) -> Stopwatch:
         self._start = time.perf_counter()
@@ -63,7 +66,7 @@ class Stopwatch:
         elapsed = end - self._start
         if self._watchdog is None:
             return elapsed
-        return max(elapsed - self._watchdog.held_by_others(self._start, end, self._task), 0.0)
+        return max(elapsed - self._watchdog.held_by_others(self._start, end, self._owner), 0.0)
 
 
 def stopwatch() -> Stopwatch:

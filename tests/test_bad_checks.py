@@ -271,3 +271,57 @@ def test_a_cpu_bound_neighbour_does_not_make_a_latency_check_fail(checkdir: Chec
     assert re.search(
         r"checks/check_latency.py::check_cpu_bound held the event loop for 0\.(2[6-9]|3[0-2])s", result.stdout
     )
+
+
+def test_an_exception_that_cannot_print_itself_is_still_an_error(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_unprintable.py",
+        """
+        class Weird(Exception):
+            def __str__(self):
+                raise RuntimeError("no")
+
+        def check_raises_weird():
+            raise Weird()
+
+        def check_asserts_weird():
+            assert False, Weird()
+        """,
+    )
+    checkdir.write("checks/check_good.py", HEALTHY)
+    ret, _, results, _ = reports(checkdir)
+    assert ret == 1
+    weird = results["checks/check_unprintable.py::check_raises_weird"]
+    assert weird["outcome"] == "error" and "unprintable Weird" in weird["message"]
+    assert results["checks/check_unprintable.py::check_asserts_weird"]["outcome"] in ("failed", "error")
+    assert results["checks/check_good.py::check_healthy"]["outcome"] == "passed"
+
+
+def test_stopwatch_does_not_hide_a_slow_target_behind_a_task_of_its_own_check(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_slow_target.py",
+        """
+        import asyncio, time
+        from fraiseql_checks import stopwatch
+
+        async def slow_target():
+            time.sleep(0.5)          # the target is slow (here: blocking, inside a task of this check)
+
+        async def check_measures_through_gather():
+            with stopwatch() as took:
+                await asyncio.gather(slow_target())
+            assert took.seconds <= 0.25, f"took {took.seconds:.3f}s"
+
+        async def check_measures_through_wait_for():
+            with stopwatch() as took:
+                await asyncio.wait_for(slow_target(), 5)
+            assert took.seconds <= 0.25, f"took {took.seconds:.3f}s"
+        """,
+    )
+    ret, _, results, _ = reports(checkdir)
+    assert ret == 1
+    for name in ("check_measures_through_gather", "check_measures_through_wait_for"):
+        result = results[f"checks/check_slow_target.py::{name}"]
+        assert result["outcome"] == "failed", result["message"]
+        took = float(re.match(r"took (\d+\.\d+)s", result["message"])[1])  # type: ignore[index]
+        assert took >= 0.4  # its own 0.5 s counts (give or take the guard's 50 ms sampling); the other's does not

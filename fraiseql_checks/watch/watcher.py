@@ -127,9 +127,11 @@ class Watcher:
             count=settings.workers,
             args=list(self.config.stash[ARGS_KEY]),
             cwd=self.config.invocation_dir,
+            rootdir=self.config.rootdir,
             memory_limit=settings.worker_memory_limit,
             import_timeout=settings.import_timeout,
             say=self.say,
+            mask=self.config.mask,
             on_blocked=self._blocked,
             on_teardown=self._teardown_failed,
             on_collected=self._collected_later,
@@ -230,7 +232,6 @@ class Watcher:
                     entry.item.series.overlap()
                     continue
                 entry.running = True
-                self.in_progress += 1
                 task = loop.create_task(self._run(entry, due))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -254,10 +255,14 @@ class Watcher:
 
     async def _run(self, entry: Entry[Watched], due: float) -> None:
         loop = asyncio.get_running_loop()
+        counted = False
         try:
+            watched = entry.item
+            check = watched.check
+            await self.pool.ready_for(check.id)  # a worker being replaced holds no concurrency slot
+            self.in_progress += 1
+            counted = True
             async with self._semaphore:
-                watched = entry.item
-                check = watched.check
                 due_wall = due + (time.time() - loop.time())
                 result, rebuilt, whole = await self.pool.run(check.id, check.timeout)
                 try:
@@ -276,7 +281,8 @@ class Watcher:
                     self.say(f"internal error after running {check.id}:\n{traceback.format_exc()}")
         finally:
             entry.running = False
-            self.in_progress -= 1
+            if counted:
+                self.in_progress -= 1
 
     def record(self, watched: Watched, result: Result) -> None:
         """Account for one result: series, state, store, and the state-change hook."""
@@ -365,8 +371,9 @@ class Watcher:
 
     def _store_collect_errors(self) -> None:
         now = time.time()
+        mask = self.config.mask
         for error in self.session.collect_errors:
-            result = Result(error.id, error.id, Outcome.ERROR, error.message, started_at=now, kind="collect")
+            result = Result(error.id, error.id, Outcome.ERROR, mask(error.message), started_at=now, kind="collect")
             self.writer.add(StoredResult.of(result, now))
 
     # -- the whole life ------------------------------------------------------------------

@@ -33,6 +33,8 @@ line, ``sys.path``, the worker's name and the files not to import.
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 import socket
 import struct
@@ -52,7 +54,53 @@ def encode(messages: Any) -> bytes:
 
 
 def decode(body: bytes) -> Any:
+    """A frame from the watcher (trusted: the worker's own parent)."""
     return pickle.loads(body)
+
+
+#: The only classes a frame from a worker may hold: a worker runs users' code, and a
+#: check could write a frame of its own; anything else is refused, never imported.
+_WORKER_CLASSES = frozenset(
+    {
+        ("fraiseql_checks.result", "Result"),
+        ("fraiseql_checks.result", "Outcome"),
+        ("fraiseql_checks.checks", "CheckInfo"),
+        ("fraiseql_checks.spec", "CheckSpec"),
+        ("fraiseql_checks.alerts", "AlertSpec"),
+        ("fraiseql_checks.alerts", "InvalidAlert"),
+        ("fraiseql_checks.collect", "CollectError"),
+        ("pathlib", "PosixPath"),
+        ("pathlib", "WindowsPath"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("copyreg", "_reconstructor"),
+        ("builtins", "object"),
+    }
+)
+
+
+class _WorkerUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _WORKER_CLASSES:
+            raise pickle.UnpicklingError(f"a worker sent a {module}.{name}, which the watcher does not accept")
+        return super().find_class(module, name)
+
+
+def decode_from_worker(body: bytes) -> Any:
+    """A frame from a worker: only the watcher's own message types are rebuilt."""
+    return _WorkerUnpickler(io.BytesIO(body)).load()
+
+
+def json_safe(value: Any, limit: int = 64 * 1024) -> Any:
+    """``value`` as plain JSON data (what reports can hold), at most ``limit`` bytes of it;
+    anything else becomes its ``repr``."""
+    try:
+        text = json.dumps(value, default=repr, allow_nan=True)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return {"unreadable": f"{type(exc).__name__}: {exc}"}
+    if len(text) > limit:
+        return {"cut": f"{len(text):,} bytes of data, more than the {limit:,} kept"}
+    return json.loads(text)
 
 
 def length_of(header: bytes) -> int:

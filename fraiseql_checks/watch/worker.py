@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import os
 import queue
 import re
@@ -39,6 +40,7 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runner import Runner
 from fraiseql_checks.trace import current_run
+from fraiseql_checks.watch import wire
 from fraiseql_checks.watch.wire import BlockingChannel, Message
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ BEAT = 0.5
 WORKER_KEY = "watch-worker"
 #: Hooks of the watcher's own process: a conftest cannot implement them (conftests load in workers).
 WATCHER_HOOKS = ("fraiseql_watch_start", "fraiseql_watch_stop", "fraiseql_make_store")
+#: Recorded values a run may send (each becomes a series on /metrics).
+_VALUES_KEPT = 100
 #: A cut message is logged whole once per check in this long, not on every run.
 _WHOLE_MESSAGE_EVERY = 600.0
 _CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|Network|Protocol|Unavailable")
@@ -165,17 +169,17 @@ class Worker:
     def _send_batch(self, batch: list[Message]) -> None:
         try:
             self.channel.send(batch)
-        except (TypeError, AttributeError, ValueError, RecursionError):  # something in a result does not pickle
+        except OSError:
+            raise
+        except Exception:  # something in a message does not pickle: send them one by one
             for message in batch:
                 try:
                     self.channel.send([message])
-                except (TypeError, AttributeError, ValueError, RecursionError) as exc:
+                except OSError:
+                    raise
+                except Exception as exc:
                     if message[0] == "result":
-                        _, seq, result, *_ = message
-                        result.extra = {}
-                        result.values = {}
-                        result.message = f"{result.message} [the result could not be sent whole: {exc}]"
-                        self.channel.send([("result", seq, result, [], None)])
+                        self.channel.send([("result", message[1], _bare(message[2], exc), [], None)])
 
     def _beat(self, now: float) -> Message:
         stalled = max(now - self.last_turn - BEAT / 2, 0.0)
@@ -278,6 +282,7 @@ class Worker:
             checks, errors, kept = found.checks, found.errors, found.kept
             self._refresh_fixtures(found.reimported, found.retired)
         self.checks = {check.id: check for check in checks}
+        self.last_turn = time.perf_counter()  # collecting held no check's loop: start the count afresh
         self._max_timeout = max([check.timeout for check in checks] + [self.config.get("timeout")])
         self._warn_about_watcher_hooks()
         self.send(("collected", [check.info() for check in checks], errors, sorted(kept)))
@@ -327,6 +332,8 @@ class Worker:
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
+        if self.stopping:  # asked to stop while it was still collecting
+            self._stopped.set_result(None)
         self._turn()
         async with WatchRunner(self.session, self) as runner:
             self.runner = runner
@@ -354,6 +361,8 @@ class Worker:
             elif kind == "changed":
                 self._spawn(self._changed(message[1]))
             elif kind == "reload":
+                if len(message) > 1:
+                    self.skip = dict(message[1])  # files fixed since they ended a worker are imported again
                 self._spawn(self._reload())
             elif kind == "stop":
                 self.stopping = True
@@ -403,6 +412,8 @@ class Worker:
             error = runner.errors.pop(task, None) if task is not None else None
             rebuilt = self._repair_fixtures(check, error) if error and result.outcome is Outcome.ERROR else []
             whole = self.session.prepare(result, check)
+            result.extra = wire.json_safe(result.extra)  # plain data only crosses to the watcher
+            result.values = {str(k): float(v) for k, v in list(result.values.items())[:_VALUES_KEPT]}
             if whole is not None:
                 now = time.monotonic()
                 if now - self._whole_logged.get(check.id, -_WHOLE_MESSAGE_EVERY) >= _WHOLE_MESSAGE_EVERY:
@@ -493,6 +504,13 @@ class Worker:
             )
 
 
+def _bare(result: Result, error: BaseException) -> Result:
+    """``result`` without what could not be sent (its plugins' extra fields and values)."""
+    result.extra, result.values = {}, {}
+    result.message = f"{result.message} [the result could not be sent whole: {type(error).__name__}: {error}]"
+    return result
+
+
 def _kill_group(signum: int = 0, frame: object = None) -> None:
     """End this worker and every process of its group: what its checks started too."""
     with contextlib.suppress(OSError):
@@ -522,6 +540,8 @@ def main() -> None:
     if os.getppid() != start["watcher_pid"]:  # the watcher died before PDEATHSIG was set
         os._exit(1)
     sys.path[:] = list(start["sys_path"])
+    if "stacks_fd" in start:  # stuck in C code, the worker can still show the watcher its stacks
+        faulthandler.register(signal.SIGUSR1, file=int(start["stacks_fd"]), all_threads=True, chain=False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the watcher's; it tells us what to do
     _interrupt.handling(True)  # so every KeyboardInterrupt here was raised by user code
     code = Worker(channel, start).main()

@@ -32,17 +32,18 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
 from fraiseql_checks.collect import CollectError
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.result import Outcome, Result
-from fraiseql_checks.watch import wire
+from fraiseql_checks.watch import stacks, wire
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
@@ -50,8 +51,10 @@ if TYPE_CHECKING:
 #: A worker may be silent, or its loop held, this much longer than the longest
 #: timeout of the checks it runs before it is replaced.
 GRACE = 5.0
-#: The name of the worker that runs isolated checks.
+#: Isolated checks run in workers named ``isolated-1``, ``isolated-2``, …: one each, up to
+#: ``MAX_ISOLATED``; past that they share the one with the fewest.
 ISOLATED = "isolated"
+MAX_ISOLATED = 4
 #: Reports of holding the event loop (within ``_BLOCK_WINDOW``) that isolate a check.
 BLOCKS_TO_ISOLATE = 3
 _BLOCK_WINDOW = 600.0
@@ -104,19 +107,20 @@ class Death:
     culprit: str | None = None
 
 
-def _signature(collection: Collection | None) -> tuple[frozenset[str], frozenset[tuple[str, str]]] | None:
-    if collection is None:
+#: What ``_probe`` returns while the stacks it asked for are being written.
+_PROBING = "(probing)"
+#: A stuck worker's stacks are read again after this long.
+_PROBE_EVERY = 5.0
+#: The worker's beat period (``worker.BEAT``): a beat older than two is stale.
+BEAT_EVERY = 0.5
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
         return None
-    return frozenset(info.id for info in collection.checks), frozenset((e.id, e.message) for e in collection.errors)
-
-
-def _overdue(runs: list[Run]) -> str | None:
-    """The one run past its own timeout when a worker stopped answering: the worker's
-    guard should have interrupted it and could not, so it is what held the loop (a
-    C call that keeps the interpreter's lock). ``None`` when that is not clear."""
-    now = time.time()
-    late = [run.check_id for run in runs if run.started_at and now - run.started_at > run.timeout]
-    return late[0] if len(late) == 1 else None
+    return stat.st_size, stat.st_mtime_ns
 
 
 class WorkerProcess:
@@ -130,6 +134,8 @@ class WorkerProcess:
         self.state = "down"  # down, collecting, ready, stopping
         self.inflight: dict[int, Run] = {}
         self.waiting: collections.deque[Run] = collections.deque()
+        #: Runs that wait for this worker to be ready before they take a concurrency slot.
+        self.ready_waiters: list[asyncio.Future[None]] = []
         self.importing: tuple[str, float] | None = None
         self.heard = time.monotonic()
         self.stalled = 0.0
@@ -138,6 +144,12 @@ class WorkerProcess:
         self.deaths: collections.deque[float] = collections.deque()
         self.restarts: collections.Counter[str] = collections.Counter()
         self._killing: Death | None = None
+        #: The watcher asked it to stop: its exit is not a death.
+        self._asked_to_stop = False
+        #: The file the worker's ``faulthandler`` writes its stacks to when probed.
+        self._dump: IO[bytes] | None = None
+        #: When the stuck worker was last probed, and the check its stacks showed running.
+        self._probed: tuple[float, str | None] | None = None
         #: The check that said it is ending the process, and with what code.
         self.last_word: tuple[str, int | str] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -161,6 +173,9 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
+        if self._dump is not None:
+            self._dump.close()
+        self._dump = tempfile.TemporaryFile()  # where the worker's stacks go when it is stuck
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -168,7 +183,7 @@ class WorkerProcess:
                 _BOOTSTRAP,
                 package_parent,
                 str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), self._dump.fileno()),
                 start_new_session=True,  # its own process group: its children die with it
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -181,6 +196,8 @@ class WorkerProcess:
         self.state = "collecting"
         self.heard = time.monotonic()
         self.stalled, self.holder, self._killing, self.importing, self.last_word = 0.0, None, None, None, None
+        self._asked_to_stop = False
+        self._probed = None
         self._collected = loop.create_future()
         ours.setblocking(False)
         reader, self._writer = await asyncio.open_unix_connection(sock=ours)
@@ -193,6 +210,7 @@ class WorkerProcess:
                     "sys_path": list(sys.path),
                     "skip": dict(self.pool.skip),
                     "watcher_pid": os.getpid(),
+                    "stacks_fd": self._dump.fileno(),
                 }
             ]
         )
@@ -241,19 +259,33 @@ class WorkerProcess:
         self.state = "ready"
         while self.waiting:
             self.dispatch(self.waiting.popleft())
+        waiters, self.ready_waiters = self.ready_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- what the worker says ------------------------------------------------------------
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
+        while True:
+            try:
                 length = wire.length_of(await reader.readexactly(wire.HEADER_SIZE))
-                messages = wire.decode(await reader.readexactly(length))
-                self.heard = time.monotonic()
-                for message in messages:
+                body = await reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError, EOFError):
+                return  # the worker is gone (or sent a frame no worker sends): _wait sees to it
+            self.heard = time.monotonic()
+            try:
+                messages = wire.decode_from_worker(body)
+            except Exception as exc:  # a frame we refuse to rebuild: say so, keep reading
+                self.pool.say(f"worker {self.name} sent a frame the watcher refused: {type(exc).__name__}: {exc}")
+                continue
+            for message in messages if isinstance(messages, list) else ():
+                try:
                     self._on(message)
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError, EOFError):
-            return
+                except Exception as exc:  # a plugin hook behind it failed: the reader goes on
+                    self.pool.say(
+                        f"internal error handling a message from worker {self.name}: {type(exc).__name__}: {exc}"
+                    )
 
     def _on(self, message: wire.Message) -> None:
         kind = message[0]
@@ -270,6 +302,7 @@ class WorkerProcess:
         elif kind == "collected":
             _, checks, errors, kept = message
             self.importing = None
+            self.stalled = 0.0  # collecting is not holding the loop; the next beat says how it is now
             collection: Collection | str = (
                 Collection(checks, errors, kept) if checks is not None else f"collecting again failed: {errors}"
             )
@@ -290,7 +323,7 @@ class WorkerProcess:
                 self._collected.set_result(message[1])
             pool.on_fatal(self, message[1])
         elif kind == "stopped":
-            self.state = "stopping"
+            pass  # the exit follows; whether it was asked for is ``_asked_to_stop``
         elif kind == "exiting":
             self.last_word = (message[1], message[2])
 
@@ -339,7 +372,7 @@ class WorkerProcess:
         if self._output_dropped:
             self.pool.say(f"worker {self.name}: {self._output_dropped} lines of output not shown")
             self._output_dropped = 0
-        text = line.decode("utf-8", "replace").rstrip()
+        text = self.pool.mask(line.decode("utf-8", "replace").rstrip())  # masked before it is cut
         if len(text) > _OUTPUT_LINE:
             text = f"{text[:_OUTPUT_LINE]}... [{len(text):,} characters]"
         self.pool.say(f"worker {self.name}: {text}")
@@ -361,14 +394,21 @@ class WorkerProcess:
         elif self.state == "ready":
             self._expire_lost_runs()
             held = self.stalled + silent
-            # Only a run that started before the loop stopped can be holding it; the
-            # worker's guard interrupts it at its timeout. Past that and the grace, the
-            # guard cannot (a C call keeping the interpreter's lock): replace the worker.
+            # Only a run that started before the loop stopped turning can be holding it. The
+            # worker's guard interrupts the holder at its timeout; past that timeout and the
+            # grace, the guard cannot (C code keeping the interpreter's lock): replace the
+            # worker. Which check holds it, the worker says in its beats, or, when even its
+            # beats cannot get out, the stacks faulthandler dumps.
             since = time.time() - held
             candidates = [run for run in self.inflight.values() if run.started_at <= since + 0.1]
-            limit = min((run.timeout for run in candidates), default=GRACE) + GRACE
+            if held <= min((run.timeout for run in candidates), default=GRACE) + GRACE:
+                return
+            holder = self.holder if self.holder and silent < 2 * BEAT_EVERY else self._probe(now, candidates)
+            if holder == _PROBING:
+                return
+            own = [run.timeout for run in candidates if run.check_id == holder]
+            limit = (own[0] if own else max((run.timeout for run in candidates), default=GRACE)) + GRACE
             if held > limit:
-                holder = self.holder or _overdue(candidates)
                 who = f" by {holder}" if holder else ""
                 self.kill(
                     Death(f"stopped answering: its event loop was held{who} for {held:.1f}s", "unresponsive", holder)
@@ -378,12 +418,48 @@ class WorkerProcess:
             self.kill(Death(f"stopped answering for {silent:.1f}s while collecting", "unresponsive", None))
             return
 
+    def _probe(self, now: float, candidates: list[Run]) -> str | None:
+        """Ask the stuck worker's ``faulthandler`` for its stacks, and read the check they show
+        running (``_PROBING`` while the answer is on its way; probed again every few seconds)."""
+        if self._probed is not None:
+            when, found = self._probed
+            if found != _PROBING and now - when < _PROBE_EVERY:
+                return found
+            if found == _PROBING and now - when < 0.2:
+                return _PROBING
+            if found == _PROBING:
+                running = {}
+                for run in candidates:
+                    info = self.pool.infos.get(run.check_id)
+                    if info is not None:
+                        running[(str(info.path), info.function_name)] = run.check_id
+                found = stacks.holder(self._read_dump(), running)
+                self._probed = (now, found)
+                return found
+        self._probed = (now, _PROBING)
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGUSR1)
+        return _PROBING
+
+    def _read_dump(self) -> str:
+        if self._dump is None:
+            return ""
+        self._dump.seek(0)
+        text = self._dump.read().decode("utf-8", "replace")
+        self._dump.seek(0)
+        self._dump.truncate()
+        return text
+
     def _expire_lost_runs(self) -> None:
         """A safety net: a run the worker has not answered long after its timeout, while
         the worker itself answers, is lost (a bug, not the check's doing): say so."""
         wall = time.time()
         lost = [
-            run for run in self.inflight.values() if run.started_at and wall - run.started_at > run.timeout + 3 * GRACE
+            run
+            for run in self.inflight.values()
+            if run.started_at
+            and wall - run.started_at > 2 * run.timeout + 3 * GRACE  # its teardowns may take a timeout
         ]
         for run in lost:
             del self.inflight[run.seq]
@@ -400,9 +476,10 @@ class WorkerProcess:
             return
         limit = self.pool.memory_limit
         if limit and self.rss > limit:
-            # Whoever was running while most of it grew: more than half the limit since it started.
-            grew = [run.check_id for run in self.inflight.values() if self.rss - run.rss_at_start > limit / 2]
-            culprit = grew[0] if len(grew) == 1 else None
+            # Whoever was running while most of it grew (more than half the limit since it
+            # started); of those, the one running longest (the sample it started on may be stale).
+            grew = [run for run in self.inflight.values() if self.rss - run.rss_at_start > limit / 2]
+            culprit = min(grew, key=lambda run: run.started_at).check_id if grew else None
             self.kill(
                 Death(
                     f"grew to {self.rss / 2**20:.0f} MiB of memory, above the {limit / 2**20:.0f} MiB limit",
@@ -424,7 +501,7 @@ class WorkerProcess:
         """Kill the worker and its process group; ``_wait`` handles the rest."""
         self._killing = death
         if importing is not None:
-            self.pool.skip[importing] = f"importing it did not finish within {self.pool.import_timeout:g}s"
+            self.pool.skip_file(importing, f"importing it did not finish within {self.pool.import_timeout:g}s")
         self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, signum: int) -> None:
@@ -447,15 +524,15 @@ class WorkerProcess:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        stopping = self.state == "stopping" or self.pool.stopping
         self.state = "down"
-        if stopping and self._killing is None:
+        if self._asked_to_stop and self._killing is None:
             self.pool.on_stopped(self)
             return
         death = self._killing or self._death_of(code)
-        if self.importing is not None and death.kind != "import":
+        if self.importing is not None and death.kind in ("exited", "memory") and death.culprit is None:
+            # Nothing else explains it (no check said it was ending the process): the file it imported did.
             path = self.importing[0]
-            self.pool.skip[path] = f"importing it ended the worker process ({death.reason})"
+            self.pool.skip_file(path, f"importing it ended the worker process ({death.reason})")
             death = Death(f"{death.reason} while importing {path}", "import", None)
         if self._collected is not None and not self._collected.done():
             self._collected.set_result(f"worker {self.name} {death.reason}")
@@ -494,9 +571,11 @@ class WorkerPool:
         count: int,
         args: list[str],
         cwd: Path,
+        rootdir: Path,
         memory_limit: int,
         import_timeout: float,
         say: Callable[[str], None],
+        mask: Callable[[str], str],
         on_blocked: Callable[[str | None, float], None],
         on_teardown: Callable[[Result], None],
         on_collected: Callable[[Collection], None],
@@ -504,22 +583,28 @@ class WorkerPool:
         self.count = max(1, count)
         self.args = args
         self.cwd = cwd
+        #: Where check ids' paths start (the config file's folder).
+        self.rootdir = rootdir
         self.memory_limit = memory_limit
         self.import_timeout = import_timeout
         self.say = say
+        self.mask = mask
         self._on_blocked = on_blocked
         self._on_teardown = on_teardown
         self._on_collected = on_collected
         self.workers: dict[str, WorkerProcess] = {str(n): WorkerProcess(self, str(n)) for n in range(1, self.count + 1)}
         #: Files not to import, with the reason: their import ended a worker.
         self.skip: dict[str, str] = {}
+        #: Each skipped file's size and time then: a file changed since is imported again at a reload.
+        self._skipped_as: dict[str, tuple[int, int] | None] = {}
         #: Which worker runs the checks of each file.
         self.assignment: dict[str, str] = {}
         self.infos: dict[str, CheckInfo] = {}
-        self.isolated: set[str] = set()
+        #: Isolated checks, and the worker each runs in.
+        self.isolated: dict[str, str] = {}
         self.blocks: dict[str, collections.deque[float]] = {}
         self.stopping = False
-        self.isolated_worker: WorkerProcess | None = None
+        self.isolation_workers: dict[str, WorkerProcess] = {}
         self._starting = False
         self._start_deaths: list[str] = []
         self._seq = 0
@@ -557,6 +642,18 @@ class WorkerPool:
             if not future.done():
                 future.set_exception(UsageError(why))
 
+    def skip_file(self, relpath: str, why: str) -> None:
+        """Import ``relpath`` no more: it ended a worker (or never finished importing)."""
+        self.skip[relpath] = why
+        self._skipped_as[relpath] = _stat(self.rootdir / relpath)
+
+    def _forgive_changed_files(self) -> None:
+        """A reload imports again the skipped files that changed since (they may be fixed)."""
+        for relpath, seen in list(self._skipped_as.items()):
+            if _stat(self.rootdir / relpath) != seen:
+                del self._skipped_as[relpath]
+                self.skip.pop(relpath, None)
+
     def on_fatal(self, worker: WorkerProcess, why: str) -> None:
         if self._starting:
             self._fail_start(why)
@@ -572,25 +669,34 @@ class WorkerPool:
             return
         waiters, self._collection_waiters = self._collection_waiters, []
         waiting = [future for future in waiters if not future.done()]
-        if not waiting and _signature(collection) == _signature(self.view):
+        if waiting:
+            self.view = collection
+            for future in waiting:
+                future.set_result(collection)
             return
-        self.view = collection
-        for future in waiting:
-            future.set_result(collection)
-        if not waiting:
-            self._on_collected(collection)
+        # A replaced worker collected on its own: only files newly skipped change the view
+        # (files edited on disk wait for SIGHUP, as in the other workers).
+        view = self.view
+        if view is None:
+            return
+        known = {error.id for error in view.errors}
+        skipped = [error for error in collection.errors if error.id in self.skip and error.id not in known]
+        if skipped:
+            gone = {error.id for error in skipped}
+            checks = [info for info in view.checks if info.relpath not in gone]
+            self.view = Collection(checks, [*view.errors, *skipped], view.kept)
+            self._on_collected(self.view)
 
     async def reload(self) -> Collection | str:
         """Every worker collects again; the first answer is the watcher's new view."""
         waiter = self._wait_for_collection()
-        ready = [w for w in self.workers.values() if w.up]
-        if self.isolated_worker is not None and self.isolated_worker.up:
-            ready.append(self.isolated_worker)
+        ready = [w for w in self.all_workers() if w.up]
         if not ready:
             waiter.cancel()
             return "no worker is running to collect"
+        self._forgive_changed_files()
         for worker in ready:
-            worker.send(("reload",))
+            worker.send(("reload", dict(self.skip)))
         answers: list[asyncio.Future[Collection | str]] = [asyncio.ensure_future(w.collected()) for w in ready]
         waiting: list[asyncio.Future[Any]] = [waiter, *answers]
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -613,6 +719,7 @@ class WorkerPool:
             task.cancel()
         workers = [w for w in self.all_workers() if w.process is not None and w.process.returncode is None]
         for worker in workers:
+            worker._asked_to_stop = True
             worker.send(("stop",))
         waits = [asyncio.ensure_future(w.process.wait()) for w in workers if w.process is not None]
         if waits:
@@ -638,6 +745,9 @@ class WorkerPool:
                 run = worker.waiting.popleft()
                 if not run.future.done():
                     run.future.cancel()
+            waiters, worker.ready_waiters = worker.ready_waiters, []
+            for waiter in waiters:
+                waiter.cancel()
 
     def cancel(self) -> None:
         """A second stop signal: cancel the running checks at once."""
@@ -647,13 +757,11 @@ class WorkerPool:
 
     def kill_all(self) -> None:
         for worker in self.all_workers():
-            worker._signal_group(signal.SIGKILL)
+            if worker.process is not None and worker.process.returncode is None:
+                worker._signal_group(signal.SIGKILL)
 
     def all_workers(self) -> list[WorkerProcess]:
-        found = list(self.workers.values())
-        if self.isolated_worker is not None:
-            found.append(self.isolated_worker)
-        return found
+        return [*self.workers.values(), *self.isolation_workers.values()]
 
     # -- assignment -----------------------------------------------------------------------
 
@@ -674,26 +782,40 @@ class WorkerPool:
         self.assignment = assignment
 
     def worker_for(self, check_id: str) -> WorkerProcess:
-        if check_id in self.isolated:
-            return self._isolation()
+        isolated = self.isolated.get(check_id)
+        if isolated is not None:
+            return self.isolation_workers[isolated]
         info = self.infos.get(check_id)
         relpath = info.relpath if info is not None else check_id.split("::", 1)[0]
         return self.workers[self.assignment.get(relpath, "1")]
 
-    def _isolation(self) -> WorkerProcess:
-        if self.isolated_worker is None:
-            self.isolated_worker = WorkerProcess(self, ISOLATED)
-            self._restart_later(self.isolated_worker, 0.0)
-        return self.isolated_worker
-
     def isolate(self, check_id: str, why: str) -> None:
+        """Move ``check_id`` to a worker of its own (past ``MAX_ISOLATED``, the least busy one)."""
         if check_id in self.isolated or check_id not in self.infos:
             return
-        self.isolated.add(check_id)
-        self.say(f"{check_id} {why}; from now on it runs in a worker process of its own")
-        self._isolation()
+        if len(self.isolation_workers) < MAX_ISOLATED:
+            name = f"{ISOLATED}-{len(self.isolation_workers) + 1}"
+            self.isolation_workers[name] = worker = WorkerProcess(self, name)
+            self._restart_later(worker, 0.0)
+            where = "a worker process of its own"
+        else:
+            load = collections.Counter(self.isolated.values())
+            name = min(self.isolation_workers, key=lambda n: (load[n], n))
+            where = f"worker {name}, with other isolated checks"
+        self.isolated[check_id] = name
+        self.say(f"{check_id} {why}; from now on it runs in {where}")
 
     # -- runs -----------------------------------------------------------------------------
+
+    async def ready_for(self, check_id: str) -> None:
+        """Wait until the worker that runs ``check_id`` can take a run (``CancelledError``
+        if the watcher stops meanwhile)."""
+        worker = self.worker_for(check_id)
+        if worker.state == "ready":
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        worker.ready_waiters.append(waiter)
+        await waiter
 
     def run(self, check_id: str, timeout: float) -> asyncio.Future[RunOutcome]:
         """Start a run of ``check_id`` on its worker; the future gets its result."""
@@ -704,7 +826,7 @@ class WorkerPool:
 
     def on_blocked(self, worker: WorkerProcess, check_id: str | None, seconds: float) -> None:
         self._on_blocked(check_id, seconds)
-        if check_id is None or worker.name == ISOLATED:
+        if check_id is None or worker.name.startswith(ISOLATED):
             return
         now = time.monotonic()
         times = self.blocks.setdefault(check_id, collections.deque(maxlen=BLOCKS_TO_ISOLATE))
@@ -725,12 +847,12 @@ class WorkerPool:
         now = time.monotonic()
         worker.restarts[death.kind] += 1
         runs = worker.take_runs()
-        if death.culprit is None and death.kind in ("exited", "memory"):
+        if death.culprit is None and death.kind in ("exited", "memory", "unresponsive"):
             death = dataclasses.replace(death, culprit=self._deduce(worker, [run.check_id for run in runs], now))
-        culprit = death.culprit if worker.name != ISOLATED else None
-        if culprit is not None:
-            self.isolate(culprit, f"made worker {worker.name} end ({death.reason})")
-        elif death.kind != "import":
+        isolated = worker.name.startswith(ISOLATED)
+        if death.culprit is not None and not isolated:
+            self.isolate(death.culprit, f"made worker {worker.name} end ({death.reason})")
+        elif death.kind != "import":  # the cause is still there: restarts that repeat wait longer
             worker.deaths.append(now)
         while worker.deaths and now - worker.deaths[0] > _DEATH_WINDOW:
             worker.deaths.popleft()
@@ -743,7 +865,7 @@ class WorkerPool:
         for run in runs:
             if run.future.done():
                 continue
-            if run.check_id == death.culprit or run.retried or death.kind == "import":
+            if run.check_id == death.culprit or run.retried:
                 run.future.set_result(self._lost(run, worker, death))
             else:
                 run.retried = True  # cut short through no fault of its own: once more

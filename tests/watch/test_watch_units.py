@@ -56,3 +56,23 @@ def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
 def test_bad_listen_addresses(text: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
         as_listen(text)
+
+
+def test_the_watcher_rebuilds_only_its_own_message_types_from_a_worker() -> None:
+    import os
+    import pickle
+    from pathlib import Path
+
+    from fraiseql_checks.result import Outcome, Result
+    from fraiseql_checks.watch import wire
+
+    result = Result("checks/check_a.py::check_a", "check_a", Outcome.PASSED, started_at=1.0)
+    frame = pickle.dumps([("result", 1, result, [], None), ("path", Path("/x"))])
+    assert wire.decode_from_worker(frame)[0][2] == result
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    with pytest.raises(pickle.UnpicklingError, match=r"posix\.system"):
+        wire.decode_from_worker(pickle.dumps([Evil()]))

@@ -90,6 +90,7 @@ def test_a_check_that_ends_its_worker_is_an_error_and_isolated_the_others_go_on(
     culprit = "checks/check_exits.py::check_os_exit"
     watcher.wait_for(lambda s: watcher.runs(culprit, "error") >= 3, what="three errors of the culprit")
     assert watcher.value("fraiseql_check_isolated", check=culprit) == 1
+    assert (watcher.value("fraiseql_check_worker_restarts_total", worker="isolated-1", reason="exited") or 0) >= 1
     restarts = watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="exited")
     assert restarts == 1  # isolated after the first time: worker 1 is not hit again
     before = watcher.runs(HEALTHY_ID)
@@ -114,12 +115,13 @@ def test_a_check_spinning_in_c_gets_its_worker_replaced_while_the_watcher_keeps_
         import re
         from fraiseql_checks import check
 
-        @check(interval="1h", timeout="1s")
+        @check(interval="1h", timeout="3s")
         async def check_backtracks():
             re.match(r"(a+)+$", "a" * 40 + "b")   # holds the GIL for ages: no signal gets in
         """,
     )
-    checkdir.write("checks/check_healthy.py", HEALTHY)
+    # a neighbour with a shorter timeout is running too: it must not be blamed
+    checkdir.write("checks/check_healthy.py", HEALTHY.replace('interval="100ms"', 'interval="100ms", timeout="1s"'))
     watcher = watch("--workers", "1")
     culprit = "checks/check_spins.py::check_backtracks"
     start = time.monotonic()
@@ -135,7 +137,11 @@ def test_a_check_spinning_in_c_gets_its_worker_replaced_while_the_watcher_keeps_
     watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= before + 3, what="the healthy check to go on")
     assert watcher.stop() == 0
     (message,) = messages_of(checkdir, culprit)
-    assert message.startswith("the worker process running this check stopped answering: its event loop was held")
+    assert message.startswith(
+        f"the worker process running this check stopped answering: its event loop was held by {culprit} for"
+    )
+    assert messages_of(checkdir, HEALTHY_ID) == []  # retried on the new worker, never blamed
+    assert f"{culprit} made worker 1 end" in watcher.stdout
 
 
 def test_a_worker_growing_past_the_memory_limit_is_replaced(checkdir: CheckDir, watch: Watch) -> None:
@@ -443,3 +449,213 @@ def test_a_flood_of_half_sent_requests_does_not_blind_the_watcher(checkdir: Chec
             conn.close()
         server.close()  # type: ignore[attr-defined]
     assert watcher.stop() == 0
+
+
+def test_results_that_do_not_pickle_and_forged_classes_do_not_stop_the_worker(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import threading
+
+        class Ticket:
+            lock = threading.Lock()
+
+        def fraiseql_result(result, check):
+            result.extra["ticket"] = Ticket()        # no watcher could rebuild this
+            result.extra["lock"] = threading.Lock()  # nor pickle this
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= 10, what="ten results carrying odd extras")
+    assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="unresponsive") is None
+    assert watcher.stop() == 0
+
+
+def test_a_replacement_worker_that_cannot_start_is_tried_again(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_exits.py",
+        'import os\nfrom fraiseql_checks import check\n\n@check(interval="200ms")\ndef check_exit():\n    os._exit(0)\n',
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    culprit = "checks/check_exits.py::check_exit"
+    watcher.wait_for(lambda s: watcher.value("fraiseql_check_isolated", check=culprit) == 1, what="isolation")
+    checkdir.write("fraiseql-checks.yaml", FAST + "timeout: nan\n")  # a new worker now cannot start
+
+    def restarts() -> float:
+        return sum(
+            watcher.value("fraiseql_check_worker_restarts_total", worker="isolated-1", reason=reason) or 0
+            for reason in ("exited", "import")
+        )
+
+    seen = restarts()
+    wait_until(lambda: restarts() >= seen + 2, timeout=30, what="the worker to be tried again, and again")
+    errors = watcher.runs(culprit, "error")
+    checkdir.write("fraiseql-checks.yaml", FAST)  # fixed: the next attempt starts
+    watcher.wait_for(lambda s: watcher.runs(culprit, "error") > errors, timeout=60, what="the check to run again")
+    assert watcher.stop() == 0
+    assert "worker isolated-1 cannot start" in watcher.stdout
+
+
+def test_a_slow_collection_does_not_count_as_a_held_loop(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_slow_import.py", "import time\ntime.sleep(11)\n\ndef check_loaded():\n    pass\n")
+    watcher = watch("--workers", "1", ready=False)
+    watcher.wait_ready(timeout=60)
+    loaded = "checks/check_slow_import.py::check_loaded"
+    watcher.wait_for(lambda s: watcher.runs(loaded) >= 1, what="a first run")
+    before = watcher.metrics()
+    time.sleep(3)  # the moment a watcher that took the import for a held loop would replace the worker
+    assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="unresponsive") is None
+    assert (
+        before[("fraiseql_check_worker_up", (("worker", "1"),))]
+        == watcher.value("fraiseql_check_worker_up", worker="1")
+        == 1
+    )
+    assert watcher.stop() == 0
+
+
+def test_a_file_fixed_after_it_ended_a_worker_is_imported_again_at_a_reload(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_bad.py", "import os\nos._exit(3)\n")
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    watcher.wait_for(lambda s: s.get(("fraiseql_check_collection_errors", ())) == 1, what="the broken file")
+    checkdir.write(
+        "checks/check_bad.py",
+        'from fraiseql_checks import check\n\n@check(interval="100ms")\ndef check_fixed():\n    pass\n',
+    )
+    watcher.send(signal.SIGHUP)
+    fixed = "checks/check_bad.py::check_fixed"
+    watcher.wait_for(lambda s: watcher.runs(fixed) >= 2, what="the fixed file's check to run")
+    assert watcher.value("fraiseql_check_collection_errors") == 0
+    assert watcher.stop() == 0
+
+
+def test_a_check_ending_its_worker_during_a_reload_does_not_get_the_file_being_imported_skipped(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    flag, marker = checkdir.path / "reloading", checkdir.path / "importing"
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_slow.py",
+        f"""
+        import os, time
+        from fraiseql_checks import check
+
+        if os.path.exists({str(flag)!r}):  # imported again by the reload: slowly
+            open({str(marker)!r}, "w").close()
+            time.sleep(2)
+
+        @check(interval="100ms")
+        def check_slow_file():
+            pass
+        """,
+    )
+    checkdir.write(
+        "checks/check_exits.py",
+        f"""
+        import os, time
+        from fraiseql_checks import check
+
+        @check(interval="200ms", timeout="20s")
+        def check_exit_while_importing():
+            if os.path.exists({str(flag)!r}):
+                while not os.path.exists({str(marker)!r}):
+                    time.sleep(0.02)
+                os._exit(0)
+        """,
+    )
+    watcher = watch("--workers", "1")
+    slow, exits = "checks/check_slow.py::check_slow_file", "checks/check_exits.py::check_exit_while_importing"
+    watcher.wait_for(lambda s: watcher.runs(slow) >= 2 and watcher.runs(exits) >= 2, what="both running")
+    flag.touch()
+    time.sleep(0.5)  # check_exit_while_importing is now waiting for the reload's import
+    watcher.send(signal.SIGHUP)
+    watcher.wait_for(lambda s: watcher.value("fraiseql_check_isolated", check=exits) == 1, what="the culprit isolated")
+    before = watcher.runs(slow)
+    watcher.wait_for(lambda s: watcher.runs(slow) >= before + 3, what="the slow file's check to go on")
+    assert watcher.stop() == 0
+    assert "ERROR collecting checks/check_slow.py" not in watcher.stdout
+    assert messages_of(checkdir, slow) == []
+
+
+def test_isolated_checks_each_get_a_worker_and_waiting_runs_take_no_slot(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST + "concurrency: 2\n")
+    checkdir.write(
+        "checks/check_bad.py",
+        """
+        import asyncio, os, time
+        from fraiseql_checks import check
+
+        @check(interval="200ms")
+        def check_crashes():
+            os._exit(0)
+
+        @check(interval="200ms")
+        async def check_hogs():
+            end = time.perf_counter() + 0.3
+            while time.perf_counter() < end:
+                pass
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY.replace('interval="100ms"', 'interval="200ms"'))
+    watcher = watch("--workers", "1")
+    crashes, hogs = "checks/check_bad.py::check_crashes", "checks/check_bad.py::check_hogs"
+    watcher.wait_for(
+        lambda s: (
+            watcher.value("fraiseql_check_isolated", check=crashes) == 1
+            and watcher.value("fraiseql_check_isolated", check=hogs) == 1
+        ),
+        what="both isolated",
+    )
+    wait_until(
+        lambda: (watcher.value("fraiseql_check_worker_restarts_total", worker="isolated-1", reason="exited") or 0) >= 3,
+        what="backoff",
+    )
+    before = watcher.runs(HEALTHY_ID)
+    time.sleep(3)  # the crashing worker now waits seconds between restarts, its runs waiting for it
+    assert watcher.runs(HEALTHY_ID) >= before + 8  # every 200 ms: its slot was never taken by those runs
+    assert watcher.stop() == 0
+    hog_errors = messages_of(checkdir, hogs)
+    assert not any("os._exit" in message for message in hog_errors), hog_errors  # not the crasher's worker
+
+
+def test_a_stop_while_a_worker_still_imports_is_prompt(checkdir: CheckDir, watch: Watch) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_a.py", HEALTHY)
+    checkdir.write("checks/check_b.py", "import time\ntime.sleep(3)\n\ndef check_b():\n    pass\n")
+    watcher = watch("--workers", "2", ready=False)
+    watcher.wait_ready(timeout=60)  # worker 1 (or 2) collected; the other may still be importing
+    assert watcher.stop() == 0
+    assert "did not stop within" not in watcher.stdout
+
+
+def test_secrets_in_collection_errors_ids_and_worker_output_are_masked(checkdir: CheckDir, watch: Watch) -> None:
+    secret = "hunter2secret"
+    dsn = f"postgresql://app:{secret}@db.invalid:5432/app"
+    checkdir.write("fraiseql-checks.yaml", FAST + f"database:\n  dsn: {dsn}\n")
+    checkdir.write("checks/check_broken.py", f"raise RuntimeError('cannot reach {dsn}')\n")
+    checkdir.write(
+        "checks/check_params.py",
+        f"""
+        import os, pytest
+        from fraiseql_checks import check
+
+        @pytest.mark.parametrize("url", [{dsn!r}])
+        @check(interval="200ms")
+        def check_with_a_dsn(url):
+            os.write(1, (" long " * 200 + url + "\\n").encode())
+        """,
+    )
+    watcher = watch("--workers", "1")
+    watcher.wait_for(lambda s: any(k[0] == "fraiseql_check_up" for k in s), what="a run")
+    metrics = watcher.metrics_text()
+    assert watcher.stop() == 0
+    rows = stored(checkdir, "SELECT check_id, message FROM results")
+    for where, text in {"log": watcher.stdout, "/metrics": metrics, "store": repr(rows)}.items():
+        assert secret not in text, where
+        assert "app:hunter" not in text, where  # not even its start (a line cut before it was masked)
