@@ -14,6 +14,15 @@ watch mode the later runs remember since when each series has been firing, as
 Prometheus does between evaluations. ``fraiseql-check generate alerts`` writes the
 same definition as an alerting rule (``rules.py``). The expression is parsed at
 collection, so one that Prometheus would reject is a collection error.
+
+FraiseQL's series are named by their role (``profiles.py``), so one expression serves
+every target profile::
+
+    @alert(expr="sum(rate({{graphql_errors}}[5m])) / sum(rate({{graphql_requests}}[5m])) > 0.05")
+
+``{{graphql_errors}}`` becomes ``fraiseql_graphql_queries_error`` for FraiseQL v2 and
+``fraiseql_graphql_queries_errors_total`` for v1; a profile without a series for one of
+the roles has no such alert.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks.durations import format_duration, parse_duration
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
+from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, RoleError, expand, expand_per_profile, missing_roles
 from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, CheckSpec, make_spec, validate_labels
 from fraiseql_checks.trace import current, record
 
@@ -56,7 +65,7 @@ class AlertSpec:
     """One alert: its name, expression per target profile, hold time, labels and annotations."""
 
     name: str
-    #: The expression by profile name; a profile missing here has no such alert.
+    #: The expression by profile name, roles expanded; a profile missing here has no such alert.
     exprs: Mapping[str, str]
     #: Seconds the condition must hold before the alert fires (Prometheus' ``for``).
     for_: float
@@ -103,8 +112,20 @@ def alert_name(function_name: str) -> str:
 
 
 def _exprs(expr: str | Mapping[str, str]) -> dict[str, str]:
+    """The expression of each profile, role placeholders expanded (``profiles.expand``).
+
+    A string serves every profile that has a series for each role it names; a mapping
+    gives each profile its own (the older way, before roles), where a role the
+    profile lacks is an error: the expression was written for that profile."""
     if isinstance(expr, str):
-        return {profile: expr for profile in PROFILES}
+        try:
+            out = expand_per_profile(expr)
+            if not out:
+                lacking = "; ".join(f"{p} has no {', '.join(r)}" for p, r in missing_roles(expr).items())
+                raise ValueError(f"expr: no target profile has every role it reads ({lacking})")
+        except RoleError as exc:
+            raise ValueError(f"expr: {exc}") from None
+        return out
     if not isinstance(expr, Mapping) or not expr:
         raise ValueError(f"expr must be a PromQL string or a mapping of profile names to PromQL, got {expr!r}")
     out = {}
@@ -113,7 +134,10 @@ def _exprs(expr: str | Mapping[str, str]) -> dict[str, str]:
             raise ValueError(f"expr: unknown profile {profile!r} (expected one of: {', '.join(sorted(PROFILES))})")
         if not isinstance(text, str):
             raise ValueError(f"expr[{profile!r}] must be a PromQL string, got {text!r}")
-        out[str(profile)] = text
+        try:
+            out[str(profile)] = expand(text, PROFILES[profile])
+        except RoleError as exc:
+            raise ValueError(f"expr[{profile!r}]: {exc}") from None
     return out
 
 
@@ -178,8 +202,11 @@ def alert(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an alert condition on a ``check_*`` function (its body is the docstring).
 
-    ``expr`` is PromQL, or a mapping of target profiles to PromQL (``{"fraiseql-v2": ...,
-    "fraiseql-v1": ...}``) when FraiseQL's metric names differ between them; a
+    ``expr`` is PromQL in which FraiseQL's series are written as role placeholders
+    (``{{graphql_errors}}``, ``{{query_latency.bucket}}``, ``{{http_5xx{job="api"}}}``;
+    docs/alert-rules.md lists the roles), expanded for each target profile; a profile
+    without a series for one of its roles has no such alert. A mapping of target
+    profiles to PromQL (``{"fraiseql-v2": ..., "fraiseql-v1": ...}``) still works: a
     profile left out has no such alert. ``for_`` is how long the condition must hold
     (``"5m"``). ``summary`` and ``description`` are Prometheus annotation templates
     (default: the docstring's first paragraph and the rest). ``name`` defaults to the

@@ -148,6 +148,82 @@ def test_a_changed_rule_file_is_reported_by_check(checkdir: CheckDir) -> None:
     result.fnmatch_lines(["-    for: 5m", "+    for: 2m", "alerts/x.rules.yml: differs from what the generator makes"])
 
 
+def test_an_alert_written_with_roles_becomes_each_profiles_rule(checkdir: CheckDir) -> None:
+    """One expression; each profile's series in its rule; no rule where the profile lacks a role."""
+    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\n")
+    checkdir.write(
+        "checks/check_x.py",
+        """
+        from fraiseql_checks import alert
+
+        @alert(expr="sum(rate({{http_5xx}}[5m])) / sum(rate({{http_requests}}[5m])) > 0.01", for_="5m")
+        def check_server_errors():
+            '''More than 1% of requests fail.'''
+
+        @alert(expr="{{pool_waiting}} > 0", for_="1m")
+        def check_requests_wait():
+            '''Requests wait for a database connection.'''
+
+        @alert(expr={"fraiseql-v1": "{{pool_active}} > 10"})
+        def check_pool_busy():
+            '''The old way: an expression per profile, roles allowed in it.'''
+        """,
+    )
+    assert checkdir.run("generate", "alerts").ret == 0
+    v2 = {rule["alert"]: rule["expr"] for rule in rules_in(checkdir.path / "alerts/x.rules.yml")}
+    v1 = {rule["alert"]: rule["expr"] for rule in rules_in(checkdir.path / "alerts/fraiseql-v1/x.rules.yml")}
+    assert v2 == {
+        "ServerErrors": "sum(rate(fraiseql_http_responses_5xx[5m])) / sum(rate(fraiseql_http_requests_total[5m]))"
+        " > 0.01",
+        "RequestsWait": "fraiseql_db_pool_requests_waiting > 0",
+    }
+    assert v1 == {
+        "ServerErrors": 'sum(rate(fraiseql_http_requests_total{status=~"5.."}[5m]))'
+        " / sum(rate(fraiseql_http_requests_total[5m])) > 0.01",
+        "PoolBusy": "fraiseql_db_connections_active > 10",
+    }
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        (
+            '"{{graphql_erors}} > 0"',
+            "expr: unknown role 'graphql_erors' in {{graphql_erors}} (did you mean 'graphql_errors'?);"
+            " known roles: graphql_requests, graphql_errors, ",
+        ),
+        ('"{{query_latency}} > 1"', "expr: {{query_latency}}: query_latency is a histogram: write"),
+        (
+            '"{{pool_waiting}} > 0 and {{errors_by_type}} > 0"',
+            "expr: no target profile has every role it reads"
+            " (fraiseql-v2 has no errors_by_type; fraiseql-v1 has no pool_waiting)",
+        ),
+        (
+            '{"fraiseql-v1": "{{pool_waiting}} > 0"}',
+            "expr['fraiseql-v1']: profile fraiseql-v1 has no series for the role 'pool_waiting'",
+        ),
+    ],
+)
+def test_a_bad_role_stops_generation_in_one_line(checkdir: CheckDir, expr: str, message: str) -> None:
+    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\n")
+    checkdir.write(
+        "checks/check_x.py",
+        f"""
+        from fraiseql_checks import alert
+
+        @alert(expr={expr})
+        def check_broken():
+            '''Broken.'''
+        """,
+    )
+    result = checkdir.run("generate", "alerts")
+    assert result.ret == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("ERROR: collecting checks/check_x.py::check_broken: cannot collect check_broken: ")
+    assert message in line
+    assert not (checkdir.path / "alerts").exists()
+
+
 def test_promtool_accepts_every_rule_file() -> None:
     promtool = require_binary("promtool")
     files = rule_files(ALERTS) + rule_files(V1)

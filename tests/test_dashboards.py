@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,10 +15,11 @@ import pytest
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.contract import dashboard_references
-from fraiseql_checks.dashboards.model import thresholds_for
+from fraiseql_checks.dashboards.build import SEED
+from fraiseql_checks.dashboards.model import Dashboard, thresholds_for
 from fraiseql_checks.dashboards.queries import FraiseQLNames, own_metric_names
 from fraiseql_checks.dashboards.seed import Seed
-from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
+from fraiseql_checks.profiles import COUNTER, DEFAULT_PROFILE, PROFILES, Profile, Series
 from tests.conftest import REPO, CheckDir
 from tests.services import require
 from tests.validators import grafana_dashboard_schema
@@ -320,3 +322,73 @@ def test_a_seed_makes_its_profiles_names_once() -> None:
     seed = Seed(PROFILES[DEFAULT_PROFILE])
     assert seed.names is seed.names
     assert seed.names.profile is PROFILES[DEFAULT_PROFILE]
+
+
+# ---- roles ---------------------------------------------------------------------------------
+
+
+def profile_without(*roles: str, **replaced: Series) -> Profile:
+    """The default profile without some roles (a server that cannot answer them), others replaced."""
+    base = PROFILES[DEFAULT_PROFILE]
+    kept = {name: series for name, series in base.roles.items() if name not in roles}
+    return dataclasses.replace(base, name="fraiseql-test", roles={**kept, **replaced})
+
+
+def seed_dashboards(profile: Profile) -> dict[str, Dashboard]:
+    return {name: make(Seed(profile)) for name, make in SEED}
+
+
+def titles(dashboard: Dashboard) -> list[str]:
+    return [panel.title for row in dashboard.rows for panel in row.panels]
+
+
+def exprs(dashboard: Dashboard) -> list[str]:
+    return [target.expr for row in dashboard.rows for panel in row.panels for target in panel.targets]
+
+
+def test_a_panel_whose_roles_the_profile_lacks_is_left_out() -> None:
+    full = seed_dashboards(PROFILES[DEFAULT_PROFILE])
+    lacking = seed_dashboards(
+        profile_without("query_cost", "mutations", "errors_by_type", "operation_errors", "apq_hits", "statement_types")
+    )
+    # no cost and no mutation counter: User Activity has no query-mix panel
+    assert "Query complexity: cost per second" in titles(full["user-activity"])
+    assert len(titles(lacking["user-activity"])) == len(titles(full["user-activity"])) - 1
+    assert not [t for t in titles(lacking["user-activity"]) if "complexity" in t or "mutations" in t]
+    # no error breakdown by type or operation: no fingerprints, no recent errors, no per-operation errors
+    assert set(titles(full["error-analysis"])) - set(titles(lacking["error-analysis"])) == {
+        "Top 10 failing operations (no error fingerprints in FraiseQL)",
+        "Operations with errors in the last hour",
+    }
+    assert "Query errors" not in titles(lacking["database-health"])
+    # neither how queries arrive nor what they became: no execution-mode panel
+    assert not [t for t in titles(lacking["operations-overview"]) if "Execution mode" in t or "Statements" in t]
+    # without query cost, the nearest true thing: the distribution of query durations
+    assert "Query duration distribution (no complexity metric in v1)" in titles(lacking["operations-overview"])
+
+
+def test_the_panels_read_whatever_series_the_profile_names_for_a_role() -> None:
+    other = Series("fraiseql_execution_errors_total", COUNTER)
+    dashboards = seed_dashboards(profile_without(graphql_errors=other))
+    assert any("fraiseql_execution_errors_total" in expr for expr in exprs(dashboards["operations-overview"]))
+    assert not any("fraiseql_graphql_queries_error" in e for e in exprs(dashboards["operations-overview"]))
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_fraiseql_series_a_seed_dashboard_reads_is_one_of_its_profiles_roles(profile: str) -> None:
+    """A builder cannot slip a metric name past the profile: every FraiseQL name it queries is a role's."""
+    from fraiseql_checks.contract import is_fraiseql_series
+    from fraiseql_checks.promql import metric_names, without_grafana_variables
+
+    chosen = PROFILES[profile]
+    role_series = {
+        sample
+        for series in chosen.roles.values()
+        for sample in (
+            [series.sample(p) for p in ("bucket", "count", "sum")] if series.type == "histogram" else [series.sample()]
+        )
+    }
+    for name, dashboard in seed_dashboards(chosen).items():
+        for expr in exprs(dashboard):
+            read = {n for n in metric_names(without_grafana_variables(expr)) if is_fraiseql_series(n)}
+            assert read <= role_series, (name, read - role_series)

@@ -1,6 +1,7 @@
 """The seed's availability alerts (5-8): the pool, the database, the cache, FraiseQL's health.
 
-FraiseQL exports its pool's use (names differ between v2 and v1); it exports
+FraiseQL exports its pool's use (``{{pool_active}}``, ``{{pool_total}}``: roles,
+named differently by v2 and v1, see ``profiles.py``); it exports
 nothing that says "the database (or Redis) does not answer" or "/health is not
 healthy", so those three read what this tool's own health checks export from
 watch mode: ``fraiseql_check_up`` of the check that probes each, unless a
@@ -16,10 +17,7 @@ from fraiseql_checks.rules import failing_expr
 
 
 @alert(
-    expr={
-        "fraiseql-v2": "fraiseql_db_pool_connections_active / fraiseql_db_pool_connections_total > 0.9",
-        "fraiseql-v1": "fraiseql_db_connections_active / fraiseql_db_connections_total > 0.9",
-    },
+    expr="{{pool_active}} / {{pool_total}} > 0.9",
     for_="2m",
     severity="critical",
     summary="Database pool {{ $value | humanizePercentage }} in use on {{ $labels.instance }}",

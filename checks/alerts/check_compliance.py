@@ -3,21 +3,18 @@
 FraiseQL exports nothing about its audit log; ``check_audit_log_lag``
 (checks/audit/) measures it and watch mode exports the measure. On FraiseQL v2
 that is the write delay (``created_at`` after ``timestamp``); v1 keeps no write
-time, so its check measures the age of the newest event instead. Which series
-it reads, and why: docs/alert-rules.md.
+time, so its check measures the age of the newest event instead: the role
+``{{audit_lag}}`` names the one of each profile. Which series it reads, and why:
+docs/alert-rules.md.
 """
 
 from __future__ import annotations
 
 from fraiseql_checks import alert
-from fraiseql_checks.metrics import VALUE
 
 
 @alert(
-    expr={
-        "fraiseql-v2": f'{VALUE.name}{{name="audit_write_delay_seconds"}} > 5',
-        "fraiseql-v1": f'{VALUE.name}{{name="audit_lag_seconds"}} > 5',
-    },
+    expr="{{audit_lag}} > 5",
     severity="warning",
     summary="The audit log is {{ $value | humanizeDuration }} behind",
     description="The audit log is {{ $value | humanizeDuration }} behind (more than 5s), as {{ $labels.check }}"

@@ -1,8 +1,9 @@
 """The seed's performance alerts (1-4): errors, latency, slow database queries, cache hits.
 
 They read FraiseQL's own metrics, whose names differ between FraiseQL v2 (the
-default profile) and v1, so each gives one expression per profile. Run as checks
-they ask Prometheus (``PROMETHEUS_URL``); ``fraiseql-check generate alerts``
+default profile) and v1, so each names its series by role (``{{graphql_errors}}``),
+which every target profile expands to its own series (``profiles.py``). Run as
+checks they ask Prometheus (``PROMETHEUS_URL``); ``fraiseql-check generate alerts``
 writes them to ``alerts/performance.rules.yml`` (and ``alerts/fraiseql-v1/``).
 Which series each reads, and why: docs/alert-rules.md.
 """
@@ -11,17 +12,9 @@ from __future__ import annotations
 
 from fraiseql_checks import alert
 
-V2 = "fraiseql-v2"
-V1 = "fraiseql-v1"
-
 
 @alert(
-    expr={
-        V2: "sum by (job) (rate(fraiseql_graphql_queries_error[5m]))"
-        " / sum by (job) (rate(fraiseql_graphql_queries_total[5m])) > 0.05",
-        V1: "sum by (job) (rate(fraiseql_graphql_queries_errors_total[5m]))"
-        " / sum by (job) (rate(fraiseql_graphql_queries_total[5m])) > 0.05",
-    },
+    expr="sum by (job) (rate({{graphql_errors}}[5m])) / sum by (job) (rate({{graphql_requests}}[5m])) > 0.05",
     for_="5m",
     severity="warning",
     summary="GraphQL error rate above 5% on {{ $labels.job }}",
@@ -34,10 +27,7 @@ def check_high_error_rate():
 
 
 @alert(
-    expr={
-        V2: "histogram_quantile(0.99, sum by (job, le) (rate(fraiseql_query_duration_seconds_bucket[5m]))) > 1",
-        V1: "histogram_quantile(0.99, sum by (job, le) (rate(fraiseql_graphql_query_duration_seconds_bucket[5m]))) > 1",
-    },
+    expr="histogram_quantile(0.99, sum by (job, le) (rate({{query_latency.bucket}}[5m]))) > 1",
     for_="5m",
     severity="warning",
     summary="GraphQL p99 latency above 1s on {{ $labels.job }}",
@@ -51,10 +41,7 @@ def check_high_latency():
 
 
 @alert(
-    expr={
-        V2: "histogram_quantile(0.9, sum by (job, le) (rate(fraiseql_database_query_duration_seconds_bucket[5m]))) > 0.1",
-        V1: "histogram_quantile(0.9, sum by (job, le) (rate(fraiseql_db_query_duration_seconds_bucket[5m]))) > 0.1",
-    },
+    expr="histogram_quantile(0.9, sum by (job, le) (rate({{database_latency.bucket}}[5m]))) > 0.1",
     for_="5m",
     severity="warning",
     summary="More than 10% of database queries slower than 100ms on {{ $labels.job }}",
@@ -68,13 +55,8 @@ def check_slow_query_rate():
 
 
 @alert(
-    expr={
-        V2: "sum by (job) (rate(fraiseql_cache_hits[10m]))"
-        " / (sum by (job) (rate(fraiseql_cache_hits[10m])) + sum by (job) (rate(fraiseql_cache_misses[10m]))) < 0.75",
-        V1: "sum by (job) (rate(fraiseql_cache_hits_total[10m]))"
-        " / (sum by (job) (rate(fraiseql_cache_hits_total[10m])) + sum by (job) (rate(fraiseql_cache_misses_total[10m])))"
-        " < 0.75",
-    },
+    expr="sum by (job) (rate({{cache_hits}}[10m]))"
+    " / (sum by (job) (rate({{cache_hits}}[10m])) + sum by (job) (rate({{cache_misses}}[10m]))) < 0.75",
     for_="10m",
     severity="info",
     summary="Cache hit rate below 75% on {{ $labels.job }}",

@@ -2,9 +2,9 @@
 
 FraiseQL exports no count of failed logins or permission-denied events; the audit
 checks (checks/audit/) count them in the audit log and watch mode exports the
-counts as ``fraiseql_check_value``. Query cost is FraiseQL v2's
-``fraiseql_graphql_queries_cost_total``; v1 exports nothing about query cost, so
-that alert has no v1 rule. Which series each reads, and why: docs/alert-rules.md.
+counts as ``fraiseql_check_value``. Query cost is the role ``{{query_cost}}``
+(FraiseQL v2's ``fraiseql_graphql_queries_cost_total``); v1 exports nothing about
+query cost, so that alert has no v1 rule. Which series each reads, and why: docs/alert-rules.md.
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ def check_high_failed_auth_attempts():
 
 
 @alert(
-    expr={
-        "fraiseql-v2": "sum by (job) (rate(fraiseql_graphql_queries_cost_total[5m]))"
-        " / sum by (job) (rate(fraiseql_graphql_queries_total[5m])) > 5000",
-    },
+    expr="sum by (job) (rate({{query_cost}}[5m])) / sum by (job) (rate({{graphql_requests}}[5m])) > 5000",
     severity="warning",
     summary="GraphQL queries cost {{ $value }} on average on {{ $labels.job }}",
     description="The GraphQL queries on {{ $labels.job }} cost {{ $value }} on average over the last 5 minutes"

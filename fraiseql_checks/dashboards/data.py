@@ -1,9 +1,10 @@
 """The seed's data dashboards: Cache Performance (8 panels), Database Health (10), Compliance & Audit (8).
 
-FraiseQL's series cover its own cache counters and connection pool; Redis,
-PostgreSQL and the audit trail are seen through the values the shipped checks
-record (``checks/health``, ``checks/audit``), with the thresholds those checks
-assert (including the config's ``thresholds`` overrides).
+FraiseQL's series (named by role, ``profiles.py``) cover its own cache counters and
+connection pool; Redis, PostgreSQL and the audit trail are seen through the values
+the shipped checks record (``checks/health``, ``checks/audit``), with the thresholds
+those checks assert (including the config's ``thresholds`` overrides). A panel
+whose roles the profile lacks is left out or replaced by the nearest true thing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from fraiseql_checks import metrics as m
 from fraiseql_checks.dashboards.model import Dashboard, Panel, Row, Target, thresholds_for
 from fraiseql_checks.dashboards.queries import Re, one_of, select
-from fraiseql_checks.dashboards.seed import WATCHER, Seed, hit_ratio, ratio
+from fraiseql_checks.dashboards.seed import WATCHER, Seed, hit_ratio, legend, ratio, row
 from fraiseql_checks.dashboards.suites import STATUS_MAPPINGS
 
 #: What the shipped audit checks record (``checks/audit/check_audit.py``).
@@ -33,23 +34,36 @@ AUDIT_SUITE = "audit"
 
 
 def _cache_hit_ratio(s: Seed, by: str = "") -> str:
-    if s.v1:
-        return hit_ratio(s.rate("fraiseql_cache_hits_total", by=by), s.rate("fraiseql_cache_misses_total", by=by))
-    return hit_ratio(s.rate("fraiseql_cache_hits"), s.rate("fraiseql_cache_misses"))
+    return hit_ratio(s.rate("cache_hits", by=by), s.rate("cache_misses", by=by))
 
 
 def cache_performance(s: Seed) -> Dashboard:
     hit_min = s.threshold("cache.hit_ratio_min_percent", 75) / 100
-    if s.v1:
-        by_type: tuple[Target, ...] = (Target(_cache_hit_ratio(s, by="cache_type"), "{{cache_type}}"),)
-        misses = Target(s.rate("fraiseql_cache_misses_total", by="cache_type"), "{{cache_type}}")
+    hits, misses_of = s.series("cache_hits"), s.series("cache_misses")
+    if hits.by:  # the counters name the cache they count
+        by_type: tuple[Target, ...] = (Target(_cache_hit_ratio(s, by=hits.grouping), legend(hits.by)),)
+        misses = Target(s.rate("cache_misses", by=misses_of.grouping), legend(misses_of.by))
+        by_type_description = f"Hit rate per {hits.grouping} label."
     else:
-        by_type = (
-            Target(_cache_hit_ratio(s), "result cache"),
-            Target(hit_ratio(s.rate("fraiseql_apq_hits_total"), s.rate("fraiseql_apq_misses_total")), "APQ"),
-            Target(s.value("hit_ratio", "check_cache_hit_ratio"), "Redis keyspace"),
+        apq = (
+            Target(hit_ratio(s.rate("apq_hits"), s.rate("apq_misses")), "APQ")
+            if s.has("apq_hits") and s.has("apq_misses")
+            else None
         )
-        misses = Target(s.rate("fraiseql_cache_misses"), "result cache misses")
+        by_type = tuple(
+            target
+            for target in (
+                Target(_cache_hit_ratio(s), "result cache"),
+                apq,
+                Target(s.value("hit_ratio", "check_cache_hit_ratio"), "Redis keyspace"),
+            )
+            if target is not None
+        )
+        misses = Target(s.rate("cache_misses"), "result cache misses")
+        by_type_description = (
+            "v2 has no cache_type label: its result cache and APQ store are shown apart, with "
+            "Redis' own keyspace hit ratio (check_cache_hit_ratio)."
+        )
     coherent = f"{s.own(m.UP)} and on(job, instance, check) {s.own(m.VALUE, name='coherency_rows')}"
     effectiveness = Row(
         "Effectiveness",
@@ -67,10 +81,7 @@ def cache_performance(s: Seed) -> Dashboard:
                 "Hit rate by cache type",
                 "timeseries",
                 by_type,
-                description="v2 has no cache_type label: its result cache and APQ store are shown apart, with "
-                "Redis' own keyspace hit ratio (check_cache_hit_ratio)."
-                if not s.v1
-                else "Hit rate per cache_type label.",
+                description=by_type_description,
                 unit="percentunit",
                 thresholds=thresholds_for([hit_min], bad="below"),
                 min=0,
@@ -138,80 +149,63 @@ def cache_performance(s: Seed) -> Dashboard:
         "Cache Performance",
         (effectiveness, redis),
         "Cache health and effectiveness: FraiseQL's cache counters and the Redis cache checks.",
-        anchor="fraiseql_http_requests_total",
+        anchor="http_requests",
     )
 
 
-def database_health(s: Seed) -> Dashboard:
-    pool_max = s.threshold("database.connections_max_percent", 90) / 100
-    if s.v1:
-        active, idle, total = (
-            "fraiseql_db_connections_active",
-            "fraiseql_db_connections_idle",
-            "fraiseql_db_connections_total",
-        )
-        wait = Panel(
-            "Connections in use on PostgreSQL (no wait metric in v1)",
-            "timeseries",
-            (Target(s.value("connections_used_ratio", "check_database_connections"), "of max_connections"),),
-            description="FraiseQL v1 does not count requests waiting for a connection; PostgreSQL's own "
-            "connection use (check_database_connections) shows when waiting starts.",
-            unit="percentunit",
-            thresholds=thresholds_for([pool_max]),
-            width=8,
-        )
-        slow = Panel(
-            "Slow statement share",
-            "timeseries",
-            (Target(s.value("slow_call_ratio", "check_slow_statements"), "calls of slow statements"),),
-            description="Share of statement calls belonging to statements averaging over "
-            f"{s.threshold('database.slow_statement_ms', 100):g} ms (pg_stat_statements, check_slow_statements).",
-            unit="percentunit",
-            thresholds=thresholds_for([s.threshold("database.slow_calls_max_percent", 10) / 100]),
-        )
-        top = Panel(
-            "Busiest tables (no per-statement metric in v1)",
-            "table",
-            (
-                Target(
-                    f"topk(10, {s.increase('fraiseql_db_queries_total', by='table_name, query_type')})",
-                    format="table",
-                    instant=True,
-                ),
-            ),
-            description="FraiseQL v1 times statements without naming them; the tables it queries most are the "
-            "nearest true thing.",
-        )
-        durations = "fraiseql_db_query_duration_seconds"
-        breakdown = Target(s.increase("fraiseql_db_queries_total", by="query_type"), "{{query_type}}", instant=True)
-        pool_size: tuple[Target, ...] = (Target(f"sum({s.fq(total)})", "connections"),)
-        errors = Target(s.rate("fraiseql_errors_total", by="error_type"), "{{error_type}}")
-    else:
-        active, idle, total = (
-            "fraiseql_db_pool_connections_active",
-            "fraiseql_db_pool_connections_idle",
-            "fraiseql_db_pool_connections_total",
-        )
-        wait = Panel(
+def _connection_wait(s: Seed, pool_max: float) -> Panel:
+    """Requests waiting for a connection where counted; else PostgreSQL's connection use."""
+    if s.has("pool_waiting"):
+        return Panel(
             "Connection wait: requests waiting for a connection",
             "timeseries",
-            (Target(f"sum({s.fq('fraiseql_db_pool_requests_waiting')})", "waiting"),),
+            (Target(s.total("pool_waiting"), "waiting"),),
             description="FraiseQL counts requests waiting for a pool connection, not how long they wait.",
             width=8,
         )
-        slow_ms = s.threshold("database.slow_statement_ms", 100)
-        slow = Panel(
+    return Panel(
+        "Connections in use on PostgreSQL (no wait metric in v1)",
+        "timeseries",
+        (Target(s.value("connections_used_ratio", "check_database_connections"), "of max_connections"),),
+        description="FraiseQL v1 does not count requests waiting for a connection; PostgreSQL's own "
+        "connection use (check_database_connections) shows when waiting starts.",
+        unit="percentunit",
+        thresholds=thresholds_for([pool_max]),
+        width=8,
+    )
+
+
+def _slow_statements(s: Seed) -> Panel:
+    """Statements slower than the threshold: from pg_stat_statements where FraiseQL exports it, else the check's."""
+    slow_ms = s.threshold("database.slow_statement_ms", 100)
+    if s.has("statement_mean_time"):
+        return Panel(
             "Slow query count",
             "timeseries",
-            (Target(f"count({s.fq('fraiseql_db_query_mean_exec_seconds')} > {slow_ms / 1000:g})", "statements"),),
+            (Target(f"count({s.fq('statement_mean_time')} > {slow_ms / 1000:g})", "statements"),),
             description=f"Statements whose mean execution time is over {slow_ms:g} ms (pg_stat_statements).",
         )
-        top = Panel(
+    return Panel(
+        "Slow statement share",
+        "timeseries",
+        (Target(s.value("slow_call_ratio", "check_slow_statements"), "calls of slow statements"),),
+        description="Share of statement calls belonging to statements averaging over "
+        f"{slow_ms:g} ms (pg_stat_statements, check_slow_statements).",
+        unit="percentunit",
+        thresholds=thresholds_for([s.threshold("database.slow_calls_max_percent", 10) / 100]),
+    )
+
+
+def _top_statements(s: Seed) -> Panel | None:
+    """The slowest statements where FraiseQL names them; else the busiest tables."""
+    if s.has("statement_mean_time"):
+        mean = s.series("statement_mean_time")
+        return Panel(
             "Top 10 slow queries",
             "table",
             (
                 Target(
-                    f"topk(10, max by (queryid, query) ({s.fq('fraiseql_db_query_mean_exec_seconds')}))",
+                    f"topk(10, max by ({mean.grouping}) ({s.fq('statement_mean_time')}))",
                     format="table",
                     instant=True,
                 ),
@@ -219,86 +213,116 @@ def database_health(s: Seed) -> Dashboard:
             description="Mean execution time per statement, from pg_stat_statements.",
             unit="s",
         )
-        durations = "fraiseql_database_query_duration_seconds"
-        breakdown = Target(
-            f"topk(10, max by (query) ({s.fq('fraiseql_db_query_exec_seconds')}))", "{{query}}", instant=True
+    if s.has("table_queries"):
+        tables = s.series("table_queries")
+        return Panel(
+            "Busiest tables (no per-statement metric in v1)",
+            "table",
+            (Target(f"topk(10, {s.increase('table_queries', by=tables.grouping)})", format="table", instant=True),),
+            description="FraiseQL v1 times statements without naming them; the tables it queries most are the "
+            "nearest true thing.",
         )
-        pool_size = (
-            Target(f"sum({s.fq(total)})", "pool size"),
-            Target(f"sum({s.fq('fraiseql_pool_recommended_size')})", "recommended size"),
-            Target(s.increase("fraiseql_pool_tuning_adjustments_total", window="5m"), "adjustments per 5 min"),
+    return None
+
+
+def _execution_breakdown(s: Seed) -> Target | None:
+    if s.has("statement_time"):
+        time = s.series("statement_time")
+        expr = f"topk(10, max by ({time.grouping}) ({s.fq('statement_time')}))"
+        return Target(expr, legend(time.by), instant=True)
+    if s.has("statement_types"):
+        types = s.series("statement_types")
+        return Target(s.increase("statement_types", by=types.grouping), legend(types.by), instant=True)
+    return None
+
+
+def _pool_size(s: Seed) -> tuple[Target, ...]:
+    """The pool's size, and the auto-tuner's recommendation and resizes where it runs."""
+    if not s.has("pool_recommended_size"):
+        return (Target(s.total("pool_total"), "connections"),)
+    targets = [Target(s.total("pool_total"), "pool size"), Target(s.total("pool_recommended_size"), "recommended size")]
+    if s.has("pool_adjustments"):
+        targets.append(Target(s.increase("pool_adjustments", window="5m"), "adjustments per 5 min"))
+    return tuple(targets)
+
+
+def database_health(s: Seed) -> Dashboard:
+    pool_max = s.threshold("database.connections_max_percent", 90) / 100
+    active, idle, total = (s.total(role) for role in ("pool_active", "pool_idle", "pool_total"))
+    kind = s.first("errors_by_type", "operation_errors")
+    errors = None
+    if kind:
+        errors_of = s.series(kind)
+        errors = Panel(
+            "Query errors",
+            "timeseries",
+            (Target(s.rate(kind, by=errors_of.grouping), legend(errors_of.by)),),
+            unit="reqps",
+            stack=True,
         )
-        errors = Target(s.rate("fraiseql_query_errors_total", by="operation"), "{{operation}}")
-    pool = Row(
+    breakdown = _execution_breakdown(s)
+    pool = row(
         "Connection pool",
-        (
-            Panel(
-                "Pool utilization",
-                "timeseries",
-                (Target(ratio(f"sum({s.fq(active)})", f"sum({s.fq(total)})"), "in use"),),
-                description="The DatabasePoolExhausted alert fires above 90%.",
-                unit="percentunit",
-                thresholds=thresholds_for([pool_max]),
-                min=0,
-                max=1,
-                width=8,
-            ),
-            Panel(
-                "Active vs idle connections",
-                "timeseries",
-                (Target(f"sum({s.fq(active)})", "active"), Target(f"sum({s.fq(idle)})", "idle")),
-                stack=True,
-                width=8,
-            ),
-            wait,
-            Panel(
-                "Pool size (no connection-creation metric)",
-                "timeseries",
-                pool_size,
-                description="FraiseQL does not count connections opened; the pool's size (and v2's tuning of it) "
-                "is where new connections show.",
-            ),
-            Panel(
-                "Query errors",
-                "timeseries",
-                (errors,),
-                unit="reqps",
-                stack=True,
-            ),
+        Panel(
+            "Pool utilization",
+            "timeseries",
+            (Target(ratio(active, total), "in use"),),
+            description="The DatabasePoolExhausted alert fires above 90%.",
+            unit="percentunit",
+            thresholds=thresholds_for([pool_max]),
+            min=0,
+            max=1,
+            width=8,
         ),
+        Panel(
+            "Active vs idle connections",
+            "timeseries",
+            (Target(active, "active"), Target(idle, "idle")),
+            stack=True,
+            width=8,
+        ),
+        _connection_wait(s, pool_max),
+        Panel(
+            "Pool size (no connection-creation metric)",
+            "timeseries",
+            _pool_size(s),
+            description="FraiseQL does not count connections opened; the pool's size (and v2's tuning of it) "
+            "is where new connections show.",
+        ),
+        errors,
     )
-    statements = Row(
+    statements = row(
         "Queries and transactions",
-        (
-            slow,
-            top,
-            Panel(
-                "Query duration (P50, P95, P99; no transaction metric)",
-                "timeseries",
-                (
-                    *(Target(s.quantile(q, durations), f"query P{round(q * 100)}") for q in (0.5, 0.95, 0.99)),
-                    Target(s.value("oldest_transaction_seconds", "check_long_transactions"), "oldest open transaction"),
-                ),
-                description="FraiseQL times queries, not transactions; check_long_transactions adds the age of the "
-                "oldest open transaction.",
-                unit="s",
+        _slow_statements(s),
+        _top_statements(s),
+        Panel(
+            "Query duration (P50, P95, P99; no transaction metric)",
+            "timeseries",
+            (
+                *(Target(s.quantile(q, "database_latency"), f"query P{round(q * 100)}") for q in (0.5, 0.95, 0.99)),
+                Target(s.value("oldest_transaction_seconds", "check_long_transactions"), "oldest open transaction"),
             ),
-            Panel(
-                "Rollback rate",
-                "timeseries",
-                (Target(s.value("rollback_ratio", "check_rollback_ratio"), "rolled back"),),
-                description="Rolled-back transactions among all (pg_stat_database, check_rollback_ratio).",
-                unit="percentunit",
-                thresholds=thresholds_for([s.threshold("database.rollback_max_percent", 5) / 100]),
-            ),
-            Panel("Query execution breakdown", "piechart", (breakdown,), description="Where execution time goes."),
+            description="FraiseQL times queries, not transactions; check_long_transactions adds the age of the "
+            "oldest open transaction.",
+            unit="s",
         ),
+        Panel(
+            "Rollback rate",
+            "timeseries",
+            (Target(s.value("rollback_ratio", "check_rollback_ratio"), "rolled back"),),
+            description="Rolled-back transactions among all (pg_stat_database, check_rollback_ratio).",
+            unit="percentunit",
+            thresholds=thresholds_for([s.threshold("database.rollback_max_percent", 5) / 100]),
+        ),
+        Panel("Query execution breakdown", "piechart", (breakdown,), description="Where execution time goes.")
+        if breakdown
+        else None,
     )
     return s.dashboard(
         "Database Health",
         (pool, statements),
         "Database performance and stability: FraiseQL's pool and statements, and the PostgreSQL checks.",
-        anchor="fraiseql_http_requests_total",
+        anchor="http_requests",
     )
 
 
@@ -306,14 +330,13 @@ def compliance_audit(s: Seed) -> Dashboard:
     audit_lag = s.threshold("audit.max_lag_seconds", 5)
     figures = select(m.VALUE.name, WATCHER, name=Re(one_of(AUDIT_VALUES)))
     admin = select(m.VALUE.name, WATCHER, name=Re(one_of(("admin_actions", "unattributed_admin_actions"))))
-    if s.v1:
-        access = Target(s.rate("fraiseql_graphql_queries_total", by="operation_type"), "{{operation_type}}")
-        rejected = Target(
-            s.increase("fraiseql_http_requests_total", window="5m", status=Re("401|403")), "HTTP 401/403 per 5 min"
-        )
-    else:
-        access = Target(s.rate("fraiseql_query_duration_seconds_count", by="operation"), "{{operation}}")
-        rejected = Target(s.increase("fraiseql_jwt_replay_rejected_total", window="5m"), "replayed tokens per 5 min")
+    reads = s.first("operation_types", "operations") or "operations"
+    access = Target(s.rate(reads, by=s.series(reads).grouping), legend(s.series(reads).by))
+    rejected = None
+    if s.has("jwt_replays_rejected"):
+        rejected = Target(s.increase("jwt_replays_rejected", window="5m"), "replayed tokens per 5 min")
+    elif s.has("http_denied"):
+        rejected = Target(s.increase("http_denied", window="5m"), "HTTP 401/403 per 5 min")
     status = (
         f"min by (check) ({s.own(m.UP)} * on(job, instance, check) group_left() {s.own(m.INFO, suite=AUDIT_SUITE)})"
     )
@@ -380,7 +403,7 @@ def compliance_audit(s: Seed) -> Dashboard:
                         s.value("permission_denied_events", "check_permission_denied_spike"),
                         "permission denied (peak per 5 min)",
                     ),
-                    rejected,
+                    *((rejected,) if rejected else ()),
                 ),
             ),
             Panel(
@@ -410,5 +433,5 @@ def compliance_audit(s: Seed) -> Dashboard:
         "Compliance & Audit",
         (trail, access_row),
         "Audit trails and compliance: what the audit checks find in FraiseQL's audit tables.",
-        anchor="fraiseql_http_requests_total",
+        anchor="http_requests",
     )

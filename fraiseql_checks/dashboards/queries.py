@@ -1,9 +1,10 @@
 """PromQL for the dashboards: selectors, the names they may use, and this tool's SLO series.
 
 Every metric name a dashboard queries comes from one of two places: the target
-profile's FraiseQL metrics (``profiles.py``) or this tool's own definitions
-(``metrics.py``, the SLO gauges included). ``FraiseQLNames`` refuses a name the
-profile does not emit, so a dashboard cannot be built over a series nobody exports.
+profile's roles (``profiles.py``: the series that answers "GraphQL errors" on that
+FraiseQL version) or this tool's own definitions (``metrics.py``, the SLO gauges
+included). ``FraiseQLNames`` refuses a name the profile does not emit, so a
+dashboard cannot be built over a series nobody exports.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from fraiseql_checks import metrics as m
-from fraiseql_checks.profiles import Profile
+from fraiseql_checks.profiles import Matcher, Profile
 from fraiseql_checks.promql import promql_string, regex_escape
 
 RATE = "$__rate_interval"
@@ -56,16 +57,18 @@ class Re:
     negate: bool = False
 
 
-def select(metric: str, scope: Scope | None = None, **labels: str | Re) -> str:
-    """``metric{job=~"$job",instance=~"$instance",name="value"}``: the scope's variables, then
-    ``labels`` (a string matches exactly, a ``Re`` as a regular expression)."""
-    matchers = scope.matchers() if scope is not None else []
+def select(metric: str, scope: Scope | None = None, *matchers: Matcher, **labels: str | Re) -> str:
+    """``metric{job=~"$job",instance=~"$instance",status=~"5..",name="value"}``: the scope's
+    variables, a role's ``matchers``, then ``labels`` (a string matches exactly, a ``Re`` as a
+    regular expression)."""
+    found = scope.matchers() if scope is not None else []
+    found += [matcher.promql() for matcher in matchers]
     for name, value in labels.items():
         if isinstance(value, Re):
-            matchers.append(f"{name}{'!~' if value.negate else '=~'}{promql_string(value.pattern)}")
+            found.append(f"{name}{'!~' if value.negate else '=~'}{promql_string(value.pattern)}")
         else:
-            matchers.append(f"{name}={promql_string(value)}")
-    return f"{metric}{{{','.join(matchers)}}}" if matchers else metric
+            found.append(f"{name}={promql_string(value)}")
+    return f"{metric}{{{','.join(found)}}}" if found else metric
 
 
 def one_of(values: Iterable[str]) -> str:
@@ -79,10 +82,6 @@ class FraiseQLNames:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self._series = profile.series_names()
-
-    @property
-    def v1(self) -> bool:
-        return self.profile.name == "fraiseql-v1"
 
     def __call__(self, name: str) -> str:
         if name not in self._series:

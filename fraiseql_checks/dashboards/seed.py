@@ -1,4 +1,4 @@
-"""What the six seed dashboards share: the profile's names, the two scopes, PromQL shorthands.
+"""What the six seed dashboards share: the profile's roles, the two scopes, PromQL shorthands.
 
 The seed planned six dashboards of 54 panels (Operations Overview, Cache
 Performance, Database Health, Error Analysis, User Activity, Compliance & Audit).
@@ -7,17 +7,22 @@ emits them (filtered by ``$job``/``$instance``, the FraiseQL server's), and the
 values this tool's checks record where it does not (filtered by ``$watcher``,
 the job of ``fraiseql-check --watch``). ``docs/dashboards.md`` says, panel by
 panel, where a seed panel shows the nearest true thing instead.
+
+Builders name FraiseQL's series by role (``s.rate("graphql_errors")``) and choose a
+panel by asking whether the profile has a role (``s.has("pool_waiting")``), never
+which version it is: a profile without the roles a panel needs has no such panel.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.dashboards.model import (
     Dashboard,
+    Panel,
     Row,
     Variable,
     all_dashboards_link,
@@ -26,7 +31,7 @@ from fraiseql_checks.dashboards.model import (
     slug,
 )
 from fraiseql_checks.dashboards.queries import RATE, CheckValue, FraiseQLNames, Re, Scope, select
-from fraiseql_checks.profiles import Profile
+from fraiseql_checks.profiles import Profile, Series
 
 SERVER = Scope("job", "instance")
 WATCHER = Scope("watcher", None)
@@ -45,31 +50,49 @@ class Seed:
         """The profile's names, made once (``series_names`` builds a set)."""
         return FraiseQLNames(self.profile)
 
-    @property
-    def v1(self) -> bool:
-        return self.names.v1
+    def has(self, role: str) -> bool:
+        """Whether the profile has a series for ``role`` (``profiles.ROLES``)."""
+        return self.profile.has(role)
 
-    def fq(self, name: str, **labels: str | Re) -> str:
-        """A FraiseQL series of this profile, in the server's scope."""
-        return select(self.names(name), SERVER, **labels)
+    def series(self, role: str) -> Series:
+        """The profile's series for ``role``; ``MissingRole`` if it has none (ask ``has`` first)."""
+        return self.profile.series(role)
 
-    def rate(self, name: str, by: str = "", window: str = RATE, offset: str = "", **labels: str | Re) -> str:
+    def first(self, *roles: str) -> str | None:
+        """The first of ``roles`` the profile has: the panel's preferred series, then its fallbacks."""
+        return next((role for role in roles if self.has(role)), None)
+
+    def fq(self, role: str, part: str | None = None, **labels: str | Re) -> str:
+        """The series of ``role`` (a histogram's ``part``), with its matchers, in the server's scope."""
+        series = self.series(role)
+        return select(self.names(series.sample(part)), SERVER, *series.matchers, **labels)
+
+    def rate(self, role: str, by: str = "", window: str = RATE, offset: str = "", **labels: str | Re) -> str:
         """``sum [by (...)] (rate(series[window] [offset ...]))``."""
-        return self._sum("rate", name, by, window, offset, labels)
+        return self._sum("rate", role, by, window, offset, labels)
 
-    def increase(self, name: str, by: str = "", window: str = "$__range", offset: str = "", **labels: str | Re) -> str:
+    def increase(self, role: str, by: str = "", window: str = "$__range", offset: str = "", **labels: str | Re) -> str:
         """``sum [by (...)] (increase(series[window] [offset ...]))``."""
-        return self._sum("increase", name, by, window, offset, labels)
+        return self._sum("increase", role, by, window, offset, labels)
 
-    def _sum(self, function: str, name: str, by: str, window: str, offset: str, labels: dict[str, str | Re]) -> str:
+    def _sum(self, function: str, role: str, by: str, window: str, offset: str, labels: dict[str, str | Re]) -> str:
         grouping = f" by ({by})" if by else ""
         shift = f" offset {offset}" if offset else ""
-        return f"sum{grouping} ({function}({self.fq(name, **labels)}[{window}]{shift}))"
+        return f"sum{grouping} ({function}({self.fq(role, None, **labels)}[{window}]{shift}))"
+
+    def total(self, role: str) -> str:
+        """``sum(series)``: a gauge summed over the instances in scope."""
+        return f"sum({self.fq(role)})"
 
     def quantile(self, q: float, histogram: str, by: str = "") -> str:
+        """``histogram_quantile`` of a histogram role's buckets."""
         extra = f"{by}, " if by else ""
-        bucket = self.fq(f"{histogram}_bucket")
+        bucket = self.fq(histogram, "bucket")
         return f"histogram_quantile({q:g}, sum by ({extra}le) (rate({bucket}[{RATE}])))"
+
+    def heatmap(self, histogram: str) -> str:
+        """The bucket rates of a histogram role, for a heatmap."""
+        return f"sum by (le) (rate({self.fq(histogram, 'bucket')}[{RATE}]))"
 
     def value(self, name: str, check: str) -> str:
         """A value a shipped check records, in the watcher's scope."""
@@ -80,10 +103,11 @@ class Seed:
         return select(metric.name, WATCHER, **labels)
 
     def variables(self, anchor: str) -> tuple[Variable, ...]:
-        """The data source, the FraiseQL server's job and instance (over ``anchor``), the watcher's job."""
+        """The data source, the FraiseQL server's job and instance (over the role ``anchor``'s
+        metric), the watcher's job."""
         return (
             datasource_variable(),
-            *label_variables(self.names(anchor), what="the FraiseQL server"),
+            *label_variables(self.names(self.series(anchor).sample()), what="the FraiseQL server"),
             Variable(
                 "watcher",
                 "Checks job",
@@ -106,6 +130,16 @@ class Seed:
             ),
             links=(all_dashboards_link(),),
         )
+
+
+def row(title: str, *panels: Panel | None) -> Row:
+    """A row of the panels the profile could build (``None``: it lacks the roles)."""
+    return Row(title, tuple(panel for panel in panels if panel is not None))
+
+
+def legend(labels: Iterable[str]) -> str:
+    """``{{a}} {{b}}``: a series' legend from its labels."""
+    return " ".join(f"{{{{{label}}}}}" for label in labels)
 
 
 def ratio(numerator: str, denominator: str) -> str:

@@ -8,18 +8,33 @@ A file may hold several YAML documents; each is recognised by its header:
 - ``version: prometheus/v1`` — a Sloth spec (``events`` or ``raw`` SLIs);
 - ``slos:`` — this tool's own format (see ``docs/slo.md``).
 
+A query may name FraiseQL's series by role (``{{graphql_errors}}``, ``profiles.py``),
+beside the ``{{window}}`` where its range goes: such an SLO becomes one SLO per
+target profile that has a series for each role, tied to that profile, with the
+profile's series in its queries (``per_profile``).
+
 Anything wrong raises ``SLOError`` naming the file, the SLO and what is wrong.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fraiseql_checks.profiles import (
+    PROFILES,
+    MissingRole,
+    RoleError,
+    expand,
+    histogram_reference,
+    references,
+)
 from fraiseql_checks.promql import PromQLError, parse
 from fraiseql_checks.slo.model import (
+    SLI,
     SLO,
     WINDOW_PLACEHOLDER,
     Alerting,
@@ -77,9 +92,15 @@ def _text(where: _Where, value: Any, what: str) -> str:
 
 
 def _query(where: _Where, value: Any, what: str, *, needs_window: bool = True) -> str:
+    """A query with its ``{{window}}``; one with role placeholders is parsed once expanded (``per_profile``)."""
     query = _text(where, value, what)
     if needs_window and not WINDOW_PLACEHOLDER.search(query):
         raise where.error(f"{what} has no {{{{window}}}} placeholder where its range goes: {query!r}")
+    try:
+        if references(query):
+            return query
+    except RoleError as exc:
+        raise where.error(f"{what}: {exc}") from None
     try:
         parse(WINDOW_PLACEHOLDER.sub("5m", query))
     except PromQLError as exc:
@@ -149,6 +170,8 @@ def _alerting(where: _Where, value: Any) -> Alerting:
         page_labels=_labels(where, block.get("page_labels") or page.get("labels")),
         ticket_labels=_labels(where, block.get("ticket_labels") or ticket.get("labels")),
         enabled=enabled,
+        page_enabled=not page.get("disable"),
+        ticket_enabled=not ticket.get("disable"),
     )
 
 
@@ -204,8 +227,12 @@ def _native_sli(where: _Where, value: Any) -> RatioSLI | LatencySLI:
         return RatioSLI(good=good, bad=bad, total=_query(where, ratio["total"], "sli.ratio.total"))
     latency = _mapping(where, sli["latency"], "sli.latency")
     metric = _text(where, latency.get("histogram"), "sli.latency.histogram")
+    try:
+        role = histogram_reference(metric)
+    except RoleError as exc:
+        raise where.error(f"sli.latency.histogram: {exc}") from None
     metric = metric.removesuffix("_bucket")
-    if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", metric):
+    if role is None and not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", metric):
         raise where.error(f"sli.latency.histogram {metric!r} is not a metric name")
     threshold = latency.get("threshold")
     le = latency.get("le")
@@ -219,6 +246,8 @@ def _native_sli(where: _Where, value: Any) -> RatioSLI | LatencySLI:
     if selector and not (selector.startswith("{") and selector.endswith("}")):
         raise where.error(f"sli.latency.selector must be a label selector such as '{{job=\"api\"}}', got {selector!r}")
     out = LatencySLI(metric, str(le), selector)
+    if role is not None:
+        return out  # parsed once the role is expanded (per_profile)
     try:
         parse(out.error_ratio_query("5m"))
     except PromQLError as exc:
@@ -331,6 +360,15 @@ def _openslo_query(where: _Where, source: Any, what: str, counter: bool) -> str:
     query = _text(where, spec.get("query") or spec.get("promql"), f"{what}.metricSource.spec.query")
     if WINDOW_PLACEHOLDER.search(query):
         return _query(where, query, f"{what} query")
+    function = "rate" if counter else "sum_over_time"
+    try:
+        roles = references(query)
+    except RoleError as exc:
+        raise where.error(f"{what} query: {exc}") from None
+    if roles:  # a role alone is a plain selector too: expanded per profile later
+        if len(roles) == 1 and roles[0].text == query.strip():
+            return f"sum({function}({query.strip()}[{{{{window}}}}]))"
+        raise where.error(f"{what} query {query!r} names roles but has no {{{{window}}}} placeholder")
     import promql_parser
 
     try:
@@ -342,7 +380,6 @@ def _openslo_query(where: _Where, source: Any, what: str, counter: bool) -> str:
             f"{what} query {query!r} is neither a plain selector nor has a {{{{window}}}} placeholder:"
             " the tool cannot give it a window"
         )
-    function = "rate" if counter else "sum_over_time"
     return f"sum({function}({query}[{{{{window}}}}]))"
 
 
@@ -485,7 +522,72 @@ def load_files(paths: Iterable[tuple[Path, str]]) -> list[SLO]:
                 raise SLOError(
                     source, None, "not an SLO file: expected slos:, an OpenSLO document or a Sloth prometheus/v1 spec"
                 )
-    return native + _openslo(openslo)
+    return [one for slo in native + _openslo(openslo) for one in per_profile(slo)]
+
+
+# ---- roles -------------------------------------------------------------------------------
+
+
+def _role_names(sli: SLI) -> list[str]:
+    """The roles a request SLI's queries name, each once (none: it names metrics)."""
+    if isinstance(sli, LatencySLI):
+        role = histogram_reference(sli.metric)
+        return [] if role is None else [role.role]
+    if isinstance(sli, RatioSLI):
+        texts = [q for q in (sli.good, sli.bad, sli.total, sli.error_ratio) if q is not None]
+        return list(dict.fromkeys(ref.role for text in texts for ref in references(text)))
+    return []
+
+
+def _for_profile(sli: SLI, profile: str) -> SLI:
+    """``sli`` with its role placeholders replaced by ``profile``'s series (``MissingRole`` if it has none)."""
+    chosen = PROFILES[profile]
+    if isinstance(sli, RatioSLI):
+        fields = ("good", "bad", "total", "error_ratio")
+        texts = {f: getattr(sli, f) for f in fields if getattr(sli, f) is not None}
+        return dataclasses.replace(sli, **{f: expand(text, chosen) for f, text in texts.items()})
+    if isinstance(sli, LatencySLI):
+        role = histogram_reference(sli.metric)
+        if role is None:
+            return sli
+        series = chosen.series(role.role)
+        matchers = [m.promql() for m in series.matchers]
+        matchers += [part for part in (role.matchers, sli.selector.strip().strip("{}").strip()) if part]
+        return LatencySLI(series.metric, sli.le, f"{{{','.join(matchers)}}}" if matchers else "")
+    return sli
+
+
+def per_profile(slo: SLO) -> list[SLO]:
+    """``slo`` once per target profile that has every role its queries name, tied to that profile.
+
+    An SLO without role placeholders is returned as it is. Of the profiles it names
+    (``profile:``; none: all), those without a series for one of its roles have no
+    such SLO; if none is left, ``SLOError`` says which roles each lacks. Where every
+    profile's series are the same, it stays one SLO for those profiles.
+    """
+    roles = _role_names(slo.sli)
+    if not roles:
+        return [slo]
+    where = _Where(slo.source, slo.name)
+    candidates = [name for name in PROFILES if not slo.profiles or name in slo.profiles]
+    out = []
+    for name in candidates:
+        try:
+            sli = _for_profile(slo.sli, name)
+        except MissingRole:
+            continue
+        try:
+            parse(sli.error_ratio_query("5m"))
+        except PromQLError as exc:
+            raise where.error(f"sli ({name}): {exc.reason} in {sli.error_ratio_query('{{window}}')!r}") from None
+        out.append(dataclasses.replace(slo, sli=sli, profiles=(name,)))
+    if not out:
+        lacking = {p: [r for r in roles if not PROFILES[p].has(r)] for p in candidates}
+        detail = "; ".join(f"{p} has no {', '.join(r)}" for p, r in lacking.items())
+        raise where.error(f"no target profile has every role its queries read ({detail})")
+    if len(out) == len(candidates) and len({one.sli for one in out}) == 1:
+        return [dataclasses.replace(slo, sli=out[0].sli)]  # the same series everywhere: one SLO, as written
+    return out
 
 
 def check_unique(slos: Sequence[SLO]) -> None:
