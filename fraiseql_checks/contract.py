@@ -6,6 +6,10 @@ looked up on the server's ``/metrics`` (or in Prometheus); names that are not
 FraiseQL's — recording rules (with ``:``), this tool's ``fraiseql_check_*``,
 node_exporter's ``node_*`` and the like — only Prometheus can confirm, so without
 one configured they are listed as unchecked.
+
+The check (``checks/health/check_metrics_contract.py``) reads the project's own
+folders; the ``contract`` command (``contract_command.py``, registered here) reads
+any dashboards and rule files given on its command line, with the same lookup.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Parser, Setting, as_str_list, section
 from fraiseql_checks.hookspec import hookimpl
 
 if TYPE_CHECKING:
+    import argparse
+
     from fraiseql_checks.config import Config
     from fraiseql_checks.http import HTTPClient
 
@@ -35,6 +42,30 @@ SETTINGS = [
 @hookimpl
 def fraiseql_addoption(parser: Parser) -> None:
     parser.addsetting(Setting("metrics_contract", section(SETTINGS), {}, "where the metrics contract check reads"))
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    from fraiseql_checks.contract_command import arguments
+
+    arguments(parser)
+
+
+def _run(config: Config) -> int:
+    from fraiseql_checks.contract_command import run
+
+    return run(config)
+
+
+@hookimpl
+def fraiseql_add_commands(commands: Commands) -> None:
+    commands.add(
+        Command(
+            "contract",
+            "list the series other dashboards and rule files query that the target does not expose",
+            _arguments,
+            _run,
+        )
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +163,21 @@ def _panels(node: Any) -> Iterator[Mapping[str, Any]]:
                     yield from _panels(child)
 
 
+def _datasource_type(datasource: Any) -> str | None:
+    """The plugin type of a panel's or target's ``datasource`` (``{"type": "loki", ...}``), if it says."""
+    if isinstance(datasource, Mapping) and isinstance(datasource.get("type"), str):
+        return str(datasource["type"])
+    return None
+
+
+#: Datasource types whose ``expr`` is PromQL; ``datasource`` is Grafana's "-- Mixed --" (each target says).
+_PROMQL_DATASOURCES = frozenset({"prometheus", "datasource"})
+
+
 def dashboard_references(path: Path, relpath: str) -> list[Reference]:
-    """Series referenced by the Prometheus queries (``targets[].expr``) of a Grafana dashboard."""
+    """Series referenced by the Prometheus queries (``targets[].expr``) of a Grafana dashboard.
+
+    Targets of another datasource type (a Loki query's ``expr`` is LogQL) are left out."""
     from fraiseql_checks.promql import PromQLError, without_grafana_variables
 
     try:
@@ -148,6 +192,9 @@ def dashboard_references(path: Path, relpath: str) -> list[Reference]:
         for target in panel.get("targets") or ():
             expr = target.get("expr") if isinstance(target, Mapping) else None
             if not expr:
+                continue
+            kind = _datasource_type(target.get("datasource")) or _datasource_type(panel.get("datasource"))
+            if kind is not None and kind not in _PROMQL_DATASOURCES:
                 continue
             where = f"{relpath}: panel {title!r}"
             try:
@@ -219,12 +266,13 @@ class Verdict:
             f"{len({r.name for r in self.missing})} series queried by alert rules or dashboards "
             f"do not exist on {' and '.join(self.sources)}:"
         ]
-        for name, places in _by_name(self.missing).items():
+        for name, places in by_name(self.missing).items():
             lines.append(f"  {name}  ({'; '.join(places)})")
         return "\n".join(lines)
 
 
-def _by_name(refs: Iterable[Reference]) -> dict[str, list[str]]:
+def by_name(refs: Iterable[Reference]) -> dict[str, list[str]]:
+    """The references grouped by series name: where each name is queried, in order, once each."""
     grouped: dict[str, list[str]] = {}
     for ref in refs:
         places = grouped.setdefault(ref.name, [])

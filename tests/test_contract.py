@@ -11,7 +11,7 @@ import pytest
 
 from fraiseql_checks.exposition import Exposition
 from tests.conftest import REPO, CheckDir
-from tests.fraiseql_v2 import FakeFraiseQLV2, fake_fraiseql_v2
+from tests.fraiseql_v2 import PAGE_WITHOUT_OBSERVERS, FakeFraiseQLV2, fake_fraiseql_v2, recorded_page
 from tests.services import prometheus as run_prometheus
 
 CHECKS = str(REPO / "checks" / "health" / "check_metrics_contract.py")
@@ -146,6 +146,23 @@ def test_folders_are_configurable(checkdir: CheckDir, server: FakeFraiseQLV2) ->
         "-c", "fraiseql-checks.yaml", CHECKS, env={"FRAISEQL_URL": server.url, "FRAISEQL_METRICS_TOKEN": TOKEN}
     )[1]
     assert report["results"][0]["metrics_contract"]["missing"] == ["fraiseql_gone"]
+
+
+def test_an_observer_series_exists_only_on_builds_with_observer_metrics(
+    checkdir: CheckDir, server: FakeFraiseQLV2
+) -> None:
+    """fraiseql_observer_* are optional (FRAISEQL.md): a rule reading one holds only where the build has them."""
+    checkdir.write(
+        "alerts/observers.yml",
+        "groups:\n- name: g\n  rules:\n  - alert: ObserverQueueGrowing\n"
+        "    expr: fraiseql_observer_job_queue_depth > 1000\n",
+    )
+    result, _ = run(checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN)
+    assert result["outcome"] == "passed", result["message"]
+    server.metrics_text = recorded_page(PAGE_WITHOUT_OBSERVERS)
+    result, _ = run(checkdir, FRAISEQL_URL=server.url, FRAISEQL_METRICS_TOKEN=TOKEN)
+    assert result["outcome"] == "failed"
+    assert result["metrics_contract"]["missing"] == ["fraiseql_observer_job_queue_depth"]
 
 
 def test_exposition_keeps_names_as_written() -> None:

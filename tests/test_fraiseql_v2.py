@@ -1,4 +1,4 @@
-"""The health suite's FraiseQL checks against a server answering in FraiseQL v2's shapes."""
+"""The health suite's FraiseQL checks against a server giving FraiseQL v2's recorded answers (tests/data/fraiseql/v2)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import REPO, CheckDir
-from tests.fraiseql_v2 import FakeFraiseQLV2, fake_fraiseql_v2
+from tests.fraiseql_v2 import PAGE_WITHOUT_OBSERVERS, FakeFraiseQLV2, fake_fraiseql_v2, recorded_page
 
 CHECKS = str(REPO / "checks" / "health" / "check_fraiseql.py")
 TOKEN = "metrics-secret-token"
+#: What tests/data/fraiseql/v2/health-*.json report.
+RECORDED = "version=2.15.0 schema_hash=sha256:4f2a9c1e"
 
 
 @pytest.fixture
@@ -84,15 +86,15 @@ def test_replicas_must_agree_on_version_and_schema_hash(checkdir: CheckDir, serv
         urls = f"{server.url},{other.url}"
         _, report = run(checkdir, server, "-k", "replicas", FRAISEQL_URL=urls)
         assert [r["outcome"] for r in report["results"]] == ["passed"]
-        other.schema_hash = "sha256:9999"
+        other.health["schema_hash"] = "sha256:9999"
         _result, report = run(checkdir, server, "-k", "replicas or healthy", FRAISEQL_URL=urls)
         results = by_name(report)
         assert results["check_fraiseql_healthy"]["outcome"] == "passed"  # both replicas asked
         assert len(other.headers_of("/health")) >= 2
         message = results["check_replicas_agree"]["message"]
         assert results["check_replicas_agree"]["outcome"] == "failed"
-        assert f"{server.url} version=2.1.0 schema_hash=sha256:4f2a" in message
-        assert f"{other.url} version=2.1.0 schema_hash=sha256:9999" in message
+        assert f"{server.url} {RECORDED}" in message
+        assert f"{other.url} version=2.15.0 schema_hash=sha256:9999" in message
 
 
 def test_graphql_errors_fail_the_smoke_check(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
@@ -155,3 +157,58 @@ def test_answers_that_are_not_health_are_one_line(
     assert health["message"].startswith(f"GET {server.url}/health: ")
     assert message in health["message"]
     assert "Traceback" not in result.stdout
+
+
+# ---- both shapes of /health, both /metrics pages ----------------------------------------------
+
+
+def test_a_lifetime_counter_is_not_read_as_an_observer_backlog(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
+    """2.15+ reports observers.events_processed (a lifetime counter): no backlog is recorded from it."""
+    assert server.health["observers"] == {"running": True, "events_processed": 48213}
+    _result, report = run(checkdir, server, "-k", "healthy")
+    (health,) = report["results"]
+    assert health["outcome"] == "passed"
+    assert health["values"] == {"healthy_ratio": 1.0}
+
+
+def test_an_older_servers_pending_events_is_the_observer_backlog(checkdir: CheckDir, server: FakeFraiseQLV2) -> None:
+    server.use_health("health-before-2.15.json")
+    assert server.health["observers"] == {"running": True, "pending_events": 12}
+    with fake_fraiseql_v2(TOKEN) as newer:  # replicas mid-upgrade: only the older one has a backlog to add
+        _result, report = run(checkdir, server, "-k", "healthy", FRAISEQL_URL=f"{server.url},{newer.url}")
+    (health,) = report["results"]
+    assert health["outcome"] == "passed"
+    assert health["values"] == {"healthy_ratio": 1.0, "observer_backlog": 12.0}
+
+
+def test_stopped_observers_are_named_and_their_counter_is_not_a_backlog(
+    checkdir: CheckDir, server: FakeFraiseQLV2
+) -> None:
+    server.use_health("health-degraded-observers.json")
+    _result, report = run(checkdir, server, "-k", "healthy")
+    (health,) = report["results"]
+    assert health["outcome"] == "failed"
+    assert health["message"].splitlines()[0] == (
+        f"not healthy: {server.url}/health: degraded (HTTP 200): "
+        "observers: not running, observers: listener connection lost"
+    )
+    assert "1048576" not in health["message"]
+    assert health["values"] == {"healthy_ratio": 0.0}
+
+
+@pytest.mark.parametrize("page", ["metrics.txt", PAGE_WITHOUT_OBSERVERS])
+def test_metrics_with_and_without_observer_metrics(checkdir: CheckDir, page: str) -> None:
+    """fraiseql_observer_* exist only in builds with observer metrics: the endpoint check passes without them."""
+    with fake_fraiseql_v2(TOKEN, page) as server:
+        _result, report = run(checkdir, server, "-k", "metrics")
+    (metrics,) = report["results"]
+    assert metrics["outcome"] == "passed", metrics["message"]
+    has_observers = "fraiseql_observer_job_queue_depth" in recorded_page(page)
+    assert has_observers == (page == "metrics.txt")
+
+
+def test_the_fake_refuses_a_metrics_token_fraiseql_would_refuse() -> None:
+    """FraiseQL v2 does not start with a metrics token under 16 characters (FRAISEQL.md)."""
+    with pytest.raises(ValueError, match="at least 16 characters, got 15"):
+        FakeFraiseQLV2("fifteen-chars-x")
+    assert len(TOKEN) >= 16

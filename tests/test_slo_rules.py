@@ -13,8 +13,8 @@ import yaml
 from fraiseql_checks import metrics
 from fraiseql_checks.promql import metric_names, parse
 from fraiseql_checks.rules import RuleSettings, yaml_text
-from fraiseql_checks.slo.model import SLO, Alerting, Objective, Period, RatioSLI
-from fraiseql_checks.slo.rules import PAGE, TICKET, WindowPair, decimal_text, slo_groups, slo_rule_files
+from fraiseql_checks.slo.model import SLO, Alerting, Objective, Period, RatioSLI, decimal_text
+from fraiseql_checks.slo.rules import PAGE, TICKET, WindowPair, slo_groups, slo_rule_files
 from tests.conftest import REPO, CheckDir
 from tests.services import require_binary
 
@@ -241,6 +241,13 @@ def test_page_and_ticket_alerts_read_the_recordings_with_the_workbooks_factors(p
         " The SLO: Requests answered without a server error."
     )
     assert page["annotations"]["runbook_url"] == "https://runbooks.example.com/docs/runbooks/ErrorBudgetBurn.md"
+    # Sloth's title, word for word (tests/slo/test_sloth_examples.py compares with Sloth's files).
+    assert page["annotations"]["title"] == (
+        "(page) {{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is too fast."
+    )
+    assert ticket["annotations"]["title"] == (
+        "(ticket) {{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is too fast."
+    )
 
 
 def test_the_slos_alerting_block_names_and_labels_its_alerts(project: CheckDir) -> None:
@@ -310,6 +317,31 @@ def test_objectives_and_budgets_are_never_binary_floats(objective: str, ratio: s
     }
     assert meta["slo:objective:ratio"] == f"vector({ratio})"
     assert meta["slo:error_budget:ratio"] == f"vector({budget})"
+
+
+@pytest.mark.parametrize(
+    ("alerting", "severities"),
+    [
+        (Alerting(), ["page", "ticket"]),
+        (Alerting(ticket_enabled=False), ["page"]),
+        (Alerting(page_enabled=False), ["ticket"]),
+        (Alerting(page_enabled=False, ticket_enabled=False), None),
+        (Alerting(enabled=False), None),
+    ],
+)
+def test_an_slo_gets_the_alerts_it_does_not_disable(alerting: Alerting, severities: list[str] | None) -> None:
+    """As Sloth: page_alert.disable drops the page rule, ticket_alert.disable the ticket rule, both the group."""
+    groups = slo_groups(request_slo(alerting=alerting), RuleSettings())
+    recordings = ["sloth-slo-sli-recordings-shop-api", "sloth-slo-meta-recordings-shop-api"]
+    if severities is None:
+        assert list(groups) == recordings
+        return
+    assert list(groups) == [*recordings, "sloth-slo-alerts-shop-api"]
+    rules = groups["sloth-slo-alerts-shop-api"]
+    assert [rule["labels"]["sloth_severity"] for rule in rules] == severities
+    assert [rule["labels"]["severity"] for rule in rules] == [
+        {"page": "critical", "ticket": "warning"}[s] for s in severities
+    ]
 
 
 def test_every_expression_parses_and_an_slos_own_labels_cannot_replace_sloths() -> None:

@@ -3,6 +3,12 @@
 Set ``FRAISEQL_URL`` (several replicas: a comma-separated list) and, for FraiseQL v2's
 ``/metrics``, ``FRAISEQL_METRICS_TOKEN``; ``FRAISEQL_PROFILE=fraiseql-v1`` for a v1 server.
 Thresholds (``[tool.fraiseql-checks.thresholds]``): ``graphql.latency_max_seconds`` (1).
+
+``/health`` comes in two shapes: since 2.15 ``observers.events_processed`` counts the
+events processed since start-up (a lifetime counter, never a backlog); older servers
+sent ``observers.pending_events``, the events waiting. Only the latter is recorded as
+``observer_backlog``; on 2.15+ the backlog is ``fraiseql_observer_job_queue_depth`` on
+``/metrics``, in builds with observer metrics.
 """
 
 from __future__ import annotations
@@ -30,6 +36,21 @@ def _failing_subsystems(body: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def observer_backlog(body: Mapping[str, Any]) -> int | None:
+    """The observers' backlog a ``/health`` body reports: ``pending_events`` (before 2.15).
+
+    ``None`` when the body has no backlog, as on 2.15+, whose ``events_processed`` is a
+    lifetime counter: reading it as a backlog would see one that only ever grows.
+    """
+    observers = body.get("observers")
+    if not isinstance(observers, Mapping):
+        return None
+    pending = observers.get("pending_events")
+    if isinstance(pending, bool) or not isinstance(pending, (int, float)):
+        return None
+    return int(pending)
+
+
 @check(
     interval="30s",
     severity="critical",
@@ -42,15 +63,21 @@ def _failing_subsystems(body: Mapping[str, Any]) -> list[str]:
 async def check_fraiseql_healthy(fraiseql):
     """Every replica's /health says "healthy" (a "degraded" answer is HTTP 200 but is not healthy)."""
     problems = []
+    backlogs = []
     replicas = fraiseql.replicas
     for replica in replicas:
         health = await replica.health()
+        backlog = observer_backlog(health.body)
+        if backlog is not None:
+            backlogs.append(backlog)
         if not health.healthy:
             detail = ", ".join(_failing_subsystems(health.body))
             problems.append(f"{health.url}: {health.status or 'no status'} (HTTP {health.status_code})")
             if detail:
                 problems[-1] += f": {detail}"
     record("healthy_ratio", (len(replicas) - len(problems)) / len(replicas))
+    if backlogs:  # servers before 2.15 only
+        record("observer_backlog", sum(backlogs))
     assert not problems, "not healthy: " + "; ".join(problems)
 
 

@@ -271,6 +271,10 @@ class Alerting:
     ticket_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: ``False`` when the definition turns the alerts off (the recording rules stay).
     enabled: bool = True
+    #: ``False`` when only the page alert is turned off (Sloth's ``page_alert.disable``).
+    page_enabled: bool = True
+    #: ``False`` when only the ticket alert is turned off (Sloth's ``ticket_alert.disable``).
+    ticket_enabled: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,11 @@ dashboards read them unchanged:
 - ``sloth-slo-meta-recordings-<id>``: objective, error budget, period, burn rates,
   budget remaining, ``sloth_slo_info``;
 - ``sloth-slo-alerts-<id>``: the multi-window multi-burn-rate alerts of the Google SRE
-  workbook (chapter 5), one page and one ticket rule, reading the recordings.
+  workbook (chapter 5), one page and one ticket rule, reading the recordings (either
+  left out where the SLO disables it, the group where it disables both).
+
+Where these rules differ from what Sloth generates for the same spec, on purpose,
+``tests/slo/test_sloth_examples.py`` says so, against Sloth's own examples.
 
 The files are deterministic (no timestamps, SLOs sorted by name), so a committed copy
 can be compared with ``generate slo-rules --check``.
@@ -223,6 +227,24 @@ def _describe(slo: SLO, severity: Severity) -> str:
     return template_text(text) + " Error ratio over the longer window: {{ $value | humanizePercentage }}."
 
 
+def title(severity: Severity) -> str:
+    """Sloth's ``title`` annotation, word for word (its notification templates read it)."""
+    return (
+        f"({severity.name}) {{{{$labels.{SERVICE_LABEL}}}}} {{{{$labels.{SLO_LABEL}}}}}"
+        " SLO error budget burn rate is too fast."
+    )
+
+
+def severities(slo: SLO) -> tuple[Severity, ...]:
+    """The alerts an SLO gets: page and ticket, less what its ``alerting`` turns off."""
+    alerting = slo.alerting
+    if not alerting.enabled:
+        return ()
+    return tuple(
+        severity for severity, enabled in ((PAGE, alerting.page_enabled), (TICKET, alerting.ticket_enabled)) if enabled
+    )
+
+
 def alert_rule(slo: SLO, severity: Severity, settings: RuleSettings) -> dict[str, Any]:
     """The page or the ticket rule of one SLO."""
     alerting = slo.alerting
@@ -237,6 +259,7 @@ def alert_rule(slo: SLO, severity: Severity, settings: RuleSettings) -> dict[str
     what = "too fast" if severity is PAGE else "faster than it can last"
     annotations = {
         "summary": template_text(f"SLO {slo.service}/{slo.name} burns its error budget {what}"),
+        "title": title(severity),
         "description": _describe(slo, severity),
         "runbook_url": settings.runbook_url(slo.runbook or RUNBOOK) or "",
         **alerting.annotations,
@@ -250,13 +273,14 @@ def alert_rule(slo: SLO, severity: Severity, settings: RuleSettings) -> dict[str
 
 
 def slo_groups(slo: SLO, settings: RuleSettings) -> dict[str, list[dict[str, Any]]]:
-    """The three groups of one SLO (no alert group when its alerting is disabled)."""
+    """The three groups of one SLO (no alert group when both its alerts are disabled)."""
     groups = {
         f"sloth-slo-sli-recordings-{slo.id}": sli_rules(slo),
         f"sloth-slo-meta-recordings-{slo.id}": meta_rules(slo),
     }
-    if slo.alerting.enabled:
-        groups[f"sloth-slo-alerts-{slo.id}"] = [alert_rule(slo, s, settings) for s in SEVERITIES]
+    alerts = severities(slo)
+    if alerts:
+        groups[f"sloth-slo-alerts-{slo.id}"] = [alert_rule(slo, s, settings) for s in alerts]
     for rules in groups.values():
         for rule in rules:
             try:
