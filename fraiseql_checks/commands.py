@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fraiseql_checks.registry import Registry
+
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
 
@@ -29,22 +31,7 @@ class Command:
     run: Callable[[Config], int]
 
 
-class Commands:
-    """The registry plugins fill in ``fraiseql_add_commands``."""
+class Commands(Registry[Command]):
+    """The subcommands plugins register in ``fraiseql_add_commands``."""
 
-    def __init__(self) -> None:
-        self._commands: dict[str, Command] = {}
-
-    def add(self, command: Command) -> None:
-        if command.name in self._commands:
-            raise ValueError(f"command {command.name!r} is registered twice")
-        self._commands[command.name] = command
-
-    def get(self, name: str) -> Command | None:
-        return self._commands.get(name)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(sorted(self._commands.values(), key=lambda c: c.name))
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._commands
+    kind = "command"
