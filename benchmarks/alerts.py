@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fraiseql_checks.alerts import evaluate, pending_alerts  # noqa: E402
+from fraiseql_checks.alerts import PENDING_KEY, evaluate, pending_alerts  # noqa: E402
 from fraiseql_checks.cli import configure  # noqa: E402
 from fraiseql_checks.http import HTTPClient  # noqa: E402
 from fraiseql_checks.prometheus import PrometheusClient  # noqa: E402
@@ -116,7 +116,7 @@ async def evaluation(url: str, root: Path) -> list[tuple[str, str]]:
             held = type(spec)(**{**spec.__dict__, "exprs": {"fraiseql-v2": 'up{job="self"} == 1'}, "for_": 60.0})
 
             async def first_run() -> None:
-                config.stash.pop("alerts.pending", None)
+                config.stash.pop(PENDING_KEY, None)
                 try:
                     await evaluate(held, client, config)
                 except BaseException:  # pending or firing: either is a run

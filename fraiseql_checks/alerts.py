@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks.durations import format_duration, parse_duration
 from fraiseql_checks.errors import TargetError
+from fraiseql_checks.fixtures import TARGETS
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, RoleError, expand, expand_per_profile, missing_roles
 from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, CheckSpec, make_spec, validate_labels
+from fraiseql_checks.stash import StashKey
 from fraiseql_checks.trace import current, record
 
 if TYPE_CHECKING:
@@ -53,7 +55,10 @@ _ALERT_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _RESERVED_LABELS = ("alertname", "severity")
 #: Tag every ``@alert`` check carries, so ``-m alert`` selects them.
 ALERT_TAG = "alert"
-_STASH_KEY = "alerts.pending"
+#: The placeholder of an alert's threshold in its expression.
+_THRESHOLD = "{{threshold}}"
+#: The pending-since times of every alert check in this run.
+PENDING_KEY: StashKey[PendingAlerts] = StashKey("alerts.pending")
 #: The first run looks back over ``for_`` in at most this many steps, each at most
 #: this long (a typical rule evaluation interval) or the check's interval.
 _LOOKBACK_STEPS = 60
@@ -78,6 +83,17 @@ class AlertSpec:
     title: str = ""
     #: A path from the root directory (``docs/runbooks/HighErrorRate.md``) or a URL.
     runbook: str | None = None
+    #: The number the condition compares with (``{{threshold}}`` in the expression), for
+    #: the dashboards that draw it; ``None`` when it has none.
+    threshold: float | None = None
+    #: Which side of ``threshold`` fires: ``"above"`` or ``"below"``.
+    fires: str = "above"
+    #: Targets (``database``, ``cache``, ``fraiseql``, ``prometheus``) whose outage makes
+    #: this alert fire too: an alert that is the cause of that outage silences it.
+    depends_on: tuple[str, ...] = ()
+    #: The target this alert says is down (``DatabaseDown``: ``database``): it silences
+    #: every alert that depends on that target.
+    cause_of: str | None = None
 
     def expr_for(self, profile: str) -> str | None:
         return self.exprs.get(profile)
@@ -159,6 +175,10 @@ def make_alert(
     description: str | None,
     runbook: str | None,
     name: str | None,
+    threshold: float | None = None,
+    fires: str = "above",
+    depends_on: Sequence[str] = (),
+    cause_of: str | None = None,
 ) -> AlertSpec:
     """Validate what a user wrote in ``@alert(...)``; a ``ValueError`` says what is wrong."""
     if severity not in SEVERITIES:
@@ -172,9 +192,18 @@ def make_alert(
             raise ValueError(f"labels may not set {reserved!r}" + (": use severity=" if reserved == "severity" else ""))
     hold = 0.0 if for_ is None else parse_duration(for_)
     first, rest = _docstring(func)
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    if fires not in ("above", "below"):
+        raise ValueError(f"fires must be 'above' or 'below', got {fires!r}")
+    if isinstance(depends_on, str):
+        depends_on = (depends_on,)
+    for target in (*depends_on, *([cause_of] if cause_of else [])):
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r} (expected one of: {', '.join(TARGETS)})")
     return AlertSpec(
         name=alert,
-        exprs=_exprs(expr),
+        exprs=_exprs(_with_threshold(expr, threshold)),
         for_=hold,
         severity=severity,
         labels=checked,
@@ -182,7 +211,26 @@ def make_alert(
         description=description or rest or first or f"{alert} is firing",
         title=first or summary or alert,
         runbook=runbook,
+        threshold=None if threshold is None else float(threshold),
+        fires=fires,
+        depends_on=tuple(depends_on),
+        cause_of=cause_of,
     )
+
+
+def _with_threshold(expr: str | Mapping[str, str], threshold: float | None) -> str | Mapping[str, str]:
+    """``{{threshold}}`` in the expression replaced by the alert's threshold (one home for it)."""
+    if isinstance(expr, str):
+        texts: Mapping[str, str] = {"": expr}
+    else:
+        texts = expr
+    if threshold is None:
+        if any(_THRESHOLD in text for text in texts.values()):
+            raise ValueError("expr uses {{threshold}} but the alert has no threshold=")
+        return expr
+    number = f"{threshold:g}"
+    replaced = {key: text.replace(_THRESHOLD, number) for key, text in texts.items()}
+    return replaced[""] if isinstance(expr, str) else replaced
 
 
 def alert(
@@ -195,6 +243,10 @@ def alert(
     description: str | None = None,
     runbook: str | None = None,
     name: str | None = None,
+    threshold: float | None = None,
+    fires: str = "above",
+    depends_on: Sequence[str] = (),
+    cause_of: str | None = None,
     interval: str | float | None = None,
     timeout: str | float | None = None,
     tags: Sequence[str] = (),
@@ -212,6 +264,12 @@ def alert(
     (default: the docstring's first paragraph and the rest). ``name`` defaults to the
     function's name in CamelCase without ``check_``. ``interval``, ``timeout``,
     ``tags`` and ``owner`` are the check's, as in ``@check``.
+
+    The alert's facts are data the generators read: ``threshold`` (written
+    ``{{threshold}}`` in ``expr``; the dashboards draw it, ``fires`` says on which
+    side), ``depends_on`` (the targets whose outage makes it fire too) and
+    ``cause_of`` (the target it says is down): Alertmanager's inhibition rules are
+    derived from them, so an alert about the cause silences the alerts it causes.
     """
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -229,6 +287,10 @@ def alert(
                 description=description,
                 runbook=runbook,
                 name=name,
+                threshold=threshold,
+                fires=fires,
+                depends_on=depends_on,
+                cause_of=cause_of,
             )
             check_spec = make_spec(
                 interval=interval,
@@ -311,9 +373,9 @@ class PendingAlerts:
 
 
 def pending_alerts(config: Config) -> PendingAlerts:
-    state = config.stash.get(_STASH_KEY)
-    if not isinstance(state, PendingAlerts):
-        state = config.stash[_STASH_KEY] = PendingAlerts()
+    state = config.stash.get(PENDING_KEY)
+    if state is None:
+        state = config.stash[PENDING_KEY] = PendingAlerts()
     return state
 
 

@@ -20,9 +20,10 @@ from fraiseql_checks.config import (
     write_error,
 )
 from fraiseql_checks.session import ExitCode, Session
+from fraiseql_checks.stash import StashKey
 
 #: Stash key of the command line a ``Config`` was made from.
-ARGS_KEY = "invocation-args"
+ARGS_KEY = StashKey[list[str]]("invocation-args")
 
 
 def configure(args: Sequence[str], invocation_dir: Path | None = None) -> tuple[Config, Command | None]:

@@ -16,12 +16,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-# The series names a declared family without samples will show, from its ``# TYPE`` name.
-_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "histogram": ("_bucket", "_sum", "_count"),
-    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
-    "summary": ("", "_sum", "_count"),
-}
+from fraiseql_checks.metrictypes import TOTAL, series_names
 
 
 def _written_names(text: str) -> tuple[set[str], dict[str, str]]:
@@ -48,8 +43,9 @@ def _written_names(text: str) -> tuple[set[str], dict[str, str]]:
 
 def _as_written(sample: Sample, written: set[str]) -> Sample:
     """Undo the parser's ``_total`` on a counter sample the server wrote without it."""
-    if sample.name not in written and sample.name.endswith("_total") and sample.name[:-6] in written:
-        return sample._replace(name=sample.name[:-6])
+    bare = sample.name.removesuffix(TOTAL)
+    if sample.name not in written and bare != sample.name and bare in written:
+        return sample._replace(name=bare)
     return sample
 
 
@@ -89,7 +85,7 @@ class Exposition:
         names = set(written)
         for name, kind in declared.items():
             if not any(sample == name or sample.startswith(name + "_") for sample in written):
-                names.update(name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
+                names.update(series_names(name, kind))
         return cls(families, frozenset(names))
 
     def samples(self, name: str) -> Iterator[Sample]:

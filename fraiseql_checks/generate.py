@@ -22,11 +22,13 @@ from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Config, UsageError, write_error
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.registry import Registry
+from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
     from fraiseql_checks.session import Session
 
-_SESSION_KEY = "generate.session"
+#: The checks collected once per invocation, for every generator.
+_SESSION: StashKey[Session] = StashKey("generate.session")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,9 +65,9 @@ def collect_checks(config: Config) -> Session:
     from fraiseql_checks.collect import RewriteCache
     from fraiseql_checks.session import ExitCode, Session
 
-    session = config.stash.get(_SESSION_KEY)
-    if not isinstance(session, Session):
-        session = config.stash[_SESSION_KEY] = Session(config)
+    session = config.stash.get(_SESSION)
+    if session is None:
+        session = config.stash[_SESSION] = Session(config)
         # only the checks' metadata is read, never their asserts: skip pytest's rewriter (0.3 ms an assert)
         session.collector.rewrite_cache = RewriteCache(None, rewrite=False)
         session.collect()

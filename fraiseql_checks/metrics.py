@@ -10,22 +10,16 @@ nothing. Names follow Prometheus conventions: the ``fraiseql_check_`` namespace,
 from __future__ import annotations
 
 import dataclasses
-import enum
+
+from fraiseql_checks.metrictypes import TOTAL, Family, family_of
+from fraiseql_checks.metrictypes import Kind as Kind  # re-exported: metrics.Kind
 
 NAMESPACE = "fraiseql_check_"
 
 
-class Kind(enum.StrEnum):
-    """A metric family's type, as the exposition format's ``# TYPE`` line writes it."""
-
-    COUNTER = "counter"
-    GAUGE = "gauge"
-    HISTOGRAM = "histogram"
-
-
 @dataclasses.dataclass(frozen=True)
-class Metric:
-    """One metric family: its full name, help text, type, unit and label names."""
+class Metric(Family):
+    """One metric family this tool exports: its full name, help text, type, unit and label names."""
 
     name: str
     help: str
@@ -39,10 +33,11 @@ class Metric:
     per_check: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.name.startswith(NAMESPACE) and not self.name.startswith("process_"):
             raise ValueError(f"metric {self.name!r} is outside the {NAMESPACE} namespace")
-        if self.kind is Kind.COUNTER and not self.name.endswith("_total"):
-            raise ValueError(f"counter {self.name!r} must end with _total")
+        if self.kind is Kind.COUNTER and not self.name.endswith(TOTAL):
+            raise ValueError(f"counter {self.name!r} must end with {TOTAL}")
         if self.unit and self.unit not in self.name:
             raise ValueError(f"metric {self.name!r} must name its unit {self.unit!r}")
 
@@ -61,7 +56,8 @@ CHECK = ("check",)
 
 INFO = Metric(
     "fraiseql_check_info",
-    "Metadata of a check (always 1): severity, suite, interval, runbook, owner and its own labels.",
+    "Metadata of a check (always 1): severity, suite, interval, runbook link (joined to "
+    "notify.runbook_base_url), owner and its own labels.",
     Kind.GAUGE,
     ("check", "severity", "suite", "interval", "runbook", "owner"),
     per_check=True,
@@ -376,13 +372,7 @@ ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + SLO
 
 def by_name(name: str) -> Metric:
     """The definition of ``name`` (a histogram's ``_bucket``/``_sum``/``_count`` series too)."""
-    for metric in ALL:
-        if name == metric.name:
-            return metric
-        if metric.kind is Kind.HISTOGRAM and name in (
-            f"{metric.name}_bucket",
-            f"{metric.name}_sum",
-            f"{metric.name}_count",
-        ):
-            return metric
-    raise KeyError(f"no metric {name!r} is exported by fraiseql-check --watch")
+    metric = family_of(name, ALL)
+    if metric is None:
+        raise KeyError(f"no metric {name!r} is exported by fraiseql-check --watch")
+    return metric

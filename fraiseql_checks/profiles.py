@@ -22,32 +22,25 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from fraiseql_checks import metrics as own
+from fraiseql_checks.metrictypes import HISTOGRAM_PARTS as HISTOGRAM_PARTS  # re-exported: placeholders name them
+from fraiseql_checks.metrictypes import Family, Kind, family_of, sample_name
 
-COUNTER = "counter"
-GAUGE = "gauge"
-HISTOGRAM = "histogram"
-#: The series of a histogram family a placeholder may name (``{{query_latency.bucket}}``).
-HISTOGRAM_PARTS = ("bucket", "count", "sum")
+COUNTER = Kind.COUNTER
+GAUGE = Kind.GAUGE
+HISTOGRAM = Kind.HISTOGRAM
 
 
 @dataclasses.dataclass(frozen=True)
-class Metric:
+class Metric(Family):
     """A metric family a FraiseQL server emits: its name, type and label names."""
 
     name: str
-    type: str
+    kind: Kind
     labels: tuple[str, ...] = ()
     #: Empty when every server of the profile emits it; otherwise when it does (a build
     #: feature, a configured subsystem). The metrics contract only needs an optional
     #: series where a rule or dashboard reads it, and the shipped ones read none.
     optional: str = ""
-
-    @property
-    def series_names(self) -> tuple[str, ...]:
-        """The sample names it shows on ``/metrics`` (a histogram has three)."""
-        if self.type == HISTOGRAM:
-            return tuple(f"{self.name}_{part}" for part in HISTOGRAM_PARTS)
-        return (self.name,)
 
 
 # ---- roles -------------------------------------------------------------------------------
@@ -57,7 +50,7 @@ class Role(NamedTuple):
     """What a series means, whatever the version: the name placeholders use, its type, in words."""
 
     name: str
-    type: str
+    type: Kind
     meaning: str
     unit: str = ""
 
@@ -140,7 +133,7 @@ class Series:
 
     #: A family (a histogram's name without ``_bucket``) or one sample name (``x_count``).
     metric: str
-    type: str
+    type: Kind
     matchers: tuple[Matcher, ...] = ()
     #: The labels that break the role down where the profile has them (``operation``).
     by: tuple[str, ...] = ()
@@ -154,14 +147,8 @@ class Series:
         return ", ".join(self.by)
 
     def sample(self, part: str | None = None) -> str:
-        """The sample name a query selects: a histogram's ``_bucket``, ``_count`` or ``_sum``."""
-        if self.type == HISTOGRAM:
-            if part not in HISTOGRAM_PARTS:
-                raise ValueError(f"{self.metric} is a histogram: name its bucket, count or sum")
-            return f"{self.metric}_{part}"
-        if part is not None:
-            raise ValueError(f"{self.metric} is a {self.type}, it has no {part!r} series")
-        return self.metric
+        """The sample name a query selects: a histogram's ``bucket``, ``count`` or ``sum`` series."""
+        return sample_name(self.metric, self.type, part)
 
     def selector(self, part: str | None = None, extra: Iterable[str] = ()) -> str:
         """``metric{matchers,extra}`` in PromQL: the role's matchers, then ``extra`` (PromQL text)."""
@@ -255,12 +242,10 @@ def _metrics(*metrics: Metric) -> dict[str, Metric]:
 
 def _family(metrics: Mapping[str, Metric], sample: str) -> Metric:
     """The family a sample name belongs to: a histogram's ``x_count`` is ``x``'s."""
-    if sample in metrics:
-        return metrics[sample]
-    stem, _, part = sample.rpartition("_")
-    if part in HISTOGRAM_PARTS and stem in metrics and metrics[stem].type == HISTOGRAM:
-        return metrics[stem]
-    raise ValueError(f"no metric {sample!r} in the profile")
+    family = metrics.get(sample) or family_of(sample, metrics.values())
+    if family is None:
+        raise ValueError(f"no metric {sample!r} in the profile")
+    return family
 
 
 def _mapped(
@@ -279,11 +264,11 @@ def _mapped(
         role = role_of(name)
         if metric.startswith(own.NAMESPACE):
             definition = own.by_name(metric)
-            family_type, labels = definition.kind.value, definition.labels
+            family_type, labels = definition.kind, definition.labels
         else:
             family = _family(metrics, metric)
             labels = family.labels
-            family_type = family.type if family.name == metric else COUNTER  # a histogram's _count or _sum
+            family_type = family.kind if family.name == metric else COUNTER  # a histogram's _count or _sum
         matchers = []
         for label, text in raw_matchers.items():
             op = next((o for o in ("=~", "!~", "!=", "=") if text.startswith(o)), "=")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, as_str_list, one_of, section
 from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.stash import StashKey
 from fraiseql_checks.targets import targets_of
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 # registers this plugin, and most runs never ask for the ``audit`` fixture.
 
 #: Where the ``audit report`` command puts the period the checks evaluate (seconds).
-WINDOW_KEY = "audit.window"
+WINDOW_KEY = StashKey[float]("audit.window")
 _GUC = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*")
 _ENV = {"role": "FRAISEQL_AUDIT_ROLE", "tenant": "FRAISEQL_AUDIT_TENANT"}
 
@@ -143,12 +144,11 @@ def audit(db: Any, config: Config) -> Audit:
 
     settings = audit_settings(config)
     scope = Scope(role=settings.get("role"), tenant=settings.get("tenant"), tenant_setting=settings["tenant_setting"])
-    window = config.stash.get(WINDOW_KEY)
     return Audit(
         Reader(db, scope),
         layout_of(targets_of(config).profile.name),
         patterns=settings["patterns"],
-        window=float(window) if window is not None else None,
+        window=config.stash.get(WINDOW_KEY),
         chain_method=settings["chain_method"],
         writer_roles=settings["writer_roles"],
     )

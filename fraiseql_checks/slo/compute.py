@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fraiseql_checks.durations import parse_duration
-from fraiseql_checks.slo.model import BURN_WINDOWS, SLO, CheckSLI, PeriodKind, exact
+from fraiseql_checks.slo.model import BURN_WINDOWS, PERIOD_WINDOW, SLO, CheckSLI, PeriodKind, exact
 
 if TYPE_CHECKING:
     from fraiseql_checks.prometheus import PrometheusClient
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 #: The burn-rate windows in seconds.
 WINDOW_SECONDS: dict[str, float] = {window: parse_duration(window) for window in BURN_WINDOWS}
-PERIOD = "period"
 
 
 class TotalsSource(Protocol):
@@ -230,16 +229,16 @@ async def request_status(prom: PrometheusClient, slo: SLO, now: float) -> Status
     length = slo.period.length(now)
     elapsed = max(1, int(now - start))
     period_window = slo.period.prometheus_window if slo.period.kind is PeriodKind.ROLLING else f"{elapsed}s"
-    windows = [*BURN_WINDOWS, PERIOD]
+    windows = [*BURN_WINDOWS, PERIOD_WINDOW]
     try:
         ratios = await asyncio.gather(
-            *(_error_ratio(prom, slo, period_window if w == PERIOD else w, now) for w in windows)
+            *(_error_ratio(prom, slo, period_window if w == PERIOD_WINDOW else w, now) for w in windows)
         )
     except Exception as exc:  # unreachable, a bad query: this SLO is in error, the others go on
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return _without_data(slo, now, error=message)
     by_window = dict(zip(windows, ratios, strict=True))
-    period_ratio = by_window.pop(PERIOD)
+    period_ratio = by_window.pop(PERIOD_WINDOW)
     return Status(
         slo=slo,
         now=now,

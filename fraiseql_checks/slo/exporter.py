@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from fraiseql_checks import metrics as m
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.slo.model import SLO, CheckSLI
+from fraiseql_checks.slo.model import PERIOD_WINDOW, SLO, CheckSLI
 from fraiseql_checks.watch.exposition import escape, header, number
 from fraiseql_checks.watch.maintenance import silenced, windows_for
 
@@ -136,7 +136,7 @@ class SLOExporter:
             base = f'slo="{escape(slo.id)}",check="{escape(slo.check_id or "")}"'
             objective.append(f"{m.SLO_OBJECTIVE.name}{{{base}}} {number(float(slo.objective.ratio))}\n")
             if status.sli is not None:
-                sli.append(f'{m.SLO_SLI.name}{{{base},window="period"}} {number(float(status.sli))}\n')
+                sli.append(f'{m.SLO_SLI.name}{{{base},window="{PERIOD_WINDOW}"}} {number(float(status.sli))}\n')
             for window, ratio in status.error_ratios.items():
                 if ratio is not None:
                     sli.append(f'{m.SLO_SLI.name}{{{base},window="{window}"}} {number(float(1 - ratio))}\n')

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fraiseql_checks.metrictypes import NAME, Kind, family_name
 from fraiseql_checks.profiles import (
     PROFILES,
     MissingRole,
@@ -231,8 +232,8 @@ def _native_sli(where: _Where, value: Any) -> RatioSLI | LatencySLI:
         role = histogram_reference(metric)
     except RoleError as exc:
         raise where.error(f"sli.latency.histogram: {exc}") from None
-    metric = metric.removesuffix("_bucket")
-    if role is None and not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", metric):
+    metric = family_name(metric, Kind.HISTOGRAM, "bucket")
+    if role is None and not NAME.fullmatch(metric):
         raise where.error(f"sli.latency.histogram {metric!r} is not a metric name")
     threshold = latency.get("threshold")
     le = latency.get("le")

@@ -9,6 +9,9 @@ share of a histogram's requests under a latency threshold.
 
 Every ratio is kept as a ``Fraction``: ``99.9%`` is exactly ``999/1000``, so an
 objective met to the last run leaves exactly no budget, not ``8.9e-16`` of it.
+
+The burn-rate windows and the page and ticket alerts' window pairs are defined here
+once: the SLO computation, the rules and the dashboards read them.
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fraiseql_checks.durations import format_duration, parse_duration
+from fraiseql_checks.metrictypes import Kind, sample_name
 
 #: The burn-rate windows, shortest first (the Google SRE workbook's).
 BURN_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+#: The ``window`` label of an SLI over the SLO's whole period (the other windows are ``BURN_WINDOWS``).
+PERIOD_WINDOW = "period"
 #: The period the workbook's burn-rate factors are written for.
 REFERENCE_PERIOD_S = 30 * 86400.0
+#: The decimals a burn factor keeps: ``0.1 × 40d / 3d`` is written ``1.333333``.
+FACTOR_DECIMALS = 6
 #: Where a request SLI's query takes its range: ``{{window}}`` (and Sloth's ``{{.window}}``).
 WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.?window\s*\}\}")
 
@@ -244,12 +252,9 @@ class LatencySLI:
     def error_ratio_query(self, window: str) -> str:
         inner = self.selector.strip().strip("{}").strip()
         joined = f"{inner}," if inner else ""
-        good = f'sum(rate({self.metric}_bucket{{{joined}le="{self.le}"}}[{window}]))'
-        total = (
-            f"sum(rate({self.metric}_count{{{inner}}}[{window}]))"
-            if inner
-            else f"sum(rate({self.metric}_count[{window}]))"
-        )
+        bucket, count = (sample_name(self.metric, Kind.HISTOGRAM, part) for part in ("bucket", "count"))
+        good = f'sum(rate({bucket}{{{joined}le="{self.le}"}}[{window}]))'
+        total = f"sum(rate({count}{{{inner}}}[{window}]))" if inner else f"sum(rate({count}[{window}]))"
         return f"({total} - {good}) / {total}"
 
     @property
@@ -315,3 +320,46 @@ def burn_factor(budget_share: float, window_s: float, period_s: float) -> float:
     For 30 days: 2% in 1h is 14.4, 5% in 6h is 6, 10% in 1d is 3, 10% in 3d is 1.
     """
     return budget_share * period_s / window_s
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPair:
+    """A burn-rate condition: both windows above ``factor × budget``, the factor being the
+    burn rate that spends ``budget_share`` of the period's budget in the long window."""
+
+    long: str
+    short: str
+    budget_share: Fraction
+
+    def factor(self, period_s: float) -> Fraction:
+        """The workbook's factor scaled to the period as Sloth does, never below 1: a factor
+        below 1 would open a ticket for an SLO that is on track to meet its objective."""
+        raw = burn_factor(float(self.budget_share), parse_duration(self.long), period_s)
+        return max(Fraction(1), exact(round(raw, FACTOR_DECIMALS)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Severity:
+    """One of the two alerts: ``page`` (``critical``) or ``ticket`` (``warning``), each two window pairs."""
+
+    name: str
+    severity: str
+    pairs: tuple[WindowPair, WindowPair]
+
+
+#: The Google SRE workbook's recommended windows (Sloth's defaults): for 30 days, 2% of the
+#: budget in 1h (14.4), 5% in 6h (6) page; 10% in 1d (3) or in 3d (1) opens a ticket.
+PAGE = Severity(
+    "page", "critical", (WindowPair("1h", "5m", Fraction(2, 100)), WindowPair("6h", "30m", Fraction(5, 100)))
+)
+TICKET = Severity(
+    "ticket", "warning", (WindowPair("1d", "2h", Fraction(10, 100)), WindowPair("3d", "6h", Fraction(10, 100)))
+)
+SEVERITIES = (PAGE, TICKET)
+
+
+def burn_thresholds(period_s: float = REFERENCE_PERIOD_S) -> tuple[float, ...]:
+    """The burn rates a dashboard colours, lowest first: the lowest factor a ticket opens at,
+    then the factors that page (for 30 days: 1, then 6 and 14.4)."""
+    ticket = min(pair.factor(period_s) for pair in TICKET.pairs)
+    return tuple(sorted({float(ticket), *(float(pair.factor(period_s)) for pair in PAGE.pairs)}))

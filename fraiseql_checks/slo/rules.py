@@ -22,19 +22,27 @@ can be compared with ``generate slo-rules --check``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
 from fraiseql_checks.config import Config
-from fraiseql_checks.durations import parse_duration
 from fraiseql_checks.generate import GenerateError
 from fraiseql_checks.profiles import DEFAULT_PROFILE
 from fraiseql_checks.promql import PromQLError, parse
 from fraiseql_checks.rules import RUNBOOKS, RuleSettings, promql_string, render, rule_settings, template_text
-from fraiseql_checks.slo.model import BURN_WINDOWS, SLO, PeriodKind, SLOError, burn_factor, decimal_text, exact
+from fraiseql_checks.slo.model import (
+    BURN_WINDOWS,
+    PAGE,
+    SLO,
+    TICKET,
+    PeriodKind,
+    Severity,
+    SLOError,
+    decimal_text,
+    exact,
+)
 
 FOLDER = "alerts/slo"
 #: The alert's name unless the SLO's ``alerting.name`` says otherwise.
@@ -56,44 +64,6 @@ WINDOW_LABEL, SEVERITY_LABEL = "sloth_window", "sloth_severity"
 RESERVED = frozenset({ID_LABEL, SERVICE_LABEL, SLO_LABEL, WINDOW_LABEL, SEVERITY_LABEL})
 #: Sloth's ``sloth_mode`` label of ``sloth_slo_info``: who generated the rules.
 MODE = "fraiseql-check"
-#: The decimals a burn factor keeps: ``0.1 × 40d / 3d`` is written ``1.333333``.
-FACTOR_DECIMALS = 6
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowPair:
-    """A burn-rate condition: both windows above ``factor × budget``, the factor being the
-    burn rate that spends ``budget_share`` of the period's budget in the long window."""
-
-    long: str
-    short: str
-    budget_share: Fraction
-
-    def factor(self, period_s: float) -> Fraction:
-        """The workbook's factor scaled to the period as Sloth does, never below 1: a factor
-        below 1 would open a ticket for an SLO that is on track to meet its objective."""
-        raw = burn_factor(float(self.budget_share), parse_duration(self.long), period_s)
-        return max(Fraction(1), exact(round(raw, FACTOR_DECIMALS)))
-
-
-@dataclasses.dataclass(frozen=True)
-class Severity:
-    """One of the two alerts: ``page`` (``critical``) or ``ticket`` (``warning``), each two window pairs."""
-
-    name: str
-    severity: str
-    pairs: tuple[WindowPair, WindowPair]
-
-
-#: The Google SRE workbook's recommended windows (Sloth's defaults): for 30 days, 2% of the
-#: budget in 1h (14.4), 5% in 6h (6) page; 10% in 1d (3) or in 3d (1) opens a ticket.
-PAGE = Severity(
-    "page", "critical", (WindowPair("1h", "5m", Fraction(2, 100)), WindowPair("6h", "30m", Fraction(5, 100)))
-)
-TICKET = Severity(
-    "ticket", "warning", (WindowPair("1d", "2h", Fraction(10, 100)), WindowPair("3d", "6h", Fraction(10, 100)))
-)
-SEVERITIES = (PAGE, TICKET)
 
 
 # ---- numbers and labels ------------------------------------------------------------------

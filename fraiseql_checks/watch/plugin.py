@@ -32,21 +32,26 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runner import run_on_new_loop
 from fraiseql_checks.session import ExitCode
+from fraiseql_checks.stash import StashKey
 from fraiseql_checks.terminal import TerminalReporter
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
     from fraiseql_checks.session import Session
+    from fraiseql_checks.stores import Store
     from fraiseql_checks.watch.maintenance import MaintenanceWindow
     from fraiseql_checks.watch.state import StateChange
-    from fraiseql_checks.watch.watcher import WatchSettings
+    from fraiseql_checks.watch.watcher import Watcher, WatchSettings
 
 # The watcher, its HTTP server, the stores and the state machine are imported when
 # --watch is given: every run registers this plugin, few runs watch.
 
 DEFAULT_LISTEN = "127.0.0.1:9470"
 DEFAULT_STORE = ".fraiseql-checks/results.db"
-_STASH_KEY = "watch"
+#: The settings and the store of a run with ``--watch``, made at configure time.
+_PREPARED: StashKey[tuple[WatchSettings, Store]] = StashKey("watch")
+#: The running watcher, for the reporter's last line.
+_WATCHER: StashKey[Watcher] = StashKey("watcher")
 
 
 def as_listen(value: Any) -> tuple[str, int]:
@@ -221,7 +226,7 @@ def fraiseql_configure(config: Config) -> None:
     from fraiseql_checks.stores import open_store
 
     store = open_store(config, url)
-    config.stash[_STASH_KEY] = (settings_of(config), store)
+    config.stash[_PREPARED] = (settings_of(config), store)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
@@ -233,7 +238,7 @@ def fraiseql_collection(session: Session) -> bool | None:
     """The watcher imports no check file: its worker processes collect. It only makes
     sure the paths exist, so that a typo is one line and exit code 4 here."""
     config = session.config
-    if config.stash.get(_STASH_KEY) is None:
+    if _PREPARED not in config.stash:
         return None
     for arg in session.args():
         path_text = arg.partition("::")[0]
@@ -245,7 +250,7 @@ def fraiseql_collection(session: Session) -> bool | None:
 @hookimpl(tryfirst=True)
 def fraiseql_runloop(session: Session) -> bool | None:
     config = session.config
-    prepared = config.stash.get(_STASH_KEY)
+    prepared = config.stash.get(_PREPARED)
     if prepared is None:
         return None
     settings, store = prepared
@@ -255,7 +260,7 @@ def fraiseql_runloop(session: Session) -> bool | None:
     from fraiseql_checks.watch.watcher import NothingToWatch, Watcher
 
     watcher = Watcher(session, store, settings, say)
-    config.stash["watcher"] = watcher
+    config.stash[_WATCHER] = watcher
 
     async def main() -> None:
         try:
@@ -378,10 +383,8 @@ class WatchReporter(TerminalReporter):
 
     @hookimpl
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
-        from fraiseql_checks.watch.watcher import Watcher
-
-        watcher = self.config.stash.get("watcher")
-        if not isinstance(watcher, Watcher) or session.exitcode is ExitCode.NO_CHECKS:
+        watcher = self.config.stash.get(_WATCHER)
+        if watcher is None or session.exitcode is ExitCode.NO_CHECKS:
             self.drain()
             super().fraiseql_sessionfinish(session, exitstatus)
             return

@@ -39,6 +39,7 @@ from fraiseql_checks.fixtures import FixtureLookupError, Scope
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runner import Runner
+from fraiseql_checks.stash import StashKey
 from fraiseql_checks.trace import current_run
 from fraiseql_checks.watch import wire
 from fraiseql_checks.watch.wire import BlockingChannel, Message
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 #: The beat's period: the watcher hears from every worker this often.
 BEAT = 0.5
 #: Stash key telling plugins they run inside a worker (its name as value).
-WORKER_KEY = "watch-worker"
+WORKER_KEY = StashKey[str]("watch-worker")
 #: Hooks of the watcher's own process: a conftest cannot implement them (conftests load in workers).
 WATCHER_HOOKS = ("fraiseql_watch_start", "fraiseql_watch_stop", "fraiseql_make_store")
 #: Recorded values a run may send (each becomes a series on /metrics).
