@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from fraiseql_checks.alerts import AlertSpec
 from fraiseql_checks.config import (
     Config,
     Parser,
@@ -31,26 +33,15 @@ from fraiseql_checks.config import (
     section,
 )
 from fraiseql_checks.durations import format_duration
-from fraiseql_checks.generate import Generator, Generators
+from fraiseql_checks.generate import Generator, Generators, collect_checks
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.rules import FAILING, FOLDER, STALE, WATCHER_DOWN, yaml_text
+from fraiseql_checks.rules import DEPENDS_ON, FAILING, FOLDER, STALE, WATCHER_DOWN, yaml_text
 
 PATH = f"{FOLDER}/alertmanager.yml"
 PAGERDUTY, SLACK, EMAIL = "pagerduty", "slack", "email"
 #: Where each severity goes.
 ROUTES = {"critical": PAGERDUTY, "warning": SLACK, "info": EMAIL}
 GROUP_BY = ("alertname", "service")
-
-#: Seed alerts that a database which does not answer causes by itself.
-FOLLOW_FROM_DATABASE = (
-    "AuditLogLag",
-    "DatabasePoolExhausted",
-    "HealthCheckFailing",
-    "HighErrorRate",
-    "HighLatency",
-    "SlowQueryRate",
-)
-FOLLOW_FROM_CACHE = ("LowCacheHitRate",)
 
 SETTINGS = [
     Setting(
@@ -159,38 +150,27 @@ def _is(name: str, value: str) -> str:
     return f'{name}="{value}"'
 
 
-def _one_of(name: str, values: tuple[str, ...]) -> str:
-    return f'{name}=~"{"|".join(values)}"'
-
-
 def _mentions(name: str, item: str) -> str:
     """A comma-separated label value (``depends_on``) that lists ``item``."""
     return f'{name}=~"(.*,)?{item}(,.*)?"'
 
 
-def inhibit_rules() -> list[dict[str, Any]]:
-    """A cause silences its consequences (for the same service, or the same watcher or check)."""
-    return [
-        {
-            "source_matchers": [_is("alertname", "DatabaseDown")],
-            "target_matchers": [_one_of("alertname", FOLLOW_FROM_DATABASE)],
-            "equal": ["service"],
-        },
-        {
-            "source_matchers": [_is("alertname", "DatabaseDown")],
-            "target_matchers": [_is("alertname", FAILING), _mentions("depends_on", "database")],
-            "equal": ["service"],
-        },
-        {
-            "source_matchers": [_is("alertname", "CacheDown")],
-            "target_matchers": [_one_of("alertname", FOLLOW_FROM_CACHE)],
-            "equal": ["service"],
-        },
-        {
-            "source_matchers": [_is("alertname", "CacheDown")],
-            "target_matchers": [_is("alertname", FAILING), _mentions("depends_on", "cache")],
-            "equal": ["service"],
-        },
+def inhibit_rules(alerts: Sequence[AlertSpec]) -> list[dict[str, Any]]:
+    """A cause silences its consequences (for the same service, or the same watcher or check).
+
+    Derived from what the alerts declare: an alert that is the cause of a target's
+    outage (``@alert(cause_of="database")``) silences every alert that depends on
+    that target (``depends_on``, an ``@alert``'s own or a check's, from its fixtures)."""
+    rules: list[dict[str, Any]] = []
+    for spec in sorted((a for a in alerts if a.cause_of), key=lambda a: (a.cause_of or "", a.name)):
+        rules.append(
+            {
+                "source_matchers": [_is("alertname", spec.name)],
+                "target_matchers": [_mentions(DEPENDS_ON, str(spec.cause_of))],
+                "equal": ["service"],
+            }
+        )
+    rules += [
         {
             "source_matchers": [_is("alertname", WATCHER_DOWN)],
             "target_matchers": [_is("alertname", STALE)],
@@ -204,10 +184,11 @@ def inhibit_rules() -> list[dict[str, Any]]:
             "equal": ["check"],
         },
     ]
+    return rules
 
 
-def alertmanager_config(settings: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The Alertmanager config, and what could not be filled in."""
+def alertmanager_config(settings: dict[str, Any], alerts: Sequence[AlertSpec] = ()) -> tuple[dict[str, Any], list[str]]:
+    """The Alertmanager config (inhibition from the ``alerts``' facts), and what could not be filled in."""
     receivers = Receivers(settings)
     timing = {key: format_duration(settings.get(key) or default) for key, default in DEFAULTS.items()}
     configs = {
@@ -226,7 +207,7 @@ def alertmanager_config(settings: dict[str, Any]) -> tuple[dict[str, Any], list[
         },
         # A receiver without configs drops what it gets (and the generator said why).
         "receivers": [{"name": name, **({key: items} if items else {})} for name, (key, items) in configs.items()],
-        "inhibit_rules": inhibit_rules(),
+        "inhibit_rules": inhibit_rules(alerts),
     }
     return document, receivers.missing
 
@@ -241,7 +222,8 @@ HEADER = """\
 
 def _make(config: Config) -> dict[str, str]:
     settings = resolve_section(config, "alertmanager", SETTINGS)
-    document, missing = alertmanager_config(settings)
+    alerts = [check.spec.alert for check in collect_checks(config).checks if isinstance(check.spec.alert, AlertSpec)]
+    document, missing = alertmanager_config(settings, alerts)
     for problem in missing:
         sys.stderr.write(f"WARNING: {problem}\n")
     return {PATH: HEADER + yaml_text(document)}

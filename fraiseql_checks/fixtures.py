@@ -44,11 +44,18 @@ class Scope(enum.IntEnum):
         return self.name.lower()
 
 
+#: The kinds of target a fixture may reach: a check using it depends on that target, and
+#: an alert that is the cause of that target's outage silences the check's alert.
+TARGETS = ("fraiseql", "database", "cache", "prometheus")
+
+
 @dataclasses.dataclass(frozen=True)
 class FixtureSpec:
     scope: Scope
     name: str | None
     autouse: bool
+    #: The target the fixture's value reaches (``TARGETS``), if any.
+    target: str | None = None
 
 
 @overload
@@ -56,18 +63,26 @@ def fixture(func: F) -> F: ...
 
 
 @overload
-def fixture(*, scope: str = ..., name: str | None = ..., autouse: bool = ...) -> Callable[[F], F]: ...
+def fixture(
+    *, scope: str = ..., name: str | None = ..., autouse: bool = ..., target: str | None = ...
+) -> Callable[[F], F]: ...
 
 
-def fixture(func: Any = None, *, scope: str = "check", name: str | None = None, autouse: bool = False) -> Any:
+def fixture(
+    func: Any = None, *, scope: str = "check", name: str | None = None, autouse: bool = False, target: str | None = None
+) -> Any:
     """Declare a fixture, requested by checks through an argument of the same name.
 
     Plain functions, ``async def``, generators and async generators all work; with
     a generator, the code after ``yield`` is the teardown. ``scope`` is ``"check"``
     (new for every check run), ``"module"`` or ``"session"`` (set up once, torn
-    down at the end).
+    down at the end). ``target`` says which kind of target its value reaches
+    (``"database"``, ``"cache"``, ``"fraiseql"``, ``"prometheus"``): the checks using
+    it depend on that target, and an alert about that target's outage silences theirs.
     """
-    spec = FixtureSpec(Scope.parse(scope), name, autouse)
+    if target is not None and target not in TARGETS:
+        raise ValueError(f"fixture target must be one of {', '.join(TARGETS)}, got {target!r}")
+    spec = FixtureSpec(Scope.parse(scope), name, autouse, target)
 
     def mark(fn: F) -> F:
         setattr(fn, FIXTURE_ATTR, spec)
@@ -128,6 +143,8 @@ class FixtureDef:
     #: a file: the checks of that module.
     base: Path | None
     location: str
+    #: The target its value reaches (``TARGETS``), if any.
+    target: str | None = None
 
     def visible_from(self, path: Path) -> bool:
         base = self.base
@@ -194,6 +211,7 @@ class FixtureRegistry:
                 argnames=argnames_of(obj),
                 base=base,
                 location=_location(obj),
+                target=spec.target,
             )
             self.add(definition)
             found.append(definition)

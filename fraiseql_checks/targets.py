@@ -36,6 +36,7 @@ from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.masking import mask_urls
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES, Profile
+from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
     from fraiseql_checks.cache import Cache
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from fraiseql_checks.http import HTTPClient
     from fraiseql_checks.prometheus import PrometheusClient
 
-_STASH_KEY = "targets"
 DEFAULT_HTTP_TIMEOUT = 5.0
 
 
@@ -183,6 +183,9 @@ class Targets:
     cache_timeout: float
 
 
+_TARGETS = StashKey[Targets]("targets")
+
+
 @hookimpl
 def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
@@ -210,8 +213,8 @@ def _resolve(config: Config, name: str) -> dict[str, Any]:
 
 def targets_of(config: Config) -> Targets:
     """The targets of this run (resolved once; ``UsageError`` when a value is wrong)."""
-    cached = config.stash.get(_STASH_KEY)
-    if isinstance(cached, Targets):
+    cached = config.stash.get(_TARGETS)
+    if cached is not None:
         return cached
     fraiseql = _resolve(config, "fraiseql")
     profile = PROFILES[fraiseql.get("profile") or DEFAULT_PROFILE]
@@ -244,7 +247,7 @@ def targets_of(config: Config) -> Targets:
         database_application_name=database["application_name"],
         cache_timeout=cache["timeout"],
     )
-    config.stash[_STASH_KEY] = targets
+    config.stash[_TARGETS] = targets
     return targets
 
 
@@ -285,20 +288,20 @@ async def _fraiseql_client(config: Config, http: HTTPClient) -> FraiseQLClient:
     return FraiseQLClient(config, target, http)
 
 
-@fixture(scope="session", name="fraiseql")
+@fixture(scope="session", name="fraiseql", target="fraiseql")
 async def target_fraiseql(config: Config, http: HTTPClient) -> FraiseQLClient:
     """The FraiseQL server (``FRAISEQL_URL``): ``health()``, ``readiness()``, ``metrics()``,
     ``version``, ``schema_hash``, ``replicas``."""
     return await _fraiseql_client(config, http)
 
 
-@fixture(scope="session")
+@fixture(scope="session", target="fraiseql")
 async def graphql(config: Config, http: HTTPClient) -> GraphQLClient:
     """``graphql.execute(query, variables=None)`` against the FraiseQL server's GraphQL endpoint."""
     return (await _fraiseql_client(config, http)).graphql
 
 
-@fixture(scope="session")
+@fixture(scope="session", target="database")
 async def db(config: Config) -> AsyncIterator[Database]:
     """The PostgreSQL database (``DATABASE_URL``) as a traced asyncpg pool: ``fetch``,
     ``fetchrow``, ``fetchval``, ``execute``, ``acquire()``."""
@@ -319,7 +322,7 @@ async def db(config: Config) -> AsyncIterator[Database]:
         await database.close()
 
 
-@fixture(scope="session")
+@fixture(scope="session", target="cache")
 async def cache(config: Config) -> AsyncIterator[Cache]:
     """The Redis cache (``REDIS_URL``) as a ``redis.asyncio`` client (strings decoded)."""
     from fraiseql_checks.cache import connect
@@ -334,7 +337,7 @@ async def cache(config: Config) -> AsyncIterator[Cache]:
         await client.aclose()
 
 
-@fixture(scope="session")
+@fixture(scope="session", target="prometheus")
 async def prom(config: Config, http: HTTPClient) -> PrometheusClient:
     """Prometheus (``PROMETHEUS_URL``): ``query()``, ``query_range()``, ``series_names()``."""
     from fraiseql_checks.prometheus import PrometheusClient

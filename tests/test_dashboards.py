@@ -151,8 +151,9 @@ def test_the_schema_is_strict(schema: dict[str, Any], project: CheckDir) -> None
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_the_seed_dashboards_have_the_seeds_54_panels(checkdir: CheckDir, profile: str) -> None:
-    dashboards = generate(checkdir, "", profile=profile)
-    assert sorted(dashboards) == sorted(SEED_PANELS)  # no checks folder: the six only
+    (checkdir.path / "checks").mkdir()
+    dashboards = generate(checkdir, profile=profile)
+    assert sorted(dashboards) == sorted(SEED_PANELS)  # no checks: the six only
     counts = {name: len(panels(dashboard)) for name, dashboard in dashboards.items()}
     assert counts == SEED_PANELS
     assert sum(counts.values()) == 54
@@ -178,7 +179,9 @@ def test_a_builder_cannot_name_a_series_the_profile_does_not_emit() -> None:
 
 
 def test_the_suite_dashboard_from_check_metadata(project: CheckDir) -> None:
-    project.write("fraiseql-checks.yaml", "paths: [checks]\ndashboards:\n  runbook_url: https://git.example.com/ops/\n")
+    project.write(
+        "fraiseql-checks.yaml", "paths: [checks]\nnotify:\n  runbook_base_url: https://git.example.com/ops/\n"
+    )
     assert project.run("generate", "dashboards").ret == 0
     dashboard = json.loads((project.path / "dashboards" / "checks-jobs.json").read_text())
     assert dashboard["title"] == "Checks: jobs"
@@ -229,16 +232,16 @@ def test_the_suite_dashboard_from_check_metadata(project: CheckDir) -> None:
         'group_left(runbook) fraiseql_check_info{job=~"$job",instance=~"$instance",suite="jobs"}'
         in (durations["targets"][0]["expr"])
     )
-    assert durations["fieldConfig"]["defaults"]["links"][0]["url"] == (
-        "https://git.example.com/ops/${__field.labels.runbook}"
-    )
+    # the watcher exports the runbook already joined to the base (tests/watch: test_watch_metrics)
+    assert durations["fieldConfig"]["defaults"]["links"][0]["url"] == "${__field.labels.runbook}"
 
 
 def test_generation_is_deterministic_and_uids_are_stable(project: CheckDir) -> None:
     first = generate(project)
     again = project.run("generate", "dashboards")
     assert again.ret == 0
-    assert all(line.startswith("unchanged ") for line in again.outlines)
+    assert again.outlines[0].startswith("collected ")
+    assert all(line.startswith("unchanged ") for line in again.outlines[1:] if line)
     assert len({dashboard["uid"] for dashboard in first.values()}) == len(first)
     for dashboard in first.values():
         assert 8 <= len(dashboard["uid"]) <= 40
@@ -266,10 +269,10 @@ def test_a_check_file_that_does_not_collect_stops_generation(checkdir: CheckDir)
     checkdir.write("checks/x/check_x.py", "import nowhere_to_be_found\n")
     checkdir.write("fraiseql-checks.yaml", "paths: [checks]\n")
     result = checkdir.run("generate", "dashboards")
-    assert result.ret == 4
+    assert result.ret == 2  # a collection error, as in a run and every other generator
     assert result.stderr.splitlines() == [
-        "ERROR: checks/x/check_x.py: error importing check module: ModuleNotFoundError: No module named "
-        "'nowhere_to_be_found' (dashboards are built from the checks: fix it first)"
+        "ERROR: collecting checks/x/check_x.py: error importing check module: ModuleNotFoundError: No module named "
+        "'nowhere_to_be_found'"
     ]
     assert not (checkdir.path / "dashboards").exists()
 
@@ -392,3 +395,14 @@ def test_every_fraiseql_series_a_seed_dashboard_reads_is_one_of_its_profiles_rol
         for expr in exprs(dashboard):
             read = {n for n in metric_names(without_grafana_variables(expr)) if is_fraiseql_series(n)}
             assert read <= role_series, (name, read - role_series)
+
+
+def test_the_burn_rate_panels_colour_the_rates_the_slo_rules_alert_at_for_30_days() -> None:
+    from fraiseql_checks.dashboards.suites import BURN_THRESHOLDS
+    from fraiseql_checks.slo.rules import PAGE, TICKET
+
+    days_30 = 30 * 86400.0
+    pages = [float(pair.factor(days_30)) for pair in PAGE.pairs]
+    slowest_ticket = min(float(pair.factor(days_30)) for pair in TICKET.pairs)
+    assert BURN_THRESHOLDS == tuple(sorted({slowest_ticket, *pages})) == (1.0, 6.0, 14.4)
+    assert [t.value for t in thresholds_for(BURN_THRESHOLDS)] == [None, 1.0, 6.0, 14.4]

@@ -17,7 +17,9 @@ from fraiseql_checks.rules import failing_expr
 
 
 @alert(
-    expr="{{pool_active}} / {{pool_total}} > 0.9",
+    expr="{{pool_active}} / {{pool_total}} > {{threshold}}",
+    threshold=0.9,
+    depends_on=["database"],
     for_="2m",
     severity="critical",
     summary="Database pool {{ $value | humanizePercentage }} in use on {{ $labels.instance }}",
@@ -32,6 +34,7 @@ def check_database_pool_exhausted():
 
 @alert(
     expr=failing_expr(function="check_database_answers"),
+    cause_of="database",
     for_="1m",
     severity="critical",
     summary="The database does not answer",
@@ -45,6 +48,7 @@ def check_database_down():
 
 @alert(
     expr=failing_expr(function="check_cache_answers"),
+    cause_of="cache",
     severity="critical",
     summary="Redis does not answer",
     description="{{ $labels.check }} failed: Redis did not answer PING within 250ms (the connection is lost,"
@@ -57,6 +61,7 @@ def check_cache_down():
 
 @alert(
     expr=failing_expr(function="check_fraiseql_healthy"),
+    depends_on=["database"],
     for_="2m",
     severity="critical",
     summary="FraiseQL is not healthy",

@@ -14,7 +14,9 @@ from fraiseql_checks import alert
 
 
 @alert(
-    expr="{{audit_lag}} > 5",
+    expr="{{audit_lag}} > {{threshold}}",
+    threshold=5,
+    depends_on=["database"],
     severity="warning",
     summary="The audit log is {{ $value | humanizeDuration }} behind",
     description="The audit log is {{ $value | humanizeDuration }} behind (more than 5s), as {{ $labels.check }}"

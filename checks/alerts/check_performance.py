@@ -14,7 +14,9 @@ from fraiseql_checks import alert
 
 
 @alert(
-    expr="sum by (job) (rate({{graphql_errors}}[5m])) / sum by (job) (rate({{graphql_requests}}[5m])) > 0.05",
+    expr="sum by (job) (rate({{graphql_errors}}[5m])) / sum by (job) (rate({{graphql_requests}}[5m])) > {{threshold}}",
+    threshold=0.05,
+    depends_on=["database"],
     for_="5m",
     severity="warning",
     summary="GraphQL error rate above 5% on {{ $labels.job }}",
@@ -27,7 +29,9 @@ def check_high_error_rate():
 
 
 @alert(
-    expr="histogram_quantile(0.99, sum by (job, le) (rate({{query_latency.bucket}}[5m]))) > 1",
+    expr="histogram_quantile(0.99, sum by (job, le) (rate({{query_latency.bucket}}[5m]))) > {{threshold}}",
+    threshold=1,
+    depends_on=["database"],
     for_="5m",
     severity="warning",
     summary="GraphQL p99 latency above 1s on {{ $labels.job }}",
@@ -41,7 +45,9 @@ def check_high_latency():
 
 
 @alert(
-    expr="histogram_quantile(0.9, sum by (job, le) (rate({{database_latency.bucket}}[5m]))) > 0.1",
+    expr="histogram_quantile(0.9, sum by (job, le) (rate({{database_latency.bucket}}[5m]))) > {{threshold}}",
+    threshold=0.1,
+    depends_on=["database"],
     for_="5m",
     severity="warning",
     summary="More than 10% of database queries slower than 100ms on {{ $labels.job }}",
@@ -56,7 +62,10 @@ def check_slow_query_rate():
 
 @alert(
     expr="sum by (job) (rate({{cache_hits}}[10m]))"
-    " / (sum by (job) (rate({{cache_hits}}[10m])) + sum by (job) (rate({{cache_misses}}[10m]))) < 0.75",
+    " / (sum by (job) (rate({{cache_hits}}[10m])) + sum by (job) (rate({{cache_misses}}[10m]))) < {{threshold}}",
+    threshold=0.75,
+    fires="below",
+    depends_on=["cache"],
     for_="10m",
     severity="info",
     summary="Cache hit rate below 75% on {{ $labels.job }}",

@@ -15,7 +15,8 @@ _NOT_DISKS = 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs"'
 
 
 @alert(
-    expr="1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes > 0.85",
+    expr="1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes > {{threshold}}",
+    threshold=0.85,
     for_="10m",
     severity="warning",
     summary="Memory {{ $value | humanizePercentage }} in use on {{ $labels.instance }}",
@@ -28,7 +29,8 @@ def check_high_memory_usage():
 
 
 @alert(
-    expr='1 - avg by (job, instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) > 0.8',
+    expr='1 - avg by (job, instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) > {{threshold}}',
+    threshold=0.8,
     for_="5m",
     severity="warning",
     name="HighCPUUsage",
@@ -42,7 +44,9 @@ def check_high_cpu_usage():
 
 
 @alert(
-    expr=f"node_filesystem_avail_bytes{{{_NOT_DISKS}}} / node_filesystem_size_bytes{{{_NOT_DISKS}}} < 0.15",
+    expr=f"node_filesystem_avail_bytes{{{_NOT_DISKS}}} / node_filesystem_size_bytes{{{_NOT_DISKS}}} < {{{{threshold}}}}",
+    threshold=0.15,
+    fires="below",
     severity="warning",
     summary="Only {{ $value | humanizePercentage }} free on {{ $labels.mountpoint }} of {{ $labels.instance }}",
     description="The filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) of {{ $labels.instance }} has"

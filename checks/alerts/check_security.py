@@ -14,7 +14,8 @@ from fraiseql_checks.metrics import VALUE
 
 
 @alert(
-    expr=f'{VALUE.name}{{name="failed_logins"}} > 10',
+    expr=f'{VALUE.name}{{name="failed_logins"}} > {{{{threshold}}}}',
+    threshold=10,
     severity="critical",
     summary="{{ $value }} failed logins within 5 minutes",
     description="The audit log holds {{ $value }} failed logins within 5 minutes (more than 10): a brute-force"
@@ -26,7 +27,8 @@ def check_high_failed_auth_attempts():
 
 
 @alert(
-    expr="sum by (job) (rate({{query_cost}}[5m])) / sum by (job) (rate({{graphql_requests}}[5m])) > 5000",
+    expr="sum by (job) (rate({{query_cost}}[5m])) / sum by (job) (rate({{graphql_requests}}[5m])) > {{threshold}}",
+    threshold=5000,
     severity="warning",
     summary="GraphQL queries cost {{ $value }} on average on {{ $labels.job }}",
     description="The GraphQL queries on {{ $labels.job }} cost {{ $value }} on average over the last 5 minutes"
@@ -38,7 +40,8 @@ def check_suspicious_query_pattern():
 
 
 @alert(
-    expr=f'{VALUE.name}{{name="permission_denied_events"}} > 5',
+    expr=f'{VALUE.name}{{name="permission_denied_events"}} > {{{{threshold}}}}',
+    threshold=5,
     severity="critical",
     summary="{{ $value }} permission-denied events within 5 minutes",
     description="The audit log holds {{ $value }} permission-denied events within 5 minutes (more than 5)."

@@ -11,24 +11,9 @@ from __future__ import annotations
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.dashboards.model import Dashboard, Panel, Row, Target, thresholds_for
-from fraiseql_checks.dashboards.queries import Re, one_of, select
-from fraiseql_checks.dashboards.seed import WATCHER, Seed, hit_ratio, legend, ratio, row
+from fraiseql_checks.dashboards.seed import Seed, hit_ratio, legend, ratio, row
 from fraiseql_checks.dashboards.suites import STATUS_MAPPINGS
 
-#: What the shipped audit checks record (``checks/audit/check_audit.py``).
-AUDIT_VALUES = (
-    "audit_lag_seconds",
-    "audit_write_delay_seconds",
-    "failed_logins",
-    "permission_denied_events",
-    "admin_actions",
-    "unattributed_admin_actions",
-    "permission_changes",
-    "permission_changes_without_state",
-    "audit_chain_events_checked",
-    "audit_chain_broken_links",
-    "unexpected_audit_writers",
-)
 #: The suite of the shipped audit checks (their folder).
 AUDIT_SUITE = "audit"
 
@@ -72,9 +57,11 @@ def cache_performance(s: Seed) -> Dashboard:
                 "Overall hit rate",
                 "stat",
                 (Target(_cache_hit_ratio(s)),),
-                description="FraiseQL's result cache. The LowCacheHitRate alert fires below 75%.",
+                description=" ".join(
+                    filter(None, ("FraiseQL's result cache.", s.alert_line("LowCacheHitRate", "percentunit")[2]))
+                ),
                 unit="percentunit",
-                thresholds=thresholds_for([hit_min], bad="below"),
+                thresholds=thresholds_for(s.alert_line("LowCacheHitRate")[0], bad=s.alert_line("LowCacheHitRate")[1]),
                 width=6,
             ),
             Panel(
@@ -267,9 +254,9 @@ def database_health(s: Seed) -> Dashboard:
             "Pool utilization",
             "timeseries",
             (Target(ratio(active, total), "in use"),),
-            description="The DatabasePoolExhausted alert fires above 90%.",
+            description=s.alert_line("DatabasePoolExhausted", "percentunit")[2],
             unit="percentunit",
-            thresholds=thresholds_for([pool_max]),
+            thresholds=thresholds_for(s.alert_line("DatabasePoolExhausted")[0]),
             min=0,
             max=1,
             width=8,
@@ -328,8 +315,11 @@ def database_health(s: Seed) -> Dashboard:
 
 def compliance_audit(s: Seed) -> Dashboard:
     audit_lag = s.threshold("audit.max_lag_seconds", 5)
-    figures = select(m.VALUE.name, WATCHER, name=Re(one_of(AUDIT_VALUES)))
-    admin = select(m.VALUE.name, WATCHER, name=Re(one_of(("admin_actions", "unattributed_admin_actions"))))
+    # whatever the audit suite's checks record, and whatever check_admin_actions_attributed records:
+    # the checks own those names, the dashboard lists none
+    in_suite = f"on(job, instance, check) group_left() {s.own(m.INFO, suite=AUDIT_SUITE)}"
+    figures = f"{s.own(m.VALUE)} * {in_suite}"
+    admin = s.values_of("check_admin_actions_attributed")
     reads = s.first("operation_types", "operations") or "operations"
     access = Target(s.rate(reads, by=s.series(reads).grouping), legend(s.series(reads).by))
     rejected = None
@@ -423,7 +413,11 @@ def compliance_audit(s: Seed) -> Dashboard:
                     Target(s.value("audit_lag_seconds", "check_audit_log_lag"), "age of the newest event"),
                     Target(s.value("audit_write_delay_seconds", "check_audit_log_lag"), "write delay (max)"),
                 ),
-                description="The AuditLogLag alert fires when events are written more than 5s late.",
+                description=" ".join(
+                    filter(
+                        None, (f"check_audit_log_lag fails above {audit_lag:g}s.", s.alert_line("AuditLogLag", "s")[2])
+                    )
+                ),
                 unit="s",
                 thresholds=thresholds_for([audit_lag]),
             ),

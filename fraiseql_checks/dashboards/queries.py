@@ -17,8 +17,6 @@ from fraiseql_checks.profiles import Matcher, Profile
 from fraiseql_checks.promql import promql_string, regex_escape
 
 RATE = "$__rate_interval"
-#: The windows of the SLO gauges (``window`` label); ``period`` is the SLO's whole period.
-SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "period")
 SLO_OBJECTIVE = m.SLO_OBJECTIVE
 SLO_SLI = m.SLO_SLI
 SLO_BUDGET = m.SLO_BUDGET
@@ -26,13 +24,8 @@ SLO_BURN = m.SLO_BURN
 
 
 def own_metric_names() -> frozenset[str]:
-    """Every series name this tool exports (histograms with their three series)."""
-    names: set[str] = set()
-    for metric in m.ALL:
-        names.add(metric.name)
-        if metric.kind is m.Kind.HISTOGRAM:
-            names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
-    return frozenset(names)
+    """Every family and series name this tool exports (a histogram's name and its three series)."""
+    return frozenset(name for metric in m.ALL for name in (metric.name, *metric.series_names))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,5 +91,9 @@ class CheckValue:
     check: str
 
     def select(self, scope: Scope | None) -> str:
-        pattern = f".*::{regex_escape(self.check)}(\\[.*)?"
-        return select(m.VALUE.name, scope, name=self.name, check=Re(pattern))
+        return select(m.VALUE.name, scope, name=self.name, check=check_function(self.check))
+
+
+def check_function(name: str) -> Re:
+    """The ``check`` label of a check function's runs, whatever its file and parameters."""
+    return Re(f".*::{regex_escape(name)}(\\[.*)?")

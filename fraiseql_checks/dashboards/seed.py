@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fraiseql_checks import metrics as m
+from fraiseql_checks.alerts import AlertSpec
 from fraiseql_checks.dashboards.model import (
     Dashboard,
     Panel,
@@ -30,7 +31,7 @@ from fraiseql_checks.dashboards.model import (
     label_variables,
     slug,
 )
-from fraiseql_checks.dashboards.queries import RATE, CheckValue, FraiseQLNames, Re, Scope, select
+from fraiseql_checks.dashboards.queries import RATE, CheckValue, FraiseQLNames, Re, Scope, check_function, select
 from fraiseql_checks.profiles import Profile, Series
 
 SERVER = Scope("job", "instance")
@@ -44,6 +45,18 @@ class Seed:
     profile: Profile
     #: ``config.threshold``: the thresholds the shipped checks assert, with the config's overrides.
     threshold: Callable[[str, float], float] = lambda name, default: default
+    #: The ``@alert`` checks collected, by alert name: panels draw their thresholds.
+    alerts: Mapping[str, AlertSpec] = dataclasses.field(default_factory=dict)
+
+    def alert_line(self, name: str, unit: str = "") -> tuple[tuple[float, ...], str, str]:
+        """How a panel of the series alert ``name`` reads draws it: its threshold (none when the
+        alert is not collected or has none), the side that fires, and a sentence saying so."""
+        spec = self.alerts.get(name)
+        if spec is None or spec.threshold is None:
+            return (), "above", ""
+        value = spec.threshold
+        shown = f"{value * 100:g}%" if unit == "percentunit" else f"{value:g}s" if unit == "s" else f"{value:g}"
+        return (value,), spec.fires, f"The {name} alert fires {spec.fires} {shown}."
 
     @functools.cached_property
     def names(self) -> FraiseQLNames:
@@ -97,6 +110,10 @@ class Seed:
     def value(self, name: str, check: str) -> str:
         """A value a shipped check records, in the watcher's scope."""
         return CheckValue(name, check).select(WATCHER)
+
+    def values_of(self, check: str) -> str:
+        """Every value a shipped check records, whatever their names, in the watcher's scope."""
+        return select(m.VALUE.name, WATCHER, check=check_function(check))
 
     def own(self, metric: m.Metric, **labels: str | Re) -> str:
         """One of this tool's series, in the watcher's scope."""

@@ -75,6 +75,16 @@ def _complexity(s: Seed) -> Panel:
     )
 
 
+def _latency_description(s: Seed) -> str:
+    values, _, _ = s.alert_line("HighLatency", "s")
+    if not values:
+        return "HTTP request duration."
+    return (
+        f"HTTP request duration; the {values[0]:g}s line is the HighLatency alert's threshold, which it applies"
+        f" to the P99 of GraphQL query time ({s.series('query_latency').metric})."
+    )
+
+
 def operations_overview(s: Seed) -> Dashboard:
     operations = s.series("operations")
     top = Target(
@@ -96,21 +106,20 @@ def operations_overview(s: Seed) -> Dashboard:
             "Latency percentiles (P50, P95, P99)",
             "timeseries",
             tuple(Target(s.quantile(q, "http_latency"), f"P{round(q * 100)}") for q in (0.5, 0.95, 0.99)),
-            description=(
-                "HTTP request duration; the 1s line is the HighLatency alert's threshold, which it applies"
-                f" to the P99 of GraphQL query time ({s.series('query_latency').metric})."
-            ),
+            description=_latency_description(s),
             unit="s",
-            thresholds=thresholds_for([1.0]),
+            thresholds=thresholds_for(s.alert_line("HighLatency", "s")[0]),
             width=8,
         ),
         Panel(
             "Error rate",
             "timeseries",
             (Target(ratio(s.rate("graphql_errors"), s.rate("graphql_requests")), "errors / queries"),),
-            description="Share of GraphQL queries that failed. The HighErrorRate alert fires above 5%.",
+            description=" ".join(
+                filter(None, ("Share of GraphQL queries that failed.", s.alert_line("HighErrorRate", "percentunit")[2]))
+            ),
             unit="percentunit",
-            thresholds=thresholds_for([0.05]),
+            thresholds=thresholds_for(s.alert_line("HighErrorRate")[0]),
             width=8,
         ),
     )
@@ -127,9 +136,9 @@ def operations_overview(s: Seed) -> Dashboard:
             "Cache hit rate",
             "timeseries",
             (Target(hit_ratio(s.rate("cache_hits"), s.rate("cache_misses")), "hit rate"),),
-            description="The LowCacheHitRate alert fires below 75%.",
+            description=s.alert_line("LowCacheHitRate", "percentunit")[2],
             unit="percentunit",
-            thresholds=thresholds_for([0.75], bad="below"),
+            thresholds=thresholds_for(s.alert_line("LowCacheHitRate")[0], bad=s.alert_line("LowCacheHitRate")[1]),
             min=0,
             max=1,
             width=8,

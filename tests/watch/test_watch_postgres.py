@@ -139,6 +139,13 @@ def test_sigterm_while_a_store_write_hangs_says_truly_what_was_not_written(check
             try:
                 async with conn.transaction():
                     await conn.execute("LOCK TABLE fraiseql_check_results IN ACCESS EXCLUSIVE MODE")
+                    # runs finished after the lock was taken are in no write that could finish
+                    locked_at = watcher.runs("checks/check_steady.py::check_one")
+                    await asyncio.to_thread(
+                        watcher.wait_for,
+                        lambda _: watcher.runs("checks/check_steady.py::check_one") >= locked_at + 3,
+                        what="runs while the table is locked",
+                    )
                     await asyncio.to_thread(watcher.stop)  # the shutdown's last writes wait for the lock
             finally:
                 await conn.close()
