@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("grafana", "fraiseql_checks.dashboards.grafana"),
     ("alert-rules", "fraiseql_checks.rules"),
     ("alertmanager", "fraiseql_checks.alertmanager"),
+    ("notify", "fraiseql_checks.notify.plugin"),
     ("audit", "fraiseql_checks.audit.plugin"),
     ("audit-report", "fraiseql_checks.audit.report"),
     ("slo", "fraiseql_checks.slo.plugin"),

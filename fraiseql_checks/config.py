@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.durations import parse_duration, positive_duration
 from fraiseql_checks.masking import Masker, mask_urls
+from fraiseql_checks.stash import Stash
 from fraiseql_checks.thresholds import Threshold
 
 if TYPE_CHECKING:
@@ -120,9 +121,11 @@ class Section:
 
     __name__ = "section"
 
-    def __init__(self, settings: Sequence[Setting]) -> None:
+    def __init__(self, settings: Sequence[Setting], moved: Mapping[str, str] | None = None) -> None:
         self.settings = tuple(settings)
         self._by_name = {s.name: s for s in self.settings}
+        #: Keys that left this table, and where they live now.
+        self.moved = dict(moved or {})
 
     def __call__(self, value: Any) -> dict[str, Any]:
         """The table's values, typed; keys it does not give have their settings' defaults
@@ -132,6 +135,8 @@ class Section:
         out = {s.name: s.default for s in self.settings if s.default is not None}
         for key, raw in value.items():
             setting = self._by_name.get(key)
+            if setting is None and key in self.moved:
+                raise ValueError(f"{key!r} has moved to {self.moved[key]}")
             if setting is None:
                 raise ValueError(f"unknown key {key!r}{did_you_mean(key, self._by_name)}")
             try:
@@ -141,9 +146,11 @@ class Section:
         return out
 
 
-def section(settings: Sequence[Setting]) -> Section:
-    """A type for a nested table whose keys are themselves typed settings."""
-    return Section(settings)
+def section(settings: Sequence[Setting], moved: Mapping[str, str] | None = None) -> Section:
+    """A type for a nested table whose keys are themselves typed settings; ``moved`` names
+    keys that now live elsewhere (``{"runbook_url": "notify.runbook_base_url"}``), so an
+    old config gets told where, not "unknown key"."""
+    return Section(settings, moved)
 
 
 def resolve_section(config: Config, name: str, settings: Sequence[Setting] = ()) -> dict[str, Any]:
@@ -305,8 +312,8 @@ class Config:
         #: Hides secrets in what the tool writes: every secret setting's value (all of
         #: them, whichever command runs) and every URL's password.
         self.mask = Masker()
-        #: Per-run state plugins keep on the config (as pytest's ``config.stash``).
-        self.stash: dict[str, Any] = {}
+        #: Per-run state plugins keep on the config, under their own ``StashKey``.
+        self.stash = Stash()
         self._values: dict[str, Any] = {}
         self._mask_secrets(parser.settings.values(), file_values)
         try:

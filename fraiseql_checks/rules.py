@@ -17,7 +17,6 @@ be compared with ``generate alerts --check``.
 from __future__ import annotations
 
 import dataclasses
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,8 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
 from fraiseql_checks.promql import promql_string as promql_string  # re-exported: slo/ imports it from here
 from fraiseql_checks.promql import regex_escape
+from fraiseql_checks.runbooks import BASE_URL, runbook_base_url, runbook_link
+from fraiseql_checks.runbooks import SECTION as RUNBOOK_SECTION
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -47,25 +48,11 @@ WATCHER_ABSENT = "FraiseQLCheckWatcherAbsent"
 WATCHER_DOWN_FOR = 60.0
 WATCHER_ABSENT_FOR = 300.0
 
-#: The fixtures that reach a target, and the target each one depends on (the
-#: ``depends_on`` label, which Alertmanager's inhibition rules match).
-TARGET_OF_FIXTURE = {
-    "fraiseql": "fraiseql",
-    "graphql": "fraiseql",
-    "db": "database",
-    "audit": "database",
-    "cache": "cache",
-    "prom": "prometheus",
-}
+#: The label that lists the targets an alert depends on (Alertmanager's inhibition matches it).
+DEPENDS_ON = "depends_on"
 
 SETTINGS = [
     Setting("service", as_str, help="the `service` label of every generated alert (default fraiseql)"),
-    Setting(
-        "runbook_base_url",
-        as_str,
-        help="URL the runbook paths are appended to in `runbook_url` (default: none, the path alone)",
-        env="FRAISEQL_CHECKS_RUNBOOK_BASE_URL",
-    ),
     Setting("watcher_job", as_str, help="the Prometheus job that scrapes the watcher (default fraiseql-check)"),
     Setting("stale_intervals", as_positive_int, help="intervals without a run before a check is stale (default 3)"),
 ]
@@ -81,23 +68,25 @@ class RuleSettings:
     failure_threshold: int = 1
 
     def runbook_url(self, runbook: str | None) -> str | None:
-        """A runbook path (from the root) made into a URL with the base; a URL stays as it is."""
-        if not runbook:
-            return None
-        if urllib.parse.urlsplit(runbook).scheme in ("http", "https"):
-            return runbook
-        if not self.runbook_base_url:
-            return runbook
-        return self.runbook_base_url.rstrip("/") + "/" + runbook.lstrip("/")
+        """A runbook path joined to ``notify.runbook_base_url``; a URL stays as it is."""
+        return runbook_link(runbook, self.runbook_base_url)
 
 
 @hookimpl
 def fraiseql_addoption(parser: Parser) -> None:
-    parser.addsetting(Setting("alerts", section(SETTINGS), {}, "generated alerting rules: labels, runbook URLs"))
+    parser.addsetting(
+        Setting(
+            "alerts",
+            section(SETTINGS, moved={BASE_URL: f"{RUNBOOK_SECTION}.{BASE_URL}"}),
+            {},
+            "generated alerting rules: labels and the watcher's job",
+        )
+    )
 
 
 def rule_settings(config: Config) -> RuleSettings:
     values = {k: v for k, v in resolve_section(config, "alerts", SETTINGS).items() if v is not None}
+    values["runbook_base_url"] = runbook_base_url(config)
     try:
         values.setdefault("failure_threshold", config.get("failure_threshold"))
     except KeyError:  # watch mode's plugin is disabled
@@ -137,6 +126,8 @@ def template_text(text: str) -> str:
 def alert_rule(spec: AlertSpec, expr: str, settings: RuleSettings) -> dict[str, Any]:
     """The rule an ``@alert`` declares, for one profile's expression."""
     labels = {"severity": spec.severity, "service": settings.service, **spec.labels}
+    if spec.depends_on:
+        labels[DEPENDS_ON] = ",".join(sorted(spec.depends_on))
     annotations = {"summary": spec.summary, "description": spec.description}
     url = settings.runbook_url(spec.runbook)
     if url:
@@ -156,12 +147,12 @@ def _rule(
 
 
 def depends_on(session: Session, check: Check) -> list[str]:
-    """The targets a check reaches through its fixtures (``database``, ``cache``, ...)."""
+    """The targets a check reaches through its fixtures (``@fixture(target=...)``: ``database``, ``cache``, ...)."""
     try:
-        names = [definition.name for definition in session.fixtures.closure(check.path, check.argnames).order]
+        definitions = session.fixtures.closure(check.path, check.argnames).order
     except FixtureLookupError:
-        names = list(check.argnames)
-    return sorted({TARGET_OF_FIXTURE[name] for name in names if name in TARGET_OF_FIXTURE})
+        return []
+    return sorted({definition.target for definition in definitions if definition.target})
 
 
 def failing_hold(check: Check, settings: RuleSettings) -> tuple[float, int]:
@@ -193,7 +184,7 @@ def failing_rule(session: Session, check: Check, settings: RuleSettings) -> dict
     labels = check_labels(check, settings)
     targets = depends_on(session, check)
     if targets:
-        labels["depends_on"] = ",".join(targets)
+        labels[DEPENDS_ON] = ",".join(targets)
     runs = "its last run" if threshold == 1 else f"{threshold} runs in a row"
     description = f"{check.id} failed {runs} (it runs every {format_duration(check.interval)})."
     if check.description:

@@ -19,6 +19,8 @@ from tests.conftest import REPO, CheckDir
 from tests.services import require_binary
 
 ALERTS = REPO / "alerts"
+#: The runbook base the repository's pyproject.toml sets, so its committed files link to GitHub.
+RUNBOOK_BASE = "https://github.com/fraiseql/fraiseql-checks/blob/main/"
 V1 = ALERTS / "fraiseql-v1"
 TESTS = ALERTS / "tests"
 
@@ -298,7 +300,7 @@ def test_the_fifteen_seed_alerts_keep_the_seeds_names_severities_and_durations()
             assert rule["labels"]["severity"] == severity, name
             assert rule.get("for") == hold, name
             assert rule["labels"]["service"] == "fraiseql"
-            assert rule["annotations"]["runbook_url"] == f"docs/runbooks/{name}.md"
+            assert rule["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}docs/runbooks/{name}.md"
             assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
 
 
@@ -382,7 +384,9 @@ def test_every_alert_has_a_runbook_that_says_what_it_means_how_to_confirm_and_si
     for folder in (ALERTS, V1):
         for name, rules in alerts_of(folder).items():
             for rule in rules:
-                runbook = REPO / rule["annotations"]["runbook_url"]
+                link = rule["annotations"]["runbook_url"]
+                assert link.startswith(RUNBOOK_BASE), (name, link)  # absolute, as notify.runbook_base_url says
+                runbook = REPO / link.removeprefix(RUNBOOK_BASE)
                 assert runbook.is_file(), (name, runbook)
                 if runbook.stem != name:
                     continue  # a check's own runbook (FraiseQLCheckFailing of a shipped check)

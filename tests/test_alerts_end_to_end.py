@@ -49,7 +49,7 @@ def test_a_failing_check_reaches_the_receiver_and_its_recovery_resolves(
         "fraiseql-checks.yaml",
         f"""
         paths: [checks]
-        alerts:
+        notify:
           runbook_base_url: https://git.example.org/monitoring/blob/main/
         alertmanager:
           slack_webhook_url: {receiver.url("/slack")}

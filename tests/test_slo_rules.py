@@ -13,8 +13,8 @@ import yaml
 from fraiseql_checks import metrics
 from fraiseql_checks.promql import metric_names, parse
 from fraiseql_checks.rules import RuleSettings, yaml_text
-from fraiseql_checks.slo.model import SLO, Alerting, Objective, Period, RatioSLI, decimal_text
-from fraiseql_checks.slo.rules import PAGE, TICKET, WindowPair, slo_groups, slo_rule_files
+from fraiseql_checks.slo.model import SLO, Alerting, Objective, Period, RatioSLI, WindowPair, decimal_text
+from fraiseql_checks.slo.rules import PAGE, TICKET, slo_groups, slo_rule_files
 from tests.conftest import REPO, CheckDir
 from tests.services import require_binary
 
@@ -86,7 +86,7 @@ def request_slo(period: str = "30d", objective: str = "99.9%", **extra: Any) -> 
 @pytest.fixture
 def project(checkdir: CheckDir) -> CheckDir:
     checkdir.write(
-        "fraiseql-checks.yaml", "paths: [checks]\nalerts: {runbook_base_url: 'https://runbooks.example.com/'}\n"
+        "fraiseql-checks.yaml", "paths: [checks]\nnotify: {runbook_base_url: 'https://runbooks.example.com/'}\n"
     )
     checkdir.write("checks/web/check_web.py", CHECKS)
     checkdir.write("slos.yaml", SLOS)

@@ -8,10 +8,10 @@ identity, so regenerating an unchanged project changes no byte. The plugin modul
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fraiseql_checks.alerts import AlertSpec
 from fraiseql_checks.config import Config, UsageError
 from fraiseql_checks.dashboards.data import cache_performance, compliance_audit, database_health
 from fraiseql_checks.dashboards.model import Dashboard, slug
@@ -19,6 +19,7 @@ from fraiseql_checks.dashboards.seed import Seed
 from fraiseql_checks.dashboards.service import error_analysis, operations_overview, user_activity
 from fraiseql_checks.dashboards.suites import PanelHintError, suite_dashboards
 from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
+from fraiseql_checks.runbooks import runbook_base_url
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -38,27 +39,10 @@ _STASH_KEY = "dashboards.checks"
 
 
 def collect_checks(config: Config) -> list[Check]:
-    """The checks under the config's ``paths`` (none when there is no checks folder yet)."""
-    cached = config.stash.get(_STASH_KEY)
-    if isinstance(cached, list):
-        return cached
-    from fraiseql_checks.collect import RewriteCache
-    from fraiseql_checks.session import Session
+    """The checks under the config's ``paths``, collected as every generator collects them."""
+    from fraiseql_checks.generate import collect_checks as collect
 
-    session = Session(config)
-    # only the checks' metadata is read, never their asserts: skip pytest's rewriter (0.3 ms an assert)
-    session.collector.rewrite_cache = RewriteCache(None, rewrite=False)
-    try:
-        paths = session.args()
-    except UsageError as exc:
-        sys.stderr.write(f"note: {exc}; generating the FraiseQL dashboards only\n")
-        paths = []
-    checks, errors = session.collector.collect(paths) if paths else ([], [])
-    if errors:
-        first = errors[0]
-        raise UsageError(f"{first.id}: {first.message} (dashboards are built from the checks: fix it first)")
-    config.stash[_STASH_KEY] = checks
-    return checks
+    return collect(config).checks
 
 
 def build(config: Config, checks: list[Check] | None = None, profile: str | None = None) -> dict[str, Dashboard]:
@@ -70,11 +54,13 @@ def build(config: Config, checks: list[Check] | None = None, profile: str | None
     from fraiseql_checks.targets import targets_of
 
     chosen = PROFILES[profile] if profile else targets_of(config).profile
-    seed = Seed(chosen, config.threshold)
+    checks = collect_checks(config) if checks is None else checks
+    alerts = {c.spec.alert.name: c.spec.alert for c in checks if isinstance(c.spec.alert, AlertSpec)}
+    seed = Seed(chosen, config.threshold, alerts)
     dashboards = {name: make(seed) for name, make in SEED}
-    base = config.get("dashboards").get("runbook_url") or ""
+    base = runbook_base_url(config)
     try:
-        suites = suite_dashboards(collect_checks(config) if checks is None else checks, base)
+        suites = suite_dashboards(checks, base)
     except PanelHintError as exc:
         raise UsageError(str(exc)) from None
     for suite, dashboard in suites.items():

@@ -7,22 +7,18 @@ dashboards of the other profiles in ``dashboards/<profile>/``. The builders live
 
 from __future__ import annotations
 
-from fraiseql_checks.config import Config, Parser, Setting, as_str, section
+from fraiseql_checks.config import Config, Parser, Setting, section
 from fraiseql_checks.generate import Generator, Generators
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.runbooks import BASE_URL, SECTION
 
-SETTINGS = [
-    Setting(
-        "runbook_url",
-        as_str,
-        help="base URL that runbook paths are relative to, e.g. https://github.com/acme/ops/blob/main/",
-    ),
-]
+#: The section's one key, the runbook base, is ``notify.runbook_base_url`` now.
+MOVED = {"runbook_url": f"{SECTION}.{BASE_URL}"}
 
 
 @hookimpl
 def fraiseql_addoption(parser: Parser) -> None:
-    parser.addsetting(Setting("dashboards", section(SETTINGS), {}, "how generated Grafana dashboards link out"))
+    parser.addsetting(Setting("dashboards", section([], moved=MOVED), {}, "(no keys: see notify.runbook_base_url)"))
 
 
 def generate(config: Config) -> dict[str, str]:

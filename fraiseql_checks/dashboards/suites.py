@@ -11,7 +11,6 @@ check's runbook.
 from __future__ import annotations
 
 import dataclasses
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +34,18 @@ from fraiseql_checks.dashboards.queries import (
     SLO_BURN,
     SLO_OBJECTIVE,
     SLO_SLI,
-    SLO_WINDOWS,
     Re,
     Scope,
     select,
+)
+from fraiseql_checks.runbooks import runbook_link
+from fraiseql_checks.slo.model import (
+    BURN_WINDOWS,
+    PAGE,
+    PERIOD_WINDOW,
+    REFERENCE_PERIOD_S,
+    burn_thresholds,
+    decimal_text,
 )
 
 if TYPE_CHECKING:
@@ -46,9 +53,9 @@ if TYPE_CHECKING:
 
 SCOPE = Scope()
 HINT_KEYS = ("value", "title", "unit", "thresholds", "bad", "min", "max")
-#: Burn rates worth a colour: 1 spends the budget exactly over the period; 6 and 14.4
-#: are the usual slow and fast multi-window alert thresholds.
-BURN_THRESHOLDS = (1.0, 6.0, 14.4)
+#: Burn rates worth a colour, as the SLO rules alert on them for 30 days: 1 (the slowest
+#: ticket; it spends the budget exactly over the period), then 6 and 14.4 (the pages).
+BURN_THRESHOLDS = burn_thresholds()
 STATUS_MAPPINGS = {"1": ("passing", GREEN), "0": ("failing", RED)}
 
 
@@ -109,23 +116,16 @@ def hint_of(check: Check) -> PanelHint | None:
         raise PanelHintError(f"{check.id}: @check(panel=...): {exc}") from None
 
 
-def runbook_url(runbook: str, base: str) -> str:
-    """A runbook as a link: URLs as they are, paths under ``base`` (the ``runbook_url`` setting)."""
-    if urllib.parse.urlsplit(runbook).scheme or not base:
-        return runbook
-    return f"{base.rstrip('/')}/{runbook.lstrip('/')}"
-
-
 def _runbook_links(check: Check, base: str) -> tuple[Link, ...]:
     if not check.runbook:
         return ()
-    return (Link("Runbook", runbook_url(check.runbook, base), tooltip=f"runbook of {check.name}"),)
+    return (Link("Runbook", runbook_link(check.runbook, base) or "", tooltip=f"runbook of {check.name}"),)
 
 
-def _runbook_data_link(base: str) -> tuple[Link, ...]:
-    """A link on every series to the runbook its check's ``fraiseql_check_info`` names."""
-    placeholder = "${__field.labels.runbook}"
-    return (Link("Runbook of ${__field.labels.check}", f"{base.rstrip('/')}/{placeholder}" if base else placeholder),)
+def _runbook_data_link() -> tuple[Link, ...]:
+    """A link on every series to the runbook its check's ``fraiseql_check_info`` names (the
+    watcher joins it to ``notify.runbook_base_url``, so the label is the whole link)."""
+    return (Link("Runbook of ${__field.labels.check}", "${__field.labels.runbook}"),)
 
 
 def _in_suite(expr: str, suite: str) -> str:
@@ -179,10 +179,18 @@ def value_panel(check: Check, hint: PanelHint, base: str) -> Panel:
     )
 
 
+def _fastest_page() -> str:
+    """``14.4 over 1h spends 2% of 30 days``: the fastest burn that pages, in words."""
+    pair = PAGE.pairs[0]
+    factor = decimal_text(pair.factor(REFERENCE_PERIOD_S))
+    share = decimal_text(pair.budget_share * 100)
+    return f"{factor} over {pair.long} spends {share}% of {REFERENCE_PERIOD_S / 86400:g} days"
+
+
 def slo_panels(check: Check, base: str) -> tuple[Panel, ...]:
     links = _runbook_links(check, base)
     about = f"{check.name}: SLO {check.spec.slo}"
-    burn_windows = Re("|".join(w for w in SLO_WINDOWS if w != "period"))
+    burn_windows = Re("|".join(BURN_WINDOWS))
     return (
         Panel(
             f"{check.name}: error budget left",
@@ -203,7 +211,7 @@ def slo_panels(check: Check, base: str) -> tuple[Panel, ...]:
                     legend="{{window}}",
                 ),
             ),
-            description=f"{about}. 1 spends the budget exactly over the period; 14.4 over 1h spends 2% of 30 days.",
+            description=f"{about}. 1 spends the budget exactly over the period; {_fastest_page()}.",
             thresholds=thresholds_for(BURN_THRESHOLDS),
             links=links,
         ),
@@ -211,7 +219,7 @@ def slo_panels(check: Check, base: str) -> tuple[Panel, ...]:
             f"{check.name}: SLI over the period",
             "timeseries",
             (
-                Target(f"min({_of(check, SLO_SLI, window='period')})", legend="SLI"),
+                Target(f"min({_of(check, SLO_SLI, window=PERIOD_WINDOW)})", legend="SLI"),
                 Target(f"max({_of(check, SLO_OBJECTIVE)})", legend="objective"),
             ),
             description=f"{about}. The SLI over the whole period against its objective.",
@@ -222,9 +230,9 @@ def slo_panels(check: Check, base: str) -> tuple[Panel, ...]:
     )
 
 
-def overview_panels(suite: str, base: str) -> tuple[Panel, ...]:
-    data_links = _runbook_data_link(base)
-    bucket = select(f"{m.DURATION.name}_bucket", SCOPE)
+def overview_panels(suite: str) -> tuple[Panel, ...]:
+    data_links = _runbook_data_link()
+    bucket = select(m.DURATION.sample("bucket"), SCOPE)
     failed = select(m.RUNS.name, SCOPE, outcome=Re("failed|error"))
     stale = f"time() - {select(m.LAST_RUN.name, SCOPE)}"
     return (
@@ -281,7 +289,7 @@ def suite_dashboard(suite: str, checks: Sequence[Check], base: str) -> Dashboard
     """The dashboard of one suite (``checks`` all belong to it)."""
     ordered = sorted(checks, key=lambda c: c.id)
     rows = [Row("Status", tuple(status_panel(check, base) for check in ordered))]
-    rows.append(Row("Runs", overview_panels(suite, base)))
+    rows.append(Row("Runs", overview_panels(suite)))
     values = []
     for check in ordered:
         hint = hint_of(check)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from fraiseql_checks import metrics as m
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.runbooks import runbook_link
 from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced
 
 if TYPE_CHECKING:
@@ -56,10 +57,11 @@ def histogram_template(metric: m.Metric, labels: str) -> str:
     safe = labels.replace("%", "%%")
     prefix = f"{safe}," if safe else ""
     braces = f"{{{safe}}}" if safe else ""
-    lines = [f'{metric.name}_bucket{{{prefix}le="{number(b)}"}} %d\n' for b in metric.buckets]
-    lines.append(f'{metric.name}_bucket{{{prefix}le="+Inf"}} %d\n')
-    lines.append(f"{metric.name}_sum{braces} %r\n")
-    lines.append(f"{metric.name}_count{braces} %d\n")
+    bucket, total, count = (metric.sample(part) for part in ("bucket", "sum", "count"))
+    lines = [f'{bucket}{{{prefix}le="{number(b)}"}} %d\n' for b in metric.buckets]
+    lines.append(f'{bucket}{{{prefix}le="+Inf"}} %d\n')
+    lines.append(f"{total}{braces} %r\n")
+    lines.append(f"{count}{braces} %d\n")
     return "".join(lines)
 
 
@@ -110,6 +112,7 @@ class CheckSeries:
         "_info",
         "_interval",
         "_label",
+        "_runbook_base",
         "_runs_template",
         "consecutive_failures",
         "duration",
@@ -123,7 +126,7 @@ class CheckSeries:
         "windows",
     )
 
-    def __init__(self, check: CheckInfo, windows: tuple[MaintenanceWindow, ...] = ()) -> None:
+    def __init__(self, check: CheckInfo, windows: tuple[MaintenanceWindow, ...] = (), runbook_base: str = "") -> None:
         self._label = f'check="{escape(check.id)}"'
         self.runs = [0, 0, 0, 0]
         self.duration = Histogram(m.DURATION_BUCKETS)
@@ -141,6 +144,8 @@ class CheckSeries:
         self._info = ""
         self._interval = ""
         self._cache: tuple[bytes, ...] | None = None
+        #: ``notify.runbook_base_url``: the ``runbook`` label is the link, absolute when set.
+        self._runbook_base = runbook_base
         self.describe(check, windows)
 
     def describe(self, check: CheckInfo, windows: tuple[MaintenanceWindow, ...]) -> None:
@@ -151,7 +156,7 @@ class CheckSeries:
             "severity": check.severity,
             "suite": check.suite,
             "interval": format_duration(check.interval),
-            "runbook": check.runbook or "",
+            "runbook": runbook_link(check.runbook, self._runbook_base) or "",
             "owner": check.spec.owner or "",
         }
         for name, value in check.labels.items():

@@ -31,6 +31,7 @@ from fraiseql_checks import __version__
 from fraiseql_checks import metrics as m
 from fraiseql_checks.cli import ARGS_KEY
 from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.runbooks import runbook_base_url
 from fraiseql_checks.stores import StateRecord, Store, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
 from fraiseql_checks.watch import exposition
@@ -125,7 +126,7 @@ class Watcher:
         )
         self.pool = WorkerPool(
             count=settings.workers,
-            args=list(self.config.stash[ARGS_KEY]),
+            args=self.config.stash[ARGS_KEY].copy(),
             cwd=self.config.invocation_dir,
             rootdir=self.config.rootdir,
             memory_limit=settings.worker_memory_limit,
@@ -189,7 +190,7 @@ class Watcher:
                 record = self._restored.pop(check_id, None)
                 if record is not None:
                     state.restore(record)
-                series = CheckSeries(check, windows)
+                series = CheckSeries(check, windows, runbook_base_url(self.config))
                 series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
                 self.schedule.add(check_id, Watched(check, state, series, windows), check.interval, now)
             else:

@@ -25,7 +25,7 @@ def stored(checkdir: CheckDir, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_prometheus_scrapes_up_for_a_passing_and_a_failing_check(checkdir: CheckDir, watch: Watch) -> None:
-    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("fraiseql-checks.yaml", FAST + "notify:\n  runbook_base_url: https://git.example.org/ops/\n")
     checkdir.write(
         "checks/check_site.py",
         """
@@ -52,7 +52,8 @@ def test_prometheus_scrapes_up_for_a_passing_and_a_failing_check(checkdir: Check
         (value,) = server.query('fraiseql_check_value{name="latency_seconds"}')
         assert value["value"][1] == "0.125"  # type: ignore[index]
         (info,) = server.query('fraiseql_check_info{severity="critical"}')
-        assert info["metric"]["runbook"] == "docs/runbooks/site.md"  # type: ignore[index]
+        # the link the alerts and dashboards give: joined to notify.runbook_base_url
+        assert info["metric"]["runbook"] == "https://git.example.org/ops/docs/runbooks/site.md"  # type: ignore[index]
         (state,) = server.query("fraiseql_check_state == 1")
         assert state["metric"]["check"] == "checks/check_site.py::check_login"  # type: ignore[index]
     assert watcher.stop() == 0

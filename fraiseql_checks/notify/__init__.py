@@ -1,0 +1,1 @@
+"""Notifications: the ``notify`` section (receivers, routes, the runbook base URL)."""
