@@ -18,15 +18,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fraiseql_checks.alerts import PENDING_KEY, evaluate, pending_alerts  # noqa: E402
+from fraiseql_checks.alerting.alerts import PENDING_KEY, evaluate, pending_alerts  # noqa: E402
+from fraiseql_checks.alerting.rules import rule_files, rule_settings  # noqa: E402
 from fraiseql_checks.cli import configure  # noqa: E402
-from fraiseql_checks.http import HTTPClient  # noqa: E402
-from fraiseql_checks.prometheus import PrometheusClient  # noqa: E402
-from fraiseql_checks.rules import rule_files, rule_settings  # noqa: E402
-from fraiseql_checks.session import Session  # noqa: E402
+from fraiseql_checks.core.session import Session  # noqa: E402
 from fraiseql_checks.spec import spec_of  # noqa: E402
+from fraiseql_checks.targets.http import HTTPClient  # noqa: E402
+from fraiseql_checks.targets.prometheus import PrometheusClient  # noqa: E402
 from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id  # noqa: E402
-from tests.services import prometheus  # noqa: E402
+from tests.support.services import prometheus  # noqa: E402
 
 CHECKS = 1000
 PER_FILE = 50

@@ -35,8 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fraiseql_checks.result import Outcome  # noqa: E402
-from fraiseql_checks.stores import HOUR, SLITotals, Store, StoredResult, plan_windows  # noqa: E402
+from fraiseql_checks.stores import SLITotals, Store, StoredResult  # noqa: E402
 from fraiseql_checks.stores.postgres import PostgresStore  # noqa: E402
+from fraiseql_checks.stores.sli import HOUR, plan_windows  # noqa: E402
 from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
 from fraiseql_checks.trace import new_trace_id  # noqa: E402
 

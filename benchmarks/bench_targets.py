@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 
 from fraiseql_checks import promql
-from fraiseql_checks.database import Database
-from fraiseql_checks.http import HTTPClient
+from fraiseql_checks.targets.database import Database
+from fraiseql_checks.targets.http import HTTPClient
 from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -96,7 +96,9 @@ def startup() -> list[tuple[str, str]]:
         "import fraiseql_checks.cli, fraiseql_checks._plugins as p, importlib; "
         "[importlib.import_module(m) for _, m in p.DEFAULT_PLUGINS]"
     )
-    heavy = code + "; import fraiseql_checks.database, fraiseql_checks.cache, fraiseql_checks.prometheus"
+    heavy = code + (
+        "; import fraiseql_checks.targets.database, fraiseql_checks.targets.cache, fraiseql_checks.targets.prometheus"
+    )
     out = []
     for label, source in (("start-up: CLI and every built-in plugin", code), ("same, plus the target clients", heavy)):
         times = []

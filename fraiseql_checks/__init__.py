@@ -9,11 +9,10 @@ watched service that fails, and the result types.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from fraiseql_checks.alerts import AlertSpec, alert
+from fraiseql_checks._version import __version__
+from fraiseql_checks.alerting.alerts import AlertSpec, alert
+from fraiseql_checks.core.fixtures import fixture
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.spec import CheckSpec, check

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from fraiseql_checks._pytest_compat import Mark
+from fraiseql_checks.core._pytest_compat import Mark
 from fraiseql_checks.spec import CheckSpec, describe
 
 

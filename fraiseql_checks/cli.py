@@ -7,8 +7,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraiseql_checks import __version__, leaks
 from fraiseql_checks._plugins import create_pluginmanager, import_plugin
+from fraiseql_checks._version import __version__
 from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import (
     Config,
@@ -19,7 +19,8 @@ from fraiseql_checks.config import (
     read_config_file,
     write_error,
 )
-from fraiseql_checks.session import ExitCode, Session
+from fraiseql_checks.core import leaks
+from fraiseql_checks.core.session import ExitCode, Session
 from fraiseql_checks.stash import StashKey
 
 #: Stash key of the command line a ``Config`` was made from.

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from fraiseql_checks.trace import record
 
 if TYPE_CHECKING:
-    from fraiseql_checks.database import Database
-    from fraiseql_checks.fraiseql import GraphQLClient
+    from fraiseql_checks.targets.database import Database
+    from fraiseql_checks.targets.fraiseql import GraphQLClient
 
 _MAX_DIFF_LINES = 40
 

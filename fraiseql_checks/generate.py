@@ -25,7 +25,7 @@ from fraiseql_checks.registry import Registry
 from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
-    from fraiseql_checks.session import Session
+    from fraiseql_checks.core.session import Session
 
 #: The checks collected once per invocation, for every generator.
 _SESSION: StashKey[Session] = StashKey("generate.session")
@@ -62,8 +62,8 @@ def collect_checks(config: Config) -> Session:
     ``UsageError`` (exit code 4) when a path is missing; ``GenerateError`` (exit code 2)
     listing the files that did not collect, if any.
     """
-    from fraiseql_checks.collect import RewriteCache
-    from fraiseql_checks.session import ExitCode, Session
+    from fraiseql_checks.core.collect import RewriteCache
+    from fraiseql_checks.core.session import ExitCode, Session
 
     session = config.stash.get(_SESSION)
     if session is None:

@@ -16,14 +16,14 @@ import pluggy
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
-    from fraiseql_checks.collect import CollectError
     from fraiseql_checks.commands import Commands
     from fraiseql_checks.config import Config, Parser
+    from fraiseql_checks.core.collect import CollectError
+    from fraiseql_checks.core.session import Session
     from fraiseql_checks.generate import Generators
+    from fraiseql_checks.reports.terminal import TerminalReporter
     from fraiseql_checks.result import Result
-    from fraiseql_checks.session import Session
     from fraiseql_checks.stores import Store
-    from fraiseql_checks.terminal import TerminalReporter
     from fraiseql_checks.watch.state import StateChange
     from fraiseql_checks.watch.watcher import Watcher
 

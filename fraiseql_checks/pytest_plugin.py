@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from fraiseql_checks.collect import CHECK_FILE_PATTERN, CollectError, Collector
 from fraiseql_checks.config import UsageError
+from fraiseql_checks.core.collect import CHECK_FILE_PATTERN, CollectError, Collector
+from fraiseql_checks.core.runner import Runner
+from fraiseql_checks.core.session import Session
 from fraiseql_checks.result import Outcome, Result
-from fraiseql_checks.runner import Runner
-from fraiseql_checks.session import Session
 from fraiseql_checks.spec import SEVERITIES
 
 _BRIDGE = "fraiseql-checks-bridge"

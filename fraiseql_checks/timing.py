@@ -21,7 +21,7 @@ import asyncio
 import time
 from types import TracebackType
 
-from fraiseql_checks._watchdog import Watchdog, watchdog_of
+from fraiseql_checks.core._watchdog import Watchdog, watchdog_of
 
 
 class Stopwatch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CheckDir
+from tests.support.checkdir import CheckDir
 
 SLOW = """
 import asyncio
@@ -115,7 +115,7 @@ def test_environment_overrides_the_file_and_masks_secrets(checkdir: CheckDir) ->
     checkdir.write(
         "checks/check_env.py",
         """
-        from fraiseql_checks.targets import targets_of
+        from fraiseql_checks.targets.plugin import targets_of
 
         def check_dsn(config):
             assert targets_of(config).database_dsn == "postgresql://app:env-secret-9@db/app"
@@ -348,7 +348,7 @@ def test_a_duplicate_key_in_an_slo_file_is_exit_4(checkdir: CheckDir) -> None:
 
 
 def test_a_duplicate_key_in_a_rule_file_is_a_contract_error(checkdir: CheckDir) -> None:
-    from fraiseql_checks.contract import ContractError, rule_references
+    from fraiseql_checks.targets.contract import ContractError, rule_references
 
     path = checkdir.write(
         "alerts/dup.yml",

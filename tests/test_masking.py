@@ -8,7 +8,7 @@ import pytest
 
 from fraiseql_checks.config import Masker as ConfigMasker
 from fraiseql_checks.masking import Masker, mask_urls, url_passwords
-from tests.conftest import CheckDir
+from tests.support.checkdir import CheckDir
 
 URLS = [
     ("postgresql://app:hunter22@db:5432/app", "postgresql://app:***@db:5432/app"),

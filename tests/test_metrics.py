@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from fraiseql_checks import metrics as m
-from tests.conftest import REPO
+from tests.support import REPO
 
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<kind>\w+) \| (?P<labels>[^|]+) \| (?P<help>.+) \|$")
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fraiseql_checks import metrics, profiles
-from fraiseql_checks.exposition import Exposition
+from fraiseql_checks import metrics
 from fraiseql_checks.metrictypes import (
     HISTOGRAM_PARTS,
     Family,
@@ -15,6 +14,8 @@ from fraiseql_checks.metrictypes import (
     sample_name,
     series_names,
 )
+from fraiseql_checks.targets import profiles
+from fraiseql_checks.targets.exposition import Exposition
 
 
 def test_each_kind_shows_its_series() -> None:

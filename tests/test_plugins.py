@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import CheckDir
+from tests.support.checkdir import CheckDir
 
 PLUGIN = """
 from fraiseql_checks import hookimpl

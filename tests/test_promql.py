@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fraiseql_checks import promql
-from tests.services import require_binary
+from tests.support.services import require_binary
 
 VALID = [
     "up",

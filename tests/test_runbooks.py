@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fraiseql_checks.runbooks import runbook_link
-from tests.conftest import CheckDir
+from tests.support.checkdir import CheckDir
 
 BASE = "https://git.example.org/ops/blob/main/"
 

@@ -13,7 +13,7 @@ docs/alert-rules.md.
 from __future__ import annotations
 
 from fraiseql_checks import alert
-from fraiseql_checks.rules import failing_expr
+from fraiseql_checks.alerting.rules import failing_expr
 
 
 @alert(

@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from fraiseql_checks import check, record
-from fraiseql_checks.contract import ContractError, cached_references, verify
+from fraiseql_checks.targets.contract import ContractError, cached_references, verify
 from fraiseql_checks.trace import current
 
 

@@ -17,10 +17,10 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fraiseql_checks import __version__
+from fraiseql_checks._version import __version__
 from fraiseql_checks.checks import Check
+from fraiseql_checks.core.session import _masked
 from fraiseql_checks.result import Result
-from fraiseql_checks.session import _masked
 
 FORMATS = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 CSV_COLUMNS = (

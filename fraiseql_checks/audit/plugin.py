@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_str, as_str_list, one_of, section
-from fraiseql_checks.fixtures import fixture
+from fraiseql_checks.core.fixtures import fixture
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stash import StashKey
-from fraiseql_checks.targets import targets_of
+from fraiseql_checks.targets.plugin import targets_of
 
 if TYPE_CHECKING:
     from fraiseql_checks.audit.patterns import Audit

@@ -18,11 +18,11 @@ from fraiseql_checks.audit.plugin import WINDOW_KEY, audit_settings
 from fraiseql_checks.checks import Check
 from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Config, UsageError, as_duration
-from fraiseql_checks.fixtures import FixtureLookupError
+from fraiseql_checks.core.fixtures import FixtureLookupError
+from fraiseql_checks.core.session import Session
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.junitxml import write_report
-from fraiseql_checks.session import Session
-from fraiseql_checks.targets import targets_of
+from fraiseql_checks.reports.junitxml import write_report
+from fraiseql_checks.targets.plugin import targets_of
 
 DEFAULT_SINCE = "24h"
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fraiseql_checks.alerts import AlertSpec
+from fraiseql_checks.alerting.alerts import AlertSpec
 from fraiseql_checks.config import Config, UsageError
 from fraiseql_checks.dashboards.data import cache_performance, compliance_audit, database_health
 from fraiseql_checks.dashboards.model import Dashboard, slug
 from fraiseql_checks.dashboards.seed import Seed
 from fraiseql_checks.dashboards.service import error_analysis, operations_overview, user_activity
 from fraiseql_checks.dashboards.suites import PanelHintError, suite_dashboards
-from fraiseql_checks.profiles import DEFAULT_PROFILE, PROFILES
 from fraiseql_checks.runbooks import runbook_base_url
+from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -51,7 +51,7 @@ def build(config: Config, checks: list[Check] | None = None, profile: str | None
     The seed's six read FraiseQL's series, so they are built for ``profile`` (default: the
     configured target's); the suite dashboards read this tool's own metrics only.
     """
-    from fraiseql_checks.targets import targets_of
+    from fraiseql_checks.targets.plugin import targets_of
 
     chosen = PROFILES[profile] if profile else targets_of(config).profile
     checks = collect_checks(config) if checks is None else checks

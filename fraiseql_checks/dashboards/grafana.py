@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fraiseql_checks import __version__
+from fraiseql_checks._version import __version__
 from fraiseql_checks.commands import Command, Commands
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_duration, as_str, section
 from fraiseql_checks.hookspec import hookimpl

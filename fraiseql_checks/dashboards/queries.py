@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Iterable
 
 from fraiseql_checks import metrics as m
-from fraiseql_checks.profiles import Matcher, Profile
 from fraiseql_checks.promql import promql_string, regex_escape
+from fraiseql_checks.targets.profiles import Matcher, Profile
 
 RATE = "$__rate_interval"
 SLO_OBJECTIVE = m.SLO_OBJECTIVE

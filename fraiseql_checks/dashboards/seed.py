@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fraiseql_checks import metrics as m
-from fraiseql_checks.alerts import AlertSpec
+from fraiseql_checks.alerting.alerts import AlertSpec
 from fraiseql_checks.dashboards.model import (
     Dashboard,
     Panel,
@@ -32,7 +32,7 @@ from fraiseql_checks.dashboards.model import (
     slug,
 )
 from fraiseql_checks.dashboards.queries import RATE, CheckValue, FraiseQLNames, Re, Scope, check_function, select
-from fraiseql_checks.profiles import Profile, Series
+from fraiseql_checks.targets.profiles import Profile, Series
 
 SERVER = Scope("job", "instance")
 WATCHER = Scope("watcher", None)

@@ -202,12 +202,12 @@ def _open_store(config: Config) -> Store | None:
 
 
 async def _evaluate(config: Config, slos: Sequence[SLO], now: float) -> list[Status]:
-    from fraiseql_checks.http import make_client
-    from fraiseql_checks.prometheus import PrometheusClient
     from fraiseql_checks.slo.compute import statuses
     from fraiseql_checks.slo.model import CheckSLI
     from fraiseql_checks.stores import StoreUnavailable
-    from fraiseql_checks.targets import targets_of
+    from fraiseql_checks.targets.http import make_client
+    from fraiseql_checks.targets.plugin import targets_of
+    from fraiseql_checks.targets.prometheus import PrometheusClient
 
     store: Store | None = None
     if any(isinstance(slo.sli, CheckSLI) for slo in slos):
@@ -301,7 +301,7 @@ def json_document(verdicts: Sequence[Verdict], options: argparse.Namespace, now:
 
 def junit_xml(verdicts: Sequence[Verdict], suite_name: str, now: float) -> str:
     """One test case per SLO (named by its id, classed by its service)."""
-    from fraiseql_checks.junitxml import JUnitReport
+    from fraiseql_checks.reports.junitxml import JUnitReport
     from fraiseql_checks.result import Outcome, Result
 
     report = JUnitReport(Path(), suite_name)
@@ -327,9 +327,9 @@ def junit_xml(verdicts: Sequence[Verdict], suite_name: str, now: float) -> str:
 
 
 def run(config: Config) -> int:
+    from fraiseql_checks.core.session import ExitCode
     from fraiseql_checks.generate import GenerateError
-    from fraiseql_checks.junitxml import prepare_report_path, write_report
-    from fraiseql_checks.session import ExitCode
+    from fraiseql_checks.reports.junitxml import prepare_report_path, write_report
     from fraiseql_checks.slo.model import SLOError
     from fraiseql_checks.slo.plugin import for_profile, load_slos
 

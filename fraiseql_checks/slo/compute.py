@@ -29,8 +29,8 @@ from fraiseql_checks.durations import parse_duration
 from fraiseql_checks.slo.model import BURN_WINDOWS, PERIOD_WINDOW, SLO, CheckSLI, PeriodKind, exact
 
 if TYPE_CHECKING:
-    from fraiseql_checks.prometheus import PrometheusClient
     from fraiseql_checks.stores import SLITotals
+    from fraiseql_checks.targets.prometheus import PrometheusClient
 
 #: The burn-rate windows in seconds.
 WINDOW_SECONDS: dict[str, float] = {window: parse_duration(window) for window in BURN_WINDOWS}
@@ -202,7 +202,7 @@ async def check_statuses(store: TotalsSource, slos: Sequence[SLO], now: float) -
 
 
 async def _error_ratio(prom: PrometheusClient, slo: SLO, window: str, now: float) -> Fraction | None:
-    from fraiseql_checks.prometheus import Scalar, Vector
+    from fraiseql_checks.targets.prometheus import Scalar, Vector
 
     expr = slo.sli.error_ratio_query(window)
     result = await prom.query(expr, time=now)

@@ -70,10 +70,10 @@ class SLOExporter:
     # -- computing ----------------------------------------------------------------------
 
     async def update(self) -> None:
-        from fraiseql_checks.http import make_client
-        from fraiseql_checks.prometheus import PrometheusClient
         from fraiseql_checks.slo.compute import statuses
-        from fraiseql_checks.targets import targets_of
+        from fraiseql_checks.targets.http import make_client
+        from fraiseql_checks.targets.plugin import targets_of
+        from fraiseql_checks.targets.prometheus import PrometheusClient
 
         config = self.watcher.config
         targets = targets_of(config)

@@ -25,14 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.metrictypes import NAME, Kind, family_name
-from fraiseql_checks.profiles import (
-    PROFILES,
-    MissingRole,
-    RoleError,
-    expand,
-    histogram_reference,
-    references,
-)
 from fraiseql_checks.promql import PromQLError, parse
 from fraiseql_checks.slo.model import (
     SLI,
@@ -45,6 +37,14 @@ from fraiseql_checks.slo.model import (
     Period,
     RatioSLI,
     SLOError,
+)
+from fraiseql_checks.targets.profiles import (
+    PROFILES,
+    MissingRole,
+    RoleError,
+    expand,
+    histogram_reference,
+    references,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _name(where: _Where, value: Any, what: str = "name") -> str:
 
 def _profiles(where: _Where, value: Any) -> tuple[str, ...]:
     """``profile: fraiseql-v2`` (or a list): the SLO's queries use that profile's metric names."""
-    from fraiseql_checks.profiles import PROFILES
+    from fraiseql_checks.targets.profiles import PROFILES
 
     if value is None:
         return ()

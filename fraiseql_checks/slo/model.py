@@ -194,7 +194,7 @@ class CheckSLI:
 
     def error_ratio_query(self, window: str) -> str:
         from fraiseql_checks import metrics as m
-        from fraiseql_checks.rules import promql_string
+        from fraiseql_checks.alerting.rules import promql_string
 
         check = promql_string(self.check_id)
         bad = f'sum(rate({m.SLO_SECONDS.name}{{check={check},outcome="bad"}}[{window}]))'

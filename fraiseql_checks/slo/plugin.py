@@ -126,7 +126,7 @@ def slos_of(checks: list[Check], config: Config) -> list[SLO]:
 
 def for_profile(slos: list[SLO], config: Config) -> list[SLO]:
     """The SLOs that apply to the configured target profile (``FRAISEQL_PROFILE``)."""
-    from fraiseql_checks.targets import targets_of
+    from fraiseql_checks.targets.plugin import targets_of
 
     profile = targets_of(config).profile.name
     return [slo for slo in slos if slo.applies_to(profile)]

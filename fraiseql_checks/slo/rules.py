@@ -27,11 +27,10 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+from fraiseql_checks.alerting.rules import RUNBOOKS, RuleSettings, promql_string, render, rule_settings, template_text
 from fraiseql_checks.config import Config
 from fraiseql_checks.generate import GenerateError
-from fraiseql_checks.profiles import DEFAULT_PROFILE
 from fraiseql_checks.promql import PromQLError, parse
-from fraiseql_checks.rules import RUNBOOKS, RuleSettings, promql_string, render, rule_settings, template_text
 from fraiseql_checks.slo.model import (
     BURN_WINDOWS,
     PAGE,
@@ -43,6 +42,7 @@ from fraiseql_checks.slo.model import (
     decimal_text,
     exact,
 )
+from fraiseql_checks.targets.profiles import DEFAULT_PROFILE
 
 FOLDER = "alerts/slo"
 #: The alert's name unless the SLO's ``alerting.name`` says otherwise.
@@ -290,7 +290,7 @@ def slo_rule_files(slos: Iterable[SLO], settings: RuleSettings) -> dict[str, str
     only where its SLOs differ from the default's (as ``generate alerts`` lays out
     profiles, so the metrics contract of a target reads its own profile's rules).
     """
-    from fraiseql_checks.profiles import PROFILES
+    from fraiseql_checks.targets.profiles import PROFILES
 
     every = list(slos)
     services = sorted({slo.service for slo in every})
@@ -310,7 +310,7 @@ def slo_rule_files(slos: Iterable[SLO], settings: RuleSettings) -> dict[str, str
 
 
 def make(config: Config) -> dict[str, str]:
-    from fraiseql_checks.session import ExitCode
+    from fraiseql_checks.core.session import ExitCode
     from fraiseql_checks.slo.plugin import load_slos
 
     try:

@@ -23,18 +23,16 @@ SLOs read hourly rollups: each store keeps, per check and UTC hour, the good and
 bad runs and the seconds they count for, updated in the transaction that writes
 the results (a row ignored as a duplicate counts nothing). ``sli_totals`` answers
 any window exactly by adding the whole hours from the rollups to the partial hours
-at its edges, summed from the raw results; ``plan_windows`` and ``SLIPlan.totals``
-here do the arithmetic both stores share.
+at its edges, summed from the raw results; ``stores/sli.py`` does the arithmetic both
+stores share, and ``stores/rows.py`` turns records into the columns both store them as.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
-import math
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.result import Outcome, Result
@@ -54,9 +52,6 @@ __all__ = [
     "StoredResult",
     "open_store",
 ]
-
-#: The width of a rollup bucket, in seconds.
-HOUR = 3600
 
 
 class StoreUnavailable(Exception):
@@ -180,194 +175,6 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections; safe to call when ``open`` failed, and twice."""
-
-
-def change_row(change: StateChange) -> tuple[str, float, str, str, bool, str, str, str, int]:
-    return (
-        change.check_id,
-        change.at,
-        change.previous.value,
-        change.state.value,
-        change.silenced,
-        change.reason,
-        change.message,
-        change.trace_id,
-        change.consecutive_failures,
-    )
-
-
-def change_of(row: Sequence[Any]) -> StateChange:
-    check_id, at, previous, state, silenced, reason, message, trace_id, consecutive = row
-    return StateChange(
-        check_id=str(check_id),
-        at=float(at),
-        previous=State(previous),
-        state=State(state),
-        silenced=bool(silenced),
-        reason=str(reason),
-        message=str(message),
-        trace_id=str(trace_id),
-        consecutive_failures=int(consecutive),
-    )
-
-
-def state_row(
-    record: StateRecord,
-) -> tuple[str, str, str, int, int, str, str, float | None, float | None]:
-    """A state as the stores' columns hold it (the time lists as JSON arrays)."""
-    return (
-        record.check_id,
-        record.base.value,
-        record.state.value,
-        record.consecutive_failures,
-        record.consecutive_successes,
-        json.dumps(record.failures),
-        json.dumps(record.changes),
-        record.since,
-        record.updated_at,
-    )
-
-
-def state_of(row: Sequence[Any]) -> StateRecord:
-    check_id, base, state, failures, successes, failure_times, change_times, since, updated_at = row
-    return StateRecord(
-        check_id=str(check_id),
-        base=State(base),
-        state=State(state),
-        consecutive_failures=int(failures),
-        consecutive_successes=int(successes),
-        failures=tuple(float(t) for t in json.loads(failure_times)),
-        changes=tuple(float(t) for t in json.loads(change_times)),
-        since=None if since is None else float(since),
-        updated_at=None if updated_at is None else float(updated_at),
-    )
-
-
-def result_of(row: Sequence[Any]) -> StoredResult:
-    check_id, started_at, duration_s, outcome, message, trace_id, values, timed_out, kind, interval_s, silenced = row
-    return StoredResult(
-        check_id=str(check_id),
-        started_at=float(started_at),
-        duration_s=float(duration_s),
-        outcome=Outcome(outcome),
-        message=str(message),
-        trace_id=str(trace_id),
-        values=json.loads(values) if isinstance(values, str) else dict(values),
-        timed_out=bool(timed_out),
-        kind=str(kind),
-        interval_s=float(interval_s),
-        silenced=bool(silenced),
-    )
-
-
-def hour_of(at: float) -> int:
-    """The start of the UTC hour ``at`` falls in: the rollup bucket of a run started then.
-
-    Exact at the boundaries (``at / 3600`` may round up to the next hour just below it),
-    as the stores' SQL computes it."""
-    hour = math.floor(at / HOUR) * HOUR
-    if hour > at:
-        hour -= HOUR
-    elif hour + HOUR <= at:
-        hour += HOUR
-    return hour
-
-
-@dataclasses.dataclass(frozen=True)
-class SLIPlan:
-    """How a store answers ``sli_totals`` for a set of windows.
-
-    The windows' whole hours and raw edges are cut into disjoint segments, so each
-    rollup row and each raw result is read once however many windows share it (the
-    30-day window contains the 3-day one): the store sums each segment per check,
-    ``totals`` adds the segments of each window.
-    """
-
-    #: Disjoint ``[since, until)`` ranges of rollup buckets (hour starts).
-    hours: tuple[tuple[int, int], ...]
-    #: Disjoint ``[since, until)`` ranges of raw results.
-    raw: tuple[tuple[float, float], ...]
-    #: For each window, the indexes of its segments in ``hours`` and in ``raw``.
-    windows: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
-
-    def totals(
-        self,
-        check_ids: Iterable[str],
-        hour_sums: Iterable[Sequence[Any]],
-        raw_sums: Iterable[Sequence[Any]],
-    ) -> dict[str, list[SLITotals]]:
-        """Add up per window the segment sums the store found, rows of
-        ``(segment index, check id, good_s, bad_s, good_runs, bad_runs)``."""
-        count = len(self.windows)
-        sums = {check_id: [[0.0, 0.0, 0.0, 0.0] for _ in range(count)] for check_id in check_ids}
-        for part, rows in ((0, hour_sums), (1, raw_sums)):
-            # which windows each segment belongs to
-            windows_of: dict[int, list[int]] = {}
-            for window, parts in enumerate(self.windows):
-                for segment in parts[part]:
-                    windows_of.setdefault(segment, []).append(window)
-            for segment, check_id, good_s, bad_s, good_runs, bad_runs in rows:
-                per_window = sums.get(check_id)
-                if per_window is None:
-                    continue
-                for window in windows_of.get(segment, ()):
-                    total = per_window[window]
-                    total[0] += good_s or 0.0
-                    total[1] += bad_s or 0.0
-                    total[2] += good_runs or 0
-                    total[3] += bad_runs or 0
-        out = {
-            check_id: [SLITotals(float(g), float(b), int(gr), int(br)) for g, b, gr, br in per_window]
-            for check_id, per_window in sums.items()
-        }
-        return out
-
-
-def plan_windows(windows: Sequence[tuple[float, float]]) -> SLIPlan:
-    """Split each window ``[since, until)`` into the whole hours inside it (from the
-    rollups) and the partial hours at its edges (from the raw results); a window
-    without a whole hour is all raw. Then cut everything into disjoint segments."""
-    hour_ranges: list[list[tuple[float, float]]] = []
-    raw_ranges: list[list[tuple[float, float]]] = []
-    for since, until in windows:
-        first = hour_of(since)
-        if first < since:
-            first += HOUR
-        last = hour_of(until)
-        if since >= until:
-            hour_ranges.append([])
-            raw_ranges.append([])
-        elif first < last:
-            hour_ranges.append([(first, last)])
-            raw_ranges.append([r for r in ((since, first), (last, until)) if r[0] < r[1]])
-        else:
-            hour_ranges.append([])
-            raw_ranges.append([(since, until)])
-    hours, hour_parts = _segments(hour_ranges)
-    raw, raw_parts = _segments(raw_ranges)
-    return SLIPlan(
-        hours=tuple((int(a), int(b)) for a, b in hours),
-        raw=tuple(raw),
-        windows=tuple(zip(hour_parts, raw_parts, strict=True)),
-    )
-
-
-def _segments(
-    ranges: list[list[tuple[float, float]]],
-) -> tuple[list[tuple[float, float]], list[tuple[int, ...]]]:
-    """The disjoint pieces the ranges' ends cut them into, and which pieces make up each
-    window's ranges."""
-    points = sorted({point for window in ranges for r in window for point in r})
-    pieces = [
-        (a, b)
-        for a, b in itertools.pairwise(points)
-        if any(since <= a and b <= until for window in ranges for since, until in window)
-    ]
-    parts = [
-        tuple(i for i, (a, b) in enumerate(pieces) if any(since <= a and b <= until for since, until in window))
-        for window in ranges
-    ]
-    return pieces, parts
 
 
 def open_store(config: Config, url: str) -> Store:

@@ -28,20 +28,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.stores import (
-    HOUR,
-    SLITotals,
-    StateChange,
-    StateRecord,
-    StoredResult,
-    StoreUnavailable,
-    change_of,
-    change_row,
-    plan_windows,
-    result_of,
-    state_of,
-    state_row,
-)
+from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
+from fraiseql_checks.stores.rows import change_of, change_row, result_of, state_of, state_row
+from fraiseql_checks.stores.sli import HOUR, plan_windows
 
 if TYPE_CHECKING:
     import asyncpg

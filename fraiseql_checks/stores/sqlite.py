@@ -30,21 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.stores import (
-    HOUR,
-    SLIPlan,
-    SLITotals,
-    StateChange,
-    StateRecord,
-    StoredResult,
-    StoreUnavailable,
-    change_of,
-    change_row,
-    plan_windows,
-    result_of,
-    state_of,
-    state_row,
-)
+from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
+from fraiseql_checks.stores.rows import change_of, change_row, result_of, state_of, state_row
+from fraiseql_checks.stores.sli import HOUR, SLIPlan, plan_windows
 
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config

@@ -25,7 +25,7 @@ from typing import cast
 
 import h11
 
-from fraiseql_checks import __version__
+from fraiseql_checks._version import __version__
 
 _MAX_REQUEST = 16 * 1024
 _BATCH = 1024 * 1024

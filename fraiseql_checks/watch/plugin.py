@@ -28,16 +28,16 @@ from fraiseql_checks.config import (
     as_str,
     section,
 )
+from fraiseql_checks.core.runner import run_on_new_loop
+from fraiseql_checks.core.session import ExitCode
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.reports.terminal import TerminalReporter
 from fraiseql_checks.result import Outcome, Result
-from fraiseql_checks.runner import run_on_new_loop
-from fraiseql_checks.session import ExitCode
 from fraiseql_checks.stash import StashKey
-from fraiseql_checks.terminal import TerminalReporter
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
-    from fraiseql_checks.session import Session
+    from fraiseql_checks.core.session import Session
     from fraiseql_checks.stores import Store
     from fraiseql_checks.watch.maintenance import MaintenanceWindow
     from fraiseql_checks.watch.state import StateChange

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks.collect import CONFTEST, CollectError, Collector
-from fraiseql_checks.fixtures import FixtureDef, FixtureRegistry
+from fraiseql_checks.core.collect import CONFTEST, CollectError, Collector
+from fraiseql_checks.core.fixtures import FixtureDef, FixtureRegistry
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
-    from fraiseql_checks.session import Session
+    from fraiseql_checks.core.session import Session
 
 
 @dataclasses.dataclass

@@ -22,29 +22,28 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import psutil
 
-from fraiseql_checks import __version__
 from fraiseql_checks import metrics as m
 from fraiseql_checks.cli import ARGS_KEY
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runbooks import runbook_base_url
 from fraiseql_checks.stores import StateRecord, Store, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
-from fraiseql_checks.watch import exposition
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram
-from fraiseql_checks.watch.http import HTTPServer, Page
+from fraiseql_checks.watch.http import HTTPServer
 from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced, windows_for
+from fraiseql_checks.watch.pages import WatcherPages
 from fraiseql_checks.watch.schedule import Entry, Schedule
 from fraiseql_checks.watch.state import CheckState, Rules, StateChange
 from fraiseql_checks.watch.workers import Collection, WorkerPool
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
-    from fraiseql_checks.session import Session
+    from fraiseql_checks.core.session import Session
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +120,7 @@ class Watcher:
             warn=self.say,
         )
         self.server = HTTPServer()
-        self.server.routes.update(
-            {"/metrics": self.metrics_page, "/healthz": self.health_page, "/readyz": self.ready_page}
-        )
+        self.server.routes.update(WatcherPages(self).routes())
         self.pool = WorkerPool(
             count=settings.workers,
             args=self.config.stash[ARGS_KEY].copy(),
@@ -149,7 +146,7 @@ class Watcher:
         self.longest_hold = 0.0
         self.collected = False
         self.started = time.time()
-        self._process = psutil.Process(os.getpid())
+        self.process = psutil.Process(os.getpid())
         self._semaphore = asyncio.Semaphore(self.config.get("concurrency"))
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiter: asyncio.Future[None] | None = None
@@ -164,6 +161,17 @@ class Watcher:
         self.totals: WriterTotals | None = None
         #: More ``/metrics`` families from plugins (SLO gauges): each returns its lines.
         self.extra_metrics: list[Callable[[], Iterable[str]]] = []
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for (SIGTERM, SIGINT): finishing the runs under way."""
+        return self._stopping
+
+    @property
+    def scheduler_failed(self) -> bool:
+        """The scheduling loop ended without a stop being asked for: the watcher is broken."""
+        scheduler = self._scheduler
+        return scheduler is not None and scheduler.done() and not self._stopping
 
     # -- checks in and out of the schedule ----------------------------------------------
 
@@ -443,69 +451,6 @@ class Watcher:
             await self.writer.store.close()
             for signum in installed:
                 loop.remove_signal_handler(signum)
-
-    # -- what the HTTP server shows ------------------------------------------------------
-
-    def metrics_page(self) -> Page:
-        body = exposition.render((entry.item.series for entry in self.schedule), time.time(), self._own_lines)
-        return Page(200, body, exposition.CONTENT_TYPE)
-
-    def _own_lines(self) -> Iterator[str]:
-        writer, pool = self.writer, self.pool
-        workers = pool.all_workers()
-        yield exposition.header(m.LATENESS) + self.lateness.fill(exposition.histogram_template(m.LATENESS, ""))
-        yield exposition.simple(m.IN_PROGRESS, self.in_progress)
-        yield exposition.simple(m.SCHEDULED, len(self.schedule))
-        yield exposition.simple(m.COLLECTION_ERRORS, self.collection_errors)
-        yield exposition.labelled(m.RELOADS, self.reloads)
-        yield exposition.labelled(m.FIXTURE_REBUILDS, self.fixture_rebuilds)
-        yield exposition.simple(m.LOOP_BLOCKED, self.loop_interrupts)
-        yield exposition.simple(m.LONGEST_BLOCK, self.longest_hold)
-        yield exposition.labelled(m.LOOP_HELD, {check: n for check, n in self.held.items() if check})
-        yield exposition.labelled(m.ISOLATED, {check: 1 for check in pool.isolated})
-        yield exposition.labelled(m.WORKER_UP, {w.name: int(w.up) for w in workers})
-        checks = Counter(pool.worker_for(entry.key).name for entry in self.schedule)
-        yield exposition.labelled(m.WORKER_CHECKS, {w.name: checks[w.name] for w in workers})
-        restarts: dict[tuple[str, ...], float] = {(w.name, r): n for w in workers for r, n in w.restarts.items()}
-        yield exposition.multi(m.WORKER_RESTARTS, restarts)
-        yield exposition.labelled(m.WORKER_MEMORY, {w.name: w.rss for w in workers if w.up})
-        yield exposition.labelled(m.WORKER_CPU, {w.name: w.cpu_seconds() for w in workers})
-        server = self.server
-        yield exposition.simple(m.HTTP_OPEN, server.connections_open)
-        yield exposition.simple(m.HTTP_ACCEPTED, server.connections_accepted_total)
-        yield exposition.simple(m.HTTP_EVICTED, server.connections_evicted_total)
-        yield exposition.simple(m.HTTP_REJECTED, server.connections_rejected_total)
-        yield exposition.simple(m.HTTP_TIMEOUTS, server.requests_timed_out_total)
-        yield exposition.simple(m.STORE_BACKLOG, writer.backlog)
-        yield exposition.simple(m.STORE_DROPPED, writer.dropped)
-        yield exposition.simple(m.STORE_WRITTEN, writer.written)
-        yield exposition.simple(m.STORE_ERRORS, writer.errors)
-        yield exposition.simple(m.STORE_UP, int(writer.up))
-        yield exposition.labelled(m.BUILD_INFO, {__version__: 1})
-        yield exposition.simple(m.START_TIME, self.started)
-        cpu = self._process.cpu_times()
-        yield exposition.simple(m.PROCESS_CPU, cpu.user + cpu.system)
-        yield exposition.simple(m.PROCESS_RSS, self._process.memory_info().rss)
-        for extra in self.extra_metrics:
-            yield from extra()
-
-    def health_page(self) -> Page:
-        scheduler = self._scheduler
-        if scheduler is not None and scheduler.done() and not self._stopping:
-            return Page(503, b"the scheduler stopped\n")
-        return Page(200, b"ok\n")
-
-    def ready_page(self) -> Page:
-        problems = []
-        if not self.collected:
-            problems.append("checks are not collected yet")
-        if not self.writer.up:
-            problems.append(f"the result store is not writable: {self.config.mask(self.writer.last_error)}")
-        if self._stopping:
-            problems.append("stopping")
-        if problems:
-            return Page(503, ("\n".join(problems) + "\n").encode())
-        return Page(200, b"ready\n")
 
 
 def _freeze_heap() -> None:

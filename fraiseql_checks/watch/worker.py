@@ -33,12 +33,12 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from fraiseql_checks import _interrupt
-from fraiseql_checks._fixture_lifecycle import FixtureError, ScopeState
-from fraiseql_checks.fixtures import FixtureLookupError, Scope
+from fraiseql_checks.core import _interrupt
+from fraiseql_checks.core._fixture_lifecycle import FixtureError, ScopeState
+from fraiseql_checks.core.fixtures import FixtureLookupError, Scope
+from fraiseql_checks.core.runner import Runner
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
-from fraiseql_checks.runner import Runner
 from fraiseql_checks.stash import StashKey
 from fraiseql_checks.trace import current_run
 from fraiseql_checks.watch import wire
@@ -47,7 +47,7 @@ from fraiseql_checks.watch.wire import BlockingChannel, Message
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
     from fraiseql_checks.config import Config
-    from fraiseql_checks.session import Session
+    from fraiseql_checks.core.session import Session
 
 #: The beat's period: the watcher hears from every worker this often.
 BEAT = 0.5
@@ -219,7 +219,7 @@ class Worker:
     def main(self) -> int:
         from fraiseql_checks.cli import configure
         from fraiseql_checks.config import UsageError
-        from fraiseql_checks.session import Session
+        from fraiseql_checks.core.session import Session
 
         # The loop exists before anything can arrive for it: messages sent right after
         # "collected" wait in its queue until it runs.
@@ -350,7 +350,7 @@ class Worker:
             await asyncio.gather(*self.tasks.values(), *self._background, return_exceptions=True)
             for state in self._retired:
                 for definition, error in await runner.fixtures.teardown(state, self._max_timeout):
-                    from fraiseql_checks.runner import teardown_result
+                    from fraiseql_checks.core.runner import teardown_result
 
                     self.session.report(teardown_result(self.config, definition, error), None)
 
@@ -460,7 +460,7 @@ class Worker:
         if state in self._retired:
             self._retired.remove(state)
             assert self.runner is not None
-            from fraiseql_checks.runner import teardown_result
+            from fraiseql_checks.core.runner import teardown_result
 
             for definition, error in await self.runner.fixtures.teardown(state, self._max_timeout):
                 self.session.report(teardown_result(self.config, definition, error), None)

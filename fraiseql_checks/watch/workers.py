@@ -40,8 +40,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
-from fraiseql_checks.collect import CollectError
 from fraiseql_checks.config import UsageError
+from fraiseql_checks.core.collect import CollectError
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.watch import stacks, wire
 

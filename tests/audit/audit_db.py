@@ -23,7 +23,7 @@ import asyncpg
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.patterns import Audit
 from fraiseql_checks.audit.reader import Reader, Scope
-from fraiseql_checks.database import Database
+from fraiseql_checks.targets.database import Database
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

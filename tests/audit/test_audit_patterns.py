@@ -11,9 +11,9 @@ import pytest
 from fraiseql_checks.audit import Audit, AuditUnsupported
 from fraiseql_checks.audit.layout import layout_of
 from fraiseql_checks.audit.reader import Reader, Scope
-from fraiseql_checks.database import Database
+from fraiseql_checks.targets.database import Database
 from tests.audit.audit_db import V2_SCHEMA, AuditDatabase, insert_v2, run, v2_event
-from tests.services import throwaway_postgres
+from tests.support.services import throwaway_postgres
 
 NOW = dt.datetime.now(dt.UTC)
 

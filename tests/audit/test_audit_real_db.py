@@ -18,8 +18,8 @@ from fraiseql_checks.audit import Audit, AuditUnsupported
 from fraiseql_checks.audit.layout import PATTERN_NAMES, layout_of
 from fraiseql_checks.audit.patterns import DEFAULT_PATTERNS, database_error
 from fraiseql_checks.audit.reader import Reader, Scope
-from fraiseql_checks.database import Database
 from fraiseql_checks.errors import TargetError
+from fraiseql_checks.targets.database import Database
 from fraiseql_checks.trace import RunContext, current_run
 from tests.audit.audit_db import AuditDatabase, insert_v2, run, v2_event
 

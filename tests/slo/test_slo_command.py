@@ -15,9 +15,9 @@ import xmlschema
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.stores import StoredResult
 from fraiseql_checks.stores.sqlite import SQLiteStore
-from tests import validators
-from tests.conftest import CheckDir
-from tests.services import Prometheus, require, require_binary
+from tests.support import validators
+from tests.support.checkdir import CheckDir
+from tests.support.services import Prometheus, require, require_binary
 
 API = "checks/api/check_api.py::check_api"
 SEARCH = "checks/api/check_api.py::check_search"
@@ -127,7 +127,7 @@ def test_no_data_passes_the_gate_unless_data_is_required(project: CheckDir) -> N
 
 def test_junit_has_one_case_per_slo_and_is_valid(project: CheckDir) -> None:
     xsd = validators.junit_xsd()
-    require(xsd.exists(), "junit-10.xsd was not fetched (run tests/validators.py)")
+    require(xsd.exists(), "junit-10.xsd was not fetched (run tests/support/validators.py)")
     path = project.path / "slo.xml"
     result = project.run("slo", "--gate", "--junitxml", str(path))
     assert result.ret == 1

@@ -11,7 +11,7 @@ import pytest
 
 from fraiseql_checks.slo.load import load_files
 from fraiseql_checks.slo.model import CheckSLI, LatencySLI, Objective, Period, PeriodKind, RatioSLI, SLOError
-from tests.conftest import CheckDir
+from tests.support.checkdir import CheckDir
 
 
 def load(tmp_path: Path, text: str, name: str = "slos.yaml") -> list:  # type: ignore[type-arg]

@@ -10,7 +10,7 @@ import pytest
 
 from fraiseql_checks.slo.load import load_files
 from fraiseql_checks.slo.model import SLO, LatencySLI, RatioSLI, SLOError
-from tests.conftest import CheckDir
+from tests.support.checkdir import CheckDir
 
 
 def load(tmp_path: Path, text: str) -> list[SLO]:

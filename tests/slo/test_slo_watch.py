@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from tests.conftest import CheckDir
-from tests.services import require_binary
-from tests.watch.conftest import WatchProcess, watch  # noqa: F401  (the fixture)
+from tests.support.checkdir import CheckDir
+from tests.support.services import require_binary
+from tests.support.watcher import WatchProcess
 
 Watch = Callable[..., WatchProcess]
 UP = "checks/check_slo.py::check_up"
@@ -15,7 +15,7 @@ DOWN = "checks/check_slo.py::check_down"
 QUIET = "checks/check_slo.py::check_quiet"
 
 
-def test_the_watcher_exports_slo_series_that_promtool_accepts(checkdir: CheckDir, watch: Watch) -> None:  # noqa: F811
+def test_the_watcher_exports_slo_series_that_promtool_accepts(checkdir: CheckDir, watch: Watch) -> None:
     checkdir.write(
         "fraiseql-checks.yaml",
         """

@@ -41,11 +41,12 @@ import promql_parser
 import pytest
 import yaml
 
-from fraiseql_checks.rules import RuleSettings
+from fraiseql_checks.alerting.rules import RuleSettings
 from fraiseql_checks.slo.load import load_files
 from fraiseql_checks.slo.model import SLO, SLOError
 from fraiseql_checks.slo.rules import slo_groups, slo_rule_files
-from tests.conftest import REPO, CheckDir
+from tests.support import REPO
+from tests.support.checkdir import CheckDir
 
 SLOTH = REPO / "tests/data/slo/sloth/examples"
 #: The examples our generator supports, and those it refuses (with the reason it gives).

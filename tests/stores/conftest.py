@@ -14,9 +14,7 @@ import pytest
 from fraiseql_checks.stores import Store
 from fraiseql_checks.stores.postgres import PostgresStore
 from fraiseql_checks.stores.sqlite import SQLiteStore
-from tests.services import require
-
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.support.services import PG_DSN, require
 
 
 def postgres_listening() -> bool:

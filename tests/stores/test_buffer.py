@@ -26,9 +26,8 @@ from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
 from fraiseql_checks.stores.postgres import PostgresStore
 from fraiseql_checks.stores.sqlite import SQLiteStore
 from fraiseql_checks.watch.state import CheckState, Rules, State, StateChange
-from tests.conftest import REPO
-from tests.services import throwaway_postgres
-from tests.stores.conftest import PG_DSN
+from tests.support import REPO
+from tests.support.services import PG_DSN, throwaway_postgres
 
 T0 = 1_750_000_000.0
 T = TypeVar("T")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 
-from fraiseql_checks.stores import SLITotals, hour_of, plan_windows
+from fraiseql_checks.stores import SLITotals
+from fraiseql_checks.stores.sli import hour_of, plan_windows
 
 H = 1_749_996_000  # an hour boundary
 

@@ -13,8 +13,8 @@ from fraiseql_checks.spec import make_spec
 from fraiseql_checks.watch import exposition
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram
 from fraiseql_checks.watch.maintenance import as_windows
-from tests.services import require_binary
-from tests.watch.conftest import parse_metrics
+from tests.support.services import require_binary
+from tests.support.watcher import parse_metrics
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
 T0 = 1_750_000_000.0

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from fraiseql_checks.watch.http import HTTPServer, Page
-from tests.services import free_port, wait_until
+from tests.support.services import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

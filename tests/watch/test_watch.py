@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CheckDir
-from tests.services import prometheus, require_binary, wait_until
-from tests.watch.conftest import Samples, WatchProcess
+from tests.support.checkdir import CheckDir
+from tests.support.services import prometheus, require_binary, wait_until
+from tests.support.watcher import Samples, WatchProcess
 
 Watch = Callable[..., WatchProcess]
 FAST = "start_jitter: 50ms\n"
@@ -361,7 +361,7 @@ def test_nothing_to_watch_exits_5(checkdir: CheckDir) -> None:
 def test_the_store_password_is_masked_and_readyz_says_the_store_is_away(
     checkdir: CheckDir, watch: Watch, url: str, shown: str
 ) -> None:
-    from tests.services import free_port
+    from tests.support.services import free_port
 
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import asyncpg
 
-from tests.conftest import CheckDir
-from tests.services import throwaway_postgres
-from tests.watch.conftest import WatchProcess
+from tests.support.checkdir import CheckDir
+from tests.support.services import throwaway_postgres
+from tests.support.watcher import WatchProcess
 
 Watch = Callable[..., WatchProcess]
 

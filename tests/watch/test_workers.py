@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import psutil
 
-from tests.conftest import CheckDir
-from tests.services import wait_until
-from tests.watch.conftest import WatchProcess
+from tests.support.checkdir import CheckDir
+from tests.support.services import wait_until
+from tests.support.watcher import WatchProcess
 
 Watch = Callable[..., WatchProcess]
 FAST = "start_jitter: 50ms\n"
@@ -329,7 +329,7 @@ async def check_latency():
 def test_a_cpu_bound_neighbour_neither_fails_a_latency_check_nor_stays_beside_it(
     checkdir: CheckDir, watch: Watch
 ) -> None:
-    from tests.test_bad_checks import echo_server
+    from tests.core.test_bad_checks import echo_server
 
     port, server = echo_server()
     checkdir.write("fraiseql-checks.yaml", FAST)
@@ -412,7 +412,7 @@ database:
 def test_a_flood_of_half_sent_requests_does_not_blind_the_watcher(checkdir: CheckDir, watch: Watch) -> None:
     import socket
 
-    from tests.test_bad_checks import echo_server
+    from tests.core.test_bad_checks import echo_server
 
     port, server = echo_server(delay=0.0)
     checkdir.write("fraiseql-checks.yaml", FAST)

@@ -1,0 +1,412 @@
+"""Running checks: one asyncio loop, a concurrency cap, a timeout per check.
+
+``Runner.run_check`` runs one check and returns its result; it is shared by the
+one-shot run here and by watch mode. Async checks run on the loop, sync checks
+and sync fixtures on worker threads that a hung call cannot hold. Time limits
+and checks that block the loop itself are the watchdog's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import inspect
+import os
+import signal
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import fraiseql_checks
+from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
+from fraiseql_checks.core import _interrupt
+from fraiseql_checks.core._fixture_lifecycle import FIXTURE_TASK, FixtureError, FixtureLifecycle, ScopeState
+from fraiseql_checks.core._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_comparisons, format_exception
+from fraiseql_checks.core._threads import ThreadLane
+from fraiseql_checks.core._watchdog import LoopBlocked, Watchdog
+from fraiseql_checks.core.fixtures import FixtureDef, FixtureLookupError
+from fraiseql_checks.errors import TargetError, TargetNotConfigured
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id
+
+if TYPE_CHECKING:
+    from fraiseql_checks.checks import Check
+    from fraiseql_checks.core.session import Session
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = "10s"
+DEFAULT_CONCURRENCY = 100
+_HIDDEN = (
+    os.path.dirname(fraiseql_checks.__file__),
+    os.path.dirname(asyncio.__file__),
+    threading.__file__,
+    PYTEST_DIR,  # pytest.skip(), pytest.fail() and pytest.raises frames
+)
+
+
+#: What a ``BaseException`` raised by user code means, for its error message.
+_BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]] = {
+    SystemExit: lambda exc: (
+        f"SystemExit({getattr(exc, 'code', None)!r}) raised: sys.exit() ends the check, not the run"
+    ),
+    KeyboardInterrupt: lambda exc: "KeyboardInterrupt raised by the check (not a Ctrl-C at the terminal)",
+    GeneratorExit: lambda exc: "GeneratorExit raised by the check",
+    asyncio.CancelledError: lambda exc: "CancelledError raised by the check (not a cancellation by the runner)",
+}
+
+
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said when its ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except Exception as error:
+        return f"<unprintable {type(exc).__name__}: its __str__ raised {type(error).__name__}>"
+
+
+def _traceback(exc: BaseException, style: str) -> str:
+    """pytest's rendering of ``exc``'s traceback; never raises (an exception may not print)."""
+    try:
+        return format_exception(exc, style, _hidden)
+    except Exception as error:
+        return f"{type(exc).__name__}: <its traceback could not be rendered: {type(error).__name__}>"
+
+
+def _hidden(path: str) -> bool:
+    return path.startswith(_HIDDEN)
+
+
+@hookimpl
+def fraiseql_addoption(parser: Parser) -> None:
+    parser.addoption(
+        "--timeout",
+        metavar="DURATION",
+        help=f"default time limit per check, e.g. 5s (a check's own @check(timeout=) wins; default {DEFAULT_TIMEOUT})",
+        group="running",
+    )
+    parser.addoption(
+        "--concurrency",
+        metavar="N",
+        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY})",
+        group="running",
+    )
+    parser.addsetting(
+        Setting("timeout", as_duration, as_duration(DEFAULT_TIMEOUT), "default time limit per check", option="timeout")
+    )
+    parser.addsetting(
+        Setting(
+            "concurrency", as_positive_int, DEFAULT_CONCURRENCY, "checks running at the same time", option="concurrency"
+        )
+    )
+
+
+class Runner:
+    """Runs checks on the running event loop; use ``async with Runner(session)``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.config
+        self._tbstyle = str(self.config.getoption("tbstyle") or "short")
+        self.lane: ThreadLane
+        self.fixtures: FixtureLifecycle
+        self.watchdog: Watchdog
+        #: The check each running task runs (who held the loop, when it is held).
+        self.running: dict[asyncio.Task[Any], Check] = {}
+        #: The check whose run created each other task.
+        self._owners: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
+
+    async def __aenter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        self.lane = ThreadLane(loop, max_threads=self.config.get("concurrency"))
+        self.fixtures = FixtureLifecycle(self.lane)
+        self.watchdog = Watchdog(loop)
+        self.watchdog.on_block = self.blocked
+        self.watchdog.name_of = self.check_of
+        if loop.get_task_factory() is None:
+            loop.set_task_factory(self._new_task)
+        if Watchdog.can_guard():
+            self.watchdog.start_guard()
+        return self
+
+    def check_of(self, task: asyncio.Task[Any] | None) -> str | None:
+        """The id of the check a task works for: a running check's task, or a task
+        started inside a check's run (a fixture's set-up, a task the check left behind)."""
+        if task is None:
+            return None
+        check = self.running.get(task)
+        if check is not None:
+            return check.id
+        owner = self._owners.get(task)
+        name = task.get_name()
+        if name.startswith(FIXTURE_TASK):  # a wide fixture's set-up, for whichever check needed it first
+            return f"fixture {name.removeprefix(FIXTURE_TASK)!r} (set up for {owner})" if owner else name
+        return owner
+
+    def _new_task(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        """Every task, noting the check whose run created it (a task left behind is still named)."""
+        task = asyncio.Task(coro, loop=loop, context=context)
+        run = current_run.get() if context is None else context.get(current_run)
+        if run is not None:
+            self._owners[task] = run.check.id
+        return task
+
+    def blocked(self, check_id: str | None, seconds: float) -> None:
+        """A check held the event loop ``seconds`` (past the report bound): remember it by name."""
+        count, longest = self.session.blocking.get(check_id or "", (0, 0.0))
+        self.session.blocking[check_id or ""] = (count + 1, max(longest, seconds))
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            errors = await self.fixtures.close(self.config.get("timeout"))
+            for definition, error in errors:
+                self.session.report(teardown_result(self.config, definition, error), None)
+        finally:
+            self.watchdog.stop()
+            self.lane.close()
+
+    async def run_check(self, check: Check, fixtures: ScopeState | None = None) -> Result:
+        """Run one check with its fixtures, within its timeout, and say how it went.
+
+        Whatever the check raises becomes its result, ``SystemExit`` and a
+        ``KeyboardInterrupt`` of its own included; only a real Ctrl-C (the second
+        one) and a cancellation from outside pass through. A run cut short by the
+        first Ctrl-C is an ``error`` marked ``interrupted``.
+        """
+        run = RunContext(check, self.config, new_trace_id(), new_span_id())
+        token = current_run.set(run)
+        scope = fixtures or ScopeState()
+        started_at = time.time()
+        start = time.perf_counter()
+        outcome, message, longrepr, timed_out, interrupted = Outcome.PASSED, "", "", False, False
+        task = asyncio.current_task()
+        assert task is not None
+        watchdog = self.watchdog
+        self.running[task] = check
+        try:
+            reason = check.skip_reason()
+            if reason is not None:
+                raise Skipped(reason)
+            watchdog.add(task, check.timeout)
+            closure = self.session.fixtures.closure(check.path, check.argnames)
+            kwargs = await self.fixtures.setup(closure, check.path, scope) if closure.order else {}
+            if check.params:
+                kwargs.update(check.params)
+            if check.is_async:
+                value = await check.func(**kwargs)
+            else:
+                value = await self.lane.run(check.func, **kwargs)
+            if inspect.isawaitable(value):
+                await value
+        except asyncio.CancelledError as exc:
+            if task in watchdog.expired:
+                pass  # past its deadline: the timeout is reported below
+            elif self.session.interrupted:
+                task.uncancel()  # the first Ctrl-C: report the run, then stop
+                outcome, message, interrupted = Outcome.ERROR, "interrupted (Ctrl-C) while running", True
+            elif task.cancelling():
+                raise  # cancelled from outside: the run is being abandoned
+            else:  # the check raised CancelledError itself
+                outcome, message, longrepr = self._classify(exc)
+        except LoopBlocked as exc:
+            outcome, message, timed_out = Outcome.ERROR, str(exc), True
+            run.extra["loop_blocked"] = True
+        except (Exception, Skipped, Failed) as exc:
+            outcome, message, longrepr = self._classify(exc)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check
+            if _interrupt.is_real(exc):
+                raise
+            outcome, message, longrepr = self._classify(exc)
+        finally:
+            del self.running[task]
+            if watchdog.discard(task):  # past its deadline, however it ended
+                task.uncancel()
+                outcome, message, longrepr, timed_out = Outcome.ERROR, f"timed out after {check.timeout:g}s", "", True
+            if fixtures is None:
+                for definition, error in await self.fixtures.teardown(scope, check.timeout):
+                    if outcome is Outcome.PASSED or outcome is Outcome.SKIPPED:
+                        outcome = Outcome.ERROR
+                        message = (
+                            f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}"
+                        )
+                        longrepr = _traceback(error, self._tbstyle)
+            current_run.reset(token)
+        result = Result(
+            id=check.id,
+            name=check.name,
+            outcome=outcome,
+            message=message,
+            duration_s=time.perf_counter() - start,
+            timed_out=timed_out,
+            severity=check.severity,
+            labels=check.labels,
+            trace_id=run.trace_id,
+            span_id=run.span_id,
+            started_at=started_at,
+            values=run.values,
+            longrepr=longrepr,
+            extra=run.extra,
+            stdout=run.output("stdout"),
+            stderr=run.output("stderr"),
+        )
+        if interrupted:
+            result.extra["interrupted"] = True
+        return result
+
+    def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:
+        if isinstance(exc, Skipped):
+            return Outcome.SKIPPED, str(getattr(exc, "msg", "") or exc), ""
+        if isinstance(exc, FixtureError):
+            if isinstance(exc.cause, Skipped):
+                return Outcome.SKIPPED, str(getattr(exc.cause, "msg", "") or exc.cause), ""
+            if isinstance(exc.cause, TargetError):
+                return Outcome.ERROR, f"fixture {exc.definition.name!r}: {exc.cause}", self._target_traceback(exc.cause)
+            return Outcome.ERROR, str(exc), _traceback(exc.cause, self._tbstyle)
+        if isinstance(exc, FixtureLookupError):
+            return Outcome.ERROR, str(exc), ""
+        if isinstance(exc, TargetError):  # the watched service failed: one line, not a traceback
+            outcome = Outcome.ERROR if isinstance(exc, TargetNotConfigured) else Outcome.FAILED
+            return outcome, str(exc), self._target_traceback(exc)
+        longrepr = _traceback(exc, self._tbstyle)
+        if not isinstance(exc, Exception) and type(exc) in _BASE_EXCEPTION_WORDS:
+            return Outcome.ERROR, _BASE_EXCEPTION_WORDS[type(exc)](exc), longrepr
+        if isinstance(exc, AssertionError):
+            return Outcome.FAILED, _text_of(exc) or "AssertionError", longrepr
+        if isinstance(exc, Failed):
+            return Outcome.FAILED, str(getattr(exc, "msg", "") or exc), longrepr
+        text = _text_of(exc)
+        return Outcome.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__, longrepr
+
+    def _target_traceback(self, exc: TargetError) -> str:
+        """With ``-v``, the whole chain down to the library's own exception; else nothing."""
+        if self.config.verbosity <= 0:
+            return ""
+        return "".join(traceback.format_exception(exc)).rstrip()
+
+    async def run_many(self, checks: list[Check]) -> None:
+        """Run ``checks`` at most ``concurrency`` at a time, reporting each result.
+
+        Module-scoped fixtures are torn down when the last check of their module ends.
+        """
+        session = self.session
+        remaining = collections.Counter(check.path for check in checks)
+        pending = iter(checks)
+        timeout = self.config.get("timeout")
+
+        async def worker() -> None:
+            for check in pending:
+                if session.shouldstop:
+                    return
+                result = await self.run_check(check)
+                session.report(result, check)
+                remaining[check.path] -= 1
+                if not remaining[check.path]:
+                    await self._teardown_module(check.path, timeout)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.config.get("concurrency"), len(checks)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _teardown_module(self, path: Path, timeout: float) -> None:
+        for definition, error in await self.fixtures.teardown_module(path, timeout):
+            self.session.report(teardown_result(self.config, definition, error), None)
+
+
+def teardown_result(config: Any, definition: FixtureDef, error: BaseException) -> Result:
+    """A module or session fixture whose teardown failed, as an error result."""
+    location = definition.location.rsplit(":", 1)[0]
+    relpath = config.relpath(Path(location)) if location.endswith(".py") else location
+    return Result(
+        id=f"{relpath}::{definition.name}",
+        name=definition.name,
+        outcome=Outcome.ERROR,
+        message=f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}",
+        kind="teardown",
+    )
+
+
+def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | None:
+    """Run ``main()`` on a fresh event loop with Ctrl-C handling.
+
+    The first Ctrl-C stops the run gracefully (``session.interrupted``); a second one
+    raises ``KeyboardInterrupt`` wherever the main thread is. The loop is closed
+    without waiting for threads stuck in abandoned calls.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main_task: asyncio.Task[T] | None = None
+    presses = 0
+
+    def interrupt() -> None:
+        session.interrupted = True
+        session.shouldstop = session.shouldstop or "interrupted"
+        if main_task is not None:
+            main_task.cancel()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            _interrupt.press()
+            raise KeyboardInterrupt
+        loop.call_soon_threadsafe(interrupt)
+
+    handle_signals = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if handle_signals else None
+    _interrupt.handling(handle_signals)
+    try:
+        with explain_comparisons(session.config.verbosity):
+            main_task = loop.create_task(main())  # type: ignore[arg-type]
+            try:
+                return loop.run_until_complete(main_task)
+            except asyncio.CancelledError:
+                if not session.interrupted:
+                    raise
+                return None
+    finally:
+        if handle_signals:
+            signal.signal(signal.SIGINT, previous)
+        _interrupt.handling(False)
+        _close_loop(loop)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        # Idle threads of asyncio.to_thread() end now; a check's call stuck in one is not waited for.
+        executor = getattr(loop, "_default_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+@hookimpl(trylast=True)
+def fraiseql_runloop(session: Session) -> bool:
+    """The one-shot run: every selected check once."""
+    if session.config.getoption("collectonly") or not session.checks:
+        return True
+
+    async def main() -> None:
+        async with Runner(session) as runner:
+            await runner.run_many(session.checks)
+
+    run_on_new_loop(session, main)
+    return True

@@ -1,0 +1,89 @@
+"""Records as the SQL stores' columns hold them, and back: state changes, saved states, results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from fraiseql_checks.result import Outcome
+from fraiseql_checks.states import State, StateChange, StateRecord
+from fraiseql_checks.stores import StoredResult
+
+
+def change_row(change: StateChange) -> tuple[str, float, str, str, bool, str, str, str, int]:
+    return (
+        change.check_id,
+        change.at,
+        change.previous.value,
+        change.state.value,
+        change.silenced,
+        change.reason,
+        change.message,
+        change.trace_id,
+        change.consecutive_failures,
+    )
+
+
+def change_of(row: Sequence[Any]) -> StateChange:
+    check_id, at, previous, state, silenced, reason, message, trace_id, consecutive = row
+    return StateChange(
+        check_id=str(check_id),
+        at=float(at),
+        previous=State(previous),
+        state=State(state),
+        silenced=bool(silenced),
+        reason=str(reason),
+        message=str(message),
+        trace_id=str(trace_id),
+        consecutive_failures=int(consecutive),
+    )
+
+
+def state_row(
+    record: StateRecord,
+) -> tuple[str, str, str, int, int, str, str, float | None, float | None]:
+    """A state as the stores' columns hold it (the time lists as JSON arrays)."""
+    return (
+        record.check_id,
+        record.base.value,
+        record.state.value,
+        record.consecutive_failures,
+        record.consecutive_successes,
+        json.dumps(record.failures),
+        json.dumps(record.changes),
+        record.since,
+        record.updated_at,
+    )
+
+
+def state_of(row: Sequence[Any]) -> StateRecord:
+    check_id, base, state, failures, successes, failure_times, change_times, since, updated_at = row
+    return StateRecord(
+        check_id=str(check_id),
+        base=State(base),
+        state=State(state),
+        consecutive_failures=int(failures),
+        consecutive_successes=int(successes),
+        failures=tuple(float(t) for t in json.loads(failure_times)),
+        changes=tuple(float(t) for t in json.loads(change_times)),
+        since=None if since is None else float(since),
+        updated_at=None if updated_at is None else float(updated_at),
+    )
+
+
+def result_of(row: Sequence[Any]) -> StoredResult:
+    check_id, started_at, duration_s, outcome, message, trace_id, values, timed_out, kind, interval_s, silenced = row
+    return StoredResult(
+        check_id=str(check_id),
+        started_at=float(started_at),
+        duration_s=float(duration_s),
+        outcome=Outcome(outcome),
+        message=str(message),
+        trace_id=str(trace_id),
+        values=json.loads(values) if isinstance(values, str) else dict(values),
+        timed_out=bool(timed_out),
+        kind=str(kind),
+        interval_s=float(interval_s),
+        silenced=bool(silenced),
+    )

@@ -1,0 +1,79 @@
+"""The ``cache`` fixture: a ``redis.asyncio`` client for the session, with faults as one line.
+
+It is a ``redis.asyncio.Redis`` — every command works as documented by redis-py —
+whose connection, timeout and authentication failures become ``TargetError``
+naming the server. Connections are opened on demand, so a Redis that restarts is
+reached again on the next run without restarting the tool.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions
+
+from fraiseql_checks.errors import TargetError
+from fraiseql_checks.targets.http import describe_connection_error
+
+
+def describe_redis_url(url: str) -> str:
+    """``host:port/db`` of a Redis URL, without the password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
+
+
+def describe_redis_error(exc: redis.exceptions.RedisError, timeout: float) -> str:
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return f"wrong credentials: {exc}"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return f"not allowed: {exc}"
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return f"timed out after {timeout:g}s"
+    if isinstance(exc, redis.exceptions.BusyLoadingError):
+        return f"still loading its data set: {exc}"
+    reason = describe_connection_error(exc)
+    if reason.startswith(type(exc).__name__):  # nothing more specific found in the chain
+        text = str(exc)
+        if "Authentication required" in text or "NOAUTH" in text:
+            return f"wrong credentials: {text}"
+        if "closed by server" in text:
+            return f"connection lost: {text}"
+        return f"connection failed: {text}"
+    return reason
+
+
+class Cache(redis.asyncio.Redis):
+    """``redis.asyncio.Redis`` whose faults (down, timeout, wrong password) raise ``TargetError``."""
+
+    where: str = ""
+    timeout_s: float = 5.0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            redis.exceptions.AuthenticationError,
+            redis.exceptions.AuthorizationError,
+            redis.exceptions.NoPermissionError,
+        ) as exc:
+            reason = describe_redis_error(exc, self.timeout_s)
+            raise TargetError(f"cache {self.where}: {reason}", target="cache") from exc
+        except redis.exceptions.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise TargetError(f"cache {self.where}: wrong credentials: {exc}", target="cache") from exc
+            raise
+
+
+def connect(url: str, timeout: float = 5.0) -> Cache:
+    """A ``Cache`` client for ``url`` (connections open on first use)."""
+    client = Cache.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True)
+    assert isinstance(client, Cache)
+    client.where = describe_redis_url(url)
+    client.timeout_s = timeout
+    return client

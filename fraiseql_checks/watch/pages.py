@@ -1,0 +1,92 @@
+"""What the watcher's HTTP server shows: ``/metrics`` (every check's series and the
+watcher's own), ``/healthz`` (the process is alive) and ``/readyz`` (checks collected,
+store writable, not stopping). The watcher keeps the counts; this renders them."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from fraiseql_checks import metrics as m
+from fraiseql_checks._version import __version__
+from fraiseql_checks.watch import exposition
+from fraiseql_checks.watch.http import Handler, Page
+
+if TYPE_CHECKING:
+    from fraiseql_checks.watch.watcher import Watcher
+
+
+class WatcherPages:
+    """The watcher's pages, by path."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/metrics": self.metrics, "/healthz": self.health, "/readyz": self.ready}
+
+    def metrics(self) -> Page:
+        w = self.watcher
+        body = exposition.render((entry.item.series for entry in w.schedule), time.time(), self._own_lines)
+        return Page(200, body, exposition.CONTENT_TYPE)
+
+    def _own_lines(self) -> Iterator[str]:
+        w = self.watcher
+        writer, pool = w.writer, w.pool
+        workers = pool.all_workers()
+        yield exposition.header(m.LATENESS) + w.lateness.fill(exposition.histogram_template(m.LATENESS, ""))
+        yield exposition.simple(m.IN_PROGRESS, w.in_progress)
+        yield exposition.simple(m.SCHEDULED, len(w.schedule))
+        yield exposition.simple(m.COLLECTION_ERRORS, w.collection_errors)
+        yield exposition.labelled(m.RELOADS, w.reloads)
+        yield exposition.labelled(m.FIXTURE_REBUILDS, w.fixture_rebuilds)
+        yield exposition.simple(m.LOOP_BLOCKED, w.loop_interrupts)
+        yield exposition.simple(m.LONGEST_BLOCK, w.longest_hold)
+        yield exposition.labelled(m.LOOP_HELD, {check: n for check, n in w.held.items() if check})
+        yield exposition.labelled(m.ISOLATED, {check: 1 for check in pool.isolated})
+        yield exposition.labelled(m.WORKER_UP, {w.name: int(w.up) for w in workers})
+        checks = Counter(pool.worker_for(entry.key).name for entry in w.schedule)
+        yield exposition.labelled(m.WORKER_CHECKS, {w.name: checks[w.name] for w in workers})
+        restarts: dict[tuple[str, ...], float] = {(w.name, r): n for w in workers for r, n in w.restarts.items()}
+        yield exposition.multi(m.WORKER_RESTARTS, restarts)
+        yield exposition.labelled(m.WORKER_MEMORY, {w.name: w.rss for w in workers if w.up})
+        yield exposition.labelled(m.WORKER_CPU, {w.name: w.cpu_seconds() for w in workers})
+        server = w.server
+        yield exposition.simple(m.HTTP_OPEN, server.connections_open)
+        yield exposition.simple(m.HTTP_ACCEPTED, server.connections_accepted_total)
+        yield exposition.simple(m.HTTP_EVICTED, server.connections_evicted_total)
+        yield exposition.simple(m.HTTP_REJECTED, server.connections_rejected_total)
+        yield exposition.simple(m.HTTP_TIMEOUTS, server.requests_timed_out_total)
+        yield exposition.simple(m.STORE_BACKLOG, writer.backlog)
+        yield exposition.simple(m.STORE_DROPPED, writer.dropped)
+        yield exposition.simple(m.STORE_WRITTEN, writer.written)
+        yield exposition.simple(m.STORE_ERRORS, writer.errors)
+        yield exposition.simple(m.STORE_UP, int(writer.up))
+        yield exposition.labelled(m.BUILD_INFO, {__version__: 1})
+        yield exposition.simple(m.START_TIME, w.started)
+        cpu = w.process.cpu_times()
+        yield exposition.simple(m.PROCESS_CPU, cpu.user + cpu.system)
+        yield exposition.simple(m.PROCESS_RSS, w.process.memory_info().rss)
+        for extra in w.extra_metrics:
+            yield from extra()
+
+    def health(self) -> Page:
+        w = self.watcher
+        if w.scheduler_failed:
+            return Page(503, b"the scheduler stopped\n")
+        return Page(200, b"ok\n")
+
+    def ready(self) -> Page:
+        w = self.watcher
+        problems = []
+        if not w.collected:
+            problems.append("checks are not collected yet")
+        if not w.writer.up:
+            problems.append(f"the result store is not writable: {w.config.mask(w.writer.last_error)}")
+        if w.stopping:
+            problems.append("stopping")
+        if problems:
+            return Page(503, ("\n".join(problems) + "\n").encode())
+        return Page(200, b"ready\n")

@@ -1,0 +1,247 @@
+"""Collection: which files and functions are checks, node ids, broken files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.checkdir import CheckDir
+
+
+def test_check_functions_and_decorated_functions_are_collected(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_things.py",
+        """
+        from fraiseql_checks import check
+
+        def check_plain():
+            pass
+
+        async def check_async():
+            pass
+
+        @check(severity="critical")
+        def database_answers():
+            pass
+
+        def helper_not_a_check():
+            raise RuntimeError("must not run")
+
+        class check_NotAFunction:
+            pass
+        """,
+    )
+    checkdir.write("checks/helpers.py", "def check_in_a_non_check_file(): raise RuntimeError")
+    result, outcomes = checkdir.outcomes()
+    assert result.ret == 0
+    assert outcomes == {
+        "checks/check_things.py::check_plain": "passed",
+        "checks/check_things.py::check_async": "passed",
+        "checks/check_things.py::database_answers": "passed",
+    }
+
+
+def test_default_path_is_checks_folder_and_config_paths_override(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_a.py", "def check_a(): pass")
+    checkdir.write("probes/check_b.py", "def check_b(): pass")
+    _, outcomes = checkdir.outcomes()
+    assert list(outcomes) == ["checks/check_a.py::check_a"]
+    checkdir.write("pyproject.toml", '[tool.fraiseql-checks]\npaths = ["probes"]\n')
+    _, outcomes = checkdir.outcomes()
+    assert list(outcomes) == ["probes/check_b.py::check_b"]
+
+
+def test_missing_default_folder_is_a_usage_error(checkdir: CheckDir) -> None:
+    result = checkdir.run()
+    assert result.ret == 4
+    result.stderr_lines(["ERROR: no checks folder in *: give the checks' path, or set 'paths'*"])
+
+
+def test_node_id_runs_just_that_check(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_ids.py",
+        """
+        import pytest
+
+        def check_one():
+            pass
+
+        def check_two():
+            pass
+
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def check_param(n):
+            pass
+        """,
+    )
+    _, outcomes = checkdir.outcomes("checks/check_ids.py::check_two")
+    assert list(outcomes) == ["checks/check_ids.py::check_two"]
+    _, outcomes = checkdir.outcomes("checks/check_ids.py::check_param[2]")
+    assert list(outcomes) == ["checks/check_ids.py::check_param[2]"]
+    _, outcomes = checkdir.outcomes("checks/check_ids.py::check_param")
+    assert list(outcomes) == [f"checks/check_ids.py::check_param[{n}]" for n in (1, 2, 3)]
+    result = checkdir.run("checks/check_nope.py")
+    assert result.ret == 4
+    result.stderr_lines(["ERROR: file or directory not found: checks/check_nope.py"])
+
+
+def test_parametrize_ids_are_pytests_own(checkdir: CheckDir) -> None:
+    """The same parametrizations give the same ids under pytest and under fraiseql-check."""
+    body = """
+        import enum
+        import pytest
+
+        class Color(enum.Enum):
+            RED = 1
+
+        @pytest.mark.parametrize("x", [1, 1.5, "a b", None, True, b"by", Color.RED, (1, 2), {{"k": 1}}, "a", "a"])
+        def {prefix}_values(x):
+            pass
+
+        @pytest.mark.parametrize("a,b", [(1, 2), pytest.param(3, 4, id="custom")])
+        @pytest.mark.parametrize("c", ["x", "y"], ids=["first", "second"])
+        def {prefix}_stacked(a, b, c):
+            pass
+
+        @pytest.mark.parametrize("n", [10, 20], ids=lambda n: f"n{{n}}")
+        def {prefix}_idfn(n):
+            pass
+    """
+    checkdir.write("checks/check_ids.py", body.format(prefix="check"))
+    checkdir.write("tests/test_ids.py", body.format(prefix="test"))
+    _, report = checkdir.run_json()
+    ours = [r["name"].removeprefix("check") for r in report["results"]]
+    pytest_run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/test_ids.py"],
+        cwd=checkdir.path,
+        capture_output=True,
+        text=True,
+    )
+    theirs = [line.split("::", 1)[1].removeprefix("test") for line in pytest_run.stdout.splitlines() if "::" in line]
+    assert len(theirs) == 11 + 4 + 2
+    assert sorted(ours) == sorted(theirs)
+
+
+def test_a_broken_file_is_an_error_and_the_rest_still_runs(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_good.py", "def check_good(): pass")
+    checkdir.write("checks/check_syntax.py", "def check_x(:\n    pass\n")
+    checkdir.write("checks/check_import.py", "import module_that_does_not_exist\n\ndef check_y(): pass\n")
+    checkdir.write("checks/check_raises.py", "raise RuntimeError('boom at import')\n")
+    result, report = checkdir.run_json()
+    assert result.ret == 2
+    by_id = {r["id"]: r for r in report["results"]}
+    assert by_id["checks/check_good.py::check_good"]["outcome"] == "passed"
+    syntax = by_id["checks/check_syntax.py"]
+    assert syntax["outcome"] == "error" and syntax["kind"] == "collect"
+    assert "SyntaxError (line 1)" in syntax["message"]
+    assert (
+        "ModuleNotFoundError: No module named 'module_that_does_not_exist'"
+        in by_id["checks/check_import.py"]["message"]
+    )
+    assert "RuntimeError: boom at import" in by_id["checks/check_raises.py"]["message"]
+    result.fnmatch_lines(
+        [
+            "*ERROR collecting checks/check_import.py*",
+            "error importing check module: ModuleNotFoundError*",
+            "*1 passed, 3 error*",
+        ]
+    )
+
+
+def test_a_broken_conftest_errors_its_folder_only(checkdir: CheckDir) -> None:
+    checkdir.write("checks/a/conftest.py", "this is not python")
+    checkdir.write("checks/a/check_a.py", "def check_a(): pass")
+    checkdir.write("checks/a/check_a2.py", "def check_a2(): pass")
+    checkdir.write("checks/b/check_b.py", "def check_b(): pass")
+    result, report = checkdir.run_json()
+    assert result.ret == 2
+    outcomes = {r["id"]: r["outcome"] for r in report["results"]}
+    assert outcomes == {"checks/a/conftest.py": "error", "checks/b/check_b.py::check_b": "passed"}
+
+
+def test_generator_check_and_bad_metadata_are_collection_errors(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_bad.py",
+        """
+        from fraiseql_checks import check
+
+        def check_gen():
+            yield 1
+
+        def check_fine():
+            pass
+        """,
+    )
+    checkdir.write(
+        "checks/check_meta.py",
+        """
+        from fraiseql_checks import check
+
+        @check(severity="urgent")
+        def check_bad_severity():
+            pass
+        """,
+    )
+    result, report = checkdir.run_json()
+    assert result.ret == 2
+    by_id = {r["id"]: r for r in report["results"]}
+    assert "a check cannot be a generator" in by_id["checks/check_bad.py::check_gen"]["message"]
+    assert by_id["checks/check_bad.py::check_fine"]["outcome"] == "passed"
+    assert "severity must be one of critical, warning, info, got 'urgent'" in by_id["checks/check_meta.py"]["message"]
+
+
+def test_hidden_virtualenv_and_cache_folders_are_not_walked(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write("checks/.hidden/check_h.py", "def check_h(): raise RuntimeError")
+    checkdir.write("checks/node_modules/check_n.py", "def check_n(): raise RuntimeError")
+    checkdir.write("checks/env/pyvenv.cfg", "home = /usr")
+    checkdir.write("checks/env/check_v.py", "def check_v(): raise RuntimeError")
+    _, outcomes = checkdir.outcomes()
+    assert outcomes == {"checks/check_ok.py::check_ok": "passed"}
+
+
+def test_sibling_modules_import_as_under_pytest(checkdir: CheckDir) -> None:
+    checkdir.write("checks/db/helpers.py", "ANSWER = 42")
+    checkdir.write(
+        "checks/db/check_uses_helper.py", "from helpers import ANSWER\n\ndef check_x():\n    assert ANSWER == 42"
+    )
+    result, outcomes = checkdir.outcomes()
+    assert outcomes == {"checks/db/check_uses_helper.py::check_x": "passed"}, result.stdout
+
+
+def test_collect_only_lists_checks_and_metadata(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_meta.py",
+        '''
+        from fraiseql_checks import check
+
+        @check(interval="30s", timeout="5s", severity="critical", labels={"team": "db"}, tags=["db", "smoke"],
+               runbook="docs/runbooks/DatabaseDown.md", owner="dba@example.com")
+        def check_documented():
+            """The database answers.
+
+            More text that is not part of the description.
+            """
+        ''',
+    )
+    result = checkdir.run("--collect-only")
+    assert result.ret == 0
+    result.fnmatch_lines(
+        [
+            "checks/check_meta.py::check_documented",
+            "    severity=critical interval=30s timeout=5s tags=db,smoke labels=team=db "
+            "runbook=docs/runbooks/DatabaseDown.md owner=dba@example.com",
+            "    The database answers.",
+            "*1 checks collected*",
+        ]
+    )
+    quiet = checkdir.run("--collect-only", "-q")
+    assert "checks/check_meta.py::check_documented" in quiet.outlines
+    assert not any("severity=" in line for line in quiet.outlines)
+
+
+def test_no_checks_collected_exits_5(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_empty.py", "X = 1")
+    result = checkdir.run()
+    assert result.ret == 5
+    result.fnmatch_lines(["*no checks ran*"])

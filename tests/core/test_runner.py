@@ -1,0 +1,214 @@
+"""Running: concurrency, threads, timeouts, blocked loops, -x, Ctrl-C, exit codes."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.support.checkdir import CheckDir
+
+
+def test_async_checks_run_concurrently(checkdir: CheckDir) -> None:
+    """Ten checks that each wait for all ten to be running at once can only pass concurrently."""
+    checkdir.write(
+        "checks/check_barrier.py",
+        """
+        import asyncio
+        import pytest
+
+        arrived = 0
+        all_here = asyncio.Event()
+
+        @pytest.mark.parametrize("n", range(10))
+        async def check_waits_for_the_others(n):
+            global arrived
+            arrived += 1
+            if arrived == 10:
+                all_here.set()
+            await asyncio.wait_for(all_here.wait(), timeout=5)
+        """,
+    )
+    result, outcomes = checkdir.outcomes()
+    assert result.ret == 0, result.stdout
+    assert list(outcomes.values()) == ["passed"] * 10
+    # With a cap of five, the first five never see ten arrivals and time out; the
+    # next five bring the count to ten and pass: never more than five at once.
+    result, outcomes = checkdir.outcomes("--concurrency", "5", "--timeout", "1")
+    assert result.ret == 1
+    assert list(outcomes.values()) == ["error"] * 5 + ["passed"] * 5
+
+
+def test_sync_checks_run_on_worker_threads_concurrently(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_threads.py",
+        """
+        import threading
+        import pytest
+
+        barrier = threading.Barrier(4, timeout=5)
+
+        @pytest.mark.parametrize("n", range(4))
+        def check_sync(n):
+            assert threading.current_thread() is not threading.main_thread()
+            barrier.wait()
+        """,
+    )
+    result, _outcomes = checkdir.outcomes()
+    assert result.ret == 0, result.stdout
+
+
+def test_timeouts_async_sync_and_loop_blocking(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_slow.py",
+        """
+        import asyncio, time
+        from fraiseql_checks import check
+
+        @check(timeout="0.5s")
+        async def check_async_hangs():
+            await asyncio.sleep(3600)
+
+        @check(timeout="0.5s")
+        def check_sync_blocks():
+            time.sleep(3600)
+
+        @check(timeout="0.5s")
+        async def check_blocks_the_loop():
+            time.sleep(3600)
+
+        async def check_quick():
+            await asyncio.sleep(0.01)
+
+        def check_quick_sync():
+            pass
+        """,
+    )
+    started = time.monotonic()
+    result, report = checkdir.run_json(timeout=60)
+    assert time.monotonic() - started < 60  # the run did not wait for the hour-long calls
+    by_name = {r["name"]: r for r in report["results"]}
+    for name in ("check_async_hangs", "check_sync_blocks"):
+        assert by_name[name]["outcome"] == "error"
+        assert by_name[name]["timed_out"] is True
+        assert by_name[name]["message"] == "timed out after 0.5s"
+    blocker = by_name["check_blocks_the_loop"]
+    assert blocker["outcome"] == "error" and blocker["timed_out"] is True
+    assert "blocked the event loop" in blocker["message"]
+    # The checks that did not block the loop get the stall back and pass.
+    assert by_name["check_quick"]["outcome"] == "passed"
+    assert by_name["check_quick_sync"]["outcome"] == "passed"
+    assert result.ret == 1
+
+
+def test_timeout_from_command_line_and_config(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_t.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        async def check_default():
+            await asyncio.sleep(0.6)
+
+        @check(timeout="5s")
+        async def check_own_timeout_wins():
+            await asyncio.sleep(0.6)
+        """,
+    )
+    _, outcomes = checkdir.outcomes("--timeout", "0.3")
+    assert outcomes["checks/check_t.py::check_default"] == "error"
+    assert outcomes["checks/check_t.py::check_own_timeout_wins"] == "passed"
+    checkdir.write("fraiseql-checks.yaml", "timeout: 300ms\n")
+    _, outcomes = checkdir.outcomes()
+    assert outcomes["checks/check_t.py::check_default"] == "error"
+    _, outcomes = checkdir.outcomes("--timeout", "2s")
+    assert outcomes["checks/check_t.py::check_default"] == "passed"
+
+
+def test_a_check_raising_timeout_error_itself_is_not_a_timeout(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_own.py", "def check_own():\n    raise TimeoutError('the API said 504')")
+    _, report = checkdir.run_json()
+    (result,) = report["results"]
+    assert result["outcome"] == "error" and result["timed_out"] is False
+    assert result["message"] == "TimeoutError: the API said 504"
+
+
+def test_exitfirst_stops_scheduling(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_x.py",
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(50))
+        def check_n(n):
+            assert n != 3
+        """,
+    )
+    result, report = checkdir.run_json("-x", "--concurrency", "1")
+    assert result.ret == 1
+    assert report["summary"] == {**report["summary"], "failed": 1, "passed": 3, "total": 4}
+    result.fnmatch_lines(["*stopping after the first failure (-x)*"])
+
+
+def test_ctrl_c_prints_what_finished_and_exits_2(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_slow.py",
+        """
+        import asyncio, pytest
+
+        def check_fast():
+            pass
+
+        @pytest.mark.parametrize("n", range(3))
+        async def check_slow(n):
+            print("STARTED", flush=True)
+            await asyncio.sleep(3600)
+        """,
+    )
+    process = checkdir.popen("-v", "--timeout", "3600")
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "check_fast PASSED" in line:
+            break
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "KeyboardInterrupt" in out
+    # the three runs cut short are reported, not dropped
+    assert "1 passed, 3 error in" in out
+    summary = [line for line in out.splitlines() if line.startswith("ERROR checks/check_slow.py::check_slow[")]
+    assert len(summary) == 3 and all(line.endswith(" - interrupted (Ctrl-C) while running") for line in summary)
+
+
+def test_internal_error_exits_3(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_ok.py", "def check_ok(): pass")
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        def fraiseql_report_result(result):
+            raise ZeroDivisionError("a plugin bug")
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 3
+    result.stderr_lines(["INTERNALERROR> *", "INTERNALERROR> ZeroDivisionError: a plugin bug"])
+
+
+def test_passing_run_exits_0_and_skips_are_allowed(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_ok.py",
+        """
+        import pytest
+
+        def check_ok():
+            pass
+
+        @pytest.mark.skip(reason="not today")
+        def check_skipped():
+            pass
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 0
+    result.fnmatch_lines(["*1 passed, 1 skipped in *s*"])
