@@ -228,7 +228,7 @@ async def check_latency():
         sent.set()
         await reader.readline()        # answered in 10 ms, while the neighbour spins
     writer.close()
-    assert took.seconds <= 0.05, f"took {took.seconds * 1000:.0f} ms ({took.wall * 1000:.0f} ms on the wall clock)"
+    assert took.seconds <= 0.15, f"took {took.seconds * 1000:.0f} ms ({took.wall * 1000:.0f} ms on the wall clock)"
 """
 
 

@@ -322,7 +322,9 @@ async def check_latency():
         await writer.drain()
         await reader.readline()        # answered in 10 ms, often while the neighbour spins
     writer.close()
-    assert took.seconds <= 0.05, f"took {took.seconds * 1000:.0f} ms ({took.wall * 1000:.0f} ms on the wall clock)"
+    # Any hold of the neighbour's that starts inside the interval lies wholly in it (300 ms):
+    # 150 ms tells a hold left in from the scheduling noise of a busy two-core machine.
+    assert took.seconds <= 0.15, f"took {took.seconds * 1000:.0f} ms ({took.wall * 1000:.0f} ms on the wall clock)"
 """
 
 
@@ -341,10 +343,11 @@ def test_a_cpu_bound_neighbour_neither_fails_a_latency_check_nor_stays_beside_it
         assert (watcher.value("fraiseql_check_event_loop_held_total", check=hog) or 0) >= 3
         before = watcher.runs(latency)
         watcher.wait_for(lambda s: watcher.runs(latency) >= before + 10, what="ten more latency runs")
-        assert watcher.runs(latency, "failed") == 0 and watcher.runs(latency, "error") == 0
+        failed = watcher.runs(latency, "failed") + watcher.runs(latency, "error")
         assert watcher.stop() == 0
     finally:
         server.close()  # type: ignore[attr-defined]
+    assert failed == 0, messages_of(checkdir, latency, "failed") + messages_of(checkdir, latency, "error")
     assert f"{hog} held the event loop of its worker for 0." in watcher.stdout
     assert f"{hog} held the event loop of worker 1 3 times; from now on it runs in a worker process of its own" in (
         watcher.stdout
