@@ -40,6 +40,9 @@ class CheckInfo:
     interval: float = 60.0
     #: The docstring's first paragraph (filled when the info leaves its ``Check``).
     doc: str = ""
+    #: The targets it depends on (filled when the info leaves its ``Check``): its
+    #: fixtures' and its declared ones. While one is down, its failure is blamed on it.
+    targets: tuple[str, ...] = ()
 
     @property
     def relpath(self) -> str:
@@ -100,10 +103,12 @@ class Check(CheckInfo):
     def _doc(self) -> str:
         return describe(self.func, None)
 
-    def info(self) -> CheckInfo:
-        """The check's metadata alone, as plain data (panel hints reduced to JSON values)."""
+    def info(self, targets: tuple[str, ...] = ()) -> CheckInfo:
+        """The check's metadata alone, as plain data (panel hints reduced to JSON values),
+        with the ``targets`` it depends on (``FixtureRegistry.targets_of``)."""
         values = {name: getattr(self, name) for name in _INFO_FIELDS}
         values["doc"] = self._doc()
+        values["targets"] = targets
         spec = self.spec
         if spec.panel:
             panel = json.loads(json.dumps(dict(spec.panel), default=repr))

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -158,6 +159,39 @@ def resolve_section(config: Config, name: str, settings: Sequence[Setting] = ())
     settings' defaults where neither gives one. (The config resolves them all when it
     is made; this is a copy for the caller to change.)"""
     return dict(config.get(name))
+
+
+_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_environment(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """``value`` (a config file's table) with every ``${NAME}`` in its strings replaced by
+    the environment variable (``${NAME:-default}`` when it may be unset; ``$$`` is a
+    ``$``). ``ValueError`` naming the key when a variable is not set."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name is None:
+                return "$"
+            found = environ.get(name)
+            if found is None:
+                if default is None:
+                    raise ValueError(f"{where or 'a value'}: environment variable {name} is not set")
+                return default
+            return found
+
+        return _REFERENCE.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {
+            key: expand_environment(item, environ, f"{where}.{key}" if where else str(key))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [expand_environment(item, environ, f"{where}[{index}]") for index, item in enumerate(value)]
+    return value
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -315,6 +349,10 @@ class Config:
         #: Per-run state plugins keep on the config, under their own ``StashKey``.
         self.stash = Stash()
         self._values: dict[str, Any] = {}
+        try:
+            file_values = expand_environment(file_values, self.environ)
+        except ValueError as exc:
+            raise UsageError(f"{self._where()}{exc}") from None
         self._mask_secrets(parser.settings.values(), file_values)
         try:
             self._resolve(file_values)

@@ -17,10 +17,23 @@ class TargetError(Exception):
     raised while a fixture is set up, the check is an *error*.
     """
 
-    def __init__(self, message: str, *, target: str = "") -> None:
+    def __init__(self, message: str, *, target: str = "", unreachable: bool = False) -> None:
         super().__init__(message)
         #: Which kind of target: ``"fraiseql"``, ``"database"``, ``"cache"``, ``"prometheus"``, ``"http"``.
         self.target = target
+        #: The target could not be reached at all (refused, unresolvable, timed out
+        #: connecting, connection lost): it is down, not merely answering wrongly.
+        #: Watch mode blames the failures of the checks that depend on it on it.
+        self.unreachable = unreachable
+
+    def retarget(self, target: str) -> TargetError:
+        """The same fault, blamed on ``target``: a client built on the ``http`` client
+        (FraiseQL, Prometheus) names its own target."""
+        if self.target != "http":
+            return self
+        error = TargetError(str(self), target=target, unreachable=self.unreachable)
+        error.__cause__ = self.__cause__
+        return error
 
 
 class TargetNotConfigured(TargetError):

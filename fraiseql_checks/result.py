@@ -74,6 +74,9 @@ class Result:
     #: "check" for a check run, "collect" for a file that did not collect,
     #: "teardown" for a module or session fixture whose teardown failed.
     kind: str = "check"
+    #: The target (``database``, ``cache``, ...) the run failed to reach, if that is why
+    #: it failed: watch mode blames the failures of the checks depending on it on it.
+    unreachable: str = ""
     #: Fields added by plugins (``fraiseql_result`` hook); reported beside the
     #: contract's keys in the JSON report.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -11,6 +11,10 @@ from typing import Any, TypeVar, overload
 from fraiseql_checks.durations import positive_duration
 
 SEVERITIES = ("critical", "warning", "info")
+#: The targets fixtures reach and checks depend on (``@fixture(target=...)``,
+#: ``@check(depends_on=...)``): the names the ``depends_on`` labels, Alertmanager's
+#: inhibition and the notifications' root causes use.
+TARGETS = ("fraiseql", "database", "cache", "prometheus")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 #: The attribute ``@check`` sets on the function it decorates.
 SPEC_ATTR = "__fraiseql_check__"
@@ -43,12 +47,19 @@ class CheckSpec:
     panel: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: Set by ``@alert``: the alert definition this check evaluates.
     alert: Any = None
+    #: Targets the check depends on beyond those its fixtures reach (``TARGETS``):
+    #: while one is down, the check's failure is blamed on it.
+    depends_on: tuple[str, ...] = ()
+    #: Receivers to notify, by name, instead of what the routes say (watch mode).
+    notify: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["labels"] = dict(self.labels)
         data["tags"] = list(self.tags)
         data["panel"] = dict(self.panel)
+        data["depends_on"] = list(self.depends_on)
+        data["notify"] = None if self.notify is None else list(self.notify)
         data.pop("alert")
         return data
 
@@ -79,6 +90,8 @@ def make_spec(
     failures_within: tuple[int, str | float] | None = None,
     panel: Mapping[str, Any] | None = None,
     alert: Any = None,
+    depends_on: Sequence[str] = (),
+    notify: Sequence[str] | None = None,
 ) -> CheckSpec:
     """Validate what a user wrote in ``@check(...)``; a ``ValueError`` says what is wrong."""
     if severity is not None and severity not in SEVERITIES:
@@ -88,6 +101,11 @@ def make_spec(
     for value, name in ((failure_threshold, "failure_threshold"), (success_threshold, "success_threshold")):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    depends = _names(depends_on, "depends_on")
+    unknown = [target for target in depends if target not in TARGETS]
+    if unknown:
+        raise ValueError(f"depends_on: unknown target {unknown[0]!r} (expected one of: {', '.join(TARGETS)})")
+    receivers = None if notify is None else _names(notify, "notify")
     within = None
     if failures_within is not None:
         if failure_threshold is not None:
@@ -108,7 +126,17 @@ def make_spec(
         failures_within=within,
         panel=dict(panel or {}),
         alert=alert,
+        depends_on=depends,
+        notify=receivers,
     )
+
+
+def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
+    """A name or a list of names, as a tuple of non-empty strings."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"{what} must be a name or a list of names, got {value!r}")
+    return names
 
 
 def parse_failures_within(value: Any) -> tuple[int, float]:
@@ -149,6 +177,8 @@ def check(
     success_threshold: int | None = ...,
     failures_within: tuple[int, str | float] | None = ...,
     panel: Mapping[str, Any] | None = ...,
+    depends_on: Sequence[str] = ...,
+    notify: Sequence[str] | None = ...,
 ) -> Callable[[F], F]: ...
 
 

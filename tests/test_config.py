@@ -424,3 +424,35 @@ def test_section_settings_have_their_defaults_and_variables(checkdir: CheckDir) 
     checkdir.write("fraiseql-checks.yaml", "cache:\n  timeout: 2s\n")
     result = checkdir.run(env={"DATABASE_URL": "postgresql://app@db.example/app"})
     assert result.ret == 0, result.stdout
+
+
+def test_config_strings_name_environment_variables() -> None:
+    from fraiseql_checks.config import expand_environment
+
+    table = {
+        "url": "${HOOK_URL}",
+        "headers": {"Authorization": "Bearer ${TOKEN}"},
+        "to": ["${TEAM:-oncall}@example.com", "costs $$5"],
+        "port": 5432,
+        "plain": "no variables",
+    }
+    expanded = expand_environment(table, {"HOOK_URL": "https://hooks.example.com/x", "TOKEN": "t0k"})
+    assert expanded == {
+        "url": "https://hooks.example.com/x",
+        "headers": {"Authorization": "Bearer t0k"},
+        "to": ["oncall@example.com", "costs $5"],
+        "port": 5432,
+        "plain": "no variables",
+    }
+    with pytest.raises(ValueError, match=r"^notify\.receivers\[1\]\.url: environment variable MISSING is not set$"):
+        expand_environment({"receivers": [{}, {"url": "${MISSING}"}]}, {}, "notify")
+
+
+def test_an_unset_variable_in_the_config_file_is_exit_4_naming_the_key(checkdir: CheckDir) -> None:
+    checkdir.write("fraiseql-checks.yaml", "database:\n  dsn: ${NOT_SET_ANYWHERE}\n")
+    checkdir.write("checks/check_ok.py", "def check_ok():\n    pass\n")
+    found = checkdir.run()
+    assert found.ret == 4
+    assert found.stderr.strip().splitlines() == [
+        "ERROR: fraiseql-checks.yaml: database.dsn: environment variable NOT_SET_ANYWHERE is not set"
+    ]

@@ -35,10 +35,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fraiseql_checks.core.fixtures import TARGETS
 from fraiseql_checks.durations import format_duration, parse_duration
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, CheckSpec, make_spec, validate_labels
+from fraiseql_checks.spec import SEVERITIES, SPEC_ATTR, TARGETS, CheckSpec, make_spec, validate_labels
 from fraiseql_checks.stash import StashKey
 from fraiseql_checks.targets.profiles import (
     DEFAULT_PROFILE,

@@ -15,9 +15,13 @@ import inspect
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from fraiseql_checks.spec import TARGETS
 from fraiseql_checks.trace import current, record
+
+if TYPE_CHECKING:
+    from fraiseql_checks.checks import CheckInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,7 +50,6 @@ class Scope(enum.IntEnum):
 
 #: The kinds of target a fixture may reach: a check using it depends on that target, and
 #: an alert that is the cause of that target's outage silences the check's alert.
-TARGETS = ("fraiseql", "database", "cache", "prometheus")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +268,16 @@ class FixtureRegistry:
             raise FixtureLookupError(f"fixture {name!r} not found; available fixtures: {available}")
         return chain[-1]
 
+    def targets_of(self, path: Path, argnames: Iterable[str], declared: Iterable[str] = ()) -> tuple[str, ...]:
+        """The targets a check depends on: those its fixtures reach (``@fixture(target=...)``)
+        and those it declares (``@check(depends_on=...)``), in name order. A check whose
+        fixtures do not resolve depends on what it declares."""
+        try:
+            order = self.closure(path, argnames).order
+        except FixtureLookupError:
+            order = []
+        return tuple(sorted({d.target for d in order if d.target} | set(declared)))
+
     def closure(self, path: Path, argnames: Iterable[str]) -> Closure:
         """Everything a check with these arguments needs, resolved and ordered.
 
@@ -362,3 +375,10 @@ def config_fixture() -> Any:
 def request_fixture() -> Request:
     """The running check: ``request.node``, ``request.trace_id``, ``request.config``."""
     return Request(current())
+
+
+def dependencies_of(registry: FixtureRegistry, check: CheckInfo) -> tuple[str, ...]:
+    """The targets ``check`` depends on: its fixtures' (``@fixture(target=...)``), its
+    ``@check(depends_on=...)`` and its ``@alert(depends_on=...)``."""
+    declared = (*check.spec.depends_on, *getattr(check.spec.alert, "depends_on", ()))
+    return registry.targets_of(check.path, check.argnames, declared)

@@ -186,6 +186,7 @@ class Runner:
         started_at = time.time()
         start = time.perf_counter()
         outcome, message, longrepr, timed_out, interrupted = Outcome.PASSED, "", "", False, False
+        unreachable = ""
         task = asyncio.current_task()
         assert task is not None
         watchdog = self.watchdog
@@ -220,6 +221,7 @@ class Runner:
             run.extra["loop_blocked"] = True
         except (Exception, Skipped, Failed) as exc:
             outcome, message, longrepr = self._classify(exc)
+            unreachable = _unreachable_target(exc)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check
             if _interrupt.is_real(exc):
                 raise
@@ -252,6 +254,7 @@ class Runner:
             started_at=started_at,
             values=run.values,
             longrepr=longrepr,
+            unreachable=unreachable if outcome in (Outcome.FAILED, Outcome.ERROR) and not timed_out else "",
             extra=run.extra,
             stdout=run.output("stdout"),
             stderr=run.output("stderr"),
@@ -410,3 +413,13 @@ def fraiseql_runloop(session: Session) -> bool:
 
     run_on_new_loop(session, main)
     return True
+
+
+def _unreachable_target(exc: BaseException) -> str:
+    """The target a run could not reach (a ``TargetError`` saying so, raised by the check
+    or by setting up a fixture), or ``""``."""
+    if isinstance(exc, FixtureError):
+        exc = exc.cause
+    if isinstance(exc, TargetError) and exc.unreachable and not isinstance(exc, TargetNotConfigured):
+        return exc.target
+    return ""

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from fraiseql_checks.config import UsageError
+from fraiseql_checks.outbox import OutboxEntry, Status
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.states import State, StateChange, StateRecord
 from fraiseql_checks.trace import new_trace_id
@@ -135,15 +136,33 @@ class Store(Protocol):
         server is not there (the watcher retries); ``UsageError`` if it never will be."""
 
     async def write(
-        self, results: Sequence[StoredResult], changes: Sequence[StateChange], states: Sequence[StateRecord] = ()
+        self,
+        results: Sequence[StoredResult],
+        changes: Sequence[StateChange],
+        states: Sequence[StateRecord] = (),
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        """Write one batch, atomically: the results, the state changes, and the states
-        (each replaces the check's previous one; of two for one check, the last wins).
-        Writing the same batch twice stores it once. ``StoreUnavailable`` when it
-        could not: nothing of the batch was written then."""
+        """Write one batch, atomically: the results, the state changes, the states
+        (each replaces the check's previous one; of two for one check, the last wins)
+        and the outbox entries (each replaces the entry of its id, except that a
+        pending entry never replaces one already sent, dead or folded). Writing the
+        same batch twice stores it once. ``StoreUnavailable`` when it could not:
+        nothing of the batch was written then."""
 
     async def load_states(self) -> dict[str, StateRecord]:
         """The latest state written of each check, by check id."""
+
+    async def outbox(
+        self,
+        since: float,
+        until: float,
+        *,
+        status: Status | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxEntry]:
+        """Outbox entries created in ``[since, until)``, of one status and one check or
+        all, oldest first (``status=PENDING`` with a wide window: what is left to send)."""
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         """Results of ``check_id`` that started in ``[since, until)``, oldest first."""
@@ -164,8 +183,9 @@ class Store(Protocol):
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         """Delete results and state changes older than ``before``, the states of checks
         that ran last before ``before`` (a check gone from the project for the whole
-        retention), and the rollups of hours that ended by ``rollups_before``
-        (``None``: keep every rollup); how many rows went."""
+        retention), the outbox entries made before ``before`` that are no longer
+        pending, and the rollups of hours that ended by ``rollups_before`` (``None``:
+        keep every rollup); how many rows went."""
 
     async def reset(self) -> bool:
         """Drop every connection now, giving up on whatever is in progress (a call that

@@ -7,7 +7,9 @@ retried with a growing pause. The queue is bounded: past ``limit`` items the
 oldest are dropped and counted, and nothing is lost while the bound holds.
 Check states (``StateRecord``) do not queue: only the newest of each check is
 worth writing, so they wait in a table by check (as many as there are checks)
-and go with the next batch, in its transaction.
+and go with the next batch, in its transaction. Outbox entries do the same, by
+id: a new entry goes with the state change that made it (added together, they
+are in the same batch), and a delivery's new status replaces a pending one.
 
 A store call that gets no answer within ``write_timeout`` (a lock held by someone
 else, a dead TCP peer, a hung disk) is given up on: the store is reported down,
@@ -32,12 +34,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fraiseql_checks.durations import format_duration
+from fraiseql_checks.outbox import OutboxEntry
 from fraiseql_checks.stores import StateChange, StateRecord, Store, StoredResult, StoreUnavailable
 
 __all__ = ["BufferedWriter", "Item", "WriterTotals"]
 
 T = TypeVar("T")
-Item = StoredResult | StateChange | StateRecord
+Item = StoredResult | StateChange | StateRecord | OutboxEntry
 
 #: How long a write (or opening, reading the states, pruning) may go without an
 #: answer before it is given up on. A healthy batch takes well under a second, and
@@ -76,13 +79,18 @@ class WriterTotals:
 class _Write:
     """One batch on its way to the store."""
 
-    __slots__ = ("doubt", "giving_up", "queued", "started", "states", "stored", "task")
+    __slots__ = ("doubt", "giving_up", "outbox", "queued", "started", "states", "stored", "task")
 
     def __init__(
-        self, queued: list[StoredResult | StateChange], states: dict[str, StateRecord], task: asyncio.Task[None]
+        self,
+        queued: list[StoredResult | StateChange],
+        states: dict[str, StateRecord],
+        outbox: dict[str, OutboxEntry],
+        task: asyncio.Task[None],
     ) -> None:
         self.queued = queued
         self.states = states
+        self.outbox = outbox
         self.task = task
         self.started = time.monotonic()
         #: Settled: whether it was stored (``None`` until then).
@@ -95,7 +103,7 @@ class _Write:
 
     @property
     def count(self) -> int:
-        return len(self.queued) + len(self.states)
+        return len(self.queued) + len(self.states) + len(self.outbox)
 
 
 class BufferedWriter:
@@ -126,6 +134,8 @@ class BufferedWriter:
         self._queue: collections.deque[StoredResult | StateChange] = collections.deque()
         #: The newest state of each check not yet sent.
         self._states: dict[str, StateRecord] = {}
+        #: The newest version of each outbox entry not yet sent.
+        self._outbox: dict[str, OutboxEntry] = {}
         self._current: _Write | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -147,7 +157,15 @@ class BufferedWriter:
     def backlog(self) -> int:
         """Items not yet in the store (queued, pending states, or being written)."""
         current = self._current
-        return len(self._queue) + len(self._states) + (current.count if current is not None else 0)
+        return len(self._queue) + len(self._states) + len(self._outbox) + (current.count if current is not None else 0)
+
+    def unwritten_outbox(self) -> set[str]:
+        """The ids of outbox entries whose latest version is not in the store yet."""
+        current = self._current
+        ids = set(self._outbox)
+        if current is not None and current.stored is not True:
+            ids.update(current.outbox)
+        return ids
 
     @property
     def writing(self) -> bool:
@@ -168,6 +186,9 @@ class BufferedWriter:
         if isinstance(item, StateRecord):
             self._states[item.check_id] = item
             self._doubtful_states.discard(item.check_id)
+            return
+        if isinstance(item, OutboxEntry):
+            self._outbox[item.id] = item
             return
         queue = self._queue
         if len(queue) >= self.limit:
@@ -246,14 +267,16 @@ class BufferedWriter:
         """Take the next batch and start writing it; ``None`` when there is nothing to write."""
         queue = self._queue
         count = min(len(queue), self.batch)
-        if not count and not self._states:
+        if not count and not self._states and not self._outbox:
             return None
         queued = [queue.popleft() for _ in range(count)]
         states, self._states = self._states, {}
+        outbox, self._outbox = self._outbox, {}
         results = [item for item in queued if isinstance(item, StoredResult)]
         changes = [item for item in queued if isinstance(item, StateChange)]
-        task = asyncio.ensure_future(self.store.write(results, changes, list(states.values())))
-        self._current = write = _Write(queued, states, task)
+        write_call = self.store.write(results, changes, list(states.values()), list(outbox.values()))
+        task = asyncio.ensure_future(write_call)
+        self._current = write = _Write(queued, states, outbox, task)
         return write
 
     async def _finish(self, until: float | None = None) -> bool:
@@ -323,6 +346,8 @@ class BufferedWriter:
         queue = self._queue
         queue.extendleft(reversed(write.queued))
         restored = [check for check, record in write.states.items() if self._states.setdefault(check, record) is record]
+        for entry_id, entry in write.outbox.items():
+            self._outbox.setdefault(entry_id, entry)  # a newer version of it stays
         if write.doubt:
             self._doubtful_queued = max(self._doubtful_queued, len(write.queued))
             self._doubtful_states.update(restored)
@@ -372,7 +397,7 @@ class BufferedWriter:
         seconds; how many items are left. A write still without an answer at the
         deadline is given up on, and its items are among those left."""
         deadline = time.monotonic() + timeout
-        while self._current is not None or self._queue or self._states:
+        while self._current is not None or self._queue or self._states or self._outbox:
             if self._current is None:
                 if time.monotonic() >= deadline:
                     break

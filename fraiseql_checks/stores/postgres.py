@@ -28,8 +28,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.outbox import OutboxEntry, Status
 from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
-from fraiseql_checks.stores.rows import change_of, change_row, result_of, state_of, state_row
+from fraiseql_checks.stores.rows import (
+    OUTBOX_COLUMNS,
+    change_of,
+    change_row,
+    outbox_of,
+    outbox_row,
+    result_of,
+    state_of,
+    state_row,
+)
 from fraiseql_checks.stores.sli import HOUR, plan_windows
 
 if TYPE_CHECKING:
@@ -136,6 +146,29 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at timestamptz
     );
     """,
+    # 4: the notification outbox (``outbox.OutboxEntry``), written with the state
+    # changes that made its entries. Times stay seconds since the epoch: they are
+    # compared and moved by the sender, never shown by the database.
+    """
+    CREATE TABLE fraiseql_check_outbox (
+        id text PRIMARY KEY,
+        receiver text NOT NULL,
+        check_id text NOT NULL,
+        kind text NOT NULL,
+        created_at double precision NOT NULL,
+        not_before double precision NOT NULL,
+        event jsonb NOT NULL,
+        root_cause text NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL,
+        next_attempt_at double precision NOT NULL,
+        last_error text NOT NULL,
+        sent_at double precision,
+        message_key text NOT NULL
+    );
+    CREATE INDEX fraiseql_check_outbox_time ON fraiseql_check_outbox (created_at);
+    CREATE INDEX fraiseql_check_outbox_status ON fraiseql_check_outbox (status, created_at);
+    """,
 )
 _INSERT_RESULTS = """
 INSERT INTO fraiseql_check_results
@@ -172,6 +205,28 @@ ON CONFLICT (check_id) DO UPDATE SET
     since = excluded.since,
     updated_at = excluded.updated_at
 """
+# Sorted by id: concurrent watchers lock the rows in the same order. A pending entry
+# never replaces one that is done: a restart that makes an entry again (its id is
+# stable) must not send it twice.
+_UPSERT_OUTBOX = """
+INSERT INTO fraiseql_check_outbox
+    (id, receiver, check_id, kind, created_at, not_before, event, root_cause, status, attempts, next_attempt_at,
+     last_error, sent_at, message_key)
+SELECT *
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::jsonb[], $8::text[],
+            $9::text[], $10::int[], $11::float8[], $12::text[], $13::float8[], $14::text[])
+ORDER BY 1
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status,
+    attempts = excluded.attempts,
+    next_attempt_at = excluded.next_attempt_at,
+    last_error = excluded.last_error,
+    sent_at = excluded.sent_at,
+    message_key = excluded.message_key,
+    not_before = excluded.not_before
+WHERE fraiseql_check_outbox.status = 'pending'
+"""
+_OUTBOX_COLUMNS = OUTBOX_COLUMNS.replace("event,", "event::text,")
 _STATE_COLUMNS = (
     "check_id, base, state, consecutive_failures, consecutive_successes, failures::text, changes::text,"
     " extract(epoch from since)::float8, extract(epoch from updated_at)::float8"
@@ -275,7 +330,11 @@ class PostgresStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def write(
-        self, results: Sequence[StoredResult], changes: Sequence[StateChange], states: Sequence[StateRecord] = ()
+        self,
+        results: Sequence[StoredResult],
+        changes: Sequence[StateChange],
+        states: Sequence[StateRecord] = (),
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None:
         token = object()
         try:
@@ -304,6 +363,10 @@ class PostgresStore:
                         latest = {record.check_id: record for record in states}
                         rows = list(zip(*(state_row(record) for record in latest.values()), strict=True))
                         await conn.execute(_UPSERT_STATES, *(list(column) for column in rows))
+                    if outbox:
+                        newest = {entry.id: entry for entry in outbox}
+                        rows = list(zip(*(outbox_row(entry) for entry in newest.values()), strict=True))
+                        await conn.execute(_UPSERT_OUTBOX, *(list(column) for column in rows))
                     self._committing = token  # leaving the block sends COMMIT
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -314,6 +377,27 @@ class PostgresStore:
     async def load_states(self) -> dict[str, StateRecord]:
         rows = await self._fetch(f"SELECT {_STATE_COLUMNS} FROM fraiseql_check_states")
         return {str(row[0]): state_of(tuple(row)) for row in rows}
+
+    async def outbox(
+        self,
+        since: float,
+        until: float,
+        *,
+        status: Status | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxEntry]:
+        rows = await self._fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM fraiseql_check_outbox WHERE created_at >= $1 AND created_at < $2"
+            " AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR check_id = $4)"
+            " ORDER BY created_at, id LIMIT $5",
+            since,
+            until,
+            None if status is None else status.value,
+            check_id,
+            limit,
+        )
+        return [outbox_of(tuple(row)) for row in rows]
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         rows = await self._fetch(
@@ -360,6 +444,7 @@ class PostgresStore:
             ("DELETE FROM fraiseql_check_results WHERE started_at < to_timestamp($1)", before),
             ("DELETE FROM fraiseql_check_state_changes WHERE at < to_timestamp($1)", before),
             ("DELETE FROM fraiseql_check_states WHERE updated_at < to_timestamp($1)", before),
+            ("DELETE FROM fraiseql_check_outbox WHERE created_at < $1 AND status <> 'pending'", before),
         ]
         if rollups_before is not None:  # the hours that ended by then
             last_hour = math.floor(rollups_before - HOUR)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from fraiseql_checks.outbox import Kind, OutboxEntry, Status
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.states import State, StateChange, StateRecord
 from fraiseql_checks.stores import StoredResult
@@ -86,4 +87,55 @@ def result_of(row: Sequence[Any]) -> StoredResult:
         kind=str(kind),
         interval_s=float(interval_s),
         silenced=bool(silenced),
+    )
+
+
+#: The outbox's columns, in the order of ``outbox_row``.
+OUTBOX_COLUMNS = (
+    "id, receiver, check_id, kind, created_at, not_before, event, root_cause, status, attempts,"
+    " next_attempt_at, last_error, sent_at, message_key"
+)
+
+
+def outbox_row(
+    entry: OutboxEntry,
+) -> tuple[str, str, str, str, float, float, str, str, str, int, float, str, float | None, str]:
+    """An outbox entry as the stores' columns hold it (the event as JSON)."""
+    return (
+        entry.id,
+        entry.receiver,
+        entry.check_id,
+        entry.kind.value,
+        entry.created_at,
+        entry.not_before,
+        entry.event_json(),
+        entry.root_cause,
+        entry.status.value,
+        entry.attempts,
+        entry.next_attempt_at,
+        entry.last_error,
+        entry.sent_at,
+        entry.message_key,
+    )
+
+
+def outbox_of(row: Sequence[Any]) -> OutboxEntry:
+    (id_, receiver, check_id, kind, created, not_before, event, cause, status, attempts, next_at, error, sent, key) = (
+        row
+    )
+    return OutboxEntry(
+        id=str(id_),
+        receiver=str(receiver),
+        check_id=str(check_id),
+        kind=Kind(kind),
+        created_at=float(created),
+        not_before=float(not_before),
+        event=json.loads(event) if isinstance(event, str) else dict(event),
+        root_cause=str(cause),
+        status=Status(status),
+        attempts=int(attempts),
+        next_attempt_at=float(next_at),
+        last_error=str(error),
+        sent_at=None if sent is None else float(sent),
+        message_key=str(key),
     )

@@ -30,8 +30,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.outbox import OutboxEntry, Status
 from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
-from fraiseql_checks.stores.rows import change_of, change_row, result_of, state_of, state_row
+from fraiseql_checks.stores.rows import (
+    OUTBOX_COLUMNS,
+    change_of,
+    change_row,
+    outbox_of,
+    outbox_row,
+    result_of,
+    state_of,
+    state_row,
+)
 from fraiseql_checks.stores.sli import HOUR, SLIPlan, plan_windows
 
 if TYPE_CHECKING:
@@ -131,6 +141,28 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL
     ) WITHOUT ROWID;
     """,
+    # 4: the notification outbox (``outbox.OutboxEntry``), written with the state
+    # changes that made its entries; the event is JSON.
+    """
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        receiver TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        not_before REAL NOT NULL,
+        event TEXT NOT NULL,
+        root_cause TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT NOT NULL,
+        sent_at REAL,
+        message_key TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_time ON outbox (created_at);
+    CREATE INDEX outbox_status ON outbox (status, created_at);
+    """,
 )
 _RESULT_COLUMNS = (
     "check_id, started_at, duration_s, outcome, message, trace_id, recorded_values, timed_out, kind,"
@@ -151,6 +183,20 @@ ON CONFLICT (check_id) DO UPDATE SET
     changes = excluded.changes,
     since = excluded.since,
     updated_at = excluded.updated_at
+"""
+# A pending entry never replaces one that is done: a restart that makes an entry
+# again (its id is stable) must not send it twice.
+_UPSERT_OUTBOX = f"""
+INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status,
+    attempts = excluded.attempts,
+    next_attempt_at = excluded.next_attempt_at,
+    last_error = excluded.last_error,
+    sent_at = excluded.sent_at,
+    message_key = excluded.message_key,
+    not_before = excluded.not_before
+WHERE outbox.status = 'pending'
 """
 # sli_totals: the checks and the segments (disjoint ranges, see ``stores.SLIPlan``)
 # go to temporary tables, whose primary keys order the outer loops: each check's rows
@@ -382,6 +428,7 @@ class SQLiteStore:
         results: Sequence[StoredResult],
         changes: Sequence[StateChange],
         states: Sequence[StateRecord],
+        outbox: Sequence[OutboxEntry],
     ) -> None:
         conn = lane.db()
         try:
@@ -415,6 +462,9 @@ class SQLiteStore:
                 if states:
                     latest = {record.check_id: record for record in states}
                     conn.executemany(_UPSERT_STATE, [state_row(latest[c]) for c in sorted(latest)])
+                if outbox:
+                    newest = {entry.id: entry for entry in outbox}
+                    conn.executemany(_UPSERT_OUTBOX, [outbox_row(newest[i]) for i in sorted(newest)])
                 lane.commit(conn)
             except BaseException:
                 if conn.in_transaction:  # an interrupted statement rolls back by itself
@@ -458,6 +508,8 @@ class SQLiteStore:
             removed = conn.execute("DELETE FROM results WHERE started_at < ?", (before,)).rowcount
             removed += conn.execute("DELETE FROM state_changes WHERE at < ?", (before,)).rowcount
             removed += conn.execute("DELETE FROM check_states WHERE updated_at < ?", (before,)).rowcount
+            sql = "DELETE FROM outbox WHERE created_at < ? AND status <> 'pending'"
+            removed += conn.execute(sql, (before,)).rowcount
             if rollups_before is not None:
                 sql = "DELETE FROM slo_rollups WHERE bucket <= ?"
                 removed += conn.execute(sql, (rollups_before - HOUR,)).rowcount
@@ -471,13 +523,38 @@ class SQLiteStore:
         await self._call(self._open)
 
     async def write(
-        self, results: Sequence[StoredResult], changes: Sequence[StateChange], states: Sequence[StateRecord] = ()
+        self,
+        results: Sequence[StoredResult],
+        changes: Sequence[StateChange],
+        states: Sequence[StateRecord] = (),
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        await self._call(self._write, results, changes, states)
+        await self._call(self._write, results, changes, states, outbox)
 
     async def load_states(self) -> dict[str, StateRecord]:
         rows = await self._call(self._query, f"SELECT {_STATE_COLUMNS} FROM check_states", ())
         return {str(row[0]): state_of(row) for row in rows}
+
+    async def outbox(
+        self,
+        since: float,
+        until: float,
+        *,
+        status: Status | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxEntry]:
+        sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE created_at >= ? AND created_at < ?"
+        params: tuple[Any, ...] = (since, until)
+        if status is not None:
+            sql += " AND status = ?"
+            params += (status.value,)
+        if check_id is not None:
+            sql += " AND check_id = ?"
+            params += (check_id,)
+        sql += " ORDER BY created_at, id LIMIT ?"
+        rows = await self._call(self._query, sql, (*params, -1 if limit is None else limit))
+        return [outbox_of(row) for row in rows]
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         sql = (

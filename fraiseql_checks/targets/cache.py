@@ -55,9 +55,14 @@ class Cache(redis.asyncio.Redis):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if isinstance(exc, redis.exceptions.AuthenticationError):  # a ConnectionError in redis-py
+                raise TargetError(
+                    f"cache {self.where}: {describe_redis_error(exc, self.timeout_s)}", target="cache"
+                ) from exc
+            reason = describe_redis_error(exc, self.timeout_s)
+            raise TargetError(f"cache {self.where}: {reason}", target="cache", unreachable=True) from exc
         except (
-            redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError,
             redis.exceptions.AuthenticationError,
             redis.exceptions.AuthorizationError,
             redis.exceptions.NoPermissionError,

@@ -240,7 +240,7 @@ class Database(Queries):
             return exc
         where = f"database {self.where}"
         if isinstance(exc, _CONNECTION_LOST):
-            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database")
+            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database", unreachable=True)
         if isinstance(exc, _CREDENTIALS):
             return TargetError(f"{where}: wrong credentials: {_reason(exc)}", target="database")
         if isinstance(exc, _SCHEMA):
@@ -249,12 +249,14 @@ class Database(Queries):
         if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
             if query is not None:  # the statement's own timeout, not the connection's
                 return TargetError(f"{where}: the query timed out (in: {_first_line(query)})", target="database")
-            return TargetError(f"{where}: timed out connecting after {self.connect_timeout:g}s", target="database")
+            return TargetError(
+                f"{where}: timed out connecting after {self.connect_timeout:g}s", target="database", unreachable=True
+            )
         if isinstance(exc, _pg.InterfaceError) and "closed" in str(exc):
-            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database")
+            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database", unreachable=True)
         if isinstance(exc, (OSError, ssl.SSLError, socket.gaierror)):
             host = urllib.parse.urlsplit(self.dsn).hostname or ""
-            return TargetError(f"{where}: {describe_connection_error(exc, host)}", target="database")
+            return TargetError(f"{where}: {describe_connection_error(exc, host)}", target="database", unreachable=True)
         return exc
 
     async def close(self) -> None:

@@ -118,7 +118,10 @@ class GraphQLClient:
             payload["variables"] = dict(variables)
         if operation_name is not None:
             payload["operationName"] = operation_name
-        response = await self.http.post(self.url, json=payload, headers=dict(headers or {}))
+        try:
+            response = await self.http.post(self.url, json=payload, headers=dict(headers or {}))
+        except TargetError as exc:
+            raise exc.retarget("fraiseql") from exc.__cause__
         body = _graphql_body(response)
         errors = body.get("errors") or []
         extensions = body.get("extensions") or {}
@@ -170,7 +173,10 @@ class FraiseQLClient:
 
     async def _status(self, path: str, setting: str) -> tuple[str, int, Mapping[str, Any]]:
         url = self.url + path
-        response = await self.http.get(url)
+        try:
+            response = await self.http.get(url)
+        except TargetError as exc:
+            raise exc.retarget("fraiseql") from exc.__cause__
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -215,7 +221,10 @@ class FraiseQLClient:
             )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = self.url + self.target.metrics_path
-        response = await self.http.get(url, headers=headers)
+        try:
+            response = await self.http.get(url, headers=headers)
+        except TargetError as exc:
+            raise exc.retarget("fraiseql") from exc.__cause__
         if response.status_code >= 400:
             hint = ""
             if response.status_code in (401, 403):

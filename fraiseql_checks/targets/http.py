@@ -124,7 +124,10 @@ class HTTPClient(httpx.AsyncClient):
         try:
             return await super().send(request, **kwargs)
         except httpx.TransportError as exc:
-            raise TargetError(describe_transport_error(exc, self.timeout_s), target="http") from exc
+            unreachable = not isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout))
+            raise TargetError(
+                describe_transport_error(exc, self.timeout_s), target="http", unreachable=unreachable
+            ) from exc
 
 
 async def _add_traceparent(request: httpx.Request) -> None:

@@ -150,7 +150,10 @@ class PrometheusClient:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _get(self, path: str, params: Mapping[str, str], expr: str = "") -> Any:
-        response = await self.http.get(self.url + path, params=dict(params), headers=self.headers)
+        try:
+            response = await self.http.get(self.url + path, params=dict(params), headers=self.headers)
+        except TargetError as exc:
+            raise exc.retarget("prometheus") from exc.__cause__
         if response.status_code >= 500 and "json" not in response.headers.get("content-type", ""):
             raise status_error(response)
         if response.status_code in (401, 403):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._fixture_lifecycle import FixtureError, ScopeState
-from fraiseql_checks.core.fixtures import FixtureLookupError, Scope
+from fraiseql_checks.core.fixtures import FixtureLookupError, Scope, dependencies_of
 from fraiseql_checks.core.runner import Runner
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
@@ -286,7 +286,8 @@ class Worker:
         self.last_turn = time.perf_counter()  # collecting held no check's loop: start the count afresh
         self._max_timeout = max([check.timeout for check in checks] + [self.config.get("timeout")])
         self._warn_about_watcher_hooks()
-        self.send(("collected", [check.info() for check in checks], errors, sorted(kept)))
+        infos = [check.info(dependencies_of(session.fixtures, check)) for check in checks]
+        self.send(("collected", infos, errors, sorted(kept)))
 
     def _report_exits(self) -> None:
         """A check that ends the process (``os._exit``, ``os.abort``) names itself first,

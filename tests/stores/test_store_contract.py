@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -11,6 +12,7 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
+from fraiseql_checks.outbox import Kind, OutboxEntry, Status, entry_id
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable, postgres, sqlite
 from fraiseql_checks.watch.state import State, StateChange
@@ -474,3 +476,74 @@ def test_closing_twice_and_closing_a_store_never_opened_are_fine(make_store: Cal
         await s.close()
 
     asyncio.run(main())
+
+
+def outbox_entry(receiver: str, check: str, at: float, **extra: object) -> OutboxEntry:
+    values: dict[str, object] = {
+        "id": entry_id(receiver, check, "firing", at),
+        "receiver": receiver,
+        "check_id": check,
+        "kind": Kind.FIRING,
+        "created_at": at,
+        "not_before": at + 10,
+        "next_attempt_at": at + 10,
+        "event": {"name": check, "message": "boom ☃", "values": {"lag": 7.5}, "tags": ["audit"]},
+        "root_cause": "database",
+    }
+    values.update(extra)
+    return OutboxEntry(**values)  # type: ignore[arg-type]
+
+
+def test_outbox_entries_round_trip_and_are_written_with_their_batch(store: Store) -> None:
+    first = outbox_entry("chat", "a", T0)
+    other = outbox_entry("pager", "b", T0 + 1, kind=Kind.RESOLVED, root_cause="")
+
+    async def body(s: Store) -> tuple[list[OutboxEntry], list[OutboxEntry], list[OutboxEntry]]:
+        await s.write([result("a", T0)], [StateChange("a", T0, State.UNKNOWN, State.FAILING)], [], [first, other])
+        await s.write([result("a", T0)], [], [], [first])  # a retry of the batch: stored once
+        everything = await s.outbox(0, T0 * 2)
+        pending_a = await s.outbox(0, T0 * 2, status=Status.PENDING, check_id="a")
+        return everything, pending_a, await s.outbox(T0 + 1, T0 * 2)
+
+    everything, pending_a, later = run(store, body)
+    assert everything == [first, other]
+    assert pending_a == [first] and later == [other]
+
+
+def test_a_pending_entry_never_replaces_one_sent_dead_or_folded(store: Store) -> None:
+    pending = outbox_entry("chat", "a", T0)
+    keyed = dataclasses.replace(pending, message_key="k1", attempts=1, next_attempt_at=T0 + 40, last_error="HTTP 503")
+    sent = dataclasses.replace(keyed, status=Status.SENT, attempts=2, sent_at=T0 + 41, last_error="")
+    dead = outbox_entry("chat", "b", T0, status=Status.DEAD, last_error="HTTP 400: bad")
+
+    async def body(s: Store) -> list[OutboxEntry]:
+        await s.write([], [], [], [pending, dead])
+        await s.write([], [], [], [keyed])  # a retry scheduled: replaces the pending row
+        await s.write([], [], [], [sent])
+        await s.write([], [], [], [pending, outbox_entry("chat", "b", T0)])  # a stale pending copy of each
+        return await s.outbox(0, T0 * 2)
+
+    assert run(store, body) == [sent, dead]
+
+
+def test_a_batch_that_fails_writes_no_outbox_entry(store: Store) -> None:
+    async def body(s: Store) -> list[OutboxEntry]:
+        broken = result("a", T0 + 2, message="\ud800")
+        with pytest.raises((UnicodeEncodeError, StoreUnavailable)):
+            await s.write([broken], [], [], [outbox_entry("chat", "a", T0)])
+        return await s.outbox(0, T0 * 2)
+
+    assert run(store, body) == []
+
+
+def test_prune_removes_done_outbox_entries_and_keeps_pending_ones(store: Store) -> None:
+    old_sent = outbox_entry("chat", "a", T0 - 3600, status=Status.SENT, sent_at=T0 - 3590)
+    old_pending = outbox_entry("chat", "b", T0 - 3600)
+    new_sent = outbox_entry("chat", "c", T0 + 5, status=Status.SENT, sent_at=T0 + 6)
+
+    async def body(s: Store) -> list[OutboxEntry]:
+        await s.write([], [], [], [old_sent, old_pending, new_sent])
+        await s.prune(T0)
+        return await s.outbox(0, T0 * 2)
+
+    assert run(store, body) == [old_pending, new_sent]
