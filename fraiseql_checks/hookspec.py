@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fraiseql_checks.core.collect import CollectError
     from fraiseql_checks.core.session import Session
     from fraiseql_checks.generate import Generators
+    from fraiseql_checks.notify.notifier import Notifiers
     from fraiseql_checks.reports.terminal import TerminalReporter
     from fraiseql_checks.result import Result
     from fraiseql_checks.stores import Store
@@ -51,6 +52,13 @@ def fraiseql_add_commands(commands: Commands) -> None:
 def fraiseql_add_generators(generators: Generators) -> None:
     """Register artefact generators for ``fraiseql-check generate NAME`` (alert rules,
     dashboards, ...) with ``generators.add(Generator(...))``."""
+
+
+@hookspec(historic=True)
+def fraiseql_add_notifiers(notifiers: Notifiers) -> None:
+    """Register notifier types (``slack``, ``email``, ...) with ``notifiers.register(cls)``,
+    ``cls`` a ``fraiseql_checks.notify.notifier.Notifier`` subclass; receivers of the
+    ``notify`` section name them as their ``type``."""
 
 
 @hookspec
@@ -157,8 +165,9 @@ def fraiseql_watch_start(watcher: Watcher) -> Awaitable[None] | None:
 
 @hookspec
 def fraiseql_watch_stop(watcher: Watcher) -> Awaitable[None] | None:
-    """Watch mode is stopping: checks are done and the store is flushed. A returned
-    awaitable is awaited before the process exits."""
+    """Watch mode is stopping: checks are done, and the store's writer still writes
+    (``watcher.writer.add``): it is flushed once every plugin returned. A returned
+    awaitable is awaited before the writer stops."""
 
 
 # ---- notify -------------------------------------------------------------------------

@@ -278,6 +278,42 @@ PROCESS_RSS = Metric(
     "process_resident_memory_bytes", "Resident memory of the watcher process.", Kind.GAUGE, unit="bytes"
 )
 
+# ---- notifications (rendered by the notify plugin, for each configured receiver) ---------
+
+RECEIVER = ("receiver",)
+NOTIFY_SENT = Metric(
+    "fraiseql_check_notifications_sent_total",
+    "Messages the receiver accepted (one message may carry several events).",
+    Kind.COUNTER,
+    RECEIVER,
+)
+NOTIFY_FAILED = Metric(
+    "fraiseql_check_notifications_failed_total",
+    "Deliveries to the receiver that failed and will be tried again (a timeout, a 5xx, a 429).",
+    Kind.COUNTER,
+    RECEIVER,
+)
+NOTIFY_DEAD = Metric(
+    "fraiseql_check_notifications_dead_total",
+    "Events given up on: the receiver refused them for good (a 4xx) or kept failing past give_up_after.",
+    Kind.COUNTER,
+    RECEIVER,
+)
+NOTIFY_PENDING = Metric(
+    "fraiseql_check_notifications_pending",
+    "Events waiting to go to the receiver (in their group wait, or to be retried).",
+    Kind.GAUGE,
+    RECEIVER,
+)
+NOTIFY_OLDEST = Metric(
+    "fraiseql_check_notifications_oldest_pending_age_seconds",
+    "How long the oldest event waiting for the receiver has waited; 0 when none waits.",
+    Kind.GAUGE,
+    RECEIVER,
+    unit="seconds",
+)
+NOTIFY: tuple[Metric, ...] = (NOTIFY_SENT, NOTIFY_FAILED, NOTIFY_DEAD, NOTIFY_PENDING, NOTIFY_OLDEST)
+
 # ---- SLOs (rendered by the SLO plugin, for the checks and SLOs that have one) -------------
 
 SLO_SECONDS = Metric(
@@ -367,7 +403,7 @@ WATCHER: tuple[Metric, ...] = (
     PROCESS_RSS,
 )
 #: Every metric the watcher exports, in the order ``/metrics`` writes them.
-ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + SLO
+ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + NOTIFY + SLO
 
 
 def by_name(name: str) -> Metric:

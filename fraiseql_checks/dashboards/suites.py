@@ -26,6 +26,8 @@ from fraiseql_checks.dashboards.model import (
     all_dashboards_link,
     datasource_variable,
     label_variables,
+    slug,
+    stable_uid,
     thresholds_for,
 )
 from fraiseql_checks.dashboards.queries import (
@@ -301,8 +303,8 @@ def suite_dashboard(suite: str, checks: Sequence[Check], base: str) -> Dashboard
     if slo:
         rows.append(Row("SLOs", tuple(slo)))
     return Dashboard(
-        title=f"Checks: {suite}",
-        identity=f"suite/{suite}",
+        title=suite_title(suite),
+        identity=suite_identity(suite),
         rows=tuple(rows),
         variables=(datasource_variable(), *label_variables(m.UP.name, what="fraiseql-check --watch")),
         tags=("checks", f"suite-{suite}"),
@@ -312,6 +314,19 @@ def suite_dashboard(suite: str, checks: Sequence[Check], base: str) -> Dashboard
         ),
         links=(all_dashboards_link(),),
     )
+
+
+def suite_title(suite: str) -> str:
+    return f"Checks: {suite}"
+
+
+def suite_identity(suite: str) -> str:
+    return f"suite/{suite}"
+
+
+def suite_dashboard_url(grafana_url: str, suite: str) -> str:
+    """Where Grafana shows a suite's dashboard (``/d/<uid>/<slug>``), for links from messages."""
+    return f"{grafana_url.rstrip('/')}/d/{stable_uid(suite_identity(suite))}/{slug(suite_title(suite))}"
 
 
 def suite_dashboards(checks: Iterable[Check], base: str = "") -> dict[str, Dashboard]:

@@ -433,15 +433,15 @@ class Watcher:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            for awaitable in self.config.hook.fraiseql_watch_stop(watcher=self):
+                if awaitable is not None:
+                    await awaitable
             self.totals = await self.writer.stop(self.settings.flush_timeout)
             if self.totals.not_written:
                 self.say(
                     f"the result store is unavailable: {self.totals.not_written} results, states and state changes"
                     f" were not written ({self.config.mask(self.writer.last_error)})"
                 )
-            for awaitable in self.config.hook.fraiseql_watch_stop(watcher=self):
-                if awaitable is not None:
-                    await awaitable
         finally:
             self.pool.kill_all()
             if writer_task is not None and not writer_task.done():

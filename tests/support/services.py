@@ -381,19 +381,39 @@ def alertmanager(config: str) -> Iterator[Alertmanager]:
 
 @dataclasses.dataclass(frozen=True)
 class Delivery:
-    """One request a receiver got: when (``time.time()``), on which path, the JSON body."""
+    """One request a receiver got: when (``time.time()``), on which path, the JSON body
+    (``{}`` when it is not JSON), the headers (lower-case names) and the raw body."""
 
     at: float
     path: str
     body: dict[str, Any]
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    raw: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """What a ``WebhookReceiver`` answers: a status, headers and a body."""
+
+    status: int = 200
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b"ok"
 
 
 class WebhookReceiver:
-    """A local HTTP server that records every JSON POST, for Alertmanager's receivers
-    (webhook, and the Slack and PagerDuty ones pointed at it)."""
+    """A local HTTP server that records every POST, for Alertmanager's receivers (webhook,
+    and the Slack and PagerDuty ones pointed at it) and our notifiers.
+
+    It answers 200 unless told otherwise: ``replies`` (a list, consumed one per request,
+    then the default), or ``default`` (e.g. ``Reply(503)`` while "down"). A request
+    answered other than 2xx is still recorded, in ``deliveries``, with its reply."""
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
+        #: Every request, with the status it got.
+        self.answered: list[tuple[Delivery, int]] = []
+        self.replies: list[Reply] = []
+        self.default = Reply()
         self._lock = threading.Lock()
         receiver = self
 
@@ -402,13 +422,26 @@ class WebhookReceiver:
                 pass
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                delivery = Delivery(
+                    time.time(), self.path, body if isinstance(body, dict) else {"_": body}, headers, raw
+                )
                 with receiver._lock:
-                    receiver.deliveries.append(Delivery(time.time(), self.path, json.loads(body or b"{}")))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
+                    reply = receiver.replies.pop(0) if receiver.replies else receiver.default
+                    if 200 <= reply.status < 300:
+                        receiver.deliveries.append(delivery)
+                    receiver.answered.append((delivery, reply.status))
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(reply.body)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
@@ -418,6 +451,7 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def received(self, path: str) -> list[Delivery]:
+        """The requests on ``path`` that were answered 2xx."""
         with self._lock:
             return [d for d in self.deliveries if d.path == path]
 
