@@ -22,7 +22,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from fraiseql_checks.alerting.alerts import AlertSpec
-from fraiseql_checks.alerting.rules import DEPENDS_ON, FAILING, FOLDER, STALE, WATCHER_DOWN, yaml_text
+from fraiseql_checks.alerting.rules import (
+    DEPENDS_ON,
+    DESCRIPTION,
+    FAILING,
+    FOLDER,
+    RUNBOOK_URL,
+    STALE,
+    SUMMARY,
+    WATCHER_DOWN,
+    yaml_text,
+)
 from fraiseql_checks.config import (
     Config,
     Parser,
@@ -71,6 +81,37 @@ DEFAULTS = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 1440
 
 #: Our severities are PagerDuty's (Alertmanager would send "error" for all).
 PAGERDUTY_SEVERITY = "{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}"
+
+
+def _each_firing(annotation: str, separator: str, otherwise: str = "") -> str:
+    """An Alertmanager template: the group's common ``annotation``, else each firing alert's
+    (``otherwise`` for one without it), joined by ``separator``."""
+    each = f"$alert.Annotations.{annotation}"
+    if otherwise:
+        each = f"or {each} {otherwise}"
+    common = f".CommonAnnotations.{annotation}"
+    return (
+        f"{{{{ if {common} }}}}{{{{ {common} }}}}{{{{ else }}}}{{{{ range $i, $alert := .Alerts.Firing }}}}"
+        f"{{{{ if $i }}}}{separator}{{{{ end }}}}{{{{ {each} }}}}{{{{ end }}}}{{{{ end }}}}"
+    )
+
+
+#: The incident's title (Events v2 ``payload.summary``): the alerts' summaries (an alert's name
+#: when it has none), rather than Alertmanager's "[FIRING:1] DatabaseDown fraiseql (...)" of labels.
+PAGERDUTY_SUMMARY = _each_firing(SUMMARY, "; ", otherwise="$alert.Labels.alertname")
+#: The affected system: the alerts' service (a label they are grouped by).
+PAGERDUTY_SOURCE = "{{ if .CommonLabels.service }}{{ .CommonLabels.service }}{{ else }}Alertmanager{{ end }}"
+_FIRST = "(index .Alerts 0).Annotations"
+#: The runbook: the group's own, else its first alert's, named (each alert's runbook is also in
+#: Alertmanager's ``firing`` detail). Alertmanager leaves out a link whose href is empty.
+PAGERDUTY_LINKS = [
+    {
+        "href": f"{{{{ {_FIRST}.{RUNBOOK_URL} }}}}",
+        "text": f"Runbook{{{{ if not .CommonAnnotations.{RUNBOOK_URL} }}}}: {{{{ {_FIRST}.{SUMMARY} }}}}{{{{ end }}}}",
+    }
+]
+#: Added to Alertmanager's own details (``firing``, ``resolved``, ``num_firing``, ``num_resolved``).
+PAGERDUTY_DETAILS = {DESCRIPTION: _each_firing(DESCRIPTION, '{{ "\\n" }}')}
 SLACK_TEXT = (
     "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
     "{{ if .Annotations.runbook_url }}Runbook: {{ .Annotations.runbook_url }}\n{{ end }}{{ end }}"
@@ -109,7 +150,11 @@ class Receivers:
             return []
         if self.settings.get("pagerduty_url"):
             config["url"] = self.settings["pagerduty_url"]
+        config["description"] = PAGERDUTY_SUMMARY
+        config["source"] = PAGERDUTY_SOURCE
         config["severity"] = PAGERDUTY_SEVERITY
+        config["links"] = PAGERDUTY_LINKS
+        config["details"] = PAGERDUTY_DETAILS
         config["send_resolved"] = True
         return [config]
 

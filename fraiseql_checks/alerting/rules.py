@@ -10,6 +10,12 @@ complete on its own):
   (``metrics.py``): the check failing, any check gone stale, the watcher down or
   absent (``fraiseql-checks.rules.yml``).
 
+An alert on the watcher's own series (``fraiseql_check_*``) keeps firing, for up to
+``alerts.keep_firing_for``, while those series are gone (the watcher is down,
+restarting, or no longer scraped), so the watcher's death is announced by
+``FraiseQLCheckWatcherDown``, not by a recovery of every failing check; a check that
+reports again decides at once (``keep_firing``).
+
 The files are deterministic (no timestamps, stable order), so a committed copy can
 be compared with ``generate alerts --check``.
 """
@@ -17,18 +23,28 @@ be compared with ``generate alerts --check``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.alerting.alerts import AlertSpec
-from fraiseql_checks.config import Config, Parser, Setting, as_positive_int, as_str, resolve_section, section
-from fraiseql_checks.core.fixtures import FixtureLookupError
+from fraiseql_checks.config import (
+    Config,
+    Parser,
+    Setting,
+    as_duration_or_zero,
+    as_positive_int,
+    as_str,
+    resolve_section,
+    section,
+)
+from fraiseql_checks.core.fixtures import dependencies_of
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.generate import Generator, Generators, collect_checks
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.promql import metric_names, regex_escape
 from fraiseql_checks.promql import promql_string as promql_string  # re-exported: slo/ imports it from here
-from fraiseql_checks.promql import regex_escape
 from fraiseql_checks.runbooks import BASE_URL, runbook_base_url, runbook_link
 from fraiseql_checks.runbooks import SECTION as RUNBOOK_SECTION
 from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
@@ -47,6 +63,13 @@ WATCHER_DOWN = "FraiseQLCheckWatcherDown"
 WATCHER_ABSENT = "FraiseQLCheckWatcherAbsent"
 WATCHER_DOWN_FOR = 60.0
 WATCHER_ABSENT_FOR = 300.0
+#: How long an alert on the watcher's series keeps firing once they vanish (``alerts.keep_firing_for``):
+#: well past WATCHER_DOWN_FOR and WATCHER_ABSENT_FOR, so the watcher's death is announced first,
+#: and long enough to ride out a restart or a rescheduled pod without a resolve and a new page.
+KEEP_FIRING_FOR = 900.0
+
+#: The annotations of every generated alert; Alertmanager's messages read them.
+SUMMARY, DESCRIPTION, RUNBOOK_URL = "summary", "description", "runbook_url"
 
 #: The label that lists the targets an alert depends on (Alertmanager's inhibition matches it).
 DEPENDS_ON = "depends_on"
@@ -55,6 +78,11 @@ SETTINGS = [
     Setting("service", as_str, help="the `service` label of every generated alert (default fraiseql)"),
     Setting("watcher_job", as_str, help="the Prometheus job that scrapes the watcher (default fraiseql-check)"),
     Setting("stale_intervals", as_positive_int, help="intervals without a run before a check is stale (default 3)"),
+    Setting(
+        "keep_firing_for",
+        as_duration_or_zero,
+        help="how long an alert on the watcher's series keeps firing once they vanish (default 15m; 0: not at all)",
+    ),
 ]
 
 
@@ -64,6 +92,7 @@ class RuleSettings:
     runbook_base_url: str = ""
     watcher_job: str = "fraiseql-check"
     stale_intervals: int = 3
+    keep_firing_for: float = KEEP_FIRING_FOR
     #: Failing runs in a row before a check is failing, when it does not say (watch mode's setting).
     failure_threshold: int = 1
 
@@ -120,6 +149,40 @@ def template_text(text: str) -> str:
     return text.replace("{{", '{{ "{{" }}')
 
 
+# ---- keeping an alert firing while the watcher is gone -------------------------------------
+
+
+def own_series(expr: str) -> set[str]:
+    """The metric names in ``expr`` that this tool's watcher exports (the ``fraiseql_check_`` namespace)."""
+    return {name for name in metric_names(expr) if name.startswith(m.NAMESPACE)}
+
+
+def keep_firing(name: str, expr: str, settings: RuleSettings) -> str:
+    """``expr`` made to keep the alerts it fired while the watcher does not report their check.
+
+    When Prometheus stops scraping the watcher (down, restarting, rescheduled), its series go
+    stale at once: an expression on them matches nothing, and every alert it fired would
+    resolve although nothing says its check passes. Rewritten, an alert that was firing
+    (``ALERTS``) keeps the last result the expression gave, for up to
+    ``alerts.keep_firing_for``, until the watcher reports that check again
+    (``fraiseql_check_up``: a restarted watcher decides at the check's first run). A result
+    without a ``check`` label (a sum over checks) is kept until Prometheus scrapes the
+    watcher again. A passing check resolves at once, which the rule field
+    ``keep_firing_for`` could not do: it would hold every recovery too. Expressions that
+    read none of the watcher's series are returned as they are.
+    """
+    if settings.keep_firing_for <= 0 or not own_series(expr):
+        return expr
+    window = format_duration(math.ceil(settings.keep_firing_for))
+    # ``up`` has no check label: on(check) it matches exactly the results that have none.
+    reported = f"{m.UP.name} or up{{job={promql_string(settings.watcher_job)}}} == 1"
+    firing = f'ALERTS{{alertname={promql_string(name)}, alertstate="firing"}}'
+    return (
+        f"({expr})\nor (\n  last_over_time(({expr})[{window}:])\n"
+        f"  unless on(check) ({reported})\n  and on(check) {firing}\n)"
+    )
+
+
 # ---- the rules ---------------------------------------------------------------------------
 
 
@@ -128,17 +191,22 @@ def alert_rule(spec: AlertSpec, expr: str, settings: RuleSettings) -> dict[str, 
     labels = {"severity": spec.severity, "service": settings.service, **spec.labels}
     if spec.depends_on:
         labels[DEPENDS_ON] = ",".join(sorted(spec.depends_on))
-    annotations = {"summary": spec.summary, "description": spec.description}
+    annotations = {SUMMARY: spec.summary, DESCRIPTION: spec.description}
     url = settings.runbook_url(spec.runbook)
     if url:
-        annotations["runbook_url"] = url
-    return _rule(spec.name, expr, spec.for_, labels, annotations)
+        annotations[RUNBOOK_URL] = url
+    return _rule(spec.name, expr, spec.for_, labels, annotations, settings)
 
 
 def _rule(
-    name: str, expr: str, hold: float, labels: Mapping[str, str], annotations: Mapping[str, str]
+    name: str,
+    expr: str,
+    hold: float,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    settings: RuleSettings,
 ) -> dict[str, Any]:
-    rule: dict[str, Any] = {"alert": name, "expr": expr}
+    rule: dict[str, Any] = {"alert": name, "expr": keep_firing(name, expr, settings)}
     if hold > 0:
         rule["for"] = format_duration(hold)
     rule["labels"] = dict(labels)
@@ -147,12 +215,8 @@ def _rule(
 
 
 def depends_on(session: Session, check: Check) -> list[str]:
-    """The targets a check reaches through its fixtures (``@fixture(target=...)``: ``database``, ``cache``, ...)."""
-    try:
-        definitions = session.fixtures.closure(check.path, check.argnames).order
-    except FixtureLookupError:
-        return []
-    return sorted({definition.target for definition in definitions if definition.target})
+    """The targets a check depends on (its fixtures' and its declared ones)."""
+    return list(dependencies_of(session.fixtures, check))
 
 
 def failing_hold(check: Check, settings: RuleSettings) -> tuple[float, int]:
@@ -190,11 +254,11 @@ def failing_rule(session: Session, check: Check, settings: RuleSettings) -> dict
     if check.description:
         description += f" The check: {check.description}"
     annotations = {
-        "summary": template_text(f"{check.name} is failing"),
-        "description": template_text(description),
-        "runbook_url": settings.runbook_url(check.runbook or f"{RUNBOOKS}/{FAILING}.md") or "",
+        SUMMARY: template_text(f"{check.name} is failing"),
+        DESCRIPTION: template_text(description),
+        RUNBOOK_URL: settings.runbook_url(check.runbook or f"{RUNBOOKS}/{FAILING}.md") or "",
     }
-    return _rule(FAILING, expr, hold, labels, annotations)
+    return _rule(FAILING, expr, hold, labels, annotations, settings)
 
 
 def watcher_rules(settings: RuleSettings) -> list[dict[str, Any]]:
@@ -202,11 +266,18 @@ def watcher_rules(settings: RuleSettings) -> list[dict[str, Any]]:
     job = promql_string(settings.watcher_job)
     job_text = template_text(settings.watcher_job)
     n = settings.stale_intervals
+    if settings.keep_firing_for > 0:
+        kept = (
+            "the alerts that read them keep firing as they were until it reports their checks again,"
+            f" for up to {format_duration(math.ceil(settings.keep_firing_for))}."
+        )
+    else:
+        kept = "the alerts that read them resolve, though nothing says their checks pass."
 
     def rule(name: str, expr: str, hold: float, severity: str, summary: str, description: str) -> dict[str, Any]:
         runbook = settings.runbook_url(f"{RUNBOOKS}/{name}.md") or ""
-        annotations = {"summary": summary, "description": description, "runbook_url": runbook}
-        return _rule(name, expr, hold, {"severity": severity, "service": settings.service}, annotations)
+        annotations = {SUMMARY: summary, DESCRIPTION: description, RUNBOOK_URL: runbook}
+        return _rule(name, expr, hold, {"severity": severity, "service": settings.service}, annotations, settings)
 
     return [
         rule(
@@ -226,8 +297,7 @@ def watcher_rules(settings: RuleSettings) -> list[dict[str, Any]]:
             "critical",
             "The fraiseql-check watcher {{ $labels.instance }} is down",
             f"Prometheus has not been able to scrape the watcher {{{{ $labels.instance }}}} (job {job_text}) for"
-            f" {format_duration(WATCHER_DOWN_FOR)}: the checks it runs report nothing, and no alert that reads"
-            " them can fire.",
+            f" {format_duration(WATCHER_DOWN_FOR)}: the checks it runs report nothing; {kept}",
         ),
         rule(
             WATCHER_ABSENT,

@@ -307,7 +307,8 @@ def test_the_fifteen_seed_alerts_keep_the_seeds_names_severities_and_durations()
 
 @pytest.mark.parametrize(("folder", "profile"), [(ALERTS, "fraiseql-v2"), (V1, "fraiseql-v1")])
 def test_rules_read_only_series_that_exist(folder: Path, profile: str) -> None:
-    """FraiseQL's names as the profile's server emits them, this tool's from metrics.py, node_exporter's, up."""
+    """FraiseQL's names as the profile's server emits them, this tool's from metrics.py, node_exporter's,
+    Prometheus' own (up, ALERTS)."""
     emitted = PROFILES[profile].series_names()
     for path in rule_files(folder):
         for rule in rules_in(path):
@@ -317,7 +318,7 @@ def test_rules_read_only_series_that_exist(folder: Path, profile: str) -> None:
                 elif name.startswith(metrics.NAMESPACE):
                     metrics.by_name(name)
                 else:
-                    assert name in NODE_EXPORTER | {"up"}, (path.name, rule["alert"], name)
+                    assert name in NODE_EXPORTER | {"up", "ALERTS"}, (path.name, rule["alert"], name)
 
 
 def test_every_rule_on_a_check_failing_is_silenced_by_a_maintenance_window() -> None:
@@ -327,10 +328,12 @@ def test_every_rule_on_a_check_failing_is_silenced_by_a_maintenance_window() -> 
     for folder in (ALERTS, V1):
         for path in rule_files(folder):
             for rule in rules_in(path):
-                if metrics.UP.name in metric_names(rule["expr"]):
+                # The condition: the first line, when the rest keeps the alert while the watcher is gone.
+                condition = rule["expr"].split("\nor (\n", 1)[0]
+                if metrics.UP.name in metric_names(condition):
                     readers.add(rule["alert"])
-                    assert metric_names(rule["expr"]) == {metrics.UP.name, metrics.SILENCED.name}, rule["alert"]
-                    assert f" == 0 unless on(check) {metrics.SILENCED.name}{{" in rule["expr"], rule["alert"]
+                    assert metric_names(condition) == {metrics.UP.name, metrics.SILENCED.name}, rule["alert"]
+                    assert f" == 0 unless on(check) {metrics.SILENCED.name}{{" in condition, rule["alert"]
     assert readers == {"FraiseQLCheckFailing", "DatabaseDown", "CacheDown", "HealthCheckFailing"}
 
 
@@ -409,3 +412,67 @@ def test_files_do_not_depend_on_libyaml(path: Path) -> None:
     document = yaml.safe_load(body)
     assert yaml_text(document) == body
     assert yaml_text(document, pure=True) == body
+
+
+# ---- the watcher gone: alerts on its series keep firing until it reports again ------------
+
+MANY_FAILING = """
+from fraiseql_checks import alert, check
+
+@alert(expr="count(fraiseql_check_up == 0) >= 2", severity="critical")
+def check_many_failing():
+    '''Two checks or more fail.'''
+
+@check
+def check_ok():
+    pass
+"""
+
+
+def test_an_alert_over_all_checks_is_kept_while_the_watcher_is_not_scraped(checkdir: CheckDir) -> None:
+    """A result without a check label is kept while Prometheus cannot scrape the watcher, and
+    ends as soon as it scrapes it again and the expression says otherwise."""
+    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\n")
+    checkdir.write("checks/check_x.py", MANY_FAILING)
+    assert checkdir.run("generate", "alerts").ret == 0
+    (rule,) = rules_in(checkdir.path / "alerts/x.rules.yml")
+    assert "keep_firing_for" not in rule, "the rule field would hold every recovery too"
+    assert 'unless on(check) (fraiseql_check_up or up{job="fraiseql-check"} == 1)' in rule["expr"]
+    watcher = '{job="fraiseql-check", instance="w:9470"}'
+    firing = 'ALERTS{alertname="ManyFailing", alertstate="firing"}'
+    fired = [{"labels": firing[:-1] + ', severity="critical", service="fraiseql"}', "value": 1}]
+    test = {
+        "rule_files": ["../x.rules.yml"],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    # Scrapes fail from 45s to 1m30s; both checks pass at their first run after.
+                    {"series": f"up{watcher}", "values": "1 1 1 0 0 0 0 1x6"},
+                    {"series": f'fraiseql_check_up{{check="a",{watcher[1:]}', "values": "0 0 0 stale _ _ _ 1x6"},
+                    {"series": f'fraiseql_check_up{{check="b",{watcher[1:]}', "values": "0 0 0 stale _ _ _ 1x6"},
+                ],
+                "promql_expr_test": [
+                    {"expr": firing, "eval_time": "30s", "exp_samples": fired},
+                    {"expr": firing, "eval_time": "1m30s", "exp_samples": fired},  # nothing says otherwise
+                    {"expr": firing, "eval_time": "1m45s", "exp_samples": []},  # scraped again: resolved at once
+                ],
+            }
+        ],
+    }
+    test_file = checkdir.write("alerts/tests/x.yml", yaml.safe_dump(test))
+    promtool = require_binary("promtool")
+    result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_keep_firing_for_0_leaves_the_expressions_as_they_are(checkdir: CheckDir) -> None:
+    checkdir.write("fraiseql-checks.yaml", "paths: [checks]\nalerts:\n  keep_firing_for: 0\n")
+    checkdir.write("checks/check_x.py", MANY_FAILING)
+    assert checkdir.run("generate", "alerts").ret == 0
+    (rule,) = rules_in(checkdir.path / "alerts/x.rules.yml")
+    assert rule["expr"] == "count(fraiseql_check_up == 0) >= 2"
+    failing, _stale, down, _absent = rules_in(checkdir.path / "alerts/fraiseql-checks.rules.yml")
+    assert failing["expr"] == failing_expr("checks/check_x.py::check_ok")
+    assert down["annotations"]["description"].endswith("resolve, though nothing says their checks pass.")

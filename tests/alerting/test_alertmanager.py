@@ -91,7 +91,8 @@ def test_receivers_come_from_the_environment_and_are_masked_in_output(checkdir: 
     ]
     assert amtool("check-config", str(path)).returncode == 0
     # What the tool prints about the file never shows a secret: here, the diff of --check.
-    path.write_text(path.read_text().replace("send_resolved: true", "send_resolved: false"))
+    tampered = path.read_text().replace("send_resolved: true", "send_resolved: false")
+    path.write_text(tampered.replace(f"routing_key: {ROUTING_KEY}", "routing_key: an-old-key"))
     result = checkdir.run("generate", "alertmanager", "--check", env=env)
     assert result.ret == 1
     printed = result.stdout + result.stderr
@@ -265,8 +266,8 @@ def test_a_real_alertmanager_inhibits_what_follows_from_a_cause(
         wait_until(lambda: receiver.received("/pagerduty"), timeout=30, what="PagerDuty notifications")
         wait_until(lambda: receiver.received("/slack"), timeout=30, what="Slack notifications")
         time.sleep(2)  # one more group interval: anything inhibited would have been sent by now
-    paged = {d.body["payload"]["summary"].split(" (")[0] for d in receiver.received("/pagerduty")}
-    assert paged == {"[FIRING:1] DatabaseDown fraiseql", "[FIRING:1] CacheDown fraiseql"}
+    paged = {d.body["payload"]["summary"] for d in receiver.received("/pagerduty")}
+    assert paged == {"DatabaseDown summary", "CacheDown summary"}
     slack_texts = "\n".join(d.body["attachments"][0]["text"] for d in receiver.received("/slack"))
     assert "FraiseQLCheckFailing summary" in slack_texts and "HighErrorRate summary" in slack_texts
     assert {d.body["channel"] for d in receiver.received("/slack")} == {"#ops"}
@@ -292,6 +293,50 @@ def test_pagerduty_payloads_follow_events_v2_and_resolve(
     assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
     assert trigger["dedup_key"] == resolve["dedup_key"]
     assert trigger["payload"]["severity"] == "critical"
+
+
+RUNBOOKS = "https://runbooks.example.org/docs/runbooks/"
+
+
+def test_pagerduty_events_carry_the_alerts_summary_description_and_runbook(
+    checkdir: CheckDir, receiver: WebhookReceiver, smtp: SMTPServer
+) -> None:
+    """One alert: its summary is the incident's title, its runbook a link. A group of alerts
+    with different runbooks: every summary, and the first alert's runbook, named."""
+    database = alert("DatabaseDown", "critical", check=DB_CHECK)
+    database["annotations"] = {
+        "summary": "The database is down",
+        "description": "check_database_answers has failed for 1 minute.",
+        "runbook_url": f"{RUNBOOKS}DatabaseDown.md",
+    }
+    failing = []
+    for name in ("check_fraiseql_ready", "check_graphql_answers"):  # not held back by DatabaseDown
+        failing.append(alert("FraiseQLCheckFailing", "critical", check=f"checks/health/check_fraiseql.py::{name}"))
+        failing[-1]["annotations"] = {
+            "summary": f"{name} is failing",
+            "description": f"{name} failed its last run.",
+            "runbook_url": f"{RUNBOOKS}{name}.md",
+        }
+    with alertmanager(generated_config(checkdir, receiver, smtp)) as am:
+        am.post_alerts([database, *failing])
+        wait_until(lambda: len(receiver.received("/pagerduty")) >= 2, timeout=30, what="two PagerDuty triggers")
+    events = {d.body["payload"]["summary"]: d.body for d in receiver.received("/pagerduty")}
+    assert set(events) == {"The database is down", "check_fraiseql_ready is failing; check_graphql_answers is failing"}
+    one, group = (
+        events["The database is down"],
+        events["check_fraiseql_ready is failing; check_graphql_answers is failing"],
+    )
+    assert one["links"] == [{"href": f"{RUNBOOKS}DatabaseDown.md", "text": "Runbook"}]
+    assert one["payload"]["custom_details"]["description"] == "check_database_answers has failed for 1 minute."
+    assert one["payload"]["source"] == "fraiseql"
+    assert one["payload"]["custom_details"]["num_firing"] == "1", "Alertmanager's own details stay"
+    assert group["links"] == [
+        {"href": f"{RUNBOOKS}check_fraiseql_ready.md", "text": "Runbook: check_fraiseql_ready is failing"}
+    ]
+    assert group["payload"]["custom_details"]["description"] == (
+        "check_fraiseql_ready failed its last run.\ncheck_graphql_answers failed its last run."
+    )
+    assert f"runbook_url = {RUNBOOKS}check_graphql_answers.md" in group["payload"]["custom_details"]["firing"]
 
 
 def test_info_alerts_arrive_by_email_and_alerts_group_by_name_and_service(
