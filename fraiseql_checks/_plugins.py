@@ -33,6 +33,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("alert-rules", "fraiseql_checks.alerting.rules"),
     ("alertmanager", "fraiseql_checks.alerting.alertmanager"),
     ("notify", "fraiseql_checks.notify.plugin"),
+    ("api", "fraiseql_checks.api.plugin"),
+    ("api-checks", "fraiseql_checks.api.checks"),
     ("notifier-webhook", "fraiseql_checks.notifiers.webhook"),
     ("notifier-email", "fraiseql_checks.notifiers.email"),
     ("notifier-apprise", "fraiseql_checks.notifiers.apprise"),

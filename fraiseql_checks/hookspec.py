@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from fraiseql_checks.api.endpoint import Endpoint
     from fraiseql_checks.checks import Check
     from fraiseql_checks.commands import Commands
     from fraiseql_checks.config import Config, Parser
@@ -161,6 +162,13 @@ def fraiseql_watch_start(watcher: Watcher) -> Awaitable[None] | None:
     """Watch mode is starting, on its event loop, before the first check runs: start
     servers and background tasks (``watcher.server.routes`` adds HTTP pages). A
     returned awaitable is awaited before checking starts."""
+
+
+@hookspec
+def fraiseql_api_endpoints(config: Config) -> Sequence[Endpoint]:
+    """The routes a plugin adds to the watcher's API and status page (``api.endpoint.Endpoint``):
+    served behind the token check and described in ``/api/v1/openapi.json``."""
+    return ()
 
 
 @hookspec

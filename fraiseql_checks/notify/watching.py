@@ -144,11 +144,9 @@ class Notifications:
                 self.watcher.say(f"notify: internal error: {type(exc).__name__}: {exc}")
 
     def _silenced_now(self) -> set[str]:
-        from fraiseql_checks.watch.maintenance import silenced
-
         now = time.time()
-        schedule = self.watcher.schedule
-        return {entry.key for entry in schedule if entry.item.windows and silenced(entry.item.windows, now)}
+        watcher = self.watcher
+        return {entry.key for entry in watcher.schedule if watcher.is_silenced(entry.item, now)}
 
     def handle(self, entries: list[OutboxEntry]) -> None:
         for entry in entries:

@@ -1,9 +1,11 @@
-"""The watcher's small HTTP server: ``/metrics``, ``/healthz``, ``/readyz``.
+"""The watcher's HTTP server: ``/metrics``, ``/healthz``, ``/readyz``, and an ASGI app.
 
 It runs on the watcher's event loop. HTTP/1.1 parsing is h11's (the protocol
 library under httpx), so keep-alive, pipelining and malformed requests are
-handled by code made for it; this module only routes ``GET`` and ``HEAD``.
-Other plugins can add pages with ``server.routes[path] = handler``.
+handled by code made for it. ``routes`` are the watcher's own pages (``GET`` and
+``HEAD``, answered without a framework: a scrape is the hot path); every other
+request goes to ``app``, an ASGI application (the API and the status page, on
+Starlette), with its body read whole first, at most ``max_body`` bytes (413).
 
 No client can blind the watcher by holding connections: their number is capped,
 and at the cap a new connection evicts the one that has waited longest for a
@@ -18,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import http
+import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import cast
+from typing import Any, cast
+from urllib.parse import unquote_to_bytes
 
 import h11
 
@@ -47,12 +52,42 @@ class Page:
     #: The body, whole or in pieces (sent in batches of about ``_BATCH`` bytes).
     body: bytes | Sequence[bytes]
     content_type: str = "text/plain; charset=utf-8"
+    #: More response headers (lower-case names), e.g. ``content-encoding``.
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
     def pieces(self) -> Sequence[bytes]:
         return [self.body] if isinstance(self.body, bytes) else self.body
 
 
-Handler = Callable[[], Page | Awaitable[Page]]
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What a route handler may look at: the method, path, query and headers (lower-case names)."""
+
+    method: str
+    path: str
+    query: bytes
+    headers: Sequence[tuple[bytes, bytes]]
+
+    def header(self, name: bytes) -> bytes:
+        """The values of header ``name`` joined by commas, ``b""`` when absent."""
+        return b", ".join(value for key, value in self.headers if key == name)
+
+
+#: A page: called with the ``Request`` when it takes an argument, else with none.
+Handler = Callable[[Request], Page | Awaitable[Page]] | Callable[[], Page | Awaitable[Page]]
+#: An ASGI application (``scope``, ``receive``, ``send``).
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_request(handler: Handler) -> bool:
+    try:
+        return bool(inspect.signature(handler).parameters)
+    except (TypeError, ValueError):
+        return False
 
 
 def _reason(status: int) -> bytes:
@@ -92,10 +127,15 @@ class HTTPServer:
         head_timeout: float = 10.0,
         keep_alive_timeout: float = 20.0,
         write_timeout: float = 10.0,
+        max_body: int = 1024 * 1024,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self.routes: dict[str, Handler] = {}
+        #: Serves what ``routes`` do not (``None``: 404).
+        self.app: ASGIApp | None = None
+        #: The largest request body read (a bigger one is answered 413).
+        self.max_body = max_body
         self.address = ""
         self.max_connections = max_connections
         self.head_timeout = head_timeout
@@ -151,16 +191,79 @@ class HTTPServer:
         self._open.discard(conn)
         self.connections_open = len(self._open)
 
-    async def _page(self, request: h11.Request) -> Page:
-        if request.method not in (b"GET", b"HEAD"):
-            return Page(405, b"only GET and HEAD\n")
-        path = request.target.split(b"?", 1)[0].decode("latin-1")
+    async def _page(self, request: h11.Request, body: bytes, client: tuple[str, int] | None) -> Page:
+        target = request.target.decode("latin-1")
+        path, _, query = target.partition("?")
         handler = self.routes.get(path)
-        if handler is None:
+        if handler is not None and request.method in (b"GET", b"HEAD"):
+            if _takes_request(handler):
+                method = request.method.decode("latin-1")
+                page = handler(Request(method, path, query.encode("latin-1"), request.headers))  # type: ignore[call-arg]
+            else:
+                page = handler()  # type: ignore[call-arg]
+            return page if isinstance(page, Page) else await page
+        if self.app is None:
+            if request.method not in (b"GET", b"HEAD"):
+                return Page(405, b"only GET and HEAD\n")
             listing = "".join(f"{p}\n" for p in sorted(self.routes))
             return Page(404, f"not found; this watcher serves:\n{listing}".encode())
-        page = handler()
-        return page if isinstance(page, Page) else await page
+        return await self._call_app(self.app, request, path, query, body, client)
+
+    async def _call_app(
+        self, app: ASGIApp, request: h11.Request, path: str, query: str, body: bytes, client: tuple[str, int] | None
+    ) -> Page:
+        """Run ``app`` on one request whose body was read whole; its response as a ``Page``."""
+        host, _, port = self.address.rpartition(":")
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": request.http_version.decode("latin-1"),
+            "method": request.method.decode("latin-1"),
+            "scheme": "http",
+            "path": unquote_to_bytes(path).decode("utf-8", "replace"),
+            "raw_path": path.encode("latin-1"),
+            "query_string": query.encode("latin-1"),
+            "root_path": "",
+            "headers": [(bytes(name).lower(), bytes(value)) for name, value in request.headers],
+            "client": client,
+            "server": (host, int(port or 0)),
+            "state": {},
+        }
+        sent_body = False
+        status = 500
+        headers: list[tuple[bytes, bytes]] = []
+        pieces: list[bytes] = []
+        done = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [(bytes(k).lower(), bytes(v)) for k, v in message.get("headers", ())]
+            elif message["type"] == "http.response.body":
+                pieces.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    done.set()
+
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            if not (done.is_set() and pieces is not None and status):
+                raise
+            # the app answered (its error page) and then re-raised, as Starlette does for a 500
+        finally:
+            done.set()
+        content_type = next((v for k, v in headers if k == b"content-type"), b"text/plain; charset=utf-8")
+        extra = [(k, v) for k, v in headers if k not in (b"content-type", b"content-length", b"server")]
+        return Page(status, pieces, content_type.decode("latin-1"), extra)
 
 
 class _Dropped(Exception):
@@ -183,6 +286,10 @@ class _Connection(asyncio.Protocol):
         self.receiving = False
         self.paused = False
         self.writable: asyncio.Future[None] | None = None
+        #: A request whose body is being read, and the body so far.
+        self.request: h11.Request | None = None
+        self.body: list[bytes] = []
+        self.body_size = 0
 
     # -- asyncio's calls -------------------------------------------------------------------
 
@@ -244,7 +351,7 @@ class _Connection(asyncio.Protocol):
             while True:
                 if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
-                if conn.our_state is not h11.IDLE and conn.our_state is not h11.DONE:
+                if self.request is None and conn.our_state is not h11.IDLE and conn.our_state is not h11.DONE:
                     self.close()  # MUST_CLOSE: the client asked for it, or spoke HTTP/1.0
                     return
                 event = conn.next_event()
@@ -254,24 +361,49 @@ class _Connection(asyncio.Protocol):
                     self.transport.resume_reading()
                     return
                 if isinstance(event, h11.Request):
-                    self._answer(event)
+                    self.request, self.body, self.body_size = event, [], 0
+                    continue
+                if isinstance(event, h11.Data) and self.request is not None:
+                    self.body_size += len(event.data)
+                    if self.body_size > self.server.max_body:
+                        self._too_large()
+                        return
+                    self.body.append(bytes(event.data))
+                    continue
+                if isinstance(event, h11.EndOfMessage) and self.request is not None:
+                    request, body = self.request, b"".join(self.body)
+                    self.request, self.body, self.body_size = None, [], 0
+                    self._answer(request, body)
                     return
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                     self.close()
                     return
-                # Data and EndOfMessage of a request body: not read, dropped.
         except h11.RemoteProtocolError as exc:
             self._refuse(exc)
 
-    def _answer(self, request: h11.Request) -> None:
+    def _answer(self, request: h11.Request, body: bytes) -> None:
         self.server._waiting.pop(self, None)
         self._cancel_timer()
         self.transport.pause_reading()  # pipelined requests wait in the kernel, not in memory
-        self.task = self.loop.create_task(self._respond(request))
+        self.task = self.loop.create_task(self._respond(request, body))
 
-    async def _respond(self, request: h11.Request) -> None:
+    def _too_large(self) -> None:
+        """A request body past ``max_body``: 413 and close (the rest is not read)."""
+        body = b'{"error":{"status":413,"code":"payload_too_large","message":"the request body is too large"}}\n'
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            (b"server", _SERVER),
+        ]
+        with contextlib.suppress(h11.LocalProtocolError):
+            response = h11.Response(status_code=413, headers=headers, reason=_reason(413))
+            self.transport.write((self.h11.send(response) or b"") + (self.h11.send(h11.Data(data=body)) or b""))
+        self.close()
+
+    async def _respond(self, request: h11.Request, body: bytes) -> None:
         try:
-            await self._send(await self._page(request), head_only=request.method == b"HEAD")
+            await self._send(await self._page(request, body), head_only=request.method == b"HEAD")
         except _Dropped:
             return
         except Exception as exc:
@@ -282,9 +414,11 @@ class _Connection(asyncio.Protocol):
             self.task = None
         self._advance()
 
-    async def _page(self, request: h11.Request) -> Page:
+    async def _page(self, request: h11.Request, body: bytes) -> Page:
         try:
-            return await self.server._page(request)
+            peer = self.transport.get_extra_info("peername")
+            client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+            return await self.server._page(request, body, client)
         except Exception as exc:
             self._report(f"the page {request.target.decode('latin-1')} failed", exc)
             return Page(500, b"internal error; the watcher's log says why\n")
@@ -295,6 +429,7 @@ class _Connection(asyncio.Protocol):
             (b"content-type", page.content_type.encode()),
             (b"content-length", str(sum(map(len, pieces))).encode()),
             (b"server", _SERVER),
+            *page.headers,
         ]
         response = h11.Response(status_code=page.status, headers=headers, reason=_reason(page.status))
         self.transport.write(self.h11.send(response) or b"")

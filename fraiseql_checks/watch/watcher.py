@@ -148,7 +148,7 @@ class Watcher:
         self.started = time.time()
         self.process = psutil.Process(os.getpid())
         self._semaphore = asyncio.Semaphore(self.config.get("concurrency"))
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Result | None]] = set()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._reload = False
@@ -161,6 +161,8 @@ class Watcher:
         self.totals: WriterTotals | None = None
         #: More ``/metrics`` families from plugins (SLO gauges): each returns its lines.
         self.extra_metrics: list[Callable[[], Iterable[str]]] = []
+        #: Besides maintenance windows, what may silence a check (check, time) → bool.
+        self.silencers: list[Callable[[CheckInfo, float], bool]] = []
 
     @property
     def stopping(self) -> bool:
@@ -262,9 +264,22 @@ class Watcher:
         if self._waiter is not None:
             _wake(self._waiter)
 
-    async def _run(self, entry: Entry[Watched], due: float) -> None:
+    async def run_now(self, check_id: str) -> Result | None:
+        """Run one check now, outside its schedule (``POST /api/v1/checks/{check}/run``), and
+        account for its result as for any run; ``None`` when it is running already.
+        ``KeyError`` for a check not watched."""
+        entry = self.schedule.get(check_id)
+        if entry is None:
+            raise KeyError(check_id)
+        if entry.running:
+            return None
+        entry.running = True
+        return await self._run(entry, asyncio.get_running_loop().time())
+
+    async def _run(self, entry: Entry[Watched], due: float) -> Result | None:
         loop = asyncio.get_running_loop()
         counted = False
+        result: Result | None = None
         try:
             watched = entry.item
             check = watched.check
@@ -292,6 +307,7 @@ class Watcher:
             entry.running = False
             if counted:
                 self.in_progress -= 1
+        return result
 
     def record(self, watched: Watched, result: Result) -> None:
         """Account for one result: series, state, store, and the state-change hook."""
@@ -299,7 +315,7 @@ class Watcher:
         series = watched.series
         series.observe(result)
         state = watched.state
-        silent = bool(watched.windows) and silenced(watched.windows, result.started_at)
+        silent = self.is_silenced(watched, result.started_at)
         change = state.observe(
             result.outcome, result.started_at, silenced=silent, message=result.message, trace_id=result.trace_id
         )
@@ -310,6 +326,12 @@ class Watcher:
         self.writer.add(state.snapshot())
         if change is not None:
             self.changed(change, watched.check)
+
+    def is_silenced(self, watched: Watched, at: float) -> bool:
+        """Whether a maintenance window or a silence (``silencers``: the API's) holds the check at ``at``."""
+        if watched.windows and silenced(watched.windows, at):
+            return True
+        return any(silencer(watched.check, at) for silencer in self.silencers)
 
     def changed(self, change: StateChange, check: CheckInfo | None) -> None:
         self.writer.add(change)
