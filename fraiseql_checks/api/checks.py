@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 #: The most results one request returns (``limit``).
 MAX_RESULTS = 10_000
+#: The latest results ``GET /api/v1/checks/{check}`` shows, newest first.
+RECENT = 20
 #: The window of results and changes when the request gives none.
 DEFAULT_WINDOW = 24 * 3600.0
 
@@ -196,11 +198,13 @@ async def get_check(request: Request) -> Response:
     entry = watcher.schedule.get(watched.check.id)
     body = check_json(watcher, watched, running=bool(entry and entry.running))
     now = time.time()
+    # the store answers oldest first: ask for a window that holds about the latest RECENT runs
+    since = now - min(DEFAULT_WINDOW, watched.check.interval * (RECENT + 5) + 60)
     try:
-        results = await watcher.writer.store.results(watched.check.id, now - DEFAULT_WINDOW, now + 1, limit=20)
+        results = await watcher.writer.store.results(watched.check.id, since, now + 1)
     except StoreUnavailable:
         results = []
-    body["recent_results"] = [result_json(r, watched.check.id) for r in reversed(results)]
+    body["recent_results"] = [result_json(r, watched.check.id) for r in reversed(results[-RECENT:])]
     return JSONResponse(body)
 
 
@@ -339,7 +343,7 @@ def endpoints() -> Sequence[Endpoint]:
             "getCheck",
             "checks",
             params=(CHECK_PARAM,),
-            responses={200: ("the check", detail), **NOT_FOUND},
+            responses={200: ("the check, with its latest results (newest first)", detail), **NOT_FOUND},
         ),
     ]
 
