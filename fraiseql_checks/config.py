@@ -194,6 +194,22 @@ def expand_environment(value: Any, environ: Mapping[str, str], where: str = "") 
     return value
 
 
+def environment_references(value: Any) -> dict[str, bool]:
+    """The environment variables ``value``'s strings name as ``${NAME}`` (see
+    ``expand_environment``), each with whether it must be set (named somewhere
+    without a ``:-default``): what a deployment must provide to this config."""
+    found: dict[str, bool] = {}
+    if isinstance(value, str):
+        for match in _REFERENCE.finditer(value):
+            if match.group(1) is not None:
+                found[match.group(1)] = found.get(match.group(1), False) or match.group(2) is None
+    elif isinstance(value, Mapping) or isinstance(value, list):
+        for item in value.values() if isinstance(value, Mapping) else value:
+            for name, required in environment_references(item).items():
+                found[name] = found.get(name, False) or required
+    return found
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, else the list of known names."""
     known = sorted(known)
