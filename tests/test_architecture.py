@@ -23,6 +23,7 @@ LEAVES = {
     "registry",
     "result",
     "runbooks",
+    "silences",
     "spec",
     "stash",
     "states",
@@ -40,6 +41,7 @@ FORBIDDEN = {
     "reports": {"targets", "alerting", "dashboards", "slo", "audit", "watch", "stores", "notify"},
     "alerting": {"dashboards", "slo", "audit", "watch", "stores"},
     "api": {"core", "targets", "reports"},
+    "status": {"core", "targets", "reports", "notify", "notifiers"},
 }
 
 
@@ -116,10 +118,12 @@ def test_the_package_has_the_rooms_the_architecture_page_draws() -> None:
         "audit",
         "core",
         "dashboards",
+        "kubernetes",
         "notifiers",
         "notify",
         "reports",
         "slo",
+        "status",
         "stores",
         "targets",
         "watch",

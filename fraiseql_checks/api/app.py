@@ -2,8 +2,9 @@
 
 Starlette routes, parses and answers; each route is an ``Endpoint`` some plugin
 declared (``fraiseql_api_endpoints``), wrapped here with what every route shares:
-the token check, the request body read as JSON and checked against the
-endpoint's JSON Schema, and errors answered as ``{"error": {"status", "code",
+the token check, the query parameters and the request body (read as JSON)
+checked against the endpoint's JSON Schemas, so that what the OpenAPI document
+says is what the route accepts, and errors answered as ``{"error": {"status", "code",
 "message"}}`` — never a traceback, never a 5xx for bad input.
 """
 
@@ -22,7 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fraiseql_checks.api.auth import Tokens
-from fraiseql_checks.api.endpoint import PREFIX, APIError, Endpoint, Handler, error_body, error_response
+from fraiseql_checks.api.endpoint import (
+    FORMATS,
+    PREFIX,
+    APIError,
+    Endpoint,
+    Handler,
+    Param,
+    error_body,
+    error_response,
+)
 
 if TYPE_CHECKING:
     from fraiseql_checks.watch.watcher import Watcher
@@ -44,7 +54,11 @@ def endpoints_of(watcher: Watcher) -> list[Endpoint]:
 def build_app(watcher: Watcher, endpoints: Sequence[Endpoint] | None = None) -> Starlette:
     endpoints = list(endpoints_of(watcher) if endpoints is None else endpoints)
     tokens = Tokens.of(watcher.config)
-    routes = [Route(e.path, _wrap(e, tokens, watcher), methods=[e.method]) for e in endpoints]
+    by_path: dict[str, dict[str, Handler]] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = _wrap(e, tokens, watcher)
+    # One route per path, so that a 405 names every method of the path in its Allow header.
+    routes = [Route(path, _by_method(handlers), methods=list(handlers)) for path, handlers in by_path.items()]
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
@@ -55,12 +69,32 @@ def build_app(watcher: Watcher, endpoints: Sequence[Endpoint] | None = None) -> 
     return app
 
 
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def handle(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    handle.__name__ = "_".join(h.__name__ for h in handlers.values())
+    return handle
+
+
 def _wrap(endpoint: Endpoint, tokens: Tokens, watcher: Watcher) -> Handler:
     validator = jsonschema.Draft202012Validator(endpoint.body) if endpoint.body is not None else None
+    query = [
+        (p, jsonschema.Draft202012Validator(p.schema, format_checker=FORMATS))
+        for p in endpoint.params
+        if p.where == "query"
+    ]
+    # The API says which parameters it takes: a misspelt one is an error, not silently ignored.
+    known = {p.name for p, _ in query} if endpoint.path.startswith(PREFIX) else None
 
     async def handle(request: Request) -> Response:
         try:
             tokens.check(request, endpoint.access)
+            _check_query(request, query, known)
             if validator is not None:
                 request.state.json_body = await _body(request, validator)
             return await endpoint.handler(request)
@@ -69,6 +103,45 @@ def _wrap(endpoint: Endpoint, tokens: Tokens, watcher: Watcher) -> Handler:
 
     handle.__name__ = endpoint.operation
     return handle
+
+
+def _check_query(
+    request: Request, params: Sequence[tuple[Param, jsonschema.Draft202012Validator]], known: set[str] | None
+) -> None:
+    """Each declared query parameter against its schema (read as its type: ``limit=5`` is 5);
+    with ``known``, a parameter not in it is refused."""
+    if known is not None:
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            takes = ", ".join(sorted(known)) or "none"
+            raise APIError(
+                400, "unknown_parameter", f"unknown query parameter {unknown[0]!r}; this route takes: {takes}"
+            )
+    for param, validator in params:
+        raw = request.query_params.get(param.name)
+        if raw is None:
+            if param.required:
+                raise APIError(400, "bad_parameter", f"{param.name} is required")
+            continue
+        error = jsonschema.exceptions.best_match(validator.iter_errors(_typed(raw, param.schema)))
+        if error is not None:
+            raise APIError(400, "bad_parameter", f"{param.name}: {error.message}")
+
+
+def _typed(raw: str, schema: Any) -> Any:
+    kinds = schema.get("type", "string")
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    if "string" in kinds:
+        return raw
+    if "boolean" in kinds and raw in ("true", "false"):
+        return raw == "true"
+    for kind, read in (("integer", int), ("number", float)):
+        if kind in kinds:
+            try:
+                return read(raw)
+            except ValueError:
+                pass
+    return raw
 
 
 async def _body(request: Request, validator: jsonschema.Draft202012Validator) -> Any:
@@ -94,7 +167,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         404: f"no such route: {request.url.path}",
         405: f"{request.method} is not allowed on {request.url.path}",
     }.get(exc.status_code, str(exc.detail))
-    if request.url.path.startswith(PREFIX) or request.url.path == PREFIX.rstrip("/"):
+    if request.url.path.startswith("/api/") or request.url.path == "/api":  # any version: JSON
         return JSONResponse(error_body(exc.status_code, code, message), exc.status_code, headers=exc.headers)
     if exc.status_code == 404:
         watcher: Watcher = request.app.state.watcher

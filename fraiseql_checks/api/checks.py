@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
+    TIME_PARAM,
     Access,
     APIError,
     Endpoint,
@@ -100,8 +101,8 @@ CHANGE_SCHEMA: dict[str, Any] = {
 }
 CHECK_PARAM = Param("check", "path", {"type": "string"}, "the check's node id (URL-encoded)")
 WINDOW_PARAMS = (
-    Param("since", "query", {"type": "string"}, "RFC 3339 or epoch seconds (default: 24 hours ago)"),
-    Param("until", "query", {"type": "string"}, "RFC 3339 or epoch seconds (default: now)"),
+    Param("since", "query", TIME_PARAM, "RFC 3339 or epoch seconds (default: 24 hours ago)"),
+    Param("until", "query", TIME_PARAM, "RFC 3339 or epoch seconds (default: now)"),
 )
 NOT_FOUND = {404: ("no such check", None)}
 STORE_DOWN = {503: ("the result store cannot be read now", None)}

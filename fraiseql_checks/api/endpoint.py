@@ -10,11 +10,14 @@ is neither served nor documented: the two cannot drift.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import jsonschema  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,6 +31,29 @@ MAX_LIMIT = 1000
 
 Schema = Mapping[str, Any]
 Handler = Callable[[Request], Awaitable[Response]]
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+#: The formats the API enforces in query parameters and bodies (JSON Schema only annotates them).
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.fullmatch(value):
+        return False
+    datetime.datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    return True
+
+
+FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
+
+
+#: A time in a query parameter: RFC 3339, or seconds since the epoch (``parse_time`` reads both).
+TIME_PARAM: Schema = {
+    "type": "string",
+    "anyOf": [{"format": "date-time"}, {"pattern": r"^[0-9]{1,11}(\.[0-9]{1,9})?$"}],
+}
 
 
 class Access(enum.StrEnum):
@@ -76,8 +102,8 @@ class Endpoint:
 
     @property
     def openapi_path(self) -> str:
-        """The path as OpenAPI writes it: ``{check}`` without Starlette's converter."""
-        return self.path.replace(":path}", "}")
+        """The path as OpenAPI writes it: ``{check}`` without Starlette's converter (``:path``, ...)."""
+        return re.sub(r"\{(\w+):\w+\}", r"{\1}", self.path)
 
 
 # ---- what handlers share ---------------------------------------------------------------------

@@ -25,6 +25,10 @@ the results (a row ignored as a duplicate counts nothing). ``sli_totals`` answer
 any window exactly by adding the whole hours from the rollups to the partial hours
 at its edges, summed from the raw results; ``stores/sli.py`` does the arithmetic both
 stores share, and ``stores/rows.py`` turns records into the columns both store them as.
+
+Silences (``silences.Silence``, made through the API) are kept one row each, written
+and deleted one at a time, outside the batches: the watcher holds them in memory and
+reads them back at start.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Protocol
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.outbox import OutboxEntry, Status
 from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.silences import Silence
 from fraiseql_checks.states import State, StateChange, StateRecord
 from fraiseql_checks.trace import new_trace_id
 
@@ -164,6 +169,23 @@ class Store(Protocol):
         """Outbox entries created in ``[since, until)``, of one status and one check or
         all, oldest first (``status=PENDING`` with a wide window: what is left to send)."""
 
+    async def outbox_entry(self, entry_id: str) -> OutboxEntry | None:
+        """The outbox entry of that id, or ``None``."""
+
+    async def reopen_outbox(self, entry_id: str, at: float, message_key: str) -> OutboxEntry | None:
+        """Make a done entry (sent, dead, folded) pending again, at once and atomically: no
+        attempts, no error, not sent, due at ``at``, to go out under ``message_key``. The
+        entry as it is now; ``None`` when there is no such entry or it is pending already."""
+
+    async def silences(self) -> list[Silence]:
+        """Every silence kept (ended ones too, until pruned), by ``starts_at`` then id."""
+
+    async def write_silence(self, silence: Silence) -> None:
+        """Keep ``silence``, replacing the one of its id; ``StoreUnavailable`` when it could not."""
+
+    async def delete_silence(self, silence_id: str) -> bool:
+        """Remove the silence of that id; whether there was one."""
+
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         """Results of ``check_id`` that started in ``[since, until)``, oldest first."""
 
@@ -184,8 +206,8 @@ class Store(Protocol):
         """Delete results and state changes older than ``before``, the states of checks
         that ran last before ``before`` (a check gone from the project for the whole
         retention), the outbox entries made before ``before`` that are no longer
-        pending, and the rollups of hours that ended by ``rollups_before`` (``None``:
-        keep every rollup); how many rows went."""
+        pending, the silences that ended before ``before``, and the rollups of hours
+        that ended by ``rollups_before`` (``None``: keep every rollup); how many rows went."""
 
     async def reset(self) -> bool:
         """Drop every connection now, giving up on whatever is in progress (a call that

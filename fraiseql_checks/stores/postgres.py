@@ -29,14 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.outbox import OutboxEntry, Status
+from fraiseql_checks.silences import Silence
 from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
 from fraiseql_checks.stores.rows import (
     OUTBOX_COLUMNS,
+    SILENCE_COLUMNS,
     change_of,
     change_row,
     outbox_of,
     outbox_row,
     result_of,
+    silence_of,
+    silence_row,
     state_of,
     state_row,
 )
@@ -168,6 +172,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX fraiseql_check_outbox_time ON fraiseql_check_outbox (created_at);
     CREATE INDEX fraiseql_check_outbox_status ON fraiseql_check_outbox (status, created_at);
+    """,
+    # 5: silences made through the API (``silences.Silence``). Times as in the outbox.
+    """
+    CREATE TABLE fraiseql_check_silences (
+        id text PRIMARY KEY,
+        matchers jsonb NOT NULL,
+        reason text NOT NULL,
+        starts_at double precision NOT NULL,
+        ends_at double precision NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL
+    );
     """,
 )
 _INSERT_RESULTS = """
@@ -321,6 +337,14 @@ class PostgresStore:
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
+    async def _execute(self, sql: str, *args: Any) -> str:
+        try:
+            pool = await self._connection_pool()
+            async with pool.acquire(timeout=self._timeout) as conn:
+                return str(await conn.execute(sql, *args))
+        except _unavailable() as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
     # -- the Store protocol --------------------------------------------------------------
 
     async def open(self) -> None:
@@ -399,6 +423,39 @@ class PostgresStore:
         )
         return [outbox_of(tuple(row)) for row in rows]
 
+    async def outbox_entry(self, entry_id: str) -> OutboxEntry | None:
+        rows = await self._fetch(f"SELECT {_OUTBOX_COLUMNS} FROM fraiseql_check_outbox WHERE id = $1", entry_id)
+        return outbox_of(tuple(rows[0])) if rows else None
+
+    async def reopen_outbox(self, entry_id: str, at: float, message_key: str) -> OutboxEntry | None:
+        rows = await self._fetch(
+            "UPDATE fraiseql_check_outbox SET status = 'pending', attempts = 0, last_error = '', sent_at = NULL,"
+            " next_attempt_at = $1, message_key = $2 WHERE id = $3 AND status <> 'pending'"
+            f" RETURNING {_OUTBOX_COLUMNS}",
+            at,
+            message_key,
+            entry_id,
+        )
+        return outbox_of(tuple(rows[0])) if rows else None
+
+    async def silences(self) -> list[Silence]:
+        columns = SILENCE_COLUMNS.replace("matchers,", "matchers::text,")
+        rows = await self._fetch(f"SELECT {columns} FROM fraiseql_check_silences ORDER BY starts_at, id")
+        return [silence_of(tuple(row)) for row in rows]
+
+    async def write_silence(self, silence: Silence) -> None:
+        await self._execute(
+            f"INSERT INTO fraiseql_check_silences ({SILENCE_COLUMNS}) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, reason = excluded.reason,"
+            " starts_at = excluded.starts_at, ends_at = excluded.ends_at, created_at = excluded.created_at,"
+            " created_by = excluded.created_by",
+            *silence_row(silence),
+        )
+
+    async def delete_silence(self, silence_id: str) -> bool:
+        status = await self._execute("DELETE FROM fraiseql_check_silences WHERE id = $1", silence_id)
+        return int(status.rsplit(" ", 1)[-1]) > 0
+
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         rows = await self._fetch(
             f"SELECT {_RESULT_COLUMNS} FROM fraiseql_check_results WHERE check_id = $1"
@@ -445,6 +502,7 @@ class PostgresStore:
             ("DELETE FROM fraiseql_check_state_changes WHERE at < to_timestamp($1)", before),
             ("DELETE FROM fraiseql_check_states WHERE updated_at < to_timestamp($1)", before),
             ("DELETE FROM fraiseql_check_outbox WHERE created_at < $1 AND status <> 'pending'", before),
+            ("DELETE FROM fraiseql_check_silences WHERE ends_at < $1", before),
         ]
         if rollups_before is not None:  # the hours that ended by then
             last_hour = math.floor(rollups_before - HOUR)

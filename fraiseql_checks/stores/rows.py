@@ -1,4 +1,5 @@
-"""Records as the SQL stores' columns hold them, and back: state changes, saved states, results."""
+"""Records as the SQL stores' columns hold them, and back: state changes, saved states, results,
+outbox entries, silences."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from fraiseql_checks.outbox import Kind, OutboxEntry, Status
 from fraiseql_checks.result import Outcome
+from fraiseql_checks.silences import Matchers, Silence
 from fraiseql_checks.states import State, StateChange, StateRecord
 from fraiseql_checks.stores import StoredResult
 
@@ -138,4 +140,33 @@ def outbox_of(row: Sequence[Any]) -> OutboxEntry:
         last_error=str(error),
         sent_at=None if sent is None else float(sent),
         message_key=str(key),
+    )
+
+
+SILENCE_COLUMNS = "id, matchers, reason, starts_at, ends_at, created_at, created_by"
+
+
+def silence_row(silence: Silence) -> tuple[str, str, str, float, float, float, str]:
+    """A silence as the stores' columns hold it (the matchers as JSON)."""
+    return (
+        silence.id,
+        silence.matchers_json(),
+        silence.reason,
+        silence.starts_at,
+        silence.ends_at,
+        silence.created_at,
+        silence.created_by,
+    )
+
+
+def silence_of(row: Sequence[Any]) -> Silence:
+    id_, matchers, reason, starts_at, ends_at, created_at, created_by = row
+    return Silence(
+        id=str(id_),
+        matchers=Matchers.of(json.loads(matchers) if isinstance(matchers, str) else dict(matchers)),
+        reason=str(reason),
+        starts_at=float(starts_at),
+        ends_at=float(ends_at),
+        created_at=float(created_at),
+        created_by=str(created_by),
     )

@@ -31,14 +31,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.outbox import OutboxEntry, Status
+from fraiseql_checks.silences import Silence
 from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
 from fraiseql_checks.stores.rows import (
     OUTBOX_COLUMNS,
+    SILENCE_COLUMNS,
     change_of,
     change_row,
     outbox_of,
     outbox_row,
     result_of,
+    silence_of,
+    silence_row,
     state_of,
     state_row,
 )
@@ -162,6 +166,18 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX outbox_time ON outbox (created_at);
     CREATE INDEX outbox_status ON outbox (status, created_at);
+    """,
+    # 5: silences made through the API (``silences.Silence``); the matchers are JSON.
+    """
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 _RESULT_COLUMNS = (
@@ -479,6 +495,13 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
+    def _change(self, lane: _Lane, sql: str, params: tuple[Any, ...]) -> int:
+        """One statement that writes (atomic by itself); how many rows it touched."""
+        try:
+            return int(lane.db().execute(sql, params).rowcount)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
     def _sli_totals(self, lane: _Lane, check_ids: Sequence[str], plan: SLIPlan) -> tuple[list[Any], list[Any]]:
         conn = lane.db()
         try:
@@ -510,6 +533,7 @@ class SQLiteStore:
             removed += conn.execute("DELETE FROM check_states WHERE updated_at < ?", (before,)).rowcount
             sql = "DELETE FROM outbox WHERE created_at < ? AND status <> 'pending'"
             removed += conn.execute(sql, (before,)).rowcount
+            removed += conn.execute("DELETE FROM silences WHERE ends_at < ?", (before,)).rowcount
             if rollups_before is not None:
                 sql = "DELETE FROM slo_rollups WHERE bucket <= ?"
                 removed += conn.execute(sql, (rollups_before - HOUR,)).rowcount
@@ -555,6 +579,35 @@ class SQLiteStore:
         sql += " ORDER BY created_at, id LIMIT ?"
         rows = await self._call(self._query, sql, (*params, -1 if limit is None else limit))
         return [outbox_of(row) for row in rows]
+
+    async def outbox_entry(self, entry_id: str) -> OutboxEntry | None:
+        rows = await self._call(self._query, f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (entry_id,))
+        return outbox_of(rows[0]) if rows else None
+
+    async def reopen_outbox(self, entry_id: str, at: float, message_key: str) -> OutboxEntry | None:
+        sql = (
+            "UPDATE outbox SET status = 'pending', attempts = 0, last_error = '', sent_at = NULL,"
+            " next_attempt_at = ?, message_key = ? WHERE id = ? AND status <> 'pending'"
+            f" RETURNING {OUTBOX_COLUMNS}"
+        )
+        rows = await self._call(self._query, sql, (at, message_key, entry_id))
+        return outbox_of(rows[0]) if rows else None
+
+    async def silences(self) -> list[Silence]:
+        rows = await self._call(self._query, f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY starts_at, id", ())
+        return [silence_of(row) for row in rows]
+
+    async def write_silence(self, silence: Silence) -> None:
+        sql = (
+            f"INSERT INTO silences ({SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, reason = excluded.reason,"
+            " starts_at = excluded.starts_at, ends_at = excluded.ends_at, created_at = excluded.created_at,"
+            " created_by = excluded.created_by"
+        )
+        await self._call(self._change, sql, silence_row(silence))
+
+    async def delete_silence(self, silence_id: str) -> bool:
+        return await self._call(self._change, "DELETE FROM silences WHERE id = ?", (silence_id,)) > 0
 
     async def results(self, check_id: str, since: float, until: float, limit: int | None = None) -> list[StoredResult]:
         sql = (

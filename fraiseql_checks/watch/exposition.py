@@ -14,7 +14,9 @@ definitions (names, help, buckets) come from ``metrics``.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
 _OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(OUTCOMES)}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: OpenMetrics 1.0, offered when a scrape's ``Accept`` asks for it (Prometheus does by default).
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#: A family's ``# HELP`` and ``# TYPE`` lines, as ``header`` writes them.
+_HEAD = re.compile(r"^# HELP (\S+) (.*)\n# TYPE \1 (\w+)$", re.MULTILINE)
 
 
 def escape(value: str) -> str:
@@ -50,6 +56,27 @@ def number(value: float) -> str:
 
 def header(metric: m.Metric) -> str:
     return f"# HELP {metric.name} {metric.help}\n# TYPE {metric.name} {metric.kind.value}\n"
+
+
+def _openmetrics_head(match: re.Match[str]) -> str:
+    name, help_text, kind = match.groups()
+    if kind == "counter":
+        name = name.removesuffix("_total")  # OpenMetrics names the family; its sample keeps _total
+    help_text = help_text.replace("\\", "\\\\").replace('"', '\\"')
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}"
+
+
+def openmetrics(text: str) -> str:
+    """``text`` (whole families, as ``header`` and the helpers below write them) in
+    OpenMetrics 1.0: a counter's family is named without ``_total``, help escapes quotes.
+    The samples are the same in both formats."""
+    return _HEAD.sub(_openmetrics_head, text)
+
+
+@functools.cache
+def _headers(metric: m.Metric, open_metrics: bool) -> bytes:
+    text = header(metric)
+    return (openmetrics(text) if open_metrics else text).encode()
 
 
 def histogram_template(metric: m.Metric, labels: str) -> str:
@@ -120,6 +147,7 @@ class CheckSeries:
         "overlaps",
         "runs",
         "silenced",
+        "silenced_by",
         "state",
         "up",
         "values",
@@ -141,6 +169,8 @@ class CheckSeries:
         self.overlaps = 0
         self.values: dict[str, float] = {}
         self.windows = windows
+        #: Besides the windows, what silences the check at a time (the API's silences).
+        self.silenced_by: Callable[[float], bool] | None = None
         self._info = ""
         self._interval = ""
         self._cache: tuple[bytes, ...] | None = None
@@ -190,8 +220,11 @@ class CheckSeries:
         Kept until the check changes: a check that did not run since the last scrape
         costs nothing to render again.
         """
-        if self.windows:
-            now_silenced = int(silenced(self.windows, now))
+        if self.windows or self.silenced_by is not None:
+            now_silenced = int(
+                bool(self.windows and silenced(self.windows, now))
+                or (self.silenced_by is not None and self.silenced_by(now))
+            )
             if now_silenced != self.silenced:
                 self.silenced, self._cache = now_silenced, None
         if self._cache is None:
@@ -240,15 +273,22 @@ def multi(metric: m.Metric, samples: Mapping[tuple[str, ...], float]) -> str:
     return header(metric) + "".join(lines)
 
 
-def render(series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]]) -> list[bytes]:
+def render(
+    series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]], open_metrics: bool = False
+) -> list[bytes]:
     """The whole page, in pieces: per-check families across ``series``, then the
     ``watcher``'s own lines. Pieces, because joining tens of megabytes into one
-    buffer costs more than the rest of the work; the server sends them in batches."""
+    buffer costs more than the rest of the work; the server sends them in batches.
+    ``open_metrics``: in OpenMetrics 1.0 (only the headers differ, and ``# EOF`` ends it)."""
     rows = [s.chunks(now) for s in series]
     columns = zip(*rows, strict=True) if rows else iter([()] * len(m.PER_CHECK))
     parts: list[bytes] = []
     for metric, column in zip(m.PER_CHECK, columns, strict=True):
-        parts.append(header(metric).encode())
+        parts.append(_headers(metric, open_metrics))
         parts.extend(column)
-    parts.extend(text.encode() for text in watcher())
+    if open_metrics:
+        parts.extend(openmetrics(text).encode() for text in watcher())
+        parts.append(b"# EOF\n")
+    else:
+        parts.extend(text.encode() for text in watcher())
     return parts

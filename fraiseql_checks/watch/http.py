@@ -33,6 +33,9 @@ import h11
 from fraiseql_checks._version import __version__
 
 _MAX_REQUEST = 16 * 1024
+#: After a 413 the rest of the body is read and dropped for at most this long, so that
+#: the client, still sending, reads the answer instead of a connection reset.
+_LINGER = 2.0
 _BATCH = 1024 * 1024
 _SERVER = f"fraiseql-check/{__version__}".encode()
 _BUSY_BODY = b"every connection of this watcher is busy answering; try again\n"
@@ -128,6 +131,7 @@ class HTTPServer:
         keep_alive_timeout: float = 20.0,
         write_timeout: float = 10.0,
         max_body: int = 1024 * 1024,
+        app_concurrency: int = 2,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
@@ -136,6 +140,12 @@ class HTTPServer:
         self.app: ASGIApp | None = None
         #: The largest request body read (a bigger one is answered 413).
         self.max_body = max_body
+        #: How many requests the app works on at once. The app shares the event loop with
+        #: the checks' scheduler: a flood of API requests, each some milliseconds of work,
+        #: would otherwise run back to back in one turn of the loop while runs wait. In
+        #: this lane, the scheduler's due runs start between two requests.
+        self.app_concurrency = app_concurrency
+        self._app_lane: asyncio.Semaphore | None = None
         self.address = ""
         self.max_connections = max_connections
         self.head_timeout = head_timeout
@@ -207,7 +217,11 @@ class HTTPServer:
                 return Page(405, b"only GET and HEAD\n")
             listing = "".join(f"{p}\n" for p in sorted(self.routes))
             return Page(404, f"not found; this watcher serves:\n{listing}".encode())
-        return await self._call_app(self.app, request, path, query, body, client)
+        if self._app_lane is None:
+            self._app_lane = asyncio.Semaphore(self.app_concurrency)
+        async with self._app_lane:
+            await asyncio.sleep(0)  # what became due meanwhile (a run) goes first
+            return await self._call_app(self.app, request, path, query, body, client)
 
     async def _call_app(
         self, app: ASGIApp, request: h11.Request, path: str, query: str, body: bytes, client: tuple[str, int] | None
@@ -290,6 +304,8 @@ class _Connection(asyncio.Protocol):
         self.request: h11.Request | None = None
         self.body: list[bytes] = []
         self.body_size = 0
+        #: Answered 413 and half-closed: what still arrives is dropped.
+        self.discarding = False
 
     # -- asyncio's calls -------------------------------------------------------------------
 
@@ -298,6 +314,8 @@ class _Connection(asyncio.Protocol):
         self.server._admit(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
         self.h11.receive_data(data)
         if self.task is None:
             if not self.receiving:
@@ -306,6 +324,9 @@ class _Connection(asyncio.Protocol):
             self._advance()
 
     def eof_received(self) -> bool:
+        if self.discarding:
+            self.close()
+            return True
         self.h11.receive_data(b"")
         if self.task is None:
             self._advance()
@@ -388,7 +409,9 @@ class _Connection(asyncio.Protocol):
         self.task = self.loop.create_task(self._respond(request, body))
 
     def _too_large(self) -> None:
-        """A request body past ``max_body``: 413 and close (the rest is not read)."""
+        """A request body past ``max_body``: 413, then the rest of the body is read and
+        dropped (for at most ``_LINGER`` seconds) until the client closes: closing with
+        unread bytes would reset the connection and lose the answer."""
         body = b'{"error":{"status":413,"code":"payload_too_large","message":"the request body is too large"}}\n'
         headers = [
             (b"content-type", b"application/json"),
@@ -399,7 +422,14 @@ class _Connection(asyncio.Protocol):
         with contextlib.suppress(h11.LocalProtocolError):
             response = h11.Response(status_code=413, headers=headers, reason=_reason(413))
             self.transport.write((self.h11.send(response) or b"") + (self.h11.send(h11.Data(data=body)) or b""))
-        self.close()
+        self.discarding = True
+        self.request, self.body, self.body_size = None, [], 0
+        if not self.transport.can_write_eof():
+            self.close()
+            return
+        self.transport.write_eof()
+        self.server._waiting[self] = None  # evictable while it lingers
+        self._deadline(_LINGER, self.abort)
 
     async def _respond(self, request: h11.Request, body: bytes) -> None:
         try:

@@ -92,7 +92,9 @@ def test_one_check_its_results_and_changes_by_encoded_or_plain_id(watcher: Watch
     assert body["recent_results"][0]["outcome"] == "failed"
     assert body["recent_results"][0]["message"].startswith("always failing")
     assert call(watcher, "GET", f"/api/v1/checks/{BAD}")[1]["id"] == BAD
-    status, body, _ = call(watcher, "GET", f"/api/v1/checks/{quoted(BAD)}/results?since=0")
+    results = f"/api/v1/checks/{quoted(BAD)}/results?since=0"
+    wait_until(lambda: len(call(watcher, "GET", results)[1]["items"]) >= 2, what="two results stored")
+    status, body, _ = call(watcher, "GET", results)
     assert status == 200 and len(body["items"]) >= 2
     assert all(r["outcome"] == "failed" for r in body["items"])
     starts = [r["started_at"] for r in body["items"]]

@@ -14,6 +14,7 @@ import pytest
 
 from fraiseql_checks.outbox import Kind, OutboxEntry, Status, entry_id
 from fraiseql_checks.result import Outcome
+from fraiseql_checks.silences import Matchers, Silence
 from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable, postgres, sqlite
 from fraiseql_checks.watch.state import State, StateChange
 
@@ -547,3 +548,97 @@ def test_prune_removes_done_outbox_entries_and_keeps_pending_ones(store: Store) 
         return await s.outbox(0, T0 * 2)
 
     assert run(store, body) == [old_pending, new_sent]
+
+
+def test_outbox_entry_is_read_by_id_and_a_done_one_is_reopened_atomically(store: Store) -> None:
+    dead = outbox_entry("chat", "a", T0, status=Status.DEAD, attempts=3, last_error="HTTP 400: bad", message_key="k")
+    sent = outbox_entry("chat", "b", T0, status=Status.SENT, attempts=1, sent_at=T0 + 11, message_key="k2")
+    pending = outbox_entry("chat", "c", T0)
+
+    Got = tuple[
+        tuple[OutboxEntry | None, OutboxEntry | None],
+        OutboxEntry | None,
+        OutboxEntry | None,
+        tuple[OutboxEntry | None, OutboxEntry | None],
+        OutboxEntry | None,
+        OutboxEntry | None,
+    ]
+
+    async def body(s: Store) -> Got:
+        await s.write([], [], [], [dead, sent, pending])
+        got = await s.outbox_entry(dead.id), await s.outbox_entry("nope")
+        reopened = await s.reopen_outbox(dead.id, T0 + 60, "fresh")
+        again = await s.reopen_outbox(dead.id, T0 + 61, "other")  # pending now: left alone
+        refused = await s.reopen_outbox(pending.id, T0 + 60, "x"), await s.reopen_outbox("nope", T0, "x")
+        resent = await s.reopen_outbox(sent.id, T0 + 60, "fresh2")
+        assert reopened is not None
+        delivered = dataclasses.replace(reopened, status=Status.SENT, attempts=1, sent_at=T0 + 62)
+        await s.write([], [], [], [delivered])  # the sender's outcome replaces the pending copy
+        return got, reopened, again, refused, resent, await s.outbox_entry(dead.id)
+
+    (found, missing), reopened, again, refused, resent, after = run(store, body)
+    assert found == dead and missing is None
+    assert reopened == dataclasses.replace(
+        dead, status=Status.PENDING, attempts=0, last_error="", next_attempt_at=T0 + 60, message_key="fresh"
+    )
+    assert again is None and refused == (None, None)
+    assert resent == dataclasses.replace(
+        sent, status=Status.PENDING, attempts=0, sent_at=None, next_attempt_at=T0 + 60, message_key="fresh2"
+    )
+    assert after is not None and (after.status, after.sent_at) == (Status.SENT, T0 + 62)
+
+
+def silence(silence_id: str, starts_at: float, ends_at: float, **matchers: object) -> Silence:
+    return Silence(
+        id=silence_id,
+        matchers=Matchers.of(matchers or {"check": "checks/db/*"}),
+        reason="db failover ☃ 'quoted'",
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_at=starts_at - 1,
+        created_by="alice",
+    )
+
+
+def test_silences_round_trip_are_replaced_by_id_and_deleted(store: Store) -> None:
+    first = silence("s1", T0, T0 + 3600, tags=["db", "audit"], labels={"team": "payments"}, severity="critical")
+    second = silence("s2", T0 - 10, T0 + 60)
+    longer = dataclasses.replace(second, ends_at=T0 + 7200, reason="longer")
+
+    async def body(s: Store) -> tuple[list[Silence], ...]:
+        await s.write_silence(first)
+        await s.write_silence(second)
+        both = await s.silences()
+        await s.write_silence(longer)
+        replaced = await s.silences()
+        deleted = await s.delete_silence("s1"), await s.delete_silence("s1"), await s.delete_silence("nope")
+        assert deleted == (True, False, False)
+        return both, replaced, await s.silences()
+
+    both, replaced, left = run(store, body)
+    assert both == [second, first]  # by starts_at
+    assert replaced == [longer, first]
+    assert left == [longer]
+    assert first.matchers.to_json() == {
+        "tags": ["db", "audit"],
+        "labels": {"team": "payments"},
+        "severity": "critical",
+    }
+
+
+def test_silences_are_kept_across_opening_again_and_pruned_once_ended(make_store: Callable[[], Store]) -> None:
+    ended = silence("old", T0 - 7200, T0 - 3600)
+    holding = silence("new", T0 - 7200, T0 + 3600)
+
+    async def first(s: Store) -> None:
+        await s.write_silence(ended)
+        await s.write_silence(holding)
+
+    async def second(s: Store) -> tuple[list[Silence], list[Silence]]:
+        kept = await s.silences()
+        await s.prune(T0)
+        return kept, await s.silences()
+
+    run(make_store(), first)
+    kept, pruned = run(make_store(), second)
+    assert kept == [holding, ended] and pruned == [holding]  # same start: by id

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import types
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.checks import Check
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.spec import make_spec
-from fraiseql_checks.watch import exposition
+from fraiseql_checks.watch import exposition, pages
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram
 from fraiseql_checks.watch.maintenance import as_windows
-from tests.support.services import require_binary
-from tests.support.watcher import parse_metrics
+from tests.support.checkdir import CheckDir
+from tests.support.services import prometheus, require_binary, wait_until
+from tests.support.watcher import WatchProcess, parse_metrics
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
 T0 = 1_750_000_000.0
@@ -142,3 +149,126 @@ def test_histogram_quantiles_interpolate_like_promql() -> None:
         histogram.observe(value)
     assert histogram.quantile(0.5) == 0.01
     assert 0.019 < histogram.quantile(0.99) <= 0.02
+
+
+# ---- OpenMetrics and gzip (issue 15) ------------------------------------------------------
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def sample_openmetrics_page(monkeypatch: pytest.MonkeyPatch) -> str:
+    render = exposition.render
+    monkeypatch.setattr(exposition, "render", lambda *args: render(*args, open_metrics=True))
+    return sample_page()
+
+
+def test_the_openmetrics_page_reads_back_as_the_same_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = sample_page()
+    page = sample_openmetrics_page(monkeypatch)
+    assert page.endswith("\n# EOF\n") and page.count("# EOF") == 1
+    families = {f.name: f for f in openmetrics_families(page)}  # raises on anything OpenMetrics 1.0 forbids
+    # a counter's family drops _total, its samples keep it
+    assert families["fraiseql_check_runs"].type == "counter"
+    assert "# TYPE fraiseql_check_runs counter\n" in page and "# TYPE fraiseql_check_runs_total" not in page
+    assert families["fraiseql_check_worker_restarts"].type == "counter"
+    assert families["fraiseql_check_duration_seconds"].type == "histogram"
+    om = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in openmetrics_families(page)
+        for s in family.samples
+    }
+    assert om == parse_metrics(text)
+    # only the metadata differs: the samples are the same lines
+    assert [line for line in page.splitlines() if not line.startswith("#")] == [
+        line for line in text.splitlines() if not line.startswith("#")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("", False),
+        ("*/*", False),
+        ("text/plain;version=0.0.4", False),
+        (PROMETHEUS_ACCEPT, True),
+        ("application/openmetrics-text", True),
+        ("application/openmetrics-text;q=0.2,text/plain", False),
+        ("application/openmetrics-text;q=0, text/plain;q=0.1", False),
+    ],
+)
+def test_openmetrics_is_chosen_by_accept(accept: str, expected: bool) -> None:
+    assert pages.wants_openmetrics(accept.encode()) is expected
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "expected"),
+    [("", False), ("gzip", True), ("gzip, deflate, br", True), ("identity", False), ("gzip;q=0", False), ("*", True)],
+)
+def test_gzip_is_chosen_by_accept_encoding(accept_encoding: str, expected: bool) -> None:
+    assert pages.accepts_gzip(accept_encoding.encode()) is expected
+
+
+def test_gzip_pieces_make_one_stream() -> None:
+    pieces = [b"x" * 300_000, b"", sample_page().encode() * 3, b"tail\n"]
+    compressed = pages.gzip_pieces(pieces)
+    assert gzip.decompress(b"".join(compressed)) == b"".join(pieces)
+    assert sum(map(len, compressed)) < sum(map(len, pieces)) / 5
+
+
+def get_metrics(address: str, **headers: str) -> tuple[dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://{address}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {k.lower(): v for k, v in response.headers.items()}, response.read()
+
+
+def test_a_live_watcher_negotiates_gzip_and_openmetrics_and_prometheus_scrapes_it(
+    checkdir: CheckDir, watch: Callable[..., WatchProcess]
+) -> None:
+    promtool = require_binary("promtool")
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 50ms\n")
+    checkdir.write("checks/check_one.py", "def check_one():\n    pass\n\ndef check_two():\n    assert 1 == 2\n")
+    watcher = watch()
+    watcher.wait_for(
+        lambda s: watcher.runs("checks/check_one.py::check_one") >= 1
+        and watcher.runs("checks/check_one.py::check_two", "failed") >= 1,
+        what="a run of each",  # so that two pages compared below hold the same series
+    )
+
+    headers, plain = get_metrics(watcher.address)
+    assert headers["content-type"] == exposition.CONTENT_TYPE and "content-encoding" not in headers
+    assert "accept-encoding" in headers["vary"]
+    done = subprocess.run([promtool, "check", "metrics"], input=plain, capture_output=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+    headers, zipped = get_metrics(watcher.address, **{"Accept-Encoding": "gzip"})
+    assert headers["content-encoding"] == "gzip" and "accept-encoding" in headers["vary"]
+    assert headers["content-type"] == exposition.CONTENT_TYPE
+    assert int(headers["content-length"]) == len(zipped) < len(plain) / 3
+    unzipped = gzip.decompress(zipped).decode()
+    assert (
+        unzipped.startswith("# HELP fraiseql_check_info ")
+        and parse_metrics(unzipped).keys() == parse_metrics(plain.decode()).keys()
+    )
+
+    headers, body = get_metrics(watcher.address, **{"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+    assert headers["content-type"] == exposition.OPENMETRICS_CONTENT_TYPE
+    page = gzip.decompress(body).decode()
+    assert page.endswith("# EOF\n")
+    names = {family.name for family in openmetrics_families(page)}
+    assert {"fraiseql_check_runs", "fraiseql_check_http_connections_accepted", "process_cpu_seconds"} <= names
+
+    # Prometheus asks for OpenMetrics and gzip by default (the Accept above): it must read the page whole
+    with prometheus([watcher.address]) as server:
+
+        def scraped() -> list[object] | None:
+            found = server.query('fraiseql_check_runs_total{outcome="failed"} > 0')
+            up = server.query('up{job="target"} == 1')
+            return found if found and up else None
+
+        (failed,) = wait_until(scraped, timeout=60, every=0.25, what="Prometheus to scrape the watcher")
+        assert failed["metric"]["check"] == "checks/check_one.py::check_two"  # type: ignore[index]
+        assert server.query('scrape_samples_scraped{job="target"}')
+    assert watcher.stop() == 0

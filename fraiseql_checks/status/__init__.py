@@ -1,0 +1,1 @@
+"""The status page: server-rendered HTML at ``/``, badges, and a Statuspage-style summary."""

@@ -1,0 +1,57 @@
+"""What the status page keeps while watching: each check's latest runs and what blocked it.
+
+A ``StatusBoard`` is registered as a plugin when watch mode starts and sees every
+result (``fraiseql_report_result``): the durations of the last ``RECENT`` runs feed
+the sparklines of the overview without a store query per check, and a failed run
+that could not reach its target (``Result.unreachable``) marks the check "blocked
+by" that target until a run says otherwise. The uptime numbers are cached here too.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import TYPE_CHECKING
+
+from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.status.uptime import UptimeCache
+
+if TYPE_CHECKING:
+    from fraiseql_checks.result import Result
+    from fraiseql_checks.watch.watcher import Watcher
+
+#: The registration name of the watcher's board.
+BOARD = "status-board"
+#: The runs a sparkline of the overview shows.
+RECENT = 40
+
+
+class StatusBoard:
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        #: Per check: (started_at, duration_s, passed) of the latest runs, oldest first.
+        self.recent: dict[str, collections.deque[tuple[float, float, bool]]] = {}
+        #: Per check: the target its latest run could not reach, if that is why it failed.
+        self.blocked_by: dict[str, str] = {}
+        self.uptime = UptimeCache(watcher.writer.store)
+
+    @hookimpl
+    def fraiseql_report_result(self, result: Result) -> None:
+        if result.kind != "check":
+            return
+        runs = self.recent.get(result.id)
+        if runs is None:
+            runs = self.recent[result.id] = collections.deque(maxlen=RECENT)
+        runs.append((result.started_at, result.duration_s, result.passed))
+        if result.unreachable and not result.passed:
+            self.blocked_by[result.id] = result.unreachable
+        else:
+            self.blocked_by.pop(result.id, None)
+
+
+def board_of(watcher: Watcher) -> StatusBoard:
+    """The watcher's board, registered on first use if watch mode did not start one."""
+    board = watcher.config.pluginmanager.get_plugin(BOARD)
+    if not isinstance(board, StatusBoard):
+        board = StatusBoard(watcher)
+        watcher.config.pluginmanager.register(board, BOARD)
+    return board

@@ -1,0 +1,110 @@
+"""Uptime from the rollups, against SQLite and PostgreSQL filled with known results."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from fraiseql_checks.result import Outcome
+from fraiseql_checks.status.uptime import DAY, DAYS, UptimeCache, percent, uptimes
+from fraiseql_checks.stores import Store, StoredResult
+
+HOUR = 3600.0
+#: Midday UTC, so that the days of the bar are whole.
+NOW = math.floor(1_750_000_000 / DAY) * DAY + 12 * HOUR + 17.5
+#: Hours ago (0 = the last hour) of failed runs: 8 between 8 and 29 days ago, 4 past 60 days.
+FAILED_RECENT = {200, 250, 300, 350, 400, 450, 500, 700}
+FAILED_OLD = {1500, 1501, 1502, 1503}
+
+
+def run(outcome: Outcome, hours_ago: int, *, later: float = 0.0, silenced: bool = False) -> StoredResult:
+    """A run of the hourly check in the hour ``hours_ago`` (``later`` seconds past its half)."""
+    at = NOW - (hours_ago + 0.5) * HOUR + later
+    return StoredResult(
+        check_id="checks/api.py::check_hourly",
+        started_at=at,
+        duration_s=0.1,
+        outcome=outcome,
+        trace_id=f"t{at}",
+        interval_s=HOUR,
+        silenced=silenced,
+    )
+
+
+def history() -> list[StoredResult]:
+    """An hourly check over 90 days: 12 failed hours, plus a skipped and a silenced run that count nothing."""
+    failed = FAILED_RECENT | FAILED_OLD
+    rows = [run(Outcome.FAILED if k in failed else Outcome.PASSED, k) for k in range(DAYS * 24)]
+    rows.append(run(Outcome.SKIPPED, 3, later=60))
+    rows.append(run(Outcome.FAILED, 5, later=60, silenced=True))
+    return rows
+
+
+def test_uptime_over_each_window_and_per_day(store: Store) -> None:
+    async def body() -> dict[str, object]:
+        await store.open()
+        try:
+            await store.write(history(), [])
+            return dict(await uptimes(store, ["checks/api.py::check_hourly", "checks/api.py::never_ran"], NOW))
+        finally:
+            await store.close()
+
+    found = asyncio.run(body())
+    hourly = found["checks/api.py::check_hourly"]
+    assert hourly.windows["24h"] == 1.0  # type: ignore[attr-defined]
+    assert hourly.windows["7d"] == 1.0  # type: ignore[attr-defined]
+    assert hourly.windows["30d"] == pytest.approx(712 / 720)  # type: ignore[attr-defined]
+    assert hourly.windows["90d"] == pytest.approx(2148 / 2160)  # type: ignore[attr-defined]
+    assert [hourly.shown(w) for w in ("24h", "7d", "30d", "90d")] == ["100%", "100%", "98.89%", "99.44%"]  # type: ignore[attr-defined]
+    days = hourly.days  # type: ignore[attr-defined]
+    assert len(days) == DAYS and days[-1].start == math.floor(NOW / DAY) * DAY
+    for index, day in enumerate(days):
+        ran = [k for k in range(DAYS * 24) if day.start <= NOW - (k + 0.5) * HOUR < day.start + DAY]
+        failed = [k for k in ran if k in FAILED_RECENT | FAILED_OLD]
+        if not ran:
+            assert day.uptime is None, index
+        else:
+            assert day.uptime == pytest.approx(1 - len(failed) / len(ran)), index
+    failed_days = {math.floor((NOW - (k + 0.5) * HOUR) / DAY) * DAY for k in FAILED_RECENT | FAILED_OLD}
+    assert {day.start for day in days if day.uptime is not None and day.uptime < 1} == failed_days
+    never = found["checks/api.py::never_ran"]
+    assert never.windows == {"24h": None, "7d": None, "30d": None, "90d": None}  # type: ignore[attr-defined]
+    assert never.shown("30d") == "no data"  # type: ignore[attr-defined]
+
+
+def test_percentages_never_round_a_failure_up_to_100() -> None:
+    assert percent(None) == "no data"
+    assert percent(1.0) == "100%"
+    assert percent(712 / 720) == "98.89%"
+    assert percent(0.99999) == "99.99%"
+    assert percent(0.0) == "0.00%"
+
+
+def test_the_cache_asks_the_store_once_a_minute(store: Store) -> None:
+    calls: list[int] = []
+
+    async def body() -> None:
+        await store.open()
+        try:
+            original = store.sli_totals
+
+            async def counting(*args: object, **kwargs: object) -> object:
+                calls.append(1)
+                return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+            store.sli_totals = counting  # type: ignore[method-assign,assignment]
+            cache = UptimeCache(store)
+            await asyncio.gather(*(cache.get(["a", "b"]) for _ in range(5)))
+            await cache.get(["b", "a"])
+            assert len(calls) == 1
+            await cache.get(["a"])  # another set of checks
+            assert len(calls) == 2
+            cache.clear()
+            await cache.get(["a"])
+            assert len(calls) == 3
+        finally:
+            await store.close()
+
+    asyncio.run(body())
