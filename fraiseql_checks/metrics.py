@@ -314,6 +314,31 @@ NOTIFY_OLDEST = Metric(
 )
 NOTIFY: tuple[Metric, ...] = (NOTIFY_SENT, NOTIFY_FAILED, NOTIFY_DEAD, NOTIFY_PENDING, NOTIFY_OLDEST)
 
+# ---- high availability (rendered by watch.cluster, when watchers share a PostgreSQL store) -
+
+CLUSTER_MEMBERS = Metric(
+    "fraiseql_check_cluster_members",
+    "Live watchers of this watcher's cluster, as its last heartbeat saw them (itself included).",
+    Kind.GAUGE,
+)
+CLUSTER_OWNED = Metric(
+    "fraiseql_check_cluster_owned_checks",
+    "Checks this watcher runs for its cluster; every check's series come from its owner only.",
+    Kind.GAUGE,
+)
+CLUSTER_LEASE_AGE = Metric(
+    "fraiseql_check_cluster_lease_age_seconds",
+    "Seconds since this watcher last renewed its lease (+Inf before it first joined).",
+    Kind.GAUGE,
+    unit="seconds",
+)
+CLUSTER_TAKEOVERS = Metric(
+    "fraiseql_check_cluster_takeovers_total",
+    "Checks this watcher took over from a watcher whose lease expired or that left.",
+    Kind.COUNTER,
+)
+CLUSTER: tuple[Metric, ...] = (CLUSTER_MEMBERS, CLUSTER_OWNED, CLUSTER_LEASE_AGE, CLUSTER_TAKEOVERS)
+
 # ---- SLOs (rendered by the SLO plugin, for the checks and SLOs that have one) -------------
 
 SLO_SECONDS = Metric(
@@ -403,7 +428,7 @@ WATCHER: tuple[Metric, ...] = (
     PROCESS_RSS,
 )
 #: Every metric the watcher exports, in the order ``/metrics`` writes them.
-ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + NOTIFY + SLO
+ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + NOTIFY + CLUSTER + SLO
 
 
 def by_name(name: str) -> Metric:

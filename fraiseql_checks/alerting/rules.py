@@ -134,6 +134,10 @@ def failing_expr(check_id: str | None = None, *, function: str | None = None) ->
     ``function`` the checks of that function name, in any folder (not its parametrized ones).
     ``FraiseQLCheckFailing`` and the ``@alert`` checks that read a health check both use it, so
     a maintenance window silences them alike.
+
+    Aggregated by check (``max by (check)``): with several watchers in a cluster a check's
+    series move from one watcher (``instance``) to another on a takeover, and an alert
+    keyed by the instance would resolve and fire again, announced twice, on every handover.
     """
     if (check_id is None) == (function is None):
         raise TypeError("failing_expr() takes exactly one of a check id and function=")
@@ -141,7 +145,10 @@ def failing_expr(check_id: str | None = None, *, function: str | None = None) ->
         matcher = f"check={promql_string(check_id)}"
     else:
         matcher = f"check=~{promql_string('.*::' + regex_escape(str(function)))}"
-    return f"{m.UP.name}{{{matcher}}} == 0 unless on(check) {m.SILENCED.name}{{{matcher}}} == 1"
+    return (
+        f"max by (check) ({m.UP.name}{{{matcher}}}) == 0"
+        f" unless on(check) max by (check) ({m.SILENCED.name}{{{matcher}}}) == 1"
+    )
 
 
 def template_text(text: str) -> str:

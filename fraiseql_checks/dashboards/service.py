@@ -267,7 +267,9 @@ def error_analysis(s: Seed) -> Dashboard:
             "timeseries",
             (
                 Target(
-                    f"count by (severity) ({down} * on(job, instance, check) group_left(severity) {info})",
+                    # max by check first: a check counts once, whichever watcher of a cluster reports it
+                    f"count by (severity) (max by (check, severity) ({down} * on(job, instance, check)"
+                    f" group_left(severity) {info}))",
                     "{{severity}}",
                 ),
             ),

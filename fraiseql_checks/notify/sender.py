@@ -7,7 +7,10 @@ dead receiver delays nobody else and a receiver gets its messages in order.
 
 - An entry goes once it is written to the store (the state change that made it is
   then written too: a restart finds it), or at once while the store is away —
-  a notification must not wait for the database that is down.
+  a notification must not wait for the database that is down. In a cluster
+  (``claim`` given) an entry goes only once this watcher has claimed it in the
+  store, so one watcher sends it; while the store is away entries wait, and go
+  once it is back: late, neither lost nor doubled.
 - A receiver's due entries go as one message (at most ``max_per_message``
   events), whose idempotency key is fixed at the first attempt and kept for the
   retries, so a receiver that got it but whose answer was lost recognises it.
@@ -26,7 +29,7 @@ import dataclasses
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.notify.message import message_of
@@ -43,6 +46,8 @@ DELIVERY_TIMEOUT = 60.0
 _IDLE = 1.0
 #: How long the loop waits after a wake-up before it looks: wake-ups within it are one look.
 _SETTLE = 0.02
+#: How long a finished entry's id is remembered (far longer than its status takes to be written).
+_DONE_KEPT = 600.0
 
 
 def backoff(attempts: int, rng: Callable[[], float] = random.random) -> float:
@@ -76,6 +81,7 @@ class Sender:
         source: str = "fraiseql-checks",
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        claim: Callable[[list[str]], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -86,10 +92,15 @@ class Sender:
         self.source = source
         self._clock = clock
         self._rng = rng
+        #: In a cluster: claims entries by id in the store, returning those now this watcher's.
+        self._claim = claim
         #: Pending entries by receiver, by id.
         self.pending: dict[str, dict[str, OutboxEntry]] = {name: {} for name in settings.receivers}
         self.stats: dict[str, ReceiverStats] = {name: ReceiverStats() for name in settings.receivers}
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        #: Entries this sender finished lately (sent, dead), by id: the store may not say so yet,
+        #: and an entry loaded again meanwhile (a cluster's sweep of the outbox) must not go twice.
+        self._done: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -103,9 +114,10 @@ class Sender:
         self._wake.set()
 
     def load(self, entries: Iterable[OutboxEntry]) -> None:
-        """The entries the store still had pending at start (a restart after a crash)."""
+        """The entries the store still had pending at start (a restart after a crash), or
+        that a cluster's sweep found nobody live will send."""
         for entry in entries:
-            if entry.status is not Status.PENDING:
+            if entry.status is not Status.PENDING or entry.id in self._done:
                 continue
             if entry.receiver not in self.pending:  # a receiver removed from the config
                 self._finish([entry], Status.DEAD, f"the receiver {entry.receiver!r} is no longer configured")
@@ -163,6 +175,8 @@ class Sender:
             if not due:
                 continue
             if unwritten is None:
+                if self._claim is not None and not self._store_up():
+                    return  # a cluster sends only what it claimed, and cannot claim now
                 unwritten = self._unwritten() if self._store_up() else set()
             batch = self._batch(name, due, unwritten)
             if batch:
@@ -187,6 +201,10 @@ class Sender:
 
     async def _deliver(self, name: str, batch: list[OutboxEntry]) -> None:
         notifier = self.settings.receivers[name]
+        if self._claim is not None:
+            batch = await self._claimed(name, batch)
+            if not batch:
+                return
         key = batch[0].message_key or message_key(entry.id for entry in batch)
         if not batch[0].message_key:
             batch = [dataclasses.replace(entry, message_key=key) for entry in batch]
@@ -210,6 +228,23 @@ class Sender:
             if stats.failing:
                 stats.failing = False
                 self._say(f"notify: receiver {name!r} accepts messages again")
+
+    async def _claimed(self, name: str, batch: list[OutboxEntry]) -> list[OutboxEntry]:
+        """The entries of ``batch`` this watcher claimed; the others are another's to send."""
+        assert self._claim is not None
+        from fraiseql_checks.stores import StoreUnavailable
+
+        try:
+            claimed = await asyncio.wait_for(self._claim([entry.id for entry in batch]), 10.0)
+        except (StoreUnavailable, TimeoutError):
+            later = self._clock() + _IDLE
+            for entry in batch:  # not a failed delivery: try again shortly
+                self.pending[name][entry.id] = dataclasses.replace(entry, next_attempt_at=later)
+            return []
+        for entry in batch:
+            if entry.id not in claimed:
+                self.pending[name].pop(entry.id, None)
+        return [entry for entry in batch if entry.id in claimed]
 
     async def deliver(self, notifier: Notifier, entries: Sequence[OutboxEntry], key: str) -> None:
         """Render the message of ``entries`` and send every item of it (``DeliveryError``)."""
@@ -247,7 +282,10 @@ class Sender:
 
     def _finish(self, batch: Iterable[OutboxEntry], status: Status, error: str) -> None:
         now = self._clock()
+        if len(self._done) > 10_000:
+            self._done = {key: at for key, at in self._done.items() if now - at < _DONE_KEPT}
         for entry in batch:
+            self._done[entry.id] = now
             self.pending.get(entry.receiver, {}).pop(entry.id, None)
             done = dataclasses.replace(
                 entry,

@@ -28,7 +28,8 @@ from fraiseql_checks.stores import StoreUnavailable
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
     from fraiseql_checks.result import Result
-    from fraiseql_checks.states import StateChange
+    from fraiseql_checks.states import StateChange, StateRecord
+    from fraiseql_checks.stores.postgres import PostgresStore
     from fraiseql_checks.watch.watcher import Watcher
 
 PLUGIN_NAME = "notify-watching"
@@ -40,6 +41,10 @@ TICK = 1.0
 STOP_TIMEOUT = 5.0
 #: How long reading the outbox at start may take before notifications start without it.
 READ_TIMEOUT = 10.0
+#: In a cluster: how often a watcher looks for notifications nobody live will send ...
+SWEEP = 3.0
+#: ... among them, unclaimed ones this long past their time (their maker claims them sooner).
+SWEEP_AFTER = 30.0
 
 
 class ScheduledChecks(Mapping[str, "CheckInfo"]):
@@ -79,6 +84,7 @@ class Notifications:
         self.policy = Policy(settings, mask=watcher.config.mask, dashboard_url=self._dashboard_url)
         self.policy.checks = ScheduledChecks(watcher)
         writer = watcher.writer
+        cluster = watcher.cluster
         self.sender = Sender(
             settings,
             Transport(self._client),
@@ -87,6 +93,7 @@ class Notifications:
             store_up=lambda: writer.up,
             say=watcher.say,
             source=f"{socket.gethostname()} {watcher.server.address}",
+            claim=self._claim if cluster is not None else None,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -118,13 +125,80 @@ class Notifications:
                 watcher.say(f"notify: the outbox could not be read ({exc}); what was announced before is not known")
             else:
                 self.policy.restore({}, history)
+                if watcher.cluster is not None:  # another cluster may share the store: its entries are its own
+                    ours = set(watcher.check_ids())
+                    pending = [entry for entry in pending if not entry.check_id or entry.check_id in ours]
                 self.sender.load(pending)
                 if pending:
                     watcher.say(f"notify: {len(pending)} notifications left from before are being sent")
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.sender.run()), loop.create_task(self._tick())]
+        if watcher.cluster is not None:
+            watcher.cluster.on_adopt.append(self._adopted)
+            self._tasks.append(loop.create_task(self._sweep()))
+
+    # -- in a cluster (``watch.cluster``): what a takeover must know, and claims -------------------
+
+    def _coordinator(self) -> PostgresStore:
+        from fraiseql_checks.stores.postgres import PostgresStore
+
+        store = self.watcher.writer.store
+        assert isinstance(store, PostgresStore)
+        return store
+
+    async def _adopted(self, check_ids: list[str], states: dict[str, StateRecord]) -> None:
+        """Checks taken over from another watcher: learn what was announced for them, so that
+        their next results neither announce again what was, nor miss a reminder."""
+        since = time.time() - max(HISTORY, 2 * self.settings.repeat_interval)
+        history = await self._coordinator().outbox_of(check_ids, since)
+        for check_id in check_ids:
+            self.policy.announced.pop(check_id, None)
+            self.policy.state.pop(check_id, None)
+            self.policy.since.pop(check_id, None)
+        self.policy.restore(states, history)
+
+    async def _claim(self, entry_ids: list[str]) -> set[str]:
+        cluster = self.watcher.cluster
+        assert cluster is not None
+        until = time.time() + cluster.ttl
+        return await self._coordinator().claim_entries(cluster.member, entry_ids, until)
+
+    async def _sweep(self) -> None:
+        """Every few seconds, take the pending entries nobody live will send: those claimed by a
+        watcher whose lease is gone, and those left unclaimed well past their time."""
+        cluster = self.watcher.cluster
+        assert cluster is not None
+        while True:
+            await asyncio.sleep(SWEEP)
+            if cluster.away or not cluster.members:
+                continue
+            now = time.time()
+            try:
+                entries = await asyncio.wait_for(
+                    self._coordinator().claim_outbox(
+                        cluster.member,
+                        self.watcher.check_ids(),  # this cluster's checks: another cluster's entries are its own
+                        until=now + cluster.ttl,
+                        older_than=now - SWEEP_AFTER,
+                    ),
+                    READ_TIMEOUT,
+                )
+            except (StoreUnavailable, TimeoutError):
+                continue
+            unwritten = self.watcher.writer.unwritten_outbox()  # this watcher's newer news of them is on its way
+            unsent = [
+                entry
+                for entry in entries
+                if entry.id not in self.sender.pending.get(entry.receiver, {}) and entry.id not in unwritten
+            ]
+            if unsent:
+                self.watcher.say(f"notify: sending {len(unsent)} notifications another watcher of the cluster left")
+                self.sender.load(unsent)
 
     async def stop(self) -> None:
+        cluster = self.watcher.cluster
+        if cluster is not None and self._adopted in cluster.on_adopt:
+            cluster.on_adopt.remove(self._adopted)
         ticker = self._tasks[1:] if len(self._tasks) > 1 else []
         for task in ticker:
             task.cancel()

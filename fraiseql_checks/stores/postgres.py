@@ -23,6 +23,7 @@ may have landed (``reset`` says so).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -185,6 +186,56 @@ MIGRATIONS: tuple[str, ...] = (
         created_by text NOT NULL
     );
     """,
+    # 6: high availability (``watch.cluster``). Each watcher of a cluster keeps one row,
+    # its lease, renewed every second by ``fraiseql_check_heartbeat`` in one round trip
+    # on the database's clock; an outbox entry is sent by the watcher that claimed it.
+    """
+    CREATE SEQUENCE fraiseql_check_member_epochs;
+    CREATE TABLE fraiseql_check_members (
+        cluster text NOT NULL,
+        member text NOT NULL,
+        epoch bigint NOT NULL,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (cluster, member)
+    );
+    ALTER TABLE fraiseql_check_outbox
+        ADD COLUMN claimed_by text,
+        ADD COLUMN claimed_until double precision;
+    CREATE FUNCTION fraiseql_check_heartbeat(
+        p_cluster text, p_member text, p_epoch bigint, p_host text, p_pid integer, p_ttl double precision
+    ) RETURNS TABLE (o_member text, o_epoch bigint, o_renewed boolean, o_expires_in double precision)
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    DECLARE
+        kept bigint;
+    BEGIN
+        DELETE FROM fraiseql_check_members AS m WHERE m.cluster = p_cluster AND m.expires_at <= now();
+        UPDATE fraiseql_check_members AS m
+            SET heartbeat_at = now(), expires_at = now() + p_ttl * interval '1 second'
+            WHERE m.cluster = p_cluster AND m.member = p_member AND m.epoch = p_epoch
+            RETURNING m.epoch INTO kept;
+        IF kept IS NULL THEN
+            INSERT INTO fraiseql_check_members AS m
+                (cluster, member, epoch, host, pid, started_at, heartbeat_at, expires_at)
+            VALUES (p_cluster, p_member, nextval('fraiseql_check_member_epochs'), p_host, p_pid, now(), now(),
+                    now() + p_ttl * interval '1 second')
+            ON CONFLICT (cluster, member) DO UPDATE SET
+                epoch = excluded.epoch, host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,
+                heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
+            RETURNING m.epoch INTO kept;
+        END IF;
+        RETURN QUERY
+            SELECT m.member, m.epoch, m.member = p_member AND m.epoch = p_epoch,
+                extract(epoch FROM m.expires_at - now())::double precision
+            FROM fraiseql_check_members AS m
+            WHERE m.cluster = p_cluster
+            ORDER BY m.member;
+    END
+    $$;
+    """,
 )
 _INSERT_RESULTS = """
 INSERT INTO fraiseql_check_results
@@ -243,6 +294,11 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE fraiseql_check_outbox.status = 'pending'
 """
 _OUTBOX_COLUMNS = OUTBOX_COLUMNS.replace("event,", "event::text,")
+#: An outbox claim whose member holds no live lease (in any cluster: member names are unique).
+_CLAIMER_GONE = (
+    "NOT EXISTS (SELECT 1 FROM fraiseql_check_members AS m"
+    " WHERE m.member = fraiseql_check_outbox.claimed_by AND m.expires_at > now())"
+)
 _STATE_COLUMNS = (
     "check_id, base, state, consecutive_failures, consecutive_successes, failures::text, changes::text,"
     " extract(epoch from since)::float8, extract(epoch from updated_at)::float8"
@@ -287,6 +343,18 @@ CROSS JOIN LATERAL (
 """
 
 
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One live member of a cluster, as a heartbeat sees it."""
+
+    member: str
+    epoch: int
+    #: The lease this row stands for is the caller's own, renewed (not a new join).
+    renewed: bool
+    #: Seconds until the lease expires, on the database's clock.
+    expires_in: float
+
+
 def _unavailable() -> tuple[type[BaseException], ...]:
     """The server went away, restarts, refuses us, or the network is down: retry later.
 
@@ -308,6 +376,7 @@ class PostgresStore:
         #: Set by a write once it asks to commit, until it returns: a write given up on
         #: then (``reset``) may have been stored.
         self._committing: object | None = None
+        self._coordination: asyncpg.Connection | None = None
 
     async def _connection_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -518,6 +587,108 @@ class PostgresStore:
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
+    # -- high availability (``watch.cluster``); PostgreSQL only ------------------------------
+
+    async def _coordinate(self, sql: str, *args: Any, timeout: float) -> list[Any]:
+        """Run a coordination statement on a connection of its own, so a heartbeat never
+        waits behind a batch of results; the connection is dropped on any failure."""
+        try:
+            await self._connection_pool()  # migrated
+            if self._coordination is None or self._coordination.is_closed():
+                import asyncpg
+
+                self._coordination = await asyncpg.connect(self.url, timeout=timeout, command_timeout=timeout)
+            return list(await self._coordination.fetch(sql, *args, timeout=timeout))
+        except _unavailable() as exc:
+            conn, self._coordination = self._coordination, None
+            if conn is not None:
+                conn.terminate()
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def heartbeat(
+        self, cluster: str, member: str, epoch: int, host: str, pid: int, ttl: float, *, timeout: float
+    ) -> list[Member]:
+        """Renew ``member``'s lease of ``cluster`` (joining anew, with a new epoch, when
+        the lease of ``epoch`` lapsed or was never held), delete the expired leases, and
+        return the live members, in one round trip; times on the database's clock."""
+        rows = await self._coordinate(
+            "SELECT * FROM fraiseql_check_heartbeat($1, $2, $3, $4, $5, $6)",
+            cluster,
+            member,
+            epoch,
+            host,
+            pid,
+            ttl,
+            timeout=timeout,
+        )
+        return [Member(str(row[0]), int(row[1]), bool(row[2]), float(row[3])) for row in rows]
+
+    async def leave(self, cluster: str, member: str, epoch: int, *, timeout: float) -> None:
+        """Delete ``member``'s lease: its checks move to the others at their next heartbeat."""
+        await self._coordinate(
+            "DELETE FROM fraiseql_check_members WHERE cluster = $1 AND member = $2 AND epoch = $3",
+            cluster,
+            member,
+            epoch,
+            timeout=timeout,
+        )
+
+    async def states_of(self, check_ids: Sequence[str]) -> dict[str, StateRecord]:
+        """The stored states of these checks (a fresh read, for checks a watcher takes over)."""
+        rows = await self._fetch(
+            f"SELECT {_STATE_COLUMNS} FROM fraiseql_check_states WHERE check_id = ANY($1::text[])", list(check_ids)
+        )
+        return {str(row[0]): state_of(tuple(row)) for row in rows}
+
+    async def outbox_of(self, check_ids: Sequence[str], since: float) -> list[OutboxEntry]:
+        """The outbox entries of these checks created since ``since``, oldest first."""
+        rows = await self._fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM fraiseql_check_outbox WHERE check_id = ANY($1::text[])"
+            " AND created_at >= $2 ORDER BY created_at, id",
+            list(check_ids),
+            since,
+        )
+        return [outbox_of(tuple(row)) for row in rows]
+
+    async def claim_outbox(
+        self, member: str, check_ids: Sequence[str], *, until: float, older_than: float, limit: int = 500
+    ) -> list[OutboxEntry]:
+        """Claim for ``member``, until ``until``, the pending outbox entries of these checks
+        that nobody live will send: those it claimed already, those claimed by a member whose
+        lease is gone, and unclaimed ones due before ``older_than`` (their maker had time to
+        claim them). Rows another watcher is claiming now are skipped, not waited for. The
+        entries claimed, oldest first."""
+        rows = await self._fetch(
+            "UPDATE fraiseql_check_outbox SET claimed_by = $1, claimed_until = $2"
+            " WHERE id IN (SELECT id FROM fraiseql_check_outbox WHERE status = 'pending'"
+            "   AND check_id = ANY($3::text[]) AND ("
+            "   claimed_by = $1 OR (claimed_by IS NULL AND next_attempt_at < $4)"
+            f"   OR (claimed_by IS NOT NULL AND {_CLAIMER_GONE}))"
+            " ORDER BY created_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_OUTBOX_COLUMNS}",
+            member,
+            until,
+            list(check_ids),
+            older_than,
+            limit,
+        )
+        return sorted((outbox_of(tuple(row)) for row in rows), key=lambda e: (e.created_at, e.id))
+
+    async def claim_entries(self, member: str, entry_ids: Sequence[str], until: float) -> set[str]:
+        """Claim these pending entries for ``member`` unless a member with a live lease holds
+        them; the ids now claimed by ``member``."""
+        rows = await self._fetch(
+            "UPDATE fraiseql_check_outbox SET claimed_by = $1, claimed_until = $2"
+            " WHERE id IN (SELECT id FROM fraiseql_check_outbox WHERE id = ANY($3::text[]) AND status = 'pending'"
+            f"   AND (claimed_by IS NULL OR claimed_by = $1 OR {_CLAIMER_GONE})"
+            "   FOR UPDATE SKIP LOCKED)"
+            " RETURNING id",
+            member,
+            until,
+            list(entry_ids),
+        )
+        return {str(row[0]) for row in rows}
+
     async def reset(self) -> bool:
         # A transaction cut off before its COMMIT is rolled back by the server.
         committing, self._committing = self._committing is not None, None
@@ -527,6 +698,9 @@ class PostgresStore:
         return committing
 
     async def close(self) -> None:
+        conn, self._coordination = self._coordination, None
+        if conn is not None:
+            conn.terminate()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:

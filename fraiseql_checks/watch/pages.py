@@ -158,6 +158,8 @@ class WatcherPages:
             problems.append("checks are not collected yet")
         if not w.writer.up:
             problems.append(f"the result store is not writable: {w.config.mask(w.writer.last_error)}")
+        if w.cluster is not None and w.cluster.held:
+            problems.append(f"taking over {len(w.cluster.held)} checks from another watcher of the cluster")
         if w.stopping:
             problems.append("stopping")
         if problems:

@@ -15,7 +15,7 @@ import os
 import queue
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fraiseql_checks.config import (
     Config,
@@ -52,6 +52,8 @@ DEFAULT_STORE = ".fraiseql-checks/results.db"
 _PREPARED: StashKey[tuple[WatchSettings, Store]] = StashKey("watch")
 #: The running watcher, for the reporter's last line.
 _WATCHER: StashKey[Watcher] = StashKey("watcher")
+#: The lock file held open (and locked) while a watcher uses a SQLite store.
+_STORE_LOCK: StashKey[IO[str]] = StashKey("store-lock")
 
 
 def as_listen(value: Any) -> tuple[str, int]:
@@ -118,6 +120,13 @@ def fraiseql_addoption(parser: Parser) -> None:
             option="store",
             env="FRAISEQL_CHECKS_STORE",
         ),
+        Setting(
+            "cluster",
+            _as_cluster,
+            None,
+            "watchers sharing a PostgreSQL store and this name split the checks between them (default: default)",
+            env="FRAISEQL_CHECKS_CLUSTER",
+        ),
         Setting("retention", as_duration, as_duration("30d"), "how long the store keeps results and state changes"),
         Setting(
             "rollup_retention",
@@ -164,6 +173,13 @@ def fraiseql_addoption(parser: Parser) -> None:
     ]
     for setting in settings:
         parser.addsetting(setting)
+
+
+def _as_cluster(value: Any) -> str:
+    text = as_str(value).strip()
+    if not text or len(text) > 100:
+        raise ValueError(f"expected a cluster name of 1 to 100 characters, got {value!r}")
+    return text
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9}
@@ -226,11 +242,49 @@ def fraiseql_configure(config: Config) -> None:
     from fraiseql_checks.stores import open_store
 
     store = open_store(config, url)
+    _claim_store(config, store)
     config.stash[_PREPARED] = (settings_of(config), store)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
     config.pluginmanager.register(WatchReporter(config), "terminalreporter")
+
+
+def _claim_store(config: Config, store: Store) -> None:
+    """A SQLite store is one watcher's: refuse ``cluster`` with it, and a second watcher on
+    the same file (an exclusive lock beside the database, held for the watcher's life)."""
+    from fraiseql_checks.stores.sqlite import SQLiteStore
+
+    if not isinstance(store, SQLiteStore):
+        return
+    if config.get("cluster") is not None:
+        raise UsageError(
+            f"cluster: needs a PostgreSQL store (store: postgresql://...); a SQLite store ({store.path}) is one"
+            " watcher's"
+        )
+    import fcntl
+
+    lock_path = store.path.with_name(store.path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+    except OSError as exc:
+        raise UsageError(f"cannot open the result store's lock {lock_path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise UsageError(
+            f"store: {store.path} is used by another watcher (pid {holder}); a SQLite store is one watcher's"
+            " (share a PostgreSQL store to run several)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    config.stash[_STORE_LOCK] = handle
 
 
 @hookimpl(tryfirst=True)
@@ -261,6 +315,13 @@ def fraiseql_runloop(session: Session) -> bool | None:
 
     watcher = Watcher(session, store, settings, say)
     config.stash[_WATCHER] = watcher
+    from fraiseql_checks.stores.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        from fraiseql_checks.watch.cluster import Cluster
+
+        watcher.cluster = Cluster(store, config.get("cluster") or "default", watcher, say=watcher.say)
+        watcher.extra_metrics.append(watcher.cluster.metric_lines)
 
     async def main() -> None:
         try:

@@ -52,10 +52,12 @@ class Schedule(Generic[T]):
     def get(self, key: str) -> Entry[T] | None:
         return self._entries.get(key)
 
-    def add(self, key: str, item: T, interval: float, now: float) -> Entry[T]:
+    def add(self, key: str, item: T, interval: float, now: float, *, at_once: bool = False) -> Entry[T]:
         """Schedule a new entry; its first run comes at a random point within
-        ``min(interval, spread)`` from ``now``, so entries added together do not fire together."""
-        entry = Entry(key, item, interval, now + self._rng.random() * min(interval, self.spread))
+        ``min(interval, spread)`` from ``now``, so entries added together do not fire together
+        (``at_once``: at ``now``, for a check taken over from another watcher)."""
+        due = now if at_once else now + self._rng.random() * min(interval, self.spread)
+        entry = Entry(key, item, interval, due)
         self._entries[key] = entry
         self._push(entry)
         return entry

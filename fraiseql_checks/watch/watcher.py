@@ -23,6 +23,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
+from collections.abc import Collection as Collected
 from typing import TYPE_CHECKING
 
 import psutil
@@ -44,6 +45,7 @@ from fraiseql_checks.watch.workers import Collection, WorkerPool
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
     from fraiseql_checks.core.session import Session
+    from fraiseql_checks.watch.cluster import Cluster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +159,10 @@ class Watcher:
         self._held_noticed: dict[str, float] = {}
         self._whole_logged: dict[str, float] = {}
         self._restored: dict[str, StateRecord] = {}
+        #: Every check collected, scheduled here or not (in a cluster, only the owned ones are).
+        self._collected: dict[str, CheckInfo] = {}
+        #: With a PostgreSQL store: this watcher's membership of its cluster (``watch.cluster``).
+        self.cluster: Cluster | None = None
         #: What became of the results and states, once the writer stopped.
         self.totals: WriterTotals | None = None
         #: More ``/metrics`` families from plugins (SLO gauges): each returns its lines.
@@ -187,8 +193,8 @@ class Watcher:
             flap_window=settings.flap_window,
         )
 
-    def watch(self, checks: list[CheckInfo], now: float) -> None:
-        """Schedule new checks, update known ones in place, drop those that are gone."""
+    def watch(self, checks: list[CheckInfo], now: float, at_once: Collected[str] = ()) -> None:
+        """Schedule new checks (``at_once``: these due now), update known ones in place, drop those that are gone."""
         wanted = {check.id: check for check in checks}
         for gone in [key for key in (e.key for e in self.schedule) if key not in wanted]:
             self.schedule.remove(gone)
@@ -202,7 +208,9 @@ class Watcher:
                     state.restore(record)
                 series = CheckSeries(check, windows, runbook_base_url(self.config))
                 series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
-                self.schedule.add(check_id, Watched(check, state, series, windows), check.interval, now)
+                self.schedule.add(
+                    check_id, Watched(check, state, series, windows), check.interval, now, at_once=check_id in at_once
+                )
             else:
                 watched = entry.item
                 watched.check, watched.windows = check, windows
@@ -218,10 +226,36 @@ class Watcher:
         session.collect_errors = list(collection.errors)
         self.collection_errors = len(collection.errors)
         self.pool.assign(collection.checks)
-        self.watch(collection.checks, asyncio.get_running_loop().time())
+        self._collected = {check.id: check for check in collection.checks}
+        checks = collection.checks
+        if self.cluster is not None:  # the owned ones; the next heartbeat hands out the new ones
+            checks = [check for check in checks if self.schedule.get(check.id) is not None]
+        self.watch(checks, asyncio.get_running_loop().time())
         self.config.hook.fraiseql_collection_finish(session=session)
         session.report_collect_errors()
         self._store_collect_errors()
+
+    def check_ids(self) -> list[str]:
+        """Every check collected, whether this watcher runs it or not."""
+        return list(self._collected)
+
+    def adopt(self, check_ids: Collected[str], states: dict[str, StateRecord] | None, *, at_once: bool) -> None:
+        """Start running these checks (a cluster handed them to this watcher), each from its
+        stored state in ``states`` (``None``: the states read at start, the store being away);
+        ``at_once``: due now rather than spread by the start jitter."""
+        if states is not None:
+            for check_id in check_ids:
+                self._restored.pop(check_id, None)
+            self._restored.update(states)
+        checks = [entry.item.check for entry in self.schedule]
+        checks += [self._collected[c] for c in check_ids if c in self._collected and self.schedule.get(c) is None]
+        self.watch(checks, asyncio.get_running_loop().time(), at_once=check_ids if at_once else ())
+        self.wake()
+
+    def disown(self, check_ids: Collected[str]) -> None:
+        """Stop running these checks (another watcher of the cluster owns them now): their series go too."""
+        for check_id in check_ids:
+            self.schedule.remove(check_id)
 
     def _collected_later(self, collection: Collection) -> None:
         """A replaced worker found files that no longer import: the view changes."""
@@ -232,12 +266,16 @@ class Watcher:
     async def _scheduler_loop(self) -> None:
         loop = asyncio.get_running_loop()
         schedule = self.schedule
+        cluster = self.cluster
         while not self._stopping:
             if self._reload:
                 self._reload = False
                 await self.reload()
             now = loop.time()
+            fenced = cluster is not None and not cluster.may_run()
             for entry, due in schedule.pop_due(now + _COALESCE):
+                if fenced or (cluster is not None and cluster.paused and cluster.paused_now(entry.key)):
+                    continue  # no valid lease: another watcher may own it by now (watch.cluster)
                 if entry.running:
                     entry.overlaps += 1
                     entry.item.series.overlap()
@@ -436,6 +474,8 @@ class Watcher:
             if not collection.checks and not collection.errors:
                 raise NothingToWatch
             self._apply(collection)
+            if self.cluster is not None:
+                await self.cluster.start()
             for awaitable in self.config.hook.fraiseql_watch_start(watcher=self):
                 if awaitable is not None:
                     await awaitable
@@ -449,6 +489,8 @@ class Watcher:
             )
             self._scheduler = loop.create_task(self._scheduler_loop())
             await self._scheduler
+            if self.cluster is not None:
+                await self.cluster.stop()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=self._max_timeout + 5)
             await self.pool.stop(self._max_timeout + 5)
@@ -459,12 +501,16 @@ class Watcher:
                 if awaitable is not None:
                     await awaitable
             self.totals = await self.writer.stop(self.settings.flush_timeout)
+            if self.cluster is not None:  # after the flush: the next owner reads what this one wrote
+                await self.cluster.leave()
             if self.totals.not_written:
                 self.say(
                     f"the result store is unavailable: {self.totals.not_written} results, states and state changes"
                     f" were not written ({self.config.mask(self.writer.last_error)})"
                 )
         finally:
+            if self.cluster is not None:
+                await self.cluster.stop()
             self.pool.kill_all()
             if writer_task is not None and not writer_task.done():
                 writer_task.cancel()

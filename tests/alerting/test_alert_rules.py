@@ -333,18 +333,19 @@ def test_every_rule_on_a_check_failing_is_silenced_by_a_maintenance_window() -> 
                 if metrics.UP.name in metric_names(condition):
                     readers.add(rule["alert"])
                     assert metric_names(condition) == {metrics.UP.name, metrics.SILENCED.name}, rule["alert"]
-                    assert f" == 0 unless on(check) {metrics.SILENCED.name}{{" in condition, rule["alert"]
+                    silenced = f" == 0 unless on(check) max by (check) ({metrics.SILENCED.name}{{"
+                    assert silenced in condition, rule["alert"]
     assert readers == {"FraiseQLCheckFailing", "DatabaseDown", "CacheDown", "HealthCheckFailing"}
 
 
 def test_failing_expr_quotes_and_escapes_the_check() -> None:
     assert failing_expr("checks/a.py::check_x") == (
-        'fraiseql_check_up{check="checks/a.py::check_x"} == 0'
-        ' unless on(check) fraiseql_check_silenced{check="checks/a.py::check_x"} == 1'
+        'max by (check) (fraiseql_check_up{check="checks/a.py::check_x"}) == 0'
+        ' unless on(check) max by (check) (fraiseql_check_silenced{check="checks/a.py::check_x"}) == 1'
     )
     assert failing_expr(function="check_db") == (
-        'fraiseql_check_up{check=~".*::check_db"} == 0'
-        ' unless on(check) fraiseql_check_silenced{check=~".*::check_db"} == 1'
+        'max by (check) (fraiseql_check_up{check=~".*::check_db"}) == 0'
+        ' unless on(check) max by (check) (fraiseql_check_silenced{check=~".*::check_db"}) == 1'
     )
     odd = 'checks/a.py::check_x["q\\1.5"]'
     parse(failing_expr(odd))

@@ -219,3 +219,33 @@ def test_pending_entries_of_a_receiver_no_longer_configured_are_dead_at_load(rec
     h = run(test, {"hook": receiver.url("/hook")})
     assert h.status(gone.id) is Status.DEAD
     assert "no longer configured" in h.latest(gone.id).last_error
+
+
+def test_in_a_cluster_only_claimed_entries_go_and_none_while_the_store_is_away(receiver: WebhookReceiver) -> None:
+    mine, theirs, later = entry("hook", 1), entry("hook", 2), entry("hook", 3)
+    asked: list[list[str]] = []
+
+    async def claim(ids: list[str]) -> set[str]:
+        asked.append(sorted(ids))
+        return {entry_id for entry_id in ids if entry_id != theirs.id}  # another watcher holds "theirs"
+
+    async def test(h: Harness) -> None:
+        h.sender._claim = claim
+        h.sender.add([mine, theirs])
+        await h.until(lambda: receiver.received("/hook"), "the claimed entry")
+        (delivery,) = receiver.received("/hook")
+        assert [event["check_id"] for event in delivery.body["events"]] == [mine.check_id]
+        assert asked == [sorted([mine.id, theirs.id])]
+        assert h.sender.pending["hook"] == {}  # "theirs" is another watcher's to send
+        h.store_up = False
+        h.sender.add([later])
+        await asyncio.sleep(0.3)
+        assert len(receiver.received("/hook")) == 1  # waits for the store: it cannot be claimed now
+        h.store_up = True
+        h.advance(0.1)
+        await h.until(lambda: len(receiver.received("/hook")) == 2, "the entry once the store is back")
+        h.sender.load([mine])  # a sweep that finds it again before its status is written
+        await asyncio.sleep(0.3)
+        assert len(receiver.received("/hook")) == 2
+
+    run(test, {"hook": receiver.url("/hook")})

@@ -232,8 +232,10 @@ def test_a_live_watcher_negotiates_gzip_and_openmetrics_and_prometheus_scrapes_i
     checkdir.write("checks/check_one.py", "def check_one():\n    pass\n\ndef check_two():\n    assert 1 == 2\n")
     watcher = watch()
     watcher.wait_for(
-        lambda s: watcher.runs("checks/check_one.py::check_one") >= 1
-        and watcher.runs("checks/check_one.py::check_two", "failed") >= 1,
+        lambda s: (
+            watcher.runs("checks/check_one.py::check_one") >= 1
+            and watcher.runs("checks/check_one.py::check_two", "failed") >= 1
+        ),
         what="a run of each",  # so that two pages compared below hold the same series
     )
 

@@ -337,7 +337,7 @@ def test_bad_watch_options_are_one_line_and_exit_4(checkdir: CheckDir, args: tup
 def test_an_address_in_use_is_one_line_and_exit_4(checkdir: CheckDir, watch: Watch) -> None:
     checkdir.write("checks/check_one.py", "def check_one():\n    pass\n")
     first = watch()
-    result = checkdir.run("--watch", "--listen", first.address, timeout=60)
+    result = checkdir.run("--watch", "--listen", first.address, "--store", "second.db", timeout=60)
     assert result.ret == 4
     assert result.stderr.strip().startswith(f"ERROR: cannot listen on {first.address}:")
     assert len(result.stderr.splitlines()) == 1

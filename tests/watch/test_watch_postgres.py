@@ -181,7 +181,17 @@ def test_a_restart_after_kill_9_keeps_the_state_of_a_failing_check(checkdir: Che
         (saved,) = pg(server.dsn, "SELECT consecutive_failures FROM fraiseql_check_states")
         assert saved["consecutive_failures"] >= 5
         second = watch("--store", server.dsn)
-        assert second.value("fraiseql_check_state", check=down) == 1  # failing from the start
+        # the check is the dead watcher's until its lease expires (docs/high-availability.md); the
+        # second takes it over then, and its first series says failing, as stored
+        first_seen = second.wait_for(
+            lambda s: (
+                s.get(("fraiseql_check_state", (("check", down),))) is not None
+                and [s[("fraiseql_check_state", (("check", down),))]]
+            ),
+            timeout=15,
+            what="the check taken over",
+        )
+        assert first_seen == [1]  # failing from the start
         second.wait_for(
             lambda s: (
                 (second.value("fraiseql_check_consecutive_failures", check=down) or 0) > saved["consecutive_failures"]

@@ -1,0 +1,156 @@
+"""High availability in-process: the rendezvous rule, and members' leases on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Collection, Iterator
+
+import asyncpg
+import pytest
+
+from fraiseql_checks.stores import StateRecord
+from fraiseql_checks.stores.postgres import PostgresStore
+from fraiseql_checks.watch.cluster import Cluster, assign, owner
+from tests.stores.conftest import postgres_listening
+from tests.support.services import PG_DSN, require
+
+CHECKS = [f"checks/check_many.py::check_{n}" for n in range(3000)]
+
+
+def test_each_member_gets_a_fair_share_and_a_leave_moves_only_the_leavers_checks() -> None:
+    members = ["a:1:x", "b:2:y", "c:3:z"]
+    before = assign(CHECKS, members)
+    shares = {member: sum(1 for who in before.values() if who == member) for member in members}
+    assert all(800 < share < 1200 for share in shares.values()), shares
+    after = assign(CHECKS, ["a:1:x", "c:3:z"])
+    moved = {check for check in CHECKS if before[check] != after[check]}
+    assert moved == {check for check in CHECKS if before[check] == "b:2:y"}
+
+
+def test_a_join_takes_only_checks_for_itself_and_the_order_of_members_does_not_matter() -> None:
+    before = assign(CHECKS, ["a", "b", "c"])
+    after = assign(CHECKS, ["d", "c", "b", "a"])
+    changed = [check for check in CHECKS if before[check] != after[check]]
+    assert changed and all(after[check] == "d" for check in changed)
+    assert 500 < len(changed) < 1000  # about a quarter
+    assert owner("x", []) is None
+
+
+class Host:
+    """The watcher's side, recorded."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.running: set[str] = set()
+        self.adopted_at_once: list[bool] = []
+
+    def check_ids(self) -> list[str]:
+        return self.ids
+
+    def adopt(self, check_ids: Collection[str], states: dict[str, StateRecord] | None, *, at_once: bool) -> None:
+        assert not self.running & set(check_ids)
+        self.running |= set(check_ids)
+        self.adopted_at_once.append(at_once)
+
+    def disown(self, check_ids: Collection[str]) -> None:
+        self.running -= set(check_ids)
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    require(postgres_listening(), "PostgreSQL is not listening on 127.0.0.1:5432")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_DSN}?search_path={schema}"
+    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def test_members_split_the_checks_hand_over_on_a_join_and_take_over_from_an_expired_lease(dsn: str) -> None:
+    ids = CHECKS[:200]
+
+    async def main() -> None:
+        stores = [PostgresStore(dsn) for _ in range(3)]
+        hosts = [Host(ids) for _ in range(3)]
+        members = [Cluster(s, "c1", h, heartbeat=0.1, ttl=2.0, margin=0.3) for s, h in zip(stores, hosts, strict=True)]
+        other = Cluster(PostgresStore(dsn), "c2", Host(ids), ttl=1.0)  # another cluster sees none of these
+        try:
+            await members[0].beat()
+            assert hosts[0].running == set(ids) and members[0].may_run()
+            assert members[0].epoch > 0
+            await other.beat()
+            assert other.members == (other.member,)
+            await members[1].beat()  # joins: its share is held until members[0] surely stopped
+            assert members[1].held and not hosts[1].running
+            await members[0].beat()  # members[0] sees the join and drops that share
+            assert hosts[0].running == set(ids) - set(members[1].held)
+            for _ in range(3):  # held for ttl - margin (+ slack), while members[0] keeps its lease
+                await asyncio.sleep(0.7)
+                await members[0].beat()
+                await members[1].beat()
+            assert not members[1].held and hosts[0].running.isdisjoint(hosts[1].running)
+            assert hosts[0].running | hosts[1].running == set(ids)
+            # members[1] dies (no more heartbeats): members[0] and a newcomer take over its checks
+            dead = set(hosts[1].running)
+            for _ in range(6):
+                await members[0].beat()
+                await members[2].beat()
+                await asyncio.sleep(0.5)
+            assert members[0].members == tuple(sorted([members[0].member, members[2].member]))
+            assert hosts[0].running | hosts[2].running == set(ids)
+            assert hosts[0].running.isdisjoint(hosts[2].running)
+            assert members[0].takeovers + members[2].takeovers == len(dead)
+            # a clean leave moves its checks at the others' next heartbeat
+            await members[2].leave()
+            await members[0].beat()
+            assert hosts[0].running == set(ids)
+            # members[1] comes back after its lease lapsed: it joins anew, drops what is no longer
+            # its own and pauses what it keeps until members[0] surely stopped running it
+            epoch = members[1].epoch
+            await members[1].beat()
+            assert members[1].epoch > epoch
+            assert hosts[1].running == members[1].owned - set(members[1].held)
+            assert all(members[1].paused_now(check) for check in hosts[1].running)
+            await members[0].beat()
+            assert hosts[0].running.isdisjoint(members[1].owned)
+        finally:
+            for cluster in (*members, other):
+                await cluster.store.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_a_member_whose_lease_ran_out_locally_runs_nothing_but_keeps_running_while_the_store_is_away() -> None:
+    now = [0.0]
+
+    class Away:
+        async def heartbeat(self, *args: object, **kwargs: object) -> list[object]:
+            from fraiseql_checks.stores import StoreUnavailable
+
+            raise StoreUnavailable("connection refused")
+
+        async def leave(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def states_of(self, check_ids: object) -> dict[str, StateRecord]:
+            return {}
+
+    host = Host(CHECKS[:10])
+    cluster = Cluster(Away(), "c", host, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert not cluster.may_run()  # no lease yet
+    asyncio.run(cluster.beat())  # started while the store is away: runs everything rather than nothing
+    assert cluster.away and cluster.may_run() and host.running == set(CHECKS[:10])
+    cluster.away = False
+    cluster._lease_until = 4.0
+    now[0] = 3.9
+    assert cluster.may_run()
+    now[0] = 4.0  # paused past its lease, heartbeat not yet retried: fenced
+    assert not cluster.may_run()
