@@ -101,7 +101,7 @@ class Silence:
 
     def holds(self, check: Silenceable, at: float) -> bool:
         """Whether this silence holds ``check`` at ``at``."""
-        return self.starts_at <= at < self.ends_at and self.matchers.match(check)
+        return self.active(at) and self.matchers.match(check)
 
     def matchers_json(self) -> str:
         return json.dumps(self.matchers.to_json(), separators=(",", ":"), sort_keys=True)

@@ -156,8 +156,6 @@ def query_time(request: Request, name: str, default: float) -> float:
 
 
 def parse_time(raw: Any, name: str) -> float:
-    import datetime
-
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if not math.isfinite(raw):
             raise APIError(400, "bad_parameter", f"{name} must be a finite time")
@@ -168,7 +166,7 @@ def parse_time(raw: Any, name: str) -> float:
         value = float(raw)
     except ValueError:
         try:
-            moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            moment = datetime.datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
         except ValueError:
             raise APIError(
                 400, "bad_parameter", f"{name} must be a time (RFC 3339 or epoch seconds), got {raw!r}"
@@ -183,8 +181,6 @@ def parse_time(raw: Any, name: str) -> float:
 
 def iso(epoch: float | None) -> str | None:
     """An epoch time as RFC 3339 (UTC), ``None`` for ``None``."""
-    import datetime
-
     if epoch is None:
         return None
     return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).isoformat().replace("+00:00", "Z")

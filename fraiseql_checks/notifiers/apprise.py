@@ -15,7 +15,6 @@ the text of the message; the message is delivered when every service took it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -106,7 +105,7 @@ class Apprise(Notifier):
             for url in self.options["urls"]:
                 services.add(url)
             self._services = services
-        result = await asyncio.to_thread(
+        result = await transport.run(
             self._services.notify,
             body=outgoing.body,
             title=outgoing.title,

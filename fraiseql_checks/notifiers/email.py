@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.message
 import email.utils
 import ipaddress
@@ -171,7 +170,7 @@ class Email(Notifier):
     async def send(self, outgoing: Outgoing, transport: Transport) -> None:
         if not isinstance(outgoing, EmailMessage):
             raise TypeError(f"email sends EmailMessage values, got {type(outgoing).__name__}")
-        await asyncio.to_thread(self._deliver, outgoing, float(self.options.get("timeout") or transport.timeout))
+        await transport.run(self._deliver, outgoing, float(self.options.get("timeout") or transport.timeout))
 
     # -- SMTP, in a worker thread ------------------------------------------------------------
 

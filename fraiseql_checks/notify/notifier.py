@@ -20,11 +20,14 @@ each type.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import email.message
 import email.utils
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from fraiseql_checks.config import Setting, did_you_mean
 from fraiseql_checks.registry import Registry
@@ -46,6 +49,10 @@ __all__ = [
     "Transport",
     "check_http_response",
 ]
+
+#: Threads for the notifiers' blocking work (one delivery in flight per receiver, plus rendering).
+THREADS = 4
+T = TypeVar("T")
 
 #: The most of a ``Retry-After`` the sender honours: a receiver asking for an hour
 #: gets its retries spaced by this instead, and the entry stays pending meanwhile.
@@ -104,6 +111,18 @@ class Transport:
     def __init__(self, http: httpx.AsyncClient, timeout: float = 10.0) -> None:
         self.http = http
         self.timeout = timeout
+        #: Threads of their own for blocking work (rendering, smtplib, Apprise): a receiver
+        #: that answers a byte at a time holds one of these, never the event loop's default
+        #: executor that the rest of the watcher shares.
+        self._threads = concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="notify")
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``function(*args, **kwargs)`` on one of the notifications' own threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(function, *args, **kwargs))
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def post(self, request: HTTPRequest) -> httpx.Response:
         """Send ``request``; transport faults become a retryable ``DeliveryError``."""

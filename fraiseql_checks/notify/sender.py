@@ -78,6 +78,7 @@ class Sender:
         unwritten: Callable[[], set[str]] = set,
         store_up: Callable[[], bool] = lambda: True,
         say: Callable[[str], None] = lambda line: None,
+        mask: Callable[[str], str] = str,
         source: str = "fraiseql-checks",
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -89,6 +90,9 @@ class Sender:
         self._unwritten = unwritten
         self._store_up = store_up
         self._say = say
+        #: Masks secrets in what a failure says (a receiver's answer, an exception naming a URL):
+        #: it is stored as the entry's last error and shown by the API.
+        self._mask = mask
         self.source = source
         self._clock = clock
         self._rng = rng
@@ -175,9 +179,10 @@ class Sender:
             if not due:
                 continue
             if unwritten is None:
-                if self._claim is not None and not self._store_up():
+                up = self._store_up()
+                if self._claim is not None and not up:
                     return  # a cluster sends only what it claimed, and cannot claim now
-                unwritten = self._unwritten() if self._store_up() else set()
+                unwritten = self._unwritten() if up else set()
             batch = self._batch(name, due, unwritten)
             if batch:
                 task = asyncio.get_running_loop().create_task(self._deliver(name, batch))
@@ -250,7 +255,7 @@ class Sender:
         """Render the message of ``entries`` and send every item of it (``DeliveryError``)."""
         message = message_of(notifier.name, key, entries, self.source, self.settings.templates)
         try:  # off the loop: templates and JSON of fifty events are milliseconds the runs need
-            outgoing = await asyncio.to_thread(notifier.render, message)
+            outgoing = await self.transport.run(notifier.render, message)
         except (ValueError, KeyError, TypeError) as exc:  # a broken template: retrying cannot help
             raise DeliveryError(f"cannot render the message: {exc}", permanent=True) from None
         for item in outgoing:
@@ -259,7 +264,7 @@ class Sender:
     def _failed(self, name: str, batch: list[OutboxEntry], error: DeliveryError) -> None:
         now = self._clock()
         stats = self.stats[name]
-        reason = str(error)
+        reason = self._mask(str(error))
         expired = now - min(entry.created_at for entry in batch) >= self.settings.give_up_after
         if error.permanent or expired:
             why = reason if error.permanent else f"still failing after {self.settings.give_up_after:g}s: {reason}"
@@ -291,7 +296,7 @@ class Sender:
                 entry,
                 status=status,
                 attempts=entry.attempts + 1,
-                last_error=error,
+                last_error=self._mask(error),
                 sent_at=now if status is Status.SENT else entry.sent_at,
             )
             self._write(done)

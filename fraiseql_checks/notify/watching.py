@@ -92,6 +92,7 @@ class Notifications:
             unwritten=writer.unwritten_outbox,
             store_up=lambda: writer.up,
             say=watcher.say,
+            mask=watcher.config.mask,
             source=f"{socket.gethostname()} {watcher.server.address}",
             claim=self._claim if cluster is not None else None,
         )
@@ -117,10 +118,13 @@ class Notifications:
         store = watcher.writer.store
         if watcher.writer.up:
             try:
-                history = await asyncio.wait_for(
-                    store.outbox(now - max(HISTORY, 2 * self.settings.repeat_interval), now + 1), READ_TIMEOUT
+                history, pending = await asyncio.wait_for(
+                    asyncio.gather(
+                        store.outbox(now - max(HISTORY, 2 * self.settings.repeat_interval), now + 1),
+                        store.outbox(0.0, now + 1, status=Status.PENDING),
+                    ),
+                    READ_TIMEOUT,
                 )
-                pending = await asyncio.wait_for(store.outbox(0.0, now + 1, status=Status.PENDING), READ_TIMEOUT)
             except (StoreUnavailable, TimeoutError) as exc:
                 watcher.say(f"notify: the outbox could not be read ({exc}); what was announced before is not known")
             else:
@@ -208,6 +212,7 @@ class Notifications:
             task.cancel()
         await asyncio.gather(*self._tasks[:1], return_exceptions=True)
         await self._client.aclose()
+        self.sender.transport.close()
 
     async def _tick(self) -> None:
         while True:

@@ -270,7 +270,7 @@ class HTTPServer:
         try:
             await app(scope, receive, send)
         except Exception:
-            if not (done.is_set() and pieces is not None and status):
+            if not done.is_set():
                 raise
             # the app answered (its error page) and then re-raised, as Starlette does for a 500
         finally:

@@ -160,6 +160,7 @@ def test_bad_requests_get_a_json_error_of_one_shape_and_tokens_are_never_echoed(
 
     # bodies
     route = body_route(client)
+    assert route == "/api/v1/silences"  # the route that takes a JSON body: its absence is a failure
     if route is not None:
         assert_error(client.call("POST", route, ADMIN, b'{"matchers": {'), 400, "malformed_json")
         assert_error(client.call("POST", route, ADMIN, b"\xff\xfe not utf-8"), 400, "malformed_json")
@@ -180,8 +181,6 @@ def test_bad_requests_get_a_json_error_of_one_shape_and_tokens_are_never_echoed(
         assert ADMIN.encode() not in answer and READ.encode() not in answer, answer[:500]
         assert b"Traceback" not in answer and b'File "' not in answer, answer[:2000]
         assert not answer.startswith(b"HTTP/1.1 5"), answer[:2000]
-    if route is None:
-        pytest.skip("NOT TESTED HERE: no route of the API takes a JSON body yet (POST /api/v1/silences)")
 
 
 def test_without_an_admin_token_every_write_is_403_for_everyone(start: Callable[..., WatchProcess]) -> None:

@@ -209,6 +209,7 @@ def test_slos_are_the_numbers_of_the_slo_command(ops: Ops) -> None:
     done = ops.checkdir.run("slo", "--at", at, "--report-json", str(report))
     assert done.ret == 0, done.stdout + done.stderr
     assert body["items"] == json.loads(report.read_text(encoding="utf-8"))["slos"]
+    assert body["items"][0]["sli"] == 1.0  # a fact, not the same code twice: the check never failed
 
 
 def test_dashboards_list_and_json_are_the_generated_ones(ops: Ops) -> None:
