@@ -27,6 +27,10 @@ rule below is tested with made-up times.
   them; everything made meanwhile shares its ``not_before``, so the sender sends
   them as one message.
 
+In a cluster, a check that moves to another watcher takes its announcements with it
+(``adopt``, ``disown``); an incident stays with the watcher that saw it, and ends
+there without a "reachable again" message once no check of its evidence is left.
+
 What is not restored after a restart: the targets that were down and what was
 folded under them. Announcements are (from the outbox), so a restart neither
 repeats a firing message nor forgets a reminder.
@@ -132,6 +136,49 @@ class Policy:
             self.announced[entry.check_id] = Announced(
                 failing, entry.created_at, entry.root_cause, entry.status is Status.FOLDED
             )
+
+    def adopt(
+        self, check_ids: Iterable[str], states: Mapping[str, StateRecord], history: Iterable[OutboxEntry]
+    ) -> None:
+        """Checks taken over from another watcher of the cluster: go on from their stored
+        states and what was announced for them (``history``, oldest first). A check told only
+        as part of its cause, whose cause this watcher has not seen down, is reminded of and
+        resolved on its own from now on: the incident stayed with the watcher that saw it."""
+        ids = list(check_ids)
+        for check_id in ids:
+            self.announced.pop(check_id, None)
+            self.state.pop(check_id, None)
+            self.since.pop(check_id, None)
+        self.restore(states, history)
+        for check_id in ids:
+            announced = self.announced.get(check_id)
+            if announced is not None and announced.folded and announced.cause not in self.incidents:
+                self.announced[check_id] = dataclasses.replace(announced, folded=False)
+
+    def disown(self, check_ids: Iterable[str]) -> None:
+        """These checks moved to another watcher of the cluster, which announces them from
+        now on: forget them, and drop the incidents only they held open (nothing here can
+        tell any more when such a target is reachable again). The checks left here that were
+        told only as part of a dropped incident are reminded of and resolved on their own."""
+        gone = set(check_ids)
+        for check_id in gone:
+            self.announced.pop(check_id, None)
+            self.state.pop(check_id, None)
+            self.since.pop(check_id, None)
+            self.silenced.discard(check_id)
+            self._last.pop(check_id, None)
+        for incident in [*self.incidents.values(), *self.ended]:
+            for check_id in gone:
+                incident.evidence.pop(check_id, None)
+            incident.affected -= gone
+        for target, incident in list(self.incidents.items()):
+            if incident.evidence:
+                continue
+            del self.incidents[target]
+            for check_id in incident.affected:
+                announced = self.announced.get(check_id)
+                if announced is not None and announced.cause == target and announced.folded:
+                    self.announced[check_id] = dataclasses.replace(announced, folded=False)
 
     def observe(self, result: Result, now: float) -> list[OutboxEntry]:
         """One run's result: is its target down (or up again)? Call before ``changed``."""

@@ -241,7 +241,9 @@ class Sender:
 
         try:
             claimed = await asyncio.wait_for(self._claim([entry.id for entry in batch]), 10.0)
-        except (StoreUnavailable, TimeoutError):
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable | TimeoutError):  # a bug: say so, do not spin on it
+                self._say(f"notify: internal error claiming notifications: {type(exc).__name__}: {exc}")
             later = self._clock() + _IDLE
             for entry in batch:  # not a failed delivery: try again shortly
                 self.pending[name][entry.id] = dataclasses.replace(entry, next_attempt_at=later)

@@ -139,6 +139,7 @@ class Notifications:
         self._tasks = [loop.create_task(self.sender.run()), loop.create_task(self._tick())]
         if watcher.cluster is not None:
             watcher.cluster.on_adopt.append(self._adopted)
+            watcher.cluster.on_disown.append(self._disowned)
             self._tasks.append(loop.create_task(self._sweep()))
 
     # -- in a cluster (``watch.cluster``): what a takeover must know, and claims -------------------
@@ -155,11 +156,11 @@ class Notifications:
         their next results neither announce again what was, nor miss a reminder."""
         since = time.time() - max(HISTORY, 2 * self.settings.repeat_interval)
         history = await self._coordinator().outbox_of(check_ids, since)
-        for check_id in check_ids:
-            self.policy.announced.pop(check_id, None)
-            self.policy.state.pop(check_id, None)
-            self.policy.since.pop(check_id, None)
-        self.policy.restore(states, history)
+        self.policy.adopt(check_ids, states, history)
+
+    def _disowned(self, check_ids: list[str]) -> None:
+        """Checks handed to another watcher: it announces them from now on."""
+        self.policy.disown(check_ids)
 
     async def _claim(self, entry_ids: list[str]) -> set[str]:
         cluster = self.watcher.cluster
@@ -203,6 +204,7 @@ class Notifications:
         cluster = self.watcher.cluster
         if cluster is not None and self._adopted in cluster.on_adopt:
             cluster.on_adopt.remove(self._adopted)
+            cluster.on_disown.remove(self._disowned)
         ticker = self._tasks[1:] if len(self._tasks) > 1 else []
         for task in ticker:
             task.cancel()

@@ -53,6 +53,8 @@ MARGIN = 1.0
 HEARTBEAT_TIMEOUT = 2.0
 #: Extra wait, past the previous owner's lease, before a check moved by a join runs.
 HANDOVER_SLACK = 0.2
+#: How long a heartbeat waits for an adoption's states before going on without them.
+ADOPT_WAIT = 1.0
 
 
 def rank(member: str, check_id: str) -> int:
@@ -154,6 +156,10 @@ class Cluster:
         #: Called with the checks (and their stored states) about to be adopted, before they run:
         #: the notifications learn what was announced for them.
         self.on_adopt: list[Callable[[list[str], dict[str, StateRecord]], Awaitable[None]]] = []
+        #: Called with the checks handed to another member (the notifications forget them).
+        self.on_disown: list[Callable[[list[str]], None]] = []
+        #: Adoptions whose states are still being read (see ``_adopt``).
+        self._adopting: set[asyncio.Task[None]] = set()
 
     # -- the lease ---------------------------------------------------------------------------
 
@@ -219,9 +225,7 @@ class Cluster:
         ids = self.host.check_ids()
         mine = owned_by(self.member, ids, self.members)
         lost = self.owned - mine
-        self.host.disown(lost - set(self.held))
-        for check_id in lost:
-            self.held.pop(check_id, None)
+        self._drop(lost)
         self.owned -= lost
         if len(self.members) > 1:
             for check_id in self.owned - set(self.held):
@@ -247,10 +251,7 @@ class Cluster:
         mine = await asyncio.to_thread(owned_by, self.member, ids, list(self.members))
         lost = self.owned - mine
         if lost:
-            self.host.disown(lost - set(self.held))
-            for check_id in lost:
-                self.held.pop(check_id, None)
-                self.paused.pop(check_id, None)
+            self._drop(lost)
         live = set(self.members)
         grace = now < self._grace_until
         ready: list[str] = []
@@ -277,20 +278,48 @@ class Cluster:
         if ready:
             await self._adopt(ready, at_once=not first)
 
+    def _drop(self, lost: Collection[str]) -> None:
+        """Stop running ``lost`` (another member owns them now) and forget what was held."""
+        self.host.disown([check_id for check_id in lost if check_id not in self.held])
+        for check_id in lost:
+            self.held.pop(check_id, None)
+            self.paused.pop(check_id, None)
+        for hook in self.on_disown:
+            hook(sorted(lost))
+
     async def _adopt(self, check_ids: list[str], *, at_once: bool) -> None:
+        """Read the checks' states (and let the notifications read what was announced), then
+        run them. Held meanwhile; the heartbeat waits for this at most ``ADOPT_WAIT``, then
+        goes on while it finishes in the background: a slow store must not let the lease lapse."""
+        in_flight = (math.inf, self.member)
+        for check_id in check_ids:
+            self.held[check_id] = in_flight
+        task = asyncio.get_running_loop().create_task(self._adopt_now(check_ids, in_flight, at_once=at_once))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+        await asyncio.wait({task}, timeout=ADOPT_WAIT)
+
+    async def _adopt_now(self, check_ids: list[str], in_flight: tuple[float, str], *, at_once: bool) -> None:
         try:
             states = await asyncio.wait_for(self.store.states_of(check_ids), HEARTBEAT_TIMEOUT * 5)
             for hook in self.on_adopt:
                 await asyncio.wait_for(hook(check_ids, states), HEARTBEAT_TIMEOUT * 5)
-        except (StoreUnavailable, TimeoutError) as exc:
-            self.say(f"cluster {self.name}: the states of {len(check_ids)} checks could not be read ({exc}); retrying")
+        except Exception as exc:  # StoreUnavailable, TimeoutError, or a bug: never lost, tried again
+            reason = str(exc) if isinstance(exc, StoreUnavailable | TimeoutError) else f"{type(exc).__name__}: {exc}"
+            self.say(
+                f"cluster {self.name}: the states of {len(check_ids)} checks could not be read ({reason}); retrying"
+            )
             when = self.clock()
             for check_id in check_ids:
-                self.held[check_id] = (when, self.member)
+                if self.held.get(check_id) == in_flight:
+                    self.held[check_id] = (when, self.member)
             return
-        for check_id in check_ids:
-            self.held.pop(check_id, None)
-        self.host.adopt(check_ids, states, at_once=at_once)
+        # a heartbeat meanwhile may have handed some to another member
+        ready = [check_id for check_id in check_ids if check_id in self.owned and self.held.get(check_id) == in_flight]
+        for check_id in ready:
+            del self.held[check_id]
+        if ready:
+            self.host.adopt(ready, states, at_once=at_once)
 
     # -- the whole life ------------------------------------------------------------------------
 
@@ -311,9 +340,10 @@ class Cluster:
     async def stop(self) -> None:
         """Stop renewing the lease (the watcher stops running checks)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [*self._adopting, *([task] if task is not None else [])]
+        for each in tasks:
+            each.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def leave(self) -> None:
         """Delete the lease (after the writer flushed): the checks move to the others at once."""

@@ -279,3 +279,55 @@ def test_no_receivers_no_entries() -> None:
     policy.set_checks([check])
     assert fails(policy, check, T0) == []
     assert policy.tick(T0 + 10 * REPEAT, set()) == []
+
+
+def test_a_check_that_moves_to_another_watcher_takes_its_announcements_and_ends_no_incident_twice() -> None:
+    """A cluster: two checks blocked by the database on watcher A; one moves to watcher B
+    (a join). A no longer reminds of it or of an incident it cannot see end; B reminds of
+    and resolves the moved check on its own, without announcing it again."""
+    moved = info("moved", targets=("database",), interval=10.0)
+    stays = info("stays", targets=("database",), interval=10.0)
+    a = Policy(settings())
+    a.set_checks([moved, stays])
+    first = a.observe(result(moved, T0, unreachable="database"), T0) + fails(a, moved, T0)
+    first += fails(a, stays, T0 + GROUP_WAIT + 1)  # blocked by its declared target: folded
+    assert [(e.check_id, e.status) for e in first] == [(moved.id, Status.PENDING), (stays.id, Status.FOLDED)]
+
+    # the join: `moved` goes to B. A forgets it; the incident only `moved` held open is dropped
+    a.set_checks([stays])
+    a.disown([moved.id])
+    assert a.incidents == {}
+    later = T0 + GROUP_WAIT + 1 + REPEAT
+    assert [(e.check_id, e.kind) for e in a.tick(later, set())] == [(stays.id, Kind.REMINDER)]  # on its own now
+    assert kinds(passes(a, stays, later + 5)) == [("chat", Kind.RESOLVED)]  # its recovery is not lost
+    assert a.tick(later + 3 * REPEAT, set()) == []  # no reminders of a "still unreachable" database it cannot see
+
+    b = Policy(settings())
+    b.set_checks([moved])
+    record = StateRecord(check_id=moved.id, base=State.FAILING, state=State.FAILING, since=T0)
+    history = [
+        OutboxEntry(**{**entry.__dict__, "status": Status.SENT}) for entry in first if entry.check_id == moved.id
+    ]
+    b.adopt([moved.id], {moved.id: record}, history)
+    assert b.tick(T0 + 60, set()) == []  # announced already: nothing again
+    assert kinds(b.tick(T0 + REPEAT, set())) == [("chat", Kind.REMINDER)]
+    assert kinds(passes(b, moved, T0 + REPEAT + 5)) == [("chat", Kind.RESOLVED)]
+
+
+def test_a_folded_check_taken_over_is_reminded_of_on_its_own() -> None:
+    check = info("folded", targets=("database",), interval=10.0)
+    opener = info("opener", targets=("database",), interval=10.0)
+    a = Policy(settings())
+    a.set_checks([check, opener])
+    a.observe(result(opener, T0, unreachable="database"), T0)
+    (first,) = fails(a, opener, T0)
+    late = T0 + GROUP_WAIT + 1
+    (folded,) = fails(a, check, late)
+    assert first.status is Status.PENDING and folded.status is Status.FOLDED
+
+    b = Policy(settings())
+    b.set_checks([check])
+    record = StateRecord(check_id=check.id, base=State.FAILING, state=State.FAILING, since=late)
+    b.adopt([check.id], {check.id: record}, [folded])
+    assert b.tick(late + 60, set()) == []  # told already, as part of its cause
+    assert kinds(b.tick(late + REPEAT, set())) == [("chat", Kind.REMINDER)]  # B never saw the database down

@@ -154,3 +154,46 @@ def test_a_member_whose_lease_ran_out_locally_runs_nothing_but_keeps_running_whi
     assert cluster.may_run()
     now[0] = 4.0  # paused past its lease, heartbeat not yet retried: fenced
     assert not cluster.may_run()
+
+
+def test_a_slow_store_delays_an_adoption_not_the_heartbeats_and_a_check_moved_meanwhile_is_not_adopted(
+    dsn: str,
+) -> None:
+    """Reading the states of adopted checks waits for a slow store in the background: the
+    heartbeat goes on (the lease must not lapse behind it), and the checks run once their
+    states are read, except those another member took meanwhile."""
+    ids = CHECKS[:50]
+    release = asyncio.Event()
+
+    class SlowStates(PostgresStore):
+        async def states_of(self, check_ids: object) -> dict[str, StateRecord]:
+            await release.wait()
+            return await super().states_of(check_ids)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        host = Host(ids)
+        slow = Cluster(SlowStates(dsn), "c1", host, heartbeat=0.1, ttl=5.0)
+        other_host = Host(ids)
+        other = Cluster(PostgresStore(dsn), "c1", other_host, heartbeat=0.1, ttl=5.0)
+        try:
+            # alone: every check is its own, and their states are being read; the store never answers
+            # until `release`, so a heartbeat that waited for it would not come back at all
+            await asyncio.wait_for(slow.beat(), 30)
+            assert host.running == set() and slow.owned == set(slow.held) == set(ids)
+            await slow.beat()  # the next heartbeat is not stuck behind it either
+            assert slow.may_run()
+            await other.beat()  # a second member joins ...
+            await slow.beat()  # ... and takes its share while the states are still being read
+            moved = set(ids) - slow.owned
+            assert moved and other.held.keys() == moved
+            release.set()
+            await asyncio.wait_for(asyncio.gather(*slow._adopting), 10)
+            assert host.running == slow.owned  # adopted once read: its share, and only its share
+            assert host.running.isdisjoint(moved)
+        finally:
+            await slow.stop()
+            await other.stop()
+            for cluster in (slow, other):
+                await cluster.store.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
