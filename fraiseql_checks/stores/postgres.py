@@ -7,7 +7,8 @@ unnest(...)`` statement per table: one round trip for thousands of rows. Query
 parameters of the URL other than libpq's are server settings, so
 ``?search_path=monitoring`` puts the tables in another schema.
 
-Hourly SLO rollups (``fraiseql_check_slo_rollups``) are kept by a statement-level
+Hourly and daily SLO rollups (``fraiseql_check_slo_rollups``,
+``fraiseql_check_slo_daily_rollups``) are each kept by a statement-level
 trigger on the results table: its transition table holds the rows the ``INSERT``
 really inserted (not those ``ON CONFLICT DO NOTHING`` skipped), and it runs in the
 writer's transaction, so a batch written twice counts once, rows from a watcher of
@@ -45,7 +46,7 @@ from fraiseql_checks.stores.rows import (
     state_of,
     state_row,
 )
-from fraiseql_checks.stores.sli import HOUR, plan_windows
+from fraiseql_checks.stores.sli import DAY, HOUR, plan_windows
 
 if TYPE_CHECKING:
     import asyncpg
@@ -236,6 +237,89 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $$;
     """,
+    # 7: a member tells, with each heartbeat, the newest epoch among the members it has
+    # applied the assignment of (``seen_epoch``): a newcomer starts the checks a join gave
+    # it once every other member has seen it join, instead of waiting out their leases.
+    # The six-argument heartbeat stays for watchers of the previous version (their
+    # ``seen_epoch`` stays 0, and a newcomer then waits out the leases as before).
+    """
+    ALTER TABLE fraiseql_check_members ADD COLUMN seen_epoch bigint NOT NULL DEFAULT 0;
+    CREATE FUNCTION fraiseql_check_heartbeat(
+        p_cluster text, p_member text, p_epoch bigint, p_host text, p_pid integer, p_ttl double precision,
+        p_seen bigint
+    ) RETURNS TABLE (
+        o_member text, o_epoch bigint, o_renewed boolean, o_expires_in double precision, o_seen bigint
+    )
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    DECLARE
+        kept bigint;
+    BEGIN
+        DELETE FROM fraiseql_check_members AS m WHERE m.cluster = p_cluster AND m.expires_at <= now();
+        UPDATE fraiseql_check_members AS m
+            SET heartbeat_at = now(), expires_at = now() + p_ttl * interval '1 second', seen_epoch = p_seen
+            WHERE m.cluster = p_cluster AND m.member = p_member AND m.epoch = p_epoch
+            RETURNING m.epoch INTO kept;
+        IF kept IS NULL THEN
+            INSERT INTO fraiseql_check_members AS m
+                (cluster, member, epoch, host, pid, started_at, heartbeat_at, expires_at, seen_epoch)
+            VALUES (p_cluster, p_member, nextval('fraiseql_check_member_epochs'), p_host, p_pid, now(), now(),
+                    now() + p_ttl * interval '1 second', 0)
+            ON CONFLICT (cluster, member) DO UPDATE SET
+                epoch = excluded.epoch, host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,
+                heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, seen_epoch = 0
+            RETURNING m.epoch INTO kept;
+        END IF;
+        RETURN QUERY
+            SELECT m.member, m.epoch, m.member = p_member AND m.epoch = p_epoch,
+                extract(epoch FROM m.expires_at - now())::double precision, m.seen_epoch
+            FROM fraiseql_check_members AS m
+            WHERE m.cluster = p_cluster
+            ORDER BY m.member;
+    END
+    $$;
+    """,
+    # 8: daily SLO rollups (per check and UTC day), kept by a statement trigger as the
+    # hourly ones are, and filled from the hourly ones: 30 days are 30 rows per check,
+    # not 720. The bucket is the start of the UTC day in seconds since the epoch.
+    """
+    CREATE TABLE fraiseql_check_slo_daily_rollups (
+        check_id text NOT NULL,
+        bucket bigint NOT NULL,
+        good_s double precision NOT NULL,
+        bad_s double precision NOT NULL,
+        good_runs bigint NOT NULL,
+        bad_runs bigint NOT NULL,
+        PRIMARY KEY (check_id, bucket)
+    );
+    CREATE INDEX fraiseql_check_slo_daily_rollups_time ON fraiseql_check_slo_daily_rollups (bucket);
+    INSERT INTO fraiseql_check_slo_daily_rollups (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+    SELECT check_id, floor(bucket / 86400.0)::bigint * 86400, sum(good_s), sum(bad_s), sum(good_runs), sum(bad_runs)
+    FROM fraiseql_check_slo_rollups
+    GROUP BY 1, 2;
+    CREATE FUNCTION fraiseql_check_slo_daily_rollup() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO fraiseql_check_slo_daily_rollups AS r (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+        SELECT check_id, floor(extract(epoch FROM started_at) / 86400)::bigint * 86400,
+            coalesce(sum(interval_s) FILTER (WHERE outcome = 'passed'), 0),
+            coalesce(sum(interval_s) FILTER (WHERE outcome <> 'passed'), 0),
+            count(*) FILTER (WHERE outcome = 'passed'),
+            count(*) FILTER (WHERE outcome <> 'passed')
+        FROM inserted
+        WHERE kind = 'check' AND NOT silenced AND outcome IN ('passed', 'failed', 'error')
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        ON CONFLICT (check_id, bucket) DO UPDATE SET
+            good_s = r.good_s + excluded.good_s,
+            bad_s = r.bad_s + excluded.bad_s,
+            good_runs = r.good_runs + excluded.good_runs,
+            bad_runs = r.bad_runs + excluded.bad_runs;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER fraiseql_check_slo_daily_rollup AFTER INSERT ON fraiseql_check_results
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION fraiseql_check_slo_daily_rollup();
+    """,
 )
 _INSERT_RESULTS = """
 INSERT INTO fraiseql_check_results
@@ -313,11 +397,20 @@ _CHANGE_COLUMNS = (
 )
 
 # sli_totals, in one statement (one snapshot): the sums of every segment (disjoint
-# ranges, see ``stores.SLIPlan``) of every check, from the rollups (``false``) and
-# from the raw results, counted as the trigger counts them (``true``). Each segment
-# is a range scan of its own (LATERAL), whatever the planner's statistics say.
+# ranges, see ``stores.SLIPlan``) of every check, from the daily rollups (level 2), the
+# hourly rollups (0) and the raw results, counted as the triggers count them (1). Each
+# segment is a range scan of its own (LATERAL), whatever the planner's statistics say.
 _SLI_TOTALS = """
-SELECT false, s.n - 1, t.*
+SELECT 2, s.n - 1, t.*
+FROM unnest($6::bigint[], $7::bigint[]) WITH ORDINALITY AS s(since, until, n)
+CROSS JOIN LATERAL (
+    SELECT r.check_id, sum(r.good_s), sum(r.bad_s), sum(r.good_runs)::bigint, sum(r.bad_runs)::bigint
+    FROM fraiseql_check_slo_daily_rollups AS r
+    WHERE r.check_id = ANY($1::text[]) AND r.bucket >= s.since AND r.bucket < s.until
+    GROUP BY r.check_id
+) AS t
+UNION ALL
+SELECT 0, s.n - 1, t.*
 FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS s(since, until, n)
 CROSS JOIN LATERAL (
     SELECT r.check_id, sum(r.good_s), sum(r.bad_s), sum(r.good_runs)::bigint, sum(r.bad_runs)::bigint
@@ -326,7 +419,7 @@ CROSS JOIN LATERAL (
     GROUP BY r.check_id
 ) AS t
 UNION ALL
-SELECT true, s.n - 1, t.*
+SELECT 1, s.n - 1, t.*
 FROM unnest($4::float8[], $5::float8[]) WITH ORDINALITY AS s(since, until, n)
 CROSS JOIN LATERAL (
     SELECT r.check_id,
@@ -353,6 +446,8 @@ class Member:
     renewed: bool
     #: Seconds until the lease expires, on the database's clock.
     expires_in: float
+    #: The newest epoch among the members whose assignment this member has applied.
+    seen_epoch: int = 0
 
 
 def _unavailable() -> tuple[type[BaseException], ...]:
@@ -546,7 +641,7 @@ class PostgresStore:
         self, check_ids: Sequence[str], windows: Sequence[tuple[float, float]]
     ) -> dict[str, list[SLITotals]]:
         plan = plan_windows(windows)
-        if not plan.hours and not plan.raw:
+        if not plan.hours and not plan.raw and not plan.days:
             return plan.totals(check_ids, [], [])
         try:
             pool = await self._connection_pool()
@@ -560,10 +655,15 @@ class PostgresStore:
                     [until for _, until in plan.hours],
                     [since for since, _ in plan.raw],
                     [until for _, until in plan.raw],
+                    [since for since, _ in plan.days],
+                    [until for _, until in plan.days],
                 )
         except _unavailable() as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return plan.totals(check_ids, (row[1:] for row in rows if not row[0]), (row[1:] for row in rows if row[0]))
+        levels: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+        for row in rows:
+            levels[row[0]].append(row[1:])
+        return plan.totals(check_ids, *levels)
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         statements: list[tuple[str, float]] = [
@@ -576,6 +676,8 @@ class PostgresStore:
         if rollups_before is not None:  # the hours that ended by then
             last_hour = math.floor(rollups_before - HOUR)
             statements.append(("DELETE FROM fraiseql_check_slo_rollups WHERE bucket <= $1", last_hour))
+            last_day = math.floor(rollups_before - DAY)
+            statements.append(("DELETE FROM fraiseql_check_slo_daily_rollups WHERE bucket <= $1", last_day))
         try:
             pool = await self._connection_pool()
             async with pool.acquire(timeout=self._timeout) as conn:
@@ -606,22 +708,33 @@ class PostgresStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def heartbeat(
-        self, cluster: str, member: str, epoch: int, host: str, pid: int, ttl: float, *, timeout: float
+        self,
+        cluster: str,
+        member: str,
+        epoch: int,
+        host: str,
+        pid: int,
+        ttl: float,
+        *,
+        timeout: float,
+        seen_epoch: int = 0,
     ) -> list[Member]:
         """Renew ``member``'s lease of ``cluster`` (joining anew, with a new epoch, when
-        the lease of ``epoch`` lapsed or was never held), delete the expired leases, and
-        return the live members, in one round trip; times on the database's clock."""
+        the lease of ``epoch`` lapsed or was never held), record the newest epoch it has
+        applied the assignment of, delete the expired leases, and return the live members,
+        in one round trip; times on the database's clock."""
         rows = await self._coordinate(
-            "SELECT * FROM fraiseql_check_heartbeat($1, $2, $3, $4, $5, $6)",
+            "SELECT * FROM fraiseql_check_heartbeat($1, $2, $3, $4, $5, $6, $7)",
             cluster,
             member,
             epoch,
             host,
             pid,
             ttl,
+            seen_epoch,
             timeout=timeout,
         )
-        return [Member(str(row[0]), int(row[1]), bool(row[2]), float(row[3])) for row in rows]
+        return [Member(str(row[0]), int(row[1]), bool(row[2]), float(row[3]), int(row[4])) for row in rows]
 
     async def leave(self, cluster: str, member: str, epoch: int, *, timeout: float) -> None:
         """Delete ``member``'s lease: its checks move to the others at their next heartbeat."""

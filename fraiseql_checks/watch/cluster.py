@@ -55,6 +55,8 @@ HEARTBEAT_TIMEOUT = 2.0
 HANDOVER_SLACK = 0.2
 #: How long a heartbeat waits for an adoption's states before going on without them.
 ADOPT_WAIT = 1.0
+#: How often a member reads the states of the checks the others run (the API, the status page).
+VIEW_EVERY = 5.0
 
 
 def rank(member: str, check_id: str) -> int:
@@ -89,7 +91,16 @@ class Coordinator(Protocol):
     """What the cluster needs of the store (``stores.postgres.PostgresStore`` has it)."""
 
     async def heartbeat(
-        self, cluster: str, member: str, epoch: int, host: str, pid: int, ttl: float, *, timeout: float
+        self,
+        cluster: str,
+        member: str,
+        epoch: int,
+        host: str,
+        pid: int,
+        ttl: float,
+        *,
+        timeout: float,
+        seen_epoch: int = 0,
     ) -> list[Member]: ...
 
     async def leave(self, cluster: str, member: str, epoch: int, *, timeout: float) -> None: ...
@@ -105,6 +116,8 @@ class Host(Protocol):
     def adopt(self, check_ids: Collection[str], states: dict[str, StateRecord] | None, *, at_once: bool) -> None: ...
 
     def disown(self, check_ids: Collection[str]) -> None: ...
+
+    def others_seen(self, states: dict[str, StateRecord]) -> None: ...
 
 
 class Cluster:
@@ -145,6 +158,10 @@ class Cluster:
         #: Owned, scheduled checks that must not start before a time (``clock``), after a rejoin.
         self.paused: dict[str, float] = {}
         self._grace_until = -math.inf
+        #: The newest epoch among the members of the last assignment applied (told with each heartbeat).
+        self._applied_epoch = 0
+        #: Every other member has applied an assignment that includes this one (see ``beat``).
+        self._acknowledged = False
         #: The store could not be reached at the last heartbeat: running on without a lease.
         self.away = False
         self.takeovers = 0
@@ -153,6 +170,7 @@ class Cluster:
         self._known: set[str] = set()
         self._joined = False
         self._task: asyncio.Task[None] | None = None
+        self._view_task: asyncio.Task[None] | None = None
         #: Called with the checks (and their stored states) about to be adopted, before they run:
         #: the notifications learn what was announced for them.
         self.on_adopt: list[Callable[[list[str], dict[str, StateRecord]], Awaitable[None]]] = []
@@ -177,7 +195,14 @@ class Cluster:
         try:
             rows = await asyncio.wait_for(
                 self.store.heartbeat(
-                    self.name, self.member, self.epoch, self.hostname, self.pid, self.ttl, timeout=HEARTBEAT_TIMEOUT
+                    self.name,
+                    self.member,
+                    self.epoch,
+                    self.hostname,
+                    self.pid,
+                    self.ttl,
+                    timeout=HEARTBEAT_TIMEOUT,
+                    seen_epoch=self._applied_epoch,
                 ),
                 HEARTBEAT_TIMEOUT + 0.5,
             )
@@ -209,11 +234,14 @@ class Cluster:
         self.members = tuple(sorted(live))
         self._lease_until = sent + min(self.ttl - self.margin, mine[0].expires_in - self.margin)
         self._renewed_at = sent
+        # every other member has applied an assignment that includes this one: none of them runs its checks
+        self._acknowledged = all(row.seen_epoch >= self.epoch for row in rows if row.member != self.member)
         if lapsed:
-            self._rejoined()
+            await self._rejoined()
         await self.rebalance(previous, first=first)
+        self._applied_epoch = max(row.epoch for row in rows)
 
-    def _rejoined(self) -> None:
+    async def _rejoined(self) -> None:
         """Back after running without a lease (the store was unreachable, or this watcher was
         paused): the others may have taken over its checks meanwhile, or may themselves have
         run theirs without a lease. Drop what it no longer owns; pause what it keeps until any
@@ -223,7 +251,7 @@ class Cluster:
         now = self.clock()
         until = now + self.ttl - self.margin + HANDOVER_SLACK
         ids = self.host.check_ids()
-        mine = owned_by(self.member, ids, self.members)
+        mine = await asyncio.to_thread(owned_by, self.member, ids, list(self.members))
         lost = self.owned - mine
         self._drop(lost)
         self.owned -= lost
@@ -268,12 +296,14 @@ class Cluster:
         self.owned = mine
         self._known = set(ids)
         for check_id, (when, before) in self.held.items():
-            if check_id in ready:
+            if check_id in ready or when == math.inf:  # ... or being adopted now
                 continue
             if before not in live and not grace:  # its previous owner's lease is gone: nobody runs it
                 self.takeovers += 1
                 ready.append(check_id)
-            elif when <= now:
+            elif when <= now or (self._acknowledged and not grace):
+                # its previous owner surely stopped: its lease as it knew it ran out, or it (and every other
+                # member) has applied an assignment that includes this member, and so dropped the check
                 ready.append(check_id)
         if ready:
             await self._adopt(ready, at_once=not first)
@@ -326,7 +356,25 @@ class Cluster:
     async def start(self) -> None:
         """Join (one heartbeat), then keep the lease alive in the background."""
         await self.beat()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._view_task = loop.create_task(self._view())
+
+    async def _view(self) -> None:
+        """Every ``VIEW_EVERY`` seconds, the stored states of the checks the others run."""
+        while True:
+            if not self.away and self._joined:
+                running = self.owned.difference(self.held)
+                ids = [check_id for check_id in self.host.check_ids() if check_id not in running]
+                try:
+                    states = await asyncio.wait_for(self.store.states_of(ids), HEARTBEAT_TIMEOUT * 5)
+                except (StoreUnavailable, TimeoutError):
+                    pass  # shown as last read; tried again
+                except Exception as exc:  # a bug here must not stop the view (nor the heartbeats)
+                    self.say(f"cluster {self.name}: internal error reading the others' states: {exc!r}")
+                else:
+                    self.host.others_seen(states)
+            await asyncio.sleep(VIEW_EVERY)
 
     async def _run(self) -> None:
         while True:
@@ -340,7 +388,8 @@ class Cluster:
     async def stop(self) -> None:
         """Stop renewing the lease (the watcher stops running checks)."""
         task, self._task = self._task, None
-        tasks = [*self._adopting, *([task] if task is not None else [])]
+        view, self._view_task = self._view_task, None
+        tasks = [*self._adopting, *(t for t in (task, view) if t is not None)]
         for each in tasks:
             each.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

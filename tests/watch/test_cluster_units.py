@@ -197,3 +197,68 @@ def test_a_slow_store_delays_an_adoption_not_the_heartbeats_and_a_check_moved_me
                 await cluster.store.close()  # type: ignore[attr-defined]
 
     asyncio.run(main())
+
+
+def test_a_join_starts_its_checks_once_every_other_member_has_seen_it_not_after_their_leases(dsn: str) -> None:
+    """The newcomer holds the checks a join gave it until every other member has applied an
+    assignment that includes it (told by their next heartbeats), not for a whole lease; a
+    member of the previous version, which tells nothing, makes it wait out the lease."""
+    ids = CHECKS[:300]
+
+    async def main() -> None:
+        hosts = [Host(ids) for _ in range(3)]
+        # leases of a minute: a hold that waits out a lease would not end within this test
+        members = [Cluster(PostgresStore(dsn), "c1", h, heartbeat=0.1, ttl=60.0, margin=1.0) for h in hosts]
+        try:
+            await members[0].beat()
+            await members[1].beat()
+            await members[0].beat()
+            for _ in range(2):  # the first two settle (their handover is acknowledged too)
+                for member in members[:2]:
+                    await member.beat()
+            assert not members[1].held and hosts[0].running | hosts[1].running == set(ids)
+            await members[2].beat()  # joins: its share is held
+            share = set(members[2].held)
+            assert share and not hosts[2].running
+            await members[2].beat()
+            assert set(members[2].held) == share  # the others have not seen it yet
+            for member in members[:2]:
+                await member.beat()  # they see the join and drop its share ...
+            assert share.isdisjoint(hosts[0].running | hosts[1].running)
+            await members[2].beat()
+            assert set(members[2].held) == share  # ... and tell it with their next heartbeat
+            for member in members[:2]:
+                await member.beat()
+            await members[2].beat()
+            assert not members[2].held and hosts[2].running == share
+            assert sum(len(h.running) for h in hosts) == len(ids)
+
+            # a fourth member while members[0] heartbeats as the previous version did (no seen_epoch)
+            fourth_host = Host(ids)
+            fourth = Cluster(PostgresStore(dsn), "c1", fourth_host, heartbeat=0.1, ttl=60.0, margin=1.0)
+            members.append(fourth)
+            await fourth.beat()
+            old = members[0]
+            conn = await asyncpg.connect(dsn)
+            try:
+                for _ in range(2):
+                    await conn.fetch(
+                        "SELECT * FROM fraiseql_check_heartbeat($1, $2, $3, $4, $5, $6)",
+                        "c1",
+                        old.member,
+                        old.epoch,
+                        "h",
+                        1,
+                        60.0,
+                    )
+                    for member in members[1:3]:
+                        await member.beat()
+                    await fourth.beat()
+            finally:
+                await conn.close()
+            assert fourth.held and not fourth_host.running  # waits out the lease, as before
+        finally:
+            for cluster in members:
+                await cluster.store.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
