@@ -68,6 +68,10 @@ CHECK_SCHEMA: dict[str, Any] = {
         "last_run": TIME,
         "silenced": {"type": "boolean"},
         "running": {"type": "boolean"},
+        "runs_here": {
+            "type": "boolean",
+            "description": "whether this watcher runs it (in a cluster another may; the state is then the stored one)",
+        },
     },
 }
 RESULT_SCHEMA: dict[str, Any] = {
@@ -111,10 +115,10 @@ STORE_DOWN = {503: ("the result store cannot be read now", None)}
 def watched_of(request: Request) -> Watched:
     watcher = watcher_of(request)
     check_id = request.path_params["check"]
-    entry = watcher.schedule.get(check_id)
-    if entry is None:
+    found = watcher.find(check_id)
+    if found is None:
         raise APIError(404, "not_found", f"no check {check_id!r} is watched (GET {PREFIX}/checks lists them)")
-    return entry.item
+    return found[0]
 
 
 def check_json(watcher: Watcher, watched: Watched, running: bool = False) -> dict[str, Any]:
@@ -138,6 +142,7 @@ def check_json(watcher: Watcher, watched: Watched, running: bool = False) -> dic
         "last_run": iso(state.updated_at),
         "silenced": watcher.is_silenced(watched, time.time()),
         "running": running,
+        "runs_here": watcher.schedule.get(check.id) is not None,
     }
 
 
@@ -172,8 +177,7 @@ def filtered(request: Request, watcher: Watcher) -> list[Watched]:
     """The watched checks, filtered by ``state``, ``suite``, ``severity`` and ``tag``, in id order."""
     wanted = {name: request.query_params.get(name) for name in ("state", "suite", "severity", "tag")}
     chosen = []
-    for entry in sorted(watcher.schedule, key=lambda e: e.key):
-        watched = entry.item
+    for watched in watcher.view():
         if wanted["state"] and watched.state.state.value != wanted["state"]:
             continue
         if wanted["suite"] and watched.check.suite != wanted["suite"]:
@@ -245,6 +249,8 @@ async def check_changes(request: Request) -> Response:
 async def run_check(request: Request) -> Response:
     watcher = watcher_of(request)
     watched = watched_of(request)
+    if watcher.schedule.get(watched.check.id) is None:
+        raise APIError(409, "elsewhere", f"{watched.check.id} runs on another watcher of the cluster; ask that one")
     try:
         result = await watcher.run_now(watched.check.id)
     except KeyError:  # removed by a reload meanwhile
@@ -332,7 +338,7 @@ def endpoints() -> Sequence[Endpoint]:
             responses={
                 200: ("the run's result and the check's state after it", run_answer),
                 **NOT_FOUND,
-                409: ("the check is running now", None),
+                409: ("the check is running now, or runs on another watcher of the cluster", None),
             },
         ),
         Endpoint(

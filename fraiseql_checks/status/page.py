@@ -219,7 +219,8 @@ def _clock(minutes: int) -> str:
 
 
 def watched_checks(watcher: Watcher) -> list[Watched]:
-    return [entry.item for entry in sorted(watcher.schedule, key=lambda e: e.key)]
+    """Every check, in a cluster those the other watchers run too (as stored)."""
+    return watcher.view()
 
 
 def check_view(

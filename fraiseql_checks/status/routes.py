@@ -35,10 +35,10 @@ def _base(request: Request) -> str:
 
 
 def _watched(request: Request, check_id: str) -> Watched:
-    entry = watcher_of(request).schedule.get(check_id)
-    if entry is None:
+    found = watcher_of(request).find(check_id)
+    if found is None:
         raise APIError(404, "not_found", f"no check {check_id!r} is watched")
-    return entry.item
+    return found[0]
 
 
 async def status_page(request: Request) -> Response:
@@ -65,7 +65,7 @@ async def badge(request: Request) -> Response:
         if window not in WINDOWS:
             raise APIError(400, "bad_parameter", f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
         try:
-            uptimes = await board_of(watcher).uptime.get([e.key for e in watcher.schedule])
+            uptimes = await board_of(watcher).uptime.get([w.check.id for w in watcher.view()])
         except StoreUnavailable:
             raise APIError(503, "store_unavailable", "the result store cannot be read now") from None
         uptime = uptimes.get(check_id)

@@ -161,6 +161,9 @@ class Watcher:
         self._restored: dict[str, StateRecord] = {}
         #: Every check collected, scheduled here or not (in a cluster, only the owned ones are).
         self._collected: dict[str, CheckInfo] = {}
+        #: In a cluster: the checks the other watchers run, as the store last had them
+        #: (``others_seen``), so that the API and the status page show the whole cluster.
+        self.others: dict[str, Watched] = {}
         #: With a PostgreSQL store: this watcher's membership of its cluster (``watch.cluster``).
         self.cluster: Cluster | None = None
         #: What became of the results and states, once the writer stopped.
@@ -252,10 +255,46 @@ class Watcher:
         self.watch(checks, asyncio.get_running_loop().time(), at_once=check_ids if at_once else ())
         self.wake()
 
+    def others_seen(self, states: dict[str, StateRecord]) -> None:
+        """The stored states of the checks other watchers of the cluster run (``states``: by
+        check id; a check with none has not run yet)."""
+        others: dict[str, Watched] = {}
+        for check_id, check in self._collected.items():
+            if self.schedule.get(check_id) is not None:
+                continue
+            watched = self.others.get(check_id)
+            if watched is None or watched.check is not check:
+                windows = windows_for(check_id, self.settings.maintenance)
+                state = CheckState(check_id, self.rules_for(check))
+                watched = Watched(check, state, CheckSeries(check, windows, runbook_base_url(self.config)), windows)
+            record = states.get(check_id)
+            if record is not None:
+                watched.state.restore(record)
+            others[check_id] = watched
+        self.others = others
+
+    def find(self, check_id: str) -> tuple[Watched, bool] | None:
+        """A check of the cluster by id, and whether this watcher runs it; ``None`` if unknown."""
+        entry = self.schedule.get(check_id)
+        if entry is not None:
+            return entry.item, True
+        watched = self.others.get(check_id)
+        return None if watched is None else (watched, False)
+
+    def view(self) -> list[Watched]:
+        """Every check, in id order: this watcher's own as they are now, and in a cluster the
+        others' as stored (refreshed every few seconds)."""
+        found = {entry.key: entry.item for entry in self.schedule}
+        for check_id, watched in self.others.items():
+            found.setdefault(check_id, watched)
+        return [found[check_id] for check_id in sorted(found)]
+
     def disown(self, check_ids: Collected[str]) -> None:
         """Stop running these checks (another watcher of the cluster owns them now): their series go too."""
         for check_id in check_ids:
-            self.schedule.remove(check_id)
+            entry = self.schedule.remove(check_id)
+            if entry is not None and self.cluster is not None:
+                self.others[check_id] = entry.item  # shown as last seen here until the next read of the store
 
     def _collected_later(self, collection: Collection) -> None:
         """A replaced worker found files that no longer import: the view changes."""
@@ -337,6 +376,11 @@ class Watcher:
                         )
                     if result.extra.get("loop_blocked"):
                         self.loop_interrupts += 1
+                    if self.schedule.get(check.id) is not entry:
+                        # handed to another watcher of the cluster (or dropped by a reload) while it ran: the
+                        # new owner went on from the stored state, which this result must not overwrite
+                        self.writer.add(StoredResult.of(result, time.time(), interval_s=check.interval, silenced=False))
+                        return result
                     self.config.hook.fraiseql_report_result(result=result)
                     self.record(watched, result)
                 except Exception:  # a plugin's hook failed: say so, keep watching
