@@ -17,6 +17,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md /src/
 COPY fraiseql_checks /src/fraiseql_checks
+COPY checks /src/checks
 RUN /opt/venv/bin/pip install /src
 
 # ---- the image: the environment, the checks and the config; no compiler, no pip cache ----

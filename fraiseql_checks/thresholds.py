@@ -25,9 +25,12 @@ class Threshold:
 SHIPPED: tuple[Threshold, ...] = (
     # host (checks/host)
     Threshold("host.disk_free_min_percent", 15, "%", "free disk below this fails check_disk_space"),
-    Threshold("host.memory_used_max_percent", 85, "%", "memory in use above this fails check_memory_usage"),
-    Threshold("host.cpu_used_max_percent", 80, "%", "CPU in use above this fails check_cpu_usage"),
-    Threshold("host.cpu_sample_seconds", 1.0, "s", "how long check_cpu_usage samples the CPU"),
+    Threshold(
+        "host.memory_used_max_percent", 85, "%", "memory in use above this for the window fails check_memory_usage"
+    ),
+    Threshold("host.memory_window_seconds", 600, "s", "how long memory must stay above its bound (seed: 10 minutes)"),
+    Threshold("host.cpu_used_max_percent", 80, "%", "CPU busy above this for the window fails check_cpu_usage"),
+    Threshold("host.cpu_window_seconds", 300, "s", "how long the CPU must stay above its bound (seed: 5 minutes)"),
     # FraiseQL and GraphQL (checks/health)
     Threshold("graphql.latency_max_seconds", 1.0, "s", "the smoke query slower than this fails check_graphql_answers"),
     # PostgreSQL (checks/health)
