@@ -118,6 +118,7 @@ def test_the_package_has_the_rooms_the_architecture_page_draws() -> None:
         "audit",
         "core",
         "dashboards",
+        "init",
         "kubernetes",
         "notifiers",
         "notify",
