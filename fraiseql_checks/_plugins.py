@@ -17,7 +17,9 @@ from fraiseql_checks.config import UsageError
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("session", "fraiseql_checks.core.session"),
     ("collect", "fraiseql_checks.core.collect"),
+    ("suites", "fraiseql_checks.suites"),
     ("selection", "fraiseql_checks.core.selection"),
+    ("lastfailed", "fraiseql_checks.core.lastfailed"),
     ("fixtures", "fraiseql_checks.core.fixtures"),
     ("targets", "fraiseql_checks.targets.plugin"),
     ("contract", "fraiseql_checks.targets.contract"),
@@ -52,6 +54,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("audit-report", "fraiseql_checks.audit.report"),
     ("slo", "fraiseql_checks.slo.plugin"),
     ("slo-export", "fraiseql_checks.slo.export"),
+    ("init", "fraiseql_checks.init.plugin"),
     ("watch", "fraiseql_checks.watch.plugin"),
     ("store-sqlite", "fraiseql_checks.stores.sqlite"),
     ("store-postgres", "fraiseql_checks.stores.postgres"),

@@ -220,6 +220,13 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # pytest takes no abbreviations: ``--co`` is an option of its own, and a prefix
+        # like ``--watc`` must not start watch mode. Sub-parsers (``add_subparsers``)
+        # are of this class too, so none of them abbreviates either.
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> Any:  # argparse would exit 2; a usage error is 4
         raise UsageError(message)
 
@@ -350,6 +357,7 @@ class Config:
         config_file: Path | None,
         file_values: Mapping[str, Any],
         environ: Mapping[str, str],
+        mask: Masker | None = None,
     ) -> None:
         self.pluginmanager = pluginmanager
         self.hook: hookspec.HookRelay = pluginmanager.hook
@@ -361,7 +369,10 @@ class Config:
         self.environ = environ
         #: Hides secrets in what the tool writes: every secret setting's value (all of
         #: them, whichever command runs) and every URL's password.
-        self.mask = Masker()
+        self.mask = mask if mask is not None else Masker()
+        #: The config file's table as written (``${NAME}`` not yet replaced): what a
+        #: re-read compares with, and what watch mode's workers are configured from.
+        self.file_values: dict[str, Any] = dict(file_values)
         #: Per-run state plugins keep on the config, under their own ``StashKey``.
         self.stash = Stash()
         self._values: dict[str, Any] = {}
@@ -383,11 +394,14 @@ class Config:
         option: argparse.Namespace,
         environ: Mapping[str, str] | None = None,
         invocation_dir: Path | None = None,
+        file_values: Mapping[str, Any] | None = None,
     ) -> Config:
-        """Find and validate the config file for this invocation; ``UsageError`` on any problem."""
+        """Find and validate the config file for this invocation; ``UsageError`` on any problem.
+        ``file_values``: the file's table as already read (a watch worker is given the watcher's)."""
         invocation_dir = invocation_dir or Path.cwd()
         config_file = locate_config_file(option, invocation_dir)
-        file_values = read_config_file(config_file) if config_file else {}
+        if file_values is None:
+            file_values = read_config_file(config_file) if config_file else {}
         return cls(
             pluginmanager,
             parser,
@@ -397,6 +411,34 @@ class Config:
             file_values=file_values,
             environ=dict(os.environ if environ is None else environ),
         )
+
+    def reread(self, file_values: Mapping[str, Any] | None = None) -> Config:
+        """This invocation's configuration made again from its config file as it is now (or
+        from ``file_values``, such a file's table): the same command line, environment and
+        plugins; the same mask, which the new file's secrets join. ``UsageError`` when the
+        file cannot be read or does not validate; this config is left as it was."""
+        if file_values is None:
+            file_values = read_config_file(self.config_file) if self.config_file else {}
+        return Config(
+            self.pluginmanager,
+            self.parser,
+            self.option,
+            invocation_dir=self.invocation_dir,
+            config_file=self.config_file,
+            file_values=file_values,
+            environ=self.environ,
+            mask=self.mask,
+        )
+
+    def take(self, other: Config, names: Iterable[str] | None = None) -> None:
+        """Take these settings' values (default: all) from ``other``, a ``reread`` of this one,
+        and their keys in ``file_values``; the others keep theirs."""
+        for name in self.parser.settings if names is None else names:
+            self._values[name] = other._values[name]
+            if name in other.file_values:
+                self.file_values[name] = other.file_values[name]
+            else:
+                self.file_values.pop(name, None)
 
     def _where(self) -> str:
         """How error messages name the config: ``pyproject.toml: [tool.fraiseql-checks] ``."""
@@ -509,11 +551,14 @@ class Config:
         return int(getattr(self.option, "verbose", 0)) - int(getattr(self.option, "quiet", 0))
 
     def relpath(self, path: Path) -> str:
-        """A path as node ids write it: relative to the root directory, with ``/``."""
+        """A path as node ids write it: relative to the root directory, with ``/``; a
+        shipped suite's file as ``suites/<suite>/<file>`` (``fraiseql_checks.suites``)."""
         try:
             return path.relative_to(self.rootdir).as_posix()
         except ValueError:
-            return path.as_posix()
+            from fraiseql_checks.suites import node_path
+
+            return node_path(path) or path.as_posix()
 
 
 def _texts(value: Any) -> Iterator[str]:

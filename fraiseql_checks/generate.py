@@ -1,6 +1,7 @@
-"""``fraiseql-check generate NAME``: write generated artefacts (rules, dashboards, ...).
+"""``fraiseql-check generate NAME``: write generated artefacts (rules, dashboards, manifests, ...).
 
-Generators come from plugins (``fraiseql_add_generators``). Each writes its files
+Generators come from plugins (``fraiseql_add_generators``); ``generate --help``
+lists them, and so does ``generate`` alone (exit code 4). Each writes its files
 under the root directory and says what it wrote; ``--check`` compares instead of
 writing and fails when a committed file differs from what the generator makes.
 Generators that read the checks' metadata get them from ``collect_checks``: a
@@ -18,13 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fraiseql_checks.commands import Command, Commands
+from fraiseql_checks.commands import CONFIG_OPTIONS, Command, Commands, Subjects
 from fraiseql_checks.config import Config, UsageError, write_error
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.registry import Registry
 from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
+    import pluggy
+
     from fraiseql_checks.core.session import Session
 
 #: The checks collected once per invocation, for every generator.
@@ -83,8 +86,16 @@ def generators_of(config: Config) -> Generators:
     return generators
 
 
+def _listing(pm: pluggy.PluginManager) -> dict[str, str]:
+    """Every generator's name and help, for ``generate --help`` (before there is a config)."""
+    generators = Generators()
+    for impl in pm.hook.fraiseql_add_generators.get_hookimpls():  # historic: called one by one here
+        impl.function(generators=generators)
+    return {generator.name: generator.help for generator in generators}
+
+
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="+", metavar="NAME", help="what to generate (see the list below)")
+    parser.add_argument("what", nargs="*", metavar="NAME", help="what to generate: one or more of the generators below")
     parser.add_argument("-o", "--output", metavar="DIR", help="write under DIR instead of the root directory")
     parser.add_argument(
         "--check",
@@ -149,4 +160,16 @@ def _run(config: Config) -> int:
 
 @hookimpl
 def fraiseql_add_commands(commands: Commands) -> None:
-    commands.add(Command("generate", "write generated artefacts: alert rules, dashboards, manifests", _arguments, _run))
+    commands.add(
+        Command(
+            "generate",
+            "write generated files: Prometheus rules, Alertmanager routing, Grafana dashboards, SLO rules,"
+            " Kubernetes manifests, a Helm chart",
+            _arguments,
+            _run,
+            # -c, -p; --suite, the shipped suites to generate for, as a run collects them;
+            # and the watcher's --listen, --workers, --store, which `generate kubernetes` describes
+            options=CONFIG_OPTIONS.plus("suite", "listen", "workers", "store"),
+            subjects=Subjects("what", "generators", _listing),
+        )
+    )

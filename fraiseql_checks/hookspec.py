@@ -202,6 +202,11 @@ def fraiseql_report_header(config: Config) -> list[str] | str | None:
 
 
 @hookspec
+def fraiseql_report_collectionfinish(config: Config, session: Session) -> list[str] | str | None:
+    """Lines for the terminal after the ``collected N checks`` line (``run-last-failure: ...``)."""
+
+
+@hookspec
 def fraiseql_terminal_summary(reporter: TerminalReporter, exitstatus: int) -> None:
     """Add a section to the terminal summary, before the final line."""
 

@@ -271,11 +271,28 @@ START_TIME = Metric(
     Kind.GAUGE,
     unit="seconds",
 )
-PROCESS_CPU = Metric(
-    "process_cpu_seconds_total", "CPU time the watcher process used (user and system).", Kind.COUNTER, unit="seconds"
+# The standard process metrics of the watcher's own process, with the names and help
+# texts of prometheus_client's ProcessCollector (what every Prometheus exporter shows).
+PROCESS_VIRTUAL_MEMORY = Metric(
+    "process_virtual_memory_bytes", "Virtual memory size in bytes.", Kind.GAUGE, unit="bytes"
 )
-PROCESS_RSS = Metric(
-    "process_resident_memory_bytes", "Resident memory of the watcher process.", Kind.GAUGE, unit="bytes"
+PROCESS_RSS = Metric("process_resident_memory_bytes", "Resident memory size in bytes.", Kind.GAUGE, unit="bytes")
+PROCESS_START_TIME = Metric(
+    "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", Kind.GAUGE, unit="seconds"
+)
+PROCESS_CPU = Metric(
+    "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", Kind.COUNTER, unit="seconds"
+)
+PROCESS_OPEN_FDS = Metric("process_open_fds", "Number of open file descriptors.", Kind.GAUGE)
+PROCESS_MAX_FDS = Metric("process_max_fds", "Maximum number of open file descriptors.", Kind.GAUGE)
+#: In the order ProcessCollector yields them.
+PROCESS: tuple[Metric, ...] = (
+    PROCESS_VIRTUAL_MEMORY,
+    PROCESS_RSS,
+    PROCESS_START_TIME,
+    PROCESS_CPU,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
 )
 
 # ---- notifications (rendered by the notify plugin, for each configured receiver) ---------
@@ -424,8 +441,7 @@ WATCHER: tuple[Metric, ...] = (
     STORE_UP,
     BUILD_INFO,
     START_TIME,
-    PROCESS_CPU,
-    PROCESS_RSS,
+    *PROCESS,
 )
 #: Every metric the watcher exports, in the order ``/metrics`` writes them.
 ALL: tuple[Metric, ...] = PER_CHECK + WATCHER + NOTIFY + CLUSTER + SLO

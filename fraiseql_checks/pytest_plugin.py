@@ -15,11 +15,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _pytest._code.code import ReprFileLocation, TerminalRepr
 
+from fraiseql_checks import suites
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.core.collect import CHECK_FILE_PATTERN, CollectError, Collector
 from fraiseql_checks.core.runner import Runner
 from fraiseql_checks.core.session import Session
+from fraiseql_checks.reports.terminal import summary_message
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.spec import SEVERITIES
 
@@ -67,7 +70,7 @@ class Bridge:
         self.pytest_config = pytest_config
         try:
             config, _ = configure(
-                ["-p", "no:terminal", "-p", "no:junitxml", "-p", "no:jsonreport"],
+                ["-p", "no:terminal", "-p", "no:junitxml", "-p", "no:jsonreport", "-p", "no:lastfailed"],
                 invocation_dir=Path(str(pytest_config.rootpath)),
             )
         except UsageError as exc:
@@ -80,9 +83,16 @@ class Bridge:
         self.loop = asyncio.new_event_loop()
         self.runner = Runner(self.session)
         self.loop.run_until_complete(self.runner.__aenter__())
+        # The config's shipped suites, as a run without paths collects them; pytest's own
+        # paths given on its command line are all it collects, as fraiseql-check's are.
+        if pytest_config.args_source is not pytest.Config.ArgsSource.ARGS:
+            pytest_config.args.extend(str(folder) for folder in suites.folders(config))
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
         if file_path.suffix == ".py" and fnmatch.fnmatch(file_path.name, CHECK_FILE_PATTERN):
+            shipped = suites.node_path(file_path)  # suites/host/check_host.py, as fraiseql-check names it
+            if shipped is not None and not file_path.is_relative_to(self.pytest_config.rootpath):
+                return CheckFile.from_parent(parent, path=file_path, nodeid=shipped)
             return CheckFile.from_parent(parent, path=file_path)
         return None
 
@@ -131,6 +141,19 @@ class CheckOutcome(Exception):
         self.result = result
 
 
+class CheckFailureRepr(TerminalRepr):
+    """A check's failure section, and the one line pytest's short summary and JUnit
+    report show of it (``reprcrash.message``: ``AssertionError: disk almost full``)."""
+
+    def __init__(self, text: str, reprcrash: ReprFileLocation) -> None:
+        self.text = text
+        self.reprcrash = reprcrash
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+
 class CheckItem(pytest.Item):
     """One check, run as a pytest test."""
 
@@ -157,7 +180,8 @@ class CheckItem(pytest.Item):
         if isinstance(excinfo.value, CheckOutcome):
             result = excinfo.value.result
             text = result.longrepr or f"E   {result.message}"
-            return f"{text}\ntrace_id={result.trace_id}"
+            crash = ReprFileLocation(str(self.path), self.check.lineno, summary_message(result))
+            return CheckFailureRepr(f"{text}\ntrace_id={result.trace_id}", crash)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -80,6 +80,14 @@ class Result:
     #: Fields added by plugins (``fraiseql_result`` hook); reported beside the
     #: contract's keys in the JSON report.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Where the run ended badly: ``setup`` (a fixture), ``call`` (the check itself) or
+    #: ``teardown`` (a fixture's teardown), as in pytest's ``ERROR at setup of ...``.
+    when: str = "call"
+    #: The class name of the exception that ended the run (JUnit's ``type``), else ``""``.
+    exc_type: str = ""
+    #: Seconds spent in each phase that ran (``setup``, ``call``, ``teardown``): the
+    #: check's own time, apart from waits for other checks (``--durations``, JUnit).
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -137,16 +145,23 @@ class Summary:
             "duration_s": round(self.duration_s, 6),
         }
 
-    def line(self) -> str:
-        """``3 passed, 1 failed, 1 error, 2 skipped in 0.52s`` (zero counts left out)."""
+    def line(self, deselected: int = 0) -> str:
+        """``1 failed, 3 passed, 2 skipped, 1 deselected, 2 errors in 0.52s``: pytest's
+        order and plurals, zero counts left out."""
         parts = [
             f"{count} {name}"
             for name, count in (
-                ("passed", self.passed),
                 ("failed", self.failed),
-                ("error", self.error),
+                ("passed", self.passed),
                 ("skipped", self.skipped),
+                ("deselected", deselected),
+                (plural(self.error, "error"), self.error),
             )
             if count
         ]
         return f"{', '.join(parts) or 'no checks ran'} in {self.duration_s:.2f}s"
+
+
+def plural(count: int, noun: str) -> str:
+    """``noun`` as pytest writes it after ``count``: ``1 error``, ``2 errors``, ``0 errors``."""
+    return noun if count == 1 else f"{noun}s"

@@ -87,6 +87,7 @@ def evidence_document(
     for entry in checks:
         summary[entry["outcome"]] += 1
     document = {
+        "empty": is_empty(summary),
         "title": "FraiseQL audit evidence",
         "generated_at": generated_at.isoformat(),
         "tool": {"name": "fraiseql-checks", "version": __version__},
@@ -104,6 +105,11 @@ def evidence_document(
     }
     masked: dict[str, Any] = _masked(document, mask)
     return masked
+
+
+def is_empty(summary: dict[str, int]) -> bool:
+    """Whether no check ran: none collected, or every one skipped. Such a report proves nothing."""
+    return summary["passed"] + summary["failed"] + summary["error"] == 0
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -158,7 +164,12 @@ pre { background: #f6f8fa; padding: .5rem; white-space: pre-wrap; word-break: br
 .outcome { font-weight: bold; padding: 0 .4rem; border-radius: .2rem; }
 .passed { background: #dafbe1; } .failed, .error { background: #ffebe9; } .skipped { background: #fff8c5; }
 section.check { border-top: 2px solid #d0d7de; } details { margin: .5rem 0; }
+.empty { border: 2px solid #cf222e; background: #ffebe9; padding: .5rem 1rem; }
 """
+_EMPTY = (
+    '<p class="empty"><strong>EMPTY: no check ran.</strong> Every check was skipped or none was collected;'
+    " this report is not evidence of anything (written with --allow-empty).</p>"
+)
 
 
 def _e(value: Any) -> str:
@@ -235,7 +246,8 @@ def to_html(document: dict[str, Any]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(document['title'])}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{_e(document['title'])}</h1>{head}<p><strong>{_e(counts or 'no checks ran')}</strong> "
+        f"<h1>{_e(document['title'])}</h1>{head}{_EMPTY if document['empty'] else ''}"
+        f"<p><strong>{_e(counts or 'no checks ran')}</strong> "
         f"of {summary['total']} checks.</p>{''.join(sections)}</body></html>\n"
     )
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 
 from fraiseql_checks.audit.evidence import FORMATS, WRITERS, evidence_document
 from fraiseql_checks.audit.plugin import WINDOW_KEY, audit_settings
 from fraiseql_checks.checks import Check
-from fraiseql_checks.commands import Command, Commands
-from fraiseql_checks.config import Config, UsageError, as_duration
+from fraiseql_checks.commands import RUN_OPTIONS, Command, Commands, Subjects, fixed
+from fraiseql_checks.config import Config, UsageError, as_duration, write_error
 from fraiseql_checks.core.fixtures import FixtureLookupError
-from fraiseql_checks.core.session import Session
+from fraiseql_checks.core.session import ExitCode, Session
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.reports.junitxml import write_report
 from fraiseql_checks.targets.plugin import targets_of
@@ -27,9 +28,14 @@ from fraiseql_checks.targets.plugin import targets_of
 DEFAULT_SINCE = "24h"
 
 
+ACTIONS = {"report": "run the audit checks and write their evidence: audit report --since 30d -o report.html"}
+
+
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["report"], help="report: run the audit checks and write their evidence")
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="where the checks are (default: the config's paths)")
+    parser.add_argument("action", nargs="?", choices=sorted(ACTIONS), help="what to do (see the list below)")
+    parser.add_argument(
+        "paths", nargs="*", default=[], metavar="PATH", help="where the checks are (default: the config's paths)"
+    )
     parser.add_argument(
         "--since",
         dest="audit_since",
@@ -41,9 +47,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         dest="audit_output",
-        required=True,
         metavar="FILE",
-        help="where to write the evidence: .html, .json or .csv",
+        help="where to write the evidence: .html, .json or .csv (required)",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        dest="audit_allow_empty",
+        action="store_true",
+        help="write the evidence even when no check ran (all skipped, none collected), marked as empty",
     )
 
 
@@ -70,6 +81,8 @@ class AuditSelection:
 
 
 def _output(config: Config) -> tuple[Path, str]:
+    if not config.getoption("audit_output"):
+        raise UsageError("audit report: -o FILE is required: where to write the evidence (.html, .json or .csv)")
     path = config.invocation_dir / config.getoption("audit_output")
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -108,11 +121,38 @@ def _run(config: Config) -> int:
         },
         mask=config.mask,
     )
+    if document["empty"] and not config.getoption("audit_allow_empty"):
+        write_error(f"no audit evidence written: {_why_empty(session)}; --allow-empty writes it anyway", config.mask)
+        return int(status) or ExitCode.FAILED
     write_report(path, WRITERS[kind](document))
-    print(f"wrote {kind.upper()} audit evidence of {len(document['checks'])} checks to {path}")
+    empty = " (EMPTY: no check ran)" if document["empty"] else ""
+    print(f"wrote {kind.upper()} audit evidence of {len(document['checks'])} checks{empty} to {path}")
     return int(status)
+
+
+def _why_empty(session: Session) -> str:
+    """Why no check ran, and what to do: the most common skip reason, which says how to fix it."""
+    if not session.results:
+        return "no audit check was collected (an audit check asks for the `audit` fixture)"
+    reasons = Counter(_first_line(result.message) for result in session.results)
+    reason, _ = reasons.most_common(1)[0]
+    count = len(session.results)
+    return f"{'the' if count == 1 else f'all {count}'} audit check{'s' if count != 1 else ''} skipped ({reason})"
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no reason given"])[0]
 
 
 @hookimpl
 def fraiseql_add_commands(commands: Commands) -> None:
-    commands.add(Command("audit", "audit compliance: `audit report --since 30d -o report.html`", _arguments, _run))
+    commands.add(
+        Command(
+            "audit",
+            "audit compliance: `audit report --since 30d -o report.html`",
+            _arguments,
+            _run,
+            options=RUN_OPTIONS,
+            subjects=Subjects("action", "actions", fixed(ACTIONS)),
+        )
+    )

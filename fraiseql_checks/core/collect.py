@@ -29,6 +29,7 @@ from fraiseql_checks.core._pytest_compat import PYTEST_VERSION, Mark, Skipped, p
 from fraiseql_checks.core.fixtures import FIXTURE_ATTR, argnames_of
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.spec import CheckSpec, spec_of
+from fraiseql_checks.suites import is_shipped
 
 if TYPE_CHECKING:
     from fraiseql_checks.core.session import Session
@@ -50,6 +51,8 @@ class CollectError:
     id: str
     message: str
     longrepr: str = ""
+    #: The class name of the exception that stopped it (JUnit's ``type``).
+    exc_type: str = ""
 
 
 class RewriteCache:
@@ -140,7 +143,11 @@ def marks_of(obj: Any) -> list[Mark]:
 
 def _short_traceback(exc: BaseException, path: Path) -> str:
     """The part of an import traceback that is in the user's files."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "fraiseql_checks" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "fraiseql_checks" not in f.filename or is_shipped(f.filename)  # the shipped suites are checks
+    ]
     lines = traceback.format_list(frames) if frames else []
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines).rstrip()
@@ -156,7 +163,12 @@ def import_error(relpath: str, path: Path, exc: BaseException, what: str) -> Col
         message = f"SystemExit({exc.code!r}): sys.exit() while importing"
     else:
         message = f"{type(exc).__name__}: {exc}"
-    return CollectError(id=relpath, message=f"error importing {what}: {message}", longrepr=_short_traceback(exc, path))
+    return CollectError(
+        id=relpath,
+        message=f"error importing {what}: {message}",
+        longrepr=_short_traceback(exc, path),
+        exc_type=type(exc).__name__,
+    )
 
 
 class Collector:
@@ -178,6 +190,8 @@ class Collector:
         self.on_import: Callable[[str], None] | None = None
         #: Relative paths not to import: files whose import ended a worker process.
         self.skip: dict[str, str] = {}
+        #: Node ids given that matched no check in the last ``collect``: ``/abs/path.py::name``.
+        self.not_found: list[str] = []
 
     # -- conftests ---------------------------------------------------------------------
 
@@ -273,7 +287,11 @@ class Collector:
             try:
                 found.extend(self.build(module, path, relpath, attr, obj, spec, module_marks))
             except (ValueError, TypeError) as exc:
-                found.append(CollectError(id=f"{relpath}::{attr}", message=f"cannot collect {attr}: {exc}"))
+                found.append(
+                    CollectError(
+                        id=f"{relpath}::{attr}", message=f"cannot collect {attr}: {exc}", exc_type=type(exc).__name__
+                    )
+                )
         return found
 
     def build(
@@ -365,13 +383,20 @@ class Collector:
     # -- the whole walk ----------------------------------------------------------------
 
     def collect(self, args: Sequence[str]) -> tuple[list[Check], list[CollectError]]:
-        """Collect every check under ``args`` (paths or node ids)."""
+        """Collect every check under ``args`` (paths or node ids).
+
+        Node ids that name no check are kept in ``not_found`` (``path::name``, the path
+        absolute), for the session to refuse as pytest does.
+        """
         targets: list[tuple[Path, str | None]] = []
+        self.not_found = []
         for arg in args:
             path_text, _, node_name = arg.partition("::")
             path = (self.config.invocation_dir / path_text).resolve()
             if not path.exists():
                 raise UsageError(f"file or directory not found: {path_text}")
+            if node_name and path.is_dir():
+                raise UsageError(f"directory argument cannot contain :: selection parts: {arg}")
             targets.append((path, node_name or None))
         self.session.initpaths = {path for path, _ in targets}
         files: dict[Path, set[str] | None] = {}
@@ -387,12 +412,18 @@ class Collector:
         errors: list[CollectError] = []
         hook = self.config.hook
         for path, names in files.items():
+            matched: set[str] = set()
+            broken = False
             for items in hook.fraiseql_collect_file(path=path, session=self.session):
                 for item in items or ():
                     if isinstance(item, CollectError):
                         errors.append(item)
+                        broken = True
                     elif names is None or item.name in names or item.function_name in names:
                         checks.append(item)
+                        matched.update((item.name, item.function_name))
+            if names is not None and not broken:  # a file that did not collect is reported as such
+                self.not_found.extend(f"{path}::{name}" for name in sorted(names - matched))
         return checks, errors
 
 

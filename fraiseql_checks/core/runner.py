@@ -33,6 +33,7 @@ from fraiseql_checks.core.fixtures import FixtureDef, FixtureLookupError
 from fraiseql_checks.errors import TargetError, TargetNotConfigured
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.suites import is_shipped
 from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def _traceback(exc: BaseException, style: str) -> str:
 
 
 def _hidden(path: str) -> bool:
-    return path.startswith(_HIDDEN)
+    return path.startswith(_HIDDEN) and not is_shipped(path)  # the shipped suites are checks, not our code
 
 
 @hookimpl
@@ -186,7 +187,11 @@ class Runner:
         started_at = time.time()
         start = time.perf_counter()
         outcome, message, longrepr, timed_out, interrupted = Outcome.PASSED, "", "", False, False
-        unreachable = ""
+        unreachable, exc_type = "", ""
+        #: The phase running now, and when it began; each phase's own seconds once it ends.
+        phase, phase_start = "setup", start
+        phases: dict[str, float] = {}
+        own_call: list[float] = []  # a sync check's time in its thread, without the wait for one
         task = asyncio.current_task()
         assert task is not None
         watchdog = self.watchdog
@@ -200,10 +205,12 @@ class Runner:
             kwargs = await self.fixtures.setup(closure, check.path, scope) if closure.order else {}
             if check.params:
                 kwargs.update(check.params)
+            phases["setup"] = time.perf_counter() - phase_start
+            phase, phase_start = "call", time.perf_counter()
             if check.is_async:
                 value = await check.func(**kwargs)
             else:
-                value = await self.lane.run(check.func, **kwargs)
+                value = await self.lane.run(_timed, check.func, own_call, kwargs)
             if inspect.isawaitable(value):
                 await value
         except asyncio.CancelledError as exc:
@@ -212,25 +219,36 @@ class Runner:
             elif self.session.interrupted:
                 task.uncancel()  # the first Ctrl-C: report the run, then stop
                 outcome, message, interrupted = Outcome.ERROR, "interrupted (Ctrl-C) while running", True
+                exc_type = "KeyboardInterrupt"
             elif task.cancelling():
                 raise  # cancelled from outside: the run is being abandoned
             else:  # the check raised CancelledError itself
                 outcome, message, longrepr = self._classify(exc)
+                exc_type = _exception_type(exc)
         except LoopBlocked as exc:
             outcome, message, timed_out = Outcome.ERROR, str(exc), True
+            exc_type = "TimeoutError"
             run.extra["loop_blocked"] = True
         except (Exception, Skipped, Failed) as exc:
             outcome, message, longrepr = self._classify(exc)
             unreachable = _unreachable_target(exc)
+            exc_type = _exception_type(exc)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check
             if _interrupt.is_real(exc):
                 raise
             outcome, message, longrepr = self._classify(exc)
+            exc_type = _exception_type(exc)
         finally:
+            ended = time.perf_counter()
+            if phase == "call" and own_call:
+                phases["call"] = own_call[0]
+            elif phase not in phases:
+                phases[phase] = ended - phase_start
             del self.running[task]
             if watchdog.discard(task):  # past its deadline, however it ended
                 task.uncancel()
                 outcome, message, longrepr, timed_out = Outcome.ERROR, f"timed out after {check.timeout:g}s", "", True
+                exc_type = "TimeoutError"
             if fixtures is None:
                 for definition, error in await self.fixtures.teardown(scope, check.timeout):
                     if outcome is Outcome.PASSED or outcome is Outcome.SKIPPED:
@@ -239,6 +257,8 @@ class Runner:
                             f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}"
                         )
                         longrepr = _traceback(error, self._tbstyle)
+                        exc_type, phase = type(error).__name__, "teardown"
+                phases["teardown"] = time.perf_counter() - ended
             current_run.reset(token)
         result = Result(
             id=check.id,
@@ -258,6 +278,9 @@ class Runner:
             extra=run.extra,
             stdout=run.output("stdout"),
             stderr=run.output("stderr"),
+            when=phase,
+            exc_type=exc_type if outcome in (Outcome.FAILED, Outcome.ERROR) else "",
+            phases=phases,
         )
         if interrupted:
             result.extra["interrupted"] = True
@@ -302,13 +325,32 @@ class Runner:
         remaining = collections.Counter(check.path for check in checks)
         pending = iter(checks)
         timeout = self.config.get("timeout")
+        stopped: set[asyncio.Task[Any]] = set()
+
+        def stop_the_others() -> None:
+            """``-x`` or ``--maxfail`` is reached: the checks still running are cancelled
+            (and not reported: they did not run to their end)."""
+            for task in list(self.running):
+                if task is not asyncio.current_task() and task in workers and task not in stopped:
+                    stopped.add(task)
+                    task.cancel()
 
         async def worker() -> None:
+            me = asyncio.current_task()
             for check in pending:
                 if session.shouldstop:
                     return
-                result = await self.run_check(check)
+                try:
+                    result = await self.run_check(check)
+                except asyncio.CancelledError:
+                    if me in stopped:
+                        assert me is not None
+                        me.uncancel()
+                        return
+                    raise
                 session.report(result, check)
+                if session.shouldstop and not session.interrupted:
+                    stop_the_others()
                 remaining[check.path] -= 1
                 if not remaining[check.path]:
                     await self._teardown_module(check.path, timeout)
@@ -404,7 +446,7 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
 @hookimpl(trylast=True)
 def fraiseql_runloop(session: Session) -> bool:
     """The one-shot run: every selected check once."""
-    if session.config.getoption("collectonly") or not session.checks:
+    if session.config.getoption("collectonly") or not session.checks or session.shouldstop:
         return True
 
     async def main() -> None:
@@ -413,6 +455,26 @@ def fraiseql_runloop(session: Session) -> bool:
 
     run_on_new_loop(session, main)
     return True
+
+
+def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:
+    """``func(**kwargs)`` on a worker thread, noting in ``spent`` how long the call itself took
+    (without the wait for a free thread and for the event loop to hear of its end)."""
+    start = time.perf_counter()
+    try:
+        return func(**kwargs)
+    finally:
+        spent.append(time.perf_counter() - start)
+
+
+def _exception_type(exc: BaseException) -> str:
+    """The class name of what ended a run (a fixture's own exception for a fixture that
+    failed), as JUnit's ``type`` and pytest's messages name it; ``""`` for a skip."""
+    if isinstance(exc, FixtureError):
+        exc = exc.cause
+    if isinstance(exc, Skipped):
+        return ""
+    return type(exc).__name__
 
 
 def _unreachable_target(exc: BaseException) -> str:

@@ -56,7 +56,19 @@ def fraiseql_addoption(parser: Parser) -> None:
         "-v", "--verbose", action="count", default=0, help="more output (one line per check)", group="output"
     )
     parser.addoption("-q", "--quiet", action="count", default=0, help="less output", group="output")
-    parser.addoption("-x", "--exitfirst", action="store_true", help="stop after the first failure or error")
+    parser.addoption(
+        "-x",
+        "--exitfirst",
+        action="store_true",
+        help="stop after the first failure or error: checks still running are cancelled, no more start",
+    )
+    parser.addoption(
+        "--maxfail",
+        metavar="N",
+        type=int,
+        default=0,
+        help="stop after N failures or errors, as -x does after one (default 0: never)",
+    )
     parser.addoption(
         "--assert",
         dest="assertmode",
@@ -69,6 +81,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     )
     parser.addoption(
         "--collect-only",
+        "--co",
         dest="collectonly",
         action="store_true",
         help="list the checks and their metadata; run nothing",
@@ -124,6 +137,8 @@ class Session:
         self.results: list[Result] = []
         self.summary = Summary()
         self.shouldstop: str | None = None
+        #: Failures and errors reported so far (``-x``, ``--maxfail`` stop at ``maxfail``).
+        self.testsfailed = 0
         self.interrupted = False
         #: Set by a run loop that decides the exit status itself (watch mode exits 0
         #: after a clean shutdown, whatever the checks said).
@@ -136,23 +151,28 @@ class Session:
         self._start = time.perf_counter()
 
     def args(self) -> list[str]:
-        """The paths to collect: the command line's, else ``paths`` of the config."""
-        given = self.config.getoption("paths") or []
-        if given:
-            return list(given)
-        defaults = []
-        for path in self.config.get("paths"):
-            absolute = self.config.rootdir / path
-            if not absolute.exists():
-                raise UsageError(
-                    f"no {path} folder in {self.config.rootdir}: give the checks' path, "
-                    "or set 'paths' in pyproject.toml [tool.fraiseql-checks] or fraiseql-checks.yaml"
-                )
-            defaults.append(str(absolute))
-        return defaults
+        """The paths to collect: the command line's, else ``paths`` of the config; and the
+        shipped suites chosen (``suites``, ``--suite``; ``fraiseql_checks.suites``)."""
+        from fraiseql_checks.suites import collection_args
+
+        return collection_args(self.config)
+
+    @property
+    def maxfail(self) -> int:
+        """How many failures and errors end the run (``-x`` is one); 0 for no limit."""
+        if self.config.getoption("exitfirst"):
+            return 1
+        return max(int(self.config.getoption("maxfail") or 0), 0)
 
     def collect(self) -> None:
         checks, errors = self.collector.collect(self.args())
+        if self.collector.not_found:  # pytest's words, and its exit code 4
+            raise UsageError(
+                "\n".join(
+                    f"not found: {nodeid}\n(no match in any of [<Module {Path(nodeid.split('::', 1)[0]).name}>])"
+                    for nodeid in self.collector.not_found
+                )
+            )
         self.collect_errors = errors
         self.config.hook.fraiseql_collection_modifyitems(session=self, config=self.config, checks=checks)
         self.checks = checks
@@ -184,12 +204,11 @@ class Session:
         if self.keep_results:
             self.results.append(result)
         self.config.hook.fraiseql_report_result(result=result)
-        if (
-            result.outcome in (Outcome.FAILED, Outcome.ERROR)
-            and result.kind == "check"
-            and self.config.getoption("exitfirst")
-        ):
-            self.shouldstop = self.shouldstop or "stopping after the first failure (-x)"
+        if result.outcome in (Outcome.FAILED, Outcome.ERROR):
+            self.testsfailed += 1
+            maxfail = self.maxfail
+            if maxfail and self.testsfailed >= maxfail:
+                self.shouldstop = self.shouldstop or f"stopping after {maxfail} failures"
 
     def report_collect_errors(self) -> None:
         for error in self.collect_errors:
@@ -202,6 +221,8 @@ class Session:
                     longrepr=error.longrepr,
                     kind="collect",
                     severity="critical",
+                    when="collect",
+                    exc_type=error.exc_type,
                 ),
                 None,
             )

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fraiseql_checks._version import __version__
-from fraiseql_checks.commands import Command, Commands
+from fraiseql_checks.commands import CONFIG_OPTIONS, Command, Commands, Subjects, fixed
 from fraiseql_checks.config import Config, Parser, Setting, UsageError, as_duration, as_str, section
 from fraiseql_checks.hookspec import hookimpl
 
@@ -46,8 +46,11 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addsetting(Setting("grafana", section(SETTINGS), {}, "where `fraiseql-check grafana push` uploads"))
 
 
+ACTIONS = {"push": "upload the generated dashboards to Grafana", "diff": "show what a push would change"}
+
+
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["push", "diff"], help="push: upload; diff: show what a push would change")
+    parser.add_argument("action", nargs="?", choices=sorted(ACTIONS), help="what to do (see the list below)")
     parser.add_argument("--url", dest="grafana_url", metavar="URL", help="Grafana's base URL (or GRAFANA_URL)")
     parser.add_argument(
         "--token", dest="grafana_token", metavar="TOKEN", help="service account token (better: GRAFANA_TOKEN)"
@@ -328,4 +331,13 @@ def _run(config: Config) -> int:
 
 @hookimpl
 def fraiseql_add_commands(commands: Commands) -> None:
-    commands.add(Command("grafana", "push the generated dashboards to Grafana, or diff them", _arguments, _run))
+    commands.add(
+        Command(
+            "grafana",
+            "push the generated dashboards to Grafana, or diff them",
+            _arguments,
+            _run,
+            options=CONFIG_OPTIONS,
+            subjects=Subjects("action", "actions", fixed(ACTIONS)),
+        )
+    )

@@ -85,15 +85,29 @@ def write_report(path: Path, text: str) -> None:
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
+#: JUnit's ``type`` of an error that no exception of a check gave.
+_ERROR_TYPES = {"collect": "CollectError", "teardown": "TeardownError"}
+
+
 def _seconds(value: float) -> Decimal:
     return Decimal(str(round(value, 3)))
+
+
+def own_time(result: Result) -> float:
+    """The check's own time: its call and the teardown of its own fixtures, not the wait for
+    a thread or for a fixture other checks share (the set-up only when the error is there)."""
+    phases = result.phases
+    seconds = phases.get("call", 0.0) + phases.get("teardown", 0.0)
+    if result.outcome is Outcome.ERROR and result.when == "setup":
+        seconds += phases.get("setup", 0.0)
+    return seconds
 
 
 def test_case(result: Result) -> TestCase:
     from junit_xml import TestCase
 
     relpath, _, name = result.id.partition("::")
-    classname = relpath.removesuffix(".py").replace("/", ".") if name else ""
+    classname = relpath.removesuffix(".py").replace("/", ".")
     out = [f"trace_id={result.trace_id}"] if result.trace_id else []
     out += [f"{key}={value:g}" for key, value in result.values.items()]
     if result.stdout:
@@ -101,20 +115,22 @@ def test_case(result: Result) -> TestCase:
     case = TestCase(
         name=name or relpath,
         classname=classname,
-        elapsed_sec=_seconds(result.duration_s),
+        elapsed_sec=_seconds(own_time(result)),
         stdout="\n".join(out) or None,
         stderr=result.stderr.rstrip("\n") or None,
     )
     first = (result.message.strip().splitlines() or [""])[0]
     if result.outcome is Outcome.FAILED:
-        case.add_failure_info(message=first, output=result.longrepr or result.message, failure_type="AssertionError")
+        case.add_failure_info(
+            message=first, output=result.longrepr or result.message, failure_type=result.exc_type or "AssertionError"
+        )
     elif result.outcome is Outcome.ERROR:
         kind = (
             "TimeoutError"
             if result.timed_out
             else "KeyboardInterrupt"
             if result.extra.get("interrupted")
-            else result.kind
+            else result.exc_type or _ERROR_TYPES.get(result.kind, "Error")
         )
         case.add_error_info(message=first, output=result.longrepr or result.message, error_type=kind)
     elif result.outcome is Outcome.SKIPPED:
@@ -134,7 +150,8 @@ class JUnitReport:
     def fraiseql_report_result(self, result: Result) -> None:
         self.results.append(result)
 
-    def xml(self, started: float) -> str:
+    def xml(self, started: float, duration: float = 0.0) -> str:
+        """The report; ``duration`` is the run's wall time, the suite's ``time``."""
         # Imported here: most runs write no JUnit report.
         import socket
         import xml.dom.minidom
@@ -152,8 +169,11 @@ class JUnitReport:
         )
         element = suite.build_xml_doc()
         element.attrib.pop("disabled", None)
-        total = f"{sum((c.elapsed_sec for c in cases), Decimal(0)):.3f}"
+        # Checks run side by side: the suite took the run's time, not the sum of its cases'.
+        total = f"{_seconds(duration):.3f}"
         element.set("time", total)
+        for case_element, case in zip(element.iter("testcase"), cases, strict=True):
+            case_element.set("time", f"{case.elapsed_sec:.3f}")  # junit-xml leaves out a zero
         root = ET.Element("testsuites", {"name": self.suite_name, "time": total})
         for key in ("tests", "failures", "errors"):
             root.set(key, element.get(key, "0"))
@@ -163,7 +183,7 @@ class JUnitReport:
 
     @hookimpl
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
-        write_report(self.path, self.xml(session.started))
+        write_report(self.path, self.xml(session.started, session.summary.duration_s or session.duration))
 
     @hookimpl
     def fraiseql_terminal_summary(self, reporter: TerminalReporter, exitstatus: int) -> None:

@@ -15,7 +15,7 @@ from fraiseql_checks.config import Config, Parser
 from fraiseql_checks.core._pytest_compat import PYTEST_VERSION
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.hookspec import hookimpl
-from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.result import Outcome, Result, plural
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -39,6 +39,22 @@ def fraiseql_addoption(parser: Parser) -> None:
     )
     parser.addoption(
         "--color", choices=("yes", "no", "auto"), default="auto", help="colored output (default: auto)", group="output"
+    )
+    parser.addoption(
+        "--durations",
+        metavar="N",
+        type=int,
+        default=None,
+        help="show the N slowest set-up, check and teardown durations (N=0 for all)",
+        group="output",
+    )
+    parser.addoption(
+        "--durations-min",
+        metavar="N",
+        type=float,
+        default=None,
+        help="shortest duration in seconds the slowest list shows (default: 0.005, or 0.0 with -vv)",
+        group="output",
     )
 
 
@@ -80,6 +96,11 @@ class TerminalReporter:
         self._flushed = 0.0
         self.failed: list[Result] = []
         self.skipped: list[Result] = []
+        #: Every result, kept only for ``--durations``.
+        self.results: list[Result] = []
+        self._keep_all = config.getoption("durations") is not None
+        #: Each selected check's place in the collection: sections list results in it.
+        self._order: dict[str, int] = {}
 
     # -- writing -----------------------------------------------------------------------
 
@@ -144,6 +165,7 @@ class TerminalReporter:
     @hookimpl
     def fraiseql_collection_finish(self, session: Session) -> None:
         self.total = len(session.checks) + len(session.collect_errors)
+        self._order = {check.id: index for index, check in enumerate(session.checks)}
         if self.verbosity >= 0:
             collected = len(session.checks) + len(session.deselected)
             parts = [f"collected {collected} check{'s' if collected != 1 else ''}"]
@@ -153,6 +175,9 @@ class TerminalReporter:
                 parts.append(f"{len(session.deselected)} deselected")
                 parts.append(f"{len(session.checks)} selected")
             self.write_line(" / ".join(parts), "bold")
+            for lines in self.config.hook.fraiseql_report_collectionfinish(config=self.config, session=session):
+                for line in [lines] if isinstance(lines, str) else lines:
+                    self.write_line(line)
             self.write_line()
         if self.config.getoption("collectonly"):
             self._list(session.checks)
@@ -184,6 +209,8 @@ class TerminalReporter:
     @hookimpl
     def fraiseql_report_result(self, result: Result) -> None:
         self.done += 1
+        if self._keep_all:
+            self.results.append(result)
         if result.outcome in (Outcome.FAILED, Outcome.ERROR):
             self.failed.append(result)
         elif result.outcome is Outcome.SKIPPED:
@@ -215,13 +242,14 @@ class TerminalReporter:
         self._end_progress_line()
         if session.interrupted:
             self.sep("!", "KeyboardInterrupt: stopped; the results so far follow", "red")
-        elif session.shouldstop:
-            self.sep("!", session.shouldstop, "red")
         if self.verbosity >= -1:
             self._failure_sections()
             self._blocking_section(session)
+            self._durations()
             self.config.hook.fraiseql_terminal_summary(reporter=self, exitstatus=exitstatus)
             self._short_summary()
+        if session.shouldstop and not session.interrupted:
+            self.sep("!", session.shouldstop, "red")
         summary = session.summary
         if summary.failed or summary.error or session.collect_errors or session.interrupted:
             color = "red"
@@ -229,47 +257,89 @@ class TerminalReporter:
             color = "green"
         else:
             color = "yellow"
-        line = summary.line()
-        if session.deselected:
-            line = line.replace(" in ", f", {len(session.deselected)} deselected in ", 1)
+        line = summary.line(deselected=len(session.deselected))
         if self.config.getoption("collectonly"):
-            line = f"{len(session.checks)} checks collected in {summary.duration_s:.2f}s"
+            count = len(session.checks)
+            line = f"{count} {plural(count, 'check')} collected in {summary.duration_s:.2f}s"
         if self.verbosity < 0:
             self.write_line(line, color)
         else:
             self.sep("=", line, color, "bold")
         self.out.flush()
 
+    def in_collection_order(self, results: list[Result]) -> list[Result]:
+        """``results`` as pytest lists them: files that did not collect, then checks in
+        the order they were collected (not the order they finished), then teardowns."""
+        rank = {"collect": 0, "check": 1}
+        last = len(self._order)
+        return sorted(results, key=lambda r: (rank.get(r.kind, 2), self._order.get(r.id, last)))
+
     def _failure_sections(self) -> None:
-        collect = [r for r in self.failed if r.kind == "collect"]
-        errors = [r for r in self.failed if r.kind != "collect"]
-        tbstyle = self.config.getoption("tbstyle")
-        if collect:
-            self.sep("=", "ERRORS", "red")
-            for result in collect:
-                self.sep("_", f"ERROR collecting {result.id}", "red")
-                self.write_line(result.message)
-                if result.longrepr and tbstyle != "no":
-                    self.write_line(result.longrepr)
+        ordered = self.in_collection_order(self.failed)
+        errors = [r for r in ordered if r.outcome is Outcome.ERROR]
+        failures = [r for r in ordered if r.outcome is Outcome.FAILED]
         if errors:
-            self.sep("=", "FAILURES", "red")
+            self.sep("=", "ERRORS", "red")
             for result in errors:
-                self.sep("_", result.name if result.kind == "check" else result.id, "red")
-                if result.longrepr and tbstyle not in ("no", "line"):
-                    self.write_line(result.longrepr)
-                else:
-                    self.write_line(f"E   {result.message}")
-                for stream in ("stdout", "stderr"):
-                    text = getattr(result, stream)
-                    if text:
-                        self.sep("-", f"Captured {stream}")
-                        self.write_line(text.rstrip("\n"))
-                details = []
-                if result.trace_id:
-                    details.append(f"trace_id={result.trace_id}")
-                details.extend(f"{k}={v:g}" for k, v in result.values.items())
-                if details:
-                    self.write_line("  ".join(details), "cyan")
+                if result.kind == "collect":
+                    self.sep("_", f"ERROR collecting {result.id}", "red")
+                    self.write_line(result.message)
+                    if result.longrepr and self.config.getoption("tbstyle") != "no":
+                        self.write_line(result.longrepr)
+                    continue
+                when = "teardown" if result.kind == "teardown" else result.when
+                self.sep("_", f"ERROR at {when} of {result.name}", "red")
+                self._failure_body(result)
+        if failures:
+            self.sep("=", "FAILURES", "red")
+            for result in failures:
+                self.sep("_", result.name, "red")
+                self._failure_body(result)
+
+    def _failure_body(self, result: Result) -> None:
+        if result.longrepr and self.config.getoption("tbstyle") not in ("no", "line"):
+            self.write_line(result.longrepr)
+        else:
+            self.write_line(f"E   {result.message}")
+        for stream in ("stdout", "stderr"):
+            text = getattr(result, stream)
+            if text:
+                self.sep("-", f"Captured {stream}")
+                self.write_line(text.rstrip("\n"))
+        details = []
+        if result.trace_id:
+            details.append(f"trace_id={result.trace_id}")
+        details.extend(f"{k}={v:g}" for k, v in result.values.items())
+        if details:
+            self.write_line("  ".join(details), "cyan")
+
+    def _durations(self) -> None:
+        """``--durations N``: the slowest phases, as pytest's ``slowest N durations``."""
+        durations = self.config.getoption("durations")
+        if durations is None:
+            return
+        given_min = self.config.getoption("durations_min")
+        durations_min = given_min if given_min is not None else (0.005 if self.verbosity < 2 else 0.0)
+        timings = [
+            (seconds, when, result.id)
+            for result in self.in_collection_order(self.results)
+            for when, seconds in result.phases.items()
+        ]
+        if not timings:
+            return
+        timings.sort(key=lambda timing: timing[0], reverse=True)
+        if durations > 0:
+            self.sep("=", f"slowest {durations} durations")
+            timings = timings[:durations]
+        else:
+            self.sep("=", "slowest durations")
+        for index, (seconds, when, check_id) in enumerate(timings):
+            if seconds < durations_min:
+                self.write_line()
+                hint = "  Use -vv to show these durations." if given_min is None else ""
+                self.write_line(f"({len(timings) - index} durations < {durations_min:g}s hidden.{hint})")
+                break
+            self.write_line(f"{seconds:02.2f}s {when:<8} {check_id}")
 
     def _blocking_section(self, session: Session) -> None:
         if not session.blocking:
@@ -285,12 +355,15 @@ class TerminalReporter:
         )
 
     def _short_summary(self) -> None:
-        lines = []
-        for result in self.failed:
-            first = (result.message.strip().splitlines() or [""])[0]
-            lines.append((_WORD[result.outcome], f"{result.id} - {first}"))
+        ordered = self.in_collection_order(self.failed)
+        lines = [
+            (_WORD[result.outcome], f"{result.id} - {summary_message(result)}")
+            for outcome in (Outcome.FAILED, Outcome.ERROR)
+            for result in ordered
+            if result.outcome is outcome
+        ]
         if self.verbosity >= 0:
-            reasons = Counter((r.id.split("::")[0], r.message) for r in self.skipped)
+            reasons = Counter((r.id.split("::")[0], r.message) for r in self.in_collection_order(self.skipped))
             for (where, reason), count in reasons.items():
                 lines.append(("SKIPPED", f"[{count}] {where}: {reason}"))
         if not lines:
@@ -299,3 +372,14 @@ class TerminalReporter:
         for word, text in lines:
             color = "yellow" if word == "SKIPPED" else "red"
             self.write_line(f"{self.markup(word, color)} {text}")
+
+
+def summary_message(result: Result) -> str:
+    """The first line of what went wrong, as pytest's short summary words it: a failed
+    ``assert`` as it reads (``assert 1 == 2``), an assertion's own message after its
+    class (``AssertionError: disk almost full``), ``pytest.fail()`` as ``Failed: ...``."""
+    first = (result.message.strip().splitlines() or [""])[0]
+    if result.outcome is Outcome.FAILED and result.exc_type in ("AssertionError", "Failed"):
+        if not (result.exc_type == "AssertionError" and first.startswith("assert ")) and first != result.exc_type:
+            return f"{result.exc_type}: {first}"
+    return first

@@ -17,8 +17,10 @@ import bisect
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
+
+import psutil
 
 from fraiseql_checks import metrics as m
 from fraiseql_checks.durations import format_duration
@@ -271,6 +273,25 @@ def multi(metric: m.Metric, samples: Mapping[tuple[str, ...], float]) -> str:
         labels = ",".join(f'{name}="{escape(v)}"' for name, v in zip(metric.labels, values, strict=True))
         lines.append(f"{metric.name}{{{labels}}} {number(value)}\n")
     return header(metric) + "".join(lines)
+
+
+def process_lines(process: psutil.Process) -> Iterator[str]:
+    """The standard ``process_*`` families of ``process``, as prometheus_client's
+    ProcessCollector reads them from ``/proc`` (psutil reads the same files)."""
+    with process.oneshot():
+        memory = process.memory_info()
+        cpu = process.cpu_times()
+        values = {
+            m.PROCESS_VIRTUAL_MEMORY: memory.vms,
+            m.PROCESS_RSS: memory.rss,
+            m.PROCESS_START_TIME: process.create_time(),
+            m.PROCESS_CPU: cpu.user + cpu.system,
+            m.PROCESS_OPEN_FDS: process.num_fds(),
+        }
+    soft, _hard = process.rlimit(psutil.RLIMIT_NOFILE)
+    values[m.PROCESS_MAX_FDS] = math.inf if soft == psutil.RLIM_INFINITY else soft
+    for metric in m.PROCESS:
+        yield simple(metric, values[metric])
 
 
 def render(

@@ -139,9 +139,7 @@ class WatcherPages:
         yield exposition.simple(m.STORE_UP, int(writer.up))
         yield exposition.labelled(m.BUILD_INFO, {__version__: 1})
         yield exposition.simple(m.START_TIME, w.started)
-        cpu = w.process.cpu_times()
-        yield exposition.simple(m.PROCESS_CPU, cpu.user + cpu.system)
-        yield exposition.simple(m.PROCESS_RSS, w.process.memory_info().rss)
+        yield from exposition.process_lines(w.process)
         for extra in w.extra_metrics:
             yield from extra()
 

@@ -8,8 +8,8 @@ pytest-like progress, and nothing accumulates in memory over the watcher's life.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
+import logging
 import math
 import os
 import queue
@@ -26,6 +26,7 @@ from fraiseql_checks.config import (
     as_duration_or_zero,
     as_positive_int,
     as_str,
+    one_of,
     section,
 )
 from fraiseql_checks.core.runner import run_on_new_loop
@@ -34,6 +35,7 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.reports.terminal import TerminalReporter
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.stash import StashKey
+from fraiseql_checks.watch.log import FORMATS, LEVELS, WATCHER, Forward, format_line
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import Check
@@ -82,7 +84,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
         "--watch",
         action="store_true",
-        help="run every check on its interval until SIGTERM or SIGINT; SIGHUP re-collects the checks",
+        help="run every check on its interval until SIGTERM or SIGINT; SIGHUP re-reads the config and the checks",
         group="watch mode",
     )
     parser.addoption(
@@ -103,7 +105,37 @@ def fraiseql_addoption(parser: Parser) -> None:
         help=f"where results go: a SQLite file (default {DEFAULT_STORE}) or postgresql://user@host/db",
         group="watch mode",
     )
+    parser.addoption(
+        "--log-format",
+        dest="log_format",
+        choices=FORMATS,
+        help="the watcher's log lines: text (default) or json, one object per line",
+        group="watch mode",
+    )
+    parser.addoption(
+        "--log-level",
+        dest="log_level",
+        choices=tuple(LEVELS),
+        help="the least level the watcher logs: debug, info (default), warning, error",
+        group="watch mode",
+    )
     settings = [
+        Setting(
+            "log_format",
+            one_of(*FORMATS),
+            "text",
+            "watch mode's log: text or json (one object per line)",
+            option="log_format",
+            env="FRAISEQL_CHECKS_LOG_FORMAT",
+        ),
+        Setting(
+            "log_level",
+            one_of(*LEVELS),
+            "info",
+            "watch mode's least logged level: debug, info, warning, error",
+            option="log_level",
+            env="FRAISEQL_CHECKS_LOG_LEVEL",
+        ),
         Setting(
             "listen",
             as_listen,
@@ -347,13 +379,9 @@ def fraiseql_fixture_broken(error: BaseException) -> bool | None:
     return looks_like_lost_connection(error)
 
 
-def _say(line: str) -> None:
-    sys.stdout.write(f"{_now()} {line}\n")
+def _say(line: str, level: int = logging.INFO) -> None:
+    sys.stdout.write(format_line(level, line, as_json=False))
     sys.stdout.flush()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _first_line(text: str) -> str:
@@ -375,6 +403,14 @@ class WatchReporter(TerminalReporter):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
+        self.level = LEVELS[config.get("log_level")]
+        self.as_json = config.get("log_format") == "json"
+        if self.as_json:
+            self.color = False  # no escape codes in a JSON message
+        self._forward = Forward(
+            lambda level, line, logger, fields: self.notice(line, level, logger=logger, **fields), self.level
+        )
+        self._forward.install()
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._queued = 0
         self._dropped = 0
@@ -382,8 +418,24 @@ class WatchReporter(TerminalReporter):
         self._thread = threading.Thread(target=self._write_lines, name="fraiseql-check-log", daemon=True)
         self._thread.start()
 
-    def notice(self, line: str) -> None:
-        text = f"{_now()} {line}\n"
+    def write_line(self, text: str = "", *styles: str) -> None:
+        if not self.as_json:
+            super().write_line(text, *styles)
+        elif text.strip():  # the session's header, as log lines too: every line of the output is JSON
+            self.notice(text)
+
+    def sep(self, char: str, title: str = "", *styles: str) -> None:
+        if not self.as_json:
+            super().sep(char, title, *styles)
+        elif title:
+            self.notice(title)
+
+    def notice(self, line: str, level: int = logging.INFO, *, logger: str = WATCHER, **fields: Any) -> None:
+        """Log ``line`` at ``level`` (if ``--log-level`` lets it through); ``fields`` go into
+        the JSON object (``check``, ``state``, ...)."""
+        if level < self.level:
+            return
+        text = format_line(level, line, logger=logger, fields=fields, as_json=self.as_json)
         with self._lock:
             if self._queued + len(text) > _LOG_BACKLOG:
                 self._dropped += 1
@@ -401,7 +453,14 @@ class WatchReporter(TerminalReporter):
                 dropped, self._dropped = self._dropped, 0
             try:
                 if dropped:
-                    self.out.write(f"{_now()} {dropped} log lines dropped: the output did not keep up\n")
+                    self.out.write(
+                        format_line(
+                            logging.WARNING,
+                            f"{dropped} log lines dropped: the output did not keep up",
+                            fields={"dropped": dropped},
+                            as_json=self.as_json,
+                        )
+                    )
                 self.out.write(text)
                 if self._lines.empty():
                     self.out.flush()
@@ -410,20 +469,26 @@ class WatchReporter(TerminalReporter):
 
     def drain(self, timeout: float = 10.0) -> None:
         """Write what is queued (for at most ``timeout`` seconds), then stop the thread."""
+        self._forward.remove()
         self._lines.put(None)
         self._thread.join(timeout)
 
     @hookimpl
     def fraiseql_report_result(self, result: Result) -> None:
         if result.kind == "collect":
-            self.notice(self.markup(f"ERROR collecting {result.id}: {result.message}", "red"))
+            self.notice(self.markup(f"collecting {result.id}: {result.message}", "red"), logging.ERROR, file=result.id)
         elif result.kind == "teardown":
-            self.notice(self.markup(f"ERROR {result.id}: {result.message}", "red"))
-        elif self.verbosity > 0:
+            self.notice(self.markup(f"{result.id}: {result.message}", "red"), logging.ERROR, check=result.id)
+        elif self.verbosity > 0 or self.level <= logging.DEBUG:
             line = f"{result.id} {result.outcome.value.upper()} {result.duration_s * 1000:.0f}ms"
             if result.outcome is not Outcome.PASSED and result.message:
                 line += f" - {_first_line(result.message)}"
-            self.notice(line)
+            fields: dict[str, Any] = {
+                "check": result.id,
+                "outcome": result.outcome.value,
+                "duration_s": round(result.duration_s, 6),
+            }
+            self.notice(line, logging.INFO if self.verbosity > 0 else logging.DEBUG, **fields)
 
     @hookimpl
     def fraiseql_check_state_changed(self, change: StateChange, check: Check | None) -> None:
@@ -440,7 +505,15 @@ class WatchReporter(TerminalReporter):
             line += " [silenced: maintenance window]"
         if change.state is not State.PASSING and change.message:
             line += f": {_first_line(change.message)}"
-        self.notice(line)
+        level = logging.INFO if change.state is State.PASSING else logging.WARNING
+        fields: dict[str, Any] = {
+            "check": change.check_id,
+            "previous": change.previous.value,
+            "state": change.state.value,
+            "reason": change.reason,
+            "silenced": bool(change.silenced),
+        }
+        self.notice(line, level, **fields)
 
     @hookimpl
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:

@@ -7,8 +7,9 @@ check can block, crash or exhaust the process that reports on all of them. Each
 run's result updates the check's series and state; state changes go to the
 ``fraiseql_check_state_changed`` hook and, with every result and the new state,
 to the store. A check's state is restored from the store at start, so a restart
-neither forgets a failing check nor announces it again. SIGHUP has the workers
-collect again; SIGTERM and SIGINT stop everything cleanly.
+neither forgets a failing check nor announces it again. SIGHUP re-reads the config
+file (``watch.config_reload``) and has the workers collect again; SIGTERM and SIGINT
+stop everything cleanly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import os
 import signal
 import sys
@@ -108,18 +110,23 @@ class NothingToWatch(Exception):
 class Watcher:
     """Runs the session's checks on their intervals, in worker processes, until stopped."""
 
-    def __init__(self, session: Session, store: Store, settings: WatchSettings, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, session: Session, store: Store, settings: WatchSettings, say: Callable[[str, int], None]
+    ) -> None:
         self.session = session
         self.config = session.config
         self.settings = settings
         mask = self.config.mask
-        self.say: Callable[[str], None] = lambda line: say(mask(line))  # a store URL may hold a password
+        # the log, at a level each (``watch.log``); masked: a store URL may hold a password
+        self.say: Callable[[str], None] = lambda line: say(mask(line), logging.INFO)
+        self.warn: Callable[[str], None] = lambda line: say(mask(line), logging.WARNING)
+        self.error: Callable[[str], None] = lambda line: say(mask(line), logging.ERROR)
         self.writer = BufferedWriter(
             store,
             settings.store_buffer,
             retention=settings.retention,
             rollup_retention=settings.rollup_retention,
-            warn=self.say,
+            warn=self.warn,
         )
         self.server = HTTPServer()
         self.server.routes.update(WatcherPages(self).routes())
@@ -136,6 +143,7 @@ class Watcher:
             on_teardown=self._teardown_failed,
             on_collected=self._collected_later,
         )
+        self.pool.file_values = dict(self.config.file_values)  # workers run on the watcher's config, not the file's
         self.schedule: Schedule[Watched] = Schedule(settings.start_jitter)
         self.lateness = Histogram(m.LATENESS_BUCKETS)
         self.in_progress = 0
@@ -384,7 +392,7 @@ class Watcher:
                     self.config.hook.fraiseql_report_result(result=result)
                     self.record(watched, result)
                 except Exception:  # a plugin's hook failed: say so, keep watching
-                    self.say(f"internal error after running {check.id}:\n{traceback.format_exc()}")
+                    self.error(f"internal error after running {check.id}:\n{traceback.format_exc()}")
         finally:
             entry.running = False
             if counted:
@@ -464,14 +472,18 @@ class Watcher:
         self.wake()
 
     async def reload(self) -> None:
+        """SIGHUP: re-read the config file (``reread_config``), then have the workers collect again."""
         gc.unfreeze()
         try:
+            config_taken = self.reread_config()
             found = await self.pool.reload()
             if isinstance(found, str):
                 self.reloads["failure"] += 1
-                self.say(f"reload failed, still running the previous checks: {found}")
+                self.error(f"reload failed, still running the previous checks: {found}")
+                if config_taken:  # the new windows and rules still apply to the checks running
+                    self.watch([entry.item.check for entry in self.schedule], asyncio.get_running_loop().time())
                 return
-            self.reloads["failure" if found.errors else "success"] += 1
+            self.reloads["failure" if found.errors or not config_taken else "success"] += 1
             self._apply(found)
             if found.kept:
                 self.say(
@@ -481,6 +493,56 @@ class Watcher:
                 self.say(f"reloaded: {len(found.checks)} checks")
         finally:
             _freeze_heap()
+
+    def reread_config(self) -> bool:
+        """Read the config file again and apply what can change while running (see
+        ``watch.config_reload``), saying what changed; a file that does not read or
+        validate is refused (one error line) and the previous config stays whole.
+        ``False`` when refused."""
+        from fraiseql_checks.config import UsageError, locate_config_file
+        from fraiseql_checks.watch.config_reload import compare, describe
+        from fraiseql_checks.watch.plugin import settings_of
+
+        config = self.config
+        if config.config_file is None:  # none at start: one made since would move the root folder
+            try:
+                found = locate_config_file(config.option, config.invocation_dir)
+            except UsageError as exc:
+                self.error(f"config not reloaded: {exc}")
+                return False
+            if found is not None:
+                self.warn(f"config {found.name}: was not there at start: needs a restart")
+            return True
+        name = config.relpath(config.config_file)
+        try:
+            reread = compare(config, config.reread())
+        except UsageError as exc:
+            self.error(f"config not reloaded, still running on the previous one: {exc}")
+            return False
+        if reread.restart:
+            self.warn(f"config {name}: needs a restart: {', '.join(reread.restart)} (the previous values stay)")
+        for change in reread.applied:
+            self.say(f"config {name}: {describe(change, config)}")
+        if not reread.applied and not reread.restart:
+            self.say(f"config {name}: no change")
+        config.take(reread.config, reread.taken)
+        settings = settings_of(config)  # the settings kept for a restart are still the old ones
+        self.settings = dataclasses.replace(
+            self.settings,
+            start_jitter=settings.start_jitter,
+            failure_threshold=settings.failure_threshold,
+            success_threshold=settings.success_threshold,
+            flap_changes=settings.flap_changes,
+            flap_window=settings.flap_window,
+            maintenance=settings.maintenance,
+            worker_memory_limit=settings.worker_memory_limit,
+            import_timeout=settings.import_timeout,
+        )
+        self.schedule.spread = self.settings.start_jitter
+        self.pool.memory_limit = self.settings.worker_memory_limit
+        self.pool.import_timeout = self.settings.import_timeout
+        self.pool.file_values = dict(config.file_values)
+        return True
 
     def _store_collect_errors(self) -> None:
         now = time.time()
@@ -510,7 +572,7 @@ class Watcher:
             await self.writer.open()
             restored = await self.writer.load_states() if self.writer.up else None
             if restored is None:
-                self.say("the checks' states could not be read from the result store; they start from unknown")
+                self.warn("the checks' states could not be read from the result store; they start from unknown")
             self._restored = dict(restored or {})
             await self.server.start(self.settings.host, self.settings.port)
             writer_task = loop.create_task(self.writer.run())
@@ -525,9 +587,10 @@ class Watcher:
                     await awaitable
             self.collected = True
             _freeze_heap()
-            workers = self.settings.workers
+            workers, count = self.settings.workers, len(self.schedule)
             self.say(
-                f"watching {len(self.schedule)} checks in {workers} worker process{'es' if workers != 1 else ''};"
+                f"watching {count} check{'s' if count != 1 else ''}"
+                f" in {workers} worker process{'es' if workers != 1 else ''};"
                 f" metrics on http://{self.server.address}/metrics;"
                 f" results to {self.config.mask(self.writer.store.url)}"
             )

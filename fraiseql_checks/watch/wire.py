@@ -8,7 +8,9 @@ watcher → worker
 
 - ``("run", seq, check_id)``: start a run of this check; its result comes back with ``seq``.
 - ``("changed", change)``: a state change, for ``fraiseql_check_state_changed`` in conftests.
-- ``("reload",)``: collect again (SIGHUP); answered by ``collected``.
+- ``("reload", skip, file_values)``: collect again (SIGHUP), not importing the files in
+  ``skip``, after taking the config file's table the watcher now runs on (``None``: keep
+  the config); answered by ``collected``.
 - ``("stop",)``: finish the running checks, tear fixtures down, answer ``stopped`` and exit.
 - ``("cancel",)``: cancel the running checks now (a second stop signal).
 
@@ -28,7 +30,7 @@ worker → watcher
 - ``("stopped",)``: the worker finished and is exiting.
 
 The first frame from the watcher is the worker's start-up: a dict with the command
-line, ``sys.path``, the worker's name and the files not to import.
+line, ``sys.path``, the worker's name, the files not to import and the config file's table.
 """
 
 from __future__ import annotations

@@ -116,6 +116,8 @@ class Worker:
         self.args: list[str] = list(start["args"])
         self.cwd = Path(start["cwd"])
         self.skip: dict[str, str] = dict(start.get("skip", {}))
+        #: The config file's table the watcher runs on (not the file: it may have changed since).
+        self.file_values: dict[str, Any] | None = start.get("file_values")
         self.config: Config
         self.session: Session
         self.runner: WatchRunner | None = None
@@ -229,7 +231,7 @@ class Worker:
         self._sending.start()
         threading.Thread(target=self._reader, name="fraiseql-check-reader", daemon=True).start()
         try:
-            config, _ = configure(self.args, invocation_dir=self.cwd)
+            config, _ = configure(self.args, invocation_dir=self.cwd, file_values=self.file_values)
             config.option.watch = False  # the watch plugin builds nothing here
             config.stash[WORKER_KEY] = self.name
             config.hook.fraiseql_configure(config=config)
@@ -365,6 +367,8 @@ class Worker:
             elif kind == "reload":
                 if len(message) > 1:
                     self.skip = dict(message[1])  # files fixed since they ended a worker are imported again
+                if len(message) > 2 and message[2] is not None:
+                    self._reconfigure(message[2])
                 self._spawn(self._reload())
             elif kind == "stop":
                 self.stopping = True
@@ -467,6 +471,18 @@ class Worker:
                 self.session.report(teardown_result(self.config, definition, error), None)
 
     # -- reload and notifications ---------------------------------------------------------
+
+    def _reconfigure(self, file_values: dict[str, Any]) -> None:
+        """Take the config the watcher runs on after a reload (SIGHUP): checks read
+        thresholds at run time, and collecting reads the defaults (interval, timeout)."""
+        from fraiseql_checks.config import UsageError
+
+        try:
+            self.config.take(self.config.reread(file_values))
+        except UsageError as exc:  # the watcher validated it: only a different environment could
+            self.send(("say", f"the reloaded config was refused here, keeping the previous one: {exc}"))
+            return
+        self.file_values = file_values
 
     async def _reload(self) -> None:
         try:

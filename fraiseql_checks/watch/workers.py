@@ -209,6 +209,7 @@ class WorkerProcess:
                     "cwd": str(self.pool.cwd),
                     "sys_path": list(sys.path),
                     "skip": dict(self.pool.skip),
+                    "file_values": self.pool.file_values,
                     "watcher_pid": os.getpid(),
                     "stacks_fd": self._dump.fileno(),
                 }
@@ -595,6 +596,9 @@ class WorkerPool:
         self.workers: dict[str, WorkerProcess] = {str(n): WorkerProcess(self, str(n)) for n in range(1, self.count + 1)}
         #: Files not to import, with the reason: their import ended a worker.
         self.skip: dict[str, str] = {}
+        #: The config file's table the watcher runs on (``Config.file_values``), given to
+        #: every worker started and at every reload; ``None``: workers read the file.
+        self.file_values: dict[str, Any] | None = None
         #: Each skipped file's size and time then: a file changed since is imported again at a reload.
         self._skipped_as: dict[str, tuple[int, int] | None] = {}
         #: Which worker runs the checks of each file.
@@ -696,7 +700,7 @@ class WorkerPool:
             return "no worker is running to collect"
         self._forgive_changed_files()
         for worker in ready:
-            worker.send(("reload", dict(self.skip)))
+            worker.send(("reload", dict(self.skip), self.file_values))
         answers: list[asyncio.Future[Collection | str]] = [asyncio.ensure_future(w.collected()) for w in ready]
         waiting: list[asyncio.Future[Any]] = [waiter, *answers]
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)

@@ -169,7 +169,14 @@ def test_statements_that_fail_are_evidence_too(incident: tuple[AuditDatabase, An
             "ERROR: --since: expected a duration like '30s', '1m' or '1h30m', got 'soon'",
         ),
         (("--since", "2h", "-o", "missing/e.json"), "ERROR: -o missing/e.json: folder * does not exist"),
-        (("--since", "2h"), "ERROR: the following arguments are required: -o/--output"),
+        (
+            ("--since", "2h"),
+            "ERROR: audit report: -o FILE is required: where to write the evidence (.html, .json or .csv)",
+        ),
+        (("-o", "e.json", "--watch"), "ERROR: --watch does not apply to `fraiseql-check audit` (see *)"),
+        (("-o", "e.json", "--store", "x.db"), "ERROR: --store does not apply to `fraiseql-check audit` (see *)"),
+        (("-o", "e.json", "--listen", ":1"), "ERROR: --listen does not apply to `fraiseql-check audit` (see *)"),
+        (("-o", "e.json", "--collect-only"), "ERROR: --collect-only does not apply to `fraiseql-check audit` (see *)"),
     ],
 )
 def test_bad_command_lines_are_one_line_and_exit_4(checkdir: Any, args: tuple[str, ...], message: str) -> None:
@@ -177,3 +184,50 @@ def test_bad_command_lines_are_one_line_and_exit_4(checkdir: Any, args: tuple[st
     assert result.ret == 4
     result.stderr_lines([message])
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_evidence_is_written_when_every_check_is_skipped(checkdir: Any) -> None:
+    """No database: the seven audit checks skip. An archived report of seven skips would read as a pass."""
+    project(checkdir)
+    result = checkdir.run("audit", "report", "-o", "evidence.json")
+    assert result.ret == 1
+    assert result.stderr.splitlines() == [
+        "ERROR: no audit evidence written: all 7 audit checks skipped (the database is not configured: set"
+        " DATABASE_URL or `database.dsn` in the config); --allow-empty writes it anyway"
+    ]
+    assert not (checkdir.path / "evidence.json").exists()
+    assert "wrote" not in result.stdout
+
+
+def test_no_evidence_is_written_when_no_audit_check_is_collected(checkdir: Any) -> None:
+    checkdir.write("checks/check_other.py", "def check_unrelated():\n    assert True\n")
+    result = checkdir.run("audit", "report", "-o", "evidence.json")
+    assert result.ret == 5  # the run's own code: nothing collected
+    assert result.stderr.splitlines() == [
+        "ERROR: no audit evidence written: no audit check was collected (an audit check asks for the `audit`"
+        " fixture); --allow-empty writes it anyway"
+    ]
+    assert not (checkdir.path / "evidence.json").exists()
+
+
+def test_allow_empty_writes_the_evidence_marked_as_empty(checkdir: Any) -> None:
+    project(checkdir)
+    result = checkdir.run("audit", "report", "--allow-empty", "-o", "evidence.json")
+    assert result.ret == 0, result.stderr
+    result.fnmatch_lines(["wrote JSON audit evidence of 7 checks (EMPTY: no check ran) to *evidence.json"])
+    document = json.loads((checkdir.path / "evidence.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["empty"] is True
+    assert document["summary"] == {"total": 7, "passed": 0, "failed": 0, "error": 0, "skipped": 7}
+    assert checkdir.run("audit", "report", "--allow-empty", "-o", "evidence.html").ret == 0
+    page = (checkdir.path / "evidence.html").read_text()
+    html5lib.HTMLParser(strict=True).parse(page)
+    assert "EMPTY: no check ran." in page
+
+
+def test_evidence_of_checks_that_ran_is_not_marked_empty(incident: tuple[AuditDatabase, Any]) -> None:
+    result, path = report(incident, "ran.json")
+    assert result.ret == 1  # the burst of failed logins
+    document = json.loads(path.read_text())
+    assert document["empty"] is False
+    assert "EMPTY" not in result.stdout

@@ -102,3 +102,29 @@ def test_a_broken_check_file_is_a_collection_error_under_pytest(checkdir: CheckD
     result = run_pytest(checkdir, "--checks", "checks/", "-q")
     assert result.ret == 2
     result.fnmatch_lines(["*error importing check module: ModuleNotFoundError: No module named 'nope'*"])
+
+
+def test_short_summary_lines_carry_the_message(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "checks/check_msg.py",
+        """
+        def check_disk():
+            assert False, "disk almost full"
+
+        def check_compare():
+            assert 1 == 2
+
+        def check_raises():
+            raise ValueError("no replica")
+        """,
+    )
+    result = run_pytest(checkdir, "--checks", "checks", "-rf")
+    assert result.ret == 1
+    result.fnmatch_lines(
+        [
+            "*= short test summary info =*",
+            "FAILED checks/check_msg.py::check_disk - AssertionError: disk almost full",
+            "FAILED checks/check_msg.py::check_compare - assert 1 == 2",
+            "FAILED checks/check_msg.py::check_raises - ValueError: no replica",
+        ]
+    )

@@ -174,3 +174,75 @@ def test_what_a_check_prints_is_captured_with_its_result_and_masked(checkdir: Ch
     assert "all good" in uncaptured.stdout
     assert "connecting to postgresql://app:***@db/app" in uncaptured.stdout
     assert "pr1nted-secret" not in uncaptured.stdout
+
+
+SHARED_WAIT = """
+import asyncio, time
+import pytest
+from fraiseql_checks import fixture
+
+@fixture(scope="session")
+def slow_pool():
+    time.sleep(0.6)
+    return "pool"
+
+@fixture(scope="session")
+def absent_target():
+    time.sleep(0.6)
+    pytest.skip("target not configured")
+
+@fixture
+def broken():
+    raise RuntimeError("cannot connect")
+
+@pytest.mark.parametrize("n", range(3))
+def check_uses_pool(slow_pool, n):
+    pass
+
+@pytest.mark.parametrize("n", range(2))
+def check_skips_in_a_fixture(absent_target, n):
+    pass
+
+async def check_sleeps_a():
+    await asyncio.sleep(0.4)
+
+async def check_sleeps_b():
+    await asyncio.sleep(0.4)
+
+def check_key_error():
+    {}["missing"]
+
+def check_fixture_error(broken):
+    pass
+"""
+
+
+def test_junit_times_are_the_run_and_the_checks_own(checkdir: CheckDir) -> None:
+    checkdir.write("checks/check_times.py", SHARED_WAIT)
+    checkdir.write("checks/sub/check_broken.py", "import nope")
+    xml_path = checkdir.path / "out.xml"
+    result, report = checkdir.run_json("--junitxml", str(xml_path))
+    assert result.ret == 2
+    xsd = validators.junit_xsd()
+    require(xsd.exists(), "junit-10.xsd was not fetched (run tests/support/validators.py)")
+    xmlschema.XMLSchema(str(xsd)).validate(str(xml_path))
+
+    root = ET.parse(xml_path).getroot()
+    (suite,) = root.iter("testsuite")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    times = {name: float(case.get("time", "nan")) for name, case in cases.items()}
+    # the suite took the run's wall time (the JSON report's), not the sum of its cases
+    assert float(suite.get("time")) == round(report["summary"]["duration_s"], 3)
+    assert float(suite.get("time")) < times["check_sleeps_a"] + times["check_sleeps_b"] + times["check_uses_pool[0]"]
+    # a check waiting for a shared fixture's set-up: the wait is not its time
+    for n in range(3):
+        assert times[f"check_uses_pool[{n}]"] < 0.3
+    assert times["check_skips_in_a_fixture[0]"] == times["check_skips_in_a_fixture[1]"] == 0.0
+    # errors carry the exception's class
+    assert cases["check_key_error"].find("error").get("type") == "KeyError"
+    assert cases["check_fixture_error"].find("error").get("type") == "RuntimeError"
+    # a file that did not collect is a case like the others
+    broken = cases["checks/sub/check_broken.py"]
+    assert broken.get("classname") == "checks.sub.check_broken"
+    assert broken.get("time") == "0.000"
+    assert broken.find("error").get("type") == "ModuleNotFoundError"

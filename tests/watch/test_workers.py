@@ -477,7 +477,21 @@ def test_results_that_do_not_pickle_and_forged_classes_do_not_stop_the_worker(ch
 
 
 def test_a_replacement_worker_that_cannot_start_is_tried_again(checkdir: CheckDir, watch: Watch) -> None:
-    checkdir.write("fraiseql-checks.yaml", FAST)
+    # workers start on the watcher's config, not the file on disk: a plugin refuses the start
+    checkdir.write("fraiseql-checks.yaml", FAST + "plugins: [refuse_start]\n")
+    checkdir.write(
+        "refuse_start.py",
+        """
+        import os
+        from fraiseql_checks import hookimpl
+        from fraiseql_checks.config import UsageError
+
+        @hookimpl
+        def fraiseql_configure(config):
+            if os.path.exists("refuse-start"):
+                raise UsageError("refuse-start is there")
+        """,
+    )
     checkdir.write(
         "checks/check_exits.py",
         'import os\nfrom fraiseql_checks import check\n\n@check(interval="200ms")\ndef check_exit():\n    os._exit(0)\n',
@@ -486,7 +500,7 @@ def test_a_replacement_worker_that_cannot_start_is_tried_again(checkdir: CheckDi
     watcher = watch("--workers", "1")
     culprit = "checks/check_exits.py::check_exit"
     watcher.wait_for(lambda s: watcher.value("fraiseql_check_isolated", check=culprit) == 1, what="isolation")
-    checkdir.write("fraiseql-checks.yaml", FAST + "timeout: nan\n")  # a new worker now cannot start
+    checkdir.write("refuse-start", "")  # a new worker now cannot start
 
     def restarts() -> float:
         return sum(
@@ -497,7 +511,7 @@ def test_a_replacement_worker_that_cannot_start_is_tried_again(checkdir: CheckDi
     seen = restarts()
     wait_until(lambda: restarts() >= seen + 2, timeout=30, what="the worker to be tried again, and again")
     errors = watcher.runs(culprit, "error")
-    checkdir.write("fraiseql-checks.yaml", FAST)  # fixed: the next attempt starts
+    (checkdir.path / "refuse-start").unlink()  # fixed: the next attempt starts
     watcher.wait_for(lambda s: watcher.runs(culprit, "error") > errors, timeout=60, what="the check to run again")
     assert watcher.stop() == 0
     assert "worker isolated-1 cannot start" in watcher.stdout

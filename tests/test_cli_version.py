@@ -1,0 +1,47 @@
+"""``--version`` is answered before any plugin is imported."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fraiseql_checks._plugins import DEFAULT_PLUGINS
+
+EXPECTED = f"fraiseql-checks {importlib.metadata.version('fraiseql-checks')}\n"
+
+_PROBE = """
+import json, sys
+from fraiseql_checks.cli import main
+code = main(sys.argv[1:])
+sys.stdout.write(json.dumps({"code": code, "modules": sorted(sys.modules)}) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["-V"], ["-q", "--version", "checks"], ["audit", "--version"]])
+def test_version_output(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "fraiseql_checks", *args], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, EXPECTED, "")
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_imports_no_plugin(flag: str) -> None:
+    done = subprocess.run([sys.executable, "-c", _PROBE, flag], capture_output=True, text=True, timeout=60)
+    version, probe = done.stdout.splitlines()
+    assert version + "\n" == EXPECTED
+    found = json.loads(probe)
+    assert found["code"] == 0
+    loaded = set(found["modules"])
+    assert not loaded & {module for _, module in DEFAULT_PLUGINS}
+    assert "pluggy" not in loaded and "fraiseql_checks.config" not in loaded
+
+
+def test_version_after_a_double_dash_is_a_path() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fraiseql_checks", "--", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 4
+    assert done.stdout != EXPECTED
