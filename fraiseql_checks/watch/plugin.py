@@ -33,7 +33,7 @@ from fraiseql_checks.core.runner import run_on_new_loop
 from fraiseql_checks.core.session import ExitCode
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.reports.terminal import TerminalReporter
-from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.result import Outcome, Result, plural
 from fraiseql_checks.stash import StashKey
 from fraiseql_checks.watch.log import FORMATS, LEVELS, WATCHER, Forward, format_line
 
@@ -524,7 +524,8 @@ class WatchReporter(TerminalReporter):
             return
         totals = watcher.totals or watcher.writer.totals()
         self.notice(
-            f"stopped after {watcher.runs} runs of {len(watcher.schedule)} checks;"
+            f"stopped after {watcher.runs} {plural(watcher.runs, 'run')}"
+            f" of {len(watcher.schedule)} {plural(len(watcher.schedule), 'check')};"
             f" results, states and state changes: {totals}"
         )
         self.drain()

@@ -94,7 +94,7 @@ def test_a_stop_signal_lets_running_checks_finish_flushes_the_store_and_exits_0(
     watcher.wait_for(lambda s: s.get(("fraiseql_check_runs_in_progress", ())) == 1, what="the slow run to start")
     assert watcher.stop(signum) == 0
     assert "stopping: no new runs" in watcher.stdout
-    assert "stopped after 1 runs of 1 checks" in watcher.stdout, watcher.stdout
+    assert "stopped after 1 run of 1 check;" in watcher.stdout, watcher.stdout
     rows = stored(checkdir, "SELECT check_id, outcome, duration_s FROM results")
     assert [(check_id, outcome) for check_id, outcome, _ in rows] == [("checks/check_slow.py::check_slow", "passed")]
     assert float(rows[0][2]) >= 1.5  # type: ignore[arg-type]  # it ran to the end, it was not cut short
