@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_slo.py                         # 500 checks x 30 days (43.2M results)
     .venv/bin/python benchmarks/bench_slo.py --checks 50 --days 3    # a smaller data set
+    .venv/bin/python benchmarks/bench_slo.py --quick                 # the same: 50 checks x 3 days
 
 The result store is the data set of ``bench_slo_store.py`` (built once through
 ``Store.write``, kept under ``.fraiseql-checks/bench/``). A project with one check
@@ -27,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.append(str(REPO / "benchmarks"))
 
 from bench_slo_store import BENCH_DIR, HOUR, build, check_ids  # noqa: E402
 
@@ -110,7 +111,10 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a small data set: 50 checks x 3 days")
     args = parser.parse_args()
+    if args.quick:
+        args.checks, args.days = 50, 3.0
 
     ids = check_ids(args.checks)
     size = f"{args.checks}x{args.days:g}d-every-{args.interval:g}s"

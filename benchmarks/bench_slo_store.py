@@ -1,7 +1,7 @@
 """SLO store benchmark: ``Store.sli_totals`` over 30 days of results, with hourly rollups.
 
     .venv/bin/python benchmarks/bench_slo_store.py                        # 500 checks x 30 days, every 30 s
-    .venv/bin/python benchmarks/bench_slo_store.py --checks 50 --days 3   # a smaller data set
+    .venv/bin/python benchmarks/bench_slo_store.py --checks 50 --days 3   # a smaller data set (or --quick)
     .venv/bin/python benchmarks/bench_slo_store.py --postgres --days 3    # PostgreSQL (127.0.0.1:5432, db test)
     .venv/bin/python benchmarks/bench_slo_store.py --rebuild              # build the data set again
 
@@ -211,7 +211,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000, help="results per Store.write")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--rebuild", action="store_true", help="build the data set again")
+    parser.add_argument("--quick", action="store_true", help="a small data set: 50 checks x 3 days")
     args = parser.parse_args()
+    if args.quick:
+        args.checks, args.days = 50, 3.0
 
     ids = check_ids(args.checks)
     size = f"{args.checks}x{args.days:g}d-every-{args.interval:g}s"

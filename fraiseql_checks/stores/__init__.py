@@ -19,12 +19,14 @@ connections; the next call connects afresh. Writes are idempotent (results and
 changes are keyed, states are upserts), so retrying a batch that did land after
 all stores it once.
 
-SLOs read hourly rollups: each store keeps, per check and UTC hour, the good and
-bad runs and the seconds they count for, updated in the transaction that writes
-the results (a row ignored as a duplicate counts nothing). ``sli_totals`` answers
-any window exactly by adding the whole hours from the rollups to the partial hours
-at its edges, summed from the raw results; ``stores/sli.py`` does the arithmetic both
-stores share, and ``stores/rows.py`` turns records into the columns both store them as.
+SLOs read rollups: each store keeps, per check and UTC day and per check and UTC
+hour, the good and bad runs and the seconds they count for, updated in the
+transaction that writes the results (a row ignored as a duplicate counts nothing).
+``sli_totals`` answers any window exactly by adding the whole days from the daily
+rollups, the whole hours of its partial days from the hourly ones, and the partial
+hours at its edges, summed from the raw results; ``stores/sli.py`` does the arithmetic
+both stores share, and ``stores/rows.py`` turns records into the columns both store
+them as.
 
 Silences (``silences.Silence``, made through the API) are kept one row each, written
 and deleted one at a time, outside the batches: the watcher holds them in memory and
@@ -198,16 +200,18 @@ class Store(Protocol):
         """For each check in check_ids, one SLITotals per window [since, until) (same order as windows):
         the runs that started in the window, counted as in the rollups. Checks with no runs get zero totals.
 
-        Exact while the window's raw results exist: whole hours come from the
-        rollups, the partial hours at the edges from the raw results. Where those
-        were pruned, the whole hours still count and the pruned edges count nothing."""
+        Exact while the window's raw results exist: whole UTC days come from the daily
+        rollups, whole hours from the hourly ones, the partial hours at the edges from
+        the raw results. Where those were pruned, the whole days and hours still count
+        and the pruned edges count nothing."""
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         """Delete results and state changes older than ``before``, the states of checks
         that ran last before ``before`` (a check gone from the project for the whole
         retention), the outbox entries made before ``before`` that are no longer
         pending, the silences that ended before ``before``, and the rollups of hours
-        that ended by ``rollups_before`` (``None``: keep every rollup); how many rows went."""
+        and of days that ended by ``rollups_before`` (``None``: keep every rollup); how
+        many rows went."""
 
     async def reset(self) -> bool:
         """Drop every connection now, giving up on whatever is in progress (a call that

@@ -1,5 +1,5 @@
-"""The SLI arithmetic both SQL stores share: hourly rollup buckets, and the plan that
-answers ``sli_totals`` for several windows reading each row once."""
+"""The SLI arithmetic both SQL stores share: daily and hourly rollup buckets, and the
+plan that answers ``sli_totals`` for several windows reading each row once."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from typing import Any
 
 from fraiseql_checks.stores import SLITotals
 
-#: The width of a rollup bucket, in seconds.
+#: The width of an hourly rollup bucket, in seconds.
 HOUR = 3600
+#: The width of a daily rollup bucket (a UTC day), in seconds.
+DAY = 86400
+#: Whether ``sli_totals`` reads whole UTC days from the daily rollups. ``False`` reads
+#: them hour by hour, as before there were daily rollups: the same numbers, more rows
+#: (benchmarks and tests compare the two paths).
+DAILY_ROLLUPS = True
 
 
 def hour_of(at: float) -> int:
@@ -28,38 +34,56 @@ def hour_of(at: float) -> int:
     return hour
 
 
+def day_of(at: float) -> int:
+    """The start of the UTC day ``at`` falls in: the daily bucket of its hour (exact too)."""
+    return hour_of(at) // DAY * DAY
+
+
 @dataclasses.dataclass(frozen=True)
 class SLIPlan:
     """How a store answers ``sli_totals`` for a set of windows.
 
-    The windows' whole hours and raw edges are cut into disjoint segments, so each
+    Each window is cut into the whole UTC days inside it (from the daily rollups), the
+    whole hours of its partial days (from the hourly rollups) and the partial hours at
+    its edges (from the raw results). These are cut into disjoint segments, so each
     rollup row and each raw result is read once however many windows share it (the
     30-day window contains the 3-day one): the store sums each segment per check,
     ``totals`` adds the segments of each window.
     """
 
-    #: Disjoint ``[since, until)`` ranges of rollup buckets (hour starts).
+    #: Disjoint ``[since, until)`` ranges of hourly rollup buckets (hour starts).
     hours: tuple[tuple[int, int], ...]
     #: Disjoint ``[since, until)`` ranges of raw results.
     raw: tuple[tuple[float, float], ...]
     #: For each window, the indexes of its segments in ``hours`` and in ``raw``.
     windows: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    #: Disjoint ``[since, until)`` ranges of daily rollup buckets (day starts).
+    days: tuple[tuple[int, int], ...] = ()
+    #: For each window, the indexes of its segments in ``days``.
+    day_windows: tuple[tuple[int, ...], ...] = ()
 
     def totals(
         self,
         check_ids: Iterable[str],
         hour_sums: Iterable[Sequence[Any]],
         raw_sums: Iterable[Sequence[Any]],
+        day_sums: Iterable[Sequence[Any]] = (),
     ) -> dict[str, list[SLITotals]]:
         """Add up per window the segment sums the store found, rows of
         ``(segment index, check id, good_s, bad_s, good_runs, bad_runs)``."""
         count = len(self.windows)
         sums = {check_id: [[0.0, 0.0, 0.0, 0.0] for _ in range(count)] for check_id in check_ids}
-        for part, rows in ((0, hour_sums), (1, raw_sums)):
+        day_parts = self.day_windows or ((),) * count
+        parts_of = (
+            [parts[0] for parts in self.windows],
+            [parts[1] for parts in self.windows],
+            list(day_parts),
+        )
+        for parts, rows in zip(parts_of, (hour_sums, raw_sums, day_sums), strict=True):
             # which windows each segment belongs to
             windows_of: dict[int, list[int]] = {}
-            for window, parts in enumerate(self.windows):
-                for segment in parts[part]:
+            for window, segments in enumerate(parts):
+                for segment in segments:
                     windows_of.setdefault(segment, []).append(window)
             for segment, check_id, good_s, bad_s, good_runs, bad_runs in rows:
                 per_window = sums.get(check_id)
@@ -78,32 +102,49 @@ class SLIPlan:
         return out
 
 
-def plan_windows(windows: Sequence[tuple[float, float]]) -> SLIPlan:
-    """Split each window ``[since, until)`` into the whole hours inside it (from the
-    rollups) and the partial hours at its edges (from the raw results); a window
-    without a whole hour is all raw. Then cut everything into disjoint segments."""
+def _split(since: float, until: float, width: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """``[since, until)`` as the whole buckets of ``width`` seconds inside it (one range,
+    or none) and the parts at its edges outside them."""
+    first = hour_of(since) if width == HOUR else day_of(since)
+    if first < since:
+        first += width
+    last = hour_of(until) if width == HOUR else day_of(until)
+    if since >= until:
+        return [], []
+    if first < last:
+        return [(first, last)], [r for r in ((since, first), (last, until)) if r[0] < r[1]]
+    return [], [(since, until)]
+
+
+def plan_windows(windows: Sequence[tuple[float, float]], *, daily: bool | None = None) -> SLIPlan:
+    """Split each window ``[since, until)`` into the whole UTC days inside it (from the
+    daily rollups, unless ``daily`` is false: ``None`` follows ``DAILY_ROLLUPS``), the
+    whole hours of what is left (from the hourly rollups) and the partial hours at its
+    edges (from the raw results). Then cut everything into disjoint segments."""
+    use_days = DAILY_ROLLUPS if daily is None else daily
+    day_ranges: list[list[tuple[float, float]]] = []
     hour_ranges: list[list[tuple[float, float]]] = []
     raw_ranges: list[list[tuple[float, float]]] = []
     for since, until in windows:
-        first = hour_of(since)
-        if first < since:
-            first += HOUR
-        last = hour_of(until)
-        if since >= until:
-            hour_ranges.append([])
-            raw_ranges.append([])
-        elif first < last:
-            hour_ranges.append([(first, last)])
-            raw_ranges.append([r for r in ((since, first), (last, until)) if r[0] < r[1]])
-        else:
-            hour_ranges.append([])
-            raw_ranges.append([(since, until)])
-    hours, hour_parts = _segments(hour_ranges)
-    raw, raw_parts = _segments(raw_ranges)
+        days, rest = _split(since, until, DAY) if use_days else ([], [(since, until)] if since < until else [])
+        hours: list[tuple[float, float]] = []
+        raw: list[tuple[float, float]] = []
+        for a, b in rest:
+            whole, edges = _split(a, b, HOUR)
+            hours += whole
+            raw += edges
+        day_ranges.append(days)
+        hour_ranges.append(hours)
+        raw_ranges.append(raw)
+    day_segments, day_parts = _segments(day_ranges)
+    hour_segments, hour_parts = _segments(hour_ranges)
+    raw_segments, raw_parts = _segments(raw_ranges)
     return SLIPlan(
-        hours=tuple((int(a), int(b)) for a, b in hours),
-        raw=tuple(raw),
+        hours=tuple((int(a), int(b)) for a, b in hour_segments),
+        raw=tuple(raw_segments),
         windows=tuple(zip(hour_parts, raw_parts, strict=True)),
+        days=tuple((int(a), int(b)) for a, b in day_segments),
+        day_windows=tuple(day_parts) if use_days else (),
     )
 
 

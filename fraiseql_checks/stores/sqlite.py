@@ -12,9 +12,9 @@ alone and opens a fresh connection on a fresh thread. The write it gave up on
 checks before committing and rolls back instead, so only a write already
 committing when it was given up on may still land.
 
-Hourly SLO rollups (table ``slo_rollups``) are kept by a trigger on ``results``:
-it fires for the rows ``INSERT OR IGNORE`` really inserts, in the same
-transaction, so a batch written twice counts once.
+Hourly and daily SLO rollups (tables ``slo_rollups`` and ``slo_daily_rollups``) are
+kept by triggers on ``results``: they fire for the rows ``INSERT OR IGNORE`` really
+inserts, in the same transaction, so a batch written twice counts once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from fraiseql_checks.stores.rows import (
     state_of,
     state_row,
 )
-from fraiseql_checks.stores.sli import HOUR, SLIPlan, plan_windows
+from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, plan_windows
 
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
@@ -179,6 +179,47 @@ MIGRATIONS: tuple[str, ...] = (
         created_by TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: daily SLO rollups (per check and UTC day), kept by a trigger as the hourly ones
+    # are, and filled from the hourly ones: 30 days are 30 rows per check, not 720. The
+    # bucket is the start of the day of the run's hourly bucket.
+    """
+    CREATE TABLE slo_daily_rollups (
+        check_id TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        good_s REAL NOT NULL,
+        bad_s REAL NOT NULL,
+        good_runs INTEGER NOT NULL,
+        bad_runs INTEGER NOT NULL,
+        PRIMARY KEY (check_id, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX slo_daily_rollups_time ON slo_daily_rollups (bucket);
+    INSERT INTO slo_daily_rollups (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+    SELECT check_id, (bucket / 86400 - (bucket % 86400 < 0)) * 86400,
+        total(good_s), total(bad_s), sum(good_runs), sum(bad_runs)
+    FROM slo_rollups
+    GROUP BY 1, 2;
+    CREATE TRIGGER results_slo_daily_rollup AFTER INSERT ON results
+    WHEN NEW.kind = 'check' AND NEW.silenced = 0 AND NEW.outcome IN ('passed', 'failed', 'error')
+    BEGIN
+        INSERT INTO slo_daily_rollups (check_id, bucket, good_s, bad_s, good_runs, bad_runs)
+        VALUES (
+            NEW.check_id,
+            ((CAST(NEW.started_at / 3600 AS INTEGER)
+                - (CAST(NEW.started_at / 3600 AS INTEGER) * 3600 > NEW.started_at)) * 3600 / 86400
+             - ((CAST(NEW.started_at / 3600 AS INTEGER)
+                - (CAST(NEW.started_at / 3600 AS INTEGER) * 3600 > NEW.started_at)) * 3600 % 86400 < 0)) * 86400,
+            CASE WHEN NEW.outcome = 'passed' THEN NEW.interval_s ELSE 0 END,
+            CASE WHEN NEW.outcome = 'passed' THEN 0 ELSE NEW.interval_s END,
+            NEW.outcome = 'passed',
+            NEW.outcome <> 'passed'
+        )
+        ON CONFLICT (check_id, bucket) DO UPDATE SET
+            good_s = good_s + excluded.good_s,
+            bad_s = bad_s + excluded.bad_s,
+            good_runs = good_runs + excluded.good_runs,
+            bad_runs = bad_runs + excluded.bad_runs;
+    END;
+    """,
 )
 _RESULT_COLUMNS = (
     "check_id, started_at, duration_s, outcome, message, trace_id, recorded_values, timed_out, kind,"
@@ -223,10 +264,17 @@ _SLI_TABLES = """
 CREATE TEMP TABLE sli_checks (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TEMP TABLE sli_hours (n INTEGER PRIMARY KEY, since INTEGER NOT NULL, until INTEGER NOT NULL);
 CREATE TEMP TABLE sli_raw (n INTEGER PRIMARY KEY, since REAL NOT NULL, until REAL NOT NULL);
+CREATE TEMP TABLE sli_days (n INTEGER PRIMARY KEY, since INTEGER NOT NULL, until INTEGER NOT NULL);
 """
 _SLI_HOURS = """
 SELECT s.n, i.id, total(r.good_s), total(r.bad_s), total(r.good_runs), total(r.bad_runs)
 FROM temp.sli_hours AS s CROSS JOIN temp.sli_checks AS i CROSS JOIN slo_rollups AS r
+WHERE r.check_id = i.id AND r.bucket >= s.since AND r.bucket < s.until
+GROUP BY s.n, i.id
+"""
+_SLI_DAYS = """
+SELECT s.n, i.id, total(r.good_s), total(r.bad_s), total(r.good_runs), total(r.bad_runs)
+FROM temp.sli_days AS s CROSS JOIN temp.sli_checks AS i CROSS JOIN slo_daily_rollups AS r
 WHERE r.check_id = i.id AND r.bucket >= s.since AND r.bucket < s.until
 GROUP BY s.n, i.id
 """
@@ -502,7 +550,9 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def _sli_totals(self, lane: _Lane, check_ids: Sequence[str], plan: SLIPlan) -> tuple[list[Any], list[Any]]:
+    def _sli_totals(
+        self, lane: _Lane, check_ids: Sequence[str], plan: SLIPlan
+    ) -> tuple[list[Any], list[Any], list[Any]]:
         conn = lane.db()
         try:
             # One read transaction: both statements see the same data. Writing the
@@ -516,6 +566,10 @@ class SQLiteStore:
                 conn.executemany(
                     "INSERT INTO temp.sli_raw VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.raw)]
                 )
+                conn.executemany(
+                    "INSERT INTO temp.sli_days VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.days)]
+                )
+                days = conn.execute(_SLI_DAYS).fetchall() if plan.days else []
                 hours = conn.execute(_SLI_HOURS).fetchall() if plan.hours else []
                 raw = conn.execute(_SLI_RAW).fetchall() if plan.raw else []
             finally:
@@ -523,7 +577,7 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return hours, raw
+        return days, hours, raw
 
     def _prune(self, lane: _Lane, before: float, rollups_before: float | None) -> int:
         conn = lane.db()
@@ -537,6 +591,8 @@ class SQLiteStore:
             if rollups_before is not None:
                 sql = "DELETE FROM slo_rollups WHERE bucket <= ?"
                 removed += conn.execute(sql, (rollups_before - HOUR,)).rowcount
+                sql = "DELETE FROM slo_daily_rollups WHERE bucket <= ?"
+                removed += conn.execute(sql, (rollups_before - DAY,)).rowcount
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return int(removed)
@@ -630,8 +686,8 @@ class SQLiteStore:
         self, check_ids: Sequence[str], windows: Sequence[tuple[float, float]]
     ) -> dict[str, list[SLITotals]]:
         plan = plan_windows(windows)
-        hours, raw = await self._call(self._sli_totals, check_ids, plan)
-        return plan.totals(check_ids, hours, raw)
+        days, hours, raw = await self._call(self._sli_totals, check_ids, plan)
+        return plan.totals(check_ids, hours, raw, days)
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         return await self._call(self._prune, before, rollups_before)
