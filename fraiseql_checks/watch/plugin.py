@@ -164,7 +164,7 @@ def fraiseql_addoption(parser: Parser) -> None:
             "rollup_retention",
             as_duration,
             as_duration("400d"),
-            "how long the store keeps the hourly SLO rollups (at least the retention)",
+            "how long the store keeps the daily and hourly SLO rollups (at least the retention)",
         ),
         Setting(
             "store_buffer",
