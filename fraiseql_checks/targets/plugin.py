@@ -271,12 +271,16 @@ def not_configured(config: Config, what: str, setting: str, env: str) -> NoRetur
 async def http(config: Config) -> AsyncIterator[HTTPClient]:
     """An ``httpx.AsyncClient`` with timeouts (``http_timeout``, default 5s) that sends the
     running check's W3C ``traceparent`` on every request."""
+    # Importing httpx and aiohttp and loading the CA certificates take a tenth of a
+    # second: on a thread, so that the checks running beside the first one are not held up.
+    async with await asyncio.to_thread(_http_client, config) as client:
+        yield client
+
+
+def _http_client(config: Config) -> HTTPClient:
     from fraiseql_checks.targets.http import make_client
 
-    # Building the client loads the CA certificates (tens of milliseconds of CPU):
-    # on a thread, so that the checks running beside the first one are not held up.
-    async with await asyncio.to_thread(make_client, config) as client:
-        yield client
+    return make_client(config)
 
 
 async def _fraiseql_client(config: Config, http: HTTPClient) -> FraiseQLClient:

@@ -1,0 +1,423 @@
+"""The ``http`` fixture's transport (aiohttp under httpx), against real local servers.
+
+Each behaviour the httpcore transport had is checked on the wire: what the server
+received (raw bytes), how many connections it saw, and what the check sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from fraiseql_checks.errors import TargetError
+from fraiseql_checks.targets.http import HTTPClient
+from fraiseql_checks.targets.transport import AiohttpTransport
+from tests.support.checkdir import CheckDir
+from tests.support.services import free_port, require_binary
+
+T = TypeVar("T")
+
+
+@dataclass
+class Received:
+    """One request as the server read it off the socket."""
+
+    head: bytes
+    body: bytes
+    connection: int
+
+    @property
+    def header_lines(self) -> list[str]:
+        return self.head.decode("latin-1").split("\r\n")[1:]
+
+    def header(self, name: str) -> str | None:
+        for line in self.header_lines:
+            key, _, value = line.partition(":")
+            if key.lower() == name.lower():
+                return value.strip()
+        return None
+
+
+@dataclass
+class RawServer:
+    """HTTP/1.1 on loopback, written against the RFC with no HTTP library, that records
+    every request's raw bytes and the connection it came on."""
+
+    tls: ssl.SSLContext | None = None
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    connections: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
+    release: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        connection = self.connections
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n"))[:-4]
+                request = Received(head, b"", connection)
+                length = request.header("content-length")
+                if length is not None:
+                    request.body = await reader.readexactly(int(length))
+                elif (request.header("transfer-encoding") or "").lower() == "chunked":
+                    while size := int((await reader.readuntil(b"\r\n"))[:-2], 16):
+                        request.body += await reader.readexactly(size)
+                        await reader.readexactly(2)
+                    await reader.readexactly(2)
+                self.received.append(request)
+                if not await self.answer(request, writer):
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    async def answer(self, request: Received, writer: asyncio.StreamWriter) -> bool:
+        """Write the answer; ``False`` to close the connection."""
+        path = request.head.split(b" ")[1].decode()
+        if path == "/echo":
+            body = json.dumps({"head": request.head.decode("latin-1"), "body": request.body.decode("latin-1")})
+            writer.write(respond(200, body.encode(), b"Content-Type: application/json\r\nX-Mixed-Case: Yes\r\n"))
+        elif path == "/set-cookie":
+            writer.write(respond(200, b"", b"Set-Cookie: session=abc; Path=/\r\n"))
+        elif path == "/redirect":
+            writer.write(respond(302, b"", b"Location: /echo\r\n"))
+        elif path == "/gzip":
+            writer.write(respond(200, gzip.compress(b"unzipped " * 100), b"Content-Encoding: gzip\r\n"))
+        elif path == "/chunked":
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for part in (b"one,", b"two,", b"three"):
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+        elif path == "/silent":
+            await asyncio.sleep(30)
+        elif path == "/hang-up":
+            return False
+        elif path == "/hold":
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            assert self.release is not None
+            await self.release.wait()
+            self.in_flight -= 1
+            writer.write(respond(200, b"held"))
+        else:
+            writer.write(respond(404, b"no such path"))
+        await writer.drain()
+        return True
+
+
+def respond(status: int, body: bytes, headers: bytes = b"") -> bytes:
+    reason = {200: b"OK", 302: b"Found", 404: b"Not Found"}[status]
+    return b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\n%s\r\n%s" % (status, reason, len(body), headers, body)
+
+
+@pytest.fixture
+def server() -> Iterator[RawServer]:
+    with serving(RawServer()) as running:
+        yield running
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (``openssl req``), and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            require_binary("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[RawServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    with serving(RawServer(tls=context)) as running:
+        yield running
+
+
+class serving:
+    """Runs a ``RawServer`` on its own loop in a thread."""
+
+    def __init__(self, server: RawServer) -> None:
+        self.server = server
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=asyncio.run, args=(self.serve(),), daemon=True)
+        self.stop: asyncio.Event | None = None
+
+    async def serve(self) -> None:
+        self.server.loop = asyncio.get_running_loop()
+        self.server.release, self.stop = asyncio.Event(), asyncio.Event()
+        listener = await asyncio.start_server(self.server.handle, "127.0.0.1", 0, ssl=self.server.tls)
+        self.server.port = listener.sockets[0].getsockname()[1]
+        self.ready.set()
+        await self.stop.wait()
+        listener.close()
+        handlers = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    def __enter__(self) -> RawServer:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.server.loop is not None and self.stop is not None
+        self.server.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+def run(scenario: Callable[[HTTPClient], Awaitable[T]], **options: Any) -> T:
+    async def main() -> T:
+        async with HTTPClient(**options) as client:
+            return await scenario(client)
+
+    return asyncio.run(main())
+
+
+def failure(scenario: Callable[[HTTPClient], Awaitable[object]], **options: Any) -> TargetError:
+    with pytest.raises(TargetError) as caught:
+        run(scenario, **options)
+    return caught.value
+
+
+# ---- connection failures ----------------------------------------------------------
+
+
+def test_connection_refused_is_unreachable() -> None:
+    port = free_port()
+    error = failure(lambda http: http.get(f"http://127.0.0.1:{port}/health"))
+    assert str(error) == f"GET http://127.0.0.1:{port}/health: connection refused"
+    assert error.unreachable is True
+    assert isinstance(error.__cause__, httpx.ConnectError)
+
+
+def test_connection_refused_on_every_address_of_a_name() -> None:
+    """``localhost`` may be ::1 and 127.0.0.1: both refused is still "connection refused"."""
+    port = free_port()
+    error = failure(lambda http: http.get(f"http://localhost:{port}/"))
+    assert str(error) == f"GET http://localhost:{port}/: connection refused"
+
+
+def test_tls_certificate_not_trusted(tls_server: RawServer) -> None:
+    error = failure(lambda http: http.get(f"{tls_server.url}/echo"))
+    assert str(error).startswith(f"GET {tls_server.url}/echo: TLS failure: certificate verify failed: self")
+    assert error.unreachable is True
+    assert tls_server.received == []
+
+
+def test_tls_with_the_certificate_trusted(tls_server: RawServer, certificate: tuple[Path, Path]) -> None:
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    response = run(lambda http: http.get(f"{tls_server.url}/echo"), verify=trusting)
+    assert response.status_code == 200
+    assert response.json()["head"].startswith("GET /echo HTTP/1.1")
+    unverified = run(lambda http: http.get(f"{tls_server.url}/echo"), verify=False)
+    assert unverified.status_code == 200
+
+
+def test_read_timeout_is_not_unreachable(server: RawServer) -> None:
+    error = failure(lambda http: http.get(f"{server.url}/silent"), timeout=0.3)
+    assert str(error) == f"GET {server.url}/silent: timed out waiting for the answer after 0.3s"
+    assert error.unreachable is False
+    assert isinstance(error.__cause__, httpx.ReadTimeout)
+
+
+def test_server_hangs_up_without_answering(server: RawServer) -> None:
+    error = failure(lambda http: http.get(f"{server.url}/hang-up"))
+    assert str(error).startswith(f"GET {server.url}/hang-up: the server broke the HTTP exchange: ")
+    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+
+
+# ---- what goes on the wire ----------------------------------------------------------
+
+
+def test_header_names_keep_their_case(server: RawServer) -> None:
+    response = run(lambda http: http.get(f"{server.url}/echo", headers={"X-Custom-Header": "One", "x-lower": "two"}))
+    (request,) = server.received
+    assert "X-Custom-Header: One" in request.header_lines
+    assert "x-lower: two" in request.header_lines
+    assert request.header("user-agent").startswith("fraiseql-checks/")  # type: ignore[union-attr]
+    assert response.headers["x-mixed-case"] == "Yes"
+    assert (b"X-Mixed-Case", b"Yes") in response.headers.raw
+
+
+def test_no_headers_added_beyond_httpx_own(server: RawServer) -> None:
+    """aiohttp adds Accept, User-Agent and Content-Type of its own; the client sends httpx's."""
+
+    async def scenario(http: HTTPClient) -> None:
+        del http.headers["User-Agent"]
+        await http.post(f"{server.url}/echo", content=b"raw bytes")
+
+    run(scenario)
+    (request,) = server.received
+    names = sorted(line.split(":")[0].lower() for line in request.header_lines)
+    assert names == ["accept", "accept-encoding", "connection", "content-length", "host"]
+    assert request.header("accept") == "*/*"  # httpx's default, not a second one
+
+
+def test_request_bodies(server: RawServer) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for part in (b"streamed ", b"in ", b"parts"):
+            yield part
+
+    async def scenario(http: HTTPClient) -> None:
+        await http.post(f"{server.url}/echo", content=b"exact bytes")
+        await http.post(f"{server.url}/echo", json={"query": "{ ok }"})
+        await http.put(f"{server.url}/echo", content=chunks())
+        await http.post(f"{server.url}/echo", data={"a": "1", "b": "two words"})
+
+    run(scenario)
+    raw, as_json, streamed, form = server.received
+    assert (raw.body, raw.header("content-length")) == (b"exact bytes", "11")
+    assert json.loads(as_json.body) == {"query": "{ ok }"}
+    assert as_json.header("content-type") == "application/json"
+    assert streamed.head.startswith(b"PUT /echo HTTP/1.1")
+    assert (streamed.body, streamed.header("transfer-encoding")) == (b"streamed in parts", "chunked")
+    assert form.body == b"a=1&b=two+words"
+    assert form.header("content-type") == "application/x-www-form-urlencoded"
+
+
+def test_keep_alive_reuses_one_connection(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> None:
+        for _ in range(5):
+            response = await http.get(f"{server.url}/echo")
+            assert response.status_code == 200
+
+    run(scenario)
+    assert [r.connection for r in server.received] == [1] * 5
+    assert server.connections == 1
+
+
+def test_connections_cap_requests_in_flight(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> list[int]:
+        async def release_when_capped() -> None:
+            while server.in_flight < 6:
+                await asyncio.sleep(0.01)
+            assert server.loop is not None and server.release is not None
+            server.loop.call_soon_threadsafe(server.release.set)
+
+        releaser = asyncio.create_task(asyncio.wait_for(release_when_capped(), 20))
+        responses = await asyncio.gather(*(http.get(f"{server.url}/hold") for _ in range(20)))
+        await releaser
+        return [r.status_code for r in responses]
+
+    assert run(scenario, connections=6) == [200] * 20
+    assert server.most_in_flight == 6
+    assert server.connections == 6
+
+
+# ---- what the check reads -----------------------------------------------------------
+
+
+def test_redirects_followed_only_when_asked(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> tuple[httpx.Response, httpx.Response]:
+        return (
+            await http.get(f"{server.url}/redirect"),
+            await http.get(f"{server.url}/redirect", follow_redirects=True),
+        )
+
+    unfollowed, followed = run(scenario)
+    assert unfollowed.status_code == 302
+    assert unfollowed.next_request is not None and unfollowed.next_request.url.path == "/echo"
+    assert followed.status_code == 200
+    assert [r.status_code for r in followed.history] == [302]
+    assert followed.json()["head"].startswith("GET /echo HTTP/1.1")
+
+
+def test_streamed_response_and_aread(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> tuple[bytes, bytes, str]:
+        async with http.stream("GET", f"{server.url}/chunked") as response:
+            streamed = b"".join([chunk async for chunk in response.aiter_bytes()])
+        async with http.stream("GET", f"{server.url}/chunked") as response:
+            read = await response.aread()
+        gzipped = await http.get(f"{server.url}/gzip")
+        return streamed, read, gzipped.text
+
+    streamed, read, unzipped = run(scenario)
+    assert streamed == read == b"one,two,three"
+    assert unzipped == "unzipped " * 100
+    assert server.connections == 1  # each streamed response gave its connection back
+
+
+def test_cookies_set_by_an_answer_are_sent_back(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> str:
+        await http.get(f"{server.url}/echo")
+        await http.get(f"{server.url}/set-cookie")
+        await http.get(f"{server.url}/echo")
+        return str(http.cookies["session"])
+
+    assert run(scenario) == "abc"
+    before, _, after = server.received
+    assert before.header("cookie") is None
+    assert after.header("cookie") == "session=abc"
+
+
+def test_status_reason_and_version(server: RawServer) -> None:
+    response = run(lambda http: http.get(f"{server.url}/missing"))
+    assert (response.status_code, response.reason_phrase, response.http_version) == (404, "Not Found", "HTTP/1.1")
+    with pytest.raises(httpx.HTTPStatusError):
+        response.raise_for_status()
+    assert response.text == "no such path"
+
+
+def test_connections_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="connections must be at least 1, not 0"):
+        AiohttpTransport(connections=0)
+
+
+# ---- the fixture -------------------------------------------------------------------------
+
+
+def test_fixture_sizes_its_pool_from_the_concurrency(checkdir: CheckDir) -> None:
+    checkdir.write(
+        "check_pool.py",
+        """
+        async def check_connections(http):
+            print("connections", http.connections)
+        """,
+    )
+    for args, expected in ((["--concurrency", "400"], 400), (["--concurrency", "3"], 100), ([], 100)):
+        result, report = checkdir.run_json("check_pool.py", "-s", *args)
+        assert [r["outcome"] for r in report["results"]] == ["passed"], result.stdout
+        assert f"connections {expected}" in result.stdout
