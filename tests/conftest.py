@@ -9,12 +9,20 @@ from pathlib import Path
 import pytest
 
 from tests.support.checkdir import CheckDir
+from tests.support.services import throwaway_schema
 from tests.support.watcher import WatchProcess
 
 
 @pytest.fixture
 def checkdir(tmp_path: Path) -> CheckDir:
     return CheckDir(tmp_path)
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A DSN whose tables land in a fresh schema of the shared PostgreSQL, dropped afterwards."""
+    with throwaway_schema() as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pytest
@@ -28,24 +28,13 @@ from tests.stores import conftest as store_fixtures
 # The stores under test, as in tests/stores: SQLite, and PostgreSQL in a schema of its own.
 make_store = store_fixtures.make_store
 pg_schema = store_fixtures.pg_schema
-T = TypeVar("T")
+run = store_fixtures.run
 DAY = 86400
 #: Midnight UTC, 2025-06-01.
 D0 = 1_748_736_000
 #: "now": 36 days later, at 19:02:17.5 UTC.
 NOW = D0 + 36 * DAY + 19 * 3600 + 137.5
 CHECKS = {"steady": 600.0, "flaky": 450.0, "late": 900.0}
-
-
-def run(store: Store, body: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        await store.open()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def history() -> list[StoredResult]:
@@ -147,33 +136,52 @@ def test_the_slo_report_is_the_same_with_and_without_daily_rollups(
     assert 0 < thirty["s-late-30d"]["good_seconds"] < thirty["s-steady-30d"]["good_seconds"]
 
 
-def _delete_hours(store: Store, since: int, until: int) -> None:
-    """Remove the hourly rollups and raw results of ``[since, until)`` behind the store's back."""
+def _direct(store: Store, sqlite_sql: str, pg_sql: str, *args: Any, many: bool = False) -> Any:
+    """Run one statement on the store's database behind its back (``many``: once per row of
+    ``args[0]``); the first column of its first row, if it returns any."""
     if isinstance(store, sqlite.SQLiteStore):
         conn = sqlite3.connect(store.path)
-        conn.execute("DELETE FROM slo_rollups WHERE bucket >= ? AND bucket < ?", (since, until))
-        conn.execute("DELETE FROM results WHERE started_at >= ? AND started_at < ?", (since, until))
-        conn.commit()
-        conn.close()
-        return
+        try:
+            if many:
+                conn.executemany(sqlite_sql, args[0])
+                row = None
+            else:
+                row = conn.execute(sqlite_sql, args).fetchone()
+            conn.commit()
+            return None if row is None else row[0]
+        finally:
+            conn.close()
     assert isinstance(store, postgres.PostgresStore)
 
-    async def delete() -> None:
+    async def direct() -> Any:
         conn = await asyncpg.connect(store.url)
         try:
-            await conn.execute(
-                "DELETE FROM fraiseql_check_slo_rollups WHERE bucket >= $1 AND bucket < $2", since, until
-            )
-            await conn.execute(
-                "DELETE FROM fraiseql_check_results WHERE started_at >= to_timestamp($1)"
-                " AND started_at < to_timestamp($2)",
-                since,
-                until,
-            )
+            if many:
+                await conn.executemany(pg_sql, args[0])
+                return None
+            return await conn.fetchval(pg_sql, *args)
         finally:
             await conn.close()
 
-    asyncio.run(delete())
+    return asyncio.run(direct())
+
+
+def _delete_hours(store: Store, since: int, until: int) -> None:
+    """Remove the hourly rollups and raw results of ``[since, until)`` behind the store's back."""
+    _direct(
+        store,
+        "DELETE FROM slo_rollups WHERE bucket >= ? AND bucket < ?",
+        "DELETE FROM fraiseql_check_slo_rollups WHERE bucket >= $1 AND bucket < $2",
+        since,
+        until,
+    )
+    _direct(
+        store,
+        "DELETE FROM results WHERE started_at >= ? AND started_at < ?",
+        "DELETE FROM fraiseql_check_results WHERE started_at >= to_timestamp($1) AND started_at < to_timestamp($2)",
+        since,
+        until,
+    )
 
 
 def test_whole_days_are_read_from_the_daily_rollups(make_store: Callable[[], Store]) -> None:
@@ -238,50 +246,24 @@ def test_migrating_fills_the_daily_rollups_from_the_hourly_ones(make_store: Call
 
 def _write_old(store: Store, rows: Sequence[StoredResult]) -> None:
     """Write as a watcher of the previous version does: through the store's SQL, before migrating."""
-    if isinstance(store, sqlite.SQLiteStore):
-        conn = sqlite3.connect(store.path)
-        conn.executemany(
-            "INSERT INTO results (check_id, started_at, kind, duration_s, outcome, timed_out, message, trace_id,"
-            " recorded_values, interval_s, silenced) VALUES (?, ?, ?, 0.01, ?, 0, '', 't', '{}', ?, ?)",
-            [(r.check_id, r.started_at, r.kind, r.outcome.value, r.interval_s, int(r.silenced)) for r in rows],
-        )
-        conn.commit()
-        conn.close()
-        return
-    assert isinstance(store, postgres.PostgresStore)
-
-    async def insert() -> None:
-        conn = await asyncpg.connect(store.url)
-        try:
-            await conn.executemany(
-                "INSERT INTO fraiseql_check_results (check_id, started_at, kind, duration_s, outcome, timed_out,"
-                " message, trace_id, recorded_values, interval_s, silenced)"
-                " VALUES ($1, to_timestamp($2), $3, 0.01, $4, false, '', 't', '{}', $5, $6)",
-                [(r.check_id, r.started_at, r.kind, r.outcome.value, r.interval_s, r.silenced) for r in rows],
-            )
-        finally:
-            await conn.close()
-
-    asyncio.run(insert())
+    _direct(
+        store,
+        "INSERT INTO results (check_id, started_at, kind, duration_s, outcome, timed_out, message, trace_id,"
+        " recorded_values, interval_s, silenced) VALUES (?, ?, ?, 0.01, ?, 0, '', 't', '{}', ?, ?)",
+        "INSERT INTO fraiseql_check_results (check_id, started_at, kind, duration_s, outcome, timed_out,"
+        " message, trace_id, recorded_values, interval_s, silenced)"
+        " VALUES ($1, to_timestamp($2), $3, 0.01, $4, false, '', 't', '{}', $5, $6)",
+        [(r.check_id, r.started_at, r.kind, r.outcome.value, r.interval_s, r.silenced) for r in rows],
+        many=True,
+    )
 
 
 def _count_daily(store: Store) -> int:
-    if isinstance(store, sqlite.SQLiteStore):
-        conn = sqlite3.connect(store.path)
-        try:
-            return int(conn.execute("SELECT count(*) FROM slo_daily_rollups").fetchone()[0])
-        finally:
-            conn.close()
-    assert isinstance(store, postgres.PostgresStore)
-
-    async def count() -> int:
-        conn = await asyncpg.connect(store.url)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM fraiseql_check_slo_daily_rollups"))
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
+    return int(
+        _direct(
+            store, "SELECT count(*) FROM slo_daily_rollups", "SELECT count(*) FROM fraiseql_check_slo_daily_rollups"
+        )
+    )
 
 
 def test_prune_removes_the_daily_rollups_of_days_ended_by_rollups_before(make_store: Callable[[], Store]) -> None:

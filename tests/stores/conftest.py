@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
-import asyncpg
 import pytest
 
 from fraiseql_checks.stores import Store
 from fraiseql_checks.stores.postgres import PostgresStore
 from fraiseql_checks.stores.sqlite import SQLiteStore
-from tests.support.services import PG_DSN, require
+from tests.conftest import pg_schema
+from tests.support.services import postgres_listening
 
-
-def postgres_listening() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A DSN whose tables land in a fresh schema, dropped afterwards."""
-    require(postgres_listening(), "PostgreSQL is not listening on 127.0.0.1:5432")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_DSN}?search_path={schema}"
-    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+# Re-exported for the suites that import the store fixtures from here.
+__all__ = ["make_store", "pg_schema", "postgres_listening", "run", "store"]
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -55,3 +32,16 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], S
 @pytest.fixture
 def store(make_store: Callable[[], Store]) -> Store:
     return make_store()
+
+
+def run(store: Store, body: Callable[[Store], Awaitable[T]]) -> T:
+    """Open ``store``, await ``body(store)`` and close it again."""
+
+    async def main() -> T:
+        await store.open()
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from fraiseql_checks.stores.postgres import PostgresStore
 from tests.stores.test_store_contract import T0, outbox_entry
+
+
+async def _expire(dsn: str, member: str) -> None:
+    """End ``member``'s lease now, on the database's clock, as if it had stopped heartbeating."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("UPDATE fraiseql_check_members SET expires_at = now() WHERE member = $1", member)
+    finally:
+        await conn.close()
 
 
 def test_a_heartbeat_renews_the_lease_or_joins_anew_and_sees_only_live_members(pg_schema: str) -> None:
@@ -16,12 +27,12 @@ def test_a_heartbeat_renews_the_lease_or_joins_anew_and_sees_only_live_members(p
             assert not me.renewed and me.epoch > 0 and 4 < me.expires_in <= 5
             (again,) = await store.heartbeat("c", "a", me.epoch, "host", 1, 5.0, timeout=5)
             assert again.renewed and again.epoch == me.epoch
-            await store.heartbeat("c", "b", 0, "host", 2, 0.2, timeout=5)  # a short lease
+            await store.heartbeat("c", "b", 0, "host", 2, 60.0, timeout=5)
             assert [m.member for m in await store.heartbeat("c", "a", me.epoch, "host", 1, 5.0, timeout=5)] == [
                 "a",
                 "b",
             ]
-            await asyncio.sleep(0.3)
+            await _expire(pg_schema, "b")
             rows = await store.heartbeat("c", "a", me.epoch, "host", 1, 5.0, timeout=5)
             assert [m.member for m in rows] == ["a"]  # b's expired lease is gone
             assert [m.member for m in await store.heartbeat("other", "z", 0, "h", 3, 5.0, timeout=5)] == ["z"]
@@ -42,13 +53,13 @@ def test_an_outbox_entry_is_claimed_by_one_member_and_taken_over_from_a_dead_one
             await store.write([], [], [], entries)
             ids = [e.id for e in entries]
             for member in ("m1", "m2"):  # both live
-                await store.heartbeat("c", member, 0, "host", 1, 0.5, timeout=5)
+                await store.heartbeat("c", member, 0, "host", 1, 60.0, timeout=5)
             assert await store.claim_entries("m1", ids, T0 + 100) == set(ids)
             assert await store.claim_entries("m2", ids, T0 + 100) == set()  # m1 holds them
             assert await store.claim_entries("m1", ids[:1], T0 + 100) == set(ids[:1])  # again: its own
             sweep = {"until": T0 + 100, "older_than": T0 + 1000}
             assert await store.claim_outbox("m2", ["a", "b"], **sweep) == []
-            await asyncio.sleep(0.6)  # m1's lease expires
+            await _expire(pg_schema, "m1")  # m1's lease expires (without a race against a short lease)
             await store.heartbeat("c", "m2", 0, "host", 2, 5.0, timeout=5)
             assert await store.claim_outbox("m2", ["x"], **sweep) == []  # another cluster's checks
             taken = await store.claim_outbox("m2", ["a", "b"], **sweep)

@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import pytest
@@ -17,22 +16,11 @@ from fraiseql_checks.result import Outcome
 from fraiseql_checks.silences import Matchers, Silence
 from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable, postgres, sqlite
 from fraiseql_checks.watch.state import State, StateChange
+from tests.stores.conftest import run
 
-T = TypeVar("T")
 T0 = 1_750_000_000.0
 #: An hour boundary (UTC), for the rollup tests.
 H = 1_749_996_000.0
-
-
-def run(store: Store, body: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        await store.open()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def result(check: str, at: float, outcome: Outcome = Outcome.PASSED, **extra: object) -> StoredResult:

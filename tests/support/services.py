@@ -9,6 +9,7 @@ disturbed. A tool that is missing skips the test with a loud reason, except unde
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import http.server
@@ -25,15 +26,77 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 #: The shared PostgreSQL the machine (and .ci/run) starts, with its `test` database.
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def postgres_listening() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def throwaway_schema() -> Iterator[str]:
+    """A DSN on the shared PostgreSQL whose tables land in a fresh schema, dropped afterwards."""
+    require(postgres_listening(), "PostgreSQL is not listening on 127.0.0.1:5432")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{PG_DSN}?search_path={schema}"
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (``openssl req``), and its key,
+    written to ``folder``: the certificate trusts only itself, so verification fails unless
+    the client is given it as its CA."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            require_binary("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def free_port() -> int:

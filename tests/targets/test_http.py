@@ -15,7 +15,7 @@ import pytest
 from tests.support import REPO
 from tests.support.checkdir import CheckDir
 from tests.support.fraiseql_v2 import FakeFraiseQLV2, fake_fraiseql_v2
-from tests.support.services import free_port, require_binary
+from tests.support.services import free_port, require_binary, self_signed_certificate
 
 CHECKS = str(REPO / "checks" / "health" / "check_fraiseql.py")
 
@@ -95,28 +95,7 @@ def test_dns_failure(checkdir: CheckDir) -> None:
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[int]:
     """An HTTPS server whose certificate is self-signed (so verification fails)."""
-    openssl = require_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     with fake_fraiseql_v2() as fake:
         server = ThreadingHTTPServer(("127.0.0.1", 0), fake.server.RequestHandlerClass)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import json
 import ssl
-import subprocess
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.http import HTTPClient
 from fraiseql_checks.targets.transport import AiohttpTransport
 from tests.support.checkdir import CheckDir
-from tests.support.services import free_port, require_binary
+from tests.support.services import free_port, self_signed_certificate
 
 T = TypeVar("T")
 
@@ -138,33 +137,8 @@ def server() -> Iterator[RawServer]:
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (``openssl req``), and its key."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            require_binary("openssl"),
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    return self_signed_certificate(tmp_path)
 
 
 @pytest.fixture

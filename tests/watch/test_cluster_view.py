@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-import uuid
-from collections.abc import Callable, Iterator
-
-import asyncpg
-import pytest
+from collections.abc import Callable
 
 from tests.api.test_checks_api import call
-from tests.stores.conftest import postgres_listening
 from tests.support.checkdir import CheckDir
-from tests.support.services import PG_DSN, require, wait_until
+from tests.support.services import wait_until
 from tests.support.watcher import WatchProcess
 
 ADMIN = "cluster-admin-token-4b7e"
@@ -26,25 +21,6 @@ CHECK_FILE = "from fraiseql_checks import check\n\n" + "".join(
 FAILING = "checks/check_spread.py::check_0"
 
 
-@pytest.fixture
-def dsn() -> Iterator[str]:
-    require(postgres_listening(), "PostgreSQL is not listening on 127.0.0.1:5432")
-    import asyncio
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_DSN}?search_path={schema}"
-    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
-
-
 def checks_of(watcher: WatchProcess) -> dict[str, dict[str, object]]:
     status, body, _ = call(watcher, "GET", "/api/v1/checks?limit=100", token=ADMIN)
     assert status == 200, body
@@ -52,13 +28,13 @@ def checks_of(watcher: WatchProcess) -> dict[str, dict[str, object]]:
 
 
 def test_every_watcher_shows_the_whole_cluster_and_runs_on_demand_only_its_own(
-    checkdir: CheckDir, watch: Callable[..., WatchProcess], dsn: str
+    checkdir: CheckDir, watch: Callable[..., WatchProcess], pg_schema: str
 ) -> None:
     checkdir.write("fraiseql-checks.yaml", "start_jitter: 10ms\n")
     checkdir.write("checks/check_spread.py", CHECK_FILE)
     env = checkdir.env(FRAISEQL_CHECKS_API_TOKEN=ADMIN)
-    first = watch("--store", dsn, env=env)
-    second = watch("--store", dsn, env=env)
+    first = watch("--store", pg_schema, env=env)
+    second = watch("--store", pg_schema, env=env)
     ids = {f"checks/check_spread.py::check_{n}" for n in range(CHECKS)}
 
     def split() -> bool:
