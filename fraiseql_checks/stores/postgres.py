@@ -240,8 +240,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 7: a member tells, with each heartbeat, the newest epoch among the members it has
     # applied the assignment of (``seen_epoch``): a newcomer starts the checks a join gave
     # it once every other member has seen it join, instead of waiting out their leases.
-    # The six-argument heartbeat stays for watchers of the previous version (their
-    # ``seen_epoch`` stays 0, and a newcomer then waits out the leases as before).
+    # The six-argument heartbeat stays for watchers of the previous version, as a wrapper
+    # of the new one that tells nothing (their ``seen_epoch`` stays 0, and a newcomer then
+    # waits out the leases as before).
     """
     ALTER TABLE fraiseql_check_members ADD COLUMN seen_epoch bigint NOT NULL DEFAULT 0;
     CREATE FUNCTION fraiseql_check_heartbeat(
@@ -276,6 +277,13 @@ MIGRATIONS: tuple[str, ...] = (
             WHERE m.cluster = p_cluster
             ORDER BY m.member;
     END
+    $$;
+    CREATE OR REPLACE FUNCTION fraiseql_check_heartbeat(
+        p_cluster text, p_member text, p_epoch bigint, p_host text, p_pid integer, p_ttl double precision
+    ) RETURNS TABLE (o_member text, o_epoch bigint, o_renewed boolean, o_expires_in double precision)
+    LANGUAGE sql SET search_path FROM CURRENT AS $$
+        SELECT h.o_member, h.o_epoch, h.o_renewed, h.o_expires_in
+        FROM fraiseql_check_heartbeat(p_cluster, p_member, p_epoch, p_host, p_pid, p_ttl, 0) AS h;
     $$;
     """,
     # 8: daily SLO rollups (per check and UTC day), kept by a statement trigger as the
