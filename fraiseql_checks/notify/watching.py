@@ -190,6 +190,9 @@ class Notifications:
                 )
             except (StoreUnavailable, TimeoutError):
                 continue
+            except Exception as exc:  # a bug here must not end the sweeps for the watcher's life, unsaid
+                self.watcher.error(f"notify: internal error sweeping the outbox: {type(exc).__name__}: {exc}")
+                continue
             unwritten = self.watcher.writer.unwritten_outbox()  # this watcher's newer news of them is on its way
             unsent = [
                 entry

@@ -28,6 +28,7 @@ what was announced for it, so a takeover neither records a change nor re-notifie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -57,6 +58,11 @@ HANDOVER_SLACK = 0.2
 ADOPT_WAIT = 1.0
 #: How often a member reads the states of the checks the others run (the API, the status page).
 VIEW_EVERY = 5.0
+#: ... this many checks a query: decoding one query's rows holds the event loop, and the runs wait.
+VIEW_CHUNK = 2000
+#: ... and only while someone looked at them (the API, the status page) within this long:
+#: an unwatched cluster does not read every check's state from the store every 5 seconds.
+VIEW_IDLE = 300.0
 
 
 def rank(member: str, check_id: str) -> int:
@@ -119,6 +125,10 @@ class Host(Protocol):
 
     def others_seen(self, states: dict[str, StateRecord]) -> None: ...
 
+    def view_asked(self) -> float:
+        """When (``time.monotonic()``) the cluster's view was last asked for."""
+        ...
+
 
 class Cluster:
     """One watcher's membership of a cluster: its lease, its share of the checks."""
@@ -171,6 +181,8 @@ class Cluster:
         self._joined = False
         self._task: asyncio.Task[None] | None = None
         self._view_task: asyncio.Task[None] | None = None
+        #: Set to read the others' states now (someone asks for them after a quiet while).
+        self._view_wake = asyncio.Event()
         #: Called with the checks (and their stored states) about to be adopted, before they run:
         #: the notifications learn what was announced for them.
         self.on_adopt: list[Callable[[list[str], dict[str, StateRecord]], Awaitable[None]]] = []
@@ -178,6 +190,8 @@ class Cluster:
         self.on_disown: list[Callable[[list[str]], None]] = []
         #: Adoptions whose states are still being read (see ``_adopt``).
         self._adopting: set[asyncio.Task[None]] = set()
+        #: The last assignment computed: for these members and these checks, the ones this member owns.
+        self._assigned: tuple[tuple[str, ...], list[str], frozenset[str]] | None = None
 
     # -- the lease ---------------------------------------------------------------------------
 
@@ -250,8 +264,7 @@ class Cluster:
         self.say(f"cluster {self.name}: back after running without a lease; joined anew (epoch {self.epoch})")
         now = self.clock()
         until = now + self.ttl - self.margin + HANDOVER_SLACK
-        ids = self.host.check_ids()
-        mine = await asyncio.to_thread(owned_by, self.member, ids, list(self.members))
+        mine = await self._mine(self.host.check_ids())
         lost = self.owned - mine
         self._drop(lost)
         self.owned -= lost
@@ -275,8 +288,7 @@ class Cluster:
         members the last assignment was made for (who may still be running a check)."""
         now = self.clock()
         ids = self.host.check_ids()
-        # checks × members hashes (1.1 s for 100,000 checks and 20 members): off the event loop
-        mine = await asyncio.to_thread(owned_by, self.member, ids, list(self.members))
+        mine = await self._mine(ids)
         lost = self.owned - mine
         if lost:
             self._drop(lost)
@@ -307,6 +319,17 @@ class Cluster:
                 ready.append(check_id)
         if ready:
             await self._adopt(ready, at_once=not first)
+
+    async def _mine(self, ids: list[str]) -> set[str]:
+        """The checks among ``ids`` this member owns. Checks × members hashes (1.1 s for 100,000
+        checks and 20 members): off the event loop, and again only when the members or the
+        checks changed, not at every heartbeat."""
+        members = self.members
+        assigned = self._assigned
+        if assigned is None or assigned[0] != members or assigned[1] != ids:
+            mine = await asyncio.to_thread(owned_by, self.member, ids, list(members))
+            assigned = self._assigned = (members, ids, frozenset(mine))
+        return set(assigned[2])
 
     def _drop(self, lost: Collection[str]) -> None:
         """Stop running ``lost`` (another member owns them now) and forget what was held."""
@@ -360,21 +383,32 @@ class Cluster:
         self._task = loop.create_task(self._run())
         self._view_task = loop.create_task(self._view())
 
+    def view_now(self) -> None:
+        """Read the others' states at once (the view was asked for after ``VIEW_IDLE``)."""
+        self._view_wake.set()
+
     async def _view(self) -> None:
-        """Every ``VIEW_EVERY`` seconds, the stored states of the checks the others run."""
+        """Every ``VIEW_EVERY`` seconds while someone looks (``VIEW_IDLE``), the stored states of
+        the checks the others run."""
         while True:
-            if not self.away and self._joined:
+            wanted = time.monotonic() - self.host.view_asked() < VIEW_IDLE
+            if wanted and not self.away and self._joined:
                 running = self.owned.difference(self.held)
                 ids = [check_id for check_id in self.host.check_ids() if check_id not in running]
                 try:
-                    states = await asyncio.wait_for(self.store.states_of(ids), HEARTBEAT_TIMEOUT * 5)
+                    states: dict[str, StateRecord] = {}
+                    for start in range(0, len(ids), VIEW_CHUNK):
+                        chunk = ids[start : start + VIEW_CHUNK]
+                        states.update(await asyncio.wait_for(self.store.states_of(chunk), HEARTBEAT_TIMEOUT * 5))
                 except (StoreUnavailable, TimeoutError):
                     pass  # shown as last read; tried again
                 except Exception as exc:  # a bug here must not stop the view (nor the heartbeats)
                     self.say(f"cluster {self.name}: internal error reading the others' states: {exc!r}")
                 else:
                     self.host.others_seen(states)
-            await asyncio.sleep(VIEW_EVERY)
+            self._view_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._view_wake.wait(), VIEW_EVERY)
 
     async def _run(self) -> None:
         while True:

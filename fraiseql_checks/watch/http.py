@@ -24,7 +24,7 @@ import functools
 import http
 import inspect
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
@@ -91,6 +91,20 @@ def _takes_request(handler: Handler) -> bool:
         return bool(inspect.signature(handler).parameters)
     except (TypeError, ValueError):
         return False
+
+
+def batches(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """``pieces`` joined into batches of at least ``size`` bytes (but the last); none empty."""
+    batch: list[bytes] = []
+    total = 0
+    for piece in pieces:
+        batch.append(piece)
+        total += len(piece)
+        if total >= size:
+            yield b"".join(batch)
+            batch, total = [], 0
+    if total:
+        yield b"".join(batch)
 
 
 def _reason(status: int) -> bytes:
@@ -473,17 +487,9 @@ class _Connection(asyncio.Protocol):
 
     async def _send_body(self, pieces: Sequence[bytes]) -> None:
         """Send in batches, letting the loop run between them while the client reads."""
-        batch: list[bytes] = []
-        size = 0
-        for piece in pieces:
-            batch.append(piece)
-            size += len(piece)
-            if size >= _BATCH:
-                self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
-                batch, size = [], 0
-                await self._drain()
-        if batch:
-            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=b"".join(batch))) or ())
+        for batch in batches(pieces, _BATCH):
+            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
+            await self._drain()
 
     async def _drain(self) -> None:
         if not self.paused:

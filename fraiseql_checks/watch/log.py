@@ -68,6 +68,7 @@ class Forward(logging.Handler):
     def __init__(self, write: Callable[[int, str, str, dict[str, Any]], None], level: int) -> None:
         super().__init__(level)
         self._write = write
+        self._level_before: int | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -83,7 +84,12 @@ class Forward(logging.Handler):
         logger = logging.getLogger(PACKAGE)
         logger.addHandler(self)
         if logger.level == logging.NOTSET or logger.level > self.level:
+            self._level_before = logger.level
             logger.setLevel(self.level)
 
     def remove(self) -> None:
-        logging.getLogger(PACKAGE).removeHandler(self)
+        logger = logging.getLogger(PACKAGE)
+        logger.removeHandler(self)
+        if self._level_before is not None:  # as it was before ``install``
+            logger.setLevel(self._level_before)
+            self._level_before = None

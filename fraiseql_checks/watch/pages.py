@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from fraiseql_checks import metrics as m
 from fraiseql_checks._version import __version__
 from fraiseql_checks.watch import exposition
-from fraiseql_checks.watch.http import Handler, Page, Request
+from fraiseql_checks.watch.http import Handler, Page, Request, batches
 
 if TYPE_CHECKING:
     from fraiseql_checks.watch.watcher import Watcher
@@ -69,16 +69,7 @@ def accepts_gzip(accept_encoding: bytes) -> bool:
 def gzip_pieces(pieces: Sequence[bytes], level: int = GZIP_LEVEL) -> list[bytes]:
     """``pieces`` as one gzip stream, in pieces."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out: list[bytes] = []
-    batch: list[bytes] = []
-    size = 0
-    for piece in pieces:
-        batch.append(piece)
-        size += len(piece)
-        if size >= _CHUNK:
-            out.append(compressor.compress(b"".join(batch)))
-            batch, size = [], 0
-    out.append(compressor.compress(b"".join(batch)))
+    out = [compressor.compress(batch) for batch in batches(pieces, _CHUNK)]
     out.append(compressor.flush())
     return [piece for piece in out if piece]
 

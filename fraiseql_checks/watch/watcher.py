@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -36,6 +37,7 @@ from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runbooks import runbook_base_url
 from fraiseql_checks.stores import StateRecord, Store, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
+from fraiseql_checks.watch.cluster import VIEW_IDLE
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram
 from fraiseql_checks.watch.http import HTTPServer
 from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced, windows_for
@@ -172,6 +174,8 @@ class Watcher:
         #: In a cluster: the checks the other watchers run, as the store last had them
         #: (``others_seen``), so that the API and the status page show the whole cluster.
         self.others: dict[str, Watched] = {}
+        #: When (``time.monotonic()``) the API or the status page last asked for the whole view.
+        self._view_asked = -math.inf
         #: With a PostgreSQL store: this watcher's membership of its cluster (``watch.cluster``).
         self.cluster: Cluster | None = None
         #: What became of the results and states, once the writer stopped.
@@ -276,13 +280,26 @@ class Watcher:
                 state = CheckState(check_id, self.rules_for(check))
                 watched = Watched(check, state, CheckSeries(check, windows, runbook_base_url(self.config)), windows)
             record = states.get(check_id)
-            if record is not None:
+            # unchanged since the last read (a state is stored with the start of the run that made it): kept
+            if record is not None and (record.updated_at is None or record.updated_at != watched.state.updated_at):
                 watched.state.restore(record)
             others[check_id] = watched
         self.others = others
 
+    def view_asked(self) -> float:
+        return self._view_asked
+
+    def _asked(self) -> None:
+        """The API or the status page asks for the cluster's checks: after a quiet while, the
+        others' states are read at once (``watch.cluster.VIEW_IDLE``)."""
+        now = time.monotonic()
+        if self.cluster is not None and now - self._view_asked > VIEW_IDLE:
+            self.cluster.view_now()
+        self._view_asked = now
+
     def find(self, check_id: str) -> tuple[Watched, bool] | None:
         """A check of the cluster by id, and whether this watcher runs it; ``None`` if unknown."""
+        self._asked()
         entry = self.schedule.get(check_id)
         if entry is not None:
             return entry.item, True
@@ -291,7 +308,8 @@ class Watcher:
 
     def view(self) -> list[Watched]:
         """Every check, in id order: this watcher's own as they are now, and in a cluster the
-        others' as stored (refreshed every few seconds)."""
+        others' as stored (refreshed every few seconds while asked for)."""
+        self._asked()
         found = {entry.key: entry.item for entry in self.schedule}
         for check_id, watched in self.others.items():
             found.setdefault(check_id, watched)

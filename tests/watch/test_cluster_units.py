@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Collection
 
 import asyncpg
-import pytest
 
 from fraiseql_checks.stores import StateRecord
 from fraiseql_checks.stores.postgres import PostgresStore
 from fraiseql_checks.watch.cluster import Cluster, assign, owner
-from tests.stores.conftest import postgres_listening
-from tests.support.services import PG_DSN, require
 
 CHECKS = [f"checks/check_many.py::check_{n}" for n in range(3000)]
 
@@ -56,32 +53,21 @@ class Host:
     def disown(self, check_ids: Collection[str]) -> None:
         self.running -= set(check_ids)
 
+    def others_seen(self, states: dict[str, StateRecord]) -> None:
+        pass
 
-@pytest.fixture
-def dsn() -> Iterator[str]:
-    require(postgres_listening(), "PostgreSQL is not listening on 127.0.0.1:5432")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_DSN}?search_path={schema}"
-    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+    def view_asked(self) -> float:
+        return float("-inf")
 
 
-def test_members_split_the_checks_hand_over_on_a_join_and_take_over_from_an_expired_lease(dsn: str) -> None:
+def test_members_split_the_checks_hand_over_on_a_join_and_take_over_from_an_expired_lease(pg_schema: str) -> None:
     ids = CHECKS[:200]
 
     async def main() -> None:
-        stores = [PostgresStore(dsn) for _ in range(3)]
+        stores = [PostgresStore(pg_schema) for _ in range(3)]
         hosts = [Host(ids) for _ in range(3)]
         members = [Cluster(s, "c1", h, heartbeat=0.1, ttl=2.0, margin=0.3) for s, h in zip(stores, hosts, strict=True)]
-        other = Cluster(PostgresStore(dsn), "c2", Host(ids), ttl=1.0)  # another cluster sees none of these
+        other = Cluster(PostgresStore(pg_schema), "c2", Host(ids), ttl=1.0)  # another cluster sees none of these
         try:
             await members[0].beat()
             assert hosts[0].running == set(ids) and members[0].may_run()
@@ -157,7 +143,7 @@ def test_a_member_whose_lease_ran_out_locally_runs_nothing_but_keeps_running_whi
 
 
 def test_a_slow_store_delays_an_adoption_not_the_heartbeats_and_a_check_moved_meanwhile_is_not_adopted(
-    dsn: str,
+    pg_schema: str,
 ) -> None:
     """Reading the states of adopted checks waits for a slow store in the background: the
     heartbeat goes on (the lease must not lapse behind it), and the checks run once their
@@ -172,9 +158,9 @@ def test_a_slow_store_delays_an_adoption_not_the_heartbeats_and_a_check_moved_me
 
     async def main() -> None:
         host = Host(ids)
-        slow = Cluster(SlowStates(dsn), "c1", host, heartbeat=0.1, ttl=5.0)
+        slow = Cluster(SlowStates(pg_schema), "c1", host, heartbeat=0.1, ttl=5.0)
         other_host = Host(ids)
-        other = Cluster(PostgresStore(dsn), "c1", other_host, heartbeat=0.1, ttl=5.0)
+        other = Cluster(PostgresStore(pg_schema), "c1", other_host, heartbeat=0.1, ttl=5.0)
         try:
             # alone: every check is its own, and their states are being read; the store never answers
             # until `release`, so a heartbeat that waited for it would not come back at all
@@ -199,7 +185,7 @@ def test_a_slow_store_delays_an_adoption_not_the_heartbeats_and_a_check_moved_me
     asyncio.run(main())
 
 
-def test_a_join_starts_its_checks_once_every_other_member_has_seen_it_not_after_their_leases(dsn: str) -> None:
+def test_a_join_starts_its_checks_once_every_other_member_has_seen_it_not_after_their_leases(pg_schema: str) -> None:
     """The newcomer holds the checks a join gave it until every other member has applied an
     assignment that includes it (told by their next heartbeats), not for a whole lease; a
     member of the previous version, which tells nothing, makes it wait out the lease."""
@@ -208,7 +194,7 @@ def test_a_join_starts_its_checks_once_every_other_member_has_seen_it_not_after_
     async def main() -> None:
         hosts = [Host(ids) for _ in range(3)]
         # leases of a minute: a hold that waits out a lease would not end within this test
-        members = [Cluster(PostgresStore(dsn), "c1", h, heartbeat=0.1, ttl=60.0, margin=1.0) for h in hosts]
+        members = [Cluster(PostgresStore(pg_schema), "c1", h, heartbeat=0.1, ttl=60.0, margin=1.0) for h in hosts]
         try:
             await members[0].beat()
             await members[1].beat()
@@ -235,11 +221,11 @@ def test_a_join_starts_its_checks_once_every_other_member_has_seen_it_not_after_
 
             # a fourth member while members[0] heartbeats as the previous version did (no seen_epoch)
             fourth_host = Host(ids)
-            fourth = Cluster(PostgresStore(dsn), "c1", fourth_host, heartbeat=0.1, ttl=60.0, margin=1.0)
+            fourth = Cluster(PostgresStore(pg_schema), "c1", fourth_host, heartbeat=0.1, ttl=60.0, margin=1.0)
             members.append(fourth)
             await fourth.beat()
             old = members[0]
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(pg_schema)
             try:
                 for _ in range(2):
                     await conn.fetch(
@@ -260,5 +246,54 @@ def test_a_join_starts_its_checks_once_every_other_member_has_seen_it_not_after_
         finally:
             for cluster in members:
                 await cluster.store.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_the_others_states_are_read_only_while_someone_looks(pg_schema: str) -> None:
+    """An unwatched member reads no state of the checks the others run; asked for them (the
+    API, the status page), it reads them at once, not at its next round."""
+    ids = CHECKS[:40]
+    reads: list[int] = []
+
+    class Counting(PostgresStore):
+        async def states_of(self, check_ids: object) -> dict[str, StateRecord]:
+            reads.append(len(check_ids))  # type: ignore[arg-type]
+            return await super().states_of(check_ids)  # type: ignore[arg-type]
+
+    class Looked(Host):
+        def __init__(self, ids: list[str]) -> None:
+            super().__init__(ids)
+            self.asked = float("-inf")
+            self.seen: list[dict[str, StateRecord]] = []
+
+        def others_seen(self, states: dict[str, StateRecord]) -> None:
+            self.seen.append(states)
+
+        def view_asked(self) -> float:
+            return self.asked
+
+    async def main() -> None:
+        hosts = [Looked(ids), Looked(ids)]
+        members = [Cluster(Counting(pg_schema), "c1", h, heartbeat=0.1, ttl=60.0) for h in hosts]
+        try:
+            for member in members:
+                await member.beat()
+            await members[0].beat()
+            reads.clear()
+            await members[0].start()  # its view task runs at once: nobody looked, nothing read
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert reads == [] and hosts[0].seen == []
+            hosts[0].asked = time.monotonic()
+            members[0].view_now()
+            async with asyncio.timeout(10):
+                while not hosts[0].seen:
+                    await asyncio.sleep(0.01)
+            assert sum(reads) == len(set(ids) - members[0].owned) > 0  # the others' checks, once
+        finally:
+            for member in members:
+                await member.stop()
+                await member.store.close()  # type: ignore[attr-defined]
 
     asyncio.run(main())
