@@ -11,6 +11,7 @@ Prometheus (its ``/api/v1/alerts``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +34,7 @@ from fraiseql_checks.api.query import ERRORS as PROMETHEUS_ERRORS
 from fraiseql_checks.api.query import prometheus_get
 from fraiseql_checks.config import Config
 from fraiseql_checks.hookspec import hookimpl
+from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
@@ -130,10 +132,34 @@ def rule_documents(watcher: Watcher, checks: Sequence[CheckInfo]) -> list[dict[s
     return documents
 
 
+@dataclasses.dataclass
+class _Rules:
+    """The rule documents of one list of checks (a reload makes a new list), made one at a time."""
+
+    checks: Sequence[CheckInfo] | None = None
+    documents: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
+_RULES = StashKey[_Rules]("api.alert_rules")
+
+
+async def rules_of(watcher: Watcher) -> list[dict[str, Any]]:
+    """``rule_documents`` of the watched checks, rendered again only when a reload changed them."""
+    rules = watcher.config.stash.get(_RULES)
+    if rules is None:
+        rules = watcher.config.stash[_RULES] = _Rules()
+    async with rules.lock:
+        checks = watcher.session.checks  # the list a reload replaces, taken on the loop
+        if rules.checks is not checks:
+            rules.documents = await asyncio.to_thread(rule_documents, watcher, list(checks))
+            rules.checks = checks
+        return rules.documents
+
+
 async def list_rules(request: Request) -> Response:
     watcher = watcher_of(request)
-    checks = list(watcher.session.checks)  # the list a reload replaces, taken on the loop
-    documents = await asyncio.to_thread(rule_documents, watcher, checks)
+    documents = await rules_of(watcher)
     profile = request.query_params.get("profile")
     if profile:
         documents = [document for document in documents if document["profile"] == profile]

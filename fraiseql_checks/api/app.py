@@ -125,6 +125,9 @@ def _check_query(
             continue
         error = jsonschema.exceptions.best_match(validator.iter_errors(_typed(raw, param.schema)))
         if error is not None:
+            what = param.schema.get("description")
+            if error.validator in ("anyOf", "oneOf") and what:  # "not valid under any of the given schemas"
+                raise APIError(400, "bad_parameter", f"{param.name} must be {what}, got {raw!r}")
             raise APIError(400, "bad_parameter", f"{param.name}: {error.message}")
 
 

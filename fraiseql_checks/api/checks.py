@@ -11,18 +11,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fraiseql_checks.api.endpoint import (
+    DEFAULT_WINDOW,
     PAGINATION,
     PREFIX,
-    TIME_PARAM,
+    STORE_DOWN,
+    TIME,
+    WINDOW_PARAMS,
     Access,
     APIError,
     Endpoint,
     Param,
     iso,
+    not_found,
     page_of,
     paginated,
     query_int,
-    query_time,
+    query_window,
     watcher_of,
 )
 from fraiseql_checks.config import Config
@@ -39,12 +43,8 @@ if TYPE_CHECKING:
 MAX_RESULTS = 10_000
 #: The latest results ``GET /api/v1/checks/{check}`` shows, newest first.
 RECENT = 20
-#: The window of results and changes when the request gives none.
-DEFAULT_WINDOW = 24 * 3600.0
-
 STATES = ["unknown", "passing", "failing", "flapping"]
 OUTCOMES = ["passed", "failed", "error", "skipped"]
-TIME = {"type": ["string", "null"], "format": "date-time"}
 
 CHECK_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -104,12 +104,7 @@ CHANGE_SCHEMA: dict[str, Any] = {
     },
 }
 CHECK_PARAM = Param("check", "path", {"type": "string"}, "the check's node id (URL-encoded)")
-WINDOW_PARAMS = (
-    Param("since", "query", TIME_PARAM, "RFC 3339 or epoch seconds (default: 24 hours ago)"),
-    Param("until", "query", TIME_PARAM, "RFC 3339 or epoch seconds (default: now)"),
-)
-NOT_FOUND = {404: ("no such check", None)}
-STORE_DOWN = {503: ("the result store cannot be read now", None)}
+NOT_FOUND = not_found("check")
 
 
 def watched_of(request: Request) -> Watched:
@@ -213,19 +208,10 @@ async def get_check(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _window(request: Request) -> tuple[float, float]:
-    now = time.time()
-    until = query_time(request, "until", now)
-    since = query_time(request, "since", until - DEFAULT_WINDOW)
-    if since > until:
-        raise APIError(400, "bad_parameter", "since must not be after until")
-    return since, until
-
-
 async def check_results(request: Request) -> Response:
     watcher = watcher_of(request)
     watched = watched_of(request)
-    since, until = _window(request)
+    since, until = query_window(request, time.time())
     limit = query_int(request, "limit", 1000, 1, MAX_RESULTS)
     try:
         results = await watcher.writer.store.results(watched.check.id, since, until, limit=limit)
@@ -238,7 +224,7 @@ async def check_results(request: Request) -> Response:
 async def check_changes(request: Request) -> Response:
     watcher = watcher_of(request)
     watched = watched_of(request)
-    since, until = _window(request)
+    since, until = query_window(request, time.time())
     try:
         changes = await watcher.writer.store.state_changes(since, until, watched.check.id)
     except StoreUnavailable as exc:

@@ -29,6 +29,7 @@ from fraiseql_checks.api.endpoint import (
     Endpoint,
     Param,
     iso,
+    not_found,
     page_of,
     paginated,
     watcher_of,
@@ -308,7 +309,6 @@ async def diff_dashboard(request: Request) -> Response:
 
 def endpoints() -> Sequence[Endpoint]:
     uid = Param("uid", "path", {"type": "string"}, "the dashboard's uid (or its file name, e.g. operations-overview)")
-    not_found = {404: ("no such dashboard", None)}
     invalid = {503: ("the checks' panel hints do not make valid dashboards (the message says which)", None)}
     return [
         Endpoint(
@@ -356,7 +356,7 @@ def endpoints() -> Sequence[Endpoint]:
             "diffDashboard",
             "dashboards",
             params=(uid,),
-            responses={200: ("its status and the diff", CHANGE_SCHEMA), **not_found, **GRAFANA_ERRORS},
+            responses={200: ("its status and the diff", CHANGE_SCHEMA), **not_found("dashboard"), **GRAFANA_ERRORS},
         ),
         Endpoint(
             "GET",
@@ -367,7 +367,10 @@ def endpoints() -> Sequence[Endpoint]:
             "getDashboard",
             "dashboards",
             params=(uid,),
-            responses={200: ("the dashboard", {"type": "object", "required": ["uid", "title", "panels"]}), **not_found},
+            responses={
+                200: ("the dashboard", {"type": "object", "required": ["uid", "title", "panels"]}),
+                **not_found("dashboard"),
+            },
         ),
     ]
 

@@ -52,8 +52,20 @@ FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
 #: A time in a query parameter: RFC 3339, or seconds since the epoch (``parse_time`` reads both).
 TIME_PARAM: Schema = {
     "type": "string",
+    "description": "a time (RFC 3339 or epoch seconds)",
     "anyOf": [{"format": "date-time"}, {"pattern": r"^[0-9]{1,11}(\.[0-9]{1,9})?$"}],
 }
+#: A time in an answer: RFC 3339 (UTC), ``null`` when there is none.
+TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+#: The window a list of results, changes or notifications covers when the request gives no ``since``.
+DEFAULT_WINDOW = 24 * 3600.0
+#: The answer of a route that reads the store when the store cannot be read.
+STORE_DOWN: Mapping[int, tuple[str, Schema | None]] = {503: ("the result store cannot be read now", None)}
+
+
+def not_found(what: str) -> Mapping[int, tuple[str, Schema | None]]:
+    """The 404 answer of a route about one ``what`` (``check``, ``silence``)."""
+    return {404: (f"no such {what}", None)}
 
 
 class Access(enum.StrEnum):
@@ -155,6 +167,15 @@ def query_time(request: Request, name: str, default: float) -> float:
     return parse_time(raw, name)
 
 
+def query_window(request: Request, until: float) -> tuple[float, float]:
+    """``since`` and ``until`` (``WINDOW_PARAMS``): by default the ``DEFAULT_WINDOW`` before ``until``."""
+    end = query_time(request, "until", until)
+    start = query_time(request, "since", end - DEFAULT_WINDOW)
+    if start > end:
+        raise APIError(400, "bad_parameter", "since must not be after until")
+    return start, end
+
+
 def parse_time(raw: Any, name: str) -> float:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if not math.isfinite(raw):
@@ -198,6 +219,12 @@ def page_of(request: Request, items: Sequence[Any]) -> dict[str, Any]:
 PAGINATION = (
     Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
     Param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}),
+)
+
+#: ``since`` and ``until`` of a route listing what happened in a window (``query_window`` reads them).
+WINDOW_PARAMS = (
+    Param("since", "query", TIME_PARAM, "RFC 3339 or epoch seconds (default: 24 hours ago)"),
+    Param("until", "query", TIME_PARAM, "RFC 3339 or epoch seconds (default: now)"),
 )
 
 

@@ -21,6 +21,9 @@ from starlette.responses import JSONResponse, Response
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
+    STORE_DOWN,
+    TIME,
+    WINDOW_PARAMS,
     Access,
     APIError,
     Endpoint,
@@ -28,7 +31,7 @@ from fraiseql_checks.api.endpoint import (
     iso,
     page_of,
     paginated,
-    query_time,
+    query_window,
     watcher_of,
 )
 from fraiseql_checks.config import Config
@@ -42,14 +45,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: The window listed when the request gives none.
-DEFAULT_WINDOW = 24 * 3600.0
 #: How long one store call may take before the API answers 503.
 STORE_TIMEOUT = 5.0
 #: What of the event an entry shows.
 EVENT_FIELDS = ("name", "state", "severity", "suite", "message", "reason")
 
-TIME = {"type": ["string", "null"], "format": "date-time"}
 ENTRY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "receiver", "check", "kind", "status", "attempts", "last_error", "created_at", "sent_at"],
@@ -73,7 +73,6 @@ ENTRY_SCHEMA: dict[str, Any] = {
     },
 }
 ID_PARAM = Param("id", "path", {"type": "string"}, "the entry's id")
-STORE_DOWN = {503: ("the result store cannot be read now", None)}
 
 
 def notifications_of(watcher: Watcher) -> Notifications | None:
@@ -121,11 +120,7 @@ async def list_notifications(request: Request) -> Response:
     except ValueError:
         allowed = ", ".join(s.value for s in Status)
         raise APIError(400, "bad_parameter", f"status must be one of {allowed}, got {raw_status!r}") from None
-    now = time.time()
-    until = query_time(request, "until", now + 1)
-    since = query_time(request, "since", until - DEFAULT_WINDOW)
-    if since > until:
-        raise APIError(400, "bad_parameter", "since must not be after until")
+    since, until = query_window(request, time.time() + 1)
     check_id = request.query_params.get("check") or None
     receiver = request.query_params.get("receiver") or None
     entries = await _store(watcher, watcher.writer.store.outbox(since, until, status=status, check_id=check_id))
@@ -177,8 +172,7 @@ def endpoints() -> Sequence[Endpoint]:
             "notifications",
             params=(
                 Param("status", "query", {"type": "string", "enum": [s.value for s in Status]}),
-                Param("since", "query", {"type": "string"}, "RFC 3339 or epoch seconds (default: 24 hours ago)"),
-                Param("until", "query", {"type": "string"}, "RFC 3339 or epoch seconds (default: now)"),
+                *WINDOW_PARAMS,
                 Param("receiver", "query", {"type": "string"}),
                 Param("check", "query", {"type": "string"}, "the check's node id"),
                 *PAGINATION,

@@ -25,6 +25,7 @@ from fraiseql_checks.api.endpoint import (
     Endpoint,
     Param,
     iso,
+    not_found,
     page_of,
     paginated,
     parse_time,
@@ -112,7 +113,7 @@ SILENCE_SCHEMA: dict[str, Any] = {
     },
 }
 ID_PARAM = Param("id", "path", {"type": "string"}, "the silence's id")
-NOT_FOUND = {404: ("no such silence", None)}
+NOT_FOUND = not_found("silence")
 STARTING = {503: ("the watcher is starting: its silences are not loaded yet", None)}
 
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
+    TIME_PARAM,
     Access,
     APIError,
     Endpoint,
@@ -138,7 +139,7 @@ def endpoints() -> Sequence[Endpoint]:
             "listSLOs",
             "slos",
             params=(
-                Param("at", "query", {"type": "string"}, "evaluate as of this time (RFC 3339 or epoch seconds)"),
+                Param("at", "query", TIME_PARAM, "evaluate as of this time (RFC 3339 or epoch seconds)"),
                 *PAGINATION,
             ),
             responses={

@@ -4,7 +4,10 @@ A ``StatusBoard`` is registered as a plugin when watch mode starts and sees ever
 result (``fraiseql_report_result``): the durations of the last ``RECENT`` runs feed
 the sparklines of the overview without a store query per check, and a failed run
 that could not reach its target (``Result.unreachable``) marks the check "blocked
-by" that target until a run says otherwise. The uptime numbers are cached here too.
+by" that target until a run says otherwise. The uptime numbers are cached here too,
+and the state changes the overview tells incidents from: a page load does not read
+30 days of changes again within ``CHANGES_SECONDS``, unless a run whose outcome
+differs from its check's last one (the only way a state changes) came meanwhile.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from fraiseql_checks.status.uptime import UptimeCache
 
 if TYPE_CHECKING:
     from fraiseql_checks.result import Result
+    from fraiseql_checks.states import StateChange
     from fraiseql_checks.watch.watcher import Watcher
 
 #: The registration name of the watcher's board.
 BOARD = "status-board"
 #: The runs a sparkline of the overview shows.
 RECENT = 40
+#: How long the overview's state changes are reused (other watchers' checks of a cluster change unseen here).
+CHANGES_SECONDS = 15.0
 
 
 class StatusBoard:
@@ -33,6 +39,10 @@ class StatusBoard:
         #: Per check: the target its latest run could not reach, if that is why it failed.
         self.blocked_by: dict[str, str] = {}
         self.uptime = UptimeCache(watcher.writer.store)
+        #: Counts the runs that may have changed a state.
+        self.generation = 0
+        #: The overview's state changes by check, when they were read and the ``generation`` then.
+        self.changes: tuple[float, int, dict[str, list[StateChange]]] | None = None
 
     @hookimpl
     def fraiseql_report_result(self, result: Result) -> None:
@@ -41,6 +51,8 @@ class StatusBoard:
         runs = self.recent.get(result.id)
         if runs is None:
             runs = self.recent[result.id] = collections.deque(maxlen=RECENT)
+        if not runs or runs[-1][2] != result.passed:
+            self.generation += 1  # its state may have changed: the overview reads the changes again
         runs.append((result.started_at, result.duration_s, result.passed))
         if result.unreachable and not result.passed:
             self.blocked_by[result.id] = result.unreachable

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from fraiseql_checks.states import State
 from fraiseql_checks.status import svg
-from fraiseql_checks.status.board import StatusBoard
+from fraiseql_checks.status.board import CHANGES_SECONDS, StatusBoard
 from fraiseql_checks.status.uptime import DAY, EMPTY, WINDOWS, Uptime, percent
 from fraiseql_checks.stores import StoreUnavailable
 
@@ -275,6 +275,25 @@ async def _changes_by_check(
         changes = await watcher.writer.store.state_changes(since, now + 1, check_id)
     except StoreUnavailable:
         return {}
+    return _by_check(changes)
+
+
+async def _overview_changes(watcher: Watcher, board: StatusBoard, now: float) -> dict[str, list[StateChange]]:
+    """Every check's changes over ``INCIDENT_WINDOW``, read again at most every ``CHANGES_SECONDS``
+    or when a run may have changed a state (``StatusBoard.changes``)."""
+    cached, generation = board.changes, board.generation
+    if cached is not None and cached[1] == generation and now - cached[0] < CHANGES_SECONDS:
+        return cached[2]
+    try:
+        changes = await watcher.writer.store.state_changes(now - INCIDENT_WINDOW, now + 1)
+    except StoreUnavailable:
+        return {}
+    by_check = _by_check(changes)
+    board.changes = (now, generation, by_check)  # a run meanwhile has moved the generation on
+    return by_check
+
+
+def _by_check(changes: Iterable[StateChange]) -> dict[str, list[StateChange]]:
     by_check: dict[str, list[StateChange]] = {}
     for change in changes:
         by_check.setdefault(change.check_id, []).append(change)
@@ -304,7 +323,7 @@ async def overview(watcher: Watcher, board: StatusBoard, label: str | None = Non
     now = time.time()
     checked = watched_checks(watcher)
     uptimes, store_up = await _uptimes(board, [w.check.id for w in checked])
-    changes = await _changes_by_check(watcher, now - INCIDENT_WINDOW, now)
+    changes = await _overview_changes(watcher, board, now)
     views = [
         check_view(watcher, board, w, uptimes.get(w.check.id, EMPTY), changes.get(w.check.id, []), now) for w in checked
     ]

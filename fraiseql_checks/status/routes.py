@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from fraiseql_checks.api.endpoint import Access, APIError, Endpoint, Param, watcher_of
+from fraiseql_checks.api.endpoint import STORE_DOWN, TIME, Access, APIError, Endpoint, Param, not_found, watcher_of
 from fraiseql_checks.status import page, svg
 from fraiseql_checks.status.board import board_of
 from fraiseql_checks.status.summary import COMPONENT_STATUSES, INDICATORS, summary
@@ -24,7 +24,6 @@ TAG = "status"
 SUMMARY_PATH = "/api/v2/summary.json"
 #: Badges and the summary may be cached this long by browsers and aggregators.
 MAX_AGE = 30
-NOT_FOUND = {404: ("no such check", None)}
 
 
 def _base(request: Request) -> str:
@@ -82,7 +81,6 @@ async def summary_json(request: Request) -> Response:
     return JSONResponse(summary(watcher, url=url), headers={"Cache-Control": f"max-age={MAX_AGE}"})
 
 
-TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 COMPONENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "name", "status", "created_at", "updated_at", "position", "group_id", "page_id", "group"],
@@ -194,9 +192,9 @@ def endpoints() -> Sequence[Endpoint]:
             ),
             responses={
                 200: ("the badge", {"type": "string"}),
-                **NOT_FOUND,
+                **not_found("check"),
                 400: ("an unknown window", None),
-                503: ("the result store cannot be read now", None),
+                **STORE_DOWN,
             },
             media_type="image/svg+xml",
         ),

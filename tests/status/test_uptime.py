@@ -1,14 +1,18 @@
-"""Uptime from the rollups, against SQLite and PostgreSQL filled with known results."""
+"""Uptime from the rollups, and the overview's cached state changes, against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import types
 
 import pytest
 
-from fraiseql_checks.result import Outcome
-from fraiseql_checks.status.uptime import DAY, DAYS, UptimeCache, percent, uptimes
+from fraiseql_checks.result import Outcome, Result
+from fraiseql_checks.states import State, StateChange
+from fraiseql_checks.status.board import CHANGES_SECONDS, StatusBoard
+from fraiseql_checks.status.page import _overview_changes
+from fraiseql_checks.status.uptime import DAY, DAYS, Uptime, UptimeCache, percent, uptimes
 from fraiseql_checks.stores import Store, StoredResult
 
 HOUR = 3600.0
@@ -43,7 +47,7 @@ def history() -> list[StoredResult]:
 
 
 def test_uptime_over_each_window_and_per_day(store: Store) -> None:
-    async def body() -> dict[str, object]:
+    async def body() -> dict[str, Uptime]:
         await store.open()
         try:
             await store.write(history(), [])
@@ -53,12 +57,12 @@ def test_uptime_over_each_window_and_per_day(store: Store) -> None:
 
     found = asyncio.run(body())
     hourly = found["checks/api.py::check_hourly"]
-    assert hourly.windows["24h"] == 1.0  # type: ignore[attr-defined]
-    assert hourly.windows["7d"] == 1.0  # type: ignore[attr-defined]
-    assert hourly.windows["30d"] == pytest.approx(712 / 720)  # type: ignore[attr-defined]
-    assert hourly.windows["90d"] == pytest.approx(2148 / 2160)  # type: ignore[attr-defined]
-    assert [hourly.shown(w) for w in ("24h", "7d", "30d", "90d")] == ["100%", "100%", "98.89%", "99.44%"]  # type: ignore[attr-defined]
-    days = hourly.days  # type: ignore[attr-defined]
+    assert hourly.windows["24h"] == 1.0
+    assert hourly.windows["7d"] == 1.0
+    assert hourly.windows["30d"] == pytest.approx(712 / 720)
+    assert hourly.windows["90d"] == pytest.approx(2148 / 2160)
+    assert [hourly.shown(w) for w in ("24h", "7d", "30d", "90d")] == ["100%", "100%", "98.89%", "99.44%"]
+    days = hourly.days
     assert len(days) == DAYS and days[-1].start == math.floor(NOW / DAY) * DAY
     for index, day in enumerate(days):
         ran = [k for k in range(DAYS * 24) if day.start <= NOW - (k + 0.5) * HOUR < day.start + DAY]
@@ -70,8 +74,8 @@ def test_uptime_over_each_window_and_per_day(store: Store) -> None:
     failed_days = {math.floor((NOW - (k + 0.5) * HOUR) / DAY) * DAY for k in FAILED_RECENT | FAILED_OLD}
     assert {day.start for day in days if day.uptime is not None and day.uptime < 1} == failed_days
     never = found["checks/api.py::never_ran"]
-    assert never.windows == {"24h": None, "7d": None, "30d": None, "90d": None}  # type: ignore[attr-defined]
-    assert never.shown("30d") == "no data"  # type: ignore[attr-defined]
+    assert never.windows == {"24h": None, "7d": None, "30d": None, "90d": None}
+    assert never.shown("30d") == "no data"
 
 
 def test_percentages_never_round_a_failure_up_to_100() -> None:
@@ -82,7 +86,7 @@ def test_percentages_never_round_a_failure_up_to_100() -> None:
     assert percent(0.0) == "0.00%"
 
 
-def test_the_cache_asks_the_store_once_a_minute(store: Store) -> None:
+def test_the_cache_asks_the_store_once_per_set_of_checks_until_cleared(store: Store) -> None:
     calls: list[int] = []
 
     async def body() -> None:
@@ -108,3 +112,38 @@ def test_the_cache_asks_the_store_once_a_minute(store: Store) -> None:
             await store.close()
 
     asyncio.run(body())
+
+
+def test_the_overview_reads_the_state_changes_again_only_when_a_run_may_have_changed_a_state(store: Store) -> None:
+    """A page load within ``CHANGES_SECONDS`` reuses the changes; a run whose outcome flips does not."""
+    check_id = "checks/api.py::check_hourly"
+    watcher = types.SimpleNamespace(writer=types.SimpleNamespace(store=store))
+    board = StatusBoard(watcher)  # type: ignore[arg-type]
+
+    def ran(passed: bool) -> None:
+        outcome = Outcome.PASSED if passed else Outcome.FAILED
+        board.fraiseql_report_result(Result(check_id, "check_hourly", outcome, started_at=NOW))
+
+    def change(at: float, previous: State, state: State) -> StateChange:
+        return StateChange(check_id, at, previous, state)
+
+    async def body() -> list[int]:
+        await store.open()
+        try:
+            seen = []
+            ran(True)
+            await store.write([], [change(NOW - 2 * HOUR, State.UNKNOWN, State.PASSING)])
+            seen.append(len((await _overview_changes(watcher, board, NOW)).get(check_id, [])))  # type: ignore[arg-type]
+            await store.write([], [change(NOW - HOUR, State.PASSING, State.FAILING)])
+            ran(True)  # the same outcome: its state did not change
+            seen.append(len((await _overview_changes(watcher, board, NOW + 1)).get(check_id, [])))  # type: ignore[arg-type]
+            ran(False)
+            seen.append(len((await _overview_changes(watcher, board, NOW + 2)).get(check_id, [])))  # type: ignore[arg-type]
+            await store.write([], [change(NOW - 10, State.FAILING, State.PASSING)])
+            later = NOW + 2 + CHANGES_SECONDS
+            seen.append(len((await _overview_changes(watcher, board, later)).get(check_id, [])))  # type: ignore[arg-type]
+            return seen
+        finally:
+            await store.close()
+
+    assert asyncio.run(body()) == [1, 1, 2, 3]
