@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import enum
 import time
 from collections.abc import Callable
@@ -40,6 +41,17 @@ class ExitCode(enum.IntEnum):
     NO_CHECKS = 5  # nothing was collected (or everything was deselected)
 
 
+def _failure_count(text: str) -> int:
+    """``--maxfail N``: 0 or more. A negative count would silently mean "never stop"."""
+    value = int(text)  # not a number: argparse's "invalid int value: 'two'", as pytest says it
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (no limit) or more, got {value}")
+    return value
+
+
+_failure_count.__name__ = "int"
+
+
 @hookimpl
 def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption("paths", nargs="*", metavar="PATH", help="check files, folders or node ids (default: checks/)")
@@ -65,7 +77,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
         "--maxfail",
         metavar="N",
-        type=int,
+        type=_failure_count,
         default=0,
         help="stop after N failures or errors, as -x does after one (default 0: never)",
     )
@@ -162,7 +174,7 @@ class Session:
         """How many failures and errors end the run (``-x`` is one); 0 for no limit."""
         if self.config.getoption("exitfirst"):
             return 1
-        return max(int(self.config.getoption("maxfail") or 0), 0)
+        return int(self.config.getoption("maxfail") or 0)
 
     def collect(self) -> None:
         checks, errors = self.collector.collect(self.args())

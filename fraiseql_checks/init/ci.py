@@ -23,6 +23,15 @@ STORE_VARIABLE = "FRAISEQL_CHECKS_STORE"
 STORE_SECRET = "CHECKS_STORE_URL"
 
 
+#: The steps both GitHub jobs start with: the repository, Python, the package.
+GITHUB_SETUP = f"""\
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with: {{python-version: "{PYTHON}"}}
+      - run: {INSTALL}
+"""
+
+
 def _github_env(lines: Sequence[str]) -> str:
     """A step's ``env:`` block (8 spaces in), or nothing when there are no variables."""
     if not lines:
@@ -54,11 +63,7 @@ jobs:
   checks:
     runs-on: ubuntu-latest
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with: {{python-version: "{PYTHON}"}}
-      - run: {INSTALL}
-      - name: FraiseQL checks
+{GITHUB_SETUP}      - name: FraiseQL checks
 {checks_env}        run: {CHECKS_GATE}
       - uses: actions/upload-artifact@v4
         if: always()
@@ -71,11 +76,7 @@ jobs:
     needs: checks
     runs-on: ubuntu-latest
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with: {{python-version: "{PYTHON}"}}
-      - run: {INSTALL}
-      - name: Error budget gate
+{GITHUB_SETUP}      - name: Error budget gate
 {slo_env}        run: {GITHUB_SLO_GATE}
       - uses: actions/upload-artifact@v4
         if: always()

@@ -257,8 +257,15 @@ def plan(directory: Path, answers: Answers, force: bool = False) -> tuple[list[F
 
 
 def write(directory: Path, files: Sequence[File]) -> None:
-    """Write the planned files (creating folders)."""
+    """Write the planned files (creating folders); ``UsageError`` naming the file that
+    could not be written (a read-only folder, a path through a file)."""
+    written: list[str] = []
     for file in files:
         target = directory / file.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(file.text, encoding="utf-8")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(file.text, encoding="utf-8")
+        except OSError as exc:
+            done = f" (written before it: {', '.join(written)})" if written else ""
+            raise UsageError(f"cannot write {target}: {exc.strerror or exc}{done}") from None
+        written.append(file.path)

@@ -94,6 +94,9 @@ def test_maxfail_stops_after_that_many(checkdir: CheckDir) -> None:
     bad = checkdir.run("--maxfail", "two")
     assert bad.ret == 4
     assert bad.stderr.splitlines() == ["ERROR: argument --maxfail: invalid int value: 'two'"]
+    negative = checkdir.run("--maxfail", "-1")  # not "never stop" in silence
+    assert negative.ret == 4
+    assert negative.stderr.splitlines() == ["ERROR: argument --maxfail: expected 0 (no limit) or more, got -1"]
 
 
 def test_exitfirst_with_a_file_that_does_not_collect_runs_nothing(checkdir: CheckDir) -> None:

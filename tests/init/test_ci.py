@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,24 +22,24 @@ def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+def valid(path: Path, text: str, schema: str) -> Any:
+    """``text`` written to ``path``, held to the vendored ``schema``, and read back as YAML."""
+    path.write_text(text)
+    done = check_jsonschema(schema, path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return yaml.safe_load(path.read_text())
+
+
 @pytest.mark.parametrize("secrets", SECRETS, ids=["no-secrets", "secrets"])
 def test_the_github_workflow_is_valid(tmp_path: Path, secrets: list[str]) -> None:
-    path = tmp_path / "fraiseql-checks.yml"
-    path.write_text(ci.github_workflow(secrets))
-    done = check_jsonschema("vendor.github-workflows", path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    jobs = yaml.safe_load(path.read_text())["jobs"]
+    jobs = valid(tmp_path / "fraiseql-checks.yml", ci.github_workflow(secrets), "vendor.github-workflows")["jobs"]
     assert [step.get("run") for step in jobs["slo-gate"]["steps"]][-2] == ci.GITHUB_SLO_GATE
     assert jobs["slo-gate"]["needs"] == "checks"
 
 
 @pytest.mark.parametrize("secrets", SECRETS, ids=["no-secrets", "secrets"])
 def test_the_gitlab_jobs_are_valid(tmp_path: Path, secrets: list[str]) -> None:
-    path = tmp_path / "gitlab.yml"
-    path.write_text(ci.gitlab_jobs(secrets))
-    done = check_jsonschema("vendor.gitlab-ci", path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    jobs = yaml.safe_load(path.read_text())
+    jobs = valid(tmp_path / "gitlab.yml", ci.gitlab_jobs(secrets), "vendor.gitlab-ci")
     assert jobs["fraiseql-checks"]["script"][-1] == ci.CHECKS_GATE
     assert jobs["slo-gate"]["script"][-1] == ci.GITLAB_SLO_GATE
 

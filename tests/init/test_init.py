@@ -195,3 +195,13 @@ def test_bad_flags_are_one_line_and_write_nothing(checkdir: CheckDir) -> None:
         "ERROR: --database-url: expected a postgresql:// or postgres:// URL, got 'mysql://db/app'\n",
     )
     assert files_in(checkdir.path) == []
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(checkdir: CheckDir) -> None:
+    """A path through a file (as a read-only folder, which root could write anyway): no traceback."""
+    checkdir.write("taken", "a file, not a folder\n")
+    result = checkdir.run("init", "--yes", "--no-run", "taken/project")
+    assert result.ret == 4
+    target = checkdir.path.resolve() / "taken" / "project" / "fraiseql-checks.yaml"
+    assert result.stderr == f"ERROR: cannot write {target}: Not a directory\n"
+    assert files_in(checkdir.path) == ["taken"]
