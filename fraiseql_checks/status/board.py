@@ -43,6 +43,9 @@ class StatusBoard:
         self.generation = 0
         #: The overview's state changes by check, when they were read and the ``generation`` then.
         self.changes: tuple[float, int, dict[str, list[StateChange]]] | None = None
+        #: Per check: the overview's sparkline and bar, and what they were drawn from (its
+        #: latest run and its ``Uptime``): drawn again only when one of those changed.
+        self.drawings: dict[str, tuple[object, object, str, str]] = {}
 
     @hookimpl
     def fraiseql_report_result(self, result: Result) -> None:

@@ -235,8 +235,20 @@ def check_view(
     detail: bool = False,
 ) -> CheckView:
     check, state = watched.check, watched.state
-    if points is None:
-        points = [(duration, passed) for _, duration, passed in board.recent.get(check.id, ())]
+    if points is None:  # the overview: drawn once per new run or uptime, not at every page load
+        runs = board.recent.get(check.id, ())
+        latest = runs[-1] if runs else None
+        drawn = board.drawings.get(check.id)
+        if drawn is not None and drawn[0] == latest and drawn[1] is uptime and not detail:
+            sparkline, bar = drawn[2], drawn[3]
+        else:
+            sparkline = svg.sparkline([(duration, passed) for _, duration, passed in runs], check.name)
+            bar = svg.bar(uptime.days, check.name, titled=detail)
+            if not detail:
+                board.drawings[check.id] = (latest, uptime, sparkline, bar)
+    else:
+        sparkline = svg.sparkline(points, check.name)
+        bar = svg.bar(uptime.days, check.name, titled=detail)
     return CheckView(
         id=check.id,
         name=check.name,
@@ -248,8 +260,8 @@ def check_view(
         blocked_by=board.blocked_by.get(check.id, ""),
         targets=tuple(check.targets),
         uptime=uptime,
-        sparkline=Markup(svg.sparkline(points, check.name)),  # built by svg.py, escaped there
-        bar=Markup(svg.bar(uptime.days, check.name, titled=detail)),
+        sparkline=Markup(sparkline),  # built by svg.py, escaped there
+        bar=Markup(bar),
         incidents=incidents_of(changes)[:incidents_shown],
         description=check.description,
         runbook=check.runbook,
@@ -331,6 +343,9 @@ async def overview(watcher: Watcher, board: StatusBoard, label: str | None = Non
         state: sum(1 for v in views if v.state == state) for state in ("passing", "failing", "flapping", "unknown")
     }
     labels = sorted({name for w in checked for name in w.check.labels})
+    if len(board.drawings) > 2 * len(checked):  # checks gone since: their drawings go too
+        shown = {w.check.id for w in checked}
+        board.drawings = {key: value for key, value in board.drawings.items() if key in shown}
     return render(
         "index.html.j2",
         groups=group_views(views, label),
