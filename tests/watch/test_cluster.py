@@ -155,7 +155,6 @@ def test_three_watchers_split_300_checks_take_over_from_a_dead_one_ride_out_the_
 
         # -- a fourth watcher joins and takes its share, handed over without a double run ------
         fourth = watch(*args, env=env)
-        joined = time.time()
         wait_until(lambda: fourth.get("/readyz")[0] == 200, what="the fourth ready")
         share = cluster_value(fourth, "owned_checks")
         assert CHECKS / 3 * 0.6 < share < CHECKS / 3 * 1.4, share
@@ -170,7 +169,6 @@ def test_three_watchers_split_300_checks_take_over_from_a_dead_one_ride_out_the_
             assert watcher.stop(signal.SIGTERM) == 0
             assert re.search(r": \d+ stored, 0 dropped, 0 not written", watcher.stdout), watcher.stdout[-2000:]
         assert len(receiver.received("/hook")) == 1
-        del joined
 
 
 def _config(receiver: WebhookReceiver) -> str:
