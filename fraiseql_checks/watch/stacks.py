@@ -34,6 +34,13 @@ def threads(dump: str) -> list[list[Frame]]:
     return found
 
 
+def complete(dump: str) -> bool:
+    """Whether the whole dump is written: the main thread comes last, and its stack ends
+    (outermost frame) in the ``<module>`` that started the process."""
+    found = threads(dump)
+    return bool(found) and bool(found[-1]) and found[-1][-1][1] == "<module>"
+
+
 def holder(dump: str, running: Mapping[Frame, str]) -> str | None:
     """The check (by id) a dump shows running, from ``running``: ``(file, function)`` of each
     check in flight → its id. The event loop's thread is asked first, then the others;

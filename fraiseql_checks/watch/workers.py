@@ -111,6 +111,10 @@ class Death:
 _PROBING = "(probing)"
 #: A stuck worker's stacks are read again after this long.
 _PROBE_EVERY = 5.0
+#: How long a probe waits for the stacks before it concludes they name nobody.
+_PROBE_WAIT = 3.0
+#: How long a worker past its memory limit may stay so while the runs that could have grown it end.
+_MEMORY_WAIT = 2.0
 #: The worker's beat period (``worker.BEAT``): a beat older than two is stale.
 BEAT_EVERY = 0.5
 
@@ -150,6 +154,8 @@ class WorkerProcess:
         self._dump: IO[bytes] | None = None
         #: When the stuck worker was last probed, and the check its stacks showed running.
         self._probed: tuple[float, str | None] | None = None
+        #: Since when the worker is past its memory limit, and the runs in flight while it grew.
+        self._over: tuple[float, set[int]] | None = None
         #: The check that said it is ending the process, and with what code.
         self.last_word: tuple[str, int | str] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -198,6 +204,7 @@ class WorkerProcess:
         self.stalled, self.holder, self._killing, self.importing, self.last_word = 0.0, None, None, None, None
         self._asked_to_stop = False
         self._probed = None
+        self._over = None
         self._collected = loop.create_future()
         ours.setblocking(False)
         reader, self._writer = await asyncio.open_unix_connection(sock=ours)
@@ -400,14 +407,15 @@ class WorkerProcess:
             # grace, the guard cannot (C code keeping the interpreter's lock): replace the
             # worker. Which check holds it, the worker says in its beats, or, when even its
             # beats cannot get out, the stacks faulthandler dumps.
-            since = time.time() - held
-            candidates = [run for run in self.inflight.values() if run.started_at <= since + 0.1]
+            # The last beat came at most a beat period before the loop stopped turning.
+            since = time.time() - held + 2 * BEAT_EVERY
+            candidates = [run for run in self.inflight.values() if run.started_at <= since]
             if held <= min((run.timeout for run in candidates), default=GRACE) + GRACE:
                 return
-            holder = self.holder if self.holder and silent < 2 * BEAT_EVERY else self._probe(now, candidates)
+            holder = self.holder if self.holder and silent < 2 * BEAT_EVERY else self._probe(now)
             if holder == _PROBING:
                 return
-            own = [run.timeout for run in candidates if run.check_id == holder]
+            own = [run.timeout for run in self.inflight.values() if run.check_id == holder]
             limit = (own[0] if own else max((run.timeout for run in candidates), default=GRACE)) + GRACE
             if held > limit:
                 who = f" by {holder}" if holder else ""
@@ -419,7 +427,7 @@ class WorkerProcess:
             self.kill(Death(f"stopped answering for {silent:.1f}s while collecting", "unresponsive", None))
             return
 
-    def _probe(self, now: float, candidates: list[Run]) -> str | None:
+    def _probe(self, now: float) -> str | None:
         """Ask the stuck worker's ``faulthandler`` for its stacks, and read the check they show
         running (``_PROBING`` while the answer is on its way; probed again every few seconds)."""
         if self._probed is not None:
@@ -429,12 +437,18 @@ class WorkerProcess:
             if found == _PROBING and now - when < 0.2:
                 return _PROBING
             if found == _PROBING:
-                running = {}
-                for run in candidates:
+                waited = now - when >= _PROBE_WAIT
+                dump = self._read_dump(whole=not waited)
+                if not dump and not waited:
+                    # Not written yet, or only begun: on a loaded machine the stuck process may
+                    # not have run since the signal. Wait for it rather than name nobody.
+                    return _PROBING
+                running = {}  # every run in flight: the stacks, not the clock, say which holds it
+                for run in self.inflight.values():
                     info = self.pool.infos.get(run.check_id)
                     if info is not None:
                         running[(str(info.path), info.function_name)] = run.check_id
-                found = stacks.holder(self._read_dump(), running)
+                found = stacks.holder(dump, running)
                 self._probed = (now, found)
                 return found
         self._probed = (now, _PROBING)
@@ -443,11 +457,15 @@ class WorkerProcess:
                 os.kill(self.process.pid, signal.SIGUSR1)
         return _PROBING
 
-    def _read_dump(self) -> str:
+    def _read_dump(self, whole: bool = False) -> str:
+        """The stacks written so far, then emptied for the next probe; with ``whole``,
+        ``""`` (and left in place to be read again) until the dump is complete."""
         if self._dump is None:
             return ""
         self._dump.seek(0)
         text = self._dump.read().decode("utf-8", "replace")
+        if whole and not stacks.complete(text):
+            return ""
         self._dump.seek(0)
         self._dump.truncate()
         return text
@@ -476,18 +494,30 @@ class WorkerProcess:
         except psutil.Error:
             return
         limit = self.pool.memory_limit
-        if limit and self.rss > limit:
-            # Whoever was running while most of it grew (more than half the limit since it
-            # started); of those, the one running longest (the sample it started on may be stale).
-            grew = [run for run in self.inflight.values() if self.rss - run.rss_at_start > limit / 2]
-            culprit = min(grew, key=lambda run: run.started_at).check_id if grew else None
-            self.kill(
-                Death(
-                    f"grew to {self.rss / 2**20:.0f} MiB of memory, above the {limit / 2**20:.0f} MiB limit",
-                    "memory",
-                    culprit,
-                )
+        if not limit or self.rss <= limit:
+            self._over = None
+            return
+        # Whoever was running while most of it grew (more than half the limit since it started).
+        # Several such runs started since the same sample cannot be told apart: the ones that
+        # end while the memory stays high are let off, for up to _MEMORY_WAIT (unless it grows
+        # past twice the limit meanwhile); then a single one left is the culprit, and none, or
+        # several, name nobody (the deaths that follow narrow it down).
+        now = time.monotonic()
+        if self._over is None:
+            grew = {run.seq for run in self.inflight.values() if self.rss - run.rss_at_start > limit / 2}
+            self._over = (now, grew)
+        since, grew = self._over
+        left = [run for run in self.inflight.values() if run.seq in grew]
+        if len(left) > 1 and now - since < _MEMORY_WAIT and self.rss < 2 * limit:
+            return
+        culprit = left[0].check_id if len(left) == 1 else None
+        self.kill(
+            Death(
+                f"grew to {self.rss / 2**20:.0f} MiB of memory, above the {limit / 2**20:.0f} MiB limit",
+                "memory",
+                culprit,
             )
+        )
 
     def cpu_seconds(self) -> float:
         if self.ps is None or not self.up:
