@@ -45,3 +45,23 @@ def test_version_after_a_double_dash_is_a_path() -> None:
     )
     assert done.returncode == 4
     assert done.stdout != EXPECTED
+
+
+def test_a_run_of_plain_checks_imports_no_http_client_template_engine_or_schema_validator(tmp_path) -> None:
+    """Every plugin is loaded, but the heavy libraries only some of them use (httpx for the
+    http fixture and the API's Prometheus calls, jinja2 for notifications, jsonschema for
+    the API) are imported when first used, not at every start (about 120 ms)."""
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "check_plain.py").write_text("def check_one():\n    assert 1 + 1 == 2\n")
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "-q", "checks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0, done.stdout + done.stderr
+    loaded = set(found["modules"])
+    assert {module for _, module in DEFAULT_PLUGINS} <= loaded  # the plugins did load
+    assert not loaded & {"httpx", "jinja2", "jsonschema"}

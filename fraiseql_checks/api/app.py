@@ -24,7 +24,6 @@ from starlette.routing import Route
 
 from fraiseql_checks.api.auth import Tokens
 from fraiseql_checks.api.endpoint import (
-    FORMATS,
     PREFIX,
     APIError,
     Endpoint,
@@ -32,6 +31,7 @@ from fraiseql_checks.api.endpoint import (
     Param,
     error_body,
     error_response,
+    formats,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _by_method(handlers: dict[str, Handler]) -> Handler:
 def _wrap(endpoint: Endpoint, tokens: Tokens, watcher: Watcher) -> Handler:
     validator = jsonschema.Draft202012Validator(endpoint.body) if endpoint.body is not None else None
     query = [
-        (p, jsonschema.Draft202012Validator(p.schema, format_checker=FORMATS))
+        (p, jsonschema.Draft202012Validator(p.schema, format_checker=formats()))
         for p in endpoint.params
         if p.where == "query"
     ]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import jsonschema  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -33,8 +33,6 @@ Schema = Mapping[str, Any]
 Handler = Callable[[Request], Awaitable[Response]]
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
-#: The formats the API enforces in query parameters and bodies (JSON Schema only annotates them).
-FORMATS = jsonschema.FormatChecker(formats=())
 
 
 def _is_date_time(value: object) -> bool:
@@ -46,7 +44,16 @@ def _is_date_time(value: object) -> bool:
     return True
 
 
-FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
+@functools.cache
+def formats() -> Any:
+    """The formats the API enforces in query parameters and bodies (JSON Schema only
+    annotates them): a ``jsonschema.FormatChecker``, made when the API is first built
+    (jsonschema is imported then, not at every start of the tool)."""
+    import jsonschema  # type: ignore[import-untyped]
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("date-time", raises=ValueError)(_is_date_time)
+    return checker
 
 
 #: A time in a query parameter: RFC 3339, or seconds since the epoch (``parse_time`` reads both).

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -77,6 +76,8 @@ async def prometheus_get(
 
     Messages name ``prometheus.url``, never its value: it may hold a password.
     """
+    import httpx
+
     from fraiseql_checks.targets.http import HTTPClient, default_ssl_context, describe_connection_error
 
     url, token = prometheus_of(watcher)

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 if TYPE_CHECKING:
+    import jinja2
+
     from fraiseql_checks.notify.message import Message
 
 BUILT_IN = Path(__file__).parent / "templates"
@@ -33,7 +33,10 @@ def when(epoch: float | None) -> str:
 
 @lru_cache(maxsize=8)
 def environment(folder: str | None = None) -> jinja2.Environment:
-    """The templates: ``folder``'s first (``notify.templates``), then the built-in ones."""
+    """The templates: ``folder``'s first (``notify.templates``), then the built-in ones.
+    (jinja2 is imported at the first notification, not at every start of the tool.)"""
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = []
     if folder:
         loaders.append(jinja2.FileSystemLoader(folder))
@@ -51,6 +54,8 @@ def environment(folder: str | None = None) -> jinja2.Environment:
 
 def render(name: str, message: Message, folder: str | None = None) -> str:
     """Template ``name`` filled with ``message``; ``ValueError`` saying which template broke."""
+    import jinja2
+
     try:
         return environment(folder).get_template(name).render(message=message).strip() + "\n"
     except jinja2.TemplateError as exc:
