@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
 _OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(OUTCOMES)}
+#: Where the skipped-runs line sits among a check's chunks (``metrics.PER_CHECK`` order).
+_OVERLAPS_CHUNK = m.PER_CHECK.index(m.OVERLAPS)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: OpenMetrics 1.0, offered when a scrape's ``Accept`` asks for it (Prometheus does by default).
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -141,6 +143,7 @@ class CheckSeries:
         "_info",
         "_interval",
         "_label",
+        "_overlaps_stale",
         "_runbook_base",
         "_runs_template",
         "consecutive_failures",
@@ -176,6 +179,9 @@ class CheckSeries:
         self._info = ""
         self._interval = ""
         self._cache: tuple[bytes, ...] | None = None
+        #: Only the skipped-runs line changed since the cache was made (a check past capacity
+        #: skips a slot at every interval: the rest of its lines need not be rendered again).
+        self._overlaps_stale = False
         #: ``notify.runbook_base_url``: the ``runbook`` label is the link, absolute when set.
         self._runbook_base = runbook_base
         self.describe(check, windows)
@@ -214,7 +220,7 @@ class CheckSeries:
 
     def overlap(self) -> None:
         self.overlaps += 1
-        self._cache = None
+        self._overlaps_stale = True
 
     def chunks(self, now: float) -> tuple[bytes, ...]:
         """This check's lines, one piece per family in ``metrics.PER_CHECK`` order.
@@ -231,7 +237,15 @@ class CheckSeries:
                 self.silenced, self._cache = now_silenced, None
         if self._cache is None:
             self._cache = tuple(chunk.encode() for chunk in self._render())
+        elif self._overlaps_stale:
+            cache = list(self._cache)
+            cache[_OVERLAPS_CHUNK] = self._overlaps_line().encode()
+            self._cache = tuple(cache)
+        self._overlaps_stale = False
         return self._cache
+
+    def _overlaps_line(self) -> str:
+        return f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n"
 
     def _render(self) -> tuple[str, ...]:
         label = self._label
@@ -250,7 +264,7 @@ class CheckSeries:
             f"{m.CONSECUTIVE_FAILURES.name}{{{label}}} {self.consecutive_failures}\n",
             f"{m.STATE.name}{{{label}}} {self.state}\n",
             f"{m.SILENCED.name}{{{label}}} {self.silenced}\n",
-            f"{m.OVERLAPS.name}{{{label}}} {self.overlaps}\n",
+            self._overlaps_line(),
             values,
         )
 

@@ -95,6 +95,8 @@ class Watched:
 #: Runs due within this much of each other start in one wake-up of the scheduler: with
 #: thousands of checks, waking for each due time alone costs more than the checks.
 _COALESCE = 0.002
+#: The scheduler gives the event loop a turn after starting (or skipping) this many runs.
+_TURN = 256
 #: A check that runs less often than Prometheus scrapes has its /metrics lines rendered
 #: right after each run (the same work, off the scrape's path); a faster one renders
 #: at the next scrape, once for all the runs in between.
@@ -338,7 +340,9 @@ class Watcher:
                 await self.reload()
             now = loop.time()
             fenced = cluster is not None and not cluster.may_run()
-            for entry, due in schedule.pop_due(now + _COALESCE):
+            for handled, (entry, due) in enumerate(schedule.pop_due(now + _COALESCE), 1):
+                if handled % _TURN == 0:
+                    await asyncio.sleep(0)  # thousands due at once: let a scrape or a result in between
                 if fenced or (cluster is not None and cluster.paused and cluster.paused_now(entry.key)):
                     continue  # no valid lease: another watcher may own it by now (watch.cluster)
                 if entry.running:

@@ -133,6 +133,26 @@ def test_an_independent_parser_reads_back_every_value() -> None:
     assert samples[("fraiseql_check_reloads_total", (("result", "success"),))] == 1.0
 
 
+def test_a_skipped_slot_renders_only_the_skipped_runs_line_again() -> None:
+    """Past capacity every check skips a slot at every interval: that must not make the next
+    scrape render all of its lines again (at 10,000 checks that was most of the page)."""
+    check = make_check("checks/check_busy.py::check_busy")
+    series = CheckSeries(check)
+    series.observe(run(check, Outcome.PASSED, 0.01, T0))
+    before = series.chunks(T0 + 1)
+    series.overlap()
+    series.overlap()
+    after = series.chunks(T0 + 2)
+    changed = [metric.name for metric, old, new in zip(m.PER_CHECK, before, after, strict=True) if old is not new]
+    assert changed == [m.OVERLAPS.name]
+    text = b"".join(after).decode()
+    assert parse_metrics(text)[(m.OVERLAPS.name, (("check", check.id),))] == 2.0
+    series.observe(run(check, Outcome.FAILED, 0.01, T0 + 3))  # a run: everything may change
+    again = series.chunks(T0 + 4)
+    assert parse_metrics(b"".join(again).decode())[(m.OVERLAPS.name, (("check", check.id),))] == 2.0
+    assert parse_metrics(b"".join(again).decode())[("fraiseql_check_up", (("check", check.id),))] == 0.0
+
+
 def test_every_exported_family_is_defined_once_with_its_unit() -> None:
     names = [metric.name for metric in m.ALL]
     assert len(names) == len(set(names))
