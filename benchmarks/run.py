@@ -55,7 +55,6 @@ QUICK: dict[str, list[str]] = {
     "startup.py": ["--rounds", "5"],
     "audit.py": ["--rows", "100000", "--runs", "3"],
     "dashboards.py": ["--runs", "3"],
-    "watch.py": ["scheduler", "scrape"],
     "api.py": ["checks", "metrics"],
     "notify.py": ["latency"],
     "ha.py": ["assign", "leases"],

@@ -1,33 +1,59 @@
-"""Watch-mode benchmarks (issue 4): scheduling, /metrics scrape time, store throughput.
+"""Watch-mode benchmarks (issues 4 and 19): CPU per run, lateness, workers, /metrics scrape time, stores.
 
-    .venv/bin/python benchmarks/watch.py            # everything (about six minutes)
-    .venv/bin/python benchmarks/watch.py scheduler  # or: workers, scrape, store
+    .venv/bin/python benchmarks/watch.py            # everything (about 25 minutes)
+    .venv/bin/python benchmarks/watch.py --quick    # the short form (about 2 to 3 minutes)
+    .venv/bin/python benchmarks/watch.py capacity lateness scrape store profile  # or some of them
 
-Each part runs the real thing: ``fraiseql-check --watch`` as a separate process
-on generated checks, measured from outside (its /metrics, its CPU and memory via
-psutil), and the result stores as the watcher uses them. The PostgreSQL part
-needs the server on 127.0.0.1:5432 (database ``test``). Prints a table.
+Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
+
+- ``capacity``: trivial checks (``pass``) due far more often than the watcher can run
+  them, so it is saturated; alternately ``--workers 1`` and ``--workers 2``. Runs done
+  over a steady window (the sum of ``fraiseql_check_runs_total``, read from a small
+  page before and after it) and the CPU seconds of the watcher and all its worker
+  processes (psutil, children recursive) give the CPU per run and the runs/s.
+- ``lateness``: the same checks at fixed offered loads (25 %, 50 %, 80 % of the runs/s
+  measured by ``capacity`` with the default workers), alternating; the p50/p99 of
+  ``fraiseql_check_scheduling_lateness_seconds`` over the window (the histogram's
+  buckets before and after, interpolated as PromQL does). Then past capacity (150 %)
+  for 30 s: skipped overlapping runs, and the resident memory of the watcher and of
+  its workers at the start and the end of the window.
+- ``scrape``: 10,000 checks due every 0.4 s (more than the workers can run: the
+  skipped runs say so) while ``/metrics`` is read five times a second by a raw-socket
+  client that only reads the bytes (Content-Length) on one kept-alive connection, as
+  plain text and the way Prometheus asks (OpenMetrics, gzip), alternately. No page is
+  parsed on the measured cores in the timed path: counters are read once before and
+  once after the scrapes.
+- ``store``: the result stores as the watcher uses them (PostgreSQL on
+  127.0.0.1:5432, database ``test``).
+- ``profile`` (not in the default set): the saturated watcher and its worker run
+  under cProfile (through a ``sitecustomize`` this script writes; the package is not
+  changed) while ``/metrics`` is read; prints where their time goes.
+
+Each figure is min / median / max over the repetitions (≥ 5; 3 with ``--quick``, one
+scrape run), configurations alternating. "met" compares the median with the goal.
+The load average and ``PYTHONDONTWRITEBYTECODE`` come first: the machine is shared
+and has two cores, so a busy one makes every figure worse.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
+import re
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,7 +65,104 @@ from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
 from fraiseql_checks.watch.exposition import Histogram  # noqa: E402
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-Row = tuple[str, str, str]
+PARTS = ("capacity", "lateness", "scrape", "store", "profile")
+ALIASES = {"scheduler": ("capacity", "lateness"), "workers": ("capacity",)}
+DEFAULT_PARTS = ("capacity", "lateness", "scrape", "store")
+#: Trivial checks, due every 50 ms: 10,000 runs/s offered, past what the watcher runs here
+#: (far past it, the skipped slots' bookkeeping would count as the runs' cost).
+SATURATE_CHECKS, SATURATE_INTERVAL = 500, 0.050
+LATENESS_CHECKS = 1000
+SCRAPE_CHECKS, SCRAPE_INTERVAL = 10_000, 0.4
+PROMETHEUS_ACCEPT = (
+    b"Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
+    b"Accept-Encoding: gzip\r\n"
+)
+PLAIN_ACCEPT = b"Accept: text/plain\r\n"
+
+
+@dataclass
+class Size:
+    """How long and how often: the full form, or ``--quick``."""
+
+    reps: int = 5
+    warm: float = 3.0
+    window: float = 10.0
+    levels: tuple[float, ...] = (0.25, 0.5, 0.8)
+    overload_window: float = 30.0
+    overload_reps: int = 5
+    scrape_reps: int = 5
+    scrapes: int = 100  # per kind
+    scrape_kinds: tuple[str, ...] = ("plain", "prometheus")
+
+
+QUICK = Size(
+    reps=3,
+    warm=2.0,
+    window=4.0,
+    levels=(0.8,),
+    overload_window=15.0,
+    overload_reps=1,
+    scrape_reps=1,
+    scrape_kinds=("prometheus",),
+)
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    part: str
+    measure: str
+    goal: str = "-"
+    values: Sequence[float] = ()
+    unit: str = ""
+    fmt: str = "{:,.1f}"
+    met: bool | None = None
+
+    def cells(self) -> list[str]:
+        if self.values:
+            low, mid, high = min(self.values), statistics.median(self.values), max(self.values)
+            spread = [f"{self.fmt.format(v)}{self.unit}" for v in (low, mid, high)]
+            n = str(len(self.values))
+        else:
+            spread, n = ["", "", ""], ""
+        verdict = "" if self.met is None else ("met" if self.met else "NOT MET")
+        return [self.part, self.measure, self.goal, n, *spread, verdict]
+
+
+def print_table(rows: list[Row]) -> None:
+    head = ["part", "measure", "goal", "n", "min", "median", "max", "goal met"]
+    table = [head, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
+    for line in table:
+        print(
+            "  ".join(
+                cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if line is head:
+            print("  ".join("-" * w for w in widths))
+    sys.stdout.flush()
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def conditions() -> list[str]:
+    load = os.getloadavg()
+    usable = len(os.sched_getaffinity(0))
+    bytecode = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    return [
+        f"load average (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"cores: {os.cpu_count()} ({usable} usable); the watcher, its workers and this client share them",
+        "PYTHONDONTWRITEBYTECODE: "
+        + (f"set ({bytecode!r}): no .pyc written, every process compiles the package again" if bytecode else "not set"),
+    ]
+
+
+# -- the watcher under test -------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -48,226 +171,635 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def project(count: int, interval: str) -> Path:
-    """A folder with ``count`` trivial checks in files of 100."""
+def seconds(value: float) -> str:
+    """A duration as the config reads it (milliseconds, three decimals)."""
+    return f"{value * 1000:.3f}ms"
+
+
+def project(count: int, interval: float) -> Path:
+    """A folder with ``count`` trivial checks in files of 100, first runs spread over one interval."""
     root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-bench-"))
-    (root / "fraiseql-checks.yaml").write_text(f"interval: {interval}\nstart_jitter: {interval}\n")
+    every = seconds(interval)
+    (root / "fraiseql-checks.yaml").write_text(f"interval: {every}\nstart_jitter: {every}\n")
     checks = root / "checks"
     checks.mkdir()
     for start in range(0, count, 100):
-        body = "".join(
-            f"def check_trivial_{i}():\n    assert True\n\n\n" for i in range(start, min(start + 100, count))
-        )
+        body = "".join(f"def check_trivial_{i}():\n    pass\n\n\n" for i in range(start, min(start + 100, count)))
         (checks / f"check_part_{start // 100:03d}.py").write_text(body)
     return root
 
 
+class Client:
+    """GET over one kept-alive connection: sends the request, reads the head and exactly
+    Content-Length bytes into one buffer. Nothing else: no parsing of the body."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sock: socket.socket | None = None
+
+    def get(self, path: str, headers: bytes = b"") -> bytes:
+        for attempt in (1, 2):
+            try:
+                return self._get(path, headers)
+            except (ConnectionError, TimeoutError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError
+
+    def _get(self, path: str, headers: bytes) -> bytes:
+        if self.sock is None:
+            self.sock = socket.create_connection((self.host, self.port), timeout=60)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self.sock
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\n%s\r\n" % (path.encode(), headers))
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            buffer += chunk
+        head, _, rest = buffer.partition(b"\r\n\r\n")
+        found = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        length = int(found.group(1)) if found else 0
+        body = bytearray(length)
+        view = memoryview(body)
+        got = len(rest)
+        view[:got] = rest[:length]
+        while got < length:
+            n = sock.recv_into(view[got:])
+            if not n:
+                raise ConnectionError("closed")
+            got += n
+        return bytes(body) if length < 1 << 20 else body  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class Watcher:
-    def __init__(self, root: Path, *args: str) -> None:
-        self.address = f"127.0.0.1:{free_port()}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """``fraiseql-check --watch`` in its own process, read from outside."""
+
+    def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fraiseql_checks", "--watch", "--listen", self.address, "-q", *args],
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.ps = psutil.Process(self.process.pid)
+        self.client = Client("127.0.0.1", port)
 
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://{self.address}{path}", timeout=30) as response:
-            return bytes(response.read())
+    def get(self, path: str, headers: bytes = b"") -> bytes:
+        return self.client.get(path, headers)
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_ready(self, timeout: float = 180.0) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
             try:
-                if self.get("/readyz"):
-                    return
+                if self.get("/readyz").startswith(b"ready"):
+                    return time.monotonic() - started
             except OSError:
-                time.sleep(0.1)
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the watcher exited with code {self.process.returncode}")
+            time.sleep(0.1)
         raise TimeoutError("the watcher did not get ready")
 
-    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = self.get("/metrics").decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+    def processes(self) -> tuple[psutil.Process, list[psutil.Process]]:
+        return self.ps, self.ps.children(recursive=True)
 
-    def cpu(self) -> float:
-        """CPU seconds of the watcher process itself."""
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
-    def workers_cpu(self) -> float:
-        """CPU seconds of its worker processes (the ones alive now)."""
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds (user + system) of the watcher, and of all its descendants alive now."""
+        watcher, children = self.processes()
+        own = watcher.cpu_times()
         total = 0.0
-        for child in self.ps.children():
+        for child in children:
             try:
                 times = child.cpu_times()
             except psutil.Error:
                 continue
             total += times.user + times.system
-        return total
+        return own.user + own.system, total
 
-    def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
+    def rss(self) -> tuple[int, int]:
+        """Resident memory of the watcher, and of its worker processes together."""
+        watcher, children = self.processes()
+        total = 0
+        for child in children:
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return watcher.memory_info().rss, total
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
-def lateness(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[float, float]:
-    prefix = "fraiseql_check_scheduling_lateness_seconds_bucket"
-    return {float(labels[0][1]): value for (name, labels), value in samples.items() if name == prefix}
+@dataclass
+class Counts:
+    """What the benchmark reads from one /metrics page (parsed here, outside the timed path)."""
+
+    runs: float
+    skipped: float
+    lateness: dict[float, float]
 
 
-def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float, int]:
-    """p50 and p99 of the lateness observed between two scrapes, interpolated within buckets."""
+_SAMPLE = re.compile(rb"^(fraiseql_check_[a-z_]+)(?:\{([^}]*)\})? (\S+)$", re.MULTILINE)
+
+
+def counts(page: bytes) -> Counts:
+    runs = skipped = 0.0
+    lateness: dict[float, float] = {}
+    for name, labels, value in _SAMPLE.findall(page):
+        if name == b"fraiseql_check_runs_total":
+            runs += float(value)
+        elif name == b"fraiseql_check_skipped_overlapping_runs_total":
+            skipped += float(value)
+        elif name == b"fraiseql_check_scheduling_lateness_seconds_bucket":
+            bound = labels.split(b'"')[1]
+            lateness[float("inf") if bound == b"+Inf" else float(bound)] = float(value)
+    return Counts(runs, skipped, lateness)
+
+
+def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
+    """p50 and p99 of the lateness observed between two pages, interpolated within buckets."""
     bounds = tuple(sorted(b for b in after if b != float("inf")))
     histogram = Histogram(bounds)
     histogram.counts = [int(after[b] - before.get(b, 0.0)) for b in (*bounds, float("inf"))]
     histogram.count = histogram.counts[-1]
-    return histogram.quantile(0.5), histogram.quantile(0.99), histogram.count
+    return histogram.quantile(0.5), histogram.quantile(0.99)
 
 
-def bench_scheduler(seconds: float = 60.0, count: int = 2000) -> list[Row]:
-    root = project(count, "1s")
-    watcher = Watcher(root)
+@dataclass
+class Window:
+    seconds: float
+    runs: float
+    skipped: float
+    watcher_cpu: float
+    workers_cpu: float
+    p50: float
+    p99: float
+
+    @property
+    def rate(self) -> float:
+        return self.runs / self.seconds
+
+    @property
+    def cpu_per_run(self) -> float:
+        return (self.watcher_cpu + self.workers_cpu) / max(self.runs, 1.0)
+
+
+def window(watcher: Watcher, length: float) -> Window:
+    """Counts and CPU over ``length`` seconds. The CPU is read after the first page has
+    arrived and before the second is asked for, so the two reads of /metrics are not in it."""
+    first = counts(watcher.get("/metrics", PLAIN_ACCEPT))
+    cpu0, t0 = watcher.cpu(), time.monotonic()
+    time.sleep(length)
+    cpu1, t1 = watcher.cpu(), time.monotonic()
+    last = counts(watcher.get("/metrics", PLAIN_ACCEPT))
+    p50, p99 = quantiles(first.lateness, last.lateness)
+    return Window(
+        t1 - t0, last.runs - first.runs, last.skipped - first.skipped, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], p50, p99
+    )
+
+
+def saturated(workers: int, size: Size) -> Window:
+    root = project(SATURATE_CHECKS, SATURATE_INTERVAL)
+    watcher = Watcher(root, "--workers", str(workers))
     try:
         watcher.wait_ready()
-        time.sleep(5)  # every check has started its one-second rhythm
-        first = watcher.samples()
-        cpu0, t0 = watcher.cpu(), time.monotonic()
-        rss_first = rss_half = 0
-        while (elapsed := time.monotonic() - t0) < seconds:
-            time.sleep(min(15.0, seconds - elapsed))  # scraped every 15 s, as Prometheus would
-            watcher.samples()
-            if not rss_first:
-                rss_first = watcher.rss()
-            if not rss_half and time.monotonic() - t0 >= seconds / 2:
-                rss_half = watcher.rss()
-        last = watcher.samples()
-        elapsed = time.monotonic() - t0
-        cpu = (watcher.cpu() - cpu0) / elapsed
-        rss_last = watcher.rss()
+        time.sleep(size.warm)
+        return window(watcher, size.window)
     finally:
         watcher.stop()
-    p50, p99, runs = quantiles(lateness(first), lateness(last))
-    overlaps = sum(v for (n, _), v in last.items() if n == "fraiseql_check_skipped_overlapping_runs_total")
-    return [
-        ("scheduler", f"{count} checks every 1 s for {elapsed:.0f} s: runs", f"{runs} ({runs / elapsed:.0f}/s)"),
-        ("scheduler", "scheduling lateness p50 (goal: -)", f"{p50 * 1000:.2f} ms"),
-        ("scheduler", "scheduling lateness p99 (goal ≤ 20 ms)", f"{p99 * 1000:.2f} ms"),
-        ("scheduler", "watcher CPU (goal ≤ 30% of one core)", f"{cpu * 100:.1f}%"),
-        (
-            "scheduler",
-            "resident memory at 15 s / 30 s / 60 s",
-            f"{rss_first >> 20} / {rss_half >> 20} / {rss_last >> 20} MiB",
-        ),
-        ("scheduler", "memory growth, first 30 s to last 30 s (goal ≤ 5 MB)", f"{(rss_last - rss_half) / 1e6:+.1f} MB"),
-        ("scheduler", "skipped overlapping runs", f"{overlaps:.0f}"),
-    ]
 
 
-def bench_workers(seconds: float = 30.0) -> list[Row]:
-    """Runs per second per core with one and two worker processes, and what a run costs.
-
-    Each line: trivial checks every second; over ``seconds``, the runs that started,
-    their lateness, and the CPU of the watcher and of its workers (all processes,
-    read from outside with psutil)."""
-    out: list[Row] = []
-    for workers, count in ((1, 2000), (2, 2000), (1, 6000), (2, 6000)):
-        root = project(count, "1s")
-        watcher = Watcher(root, "--workers", str(workers))
-        try:
-            watcher.wait_ready()
-            time.sleep(5)
-            first = watcher.samples()
-            cpu0, wcpu0, t0 = watcher.cpu(), watcher.workers_cpu(), time.monotonic()
-            time.sleep(seconds)
-            last = watcher.samples()
-            elapsed = time.monotonic() - t0
-            cpu, wcpu = watcher.cpu() - cpu0, watcher.workers_cpu() - wcpu0
-        finally:
-            watcher.stop()
-        p50, p99, runs = quantiles(lateness(first), lateness(last))
-        skipped = sum(v for (n, _), v in last.items() if n == "fraiseql_check_skipped_overlapping_runs_total") - sum(
-            v for (n, _), v in first.items() if n == "fraiseql_check_skipped_overlapping_runs_total"
-        )
-        rate = runs / elapsed
-        total_cpu = cpu + wcpu
-        label = f"{count} checks every 1 s, {workers} worker{'s' if workers > 1 else ''}"
-        out += [
-            ("workers", f"{label}: runs/s (skipped overlapping)", f"{rate:,.0f}/s ({skipped:.0f})"),
-            (
-                "workers",
-                f"{label}: lateness p50 / p99 (goal p99 ≤ 20 ms at 2,000/s)",
-                f"{p50 * 1e3:.2f} / {p99 * 1e3:.2f} ms",
+def bench_capacity(size: Size) -> tuple[list[Row], float]:
+    """CPU per run and runs/s at saturation, ``--workers 1`` and ``2`` alternating.
+    Returns the rows and the capacity (median runs/s with the default two workers)."""
+    found: dict[int, list[Window]] = {1: [], 2: []}
+    for _ in range(size.reps):
+        for workers in (1, 2):
+            found[workers].append(saturated(workers, size))
+    offered = SATURATE_CHECKS / SATURATE_INTERVAL
+    rows: list[Row] = []
+    for workers, windows in found.items():
+        per_run = [w.cpu_per_run * 1e6 for w in windows]
+        rows += [
+            Row(
+                "capacity",
+                f"CPU per trivial run, watcher + workers, --workers {workers}",
+                "≤ 50 µs",
+                per_run,
+                " µs",
+                "{:,.0f}",
+                median(per_run) <= 50,
             ),
-            (
-                "workers",
-                f"{label}: CPU watcher / workers (share of one core)",
-                f"{cpu / elapsed * 100:.0f}% / {wcpu / elapsed * 100:.0f}%",
+            Row(
+                "capacity",
+                f"  runs per CPU-second, --workers {workers}",
+                "≥ 20,000",
+                [1e6 / v for v in per_run],
+                "",
+                "{:,.0f}",
+                1e6 / median(per_run) >= 20_000,
             ),
-            (
-                "workers",
-                f"{label}: CPU per run, all processes; runs per CPU-second",
-                f"{total_cpu / max(runs, 1) * 1e6:.0f} µs; {runs / max(total_cpu, 1e-9):,.0f}",
+            Row(
+                "capacity",
+                f"  CPU share of a core: watcher, --workers {workers}",
+                "-",
+                [w.watcher_cpu / w.seconds * 100 for w in windows],
+                " %",
+                "{:.0f}",
+            ),
+            Row(
+                "capacity",
+                f"  CPU share of a core: all workers, --workers {workers}",
+                "-",
+                [w.workers_cpu / w.seconds * 100 for w in windows],
+                " %",
+                "{:.0f}",
             ),
         ]
-    return out
+    rates = {workers: [w.rate for w in windows] for workers, windows in found.items()}
+    for workers in (1, 2):
+        rows.append(
+            Row(
+                "workers",
+                f"runs/s at saturation ({offered:,.0f}/s offered), --workers {workers}",
+                "-",
+                rates[workers],
+                "/s",
+                "{:,.0f}",
+            )
+        )
+    ratio = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
+    rows.append(
+        Row(
+            "workers",
+            "runs/s --workers 2 ÷ --workers 1 (2 cores on this machine)",
+            "> 1 (grows)",
+            ratio,
+            "×",
+            "{:.2f}",
+            median(ratio) > 1.05,
+        )
+    )
+    return rows, median(rates[2])
 
 
-def scrape_times(interval: str, wait: float, count: int, scrapes: int) -> tuple[float, list[float], list[float], int]:
-    """Start a watcher on ``count`` checks running every ``interval``; read /metrics
-    ``wait`` seconds apart, and once more right after each read (nothing changed)."""
-    root = project(count, interval)
+def at_load(
+    rate: float, size: Size, length: float, *, memory: bool = False
+) -> tuple[Window, tuple[int, int, int, int]]:
+    root = project(LATENESS_CHECKS, LATENESS_CHECKS / rate)
     watcher = Watcher(root)
     try:
-        started = time.monotonic()
         watcher.wait_ready()
-        ready = time.monotonic() - started
-        time.sleep(float(interval.rstrip("s")) + 1)  # every check has run
-        gc.collect()
-        gc.disable()  # time the watcher, not this process's garbage collector
-        after_runs, unchanged, size = [], [], 0
-        for _ in range(scrapes):
-            time.sleep(wait)
-            start = time.perf_counter()
-            size = len(watcher.get("/metrics"))
-            after_runs.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            watcher.get("/metrics")
-            unchanged.append(time.perf_counter() - start)
-        gc.enable()
+        time.sleep(size.warm)
+        before = watcher.rss() if memory else (0, 0)
+        found = window(watcher, length)
+        after = watcher.rss() if memory else (0, 0)
+        return found, (*before, *after)
     finally:
         watcher.stop()
-    return ready, after_runs, unchanged, size
 
 
-def bench_scrape(count: int = 10_000) -> list[Row]:
-    ms = lambda seconds: f"{seconds * 1000:.0f} ms"  # noqa: E731
-    ready, typical, unchanged, size = scrape_times("60s", 15.0, count, 4)
-    _, worst, busy_unchanged, _ = scrape_times("5s", 5.5, count, 8)
-    return [
-        ("scrape", f"{count} checks: start-up until /readyz", f"{ready:.1f} s"),
-        ("scrape", "page size", f"{size / 1e6:.1f} MB"),
-        (
-            "scrape",
-            "every 60 s, scraped every 15 s: GET /metrics median (goal ≤ 100 ms)",
-            ms(statistics.median(typical)),
+def bench_lateness(capacity: float, size: Size) -> list[Row]:
+    found: dict[float, list[Window]] = {level: [] for level in size.levels}
+    for _ in range(size.reps):
+        for level in size.levels:
+            found[level].append(at_load(capacity * level, size, size.window)[0])
+    rows: list[Row] = []
+    for level, windows in found.items():
+        p99 = [w.p99 * 1e3 for w in windows]
+        label = f"{level:.0%} of capacity ({capacity * level:,.0f}/s offered, {LATENESS_CHECKS} checks)"
+        rows += [
+            Row("lateness", f"lateness p99 at {label}", "≤ 20 ms", p99, " ms", "{:,.1f}", median(p99) <= 20),
+            Row("lateness", "  lateness p50", "-", [w.p50 * 1e3 for w in windows], " ms", "{:,.2f}"),
+            Row(
+                "lateness",
+                "  CPU per run, watcher + workers (nothing skipped)",
+                "≤ 50 µs",
+                [w.cpu_per_run * 1e6 for w in windows],
+                " µs",
+                "{:,.0f}",
+                median([w.cpu_per_run for w in windows]) * 1e6 <= 50,
+            ),
+            Row("lateness", "  runs/s done", "= offered", [w.rate for w in windows], "/s", "{:,.0f}"),
+            Row(
+                "lateness",
+                "  skipped overlapping runs/s",
+                "-",
+                [w.skipped / w.seconds for w in windows],
+                "/s",
+                "{:,.0f}",
+            ),
+        ]
+    overloads = [at_load(capacity * 1.5, size, size.overload_window, memory=True) for _ in range(size.overload_reps)]
+    label = f"150% of capacity ({capacity * 1.5:,.0f}/s offered) for {size.overload_window:.0f} s"
+    watcher_growth = [(after - before) / 1e6 for _, (before, _w, after, _wa) in overloads]
+    workers_growth = [(after - before) / 1e6 for _, (_b, before, _a, after) in overloads]
+    skipped = [w.skipped / w.seconds for w, _ in overloads]
+    rows += [
+        Row(
+            "overload",
+            f"skipped overlapping runs/s at {label}",
+            "> 0, counted",
+            skipped,
+            "/s",
+            "{:,.0f}",
+            median(skipped) > 0,
         ),
-        ("scrape", "every 60 s: slowest", ms(max(typical))),
-        ("scrape", "every 60 s: nothing changed since the last scrape, median", ms(statistics.median(unchanged))),
-        ("scrape", "every 5 s (2,000 runs/s), scraped every 5.5 s: median", ms(statistics.median(worst))),
-        ("scrape", "every 5 s: slowest", ms(max(worst))),
-        ("scrape", "every 5 s: nothing changed since the last scrape, median", ms(statistics.median(busy_unchanged))),
+        Row("overload", "  runs/s done", "-", [w.rate for w, _ in overloads], "/s", "{:,.0f}"),
+        Row("overload", "  lateness p99", "-", [w.p99 * 1e3 for w, _ in overloads], " ms", "{:,.0f}"),
+        Row(
+            "overload",
+            "  watcher resident memory at start of window",
+            "-",
+            [before / 2**20 for _, (before, *_rest) in overloads],
+            " MiB",
+            "{:,.1f}",
+        ),
+        Row(
+            "overload",
+            "  watcher resident memory growth over the window",
+            "flat (≤ 5 MB)",
+            watcher_growth,
+            " MB",
+            "{:+.1f}",
+            median(watcher_growth) <= 5,
+        ),
+        Row(
+            "overload",
+            "  workers' resident memory growth over the window",
+            "flat (≤ 5 MB)",
+            workers_growth,
+            " MB",
+            "{:+.1f}",
+            median(workers_growth) <= 5,
+        ),
+        Row(
+            "overload",
+            "  a metric saying the watcher is past capacity: none (only per-check skipped counters)",
+            "present",
+            met=False,
+        ),
     ]
+    return rows
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+@dataclass
+class ScrapeRun:
+    ready: float
+    times: dict[str, list[float]]
+    sizes: dict[str, int]
+    during: Window
+
+
+def scrape_run(size: Size, env: dict[str, str] | None = None) -> ScrapeRun:
+    """10,000 checks past capacity; ``size.scrapes`` reads of each kind, 5 a second, kinds alternating."""
+    root = project(SCRAPE_CHECKS, SCRAPE_INTERVAL)
+    watcher = Watcher(root, env=env)
+    try:
+        ready = watcher.wait_ready()
+        time.sleep(size.warm + SCRAPE_INTERVAL)
+        kinds = {"plain": PLAIN_ACCEPT, "prometheus": PROMETHEUS_ACCEPT}
+        times: dict[str, list[float]] = {kind: [] for kind in size.scrape_kinds}
+        sizes: dict[str, int] = {}
+        first = counts(watcher.get("/metrics", PLAIN_ACCEPT))
+        cpu0, t0 = watcher.cpu(), time.monotonic()
+        tick = time.monotonic()
+        for index in range(size.scrapes * len(size.scrape_kinds)):
+            kind = size.scrape_kinds[index % len(size.scrape_kinds)]
+            tick += 0.2
+            time.sleep(max(0.0, tick - time.monotonic()))
+            start = time.perf_counter()
+            page = watcher.get("/metrics", kinds[kind])
+            times[kind].append(time.perf_counter() - start)
+            sizes[kind] = len(page)
+            del page
+        cpu1, t1 = watcher.cpu(), time.monotonic()
+        last = counts(watcher.get("/metrics", PLAIN_ACCEPT))
+        during = Window(
+            t1 - t0,
+            last.runs - first.runs,
+            last.skipped - first.skipped,
+            cpu1[0] - cpu0[0],
+            cpu1[1] - cpu0[1],
+            *quantiles(first.lateness, last.lateness),
+        )
+        return ScrapeRun(ready, times, sizes, during)
+    finally:
+        watcher.stop()
+
+
+def bench_scrape(size: Size) -> list[Row]:
+    runs = [scrape_run(size) for _ in range(size.scrape_reps)]
+    offered = SCRAPE_CHECKS / SCRAPE_INTERVAL
+    rows = [
+        Row(
+            "scrape", f"{SCRAPE_CHECKS:,} checks: start-up until /readyz", "-", [r.ready for r in runs], " s", "{:.1f}"
+        ),
+        Row(
+            "scrape",
+            f"  runs/s while scraped ({offered:,.0f}/s offered)",
+            "-",
+            [r.during.rate for r in runs],
+            "/s",
+            "{:,.0f}",
+        ),
+        Row(
+            "scrape",
+            "  skipped overlapping runs/s (> 0: saturated)",
+            "> 0",
+            [r.during.skipped / r.during.seconds for r in runs],
+            "/s",
+            "{:,.0f}",
+            median([r.during.skipped for r in runs]) > 0,
+        ),
+        Row(
+            "scrape",
+            "  CPU share of a core: watcher",
+            "-",
+            [r.during.watcher_cpu / r.during.seconds * 100 for r in runs],
+            " %",
+            "{:.0f}",
+        ),
+        Row(
+            "scrape",
+            "  CPU share of a core: all workers",
+            "-",
+            [r.during.workers_cpu / r.during.seconds * 100 for r in runs],
+            " %",
+            "{:.0f}",
+        ),
+    ]
+    for kind in runs[0].times:
+        name = "text/plain, identity" if kind == "plain" else "as Prometheus asks (OpenMetrics, gzip)"
+        count = len(runs[0].times[kind])
+        p50 = [percentile(r.times[kind], 0.5) * 1e3 for r in runs]
+        p99 = [percentile(r.times[kind], 0.99) * 1e3 for r in runs]
+        rows += [
+            Row("scrape", f"GET /metrics {name}: page size", "-", [r.sizes[kind] / 1e6 for r in runs], " MB", "{:.1f}"),
+            Row("scrape", f"  p50 of {count} scrapes at 5/s", "-", p50, " ms", "{:,.0f}"),
+            Row("scrape", f"  p99 of {count} scrapes at 5/s", "≤ 50 ms", p99, " ms", "{:,.0f}", median(p99) <= 50),
+            Row("scrape", f"  max of {count} scrapes", "-", [max(r.times[kind]) * 1e3 for r in runs], " ms", "{:,.0f}"),
+        ]
+    return rows
+
+
+#: Written as ``sitecustomize.py`` for the ``profile`` part: every Python process of the
+#: watcher (the watcher and its workers inherit the environment) profiles its main thread
+#: between SIGRTMIN+3 and SIGRTMIN+4 (SIGUSR1 is the workers' faulthandler), and writes
+#: the profile to the folder named in the environment.
+SITECUSTOMIZE = """
+import cProfile, os, signal
+_folder = os.environ.get("WATCH_BENCH_PROFILE")
+if _folder:
+    _profile = cProfile.Profile()
+    def _start(*_):
+        _profile.enable()
+    def _stop(*_):
+        _profile.disable()
+        _profile.dump_stats(os.path.join(_folder, "%d.prof" % os.getpid()))
+    signal.signal(signal.SIGRTMIN + 3, _start)
+    signal.signal(signal.SIGRTMIN + 4, _stop)
+"""
+
+#: Functions whose cumulative time is shown per run or per scrape (file suffix, function name).
+WATCHED_FUNCTIONS = (
+    ("watch/watcher.py", "_run"),
+    ("watch/watcher.py", "record"),
+    ("watch/watcher.py", "_scheduler_loop"),
+    ("watch/workers.py", "_read"),
+    ("watch/workers.py", "_on"),
+    ("watch/workers.py", "run"),
+    ("watch/workers.py", "dispatch"),
+    ("watch/wire.py", "decode_from_worker"),
+    ("watch/exposition.py", "observe"),
+    ("watch/state.py", "observe"),
+    ("watch/state.py", "snapshot"),
+    ("stores/buffer.py", "add"),
+    ("stores/__init__.py", "of"),
+    ("watch/pages.py", "metrics"),
+    ("watch/exposition.py", "render"),
+    ("watch/exposition.py", "chunks"),
+    ("watch/exposition.py", "_render"),
+    ("watch/pages.py", "_own_lines"),
+    ("watch/http.py", "_send_body"),
+    ("watch/http.py", "_send"),
+    ("watch/worker.py", "_run"),
+    ("watch/worker.py", "_start_run"),
+    ("watch/worker.py", "_handle"),
+    ("core/runner.py", "run_check"),
+)
+
+
+def profile_run(count: int, interval: float, workers: int, length: float, scrape_every: float | None) -> None:
+    import pstats
+
+    folder = Path(tempfile.mkdtemp(prefix="watch-bench-profile-"))
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+    root = project(count, interval)
+    watcher = Watcher(root, "--workers", str(workers), env={"WATCH_BENCH_PROFILE": str(folder), "PYTHONPATH": path})
+    scrapes: list[float] = []
+    try:
+        watcher.wait_ready()
+        time.sleep(3.0)
+        first = counts(watcher.get("/metrics", PLAIN_ACCEPT))
+        processes = [watcher.ps, *watcher.ps.children(recursive=True)]
+        for process in processes:
+            process.send_signal(signal.SIGRTMIN + 3)
+        t0 = time.monotonic()
+        if scrape_every:
+            tick = t0
+            while time.monotonic() - t0 < length:
+                tick += scrape_every
+                time.sleep(max(0.0, tick - time.monotonic()))
+                start = time.perf_counter()
+                watcher.get("/metrics", PLAIN_ACCEPT)
+                scrapes.append(time.perf_counter() - start)
+        else:
+            time.sleep(length)
+        for process in processes:
+            process.send_signal(signal.SIGRTMIN + 4)
+        time.sleep(1.0)
+        last = counts(watcher.get("/metrics", PLAIN_ACCEPT))
+    finally:
+        watcher.stop()
+    runs = last.runs - first.runs  # replaced below by the record() calls profiled, when found
+    watcher_dump = folder / f"{watcher.ps.pid}.prof"
+    if watcher_dump.exists():
+        for (file, _line, name), (_cc, calls, *_rest) in pstats.Stats(str(watcher_dump)).stats.items():  # type: ignore[attr-defined]
+            if name == "record" and file.endswith("watch/watcher.py"):
+                runs = calls
+    print(
+        f"\n--- profile: {count} checks every {seconds(interval)}, --workers {workers}, {length:.0f} s under cProfile"
+    )
+    print(f"runs in the window (approx.): {runs:,.0f}; scrapes: {len(scrapes)}", end="")
+    if scrapes:
+        print(f", median {median(scrapes) * 1e3:.0f} ms, max {max(scrapes) * 1e3:.0f} ms (slowed by cProfile)", end="")
+    print()
+    for process in processes:
+        dump = folder / f"{process.pid}.prof"
+        if not dump.exists():
+            print(f"(no profile from pid {process.pid})")
+            continue
+        stats = pstats.Stats(str(dump))
+        role = "watcher" if process.pid == watcher.ps.pid else "worker"
+        total = stats.total_tt  # type: ignore[attr-defined]
+        print(
+            f"\n{role} pid {process.pid}: {total:.2f} s profiled on its main thread"
+            f" ({total / max(runs, 1) * 1e6:.0f} µs per run, cProfile included)"
+        )
+        table = stats.stats  # type: ignore[attr-defined]
+        print("  own time (tottime), top 12:")
+        for (file, line, name), (_cc, calls, tt, _ct, _callers) in sorted(table.items(), key=lambda item: -item[1][2])[
+            :12
+        ]:
+            print(f"    {tt:7.2f} s {tt / total:5.1%}  {calls:>9,} calls  {short(file)}:{line}:{name}")
+        print("  cumulative time of the watcher's own steps:")
+        for suffix, function in WATCHED_FUNCTIONS:
+            for (file, line, name), (_cc, calls, _tt, ct, _callers) in table.items():
+                if name == function and file.endswith(suffix):
+                    per = (
+                        f"{ct / max(runs, 1) * 1e6:6.1f} µs/run"
+                        if calls > len(scrapes) + 5
+                        else (f"{ct / max(calls, 1) * 1e3:6.1f} ms/call")
+                    )
+                    print(f"    {ct:7.2f} s {ct / total:5.1%}  {calls:>9,} calls  {per}  {suffix}:{line}:{function}")
+
+
+def short(file: str) -> str:
+    for marker in ("fraiseql_checks/", "site-packages/", "lib/python3"):
+        if marker in file:
+            return file[file.index(marker) :]
+    return file
+
+
+def bench_profile(size: Size) -> None:
+    profile_run(SATURATE_CHECKS, SATURATE_INTERVAL, 1, size.window, None)
+    profile_run(SCRAPE_CHECKS, SCRAPE_INTERVAL, 2, size.window, 0.2)
 
 
 def rows(count: int, offset: int) -> list[StoredResult]:
@@ -286,7 +818,7 @@ def rows(count: int, offset: int) -> list[StoredResult]:
     ]
 
 
-def bench_store(name: str, make: Callable[[], Store], total: int = 100_000, batch: int = 5000) -> Row:
+def store_rate(make: Callable[[], Store], total: int = 100_000, batch: int = 5000) -> float:
     data = [rows(batch, n * batch) for n in range(total // batch)]
 
     async def main() -> float:
@@ -300,15 +832,13 @@ def bench_store(name: str, make: Callable[[], Store], total: int = 100_000, batc
         finally:
             await store.close()
 
-    elapsed = asyncio.run(main())
-    return ("store", f"{name}: {total} results in batches of {batch} (goal ≥ 5,000/s)", f"{total / elapsed:,.0f}/s")
+    return total / asyncio.run(main())
 
 
-def bench_stores() -> list[Row]:
+def bench_stores(size: Size) -> list[Row]:
     import asyncpg
 
-    out = [bench_store("SQLite", lambda: SQLiteStore(Path(tempfile.mkdtemp()) / "results.db"))]
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    schemas: list[str] = []
 
     async def sql(statement: str) -> None:
         conn = await asyncpg.connect(PG_DSN)
@@ -317,34 +847,67 @@ def bench_stores() -> list[Row]:
         finally:
             await conn.close()
 
-    asyncio.run(sql(f"CREATE SCHEMA {schema}"))
+    def postgres() -> Store:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(sql(f"CREATE SCHEMA {schema}"))
+        schemas.append(schema)
+        return PostgresStore(f"{PG_DSN}?search_path={schema}")
+
+    found: dict[str, list[float]] = {"SQLite": [], "PostgreSQL": []}
     try:
-        out.append(bench_store("PostgreSQL", lambda: PostgresStore(f"{PG_DSN}?search_path={schema}")))
+        for _ in range(size.reps):  # alternating, a fresh store each time
+            found["SQLite"].append(store_rate(lambda: SQLiteStore(Path(tempfile.mkdtemp()) / "results.db")))
+            found["PostgreSQL"].append(store_rate(postgres))
     finally:
-        asyncio.run(sql(f"DROP SCHEMA {schema} CASCADE"))
-    return out
+        for schema in schemas:
+            asyncio.run(sql(f"DROP SCHEMA {schema} CASCADE"))
+    return [
+        Row(
+            "store",
+            f"{name}: 100,000 results in batches of 5,000",
+            "≥ 5,000/s",
+            rates,
+            "/s",
+            "{:,.0f}",
+            median(rates) >= 5000,
+        )
+        for name, rates in found.items()
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", metavar="PART", help="scheduler, workers, scrape or store (default: all)")
-    parts = parser.parse_args().parts or ["scheduler", "workers", "scrape", "store"]
-    unknown = set(parts) - {"scheduler", "workers", "scrape", "store"}
-    if unknown:
-        parser.error(f"unknown part: {', '.join(sorted(unknown))}")
+    parser.add_argument("parts", nargs="*", metavar="PART", help=f"{', '.join(PARTS)} (default: all but profile)")
+    parser.add_argument("--quick", action="store_true", help="the short form: fewer repetitions, shorter windows")
+    parser.add_argument("--capacity", type=float, help="runs/s the lateness part takes as capacity (default: measured)")
+    args = parser.parse_args()
+    wanted: list[str] = []
+    for part in args.parts or (DEFAULT_PARTS if not args.quick else ("capacity", "lateness", "scrape")):
+        if part not in PARTS and part not in ALIASES:
+            parser.error(f"unknown part: {part} (one of: {', '.join([*PARTS, *ALIASES])})")
+        wanted += ALIASES.get(part, (part,))
+    size = QUICK if args.quick else Size()
+    for line in conditions():
+        print(line)
+    print(f"form: {'quick' if args.quick else 'full'}; parts: {' '.join(dict.fromkeys(wanted))}", flush=True)
     table: list[Row] = []
-    if "scheduler" in parts:
-        table += bench_scheduler()
-    if "workers" in parts:
-        table += bench_workers()
-    if "scrape" in parts:
-        table += bench_scrape()
-    if "store" in parts:
-        table += bench_stores()
-    width = max(len(row[1]) for row in table)
-    print(f"{'part':<10} {'measure':<{width}} result")
-    for part, measure, value in table:
-        print(f"{part:<10} {measure:<{width}} {value}")
+    capacity = args.capacity
+    if "capacity" in wanted or ("lateness" in wanted and capacity is None):
+        found, capacity = bench_capacity(size)
+        table += found
+    if "lateness" in wanted:
+        assert capacity is not None
+        table += bench_lateness(capacity, size)
+    if "scrape" in wanted:
+        table += bench_scrape(size)
+    if "store" in wanted:
+        table += bench_stores(size)
+    if table:
+        print()
+        print_table(table)
+    if "profile" in wanted:
+        bench_profile(size)
+    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
