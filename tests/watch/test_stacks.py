@@ -63,11 +63,11 @@ def _run(started_at: float | None = None, timeout: float = 3.0) -> Run:
     return Run(seq=1, check_id=CHECK_ID, timeout=timeout, future=None, started_at=started_at)  # type: ignore[arg-type]
 
 
-def _probe_until_answered(worker: WorkerProcess, start: float) -> str | None:
-    now = start
-    while (found := worker._probe(now)) == _PROBING:
+def _probe_until_answered(worker: WorkerProcess, now: float) -> str | None:
+    """Probe from ``now`` on, the clock going on from there, until the probe has an answer."""
+    offset = now - time.monotonic()
+    while (found := worker._probe(time.monotonic() + offset)) == _PROBING:
         time.sleep(0.05)
-        now = start + (time.monotonic() - start)
     return found
 
 
