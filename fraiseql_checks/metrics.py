@@ -151,6 +151,21 @@ IN_PROGRESS = Metric(
     "Check runs going on now (including those waiting for a concurrency slot).",
     Kind.GAUGE,
 )
+#: The watcher reads as past its capacity for this long after a slot was skipped because
+#: the previous run was still waiting for a concurrency slot.
+PAST_CAPACITY_FOR = 60.0
+PAST_CAPACITY = Metric(
+    "fraiseql_check_past_capacity",
+    f"1 while the watcher is past its capacity: in the last {PAST_CAPACITY_FOR:g}s a run waited a whole "
+    "interval for a concurrency slot, so the check's next slot was skipped.",
+    Kind.GAUGE,
+)
+CAPACITY_SKIPS = Metric(
+    "fraiseql_check_capacity_skipped_runs_total",
+    "Slots skipped because the previous run was still waiting for a concurrency slot (past capacity; "
+    "also counted per check in fraiseql_check_skipped_overlapping_runs_total).",
+    Kind.COUNTER,
+)
 SCHEDULED = Metric("fraiseql_check_scheduled_checks", "Checks the watcher runs on their intervals.", Kind.GAUGE)
 COLLECTION_ERRORS = Metric(
     "fraiseql_check_collection_errors",
@@ -416,6 +431,8 @@ PER_CHECK: tuple[Metric, ...] = (
 WATCHER: tuple[Metric, ...] = (
     LATENESS,
     IN_PROGRESS,
+    PAST_CAPACITY,
+    CAPACITY_SKIPS,
     SCHEDULED,
     COLLECTION_ERRORS,
     RELOADS,

@@ -7,7 +7,10 @@ on the event loop, so it is built cheaply: each check keeps the line templates o
 its biggest families (the run counters and the duration histogram, with its
 label already escaped) and fills them with one ``%`` each; the rest is one short
 f-string per line. A check's lines are kept, encoded, until it runs again, so a
-scrape renders only the checks that ran since the last one and joins bytes. The
+scrape renders only the checks that ran since the last one. ``Columns`` keeps the
+page as one column of bytes per family across the checks: a scrape writes the
+changed checks' pieces into them and joins each column at C speed, so a page of
+10,000 checks is a couple of dozen pieces, not a hundred thousand. The
 definitions (names, help, buckets) come from ``metrics``.
 """
 
@@ -18,7 +21,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import psutil
 
@@ -146,6 +149,7 @@ class CheckSeries:
         "_overlaps_stale",
         "_runbook_base",
         "_runs_template",
+        "_taken",
         "consecutive_failures",
         "duration",
         "last_run",
@@ -182,6 +186,8 @@ class CheckSeries:
         #: Only the skipped-runs line changed since the cache was made (a check past capacity
         #: skips a slot at every interval: the rest of its lines need not be rendered again).
         self._overlaps_stale = False
+        #: The pieces a ``Columns`` last took (``changed_chunks``).
+        self._taken: tuple[bytes, ...] | None = None
         #: ``notify.runbook_base_url``: the ``runbook`` label is the link, absolute when set.
         self._runbook_base = runbook_base
         self.describe(check, windows)
@@ -228,7 +234,7 @@ class CheckSeries:
         Kept until the check changes: a check that did not run since the last scrape
         costs nothing to render again.
         """
-        if self.windows or self.silenced_by is not None:
+        if self.windows or self.silenced_by is not None or self.silenced:
             now_silenced = int(
                 bool(self.windows and silenced(self.windows, now))
                 or (self.silenced_by is not None and self.silenced_by(now))
@@ -243,6 +249,28 @@ class CheckSeries:
             self._cache = tuple(cache)
         self._overlaps_stale = False
         return self._cache
+
+    def changed_chunks(self, now: float) -> tuple[bytes, ...] | None:
+        """``chunks(now)`` when they differ from those this returned last, else ``None``."""
+        cache = self._cache
+        if cache is not None and cache is self._taken and not self._overlaps_stale:
+            if not self.windows and self.silenced_by is None and not self.silenced:
+                return None  # nothing changed, no time-dependent silence to look at: the hot path
+        chunks = self.chunks(now)
+        if chunks is self._taken:
+            return None
+        self._taken = chunks
+        return chunks
+
+    def take_overlaps(self) -> bytes:
+        """When only the skipped-runs count changed since ``changed_chunks``: its new line,
+        now taken (the other pieces are the ones taken before)."""
+        line = self._overlaps_line().encode()
+        cache = self._cache
+        assert cache is not None
+        self._cache = self._taken = (*cache[:_OVERLAPS_CHUNK], line, *cache[_OVERLAPS_CHUNK + 1 :])
+        self._overlaps_stale = False
+        return line
 
     def _overlaps_line(self) -> str:
         return f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n"
@@ -308,19 +336,69 @@ def process_lines(process: psutil.Process) -> Iterator[str]:
         yield simple(metric, values[metric])
 
 
+class Columns:
+    """The per-check families of the page across ``series``, one column of pieces per family
+    (``metrics.PER_CHECK`` order), kept between scrapes: a scrape writes in the pieces of the
+    checks that changed and joins each column once."""
+
+    __slots__ = ("_columns", "_joined", "_members")
+
+    def __init__(self) -> None:
+        self._members: list[CheckSeries] = []
+        self._columns: list[list[bytes]] = [[] for _ in m.PER_CHECK]
+        #: Each column joined, kept while none of its pieces changed (``None``: to join again).
+        self._joined: list[bytes | None] = [b"" for _ in m.PER_CHECK]
+
+    def join(self, series: list[CheckSeries], now: float) -> list[bytes]:
+        """Each family's samples over ``series`` (in that order), one piece per family."""
+        columns, joined = self._columns, self._joined
+        if series != self._members:  # checks came or went (a reload, a hand-over): every row anew
+            rows = [s.chunks(now) for s in series]
+            for s, row in zip(series, rows, strict=True):
+                s._taken = row
+            columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in m.PER_CHECK]
+            self._columns, self._members = columns, list(series)
+            joined[:] = [None] * len(columns)
+        else:
+            overlaps = columns[_OVERLAPS_CHUNK]
+            for index, s in enumerate(series):
+                # changed_chunks' hot path, inlined: most checks did not change, or (past capacity)
+                # only skipped a slot; 10,000 method calls are a few milliseconds of the scrape
+                cache = s._cache
+                if cache is not None and cache is s._taken and not (s.windows or s.silenced_by or s.silenced):
+                    if s._overlaps_stale:
+                        overlaps[index] = s.take_overlaps()
+                        joined[_OVERLAPS_CHUNK] = None
+                    continue
+                changed = s.changed_chunks(now)
+                if changed is not None:
+                    for k, (column, chunk) in enumerate(zip(columns, changed, strict=True)):
+                        if column[index] is not chunk:
+                            column[index] = chunk
+                            joined[k] = None
+        for k, piece in enumerate(joined):
+            if piece is None:
+                joined[k] = b"".join(columns[k])
+        return cast("list[bytes]", list(joined))
+
+
 def render(
-    series: Iterable[CheckSeries], now: float, watcher: Callable[[], Iterable[str]], open_metrics: bool = False
+    series: Iterable[CheckSeries],
+    now: float,
+    watcher: Callable[[], Iterable[str]],
+    open_metrics: bool = False,
+    columns: Columns | None = None,
 ) -> list[bytes]:
     """The whole page, in pieces: per-check families across ``series``, then the
     ``watcher``'s own lines. Pieces, because joining tens of megabytes into one
     buffer costs more than the rest of the work; the server sends them in batches.
-    ``open_metrics``: in OpenMetrics 1.0 (only the headers differ, and ``# EOF`` ends it)."""
-    rows = [s.chunks(now) for s in series]
-    columns = zip(*rows, strict=True) if rows else iter([()] * len(m.PER_CHECK))
+    ``open_metrics``: in OpenMetrics 1.0 (only the headers differ, and ``# EOF`` ends it).
+    ``columns``: kept from the last scrape (only the checks that changed are written in)."""
+    joined = (columns or Columns()).join(list(series), now)
     parts: list[bytes] = []
-    for metric, column in zip(m.PER_CHECK, columns, strict=True):
+    for metric, column in zip(m.PER_CHECK, joined, strict=True):
         parts.append(_headers(metric, open_metrics))
-        parts.extend(column)
+        parts.append(column)
     if open_metrics:
         parts.extend(openmetrics(text).encode() for text in watcher())
         parts.append(b"# EOF\n")

@@ -94,10 +94,17 @@ def _takes_request(handler: Handler) -> bool:
 
 
 def batches(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """``pieces`` joined into batches of at least ``size`` bytes (but the last); none empty."""
+    """``pieces`` joined into batches of at least ``size`` bytes (but the last, and one
+    followed by a piece of ``size`` or more, which goes alone, not copied); none empty."""
     batch: list[bytes] = []
     total = 0
     for piece in pieces:
+        if len(piece) >= size:
+            if total:
+                yield b"".join(batch)
+                batch, total = [], 0
+            yield piece
+            continue
         batch.append(piece)
         total += len(piece)
         if total >= size:

@@ -20,7 +20,7 @@ T = TypeVar("T")
 class Entry(Generic[T]):
     """One scheduled check: its interval, next due time and whether it is running."""
 
-    __slots__ = ("_token", "due", "interval", "item", "key", "overlaps", "running")
+    __slots__ = ("_token", "due", "interval", "item", "key", "overlaps", "running", "waiting")
 
     def __init__(self, key: str, item: T, interval: float, due: float) -> None:
         self.key = key
@@ -28,6 +28,8 @@ class Entry(Generic[T]):
         self.interval = interval
         self.due = due
         self.running = False
+        #: Its run is due but waits for a concurrency slot (the caller says so).
+        self.waiting = False
         #: Slots skipped because the previous run was still going.
         self.overlaps = 0
         self._token = 0
@@ -42,6 +44,8 @@ class Schedule(Generic[T]):
         self._heap: list[tuple[float, int, Entry[T]]] = []
         self._entries: dict[str, Entry[T]] = {}
         self._seq = 0
+        #: Counts the entries added and removed (what was derived from the set of keys is stale).
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -59,6 +63,7 @@ class Schedule(Generic[T]):
         due = now if at_once else now + self._rng.random() * min(interval, self.spread)
         entry = Entry(key, item, interval, due)
         self._entries[key] = entry
+        self.version += 1
         self._push(entry)
         return entry
 
@@ -75,6 +80,7 @@ class Schedule(Generic[T]):
     def remove(self, key: str) -> Entry[T] | None:
         entry = self._entries.pop(key, None)
         if entry is not None:
+            self.version += 1
             entry._token = -1  # its heap tuples are stale from now on
         return entry
 

@@ -54,6 +54,8 @@ class Silences:
         #: not depend on time): a scrape of 10,000 checks costs a lookup each.
         self._matching: dict[str, tuple[Silence, ...]] = {}
         self._current: tuple[Silence, ...] = ()
+        #: Whether the series ask ``holds`` (``attach``).
+        self._attached = False
         #: Counts the changes made here: a read of the store begun before one is stale.
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
@@ -72,17 +74,26 @@ class Silences:
     def _holds_watched(self, watched: Watched, at: float) -> bool:
         return self.holds(watched.check, at)
 
-    def attach(self) -> None:
-        """Let every check's series ask the silences (new checks come with a reload)."""
+    def attach(self, *, again: bool = False) -> None:
+        """Let every check's series ask the silences while any has not ended, and none ask
+        while there is none: a scrape of 10,000 checks then asks nothing. ``again``: after
+        a reload, which may bring checks (new series)."""
+        holding = bool(self._current)
+        if holding == self._attached and not again:
+            return
+        self._attached = holding
         for entry in self.watcher.schedule:
             series = entry.item.series
-            if series.silenced_by is None:
+            if not holding:
+                series.silenced_by = None  # a series still silenced reads so at the next scrape
+            elif series.silenced_by is None:
                 series.silenced_by = functools.partial(self._holds_watched, entry.item)
 
     def _changed(self) -> None:
         now = time.time()
         self._current = tuple(s for s in self.by_id.values() if s.ends_at > now)
         self._matching = {}
+        self.attach()
 
     # -- what the API asks -------------------------------------------------------------------
 
@@ -95,7 +106,6 @@ class Silences:
         self.by_id[silence.id] = silence
         self.undeleted.discard(silence.id)
         self._changed()
-        self.attach()
         self.watcher.say(
             f"silence {silence.id} made{' by ' + silence.created_by if silence.created_by else ''}"
             f" for {silence.matchers_json()}: {silence.reason}"
@@ -204,7 +214,7 @@ class Silences:
     def fraiseql_collection_finish(self, session: Session) -> None:
         """A reload may bring checks (new series) and change their tags or labels."""
         self._matching = {}
-        self.attach()
+        self.attach(again=True)
 
 
 def silences_of(watcher: Watcher) -> Silences | None:

@@ -152,6 +152,10 @@ class Watcher:
         self.lateness = Histogram(m.LATENESS_BUCKETS)
         self.in_progress = 0
         self.runs = 0
+        #: Slots skipped because the previous run had not even started: it waited for a
+        #: concurrency slot a whole interval (the watcher is past its capacity), and when last.
+        self.capacity_skips = 0
+        self.last_capacity_skip: float | None = None
         self.collection_errors = len(session.collect_errors)
         self.reloads: Counter[str] = Counter({"success": 0, "failure": 0})
         self.fixture_rebuilds: Counter[str] = Counter()
@@ -348,13 +352,33 @@ class Watcher:
                 if entry.running:
                     entry.overlaps += 1
                     entry.item.series.overlap()
+                    if entry.waiting:
+                        self._past_capacity(now)
                     continue
                 entry.running = True
                 task = loop.create_task(self._run(entry, due))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            if self.last_capacity_skip is not None and now - self.last_capacity_skip >= m.PAST_CAPACITY_FOR:
+                self.last_capacity_skip = None
+                self.say(f"back within capacity: no run waited a whole interval for a slot in {m.PAST_CAPACITY_FOR:g}s")
             when = schedule.next_due()
             await self._sleep_until(loop, loop.time() + 3600 if when is None else when)
+
+    def _past_capacity(self, now: float) -> None:
+        self.capacity_skips += 1
+        if self.last_capacity_skip is None:
+            self.say(
+                "past capacity: runs wait a whole interval for a concurrency slot and their next slots are skipped"
+                f" ({m.PAST_CAPACITY.name}); raise --concurrency (now {self.config.get('concurrency')}) or"
+                " --workers, or run the checks less often"
+            )
+        self.last_capacity_skip = now
+
+    def past_capacity(self) -> bool:
+        """Whether a slot was skipped in the last ``m.PAST_CAPACITY_FOR`` because its run was still waiting."""
+        last = self.last_capacity_skip
+        return last is not None and asyncio.get_running_loop().time() - last < m.PAST_CAPACITY_FOR
 
     async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if when <= loop.time() or self._stopping or self._reload:
@@ -393,7 +417,9 @@ class Watcher:
             await self.pool.ready_for(check.id)  # a worker being replaced holds no concurrency slot
             self.in_progress += 1
             counted = True
+            entry.waiting = True
             async with self._semaphore:
+                entry.waiting = False
                 due_wall = due + (time.time() - loop.time())
                 result, rebuilt, whole = await self.pool.run(check.id, check.timeout)
                 try:
@@ -416,7 +442,7 @@ class Watcher:
                 except Exception:  # a plugin's hook failed: say so, keep watching
                     self.error(f"internal error after running {check.id}:\n{traceback.format_exc()}")
         finally:
-            entry.running = False
+            entry.running = entry.waiting = False
             if counted:
                 self.in_progress -= 1
         return result

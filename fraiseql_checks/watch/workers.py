@@ -636,6 +636,8 @@ class WorkerPool:
         self.infos: dict[str, CheckInfo] = {}
         #: Isolated checks, and the worker each runs in.
         self.isolated: dict[str, str] = {}
+        #: Counts the changes of which worker runs which check (``assign``, ``isolate``).
+        self.assignments = 0
         self.blocks: dict[str, collections.deque[float]] = {}
         self.stopping = False
         self.isolation_workers: dict[str, WorkerProcess] = {}
@@ -802,6 +804,7 @@ class WorkerPool:
     def assign(self, checks: Iterable[CheckInfo]) -> None:
         """Give each file's checks to one worker: files keep their worker, new files go
         to the worker with the fewest checks (largest files first)."""
+        self.assignments += 1
         self.infos = {info.id: info for info in checks}
         by_file: collections.Counter[str] = collections.Counter(info.relpath for info in self.infos.values())
         load: collections.Counter[str] = collections.Counter({name: 0 for name in self.workers})
@@ -837,6 +840,7 @@ class WorkerPool:
             name = min(self.isolation_workers, key=lambda n: (load[n], n))
             where = f"worker {name}, with other isolated checks"
         self.isolated[check_id] = name
+        self.assignments += 1
         self.say(f"{check_id} {why}; from now on it runs in {where}")
 
     # -- runs -----------------------------------------------------------------------------

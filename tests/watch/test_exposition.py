@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import subprocess
 import types
 import urllib.request
@@ -153,6 +154,52 @@ def test_a_skipped_slot_renders_only_the_skipped_runs_line_again() -> None:
     assert parse_metrics(b"".join(again).decode())[("fraiseql_check_up", (("check", check.id),))] == 0.0
 
 
+def test_the_kept_columns_give_the_page_a_fresh_render_gives_after_every_change() -> None:
+    """Between scrapes the page keeps each family's pieces and writes in only what changed:
+    after runs, skipped slots, state changes, a silence coming and going, a maintenance
+    window, a reload of metadata and checks coming and going, it must read as a page
+    rendered from scratch."""
+    checks = [make_check(f"checks/check_{i}.py::check_{i}") for i in range(4)]
+    series = [CheckSeries(check) for check in checks]
+    kept = exposition.Columns()
+    silenced_now: set[str] = set()
+
+    def same(members: list[CheckSeries], now: float) -> None:
+        page = exposition.render(members, now, list, columns=kept)
+        fresh = exposition.render(members, now, list)
+        assert b"".join(page) == b"".join(fresh)
+
+    same(series, T0)
+    same(series, T0 + 1)  # nothing changed: the kept pieces
+    series[0].observe(run(checks[0], Outcome.PASSED, 0.01, T0 + 2, rows=3))
+    series[2].observe(run(checks[2], Outcome.FAILED, 4.0, T0 + 2))
+    same(series, T0 + 3)
+    series[1].overlap()
+    same(series, T0 + 4)
+    series[1].overlap()
+    series[3].set_state(m.STATE_VALUES["failing"], 2)
+    same(series, T0 + 5)
+    series[2].silenced_by = lambda at: checks[2].id in silenced_now
+    silenced_now.add(checks[2].id)
+    same(series, T0 + 6)
+    assert (
+        parse_metrics(b"".join(kept.join(series, T0 + 6)).decode())[(m.SILENCED.name, (("check", checks[2].id),))]
+        == 1.0
+    )
+    series[2].silenced_by = None  # the last silence ended: the series no longer asks
+    same(series, T0 + 7)
+    series[3].windows = tuple(as_windows([{"from": "00:00", "to": "24:00"}]))
+    same(series, T0 + 8)
+    series[0].describe(make_check(checks[0].id, owner="dba", runbook="docs/runbooks/x.md"), ())
+    same(series, T0 + 9)
+    newcomer = make_check("checks/check_new.py::check_new")
+    series = [series[0], CheckSeries(newcomer), *series[2:]]  # a reload: one went, one came
+    same(series, T0 + 10)
+    series[1].observe(run(newcomer, Outcome.ERROR, 0.5, T0 + 10))
+    same(series, T0 + 11)
+    same([], T0 + 12)
+
+
 def test_every_exported_family_is_defined_once_with_its_unit() -> None:
     names = [metric.name for metric in m.ALL]
     assert len(names) == len(set(names))
@@ -231,9 +278,10 @@ def test_gzip_is_chosen_by_accept_encoding(accept_encoding: str, expected: bool)
     assert pages.accepts_gzip(accept_encoding.encode()) is expected
 
 
-def test_gzip_pieces_make_one_stream() -> None:
+@pytest.mark.parametrize("library", ["zlib", "isal.isal_zlib"])
+def test_gzip_pieces_make_one_stream(library: str) -> None:
     pieces = [b"x" * 300_000, b"", sample_page().encode() * 3, b"tail\n"]
-    compressed = pages.gzip_pieces(pieces)
+    compressed = pages.gzip_pieces(pieces, library=importlib.import_module(library))
     assert gzip.decompress(b"".join(compressed)) == b"".join(pieces)
     assert sum(map(len, compressed)) < sum(map(len, pieces)) / 5
 

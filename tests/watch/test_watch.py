@@ -269,6 +269,64 @@ def test_overlapping_runs_are_skipped_and_the_concurrency_cap_holds(checkdir: Ch
     assert watcher.stop() == 0
 
 
+def test_past_capacity_is_a_metric_and_a_log_line_and_a_merely_slow_check_is_not_it(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    """Runs that wait a whole interval for a concurrency slot make the watcher past its
+    capacity (their next slots are skipped); a check whose own run outlasts its interval
+    has its slots skipped too, but the watcher has room to spare."""
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_busy.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        @check(interval="100ms", timeout="5s")
+        async def check_one():
+            await asyncio.sleep(0.15)
+
+        @check(interval="100ms", timeout="5s")
+        async def check_two():
+            await asyncio.sleep(0.15)
+
+        @check(interval="100ms", timeout="5s")
+        async def check_three():
+            await asyncio.sleep(0.15)
+        """,
+    )
+    crowded = watch("--concurrency", "1")  # 0.45 s of runs due every 0.1 s, one at a time
+    crowded.wait_for(
+        lambda s: s.get(("fraiseql_check_capacity_skipped_runs_total", ()), 0) >= 3,
+        what="slots skipped because runs waited for the only concurrency slot",
+    )
+    assert crowded.value("fraiseql_check_past_capacity") == 1
+    assert crowded.stop() == 0
+    assert "past capacity: runs wait a whole interval for a concurrency slot" in crowded.stderr + crowded.stdout
+
+    checkdir.write(
+        "checks/check_busy.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        @check(interval="100ms", timeout="5s")
+        async def check_slow():
+            await asyncio.sleep(0.35)
+        """,
+    )
+    roomy = watch("--concurrency", "10")
+    slow = "checks/check_busy.py::check_slow"
+    roomy.wait_for(
+        lambda s: s.get(("fraiseql_check_skipped_overlapping_runs_total", (("check", slow),)), 0) >= 3,
+        what="skipped overlapping runs of the slow check",
+    )
+    assert roomy.value("fraiseql_check_capacity_skipped_runs_total") == 0
+    assert roomy.value("fraiseql_check_past_capacity") == 0
+    assert roomy.stop() == 0
+    assert "past capacity" not in roomy.stderr + roomy.stdout
+
+
 def test_state_changes_reach_the_hook_once_and_maintenance_windows_silence_them(
     checkdir: CheckDir, watch: Watch
 ) -> None:
