@@ -13,8 +13,10 @@ checks before committing and rolls back instead, so only a write already
 committing when it was given up on may still land.
 
 Hourly and daily SLO rollups (tables ``slo_rollups`` and ``slo_daily_rollups``) are
-kept by triggers on ``results``: they fire for the rows ``INSERT OR IGNORE`` really
-inserts, in the same transaction, so a batch written twice counts once.
+kept by each write, in its transaction: the rows ``INSERT OR IGNORE`` really inserted
+are summed per check and hour (and day) and each sum is added once, so a batch
+written twice counts once. (Triggers did it until schema 7: SQLite has only row
+triggers, which made three upserts of every result, twice the cost of the write.)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.outbox import OutboxEntry, Status
+from fraiseql_checks.result import Outcome
 from fraiseql_checks.silences import Silence
 from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
 from fraiseql_checks.stores.rows import (
@@ -220,6 +223,12 @@ MIGRATIONS: tuple[str, ...] = (
             bad_runs = bad_runs + excluded.bad_runs;
     END;
     """,
+    # 7: the rollups are kept by the writes (``_add_to_rollups``), a sum per check and
+    # hour (and day) of each batch, not by row triggers (three upserts per result).
+    """
+    DROP TRIGGER results_slo_rollup;
+    DROP TRIGGER results_slo_daily_rollup;
+    """,
 )
 _RESULT_COLUMNS = (
     "check_id, started_at, duration_s, outcome, message, trace_id, recorded_values, timed_out, kind,"
@@ -241,6 +250,54 @@ ON CONFLICT (check_id) DO UPDATE SET
     since = excluded.since,
     updated_at = excluded.updated_at
 """
+_INSERT_RESULT = f"INSERT OR IGNORE INTO results ({_RESULT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ADD_TO_ROLLUP = """
+INSERT INTO {table} (check_id, bucket, good_s, bad_s, good_runs, bad_runs) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (check_id, bucket) DO UPDATE SET
+    good_s = good_s + excluded.good_s,
+    bad_s = bad_s + excluded.bad_s,
+    good_runs = good_runs + excluded.good_runs,
+    bad_runs = bad_runs + excluded.bad_runs
+"""
+#: The outcomes an SLO counts (passed is good, failed or errored is bad).
+_SLO_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
+
+
+def rollup_sums(results: Sequence[StoredResult]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The hourly and the daily rollup rows that ``results`` add: check runs not silenced,
+    summed per check and bucket. An hour's bucket is computed as migration 2 did in SQL
+    (the float quotient truncated, one less when that passes the run), a day's is the
+    start of the day of the run's hour."""
+    hours: dict[tuple[str, int], list[Any]] = {}
+    for r in results:
+        if r.kind != "check" or r.silenced or r.outcome not in _SLO_OUTCOMES:
+            continue
+        hour = int(r.started_at / 3600)
+        if hour * 3600 > r.started_at:
+            hour -= 1
+        key = (r.check_id, hour * 3600)
+        sums = hours.get(key)
+        if sums is None:
+            sums = hours[key] = [0.0, 0.0, 0, 0]
+        if r.outcome is Outcome.PASSED:
+            sums[0] += r.interval_s
+            sums[2] += 1
+        else:
+            sums[1] += r.interval_s
+            sums[3] += 1
+    days: dict[tuple[str, int], list[Any]] = {}
+    for (check_id, bucket), (good_s, bad_s, good, bad) in hours.items():
+        sums = days.setdefault((check_id, bucket // 86400 * 86400), [0.0, 0.0, 0, 0])
+        sums[0] += good_s
+        sums[1] += bad_s
+        sums[2] += good
+        sums[3] += bad
+    return (
+        [(*key, *sums) for key, sums in hours.items()],
+        [(*key, *sums) for key, sums in days.items()],
+    )
+
+
 # A pending entry never replaces one that is done: a restart that makes an entry
 # again (its id is stable) must not send it twice.
 _UPSERT_OUTBOX = f"""
@@ -468,7 +525,7 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
             # Writes go to as many places in the table as there are checks (and the
-            # rollup trigger's upserts to as many more): the default 2 MB cache thrashes.
+            # rollups' upserts to as many more): the default 2 MB cache thrashes.
             conn.execute("PRAGMA cache_size=-16384")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -499,25 +556,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if results:
-                    conn.executemany(
-                        f"INSERT OR IGNORE INTO results ({_RESULT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (
-                                r.check_id,
-                                r.started_at,
-                                r.duration_s,
-                                r.outcome.value,
-                                r.message,
-                                r.trace_id,
-                                r.values_json(),
-                                int(r.timed_out),
-                                r.kind,
-                                r.interval_s,
-                                int(r.silenced),
-                            )
-                            for r in results
-                        ],
-                    )
+                    self._insert_results(conn, results)
                 if changes:
                     conn.executemany(
                         f"INSERT OR IGNORE INTO state_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -536,6 +575,38 @@ class SQLiteStore:
                 raise
         except sqlite3.Error as exc:  # disk full, locked for too long, file removed, interrupted
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _insert_results(conn: sqlite3.Connection, results: Sequence[StoredResult]) -> None:
+        """Insert ``results`` (those stored already are left) and add the inserted ones to the rollups."""
+        rows = [
+            (
+                r.check_id,
+                r.started_at,
+                r.duration_s,
+                r.outcome.value,
+                r.message,
+                r.trace_id,
+                r.values_json(),
+                int(r.timed_out),
+                r.kind,
+                r.interval_s,
+                int(r.silenced),
+            )
+            for r in results
+        ]
+        conn.execute("SAVEPOINT results")
+        before = conn.total_changes
+        conn.executemany(_INSERT_RESULT, rows)
+        inserted: Sequence[StoredResult] = results
+        if conn.total_changes - before != len(rows):  # some were stored already: which, row by row
+            conn.execute("ROLLBACK TO results")
+            inserted = [r for r, row in zip(results, rows, strict=True) if conn.execute(_INSERT_RESULT, row).rowcount]
+        conn.execute("RELEASE results")
+        hours, days = rollup_sums(inserted)
+        if hours:
+            conn.executemany(_ADD_TO_ROLLUP.format(table="slo_rollups"), hours)
+            conn.executemany(_ADD_TO_ROLLUP.format(table="slo_daily_rollups"), days)
 
     def _query(self, lane: _Lane, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
