@@ -528,6 +528,12 @@ class SQLiteStore:
             # rollups' upserts to as many more): the default 2 MB cache thrashes.
             conn.execute("PRAGMA cache_size=-16384")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):  # its rollups may be kept in a way this version does not know
+                conn.close()
+                raise UsageError(
+                    f"the result store {self.path} has schema {version}, from a newer fraiseql-checks"
+                    f" (this one knows {len(MIGRATIONS)}): upgrade fraiseql-checks, or give it another store"
+                )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version={number}; COMMIT;")
             conn.execute("PRAGMA temp_store=MEMORY")

@@ -149,7 +149,6 @@ class CheckSeries:
         "_overlaps_stale",
         "_runbook_base",
         "_runs_template",
-        "_taken",
         "consecutive_failures",
         "duration",
         "last_run",
@@ -186,8 +185,6 @@ class CheckSeries:
         #: Only the skipped-runs line changed since the cache was made (a check past capacity
         #: skips a slot at every interval: the rest of its lines need not be rendered again).
         self._overlaps_stale = False
-        #: The pieces a ``Columns`` last took (``changed_chunks``).
-        self._taken: tuple[bytes, ...] | None = None
         #: ``notify.runbook_base_url``: the ``runbook`` label is the link, absolute when set.
         self._runbook_base = runbook_base
         self.describe(check, windows)
@@ -249,28 +246,6 @@ class CheckSeries:
             self._cache = tuple(cache)
         self._overlaps_stale = False
         return self._cache
-
-    def changed_chunks(self, now: float) -> tuple[bytes, ...] | None:
-        """``chunks(now)`` when they differ from those this returned last, else ``None``."""
-        cache = self._cache
-        if cache is not None and cache is self._taken and not self._overlaps_stale:
-            if not self.windows and self.silenced_by is None and not self.silenced:
-                return None  # nothing changed, no time-dependent silence to look at: the hot path
-        chunks = self.chunks(now)
-        if chunks is self._taken:
-            return None
-        self._taken = chunks
-        return chunks
-
-    def take_overlaps(self) -> bytes:
-        """When only the skipped-runs count changed since ``changed_chunks``: its new line,
-        now taken (the other pieces are the ones taken before)."""
-        line = self._overlaps_line().encode()
-        cache = self._cache
-        assert cache is not None
-        self._cache = self._taken = (*cache[:_OVERLAPS_CHUNK], line, *cache[_OVERLAPS_CHUNK + 1 :])
-        self._overlaps_stale = False
-        return line
 
     def _overlaps_line(self) -> str:
         return f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n"
@@ -339,43 +314,46 @@ def process_lines(process: psutil.Process) -> Iterator[str]:
 class Columns:
     """The per-check families of the page across ``series``, one column of pieces per family
     (``metrics.PER_CHECK`` order), kept between scrapes: a scrape writes in the pieces of the
-    checks that changed and joins each column once."""
+    checks that changed and joins each changed column once."""
 
-    __slots__ = ("_columns", "_joined", "_members")
+    __slots__ = ("_columns", "_joined", "_members", "_rows")
 
     def __init__(self) -> None:
         self._members: list[CheckSeries] = []
+        #: Each member's pieces as written into the columns (compared by identity with its cache).
+        self._rows: list[tuple[bytes, ...]] = []
         self._columns: list[list[bytes]] = [[] for _ in m.PER_CHECK]
         #: Each column joined, kept while none of its pieces changed (``None``: to join again).
         self._joined: list[bytes | None] = [b"" for _ in m.PER_CHECK]
 
     def join(self, series: list[CheckSeries], now: float) -> list[bytes]:
         """Each family's samples over ``series`` (in that order), one piece per family."""
-        columns, joined = self._columns, self._joined
+        columns, joined, rows = self._columns, self._joined, self._rows
         if series != self._members:  # checks came or went (a reload, a hand-over): every row anew
-            rows = [s.chunks(now) for s in series]
-            for s, row in zip(series, rows, strict=True):
-                s._taken = row
+            self._rows = rows = [s.chunks(now) for s in series]
             columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in m.PER_CHECK]
             self._columns, self._members = columns, list(series)
             joined[:] = [None] * len(columns)
         else:
             overlaps = columns[_OVERLAPS_CHUNK]
             for index, s in enumerate(series):
-                # changed_chunks' hot path, inlined: most checks did not change, or (past capacity)
-                # only skipped a slot; 10,000 method calls are a few milliseconds of the scrape
-                cache = s._cache
-                if cache is not None and cache is s._taken and not (s.windows or s.silenced_by or s.silenced):
+                row = rows[index]
+                # most checks did not change, or (past capacity) only skipped a slot: those cost
+                # a few attribute reads, not a call (10,000 calls are milliseconds of a scrape)
+                if s._cache is row and not (s.windows or s.silenced_by or s.silenced):
                     if s._overlaps_stale:
-                        overlaps[index] = s.take_overlaps()
+                        rows[index] = new = s.chunks(now)
+                        overlaps[index] = new[_OVERLAPS_CHUNK]
                         joined[_OVERLAPS_CHUNK] = None
                     continue
-                changed = s.changed_chunks(now)
-                if changed is not None:
-                    for k, (column, chunk) in enumerate(zip(columns, changed, strict=True)):
-                        if column[index] is not chunk:
-                            column[index] = chunk
-                            joined[k] = None
+                new = s.chunks(now)
+                if new is row:
+                    continue
+                rows[index] = new
+                for k, (column, chunk) in enumerate(zip(columns, new, strict=True)):
+                    if column[index] is not chunk:
+                        column[index] = chunk
+                        joined[k] = None
         for k, piece in enumerate(joined):
             if piece is None:
                 joined[k] = b"".join(columns[k])

@@ -54,8 +54,9 @@ class Silences:
         #: not depend on time): a scrape of 10,000 checks costs a lookup each.
         self._matching: dict[str, tuple[Silence, ...]] = {}
         self._current: tuple[Silence, ...] = ()
-        #: Whether the series ask ``holds`` (``attach``).
+        #: Whether the series ask ``holds`` (``attach``), and the schedule's version then.
         self._attached = False
+        self._attached_to = -1
         #: Counts the changes made here: a read of the store begun before one is stale.
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
@@ -76,13 +77,15 @@ class Silences:
 
     def attach(self, *, again: bool = False) -> None:
         """Let every check's series ask the silences while any has not ended, and none ask
-        while there is none: a scrape of 10,000 checks then asks nothing. ``again``: after
-        a reload, which may bring checks (new series)."""
+        while there is none: a scrape of 10,000 checks then asks nothing. Checks that came
+        since (a reload, a hand-over from another watcher of the cluster: new series) are
+        attached at the next call (``again``: at once, as after a reload)."""
         holding = bool(self._current)
-        if holding == self._attached and not again:
+        schedule = self.watcher.schedule
+        if holding == self._attached and not again and (not holding or schedule.version == self._attached_to):
             return
-        self._attached = holding
-        for entry in self.watcher.schedule:
+        self._attached, self._attached_to = holding, schedule.version
+        for entry in schedule:
             series = entry.item.series
             if not holding:
                 series.silenced_by = None  # a series still silenced reads so at the next scrape

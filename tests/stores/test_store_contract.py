@@ -7,10 +7,12 @@ import dataclasses
 import random
 import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from fraiseql_checks.config import UsageError
 from fraiseql_checks.outbox import Kind, OutboxEntry, Status, entry_id
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.silences import Matchers, Silence
@@ -318,6 +320,17 @@ def test_concurrent_writers_count_each_run_once(make_store: Callable[[], Store])
 async def write_all(s: Store, batches: Sequence[Sequence[StoredResult]]) -> None:
     for batch in batches:
         await s.write(batch, [])
+
+
+def test_a_sqlite_store_of_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """A newer version may keep the rollups differently (schema 7 dropped the triggers):
+    writing to its store without them would lose SLO data silently."""
+    path = tmp_path / "results.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(sqlite.MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(UsageError, match=r"has schema 8, from a newer fraiseql-checks \(this one knows 7\)"):
+        run(sqlite.SQLiteStore(path), lambda s: s.load_states())
 
 
 def test_migrating_fills_the_rollups_from_the_results_stored_before(make_store: Callable[[], Store]) -> None:

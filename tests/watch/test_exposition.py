@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import importlib
 import subprocess
+import time
 import types
 import urllib.request
 from collections.abc import Callable
@@ -158,16 +160,25 @@ def test_the_kept_columns_give_the_page_a_fresh_render_gives_after_every_change(
     """Between scrapes the page keeps each family's pieces and writes in only what changed:
     after runs, skipped slots, state changes, a silence coming and going, a maintenance
     window, a reload of metadata and checks coming and going, it must read as a page
-    rendered from scratch."""
+    rendered from scratch (copies of the series with nothing cached)."""
     checks = [make_check(f"checks/check_{i}.py::check_{i}") for i in range(4)]
     series = [CheckSeries(check) for check in checks]
     kept = exposition.Columns()
     silenced_now: set[str] = set()
 
-    def same(members: list[CheckSeries], now: float) -> None:
-        page = exposition.render(members, now, list, columns=kept)
-        fresh = exposition.render(members, now, list)
-        assert b"".join(page) == b"".join(fresh)
+    def from_scratch(members: list[CheckSeries], now: float) -> bytes:
+        copies = [copy.copy(s) for s in members]
+        for c in copies:
+            c._cache, c._overlaps_stale = None, False
+        return b"".join(exposition.render(copies, now, list))
+
+    def same(members: list[CheckSeries], now: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        page = b"".join(exposition.render(members, now, list, columns=kept))
+        assert page == from_scratch(members, now)
+        return parse_metrics(page.decode())
+
+    def silenced(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], check: Check) -> float:
+        return samples[(m.SILENCED.name, (("check", check.id),))]
 
     same(series, T0)
     same(series, T0 + 1)  # nothing changed: the kept pieces
@@ -179,25 +190,60 @@ def test_the_kept_columns_give_the_page_a_fresh_render_gives_after_every_change(
     series[1].overlap()
     series[3].set_state(m.STATE_VALUES["failing"], 2)
     same(series, T0 + 5)
+    series[0].observe(run(checks[0], Outcome.FAILED, 0.01, T0 + 5.5))
+    series[0].chunks(T0 + 5.5)  # rendered right after its run, as the watcher does for slow checks
     series[2].silenced_by = lambda at: checks[2].id in silenced_now
     silenced_now.add(checks[2].id)
-    same(series, T0 + 6)
-    assert (
-        parse_metrics(b"".join(kept.join(series, T0 + 6)).decode())[(m.SILENCED.name, (("check", checks[2].id),))]
-        == 1.0
-    )
+    assert silenced(same(series, T0 + 6), checks[2]) == 1.0
     series[2].silenced_by = None  # the last silence ended: the series no longer asks
-    same(series, T0 + 7)
+    assert silenced(same(series, T0 + 7), checks[2]) == 0.0
     series[3].windows = tuple(as_windows([{"from": "00:00", "to": "24:00"}]))
-    same(series, T0 + 8)
+    assert silenced(same(series, T0 + 8), checks[3]) == 1.0
+    series[3].windows = ()
+    assert silenced(same(series, T0 + 8.5), checks[3]) == 0.0
     series[0].describe(make_check(checks[0].id, owner="dba", runbook="docs/runbooks/x.md"), ())
     same(series, T0 + 9)
     newcomer = make_check("checks/check_new.py::check_new")
     series = [series[0], CheckSeries(newcomer), *series[2:]]  # a reload: one went, one came
     same(series, T0 + 10)
     series[1].observe(run(newcomer, Outcome.ERROR, 0.5, T0 + 10))
+    series[1].overlap()
     same(series, T0 + 11)
-    same([], T0 + 12)
+    series.reverse()  # same checks, another order
+    same(series, T0 + 12)
+    same([], T0 + 13)
+
+
+def test_series_that_come_while_a_silence_holds_ask_it_and_none_asks_once_all_ended() -> None:
+    """While no silence holds, no series asks (a scrape of 10,000 checks asks nothing); a
+    check that comes later, by a reload or a hand-over from another watcher of the cluster,
+    asks from the next sync with the store on."""
+    from fraiseql_checks.silences import Matchers, Silence
+    from fraiseql_checks.watch.schedule import Schedule
+    from fraiseql_checks.watch.silences import Silences
+
+    schedule: Schedule[types.SimpleNamespace] = Schedule(0.0)
+    silences = Silences(types.SimpleNamespace(schedule=schedule))  # type: ignore[arg-type]
+
+    def watch(check_id: str) -> CheckSeries:
+        check = make_check(check_id)
+        series = CheckSeries(check)
+        schedule.add(check_id, types.SimpleNamespace(check=check, series=series), 30.0, T0)
+        return series
+
+    first = watch("checks/check_a.py::check_a")
+    silences._changed()
+    assert first.silenced_by is None  # nothing to ask
+    now = time.time()
+    silences.by_id["s1"] = Silence("s1", Matchers(check="checks/*"), "deploy", now - 60, now + 3600, now - 60)
+    silences._changed()
+    assert first.silenced_by is not None and first.silenced_by(now)
+    handed_over = watch("checks/check_b.py::check_b")
+    silences._changed()  # the next sync with the store
+    assert handed_over.silenced_by is not None and handed_over.silenced_by(now)
+    del silences.by_id["s1"]
+    silences._changed()
+    assert first.silenced_by is None and handed_over.silenced_by is None
 
 
 def test_every_exported_family_is_defined_once_with_its_unit() -> None:
