@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _stats import bytecode, load_average, spread
+
 PYTHON = sys.executable
 FRAISEQL_CHECK = str(Path(PYTHON).parent / "fraiseql-check")
 SMALL = 10  # the run whose CPU is subtracted: start-up, imports, the first connections
@@ -218,10 +220,6 @@ def measure(peer: Peer, count: int, concurrency: int, cwd: Path) -> Sample:
     return Sample(wall, (cpu - small_cpu) / (count - SMALL) * 1000)
 
 
-def spread(values: list[float], fmt: str) -> str:
-    return " / ".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -233,10 +231,9 @@ def main() -> None:
         parser.error(f"--count must be more than {SMALL}")
 
     env = dict(os.environ)
-    machine_setting = env.get("PYTHONDONTWRITEBYTECODE")
     if not args.as_is:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-    load_before = os.getloadavg()
+    load_before = load_average()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-http-"))
     server, url = start_server()
@@ -287,24 +284,22 @@ def main() -> None:
         server.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    report(peers, args, machine_setting, load_before, os.getloadavg())
+    report(peers, args, load_before, load_average())
 
 
 def report(
     peers: list[Peer],
     args: argparse.Namespace,
-    machine_setting: str | None,
-    load_before: tuple[float, float, float],
-    load_after: tuple[float, float, float],
+    load_before: str,
+    load_after: str,
 ) -> None:
     print(
         f"\n{args.count:,} GETs answered after {DELAY_S * 1000:.0f} ms, {args.rounds} alternating rounds, "
         f"min / median / max; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
-    before, after = (" ".join(f"{x:.2f}" for x in load) for load in (load_before, load_after))
-    print(f"load average before: {before}; after: {after}")
+    print(f"load average (1, 5, 15 min) before: {load_before}; after: {load_after}")
     kept = "kept for the children" if args.as_is else "unset for the children (their byte-code cached)"
-    print(f"PYTHONDONTWRITEBYTECODE here: {machine_setting!r}, {kept}\n")
+    print(bytecode(when_set=kept) + "\n")
     baseline = peers[1]
     print("| concurrency | client | wall time (s) | vs aiohttp (median) | CPU per check (ms) |")
     print("|---|---|---|---|---|")
@@ -315,7 +310,8 @@ def report(
             walls = [s.wall_s for s in samples]
             cpus = [s.cpu_per_check_ms for s in samples]
             ratio = statistics.median(walls) / reference
-            print(f"| {concurrency} | {peer.name} | {spread(walls, '.2f')} | {ratio:.2f}× | {spread(cpus, '.3f')} |")
+            wall_text, cpu_text = spread(walls, "{:.2f}"), spread(cpus, "{:.3f}")
+            print(f"| {concurrency} | {peer.name} | {wall_text} | {ratio:.2f}× | {cpu_text} |")
     ours = peers[0]
     print("\ngoals (fraiseql-check, medians):")
     for concurrency in args.concurrency:

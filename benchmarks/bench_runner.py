@@ -65,6 +65,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from _stats import conditions, load_average, spread
+
 BODIES = ("assert 1 + 1 == 2", "pass")
 PER_FILE = 100
 GOAL_CHECKS = 10_000
@@ -93,13 +95,9 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> Sample:
     return Sample(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 
 
-def spread(values: list[float], unit: str = "s", digits: int = 2) -> str:
-    return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f} / {max(values):.{digits}f} {unit}"
-
-
 def cell(samples: list[Sample]) -> str:
     """Wall min / median / max and the median CPU (user + system) of the runs."""
-    return f"{spread([s.wall for s in samples])}; CPU {statistics.median(s.cpu for s in samples):.2f} s"
+    return f"{spread([s.wall for s in samples], unit=' s')}; CPU {statistics.median(s.cpu for s in samples):.2f} s"
 
 
 def speedup(ours: list[Sample], theirs: list[Sample]) -> tuple[float, str]:
@@ -354,10 +352,6 @@ def bench_http(tools: Tools, runs: int, with_pytest: bool) -> tuple[list[list[st
     return rows, note
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -376,13 +370,12 @@ def main() -> None:
     if checks < 2 or (checks > PER_FILE and checks % PER_FILE):
         parser.error(f"--checks must be a multiple of {PER_FILE} (or below it)")
     tools = Tools(args.pytest_autoload)
-    caller = os.environ.get("PYTHONDONTWRITEBYTECODE")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {'quick' if args.quick else 'full'} mode")
-    print(f"load average (1, 5, 15 min) at start: {load()}")
-    print(
-        "PYTHONDONTWRITEBYTECODE in the caller's environment: "
-        + (f"set ({caller!r}); cold runs set it, warm runs unset it" if caller else "not set; cold runs set it")
-    )
+    print(f"python {sys.version.split()[0]}, {'quick' if args.quick else 'full'} mode")
+    for line in conditions(
+        when_set="in the caller's environment; cold runs set it, warm runs unset it",
+        when_unset="in the caller's environment; cold runs set it",
+    ):
+        print(line)
     print(
         f"{runs} runs of each tool per row, alternating; min / median / max; pytest plugin autoload "
         + ("on" if args.pytest_autoload else "off (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1)")
@@ -405,7 +398,7 @@ def main() -> None:
         table(["benchmark", "fraiseql-check (wall; median CPU)", "pytest", "speed-up (median wall, pair range)"], rows)
         print(note)
         print()
-    print(f"load average at end: {load()}; benchmark took {time.perf_counter() - started:.0f} s")
+    print(f"load average at end: {load_average()}; benchmark took {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

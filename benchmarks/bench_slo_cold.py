@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
+from _stats import conditions, median, min_median_max  # noqa: E402
 from bench_slo import write_project  # noqa: E402
 from bench_slo_store import BENCH_DIR, check_ids, evict  # noqa: E402
 
@@ -242,9 +242,9 @@ def cell(times: Sequence[tuple[float, float]]) -> str:
     """The command's median (min-max), and the median of its SLO computation."""
     if not times:
         return "-"
-    whole = [t for t, _ in times]
-    part = statistics.median(s for _, s in times)
-    return f"{statistics.median(whole):.2f} s ({min(whole):.2f}-{max(whole):.2f}; SLOs {part:.2f} s)"
+    low, mid, high = min_median_max(t for t, _ in times)
+    part = median(s for _, s in times)
+    return f"{mid:.2f} s ({low:.2f}-{high:.2f}; SLOs {part:.2f} s)"
 
 
 def measure(
@@ -343,7 +343,11 @@ def main() -> None:
 
     print(f"fraiseql-check slo: {args.checks} check SLOs (30d), {args.days:g} days of a run every {args.interval:g} s;")
     print(f"a new process each time, {args.runs} runs of each kind, median (min-max); goal: cold at most {GOAL_S:g} s;")
-    print(f"bytecode cached; load average now {os.getloadavg()[0]:.2f}")
+    for line in conditions(
+        when_set="unset for the command, its bytecode cached (outside the source tree)",
+        when_unset="the command's bytecode cached (outside the source tree)",
+    ):
+        print(line)
     header = ("store", "data", "daily: cold", "daily: warm", "hourly only: cold", "hourly only: warm", "goal")
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -352,7 +356,7 @@ def main() -> None:
 
 
 def _cells(times: dict[tuple[bool, str], list[tuple[float, float]]]) -> tuple[str, ...]:
-    met = statistics.median(t for t, _ in times[(True, "cold")]) <= GOAL_S
+    met = median(t for t, _ in times[(True, "cold")]) <= GOAL_S
     return (
         cell(times[(True, "cold")]),
         cell(times[(True, "warm")]),

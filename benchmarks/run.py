@@ -111,7 +111,7 @@ def main() -> int:
     summary = []
     for script in scripts:
         cmd = command(script, args.quick)
-        shown = f"benchmarks/{script}: not there (yet)" if cmd is None else " ".join([f"benchmarks/{script}", *cmd[3:]])
+        shown = f"benchmarks/{script}: not there (yet)" if cmd is None else " ".join([f"benchmarks/{script}", *cmd[2:]])
         if args.list:
             print(f"  {shown}")
             continue

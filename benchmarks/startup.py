@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _stats import conditions, median, spread_cells
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = shutil.which("fraiseql-check", path=str(Path(sys.executable).parent)) or "fraiseql-check"
 
@@ -84,17 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     rounds = parser.parse_args().rounds
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = float("nan")
-    bytecode = (
-        "set in the caller, removed for the measured processes"
-        if "PYTHONDONTWRITEBYTECODE" in os.environ
-        else "not set"
-    )
-    print(f"{rounds} rounds each, taking turns; load average {load:.1f}, {os.cpu_count()} cores")
-    print(f"PYTHONDONTWRITEBYTECODE: {bytecode}\n")
+    for line in conditions(when_set="in the caller, removed for the measured processes"):
+        print(line)
+    print(f"{rounds} rounds each, taking turns\n")
     write_checks(CHECKS)
     for _, command, cwd, _ in COMMANDS:
         once(command, cwd)  # warm-up: bytecode, the cache of rewritten checks
@@ -106,12 +100,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for title, _, _, goal in COMMANDS:
         ms = times[title]
-        median = statistics.median(ms)
-        verdict = "" if goal is None else f"≤ {goal:.0f} ms: {'met' if median <= goal else 'not met'} (median)"
-        print(
-            f"| {title} | {min(ms):.0f} ms | {median:.0f} ms | {statistics.fmean(ms):.0f} ms | {max(ms):.0f} ms"
-            f" | {verdict} |"
-        )
+        low, mid, high = spread_cells(ms, "{:.0f}", " ms")
+        verdict = "" if goal is None else f"≤ {goal:.0f} ms: {'met' if median(ms) <= goal else 'not met'} (median)"
+        print(f"| {title} | {low} | {mid} | {statistics.fmean(ms):.0f} ms | {high} | {verdict} |")
     shutil.rmtree(CHECKS, ignore_errors=True)
     print("\nslowest imports of `fraiseql-check --version` (python -X importtime, cumulative):\n")
     for micros, name in slowest_imports([SCRIPT, "--version"]):

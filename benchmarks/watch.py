@@ -45,7 +45,6 @@ import os
 import re
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from _stats import conditions, load_average, median, percentile, spread_cells
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -128,8 +128,7 @@ class Row:
 
     def cells(self) -> list[str]:
         if self.values:
-            low, mid, high = min(self.values), statistics.median(self.values), max(self.values)
-            spread = [f"{self.fmt.format(v)}{self.unit}" for v in (low, mid, high)]
+            spread = spread_cells(self.values, self.fmt, self.unit)
             n = str(len(self.values))
         else:
             spread, n = ["", "", ""], ""
@@ -150,22 +149,6 @@ def print_table(rows: list[Row]) -> None:
         if line is head:
             print("  ".join("-" * w for w in widths))
     sys.stdout.flush()
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def conditions() -> list[str]:
-    load = os.getloadavg()
-    usable = len(os.sched_getaffinity(0))
-    bytecode = os.environ.get("PYTHONDONTWRITEBYTECODE")
-    return [
-        f"load average (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
-        f"cores: {os.cpu_count()} ({usable} usable); the watcher, its workers and this client share them",
-        "PYTHONDONTWRITEBYTECODE: "
-        + (f"set ({bytecode!r}): no .pyc written, every process compiles the package again" if bytecode else "not set"),
-    ]
 
 
 # -- the watcher under test -------------------------------------------------------------------
@@ -609,11 +592,6 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
     return rows
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 @dataclass
 class ScrapeRun:
     ready: float
@@ -868,8 +846,9 @@ def rows(count: int, offset: int) -> list[StoredResult]:
 def store_rate(make: Callable[[], Store], total: int = 100_000, batch: int = 5000) -> float:
     data = [rows(batch, n * batch) for n in range(total // batch)]
 
+    store = make()  # outside the loop: making a PostgreSQL store runs a loop of its own (CREATE SCHEMA)
+
     async def main() -> float:
-        store = make()
         await store.open()
         try:
             start = time.perf_counter()
@@ -934,27 +913,38 @@ def main() -> None:
             parser.error(f"unknown part: {part} (one of: {', '.join([*PARTS, *ALIASES])})")
         wanted += ALIASES.get(part, (part,))
     size = QUICK if args.quick else Size()
-    for line in conditions():
+    for line in conditions(
+        cores_note="the watcher, its workers and this client share them",
+        when_set="no .pyc written, every process compiles the package again",
+    ):
         print(line)
     print(f"form: {'quick' if args.quick else 'full'}; parts: {' '.join(dict.fromkeys(wanted))}", flush=True)
     table: list[Row] = []
+
+    def done(rows: list[Row]) -> None:
+        """Each part's rows as soon as it ends (a later part that fails loses nothing), all at the end."""
+        print()
+        print_table(rows)
+        sys.stdout.flush()
+        table.extend(rows)
+
     capacity = args.capacity
     if "capacity" in wanted or ("lateness" in wanted and capacity is None):
         found, capacity = bench_capacity(size)
-        table += found
+        done(found)
     if "lateness" in wanted:
         assert capacity is not None
-        table += bench_lateness(capacity, size)
+        done(bench_lateness(capacity, size))
     if "scrape" in wanted:
-        table += bench_scrape(size)
+        done(bench_scrape(size))
     if "store" in wanted:
-        table += bench_stores(size)
-    if table:
-        print()
+        done(bench_stores(size))
+    if len(table) > 0:
+        print("\nall parts:")
         print_table(table)
     if "profile" in wanted:
         bench_profile(size)
-    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":
