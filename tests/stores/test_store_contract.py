@@ -43,9 +43,9 @@ def result(check: str, at: float, outcome: Outcome = Outcome.PASSED, **extra: ob
 
 def same(a: StoredResult, b: StoredResult) -> bool:
     """Equal, with times to the microsecond (what PostgreSQL's timestamptz keeps)."""
-    return a.started_at == pytest.approx(b.started_at, abs=1e-6) and a.__dict__ | {"started_at": 0} == b.__dict__ | {
-        "started_at": 0
-    }
+    return a.started_at == pytest.approx(b.started_at, abs=1e-6) and dataclasses.replace(
+        a, started_at=0
+    ) == dataclasses.replace(b, started_at=0)
 
 
 def test_results_of_a_check_in_a_window(store: Store) -> None:
