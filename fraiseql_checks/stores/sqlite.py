@@ -49,7 +49,7 @@ from fraiseql_checks.stores.rows import (
     state_of,
     state_row,
 )
-from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, plan_windows
+from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, day_of, hour_of, plan_windows
 
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
@@ -223,8 +223,8 @@ MIGRATIONS: tuple[str, ...] = (
             bad_runs = bad_runs + excluded.bad_runs;
     END;
     """,
-    # 7: the rollups are kept by the writes (``_add_to_rollups``), a sum per check and
-    # hour (and day) of each batch, not by row triggers (three upserts per result).
+    # 7: the rollups are kept by the writes (``_insert_results``, ``rollup_sums``), a sum per
+    # check and hour (and day) of each batch, not by row triggers (three upserts per result).
     """
     DROP TRIGGER results_slo_rollup;
     DROP TRIGGER results_slo_daily_rollup;
@@ -265,17 +265,13 @@ _SLO_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
 
 def rollup_sums(results: Sequence[StoredResult]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The hourly and the daily rollup rows that ``results`` add: check runs not silenced,
-    summed per check and bucket. An hour's bucket is computed as migration 2 did in SQL
-    (the float quotient truncated, one less when that passes the run), a day's is the
-    start of the day of the run's hour."""
+    summed per check and bucket (``sli.hour_of``, ``sli.day_of``: exact at the boundaries,
+    as migration 2 computed them in SQL)."""
     hours: dict[tuple[str, int], list[Any]] = {}
     for r in results:
         if r.kind != "check" or r.silenced or r.outcome not in _SLO_OUTCOMES:
             continue
-        hour = int(r.started_at / 3600)
-        if hour * 3600 > r.started_at:
-            hour -= 1
-        key = (r.check_id, hour * 3600)
+        key = (r.check_id, hour_of(r.started_at))
         sums = hours.get(key)
         if sums is None:
             sums = hours[key] = [0.0, 0.0, 0, 0]
@@ -287,7 +283,7 @@ def rollup_sums(results: Sequence[StoredResult]) -> tuple[list[tuple[Any, ...]],
             sums[3] += 1
     days: dict[tuple[str, int], list[Any]] = {}
     for (check_id, bucket), (good_s, bad_s, good, bad) in hours.items():
-        sums = days.setdefault((check_id, bucket // 86400 * 86400), [0.0, 0.0, 0, 0])
+        sums = days.setdefault((check_id, day_of(bucket)), [0.0, 0.0, 0, 0])
         sums[0] += good_s
         sums[1] += bad_s
         sums[2] += good

@@ -367,9 +367,9 @@ def render(
     open_metrics: bool = False,
     columns: Columns | None = None,
 ) -> list[bytes]:
-    """The whole page, in pieces: per-check families across ``series``, then the
-    ``watcher``'s own lines. Pieces, because joining tens of megabytes into one
-    buffer costs more than the rest of the work; the server sends them in batches.
+    """The whole page, in pieces: per-check families across ``series`` (a piece each),
+    then the ``watcher``'s own lines; the server sends them in batches, passing the
+    large pieces on without copying them.
     ``open_metrics``: in OpenMetrics 1.0 (only the headers differ, and ``# EOF`` ends it).
     ``columns``: kept from the last scrape (only the checks that changed are written in)."""
     joined = (columns or Columns()).join(list(series), now)

@@ -54,9 +54,9 @@ class Silences:
         #: not depend on time): a scrape of 10,000 checks costs a lookup each.
         self._matching: dict[str, tuple[Silence, ...]] = {}
         self._current: tuple[Silence, ...] = ()
-        #: Whether the series ask ``holds`` (``attach``), and the schedule's version then.
-        self._attached = False
-        self._attached_to = -1
+        #: The schedule's version when its series were last made to ask ``holds``; ``None``
+        #: while none asks (no silence has not ended).
+        self._attached: int | None = None
         #: Counts the changes made here: a read of the store begun before one is stale.
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
@@ -80,14 +80,14 @@ class Silences:
         while there is none: a scrape of 10,000 checks then asks nothing. Checks that came
         since (a reload, a hand-over from another watcher of the cluster: new series) are
         attached at the next call (``again``: at once, as after a reload)."""
-        holding = bool(self._current)
         schedule = self.watcher.schedule
-        if holding == self._attached and not again and (not holding or schedule.version == self._attached_to):
+        attached = schedule.version if self._current else None
+        if attached == self._attached and not again:
             return
-        self._attached, self._attached_to = holding, schedule.version
+        self._attached = attached
         for entry in schedule:
             series = entry.item.series
-            if not holding:
+            if attached is None:
                 series.silenced_by = None  # a series still silenced reads so at the next scrape
             elif series.silenced_by is None:
                 series.silenced_by = functools.partial(self._holds_watched, entry.item)

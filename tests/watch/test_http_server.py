@@ -23,7 +23,7 @@ import h11
 import psutil
 import pytest
 
-from fraiseql_checks.watch.http import HTTPServer, Page
+from fraiseql_checks.watch.http import HTTPServer, Page, batches
 from tests.support.services import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -397,3 +397,11 @@ def test_a_connection_busy_answering_is_never_evicted_and_when_all_are_busy_a_ne
                 assert (status, body) == (200, b"held\n")
     assert ask(port, "/healthz") == (200, b"ok\n")
     assert server.connections_evicted_total == 1
+
+
+def test_batches_join_small_pieces_and_pass_a_large_one_on_without_copying_it() -> None:
+    big = b"x" * 10_000
+    got = list(batches([b"a" * 40, b"b" * 70, b"", big, b"c" * 30, b"d" * 90, b"e" * 5], 100))
+    assert got == [b"a" * 40 + b"b" * 70, big, b"c" * 30 + b"d" * 90, b"e" * 5]
+    assert got[1] is big  # the page's largest columns are megabytes: sent as they are
+    assert list(batches([b"", b""], 100)) == []
