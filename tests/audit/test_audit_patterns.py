@@ -18,6 +18,14 @@ from tests.support.services import throwaway_postgres
 NOW = dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Times are seeded relative to the test's own start, not to collection: a long run
+    reaches this file minutes after collecting it, and "the last 5 minutes" must hold."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
 def ago(seconds: float) -> dt.datetime:
     return NOW - dt.timedelta(seconds=seconds)
 

@@ -17,6 +17,14 @@ TENANT_B = "0b0e8a47-9d9a-4d0a-8f1b-6f7f3f3a0002"
 NOW = dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Times are seeded relative to the test's own start, not to collection: a long run
+    reaches this file minutes after collecting it, and "the last 5 minutes" must hold."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
 def seed(db: AuditDatabase, rows: list[dict[str, Any]]) -> None:
     run(db.with_conn(lambda conn: insert_v2(conn, rows)))
 
