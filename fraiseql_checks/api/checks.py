@@ -241,6 +241,8 @@ async def run_check(request: Request) -> Response:
         result = await watcher.run_now(watched.check.id)
     except KeyError:  # removed by a reload meanwhile
         raise APIError(404, "not_found", f"no check {watched.check.id!r} is watched") from None
+    if result is None and watcher.stopping:
+        raise APIError(503, "stopping", f"this watcher is stopping: {watched.check.id} was not run")
     if result is None:
         raise APIError(409, "running", f"{watched.check.id} is running now; its result will be stored as usual")
     body = {"result": result_json(result, watched.check.id), "check": check_json(watcher, watched)}
@@ -325,6 +327,7 @@ def endpoints() -> Sequence[Endpoint]:
                 200: ("the run's result and the check's state after it", run_answer),
                 **NOT_FOUND,
                 409: ("the check is running now, or runs on another watcher of the cluster", None),
+                503: ("this watcher is stopping: the check was not run", None),
             },
         ),
         Endpoint(

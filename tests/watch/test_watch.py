@@ -100,6 +100,34 @@ def test_a_stop_signal_lets_running_checks_finish_flushes_the_store_and_exits_0(
     assert float(rows[0][2]) >= 1.5  # type: ignore[arg-type]  # it ran to the end, it was not cut short
 
 
+def test_a_stop_signal_starts_none_of_the_runs_still_waiting_for_a_slot(checkdir: CheckDir, watch: Watch) -> None:
+    """Stopping lets the runs under way finish, but a run still waiting for a concurrency
+    slot has not started: it is dropped, not started after the signal."""
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_slow.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        @check(interval="1h", timeout="30s")
+        async def check_first():
+            await asyncio.sleep(1.5)
+
+        @check(interval="1h", timeout="30s")
+        async def check_second():
+            await asyncio.sleep(1.5)
+        """,
+    )
+    watcher = watch("--concurrency", "1")
+    watcher.wait_for(
+        lambda s: s.get(("fraiseql_check_runs_in_progress", ())) == 2, what="one run going and one waiting for the slot"
+    )
+    assert watcher.stop() == 0
+    assert "stopped after 1 run of 2 checks;" in watcher.stdout, watcher.stdout
+    assert len(stored(checkdir, "SELECT check_id FROM results")) == 1
+
+
 def test_a_second_stop_signal_cancels_running_checks(checkdir: CheckDir, watch: Watch) -> None:
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write(
