@@ -19,9 +19,10 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, AnyStr, cast
 
 import psutil
 
@@ -36,8 +37,28 @@ if TYPE_CHECKING:
 
 OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
 _OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(OUTCOMES)}
-#: Where the skipped-runs line sits among a check's chunks (``metrics.PER_CHECK`` order).
-_OVERLAPS_CHUNK = m.PER_CHECK.index(m.OVERLAPS)
+#: Where each family's lines sit among a check's chunks (``metrics.PER_CHECK`` order).
+_INFO, _UP, _RUNS, _DURATION, _LAST_RUN, _INTERVAL, _FAILURES, _STATE, _SILENCED, _OVERLAPS, _VALUES = (
+    m.PER_CHECK.index(metric)
+    for metric in (
+        m.INFO,
+        m.UP,
+        m.RUNS,
+        m.DURATION,
+        m.LAST_RUN,
+        m.INTERVAL,
+        m.CONSECUTIVE_FAILURES,
+        m.STATE,
+        m.SILENCED,
+        m.OVERLAPS,
+        m.VALUE,
+    )
+)
+#: What changed in a check since its chunks were rendered (``CheckSeries._dirty``, bits).
+_RAN, _UP_CHANGED, _VALUES_CHANGED, _STATE_CHANGED, _SKIPPED_SLOT, _DESCRIBED, _SILENCE_CHANGED = (
+    1 << bit for bit in range(7)
+)
+_EVERYTHING = (1 << 7) - 1
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: OpenMetrics 1.0, offered when a scrape's ``Accept`` asks for it (Prometheus does by default).
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -117,8 +138,8 @@ class Histogram:
         self.sum += value
         self.count += 1
 
-    def fill(self, template: str) -> str:
-        """``template`` (from ``histogram_template``) with this histogram's values."""
+    def fill(self, template: AnyStr) -> AnyStr:
+        """``template`` (from ``histogram_template``, or it encoded) with this histogram's values."""
         return template % (*self.counts, self.sum, self.count)
 
     def quantile(self, q: float) -> float:
@@ -138,15 +159,21 @@ class Histogram:
 
 
 class CheckSeries:
-    """What ``/metrics`` says about one check: updated after each run, rendered per scrape."""
+    """What ``/metrics`` says about one check: updated after each run, rendered per scrape.
+
+    Its chunks (one piece of bytes per family) are kept between scrapes, and only the
+    families that changed are rendered again; a chunk whose text came out the same is kept
+    as the same object, so ``Columns`` joins again only the families that really changed
+    (after a run: the run counters, the duration histogram, the last run's time).
+    """
 
     __slots__ = (
         "_cache",
+        "_dirty",
         "_duration_template",
         "_info",
         "_interval",
         "_label",
-        "_overlaps_stale",
         "_runbook_base",
         "_runs_template",
         "consecutive_failures",
@@ -166,9 +193,10 @@ class CheckSeries:
         self._label = f'check="{escape(check.id)}"'
         self.runs = [0, 0, 0, 0]
         self.duration = Histogram(m.DURATION_BUCKETS)
-        self._duration_template = histogram_template(m.DURATION, self._label)
+        # bytes templates: filled with ``%`` straight into the chunk, nothing to encode
+        self._duration_template = histogram_template(m.DURATION, self._label).encode()
         safe = self._label.replace("%", "%%")
-        self._runs_template = "".join(f'{m.RUNS.name}{{{safe},outcome="{o.value}"}} %d\n' for o in OUTCOMES)
+        self._runs_template = "".join(f'{m.RUNS.name}{{{safe},outcome="{o.value}"}} %d\n' for o in OUTCOMES).encode()
         self.up: int | None = None
         self.last_run: float | None = None
         self.consecutive_failures = 0
@@ -181,10 +209,9 @@ class CheckSeries:
         self.silenced_by: Callable[[float], bool] | None = None
         self._info = ""
         self._interval = ""
+        #: The chunks as last rendered (``None``: never), and what changed since (bits).
         self._cache: tuple[bytes, ...] | None = None
-        #: Only the skipped-runs line changed since the cache was made (a check past capacity
-        #: skips a slot at every interval: the rest of its lines need not be rendered again).
-        self._overlaps_stale = False
+        self._dirty = _EVERYTHING
         #: ``notify.runbook_base_url``: the ``runbook`` label is the link, absolute when set.
         self._runbook_base = runbook_base
         self.describe(check, windows)
@@ -206,30 +233,41 @@ class CheckSeries:
         labels = ",".join(f'{name}="{escape(value)}"' for name, value in info.items())
         self._info = f"{m.INFO.name}{{{labels}}} 1\n"
         self._interval = f"{m.INTERVAL.name}{{{self._label}}} {number(check.interval)}\n"
-        self._cache = None
+        self._dirty |= _DESCRIBED
 
     def observe(self, result: Result) -> None:
         self.runs[_OUTCOME_INDEX[result.outcome]] += 1
         self.duration.observe(result.duration_s)
         self.last_run = result.started_at
+        dirty = _RAN
         if result.outcome is not Outcome.SKIPPED:
-            self.up = 1 if result.outcome is Outcome.PASSED else 0
+            up = 1 if result.outcome is Outcome.PASSED else 0
+            if up != self.up:
+                self.up = up
+                dirty |= _UP_CHANGED
+            if result.values or self.values:
+                dirty |= _VALUES_CHANGED
             self.values = result.values
-        self._cache = None
+        self._dirty |= dirty
 
     def set_state(self, state: int, consecutive_failures: int) -> None:
-        self.state, self.consecutive_failures = state, consecutive_failures
-        self._cache = None
+        if state != self.state or consecutive_failures != self.consecutive_failures:
+            self.state, self.consecutive_failures = state, consecutive_failures
+            self._dirty |= _STATE_CHANGED
 
     def overlap(self) -> None:
         self.overlaps += 1
-        self._overlaps_stale = True
+        self._dirty |= _SKIPPED_SLOT
+
+    def forget(self) -> None:
+        """Drop the rendered chunks: the next ``chunks`` renders every family anew."""
+        self._cache, self._dirty = None, _EVERYTHING
 
     def chunks(self, now: float) -> tuple[bytes, ...]:
         """This check's lines, one piece per family in ``metrics.PER_CHECK`` order.
 
-        Kept until the check changes: a check that did not run since the last scrape
-        costs nothing to render again.
+        Kept until the check changes, and then only the families that changed are
+        rendered again: a check that did not run since the last scrape costs nothing.
         """
         if self.windows or self.silenced_by is not None or self.silenced:
             now_silenced = int(
@@ -237,39 +275,56 @@ class CheckSeries:
                 or (self.silenced_by is not None and self.silenced_by(now))
             )
             if now_silenced != self.silenced:
-                self.silenced, self._cache = now_silenced, None
+                self.silenced = now_silenced
+                self._dirty |= _SILENCE_CHANGED
+        dirty = self._dirty
+        if not dirty and self._cache is not None:
+            return self._cache
+        self._dirty = 0
+        if dirty == _SKIPPED_SLOT and self._cache is not None:  # past capacity: most checks, most scrapes
+            cache = self._cache
+            line = f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n".encode()
+            self._cache = (*cache[:_OVERLAPS], line, *cache[_OVERLAPS + 1 :])
+            return self._cache
         if self._cache is None:
-            self._cache = tuple(chunk.encode() for chunk in self._render())
-        elif self._overlaps_stale:
-            cache = list(self._cache)
-            cache[_OVERLAPS_CHUNK] = self._overlaps_line().encode()
-            self._cache = tuple(cache)
-        self._overlaps_stale = False
+            dirty = _EVERYTHING
+            row = [b""] * len(m.PER_CHECK)
+        else:
+            row = list(self._cache)
+        label = self._label
+        if dirty & _DESCRIBED:
+            _keep_or_set(row, _INFO, self._info)
+            _keep_or_set(row, _INTERVAL, self._interval)
+        if dirty & _RAN:
+            row[_RUNS] = self._runs_template % tuple(self.runs)
+            row[_DURATION] = self.duration.fill(self._duration_template)
+            if self.last_run is not None:
+                row[_LAST_RUN] = f"{m.LAST_RUN.name}{{{label}}} {number(self.last_run)}\n".encode()
+        if dirty & _UP_CHANGED and self.up is not None:
+            row[_UP] = f"{m.UP.name}{{{label}}} {self.up}\n".encode()
+        if dirty & _VALUES_CHANGED:
+            _keep_or_set(
+                row,
+                _VALUES,
+                "".join(f'{m.VALUE.name}{{{label},name="{name}"}} {number(v)}\n' for name, v in self.values.items()),
+            )
+        if dirty & _STATE_CHANGED:
+            _keep_or_set(row, _FAILURES, f"{m.CONSECUTIVE_FAILURES.name}{{{label}}} {self.consecutive_failures}\n")
+            _keep_or_set(row, _STATE, f"{m.STATE.name}{{{label}}} {self.state}\n")
+        if dirty & _SILENCE_CHANGED:
+            _keep_or_set(row, _SILENCED, f"{m.SILENCED.name}{{{label}}} {self.silenced}\n")
+        if dirty & _SKIPPED_SLOT:
+            row[_OVERLAPS] = f"{m.OVERLAPS.name}{{{label}}} {self.overlaps}\n".encode()
+        self._cache = tuple(row)
         return self._cache
 
-    def _overlaps_line(self) -> str:
-        return f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n"
 
-    def _render(self) -> tuple[str, ...]:
-        label = self._label
-        up = "" if self.up is None else f"{m.UP.name}{{{label}}} {self.up}\n"
-        last = "" if self.last_run is None else f"{m.LAST_RUN.name}{{{label}}} {number(self.last_run)}\n"
-        values = "".join(
-            f'{m.VALUE.name}{{{label},name="{name}"}} {number(value)}\n' for name, value in self.values.items()
-        )
-        return (
-            self._info,
-            up,
-            self._runs_template % tuple(self.runs),
-            self.duration.fill(self._duration_template),
-            last,
-            self._interval,
-            f"{m.CONSECUTIVE_FAILURES.name}{{{label}}} {self.consecutive_failures}\n",
-            f"{m.STATE.name}{{{label}}} {self.state}\n",
-            f"{m.SILENCED.name}{{{label}}} {self.silenced}\n",
-            self._overlaps_line(),
-            values,
-        )
+def _keep_or_set(row: list[bytes], index: int, text: str) -> None:
+    """Write ``text`` into ``row[index]``, keeping the old object when its bytes are the same
+    (``Columns`` compares chunks by identity: an equal chunk costs no join)."""
+    new = text.encode()
+    if new != row[index]:
+        row[index] = new
 
 
 def simple(metric: m.Metric, value: float) -> str:
@@ -312,51 +367,52 @@ def process_lines(process: psutil.Process) -> Iterator[str]:
 
 
 class Columns:
-    """The per-check families of the page across ``series``, one column of pieces per family
-    (``metrics.PER_CHECK`` order), kept between scrapes: a scrape writes in the pieces of the
-    checks that changed and joins each changed column once."""
+    """The per-check families of the page across ``series``, one piece per family
+    (``metrics.PER_CHECK`` order), kept between scrapes: a scrape takes the chunks of the
+    checks that changed and joins again only the families whose chunks changed."""
 
-    __slots__ = ("_columns", "_joined", "_members", "_rows")
+    __slots__ = ("_joined", "_members", "_rows")
 
     def __init__(self) -> None:
         self._members: list[CheckSeries] = []
-        #: Each member's pieces as written into the columns (compared by identity with its cache).
+        #: Each member's chunks as last joined (compared by identity with its cache).
         self._rows: list[tuple[bytes, ...]] = []
-        self._columns: list[list[bytes]] = [[] for _ in m.PER_CHECK]
-        #: Each column joined, kept while none of its pieces changed (``None``: to join again).
+        #: Each family's chunks joined, kept while none of them changed (``None``: to join again).
         self._joined: list[bytes | None] = [b"" for _ in m.PER_CHECK]
 
     def join(self, series: list[CheckSeries], now: float) -> list[bytes]:
         """Each family's samples over ``series`` (in that order), one piece per family."""
-        columns, joined, rows = self._columns, self._joined, self._rows
+        joined, rows = self._joined, self._rows
         if series != self._members:  # checks came or went (a reload, a hand-over): every row anew
             self._rows = rows = [s.chunks(now) for s in series]
-            columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in m.PER_CHECK]
-            self._columns, self._members = columns, list(series)
-            joined[:] = [None] * len(columns)
+            self._members = list(series)
+            joined[:] = [None] * len(joined)
         else:
-            overlaps = columns[_OVERLAPS_CHUNK]
+            stale = [False] * len(joined)
             for index, s in enumerate(series):
                 row = rows[index]
-                # most checks did not change, or (past capacity) only skipped a slot: those cost
-                # a few attribute reads, not a call (10,000 calls are milliseconds of a scrape)
+                # most checks did not change: those cost a few attribute reads, not a call
+                # (10,000 calls are milliseconds of a scrape); ``chunks`` inlined, as far as
+                # it goes for them (what may change with time alone: a window, a silence)
+                dirty = s._dirty
                 if s._cache is row and not (s.windows or s.silenced_by or s.silenced):
-                    if s._overlaps_stale:
-                        rows[index] = new = s.chunks(now)
-                        overlaps[index] = new[_OVERLAPS_CHUNK]
-                        joined[_OVERLAPS_CHUNK] = None
-                    continue
+                    if not dirty:
+                        continue
+                    if dirty == _SKIPPED_SLOT:  # past capacity most checks only skipped a slot
+                        rows[index] = s.chunks(now)
+                        stale[_OVERLAPS] = True
+                        continue
                 new = s.chunks(now)
-                if new is row:
-                    continue
-                rows[index] = new
-                for k, (column, chunk) in enumerate(zip(columns, new, strict=True)):
-                    if column[index] is not chunk:
-                        column[index] = chunk
-                        joined[k] = None
+                if new is not row:
+                    rows[index] = new
+                    # which families changed, compared in C: a chunk rendered the same is the same object
+                    stale = list(map(operator.or_, stale, map(operator.is_not, new, row)))
+            for k, changed in enumerate(stale):
+                if changed:
+                    joined[k] = None
         for k, piece in enumerate(joined):
             if piece is None:
-                joined[k] = b"".join(columns[k])
+                joined[k] = b"".join([row[k] for row in rows])
         return cast("list[bytes]", list(joined))
 
 

@@ -169,7 +169,7 @@ def test_the_kept_columns_give_the_page_a_fresh_render_gives_after_every_change(
     def from_scratch(members: list[CheckSeries], now: float) -> bytes:
         copies = [copy.copy(s) for s in members]
         for c in copies:
-            c._cache, c._overlaps_stale = None, False
+            c.forget()
         return b"".join(exposition.render(copies, now, list))
 
     def same(members: list[CheckSeries], now: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -212,6 +212,35 @@ def test_the_kept_columns_give_the_page_a_fresh_render_gives_after_every_change(
     series.reverse()  # same checks, another order
     same(series, T0 + 12)
     same([], T0 + 13)
+
+
+def test_a_run_joins_again_only_the_families_it_changed() -> None:
+    """A scrape joins again only the families whose chunks changed: after a passing run
+    like the one before, the run counters, the duration histogram and the last run's
+    time; a skipped slot, only the skipped-runs line; a state set to what it was, nothing."""
+    checks = [make_check(f"checks/check_{i}.py::check_{i}") for i in range(3)]
+    series = [CheckSeries(check) for check in checks]
+    kept = exposition.Columns()
+
+    def families() -> dict[str, bytes]:
+        parts = exposition.render(series, T0, list, columns=kept)
+        return {metric.name: parts[2 * k + 1] for k, metric in enumerate(m.PER_CHECK)}
+
+    def rejoined(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
+        return {name for name in before if after[name] is not before[name]}
+
+    for s, check in zip(series, checks, strict=True):
+        s.observe(run(check, Outcome.PASSED, 0.01, T0))
+        s.set_state(m.STATE_VALUES["passing"], 0)
+    first = families()
+    series[1].observe(run(checks[1], Outcome.PASSED, 0.02, T0 + 1))
+    second = families()
+    assert rejoined(first, second) == {m.RUNS.name, m.DURATION.name, m.LAST_RUN.name}
+    series[2].overlap()
+    series[0].set_state(m.STATE_VALUES["passing"], 0)
+    third = families()
+    assert rejoined(second, third) == {m.OVERLAPS.name}
+    assert families() == third and rejoined(third, families()) == set()
 
 
 def test_series_that_come_while_a_silence_holds_ask_it_and_none_asks_once_all_ended() -> None:
@@ -330,6 +359,11 @@ def test_gzip_pieces_make_one_stream(library: str) -> None:
     compressed = pages.gzip_pieces(pieces, library=importlib.import_module(library))
     assert gzip.decompress(b"".join(compressed)) == b"".join(pieces)
     assert sum(map(len, compressed)) < sum(map(len, pieces)) / 5
+    # a small page in many small pieces compresses as well as in one
+    lines = [line + b"\n" for line in sample_page().encode().splitlines()] * 3
+    compressed = pages.gzip_pieces(lines, library=importlib.import_module(library))
+    assert gzip.decompress(b"".join(compressed)) == b"".join(lines)
+    assert sum(map(len, compressed)) <= len(gzip.compress(b"".join(lines), pages.GZIP_LEVEL)) * 1.1
 
 
 def get_metrics(address: str, **headers: str) -> tuple[dict[str, str], bytes]:
