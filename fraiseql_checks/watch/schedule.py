@@ -109,9 +109,10 @@ class Schedule(Generic[T]):
                 continue
             if due > now:
                 return
-            heapq.heappop(heap)
             entry.due = due + entry.interval
             if entry.due <= now:  # stalled for a whole interval or more: no burst to catch up
                 entry.due = now + entry.interval
-            self._push(entry)
+            self._seq += 1
+            entry._token = self._seq
+            heapq.heapreplace(heap, (entry.due, self._seq, entry))  # one sift, not a pop and a push
             yield entry, due
