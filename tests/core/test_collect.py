@@ -239,3 +239,38 @@ def test_no_checks_collected_exits_5(checkdir: CheckDir) -> None:
     result = checkdir.run()
     assert result.ret == 5
     result.fnmatch_lines(["*no checks ran*"])
+
+
+def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_as_before_after(checkdir: CheckDir) -> None:
+    """Collecting builds what lives as long as the run: the collector's young generation is
+    much larger meanwhile (docs/performance.md), and back to Python's default (700) for
+    the checks' runs; it is never off (a check file's garbage is still collected)."""
+    import gc
+
+    import pytest
+
+    from fraiseql_checks.core.session import collector_paused
+
+    checkdir.write(
+        "checks/check_gc.py",
+        """
+        import gc
+
+        WHILE_COLLECTED = (gc.isenabled(), gc.get_threshold()[0])
+
+        def check_collected_with_a_large_young_generation():
+            on, young = WHILE_COLLECTED
+            assert on and young > 700
+
+        def check_runs_with_the_default_one():
+            assert gc.isenabled() and gc.get_threshold()[0] == 700
+        """,
+    )
+    result, outcomes = checkdir.outcomes()
+    assert result.ret == 0, outcomes
+    assert set(outcomes.values()) == {"passed"}
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert gc.get_threshold() != before and gc.isenabled()
+        raise RuntimeError("a broken file")
+    assert gc.get_threshold() == before
