@@ -283,8 +283,7 @@ class CheckSeries:
         self._dirty = 0
         if dirty == _SKIPPED_SLOT and self._cache is not None:  # past capacity: most checks, most scrapes
             cache = self._cache
-            line = f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n".encode()
-            self._cache = (*cache[:_OVERLAPS], line, *cache[_OVERLAPS + 1 :])
+            self._cache = (*cache[:_OVERLAPS], self._overlaps_line(), *cache[_OVERLAPS + 1 :])
             return self._cache
         if self._cache is None:
             dirty = _EVERYTHING
@@ -314,9 +313,12 @@ class CheckSeries:
         if dirty & _SILENCE_CHANGED:
             _keep_or_set(row, _SILENCED, f"{m.SILENCED.name}{{{label}}} {self.silenced}\n")
         if dirty & _SKIPPED_SLOT:
-            row[_OVERLAPS] = f"{m.OVERLAPS.name}{{{label}}} {self.overlaps}\n".encode()
+            row[_OVERLAPS] = self._overlaps_line()
         self._cache = tuple(row)
         return self._cache
+
+    def _overlaps_line(self) -> bytes:
+        return f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n".encode()
 
 
 def _keep_or_set(row: list[bytes], index: int, text: str) -> None:

@@ -729,8 +729,7 @@ class Watcher:
             await self._scheduler
             if self.cluster is not None:
                 await self.cluster.stop()
-            self._drop_queue()
-            running: list[asyncio.Future[Any]] = [*self._tasks, *self._inflight]
+            running: list[asyncio.Future[Any]] = [*self._tasks, *self._inflight]  # the queue went at the stop
             if running:
                 await asyncio.wait(running, timeout=self._max_timeout + 5)
             await self.pool.stop(self._max_timeout + 5)

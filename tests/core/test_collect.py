@@ -249,7 +249,7 @@ def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_as_before
 
     import pytest
 
-    from fraiseql_checks.core.session import collector_paused
+    from fraiseql_checks.core.session import rare_collections
 
     checkdir.write(
         "checks/check_gc.py",
@@ -270,7 +270,7 @@ def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_as_before
     assert result.ret == 0, outcomes
     assert set(outcomes.values()) == {"passed"}
     before = gc.get_threshold()
-    with pytest.raises(RuntimeError), collector_paused():
+    with pytest.raises(RuntimeError), rare_collections():
         assert gc.get_threshold() != before and gc.isenabled()
         raise RuntimeError("a broken file")
     assert gc.get_threshold() == before
