@@ -101,13 +101,18 @@ class Watchdog:
         return self._deadlines.get(task)
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        self._settle(time.perf_counter())
+        self._expire()
+
+    def _settle(self, now: float) -> None:
+        """Account for the loop's time since the last tick: a stall is put down to its holders
+        (as the guard's thread saw them), the others' deadlines move back by what they lost."""
         held = now - self._last_tick - self._tick_every
         self._last_tick = now
         samples, self._samples = self._samples, []
         self._suspect = None
         if held < _STALL_KEPT:
-            return self._expire()
+            return
         # Who held the loop, piece by piece: several tasks may have held it in turn before
         # this tick came round. The guard's thread sampled the holder every few tens of
         # milliseconds; between two samples of different holders the change is put halfway.
@@ -137,7 +142,6 @@ class Watchdog:
                 for name, seconds in by_name.items():
                     if seconds > self._stall:
                         self.on_block(name, seconds)
-        self._expire()
 
     def _expire(self) -> None:
         loop_now = self._loop.time()
@@ -163,7 +167,19 @@ class Watchdog:
         """Seconds within ``[since, until]`` (``perf_counter`` time) during which the loop
         was held by another check than the one ``name`` names (``name_of`` of the
         measuring task): tasks of the same check, and stalls whose holder is unknown,
-        count for nothing, so a slow target is never hidden."""
+        count for nothing, so a slow target is never hidden.
+
+        A stall that just ended may not be accounted for yet: a task woken in the same
+        turn as the one that held the loop runs before the next tick. Called on the loop,
+        the stall is settled here, not left out."""
+        now = time.perf_counter()
+        if self._handle is not None and now - self._last_tick - self._tick_every >= _STALL_KEPT:
+            try:
+                running = asyncio.get_running_loop() is self._loop
+            except RuntimeError:
+                running = False
+            if running:
+                self._settle(now)
         total = 0.0
         for end, seconds, holder in reversed(self.stalls):
             if end < since:

@@ -273,6 +273,43 @@ def test_a_cpu_bound_neighbour_does_not_make_a_latency_check_fail(checkdir: Chec
     )
 
 
+def test_a_neighbour_that_spins_in_the_turn_the_answer_came_does_not_count_against_the_latency(
+    checkdir: CheckDir,
+) -> None:
+    # The answer and the neighbour's wake-up land in the same turn of the loop, the neighbour
+    # first: the latency check resumes right after the spin, before the watchdog's next tick.
+    checkdir.write(
+        "checks/check_same_turn.py",
+        """
+        import asyncio, time
+        from fraiseql_checks import stopwatch
+
+        waiting, go = asyncio.Event(), asyncio.Event()
+
+        async def check_cpu_bound():
+            waiting.set()
+            await go.wait()
+            end = time.perf_counter() + 0.3
+            while time.perf_counter() < end:
+                pass
+
+        async def check_latency():
+            await asyncio.wait_for(waiting.wait(), 5)
+            loop = asyncio.get_running_loop()
+            answer = loop.create_future()
+            with stopwatch() as took:
+                loop.call_soon(go.set)
+                loop.call_soon(answer.set_result, None)
+                await answer
+            assert took.seconds <= 0.15, f"took {took.seconds * 1000:.0f} ms ({took.wall * 1000:.0f} ms on the wall clock)"
+        """,
+    )
+    ret, _, results, _ = reports(checkdir)
+    latency = results["checks/check_same_turn.py::check_latency"]
+    assert latency["outcome"] == "passed", latency["message"]
+    assert ret == 0
+
+
 def test_an_exception_that_cannot_print_itself_is_still_an_error(checkdir: CheckDir) -> None:
     checkdir.write(
         "checks/check_unprintable.py",
