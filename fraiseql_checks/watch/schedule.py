@@ -20,7 +20,7 @@ T = TypeVar("T")
 class Entry(Generic[T]):
     """One scheduled check: its interval, next due time and whether it is running."""
 
-    __slots__ = ("_token", "due", "interval", "item", "key", "overlaps", "running", "waiting")
+    __slots__ = ("_token", "due", "interval", "item", "key", "overlaps", "running", "shift", "waiting")
 
     def __init__(self, key: str, item: T, interval: float, due: float) -> None:
         self.key = key
@@ -32,6 +32,8 @@ class Entry(Generic[T]):
         self.waiting = False
         #: Slots skipped because the previous run was still going.
         self.overlaps = 0
+        #: Added once to the interval after the next run: the phase of a check that ran at once.
+        self.shift = 0.0
         self._token = 0
 
 
@@ -59,9 +61,13 @@ class Schedule(Generic[T]):
     def add(self, key: str, item: T, interval: float, now: float, *, at_once: bool = False) -> Entry[T]:
         """Schedule a new entry; its first run comes at a random point within
         ``min(interval, spread)`` from ``now``, so entries added together do not fire together
-        (``at_once``: at ``now``, for a check taken over from another watcher)."""
-        due = now if at_once else now + self._rng.random() * min(interval, self.spread)
-        entry = Entry(key, item, interval, due)
+        (``at_once``: at ``now``, for a check taken over from another watcher; the run after
+        it comes that random point later than one interval, so checks taken over together
+        do not stay together)."""
+        phase = self._rng.random() * min(interval, self.spread)
+        entry = Entry(key, item, interval, now if at_once else now + phase)
+        if at_once:
+            entry.shift = phase
         self._entries[key] = entry
         self.version += 1
         self._push(entry)
@@ -110,8 +116,13 @@ class Schedule(Generic[T]):
             if due > now:
                 return
             entry.due = due + entry.interval
-            if entry.due <= now:  # stalled for a whole interval or more: no burst to catch up
-                entry.due = now + entry.interval
+            if entry.shift:
+                entry.due += entry.shift
+                entry.shift = 0.0
+            if entry.due <= now:  # stalled for a whole interval or more: no burst to catch up, and
+                # the phase is kept (the next slot of its own after now), or the checks a stall
+                # delayed would all come due together from then on, a burst every interval
+                entry.due += (now - entry.due) // entry.interval * entry.interval + entry.interval
             self._seq += 1
             entry._token = self._seq
             heapq.heapreplace(heap, (entry.due, self._seq, entry))  # one sift, not a pop and a push

@@ -44,7 +44,31 @@ def test_slots_missed_during_a_stall_are_not_made_up_in_a_burst() -> None:
     schedule.add("a", "item", interval=1.0, now=0.0)
     due_keys(schedule, 0.0)
     assert due_keys(schedule, 30.5) == ["a"]  # once, not thirty times
-    assert schedule.next_due() == 31.5
+    assert schedule.next_due() == 31.0  # its own next slot: the phase is kept
+
+
+def test_checks_a_stall_delayed_together_do_not_come_due_together_from_then_on() -> None:
+    schedule: Schedule[str] = Schedule(spread=1.0, rng=random.Random(3))
+    for index in range(100):
+        schedule.add(f"c{index}", "item", interval=1.0, now=0.0)
+    phases = sorted(entry.due for entry in schedule)
+    assert len(due_keys(schedule, 7.25)) == 100  # a stall: all are late, each runs once
+    after = sorted(entry.due for entry in schedule)
+    assert all(7.25 < due <= 8.25 for due in after)
+    # each keeps its phase within the interval, so they stay spread (not all due at 8.25)
+    assert sorted(round(due % 1.0, 9) for due in after) == sorted(round(phase % 1.0, 9) for phase in phases)
+
+
+def test_checks_taken_over_together_run_at_once_and_then_spread() -> None:
+    schedule: Schedule[str] = Schedule(spread=10.0, rng=random.Random(4))
+    for index in range(100):
+        schedule.add(f"c{index}", "item", interval=60.0, now=50.0, at_once=True)
+    assert len(due_keys(schedule, 50.0)) == 100  # all at once, as taken over
+    after = sorted(entry.due for entry in schedule)
+    assert 110.0 <= after[0] and after[-1] < 120.0 and len(set(after)) == 100
+    assert min(sum(1 for d in after if 110 + i <= d < 111 + i) for i in range(10)) > 2  # spread over 10 s
+    due_keys(schedule, 125.0)
+    assert sorted(entry.due for entry in schedule) == [due + 60.0 for due in after]  # a fixed rate again
 
 
 def test_a_running_entry_is_handed_out_again_for_the_caller_to_count_the_overlap() -> None:
