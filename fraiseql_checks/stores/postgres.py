@@ -46,7 +46,7 @@ from fraiseql_checks.stores.rows import (
     state_of,
     state_row,
 )
-from fraiseql_checks.stores.sli import DAY, HOUR, plan_windows
+from fraiseql_checks.stores.sli import DAY, HOUR, plan_windows, totals_off_loop
 
 if TYPE_CHECKING:
     import asyncpg
@@ -671,7 +671,7 @@ class PostgresStore:
         levels: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
         for row in rows:
             levels[row[0]].append(row[1:])
-        return plan.totals(check_ids, *levels)
+        return await totals_off_loop(plan, check_ids, *levels)
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         statements: list[tuple[str, float]] = [

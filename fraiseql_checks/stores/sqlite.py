@@ -49,7 +49,7 @@ from fraiseql_checks.stores.rows import (
     state_of,
     state_row,
 )
-from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, day_of, hour_of, plan_windows
+from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, day_of, hour_of, plan_windows, totals_off_loop
 
 if TYPE_CHECKING:
     from fraiseql_checks.config import Config
@@ -760,7 +760,7 @@ class SQLiteStore:
     ) -> dict[str, list[SLITotals]]:
         plan = plan_windows(windows)
         days, hours, raw = await self._call(self._sli_totals, check_ids, plan)
-        return plan.totals(check_ids, hours, raw, days)
+        return await totals_off_loop(plan, check_ids, hours, raw, days)
 
     async def prune(self, before: float, *, rollups_before: float | None = None) -> int:
         return await self._call(self._prune, before, rollups_before)
