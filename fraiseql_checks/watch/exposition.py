@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, AnyStr, cast
@@ -59,6 +58,10 @@ _RAN, _UP_CHANGED, _VALUES_CHANGED, _STATE_CHANGED, _SKIPPED_SLOT, _DESCRIBED, _
     1 << bit for bit in range(7)
 )
 _EVERYTHING = (1 << 7) - 1
+#: Which families' chunks were replaced since ``Columns`` last took them (``CheckSeries._changed``,
+#: bit ``k`` for ``metrics.PER_CHECK[k]``).
+_ALL_FAMILIES = (1 << len(m.PER_CHECK)) - 1
+_OVERLAPS_BIT = 1 << _OVERLAPS
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: OpenMetrics 1.0, offered when a scrape's ``Accept`` asks for it (Prometheus does by default).
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -120,6 +123,37 @@ def histogram_template(metric: m.Metric, labels: str) -> str:
     return "".join(lines)
 
 
+class ScrapeCadence:
+    """How often ``/metrics`` is read. A check that runs less often than that has its lines
+    rendered right after each run or skipped slot (the same work, off the scrape's path);
+    a faster one is rendered at the next scrape, once for all its runs in between.
+
+    Until a scrape is seen, scrapes are assumed every ``ASSUMED`` seconds (Prometheus'
+    usual 10 to 60 s); then the time between scrapes, smoothed (two Prometheus servers
+    scraping in turn count as one that scrapes twice as often)."""
+
+    #: Seconds between scrapes assumed before the second scrape.
+    ASSUMED = 10.0
+    #: The weight of the latest gap in the smoothed time between scrapes.
+    _WEIGHT = 0.2
+
+    __slots__ = ("_last", "every")
+
+    def __init__(self) -> None:
+        self.every = self.ASSUMED
+        self._last: float | None = None
+
+    def scraped(self, now: float) -> None:
+        """A scrape at ``now`` (monotonic seconds)."""
+        if self._last is not None:
+            self.every += (max(now - self._last, 0.0) - self.every) * self._WEIGHT
+        self._last = now
+
+    def render_now(self, interval: float) -> bool:
+        """Whether a check run every ``interval`` seconds is rendered as soon as it changes."""
+        return interval >= self.every
+
+
 class Histogram:
     """Cumulative bucket counts (the last is ``+Inf``), sum and count of observations."""
 
@@ -169,6 +203,7 @@ class CheckSeries:
 
     __slots__ = (
         "_cache",
+        "_changed",
         "_dirty",
         "_duration_template",
         "_info",
@@ -212,6 +247,8 @@ class CheckSeries:
         #: The chunks as last rendered (``None``: never), and what changed since (bits).
         self._cache: tuple[bytes, ...] | None = None
         self._dirty = _EVERYTHING
+        #: The families whose chunk was replaced since the page's ``Columns`` took them (bits).
+        self._changed = _ALL_FAMILIES
         #: ``notify.runbook_base_url``: the ``runbook`` label is the link, absolute when set.
         self._runbook_base = runbook_base
         self.describe(check, windows)
@@ -284,12 +321,14 @@ class CheckSeries:
         if dirty == _SKIPPED_SLOT and self._cache is not None:  # past capacity: most checks, most scrapes
             cache = self._cache
             self._cache = (*cache[:_OVERLAPS], self._overlaps_line(), *cache[_OVERLAPS + 1 :])
+            self._changed |= _OVERLAPS_BIT
             return self._cache
-        if self._cache is None:
+        old = self._cache
+        if old is None:
             dirty = _EVERYTHING
             row = [b""] * len(m.PER_CHECK)
         else:
-            row = list(self._cache)
+            row = list(old)
         label = self._label
         if dirty & _DESCRIBED:
             _keep_or_set(row, _INFO, self._info)
@@ -314,8 +353,16 @@ class CheckSeries:
             _keep_or_set(row, _SILENCED, f"{m.SILENCED.name}{{{label}}} {self.silenced}\n")
         if dirty & _SKIPPED_SLOT:
             row[_OVERLAPS] = self._overlaps_line()
-        self._cache = tuple(row)
-        return self._cache
+        self._cache = new = tuple(row)
+        if old is None:
+            self._changed = _ALL_FAMILIES
+        else:
+            changed = self._changed
+            for index, (before, after) in enumerate(zip(old, new, strict=True)):
+                if before is not after:
+                    changed |= 1 << index
+            self._changed = changed
+        return new
 
     def _overlaps_line(self) -> bytes:
         return f"{m.OVERLAPS.name}{{{self._label}}} {self.overlaps}\n".encode()
@@ -371,13 +418,17 @@ def process_lines(process: psutil.Process) -> Iterator[str]:
 class Columns:
     """The per-check families of the page across ``series``, one piece per family
     (``metrics.PER_CHECK`` order), kept between scrapes: a scrape takes the chunks of the
-    checks that changed and joins again only the families whose chunks changed."""
+    checks that changed and joins again only the families whose chunks changed.
+
+    Which families changed each check says itself (``CheckSeries._changed``), and
+    ``Columns`` clears it: there is one, the page's (``render`` without one joins every
+    check afresh and clears nothing)."""
 
     __slots__ = ("_joined", "_members", "_rows")
 
     def __init__(self) -> None:
         self._members: list[CheckSeries] = []
-        #: Each member's chunks as last joined (compared by identity with its cache).
+        #: Each member's chunks as last joined.
         self._rows: list[tuple[bytes, ...]] = []
         #: Each family's chunks joined, kept while none of them changed (``None``: to join again).
         self._joined: list[bytes | None] = [b"" for _ in m.PER_CHECK]
@@ -387,31 +438,27 @@ class Columns:
         joined, rows = self._joined, self._rows
         if series != self._members:  # checks came or went (a reload, a hand-over): every row anew
             self._rows = rows = [s.chunks(now) for s in series]
+            for s in series:
+                s._changed = 0
             self._members = list(series)
             joined[:] = [None] * len(joined)
         else:
-            stale = [False] * len(joined)
+            stale = 0
             for index, s in enumerate(series):
-                row = rows[index]
                 # most checks did not change: those cost a few attribute reads, not a call
-                # (10,000 calls are milliseconds of a scrape); ``chunks`` inlined, as far as
-                # it goes for them (what may change with time alone: a window, a silence)
-                dirty = s._dirty
-                if s._cache is row and not (s.windows or s.silenced_by or s.silenced):
-                    if not dirty:
-                        continue
-                    if dirty == _SKIPPED_SLOT:  # past capacity most checks only skipped a slot
-                        rows[index] = s.chunks(now)
-                        stale[_OVERLAPS] = True
-                        continue
-                new = s.chunks(now)
-                if new is not row:
-                    rows[index] = new
-                    # which families changed, compared in C: a chunk rendered the same is the same object
-                    stale = list(map(operator.or_, stale, map(operator.is_not, new, row)))
-            for k, changed in enumerate(stale):
+                # (10,000 calls are milliseconds of a scrape). What may change with time alone
+                # (a window, a silence) and what is not rendered yet is rendered now.
+                if s._dirty or s.windows or s.silenced_by is not None or s.silenced:
+                    s.chunks(now)
+                changed = s._changed
                 if changed:
-                    joined[k] = None
+                    s._changed = 0
+                    rows[index] = s._cache  # type: ignore[assignment]
+                    stale |= changed
+            if stale:
+                for k in range(len(joined)):
+                    if stale >> k & 1:
+                        joined[k] = None
         for k, piece in enumerate(joined):
             if piece is None:
                 joined[k] = b"".join([row[k] for row in rows])
@@ -430,7 +477,11 @@ def render(
     large pieces on without copying them.
     ``open_metrics``: in OpenMetrics 1.0 (only the headers differ, and ``# EOF`` ends it).
     ``columns``: kept from the last scrape (only the checks that changed are written in)."""
-    joined = (columns or Columns()).join(list(series), now)
+    if columns is not None:
+        joined = columns.join(list(series), now)
+    else:
+        rows = [s.chunks(now) for s in series]
+        joined = [b"".join([row[k] for row in rows]) for k in range(len(m.PER_CHECK))]
     parts: list[bytes] = []
     for metric, column in zip(m.PER_CHECK, joined, strict=True):
         parts.append(_headers(metric, open_metrics))

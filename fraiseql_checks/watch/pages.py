@@ -120,6 +120,7 @@ class WatcherPages:
 
     def metrics(self, request: Request) -> Page | Awaitable[Page]:
         w = self.watcher
+        w.scrapes.scraped(time.monotonic())
         open_metrics = wants_openmetrics(request.header(b"accept"))
         series = (entry.item.series for entry in w.schedule)
         body = exposition.render(series, time.time(), self._own_lines, open_metrics, self._columns)

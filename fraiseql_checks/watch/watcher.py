@@ -40,7 +40,7 @@ from fraiseql_checks.runbooks import runbook_base_url
 from fraiseql_checks.stores import StateRecord, Store, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
 from fraiseql_checks.watch.cluster import VIEW_IDLE
-from fraiseql_checks.watch.exposition import CheckSeries, Histogram
+from fraiseql_checks.watch.exposition import CheckSeries, Histogram, ScrapeCadence
 from fraiseql_checks.watch.http import HTTPServer
 from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced, windows_for
 from fraiseql_checks.watch.pages import WatcherPages
@@ -99,10 +99,6 @@ class Watched:
 _COALESCE = 0.002
 #: The scheduler gives the event loop a turn after starting (or skipping) this many runs.
 _TURN = 256
-#: A check that runs less often than Prometheus scrapes has its /metrics lines rendered
-#: right after each run (the same work, off the scrape's path); a faster one renders
-#: at the next scrape, once for all the runs in between.
-_RENDER_AFTER_RUN = 10.0
 #: A check reported for holding the event loop is named in the log once in this long.
 _BLOCK_NOTICE_EVERY = 600.0
 #: A message cut for the store is logged whole once per check in this long.
@@ -152,6 +148,8 @@ class Watcher:
         self.pool.file_values = dict(self.config.file_values)  # workers run on the watcher's config, not the file's
         self.schedule: Schedule[Watched] = Schedule(settings.start_jitter)
         self.lateness = Histogram(m.LATENESS_BUCKETS)
+        #: How often /metrics is read: checks that run less often are rendered as they change.
+        self.scrapes = ScrapeCadence()
         self.in_progress = 0
         self.runs = 0
         #: Slots skipped because the previous run had not even started: it waited for a
@@ -357,6 +355,7 @@ class Watcher:
                 await self.reload()
             now = loop.time()
             fenced = cluster is not None and not cluster.may_run()
+            render_now = self.scrapes.render_now
             for handled, (entry, due) in enumerate(schedule.pop_due(now + _COALESCE), 1):
                 if handled % _TURN == 0:
                     await asyncio.sleep(0)  # thousands due at once: let a scrape or a result in between
@@ -364,7 +363,10 @@ class Watcher:
                     continue  # no valid lease: another watcher may own it by now (watch.cluster)
                 if entry.running:
                     entry.overlaps += 1
-                    entry.item.series.overlap()
+                    series = entry.item.series
+                    series.overlap()
+                    if render_now(entry.interval):
+                        series.chunks(time.time())
                     if entry.waiting:
                         self._past_capacity(now)
                     continue
@@ -538,7 +540,7 @@ class Watcher:
             result.outcome, result.started_at, silenced=silent, message=result.message, trace_id=result.trace_id
         )
         series.set_state(m.STATE_VALUES[state.state.value], state.consecutive_failures)
-        if watched.check.interval >= _RENDER_AFTER_RUN:
+        if self.scrapes.render_now(watched.check.interval):
             series.chunks(result.started_at)
         self.writer.add(StoredResult.of(result, time.time(), interval_s=watched.check.interval, silenced=silent))
         self.writer.add(state.snapshot())

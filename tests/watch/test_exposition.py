@@ -20,7 +20,7 @@ from fraiseql_checks.checks import Check
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.spec import make_spec
 from fraiseql_checks.watch import exposition, pages
-from fraiseql_checks.watch.exposition import CheckSeries, Histogram
+from fraiseql_checks.watch.exposition import CheckSeries, Histogram, ScrapeCadence
 from fraiseql_checks.watch.maintenance import as_windows
 from tests.support.checkdir import CheckDir
 from tests.support.services import prometheus, require_binary, wait_until
@@ -154,6 +154,22 @@ def test_a_skipped_slot_renders_only_the_skipped_runs_line_again() -> None:
     again = series.chunks(T0 + 4)
     assert parse_metrics(b"".join(again).decode())[(m.OVERLAPS.name, (("check", check.id),))] == 2.0
     assert parse_metrics(b"".join(again).decode())[("fraiseql_check_up", (("check", check.id),))] == 0.0
+
+
+def test_checks_slower_than_the_scrapes_are_rendered_as_they_change_faster_ones_at_the_scrape() -> None:
+    cadence = ScrapeCadence()
+    # before a second scrape: Prometheus' usual interval is assumed
+    assert cadence.render_now(ScrapeCadence.ASSUMED) and not cadence.render_now(5.0)
+    cadence.scraped(100.0)
+    for n in range(1, 60):  # scraped every 0.2 s (two servers, or a tight scrape_interval)
+        cadence.scraped(100.0 + n * 0.2)
+    assert cadence.render_now(0.4) and cadence.render_now(1.0)
+    assert not cadence.render_now(0.1)  # runs twice between scrapes: rendered once, at the scrape
+    for n in range(1, 60):  # then every 15 s
+        cadence.scraped(112.0 + n * 15.0)
+    assert cadence.render_now(30.0) and not cadence.render_now(1.0)
+    cadence.scraped(0.0)  # a clock that went back counts as no time, not as negative time
+    assert cadence.every >= 0
 
 
 def test_the_kept_columns_give_the_page_a_fresh_render_gives_after_every_change() -> None:
