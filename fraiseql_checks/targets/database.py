@@ -79,6 +79,13 @@ def _reason(exc: BaseException) -> str:
     return str(message).splitlines()[0] if message else type(exc).__name__
 
 
+def _broken_by_the_server(exc: BaseException) -> bool:
+    """An asyncpg client error that says a statement on a connection just taken from the
+    pool found it still busy with what the server sent last (its state left by a server
+    that ended it): the connection, not the statement, is at fault."""
+    return isinstance(exc, _pg.ProtocolError) or "another operation" in str(exc)
+
+
 def _first_line(query: str) -> str:
     line = " ".join(query.split())
     return line if len(line) <= 80 else line[:79] + "…"
@@ -221,11 +228,27 @@ class Database(Queries):
         try:
             yield TracedConnection(self, connection)
         finally:
-            await pool.release(connection)
+            # Resetting a connection the server has just ended fails: asyncpg then terminates
+            # it (the pool connects anew), and what the statements did or raised stands.
+            with contextlib.suppress(Exception):
+                await pool.release(connection)
 
     async def _call(self, method: str, query: str, args: Sequence[Any], timeout: float | None) -> Any:
         async with self.acquire() as connection:
-            return await connection._call(method, query, args, timeout)
+            try:
+                return await getattr(connection.raw, method)(traced(query), *args, timeout=timeout)
+            except _pg.InternalClientError as exc:
+                if not _broken_by_the_server(exc):
+                    self.reraise(exc, query)
+                # A connection whose server went away while it read an error comes back from
+                # the pool unusable (seen when the server shuts down under concurrent queries):
+                # the server's fault, and the connection must not be handed out again.
+                connection.raw.terminate()
+                raise TargetError(
+                    f"database {self.where}: connection lost: {_reason(exc)}", target="database", unreachable=True
+                ) from exc
+            except Exception as exc:
+                self.reraise(exc, query)
 
     def reraise(self, exc: Exception, query: str | None = None) -> NoReturn:
         """Raise ``exc`` as a ``TargetError`` when it is the database's fault, else unchanged."""

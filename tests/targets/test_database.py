@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 
 import asyncpg
@@ -137,6 +138,40 @@ def test_one_pool_survives_a_restart() -> None:
     assert seen[1].startswith(f"{where}: connection lost: ") or seen[1] == f"{where}: connection refused"
     assert seen[2] == f"{where}: connection refused"
     assert seen[3] == "up again"
+
+
+def test_a_server_shutting_down_under_concurrent_queries_is_blamed_for_every_error() -> None:
+    """Queries that meet the shutdown get the server's fault, whatever state it left their
+    connection in: a connection that read half an error came back from the pool and the
+    next statement on it raised asyncpg's ``InternalClientError`` ("another operation is
+    in progress"), which a watcher took for the check's own fault (its failure then was
+    not put down to the database being unreachable)."""
+    errors: list[BaseException] = []
+    with throwaway_postgres() as server:
+        for _attempt in range(4):
+
+            async def scenario() -> None:
+                database = Database(server.dsn, connect_timeout=3)
+                try:
+                    await asyncio.gather(*(database.fetchval("select 1") for _ in range(5)))
+                    stopping = threading.Thread(target=server.stop)
+                    stopping.start()
+                    while stopping.is_alive():
+                        found = await asyncio.gather(
+                            *(database.fetchval("select 1") for _ in range(5)), return_exceptions=True
+                        )
+                        errors.extend(error for error in found if isinstance(error, BaseException))
+                        await asyncio.sleep(0.005)
+                    stopping.join()
+                finally:
+                    await database.close()
+
+            asyncio.run(scenario())
+            server.start()
+    assert errors  # the shutdown was met
+    wrong = {f"{type(error).__name__}: {error}" for error in errors if not isinstance(error, TargetError)}
+    assert not wrong
+    assert all(error.unreachable and error.target == "database" for error in errors)  # type: ignore[attr-defined]
 
 
 def test_wrong_password_is_one_masked_line(checkdir: CheckDir) -> None:
