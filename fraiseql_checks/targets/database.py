@@ -236,19 +236,15 @@ class Database(Queries):
     async def _call(self, method: str, query: str, args: Sequence[Any], timeout: float | None) -> Any:
         async with self.acquire() as connection:
             try:
-                return await getattr(connection.raw, method)(traced(query), *args, timeout=timeout)
-            except _pg.InternalClientError as exc:
+                return await connection._call(method, query, args, timeout)
+            except _pg.InternalClientError as exc:  # ``translate`` leaves these to the check
                 if not _broken_by_the_server(exc):
-                    self.reraise(exc, query)
+                    raise
                 # A connection whose server went away while it read an error comes back from
                 # the pool unusable (seen when the server shuts down under concurrent queries):
                 # the server's fault, and the connection must not be handed out again.
                 connection.raw.terminate()
-                raise TargetError(
-                    f"database {self.where}: connection lost: {_reason(exc)}", target="database", unreachable=True
-                ) from exc
-            except Exception as exc:
-                self.reraise(exc, query)
+                raise self._lost(exc) from exc
 
     def reraise(self, exc: Exception, query: str | None = None) -> NoReturn:
         """Raise ``exc`` as a ``TargetError`` when it is the database's fault, else unchanged."""
@@ -263,7 +259,7 @@ class Database(Queries):
             return exc
         where = f"database {self.where}"
         if isinstance(exc, _CONNECTION_LOST):
-            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database", unreachable=True)
+            return self._lost(exc)
         if isinstance(exc, _CREDENTIALS):
             return TargetError(f"{where}: wrong credentials: {_reason(exc)}", target="database")
         if isinstance(exc, _SCHEMA):
@@ -276,11 +272,16 @@ class Database(Queries):
                 f"{where}: timed out connecting after {self.connect_timeout:g}s", target="database", unreachable=True
             )
         if isinstance(exc, _pg.InterfaceError) and "closed" in str(exc):
-            return TargetError(f"{where}: connection lost: {_reason(exc)}", target="database", unreachable=True)
+            return self._lost(exc)
         if isinstance(exc, (OSError, ssl.SSLError, socket.gaierror)):
             host = urllib.parse.urlsplit(self.dsn).hostname or ""
             return TargetError(f"{where}: {describe_connection_error(exc, host)}", target="database", unreachable=True)
         return exc
+
+    def _lost(self, exc: BaseException) -> TargetError:
+        """The server dropped the connection (or left it unusable): the target is unreachable."""
+        message = f"database {self.where}: connection lost: {_reason(exc)}"
+        return TargetError(message, target="database", unreachable=True)
 
     async def close(self) -> None:
         if self._pool is not None:

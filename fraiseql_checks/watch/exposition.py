@@ -461,8 +461,13 @@ class Columns:
                         joined[k] = None
         for k, piece in enumerate(joined):
             if piece is None:
-                joined[k] = b"".join([row[k] for row in rows])
+                joined[k] = _family(rows, k)
         return cast("list[bytes]", list(joined))
+
+
+def _family(rows: list[tuple[bytes, ...]], k: int) -> bytes:
+    """Family ``k`` (``metrics.PER_CHECK`` order) across the checks' chunks, joined."""
+    return b"".join([row[k] for row in rows])
 
 
 def render(
@@ -481,7 +486,7 @@ def render(
         joined = columns.join(list(series), now)
     else:
         rows = [s.chunks(now) for s in series]
-        joined = [b"".join([row[k] for row in rows]) for k in range(len(m.PER_CHECK))]
+        joined = [_family(rows, k) for k in range(len(m.PER_CHECK))]
     parts: list[bytes] = []
     for metric, column in zip(m.PER_CHECK, joined, strict=True):
         parts.append(_headers(metric, open_metrics))

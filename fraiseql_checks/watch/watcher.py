@@ -355,7 +355,7 @@ class Watcher:
                 await self.reload()
             now = loop.time()
             fenced = cluster is not None and not cluster.may_run()
-            render_now = self.scrapes.render_now
+            render_now, wall = self.scrapes.render_now, time.time()
             for handled, (entry, due) in enumerate(schedule.pop_due(now + _COALESCE), 1):
                 if handled % _TURN == 0:
                     await asyncio.sleep(0)  # thousands due at once: let a scrape or a result in between
@@ -366,7 +366,7 @@ class Watcher:
                     series = entry.item.series
                     series.overlap()
                     if render_now(entry.interval):
-                        series.chunks(time.time())
+                        series.chunks(wall)  # the time only says whether a window or a silence holds
                     if entry.waiting:
                         self._past_capacity(now)
                     continue
