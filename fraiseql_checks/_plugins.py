@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import inspect
 import os
+import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,11 +123,46 @@ def create_pluginmanager(
             pm.register(importlib.import_module(module), name=name)
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
-    if autoload:
+    if autoload and may_declare(ENTRY_POINT_GROUP):
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for name in [*extra, *load]:
         import_plugin(pm, name)
     return pm
+
+
+def may_declare(group: str) -> bool:
+    """Whether an installed distribution may declare entry points of ``group``.
+
+    pluggy finds them with ``importlib.metadata``, whose import alone costs ~30 ms (it
+    brings the email package), at every start, and most installations declare none.
+    This looks the way ``importlib.metadata`` does, for the common layout only: the
+    ``entry_points.txt`` of each ``*.dist-info`` / ``*.egg-info`` folder on ``sys.path``,
+    and answers True when one has a section of that name, or when it cannot be sure
+    (a zip or an unreadable folder on ``sys.path``, a finder of distributions of its own).
+    """
+    header = re.compile(rf"^\s*\[\s*{re.escape(group)}\s*\]", re.MULTILINE)
+    finders = [finder for finder in sys.meta_path if hasattr(finder, "find_distributions")]
+    if any(finder is not importlib.machinery.PathFinder for finder in finders):
+        return True
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            with os.scandir(folder) as found:
+                infos = [item.path for item in found if item.name.endswith((".dist-info", ".egg-info"))]
+        except FileNotFoundError:
+            continue
+        except OSError:  # a zip, a folder we may not read
+            return True
+        for info in infos:
+            try:
+                with open(os.path.join(info, "entry_points.txt"), encoding="utf-8", errors="replace") as file:
+                    if header.search(file.read()):
+                        return True
+            except (FileNotFoundError, NotADirectoryError):  # no entry points; an egg-info file
+                continue
+            except OSError:
+                return True
+    return False
 
 
 def import_plugin(pm: pluggy.PluginManager, name: str) -> None:

@@ -10,10 +10,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks.core._pytest_compat import Mark
 from fraiseql_checks.spec import CheckSpec, describe
+
+if TYPE_CHECKING:
+    from _pytest.mark.structures import Mark
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)

@@ -15,7 +15,6 @@ import difflib
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,6 +277,8 @@ def find_config_file(start: Path) -> Path | None:
             return candidate
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
+            import tomllib  # only where there is a pyproject.toml to read
+
             try:
                 data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
             except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
@@ -321,6 +322,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the config file: {exc}") from None
     if path.suffix == ".toml":
+        import tomllib
+
         try:
             data: Any = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

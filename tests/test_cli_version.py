@@ -65,3 +65,33 @@ def test_a_run_of_plain_checks_imports_no_http_client_template_engine_or_schema_
     loaded = set(found["modules"])
     assert {module for _, module in DEFAULT_PLUGINS} <= loaded  # the plugins did load
     assert not loaded & {"httpx", "jinja2", "jsonschema"}
+
+
+def test_a_warm_run_of_passing_checks_imports_nothing_it_does_not_use(tmp_path) -> None:
+    """Once the checks' rewritten code is cached, a run of passing checks imports neither
+    pytest's assertion, mark and traceback modules (and its configuration behind them),
+    nor importlib.metadata (no installed plugin declares our entry-point group), the
+    email package, smtplib or Starlette's request machinery: each is a few to tens of
+    milliseconds of every start, loaded where it is used."""
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "check_plain.py").write_text("def check_one():\n    assert [1, 2] == [1, 2]\n")
+    subprocess.run([sys.executable, "-m", "fraiseql_checks", "-q"], cwd=tmp_path, check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "-q", "checks"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0, done.stdout + done.stderr
+    loaded = set(found["modules"])
+    assert {module for _, module in DEFAULT_PLUGINS} <= loaded
+    unused = {
+        "_pytest.assertion",
+        "_pytest.config",
+        "_pytest._code",
+        "_pytest.mark",
+        "importlib.metadata",
+        "email.message",
+        "smtplib",
+        "starlette.requests",
+        "starlette.responses",
+    }
+    assert not loaded & unused

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fraiseql_checks._plugins import ENTRY_POINT_GROUP, may_declare
 from tests.support.checkdir import CheckDir
 
 PLUGIN = """
@@ -49,6 +56,34 @@ def test_entry_point_plugins_load_and_can_be_disabled(checkdir: CheckDir) -> Non
     assert "plugin" not in report["results"][0]
     _, report = checkdir.run_json(env={**env, "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "plugin" not in report["results"][0]
+
+
+def _distribution(site: Path, name: str, entry_points: str, suffix: str = ".dist-info") -> None:
+    info = site / f"{name}-1.0{suffix}"
+    info.mkdir(parents=True)
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_the_quick_look_for_entry_points_finds_the_group_only_where_it_is_declared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a distribution declaring our group, importlib.metadata is not needed; with
+    one (dist-info or egg-info), or where the look cannot be sure, pluggy's loader runs."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "broken.egg-info").write_text("an egg-info file, not a folder\n")
+    # Our own package names an entry point "fraiseql_checks" in another group: not ours.
+    _distribution(site, "other", f"[pytest11]\n{ENTRY_POINT_GROUP} = other.plugin\n")
+    monkeypatch.setattr(sys, "path", [str(site), str(tmp_path / "missing")])
+    assert may_declare(ENTRY_POINT_GROUP) is False
+    _distribution(site, "legacy", f"[console_scripts]\nx = y\n\n [ {ENTRY_POINT_GROUP} ]\nep = legacy\n", ".egg-info")
+    assert may_declare(ENTRY_POINT_GROUP) is True
+
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("zipped-1.0.dist-info/entry_points.txt", f"[{ENTRY_POINT_GROUP}]\nz = zipped\n")
+    monkeypatch.setattr(sys, "path", [str(archive)])
+    assert may_declare(ENTRY_POINT_GROUP) is True  # a zip: not looked into, so not sure
 
 
 def test_builtin_plugins_can_be_disabled(checkdir: CheckDir) -> None:

@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
@@ -37,6 +35,9 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.checks import CheckInfo
     from fraiseql_checks.core.session import Session
     from fraiseql_checks.watch.watcher import Watcher
@@ -163,7 +164,7 @@ async def list_rules(request: Request) -> Response:
     profile = request.query_params.get("profile")
     if profile:
         documents = [document for document in documents if document["profile"] == profile]
-    return JSONResponse(page_of(request, documents))
+    return web.JSONResponse(page_of(request, documents))
 
 
 async def list_alerts(request: Request) -> Response:
@@ -185,7 +186,7 @@ async def list_alerts(request: Request) -> Response:
         and (not name or (alert.get("labels") or {}).get("alertname") == name)
     ]
     chosen.sort(key=lambda alert: (str(alert.get("activeAt", "")), sorted((alert.get("labels") or {}).items())))
-    return JSONResponse(page_of(request, chosen))
+    return web.JSONResponse(page_of(request, chosen))
 
 
 def endpoints() -> Sequence[Endpoint]:

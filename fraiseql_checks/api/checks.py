@@ -7,9 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import (
     DEFAULT_WINDOW,
     PAGINATION,
@@ -34,6 +32,9 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stores import StoreUnavailable
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.result import Result
     from fraiseql_checks.stores import StoredResult
     from fraiseql_checks.watch.state import StateChange
@@ -189,7 +190,7 @@ async def list_checks(request: Request) -> Response:
     watcher = watcher_of(request)
     page = page_of(request, filtered(request, watcher))
     page["items"] = [check_json(watcher, watched) for watched in page["items"]]
-    return JSONResponse(page)
+    return web.JSONResponse(page)
 
 
 async def get_check(request: Request) -> Response:
@@ -205,7 +206,7 @@ async def get_check(request: Request) -> Response:
     except StoreUnavailable:
         results = []
     body["recent_results"] = [result_json(r, watched.check.id) for r in reversed(results[-RECENT:])]
-    return JSONResponse(body)
+    return web.JSONResponse(body)
 
 
 async def check_results(request: Request) -> Response:
@@ -218,7 +219,7 @@ async def check_results(request: Request) -> Response:
     except StoreUnavailable as exc:
         raise APIError(503, "store_unavailable", watcher.config.mask(str(exc))) from None
     items = [result_json(r, watched.check.id) for r in results]
-    return JSONResponse({"check": watched.check.id, "since": iso(since), "until": iso(until), "items": items})
+    return web.JSONResponse({"check": watched.check.id, "since": iso(since), "until": iso(until), "items": items})
 
 
 async def check_changes(request: Request) -> Response:
@@ -229,7 +230,7 @@ async def check_changes(request: Request) -> Response:
         changes = await watcher.writer.store.state_changes(since, until, watched.check.id)
     except StoreUnavailable as exc:
         raise APIError(503, "store_unavailable", watcher.config.mask(str(exc))) from None
-    return JSONResponse(page_of(request, [change_json(change) for change in changes]))
+    return web.JSONResponse(page_of(request, [change_json(change) for change in changes]))
 
 
 async def run_check(request: Request) -> Response:
@@ -246,7 +247,7 @@ async def run_check(request: Request) -> Response:
     if result is None:
         raise APIError(409, "running", f"{watched.check.id} is running now; its result will be stored as usual")
     body = {"result": result_json(result, watched.check.id), "check": check_json(watcher, watched)}
-    return JSONResponse(body)
+    return web.JSONResponse(body)
 
 
 def endpoints() -> Sequence[Endpoint]:

@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from starlette.convertors import StringConvertor, register_url_convertor
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
@@ -39,6 +38,9 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.checks import Check, CheckInfo
     from fraiseql_checks.dashboards.grafana import Change, Grafana
     from fraiseql_checks.watch.watcher import Watcher
@@ -202,16 +204,16 @@ def _page(request: Request, built: Built) -> dict[str, Any]:
 
 
 async def list_dashboards(request: Request) -> Response:
-    return JSONResponse(_page(request, await _built(request)))
+    return web.JSONResponse(_page(request, await _built(request)))
 
 
 async def get_dashboard(request: Request) -> Response:
     _, dashboard = (await _built(request)).find(request.path_params["uid"])
-    return JSONResponse(dashboard)
+    return web.JSONResponse(dashboard)
 
 
 async def regenerate(request: Request) -> Response:
-    return JSONResponse(_page(request, await _built(request, rebuild=True)))
+    return web.JSONResponse(_page(request, await _built(request, rebuild=True)))
 
 
 # ---- Grafana ------------------------------------------------------------------------------
@@ -298,13 +300,13 @@ async def push_dashboards(request: Request) -> Response:
     force = request.query_params.get("force") == "true"  # the app checked it is true or false
     message = request.query_params.get("message") or f"fraiseql-check API (fraiseql-checks {__version__})"
     built = await _built(request)
-    return JSONResponse(await _talk(watcher, push, built.dashboards, force, message))
+    return web.JSONResponse(await _talk(watcher, push, built.dashboards, force, message))
 
 
 async def diff_dashboard(request: Request) -> Response:
     watcher = watcher_of(request)
     name, dashboard = (await _built(request)).find(request.path_params["uid"])
-    return JSONResponse(await _talk(watcher, diff, name, dashboard))
+    return web.JSONResponse(await _talk(watcher, diff, name, dashboard))
 
 
 def endpoints() -> Sequence[Endpoint]:

@@ -18,10 +18,12 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from fraiseql_checks.api import web
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
     from fraiseql_checks.watch.watcher import Watcher
 
 PREFIX = "/api/v1"
@@ -30,7 +32,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 Schema = Mapping[str, Any]
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[["Request"], Awaitable["Response"]]
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 
@@ -144,7 +146,7 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 def error_response(error: APIError) -> JSONResponse:
-    return JSONResponse(error_body(error.status, error.code, error.message), error.status, headers=error.headers)
+    return web.JSONResponse(error_body(error.status, error.code, error.message), error.status, headers=error.headers)
 
 
 def watcher_of(request: Request) -> Watcher:

@@ -15,9 +15,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
@@ -40,6 +38,9 @@ from fraiseql_checks.outbox import Kind, OutboxEntry, Status, message_key
 from fraiseql_checks.stores import StoreUnavailable
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.notify.watching import Notifications
     from fraiseql_checks.watch.watcher import Watcher
 
@@ -127,7 +128,7 @@ async def list_notifications(request: Request) -> Response:
     chosen = [e for e in reversed(entries) if receiver is None or e.receiver == receiver]
     page = page_of(request, chosen)
     page["items"] = [entry_json(entry) for entry in page["items"]]
-    return JSONResponse(page)
+    return web.JSONResponse(page)
 
 
 async def resend(watcher: Watcher, notifications: Notifications, entry_id: str) -> OutboxEntry:
@@ -157,7 +158,7 @@ async def resend_notification(request: Request) -> Response:
     if notifications is None:
         raise APIError(404, "notifications_off", "this watcher sends no notifications: no notify receivers are set")
     entry = await resend(watcher, notifications, request.path_params["id"])
-    return JSONResponse(entry_json(entry), 202)
+    return web.JSONResponse(entry_json(entry), 202)
 
 
 def endpoints() -> Sequence[Endpoint]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks._version import __version__
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import PREFIX, Access, Endpoint
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -101,7 +103,7 @@ def document(endpoints: Sequence[Endpoint], private: bool = False) -> dict[str, 
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(document(request.app.state.endpoints, request.app.state.tokens.private))
+    return web.JSONResponse(document(request.app.state.endpoints, request.app.state.tokens.private))
 
 
 ENDPOINTS = [

@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import PREFIX, Access, APIError, Endpoint, Param, parse_time, watcher_of
 from fraiseql_checks.config import Config
 from fraiseql_checks.durations import parse_duration
 from fraiseql_checks.hookspec import hookimpl
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.watch.watcher import Watcher
 
 #: How long Prometheus may evaluate a query when the request does not say (``timeout``), and the most.
@@ -156,7 +157,7 @@ async def query(request: Request) -> Response:
     params = {"query": _required(request, "query"), "timeout": f"{timeout:g}s"}
     if request.query_params.get("time"):
         params["time"] = _epoch(request, "time")
-    return JSONResponse(await prometheus_get(watcher, "/api/v1/query", params, timeout))
+    return web.JSONResponse(await prometheus_get(watcher, "/api/v1/query", params, timeout))
 
 
 async def query_range(request: Request) -> Response:
@@ -167,7 +168,7 @@ async def query_range(request: Request) -> Response:
         _required(request, name)
         params[name] = _epoch(request, name)
     params["step"] = _required(request, "step")  # a duration or seconds; Prometheus says what it takes
-    return JSONResponse(await prometheus_get(watcher, "/api/v1/query_range", params, timeout))
+    return web.JSONResponse(await prometheus_get(watcher, "/api/v1/query_range", params, timeout))
 
 
 def endpoints() -> Sequence[Endpoint]:

@@ -14,9 +14,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
@@ -38,6 +36,9 @@ from fraiseql_checks.stores import StoreUnavailable
 from fraiseql_checks.watch import silences as watching
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.watch.silences import Silences
     from fraiseql_checks.watch.watcher import Watcher
 
@@ -209,7 +210,7 @@ async def list_silences(request: Request) -> Response:
     chosen = [s for s in silences.listed() if every or s.ends_at > now]
     page = page_of(request, chosen)
     page["items"] = [silence_json(s, silences, now) for s in page["items"]]
-    return JSONResponse(page)
+    return web.JSONResponse(page)
 
 
 async def create_silence(request: Request) -> Response:
@@ -217,12 +218,12 @@ async def create_silence(request: Request) -> Response:
     silence = silence_of_body(request.state.json_body, time.time())
     await silences.add(silence)
     location = {"Location": f"{PREFIX}/silences/{silence.id}"}
-    return JSONResponse(silence_json(silence, silences, time.time()), 201, headers=location)
+    return web.JSONResponse(silence_json(silence, silences, time.time()), 201, headers=location)
 
 
 async def get_silence(request: Request) -> Response:
     silences = silences_of(watcher_of(request))
-    return JSONResponse(silence_json(_found(silences, request), silences, time.time()))
+    return web.JSONResponse(silence_json(_found(silences, request), silences, time.time()))
 
 
 async def delete_silence(request: Request) -> Response:
@@ -235,7 +236,7 @@ async def delete_silence(request: Request) -> Response:
         raise APIError(503, "store_unavailable", watcher.config.mask(str(exc))) from None
     if not existed:
         raise APIError(404, "not_found", f"no silence {silence_id!r} (GET {PREFIX}/silences lists them)")
-    return Response(status_code=204)
+    return web.Response(status_code=204)
 
 
 def endpoints() -> Sequence[Endpoint]:

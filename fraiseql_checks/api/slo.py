@@ -15,9 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import (
     PAGINATION,
     PREFIX,
@@ -35,6 +33,9 @@ from fraiseql_checks.config import Config
 from fraiseql_checks.hookspec import hookimpl
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.checks import Check, CheckInfo
     from fraiseql_checks.slo.model import SLO
     from fraiseql_checks.watch.watcher import Watcher
@@ -125,7 +126,7 @@ async def list_slos(request: Request) -> Response:
         slos = await asyncio.to_thread(slos_of, watcher.config, checks)  # reads the SLO files
     except SLOError as exc:
         raise APIError(503, "slo_invalid", watcher.config.mask(str(exc))) from None
-    return JSONResponse(page_of(request, await standing(watcher, slos, now)))
+    return web.JSONResponse(page_of(request, await standing(watcher, slos, now)))
 
 
 def endpoints() -> Sequence[Endpoint]:

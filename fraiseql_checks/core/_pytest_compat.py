@@ -12,48 +12,80 @@ import ast
 import inspect
 import io
 import os
+import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import _pytest
-from _pytest._code import ExceptionInfo as _ExceptionInfo
-from _pytest._io import TerminalWriter as _TerminalWriter
 from _pytest._version import version as PYTEST_VERSION
-from _pytest.assertion import util as _assert_util
-from _pytest.assertion.rewrite import rewrite_asserts as _rewrite_asserts
-from _pytest.mark.expression import Expression as _Expression
-from _pytest.mark.structures import Mark, ParameterSet
 from _pytest.outcomes import Failed, Skipped  # raised by pytest.fail() / pytest.skip()
 
-# Not ``import pytest``: importing only these parts keeps start-up short. The heavier
-# ones (parametrize ids, comparison explanations) are imported where they are used;
-# a check module that parametrizes or fails has imported them already anyway.
+from fraiseql_checks.core import _assert_helpers
+
+if TYPE_CHECKING:
+    from _pytest.mark.structures import Mark
+
+# Not ``import pytest``, and not even most of ``_pytest`` at start: its assertion,
+# marks and traceback modules import pytest's configuration machinery (~90 ms, a
+# third of a warm start). Each is imported where it is first needed: rewriting a
+# file that is not cached yet, a failing assert, a mark, a traceback. A check
+# module that imports pytest itself has loaded them anyway.
 
 #: Where pytest's own modules live (their frames are left out of tracebacks).
 PYTEST_DIR = os.path.dirname(_pytest.__file__)
+#: What the code of rewritten modules looks like; part of the rewrite cache's tag.
+#: 2: the helpers of rewritten asserts are imported on first use (``_assert_helpers``).
+REWRITE_FORMAT = 2
 
 __all__ = [
     "PYTEST_DIR",
     "PYTEST_VERSION",
+    "REWRITE_FORMAT",
     "Failed",
-    "Mark",
-    "ParameterSet",
     "Skipped",
     "compile_expression",
     "explain_comparisons",
     "format_exception",
+    "is_mark",
+    "make_mark",
     "parametrize",
     "rewrite_module",
 ]
 
+_PYTEST_HELPERS = "_pytest.assertion.rewrite"
+
 
 def rewrite_module(source: bytes, filename: str) -> types.CodeType:
-    """Compile ``source`` with pytest's assertion rewriting applied."""
+    """Compile ``source`` with pytest's assertion rewriting applied.
+
+    pytest's rewriter puts ``import _pytest.assertion.rewrite as @pytest_ar`` at the
+    top of the module, which a passing assert never uses; the import is pointed at
+    ``_assert_helpers``, which loads pytest's helpers when a failing assert asks.
+    """
+    from _pytest.assertion.rewrite import rewrite_asserts
+
     tree = ast.parse(source, filename=filename)
-    _rewrite_asserts(tree, source, filename, None)
+    rewrite_asserts(tree, source, filename, None)
+    for statement in tree.body:
+        if isinstance(statement, ast.Import):
+            for alias in statement.names:
+                if alias.name == _PYTEST_HELPERS and alias.asname == "@pytest_ar":
+                    alias.name = _assert_helpers.__name__
     return compile(tree, filename, "exec", dont_inherit=True)
+
+
+def is_mark(obj: object) -> bool:
+    """Whether ``obj`` is a pytest mark (none can exist before pytest's marks are imported)."""
+    structures = sys.modules.get("_pytest.mark.structures")
+    return structures is not None and isinstance(obj, structures.Mark)
+
+
+def make_mark(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Mark:
+    from _pytest.mark.structures import Mark
+
+    return Mark(name, args, kwargs)
 
 
 _MAX_EXPLANATION_LINES = 8  # pytest's default truncation, lifted by -vv
@@ -94,7 +126,8 @@ def explain_comparisons(verbosity: int = 0) -> Iterator[None]:
     Inside a pytest run (our pytest plugin) pytest has set this up already, and we
     leave its own hook in place.
     """
-    if _assert_util._reprcompare is not None:
+    util: Any = sys.modules.get("_pytest.assertion.util")  # pytest's, if loaded
+    if util is not None and util._reprcompare is not None:
         yield
         return
     config = _AssertionConfig(verbosity)
@@ -115,17 +148,26 @@ def explain_comparisons(verbosity: int = 0) -> Iterator[None]:
         lines = [line.replace("\n", "\\n") for line in explanation]
         return "\n~".join(lines).replace("%", "%%")
 
-    _assert_util._reprcompare = reprcompare
+    # Installed now if pytest's assertion code is loaded, else by ``_assert_helpers``
+    # when the first failing assert loads it.
+    _assert_helpers.explain = reprcompare
+    if util is not None:
+        util._reprcompare = reprcompare
     try:
         yield
     finally:
-        _assert_util._reprcompare = None
+        _assert_helpers.explain = None
+        util = sys.modules.get("_pytest.assertion.util")
+        if util is not None and util._reprcompare is reprcompare:
+            util._reprcompare = None
 
 
 def compile_expression(text: str) -> Callable[[Callable[..., bool]], bool]:
     """Compile a ``-k``/``-m`` expression; ``ValueError`` when it does not parse."""
+    from _pytest.mark.expression import Expression
+
     try:
-        expression = _Expression.compile(text)
+        expression = Expression.compile(text)
     except Exception as exc:  # pytest raises its own UsageError/ParseError types
         raise ValueError(f"wrong expression {text!r}: {exc}") from None
 
@@ -147,6 +189,8 @@ def parametrize(
     Returns the argument names and, per parameter set, ``(id, values, marks)``.
     An empty ``argvalues`` gives no sets (the caller reports the skip).
     """
+    from _pytest.mark.structures import ParameterSet
+
     names, force_tuple = ParameterSet._parse_parametrize_args(argnames, argvalues)
     sets = ParameterSet._parse_parametrize_parameters(argvalues, force_tuple)
     for one in sets:
@@ -180,14 +224,17 @@ def parametrize(
 
 def format_exception(exc: BaseException, style: str, hide: Callable[[str], bool]) -> str:
     """pytest's rendering of a traceback, leaving out frames whose file ``hide`` rejects."""
-    info = _ExceptionInfo.from_exception(exc)
+    from _pytest._code import ExceptionInfo
+    from _pytest._io import TerminalWriter
+
+    info = ExceptionInfo.from_exception(exc)
     info.traceback = info.traceback.filter(lambda entry: not hide(str(entry.path)))
     if not info.traceback:
         return f"{type(exc).__name__}: {exc}"
     rendered = info.getrepr(style=style, tbfilter=False, chain=False)  # type: ignore[arg-type]
     # str(rendered) strips the text, and with it the first line's indentation.
     out = io.StringIO()
-    writer = _TerminalWriter(file=out)
+    writer = TerminalWriter(file=out)
     writer.hasmarkup = False
     rendered.toterminal(writer)
     return out.getvalue().strip("\n")

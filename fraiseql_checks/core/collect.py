@@ -18,20 +18,30 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import CodeType, ModuleType
+from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks._version import __version__
 from fraiseql_checks.checks import Check
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.core import _interrupt
-from fraiseql_checks.core._pytest_compat import PYTEST_VERSION, Mark, Skipped, parametrize, rewrite_module
+from fraiseql_checks.core._pytest_compat import (
+    PYTEST_VERSION,
+    REWRITE_FORMAT,
+    Skipped,
+    is_mark,
+    make_mark,
+    parametrize,
+    rewrite_module,
+)
 from fraiseql_checks.core.fixtures import FIXTURE_ATTR, argnames_of
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.spec import CheckSpec, spec_of
 from fraiseql_checks.suites import is_shipped
 
 if TYPE_CHECKING:
+    from _pytest.mark.structures import Mark
+
     from fraiseql_checks.core.session import Session
 
 CHECK_FILE_PATTERN = "check_*.py"
@@ -39,8 +49,13 @@ CHECK_FUNCTION_PREFIX = "check_"
 CONFTEST = "conftest.py"
 _NORECURSE = ("*.egg", "*.egg-info", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "__pycache__")
 #: Rewritten code depends on the interpreter, on us and on pytest's rewriter.
-CACHE_TAG = f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{PYTEST_VERSION}"
+CACHE_TAG = (
+    f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{PYTEST_VERSION}-rewrite-{REWRITE_FORMAT}"
+)
 _HEADER = importlib.util.MAGIC_NUMBER
+#: The metadata of a function without ``@check``: shared, never changed (a ``CheckSpec``
+#: is frozen and its mappings are read-only by contract).
+_NO_SPEC = CheckSpec()
 
 
 @dataclasses.dataclass
@@ -135,10 +150,12 @@ def import_file(path: Path, rootdir: Path, cache: RewriteCache) -> ModuleType:
 
 
 def marks_of(obj: Any) -> list[Mark]:
-    raw = getattr(obj, "pytestmark", [])
+    raw = getattr(obj, "pytestmark", None)
+    if not raw:
+        return []
     if not isinstance(raw, list):
         raw = [raw]
-    return [getattr(mark, "mark", mark) for mark in raw if isinstance(getattr(mark, "mark", mark), Mark)]
+    return [getattr(mark, "mark", mark) for mark in raw if is_mark(getattr(mark, "mark", mark))]
 
 
 def _short_traceback(exc: BaseException, path: Path) -> str:
@@ -278,14 +295,16 @@ class Collector:
     def checks_in(self, module: ModuleType, path: Path, relpath: str) -> list[Check | CollectError]:
         found: list[Check | CollectError] = []
         module_marks = marks_of(module)
+        config = self.config
+        defaults = (config.get("severity"), config.get("timeout"), config.get("interval"))
         for attr, obj in list(module.__dict__.items()):
-            if not inspect.isfunction(obj) or hasattr(obj, FIXTURE_ATTR):
+            if type(obj) is not FunctionType or hasattr(obj, FIXTURE_ATTR):
                 continue
             spec = spec_of(obj)
             if spec is None and not attr.startswith(CHECK_FUNCTION_PREFIX):
                 continue
             try:
-                found.extend(self.build(module, path, relpath, attr, obj, spec, module_marks))
+                found.extend(self.build(module, path, relpath, attr, obj, spec, module_marks, defaults))
             except (ValueError, TypeError) as exc:
                 found.append(
                     CollectError(
@@ -303,14 +322,45 @@ class Collector:
         func: Any,
         spec: CheckSpec | None,
         module_marks: list[Mark],
+        defaults: tuple[str, float, float],
     ) -> list[Check]:
-        """The checks one function gives: one, or one per parameter set."""
+        """The checks one function gives: one, or one per parameter set.
+
+        ``defaults`` are the configured severity, timeout and interval.
+        """
         code = getattr(inspect.unwrap(func) if hasattr(func, "__wrapped__") else func, "__code__", None)
         flags = getattr(code, "co_flags", 0)
         if flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR):
             raise TypeError("a check cannot be a generator; use a fixture for set-up and teardown")
+        spec = spec or _NO_SPEC
+        if spec.alert is not None:
+            spec.alert.validate()  # an @alert's PromQL, parsed as Prometheus will
+        severity = spec.severity or defaults[0]
+        timeout = spec.timeout or defaults[1]
+        interval = spec.interval or defaults[2]
+        is_async = bool(flags & inspect.CO_COROUTINE) or (
+            # a wrapper, or one marked as a coroutine function (3.12+): ask inspect
+            (code is not getattr(func, "__code__", None) or hasattr(func, "_is_coroutine_marker"))
+            and inspect.iscoroutinefunction(func)
+        )
+        lineno = getattr(code, "co_firstlineno", 0)
+        requested = argnames_of(func)
+        marks = marks_of(func) + module_marks if func.__dict__ or module_marks else []
+        common = {
+            "function_name": attr,
+            "path": path,
+            "module": module,
+            "func": func,
+            "spec": spec,
+            "is_async": is_async,
+            "lineno": lineno,
+            "severity": severity,
+            "timeout": timeout,
+            "interval": interval,
+        }
+        if not marks:  # most checks: no parameters, no marks
+            return [Check(id=f"{relpath}::{attr}", name=attr, argnames=requested, **common)]
         nodeid = f"{relpath}::{attr}"
-        marks = marks_of(func) + module_marks
         arguments: set[str] | None = None
         callspecs: list[tuple[dict[str, Any], list[str], list[Mark]]] = [({}, [], [])]
         for mark in marks:
@@ -326,7 +376,7 @@ class Collector:
                 if name not in arguments:
                     raise ValueError(f"function uses no argument {name!r}")
             if not sets:
-                empty = Mark("skip", (), {"reason": f"got empty parameter set for ({', '.join(names)})"})
+                empty = make_mark("skip", (), {"reason": f"got empty parameter set for ({', '.join(names)})"})
                 callspecs = [(params, ids, [*pmarks, empty]) for params, ids, pmarks in callspecs]
                 continue
             callspecs = [
@@ -338,16 +388,7 @@ class Collector:
                 for params, ids, pmarks in callspecs
                 for set_id, values, set_marks in sets
             ]
-        spec = spec or CheckSpec()
-        if spec.alert is not None:
-            spec.alert.validate()  # an @alert's PromQL, parsed as Prometheus will
         config = self.config
-        severity = spec.severity or config.get("severity")
-        timeout = spec.timeout or config.get("timeout")
-        interval = spec.interval or config.get("interval")
-        is_async = bool(flags & inspect.CO_COROUTINE) or inspect.iscoroutinefunction(func)
-        lineno = getattr(code, "co_firstlineno", 0)
-        requested = argnames_of(func)
         # A parameter may be a secret (a DSN): ids are masked like everything the tool writes,
         # and ids made equal by it are told apart by their position, as pytest does.
         param_ids = [config.mask("-".join(ids)) if ids else None for _, ids, _ in callspecs]
@@ -362,20 +403,11 @@ class Collector:
                 Check(
                     id=f"{relpath}::{name}",
                     name=name,
-                    function_name=attr,
-                    path=path,
-                    module=module,
-                    func=func,
-                    spec=spec,
-                    is_async=is_async,
                     argnames=tuple(a for a in requested if a not in params) if params else requested,
                     params=params,
                     param_id=param_id,
                     marks=[*param_marks, *(m for m in marks if m.name != "parametrize")],
-                    lineno=lineno,
-                    severity=severity,
-                    timeout=timeout,
-                    interval=interval,
+                    **common,
                 )
             )
         return checks

@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import email.message
-import email.utils
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -33,6 +31,8 @@ from fraiseql_checks.config import Setting, did_you_mean
 from fraiseql_checks.registry import Registry
 
 if TYPE_CHECKING:
+    import email.message
+
     import httpx
 
     from fraiseql_checks.notify.message import Message
@@ -160,6 +160,8 @@ def retry_after(value: str | None) -> float | None:
         seconds = float(value)
     else:
         try:
+            import email.utils
+
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None

@@ -7,9 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-
+from fraiseql_checks.api import web
 from fraiseql_checks.api.endpoint import STORE_DOWN, TIME, Access, APIError, Endpoint, Param, not_found, watcher_of
 from fraiseql_checks.status import page, svg
 from fraiseql_checks.status.board import board_of
@@ -18,6 +16,9 @@ from fraiseql_checks.status.uptime import WINDOWS
 from fraiseql_checks.stores import StoreUnavailable
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from fraiseql_checks.watch.watcher import Watched
 
 TAG = "status"
@@ -44,14 +45,14 @@ async def status_page(request: Request) -> Response:
     watcher = watcher_of(request)
     label = request.query_params.get("group") or None
     html = await page.overview(watcher, board_of(watcher), label, _base(request))
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    return web.HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
 async def check_page(request: Request) -> Response:
     watcher = watcher_of(request)
     watched = _watched(request, request.path_params["check"])
     html = await page.detail(watcher, board_of(watcher), watched, _base(request))
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    return web.HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
 async def badge(request: Request) -> Response:
@@ -72,13 +73,15 @@ async def badge(request: Request) -> Response:
     else:
         silenced = watcher.is_silenced(watched, time.time())
         image = svg.state_badge(label, watched.state.state.value, silenced)
-    return Response(image, media_type="image/svg+xml", headers={"Cache-Control": f"max-age={MAX_AGE}, must-revalidate"})
+    return web.Response(
+        image, media_type="image/svg+xml", headers={"Cache-Control": f"max-age={MAX_AGE}, must-revalidate"}
+    )
 
 
 async def summary_json(request: Request) -> Response:
     watcher = watcher_of(request)
     url = str(request.base_url)
-    return JSONResponse(summary(watcher, url=url), headers={"Cache-Control": f"max-age={MAX_AGE}"})
+    return web.JSONResponse(summary(watcher, url=url), headers={"Cache-Control": f"max-age={MAX_AGE}"})
 
 
 COMPONENT_SCHEMA: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.support.checkdir import CheckDir
 
 
@@ -48,6 +50,13 @@ def test_failing_asserts_explain_values_and_diffs_as_pytest_does(checkdir: Check
     )
     verbose = checkdir.run("-vv", "checks/check_explain.py::check_list")
     verbose.fnmatch_lines(["*Full diff:*"])
+    # The next run reads the rewritten code from the cache and has not loaded pytest's
+    # assertion code when the first assert fails: its helpers load then, explanations too.
+    _, cached = checkdir.run_json()
+    address = re.compile(r"0x[0-9a-f]+")
+    assert {r["name"]: address.sub("0x", r["message"]) for r in cached["results"]} == {
+        name: address.sub("0x", message) for name, message in messages.items()
+    }
 
 
 def test_pytest_helpers_work_inside_checks(checkdir: CheckDir) -> None:
