@@ -194,6 +194,7 @@ class FixtureRegistry:
         self._chains: dict[tuple[str, Path], list[FixtureDef]] = {}
         self._closures: dict[tuple[Path, tuple[str, ...]], Closure | FixtureLookupError] = {}
         self._autouse: list[FixtureDef] = []
+        self._autouse_names: dict[Path, tuple[str, ...]] = {}
 
     def parse(self, namespace: Any, base: Path | None) -> list[FixtureDef]:
         """Register the fixtures defined in a module, a conftest or a plugin object."""
@@ -229,6 +230,7 @@ class FixtureRegistry:
             self._autouse.append(definition)
         self._chains.clear()
         self._closures.clear()
+        self._autouse_names.clear()
 
     def definitions(self) -> list[FixtureDef]:
         """Every definition, in registration order per name (watch mode's reload copies some)."""
@@ -246,12 +248,15 @@ class FixtureRegistry:
             self._chains[key] = found
         return found
 
-    def autouse_names(self, path: Path) -> list[str]:
-        names: list[str] = []
-        for definition in sorted(self._autouse, key=lambda d: d.depth):
-            if definition.visible_from(path) and definition.name not in names:
-                names.append(definition.name)
-        return names
+    def autouse_names(self, path: Path) -> tuple[str, ...]:
+        found = self._autouse_names.get(path)
+        if found is None:
+            names: list[str] = []
+            for definition in sorted(self._autouse, key=lambda d: d.depth):
+                if definition.visible_from(path) and definition.name not in names:
+                    names.append(definition.name)
+            found = self._autouse_names[path] = tuple(names)
+        return found
 
     def resolve(self, name: str, path: Path, requester: FixtureDef | None = None) -> FixtureDef:
         chain = self.chain(name, path)
@@ -284,7 +289,7 @@ class FixtureRegistry:
         Raises ``FixtureLookupError`` for an unknown name, a dependency cycle or a
         wider fixture that depends on a narrower one.
         """
-        wanted = tuple(self.autouse_names(path)) + tuple(n for n in argnames)
+        wanted = self.autouse_names(path) + tuple(argnames)
         key = (path, wanted)
         cached = self._closures.get(key)
         if cached is None:

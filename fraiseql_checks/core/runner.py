@@ -211,7 +211,7 @@ class Runner:
                 value = await check.func(**kwargs)
             else:
                 value = await self.lane.run(_timed, check.func, own_call, kwargs)
-            if inspect.isawaitable(value):
+            if value is not None and inspect.isawaitable(value):
                 await value
         except asyncio.CancelledError as exc:
             if task in watchdog.expired:

@@ -183,10 +183,12 @@ class TerminalReporter:
             self._list(session.checks)
 
     def _list(self, checks: list[Check]) -> None:
+        if self.verbosity < 0:  # ids only: one write for them all
+            self._end_progress_line()
+            self.out.write("".join(f"{check.id}\n" for check in checks))
+            return
         for check in checks:
             self.write_line(check.id)
-            if self.verbosity < 0:
-                continue
             meta = [
                 f"severity={check.severity}",
                 f"interval={format_duration(check.interval)}",
