@@ -138,7 +138,8 @@ def may_declare(group: str) -> bool:
     This looks the way ``importlib.metadata`` does, for the common layout only: the
     ``entry_points.txt`` of each ``*.dist-info`` / ``*.egg-info`` folder on ``sys.path``,
     and answers True when one has a section of that name, or when it cannot be sure
-    (a zip or an unreadable folder on ``sys.path``, a finder of distributions of its own).
+    (an egg, a zip or an unreadable folder on ``sys.path``, a finder of distributions of
+    its own).
     """
     header = re.compile(rf"^\s*\[\s*{re.escape(group)}\s*\]", re.MULTILINE)
     finders = [finder for finder in sys.meta_path if hasattr(finder, "find_distributions")]
@@ -146,9 +147,12 @@ def may_declare(group: str) -> bool:
         return True
     for entry in sys.path:
         folder = entry or "."
+        if entry.lower().endswith(".egg"):  # an egg (a zip, or unpacked with EGG-INFO/): not looked into
+            return True
         try:
             with os.scandir(folder) as found:
-                infos = [item.path for item in found if item.name.endswith((".dist-info", ".egg-info"))]
+                # importlib.metadata compares names in lower case
+                infos = [item.path for item in found if item.name.lower().endswith((".dist-info", ".egg-info"))]
         except FileNotFoundError:
             continue
         except OSError:  # a zip, a folder we may not read

@@ -79,6 +79,16 @@ def test_the_quick_look_for_entry_points_finds_the_group_only_where_it_is_declar
     _distribution(site, "legacy", f"[console_scripts]\nx = y\n\n [ {ENTRY_POINT_GROUP} ]\nep = legacy\n", ".egg-info")
     assert may_declare(ENTRY_POINT_GROUP) is True
 
+    upper = tmp_path / "upper"
+    _distribution(upper, "Shouting", f"[{ENTRY_POINT_GROUP}]\nep = shouting\n", ".DIST-INFO")
+    monkeypatch.setattr(sys, "path", [str(upper)])
+    assert may_declare(ENTRY_POINT_GROUP) is True  # importlib.metadata ignores the case
+
+    egg = tmp_path / "unpacked-1.0.egg"
+    (egg / "EGG-INFO").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(egg)])
+    assert may_declare(ENTRY_POINT_GROUP) is True  # an egg: not looked into, so not sure
+
     archive = tmp_path / "plugins.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("zipped-1.0.dist-info/entry_points.txt", f"[{ENTRY_POINT_GROUP}]\nz = zipped\n")

@@ -5,17 +5,18 @@ helpers that build a failing assert's message. That import brings pytest's whole
 configuration machinery (~90 ms of every start) and a passing assert uses none of
 it, so ``_pytest_compat.rewrite_module`` points the import here instead, and any
 helper asked for is taken from pytest's module at that moment. Nothing but
-``explain`` and ``__getattr__`` may be defined here: every other name is pytest's.
+``explain``, ``__getattr__`` and ``_Any`` may be defined here: every
+other name is pytest's.
 """
 
-from typing import Any
+from typing import Any as _Any
 
 #: The comparison explainer of the run under way (``explain_comparisons``), to hand
 #: to pytest's assertion code when the first failing assert loads it.
-explain: Any = None
+explain: _Any = None
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name.startswith("__"):  # the import system's own questions (__path__, __file__ ...)
         raise AttributeError(name)
     from _pytest.assertion import rewrite, util

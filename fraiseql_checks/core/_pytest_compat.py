@@ -49,6 +49,7 @@ __all__ = [
     "explain_comparisons",
     "format_exception",
     "is_mark",
+    "load_assertion_helpers",
     "make_mark",
     "parametrize",
     "rewrite_module",
@@ -74,6 +75,13 @@ def rewrite_module(source: bytes, filename: str) -> types.CodeType:
                 if alias.name == _PYTEST_HELPERS and alias.asname == "@pytest_ar":
                     alias.name = _assert_helpers.__name__
     return compile(tree, filename, "exec", dont_inherit=True)
+
+
+def load_assertion_helpers() -> None:
+    """Import pytest's assert helpers now, where the first failing assert of a
+    long-lived process (a watch worker) would otherwise pay for it (~70 ms) inside
+    a check's run."""
+    import _pytest.assertion.rewrite  # noqa: F401
 
 
 def is_mark(obj: object) -> bool:
@@ -127,7 +135,8 @@ def explain_comparisons(verbosity: int = 0) -> Iterator[None]:
     leave its own hook in place.
     """
     util: Any = sys.modules.get("_pytest.assertion.util")  # pytest's, if loaded
-    if util is not None and util._reprcompare is not None:
+    if _assert_helpers.explain is not None or (util is not None and util._reprcompare is not None):
+        # a run inside a run (or inside pytest): the outer one's explainer stays
         yield
         return
     config = _AssertionConfig(verbosity)

@@ -221,6 +221,7 @@ class Worker:
     def main(self) -> int:
         from fraiseql_checks.cli import configure
         from fraiseql_checks.config import UsageError
+        from fraiseql_checks.core._pytest_compat import load_assertion_helpers
         from fraiseql_checks.core.session import Session
 
         # The loop exists before anything can arrive for it: messages sent right after
@@ -245,6 +246,7 @@ class Worker:
             self.session = session = Session(config)
             session.keep_results = False
             config.hook.fraiseql_sessionstart(session=session)
+            load_assertion_helpers()  # not in the first failing check's run
             self.collect()
         except UsageError as exc:
             self.send(("fatal", str(exc)))

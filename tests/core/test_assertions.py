@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import marshal
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+from fraiseql_checks.core._pytest_compat import rewrite_module
 from tests.support.checkdir import CheckDir
 
 
@@ -145,3 +150,32 @@ def test_plain_assert_mode_skips_rewriting(checkdir: CheckDir) -> None:
     _, report = checkdir.run_json("--assert=plain")
     assert report["results"][0]["outcome"] == "failed"
     assert report["results"][0]["message"] == "AssertionError"
+
+
+_NESTED = """
+import marshal, sys
+from fraiseql_checks.core._pytest_compat import explain_comparisons
+
+namespace = {}
+exec(marshal.loads(open(sys.argv[1], "rb").read()), namespace)
+assert "_pytest.assertion" not in sys.modules
+with explain_comparisons():
+    with explain_comparisons():  # a run inside a run
+        pass
+    try:
+        namespace["failing"]()
+    except AssertionError as exc:
+        print(str(exc))
+"""
+
+
+def test_a_run_inside_a_run_leaves_the_outer_runs_explanations(tmp_path: Path) -> None:
+    """In a process that has not loaded pytest's assertion code (the rewritten code comes
+    from a cache), a nested ``explain_comparisons`` that ended does not take the outer
+    one's diffs away."""
+    code = rewrite_module(b"def failing():\n    assert [1, 2, 3] == [1, 2, 4]\n", "nested.py")
+    (tmp_path / "code").write_bytes(marshal.dumps(code))
+    done = subprocess.run(
+        [sys.executable, "-c", _NESTED, str(tmp_path / "code")], capture_output=True, text=True, timeout=60
+    )
+    assert "At index 2 diff: 3 != 4" in done.stdout, done.stdout + done.stderr
