@@ -12,9 +12,9 @@ The names are imported when first used (PEP 562), so that ``fraiseql-check
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
+from fraiseql_checks import _lazy
 from fraiseql_checks._version import __version__
 
 if _typing.TYPE_CHECKING:
@@ -58,13 +58,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _typing.Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(home), name)
-    globals()[name] = value  # once imported, a plain attribute
-    return value
+__getattr__ = _lazy.lazy_names(__name__, _HOMES)
 
 
 def __dir__() -> list[str]:

@@ -9,8 +9,9 @@ serves the API.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fraiseql_checks._lazy import lazy_names
 
 if TYPE_CHECKING:
     from starlette.requests import Request as Request
@@ -27,10 +28,4 @@ _FROM = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later uses are plain attribute reads
-    return value
+__getattr__ = lazy_names(__name__, _FROM)

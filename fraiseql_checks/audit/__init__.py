@@ -7,8 +7,9 @@ the result types.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fraiseql_checks._lazy import lazy_names
 
 if TYPE_CHECKING:
     from fraiseql_checks.audit.chain import ChainBreak, ChainReport, canonical_json, event_hash
@@ -34,11 +35,7 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"fraiseql_checks.audit.{module}"), name)
+__getattr__ = lazy_names(__name__, {name: f"fraiseql_checks.audit.{module}" for name, module in _MODULE_OF.items()})
 
 
 __all__ = [
