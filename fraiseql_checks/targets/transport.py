@@ -16,11 +16,13 @@ sized from the run's concurrency instead; a check's own timeout bounds a wait).
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import certifi
 import httpx
 import yarl
 
@@ -36,6 +38,12 @@ MAX_HEADER_BYTES = 65536
 _NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent")
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """One context for every client: loading the CA bundle costs about 35 ms each time."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that sends each request with one ``aiohttp.ClientSession``.
 
@@ -45,17 +53,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     on the loop that sends it.
     """
 
-    def __init__(self, *, connections: int = MIN_CONNECTIONS, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(self, *, connections: int = MIN_CONNECTIONS, verify: ssl.SSLContext | bool | None = None) -> None:
         if connections < 1:
             raise ValueError(f"connections must be at least 1, not {connections}")
         self.connections = connections
-        self._ssl: ssl.SSLContext | bool = verify
+        #: ``None``: certifi's CA bundle (as httpx), loaded on the first HTTPS request (35 ms
+        #: or more of start-up that a run of plain-HTTP checks does not need).
+        self._ssl: ssl.SSLContext | bool | None = verify
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=self.connections, limit_per_host=0, ssl=self._ssl, keepalive_timeout=KEEPALIVE_S
+            limit=self.connections,
+            limit_per_host=0,
+            ssl=True if self._ssl is None else self._ssl,  # None: each HTTPS request names the context
+            keepalive_timeout=KEEPALIVE_S,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -85,6 +98,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         given = request.headers
         encoding = given.encoding
         headers = [(name.decode(encoding), value.decode(encoding)) for name, value in given.raw]
+        names = {name.lower() for name, _ in headers}
         body: bytes | AsyncIterator[bytes] | None
         sent = request.stream
         if isinstance(sent, httpx.ByteStream):  # bytes known up front (a redirect's: not yet read)
@@ -96,19 +110,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # aiohttp adds Accept, User-Agent, ... when they are missing; httpx already set
         # those it wants, so a missing one was removed on purpose (asking aiohttp to skip
         # them on every request would cost it a copy of the headers each time).
-        skip = [name for name in _NOT_ADDED if name not in given]
-        if body is not None and "Content-Type" not in given:
+        skip = [name for name in _NOT_ADDED if name.lower() not in names]
+        if body is not None and "content-type" not in names:
             skip.append("Content-Type")
+        target = yarl.URL(str(request.url), encoded=True)
+        if request.url.userinfo:  # httpx sent them as an Authorization header, as httpcore does
+            target = target.with_user(None)
         try:
             answer = await session.request(
                 request.method,
-                yarl.URL(str(request.url), encoded=True),
+                target,
                 headers=headers,
                 data=body,
                 skip_auto_headers=skip or None,
                 allow_redirects=False,
                 timeout=self._timeout(request),
                 server_hostname=request.extensions.get("sni_hostname"),
+                ssl=default_ssl_context() if self._ssl is None and request.url.scheme == "https" else True,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise as_httpx_error(exc, request) from exc
