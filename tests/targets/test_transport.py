@@ -395,3 +395,114 @@ def test_fixture_sizes_its_pool_from_the_concurrency(checkdir: CheckDir) -> None
         result, report = checkdir.run_json("check_pool.py", "-s", *args)
         assert [r["outcome"] for r in report["results"]] == ["passed"], result.stdout
         assert f"connections {expected}" in result.stdout
+
+
+# ---- the client's short path (no auth, redirects not followed, no hooks of the caller's) ----
+
+
+def test_the_short_path_sends_and_reads_what_httpx_own_path_does(server: RawServer) -> None:
+    """A response hook of the caller's sends through httpx's whole ``send``; without one the
+    client takes its short path. Both must put the same bytes on the wire and hand the
+    check the same response."""
+
+    async def noop(response: httpx.Response) -> None:
+        pass
+
+    async def scenario(http: HTTPClient) -> list[tuple[Any, ...]]:
+        seen = []
+        for method, path, options in (
+            ("GET", "/echo", {}),
+            ("GET", "/echo?q=1", {"headers": {"X-Extra": "one", "accept": "application/json"}}),
+            ("DELETE", "/echo", {"timeout": 2.0}),
+            ("POST", "/echo", {}),
+            ("GET", "/redirect", {}),
+            ("GET", "/gzip", {}),
+            ("GET", "/chunked", {}),
+            ("GET", "/missing", {}),
+        ):
+            response = await http.request(method, f"{server.url}{path}", **options)
+            request = response.request
+            seen.append(
+                (
+                    method,
+                    path,
+                    request.headers.raw,
+                    request.extensions,
+                    request.content,
+                    response.status_code,
+                    response.reason_phrase,
+                    response.http_version,
+                    [(k, v) for k, v in response.headers.raw if k.lower() != b"date"],
+                    response.content,
+                    response.is_closed,
+                    response.elapsed.total_seconds() > 0,
+                    response.next_request.url if response.next_request else None,
+                    response.history,
+                )
+            )
+        return seen
+
+    short = run(scenario)
+    short_wire = [r.head for r in server.received]
+    server.received.clear()
+    whole = run(scenario, event_hooks={"response": [noop]})
+    assert whole == short
+    assert [r.head for r in server.received] == short_wire
+    assert short[4][12] == httpx.URL(f"{server.url}/echo")  # a redirect not followed names the next request
+
+
+def test_requests_are_built_as_httpx_builds_them() -> None:
+    ours = HTTPClient(timeout=5.0)
+    plain = httpx.AsyncClient(headers={"User-Agent": ours.headers["User-Agent"]}, timeout=5.0)
+    for url in ("http://127.0.0.1:8080/a?x=1", "https://example.com:443/p", "http://[::1]:81/", "http://h/"):
+        for method in ("GET", "delete", "POST", "head"):
+            for options in ({}, {"headers": {"X-A": "b", "accept": "j", "Host": "other"}}, {"timeout": 2}):
+                a, b = ours.build_request(method, url, **options), plain.build_request(method, url, **options)
+                assert (a.method, a.url, a.headers.raw, a.extensions, a.content) == (
+                    b.method,
+                    b.url,
+                    b.headers.raw,
+                    b.extensions,
+                    b.content,
+                ), (method, url, options)
+
+
+def test_auth_hooks_and_followed_redirects_take_httpx_own_path(server: RawServer) -> None:
+    sent: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        sent.append(str(request.url))
+
+    async def scenario(http: HTTPClient) -> httpx.Response:
+        await http.get(f"{server.url}/echo", auth=("user", "secret"))
+        await http.get(f"http://user:pw@127.0.0.1:{server.port}/echo")
+        return await http.get(f"{server.url}/redirect", follow_redirects=True)
+
+    followed = run(scenario, event_hooks={"request": [hook]})
+    basic, in_url, redirected, target = server.received
+    assert redirected.head.startswith(b"GET /redirect ") and target.head.startswith(b"GET /echo ")
+    assert basic.header("authorization") == "Basic dXNlcjpzZWNyZXQ="
+    assert in_url.header("authorization") == "Basic dXNlcjpwdw=="
+    assert followed.status_code == 200 and [r.status_code for r in followed.history] == [302]
+    assert len(sent) == 4  # the caller's hook saw every request, the redirect's too
+
+
+def test_a_closed_client_refuses_to_send(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> None:
+        await http.get(f"{server.url}/echo")
+        await http.aclose()
+        await http.get(f"{server.url}/echo")
+
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        run(scenario)
+
+
+def test_a_streamed_response_has_its_elapsed_once_closed(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> float:
+        async with http.stream("GET", f"{server.url}/chunked") as response:
+            with pytest.raises(RuntimeError, match="may only be accessed after"):
+                response.elapsed  # noqa: B018 (httpx knows it once the body is closed)
+            await response.aread()
+        return response.elapsed.total_seconds()
+
+    assert run(scenario) > 0
