@@ -189,6 +189,11 @@ def _internal_error(text: str) -> None:
 
 
 def console_main() -> None:
+    # httpx's package imports its command-line client, which imports rich, click and
+    # pygments when they are installed (80 ms of every start that uses HTTP); this
+    # process never runs httpx's CLI, and httpx carries on without it.
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     code = main()
     if "fraiseql_checks.core.leaks" in sys.modules:  # threads a check left behind: do not wait for them
         from fraiseql_checks.core import leaks

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -170,3 +172,48 @@ def test_fake_server_is_v2_shaped(checkdir: CheckDir) -> None:
     checked = subprocess.run([promtool, "check", "metrics"], input=fake.metrics_text, text=True, capture_output=True)
     fake.server.server_close()
     assert checked.returncode in (0, 3), checked.stderr  # 3: naming lint only (counters without _total upstream)
+
+
+_START_PROBE = """
+import json, ssl, sys
+loaded = []
+original = ssl.SSLContext.load_verify_locations
+def recording(self, cafile=None, *args, **kwargs):
+    loaded.append(str(cafile))
+    return original(self, cafile, *args, **kwargs)
+ssl.SSLContext.load_verify_locations = recording
+from fraiseql_checks.cli import console_main
+sys.argv = ["fraiseql-check", *sys.argv[1:]]
+try:
+    console_main()
+except SystemExit as exit:
+    code = exit.code
+import certifi
+sys.stdout.write(json.dumps({"code": code, "modules": sorted(m for m, v in sys.modules.items() if v is not None), "cafile": certifi.where() in loaded}) + "\\n")
+"""
+
+
+def test_a_run_of_plain_http_checks_loads_no_ca_bundle_and_not_httpx_cli(tmp_path: Path) -> None:
+    """certifi's CA bundle is read on the first HTTPS request, not at the client's start;
+    httpx's command-line client (rich, click, pygments) is never imported by a run."""
+    port = free_port()
+    (tmp_path / "check_plain.py").write_text(
+        f"async def check_get(http):\n    await http.get('http://127.0.0.1:{port}/')\n"
+        f"async def check_tls(http):\n    await http.get('https://127.0.0.1:{port}/')\n"
+    )
+
+    def probe(*args: str) -> dict:  # type: ignore[type-arg]
+        done = subprocess.run(
+            [sys.executable, "-c", _START_PROBE, "-q", *args, "check_plain.py"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+    plain = probe("-k", "check_get")
+    assert plain["code"] == 1  # connection refused: the check ran its request
+    assert "httpx" in plain["modules"] and "httpx._main" not in plain["modules"]
+    assert plain["cafile"] is False
+    assert probe("-k", "check_tls")["cafile"] is True
