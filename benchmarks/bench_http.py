@@ -12,7 +12,10 @@ round runs, in an order that rotates from round to round, as whole processes:
 - the same script with ``httpx.AsyncClient`` (``max_connections=C``);
 - Prometheus' ``blackbox_exporter`` (Debian's ``prometheus-blackbox-exporter``), started
   once on loopback with an ``http`` module; the aiohttp script asks it for ``/probe``
-  of the same server, ``C`` probes at a time.
+  of the same server, ``C`` probes at a time;
+- with ``--baseline CHECKOUT``, ``fraiseql-check`` again with another checkout of this
+  repository first on ``PYTHONPATH`` (``git worktree add /tmp/base <commit>``), to
+  compare a change with the code before it in the same rotation.
 
 Wall time is the whole process (start-up included; for blackbox_exporter, the
 script's process: the exporter was already running). CPU per check is what one
@@ -226,6 +229,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--as-is", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as the environment has it")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also run fraiseql-check from another checkout (PYTHONPATH=CHECKOUT), in the same rotation",
+    )
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        default=[],
+        choices=["httpx", "blackbox"],
+        help="leave peers out (asyncio + httpx takes 10-30 s a run)",
+    )
     args = parser.parse_args()
     if args.count <= SMALL:
         parser.error(f"--count must be more than {SMALL}")
@@ -237,7 +252,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-http-"))
     server, url = start_server()
-    blackbox = start_blackbox(workdir)
+    blackbox = None if "blackbox" in args.without else start_blackbox(workdir)
     try:
         checks: dict[int, Path] = {}
 
@@ -252,8 +267,17 @@ def main() -> None:
         peers = [
             Peer("fraiseql-check", fraiseql),
             Peer("asyncio + aiohttp", lambda n, c: ([PYTHON, "-c", AIOHTTP, url, str(n), str(c), "ok"], env)),
-            Peer("asyncio + httpx", lambda n, c: ([PYTHON, "-c", HTTPX, url, str(n), str(c)], env)),
         ]
+        if "httpx" not in args.without:
+            peers.append(Peer("asyncio + httpx", lambda n, c: ([PYTHON, "-c", HTTPX, url, str(n), str(c)], env)))
+        if args.baseline:
+            baseline = str(Path(args.baseline).resolve())
+
+            def fraiseql_baseline(count: int, concurrency: int) -> tuple[list[str], dict[str, str]]:
+                argv, child_env = fraiseql(count, concurrency)
+                return argv, {**child_env, "PYTHONPATH": baseline}
+
+            peers.append(Peer(f"fraiseql-check ({args.baseline})", fraiseql_baseline))
         if blackbox is not None:
             exporter, base = blackbox
             probe = f"{base}/probe?module=http_2xx&target={urllib.request.quote(url, safe='')}"
