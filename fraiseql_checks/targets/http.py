@@ -4,7 +4,7 @@ The client is shared by every check, so the ``traceparent`` header is set per
 request from the check running at that moment (an httpx event hook reads the run
 context). Transport faults — connection refused, a name that does not resolve, a
 TLS failure, a timeout — become one ``TargetError`` line instead of a traceback.
-The bytes travel through ``transport.AiohttpTransport`` (aiohttp), with as many
+The bytes travel through ``transport.HTTPTransport`` (our HTTP/1.1 connections), with as many
 connections as checks run at once.
 """
 
@@ -26,7 +26,7 @@ from httpx._client import ClientState
 from fraiseql_checks._version import __version__
 from fraiseql_checks.config import Config
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.targets.transport import MIN_CONNECTIONS, AiohttpTransport
+from fraiseql_checks.targets.transport import MIN_CONNECTIONS, HTTPTransport
 from fraiseql_checks.trace import current_run
 
 DEFAULT_TIMEOUT = 5.0
@@ -103,9 +103,7 @@ class HTTPClient(httpx.AsyncClient):
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, connections: int = MIN_CONNECTIONS, **kwargs: Any) -> None:
         if "transport" not in kwargs:
-            kwargs["transport"] = AiohttpTransport(
-                connections=connections, verify=ssl_context(kwargs.pop("verify", True))
-            )
+            kwargs["transport"] = HTTPTransport(connections=connections, verify=ssl_context(kwargs.pop("verify", True)))
         hooks = kwargs.pop("event_hooks", {})
         hooks.setdefault("request", []).insert(0, _add_traceparent)
         headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}

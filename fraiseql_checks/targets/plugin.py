@@ -271,8 +271,8 @@ def not_configured(config: Config, what: str, setting: str, env: str) -> NoRetur
 async def http(config: Config) -> AsyncIterator[HTTPClient]:
     """An ``httpx.AsyncClient`` with timeouts (``http_timeout``, default 5s) that sends the
     running check's W3C ``traceparent`` on every request."""
-    # Importing httpx and aiohttp and loading the CA certificates take a tenth of a
-    # second: on a thread, so that the checks running beside the first one are not held up.
+    # Importing httpx takes several hundredths of a second: on a thread, so that the
+    # checks running beside the first one are not held up.
     async with await asyncio.to_thread(_http_client, config) as client:
         yield client
 

@@ -64,7 +64,7 @@ _CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|N
 
 def looks_like_lost_connection(error: BaseException) -> bool:
     """An ``OSError``, or an error whose class (or cause) names a connection problem,
-    as client libraries name them (asyncpg, redis, httpx, aiohttp)."""
+    as client libraries name them (asyncpg, redis, httpx)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:

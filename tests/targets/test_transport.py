@@ -21,7 +21,7 @@ import pytest
 
 from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.http import HTTPClient
-from fraiseql_checks.targets.transport import AiohttpTransport
+from fraiseql_checks.targets.transport import HTTPTransport
 from tests.support.checkdir import CheckDir
 from tests.support.services import free_port, self_signed_certificate
 
@@ -94,7 +94,10 @@ class RawServer:
         path = request.head.split(b" ")[1].decode()
         if path == "/echo":
             body = json.dumps({"head": request.head.decode("latin-1"), "body": request.body.decode("latin-1")})
-            writer.write(respond(200, body.encode(), b"Content-Type: application/json\r\nX-Mixed-Case: Yes\r\n"))
+            answer = respond(200, body.encode(), b"Content-Type: application/json\r\nX-Mixed-Case: Yes\r\n")
+            if request.head.startswith(b"HEAD "):  # the head of the answer a GET would get, no body
+                answer = answer[: answer.index(b"\r\n\r\n") + 4]
+            writer.write(answer)
         elif path == "/set-cookie":
             writer.write(respond(200, b"", b"Set-Cookie: session=abc; Path=/\r\n"))
         elif path == "/redirect":
@@ -111,6 +114,24 @@ class RawServer:
             await asyncio.sleep(30)
         elif path == "/hang-up":
             return False
+        elif path == "/truncated":  # says 10 bytes, sends 3, hangs up
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            await writer.drain()
+            return False
+        elif path == "/stall":  # says 10 bytes, sends 3, then nothing
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            await writer.drain()
+            await asyncio.sleep(30)
+        elif path == "/then-close":  # a keep-alive answer, then the server closes the connection
+            writer.write(respond(200, b"closing"))
+            await writer.drain()
+            return False
+        elif path == "/slow-body":  # the body in parts, each within the read timeout, the whole beyond it
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            for part in b"slow!":
+                await writer.drain()
+                await asyncio.sleep(0.15)
+                writer.write(bytes([part]))
         elif path == "/hold":
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -377,7 +398,7 @@ def test_status_reason_and_version(server: RawServer) -> None:
 
 def test_connections_must_be_positive() -> None:
     with pytest.raises(ValueError, match="connections must be at least 1, not 0"):
-        AiohttpTransport(connections=0)
+        HTTPTransport(connections=0)
 
 
 # ---- the fixture -------------------------------------------------------------------------
@@ -506,3 +527,89 @@ def test_a_streamed_response_has_its_elapsed_once_closed(server: RawServer) -> N
         return response.elapsed.total_seconds()
 
     assert run(scenario) > 0
+
+
+# ---- the connections under the client ---------------------------------------------------
+
+
+def test_an_answer_cut_short_is_a_broken_exchange(server: RawServer) -> None:
+    error = failure(lambda http: http.get(f"{server.url}/truncated"))
+    assert str(error) == (
+        f"GET {server.url}/truncated: the server broke the HTTP exchange: "
+        "the server closed the connection before the end of the body"
+    )
+    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+
+
+def test_a_body_that_stops_coming_times_out_and_one_that_trickles_does_not(server: RawServer) -> None:
+    error = failure(lambda http: http.get(f"{server.url}/stall"), timeout=0.3)
+    assert str(error) == f"GET {server.url}/stall: timed out waiting for the answer after 0.3s"
+    # each byte within 0.3 s of the one before it, the whole body after 0.6 s or more
+    assert run(lambda http: http.get(f"{server.url}/slow-body"), timeout=0.3).content == b"slow!"
+
+
+def test_a_connection_the_server_closed_is_not_used_again(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> list[bytes]:
+        first = await http.get(f"{server.url}/then-close")
+        await asyncio.sleep(0.05)
+        return [first.content, (await http.get(f"{server.url}/echo")).json()["head"][:9].encode()]
+
+    assert run(scenario) == [b"closing", b"GET /echo"]
+    assert server.connections == 2
+
+
+def test_a_head_request_reads_no_body(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> tuple[int, str, bytes, int]:
+        head = await http.head(f"{server.url}/echo")
+        after = await http.get(f"{server.url}/echo")  # the same connection, in step
+        return head.status_code, head.headers["content-length"], head.content, after.status_code
+
+    status, length, body, after = run(scenario)
+    assert (status, body, after) == (200, b"", 200) and int(length) > 0
+    assert server.connections == 1
+
+
+def test_one_connection_serves_two_hosts_in_turn_and_a_cancelled_request_frees_it(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> list[int]:
+        codes = [(await http.get(f"http://127.0.0.1:{server.port}/echo")).status_code]
+        codes.append((await http.get(f"http://localhost:{server.port}/echo")).status_code)
+        silent = asyncio.create_task(http.get(f"{server.url}/silent"))
+        while not any(r.head.startswith(b"GET /silent") for r in server.received):
+            await asyncio.sleep(0.01)
+        silent.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await silent
+        codes.append((await asyncio.wait_for(http.get(f"{server.url}/echo"), 10)).status_code)
+        return codes
+
+    assert run(scenario, connections=1) == [200, 200, 200]
+
+
+def test_a_large_streamed_upload_and_download(server: RawServer) -> None:
+    big = b"x" * (3 << 20)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    async def scenario(http: HTTPClient) -> int:
+        response = await http.post(f"{server.url}/echo", content=chunks())
+        return len(response.json()["body"])
+
+    assert run(scenario) == len(big)
+
+
+def test_closing_the_client_ends_the_requests_in_flight(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> BaseException:
+        silent = asyncio.create_task(http.get(f"{server.url}/silent"))
+        while not any(r.head.startswith(b"GET /silent") for r in server.received):
+            await asyncio.sleep(0.01)
+        await http.aclose()
+        try:
+            await asyncio.wait_for(silent, 5)  # not the 30 s the server stays silent, nor the read timeout
+        except TargetError as error:
+            return error
+        raise AssertionError("the request in flight did not fail")
+
+    error = run(scenario, timeout=20)
+    assert str(error).startswith(f"GET {server.url}/silent: ")
