@@ -37,6 +37,11 @@ from fraiseql_checks.targets.http1 import Connection, ProtocolError
 MIN_CONNECTIONS = 100
 #: How long an idle keep-alive connection is kept (httpx's default ``keepalive_expiry``).
 KEEPALIVE_S = 5.0
+#: Connections being opened at once; a request beyond it waits for one of them or for a
+#: connection another request gives back, whichever comes first. When 1,000 checks start
+#: together against a quick server, the first answers come back before 1,000 connections
+#: would have been opened, and the requests after them take those connections instead.
+CONNECTING_AT_ONCE = 64
 
 _Key = tuple[str, str, int, str | None]
 
@@ -63,6 +68,7 @@ class HTTPTransport(httpx.AsyncBaseTransport):
         self._verify = verify
         self._idle: dict[_Key, list[Connection]] = {}
         self._open = 0  # connections open or opening, idle ones included
+        self._connecting = 0
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._busy: set[Connection] = set()
         self._closed = False
@@ -144,7 +150,9 @@ class HTTPTransport(httpx.AsyncBaseTransport):
                 connection.reused = True
                 self._busy.add(connection)
                 return connection
-            if self._open >= self.connections and not self._close_an_idle_connection():
+            if self._connecting >= CONNECTING_AT_ONCE or (
+                self._open >= self.connections and not self._close_an_idle_connection()
+            ):
                 waiter = loop.create_future()
                 self._waiting.append(waiter)
                 try:
@@ -157,12 +165,15 @@ class HTTPTransport(httpx.AsyncBaseTransport):
                     raise
                 continue
             self._open += 1
+            self._connecting += 1
             try:
                 connection = await self._connect(key, request, connect_timeout)
             except BaseException:
                 self._open -= 1
-                self._wake_one()
                 raise
+            finally:
+                self._connecting -= 1
+                self._wake_one()  # a connection may be opened by the next in line
             self._busy.add(connection)
             return connection
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from fraiseql_checks.errors import TargetError
+from fraiseql_checks.targets import transport
 from fraiseql_checks.targets.http import HTTPClient
 from fraiseql_checks.targets.transport import HTTPTransport
 from tests.support.checkdir import CheckDir
@@ -613,3 +614,26 @@ def test_closing_the_client_ends_the_requests_in_flight(server: RawServer) -> No
 
     error = run(scenario, timeout=20)
     assert str(error).startswith(f"GET {server.url}/silent: ")
+
+
+def test_requests_past_the_connections_opening_at_once_open_theirs_in_turn(
+    server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 2 connections opened at a time, 30 requests the server holds all get a
+    connection of their own in the end (each opening lets the next in line open one)."""
+    monkeypatch.setattr(transport, "CONNECTING_AT_ONCE", 2)
+
+    async def scenario(http: HTTPClient) -> list[int]:
+        async def release_when_all_in() -> None:
+            while server.in_flight < 30:
+                await asyncio.sleep(0.01)
+            assert server.loop is not None and server.release is not None
+            server.loop.call_soon_threadsafe(server.release.set)
+
+        releaser = asyncio.create_task(asyncio.wait_for(release_when_all_in(), 20))
+        responses = await asyncio.gather(*(http.get(f"{server.url}/hold") for _ in range(30)))
+        await releaser
+        return [r.status_code for r in responses]
+
+    assert run(scenario, connections=100) == [200] * 30
+    assert server.most_in_flight == 30 and server.connections == 30
