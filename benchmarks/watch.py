@@ -25,6 +25,10 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
   plain text and the way Prometheus asks (OpenMetrics, gzip), alternately. No page is
   parsed on the measured cores in the timed path: counters are read once before and
   once after the scrapes.
+- ``http``: 500 checks each doing one GET through the ``http`` fixture every 50 ms
+  against a local server that answers at once (its own process, not counted), so the
+  watcher is saturated: runs per CPU-second of the watcher and its workers (goal:
+  4,000 HTTP checks/s per core), ``--workers 1`` and ``2`` alternating.
 - ``store``: the result stores as the watcher uses them (PostgreSQL on
   127.0.0.1:5432, database ``test``).
 - ``profile`` (not in the default set): the saturated watcher and its worker run
@@ -67,9 +71,9 @@ from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
 from fraiseql_checks.watch.exposition import Histogram  # noqa: E402
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-PARTS = ("capacity", "lateness", "scrape", "store", "profile")
+PARTS = ("capacity", "lateness", "scrape", "http", "store", "profile")
 ALIASES = {"scheduler": ("capacity", "lateness"), "workers": ("capacity",)}
-DEFAULT_PARTS = ("capacity", "lateness", "scrape", "store")
+DEFAULT_PARTS = ("capacity", "lateness", "scrape", "http", "store")
 #: Trivial checks, due every 50 ms: 10,000 runs/s offered, past what the watcher runs here
 #: (far past it, the skipped slots' bookkeeping would count as the runs' cost).
 SATURATE_CHECKS, SATURATE_INTERVAL = 500, 0.050
@@ -165,16 +169,25 @@ def seconds(value: float) -> str:
     return f"{value * 1000:.3f}ms"
 
 
-def project(count: int, interval: float) -> Path:
-    """A folder with ``count`` trivial checks in files of 100, first runs spread over one interval."""
+TRIVIAL = "def check_trivial_{i}():\n    pass\n\n\n"
+#: One HTTP GET per run, through the ``http`` fixture, to the URL in ``BENCH_URL``.
+HTTP_GET = (
+    "async def check_get_{i}(http):\n    response = await http.get(URL)\n    assert response.status_code == 200\n\n\n"
+)
+
+
+def project(count: int, interval: float, check: str = TRIVIAL) -> Path:
+    """A folder with ``count`` checks (``check``, formatted with ``i``) in files of 100,
+    first runs spread over one interval."""
     root = Path(tempfile.mkdtemp(prefix="fraiseql-checks-bench-"))
     every = seconds(interval)
     (root / "fraiseql-checks.yaml").write_text(f"interval: {every}\nstart_jitter: {every}\n")
     checks = root / "checks"
     checks.mkdir()
+    head = "import os\n\nURL = os.environ['BENCH_URL']\n\n\n" if "URL" in check else ""
     for start in range(0, count, 100):
-        body = "".join(f"def check_trivial_{i}():\n    pass\n\n\n" for i in range(start, min(start + 100, count)))
-        (checks / f"check_part_{start // 100:03d}.py").write_text(body)
+        body = "".join(check.format(i=i) for i in range(start, min(start + 100, count)))
+        (checks / f"check_part_{start // 100:03d}.py").write_text(head + body)
     return root
 
 
@@ -901,6 +914,78 @@ def bench_stores(size: Size) -> list[Row]:
     ]
 
 
+#: The HTTP server the ``http`` part's checks ask: answers every GET at once, in its own process.
+HTTP_SERVER = """
+import asyncio, sys
+ANSWER = b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nContent-Type: text/plain\\r\\n\\r\\nok"
+
+async def handle(reader, writer):
+    try:
+        while True:
+            await reader.readuntil(b"\\r\\n\\r\\n")
+            writer.write(ANSWER)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def bench_http(size: Size) -> list[Row]:
+    """HTTP checks at saturation: 500 checks each doing one GET every 50 ms (10,000/s
+    offered) against a local server that answers at once (its own process: its CPU is not
+    counted). Runs per CPU-second of the watcher and its workers, ``--workers 1`` and ``2``."""
+    server = subprocess.Popen([sys.executable, "-c", HTTP_SERVER], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    env = {"BENCH_URL": f"http://127.0.0.1:{int(server.stdout.readline())}/"}
+    found: dict[int, list[Window]] = {1: [], 2: []}
+    try:
+        for _ in range(size.reps):
+            for workers in (1, 2):
+                root = project(SATURATE_CHECKS, SATURATE_INTERVAL, HTTP_GET)
+                watcher = Watcher(root, "--workers", str(workers), env=env)
+                try:
+                    watcher.wait_ready()
+                    time.sleep(size.warm)
+                    found[workers].append(window(watcher, size.window))
+                finally:
+                    watcher.stop()
+    finally:
+        server.terminate()
+        server.wait()
+    rows: list[Row] = []
+    for workers, windows in found.items():
+        per_run = [w.cpu_per_run * 1e6 for w in windows]
+        rows += [
+            Row(
+                "http",
+                f"HTTP checks per CPU-second (watcher + workers), --workers {workers}",
+                "≥ 4,000",
+                [1e6 / v for v in per_run],
+                "",
+                "{:,.0f}",
+                1e6 / median(per_run) >= 4_000,
+            ),
+            Row("http", f"  CPU per HTTP run, --workers {workers}", "≤ 250 µs", per_run, " µs", "{:,.0f}"),
+            Row(
+                "http",
+                f"  HTTP runs/s at saturation, --workers {workers}",
+                "-",
+                [w.rate for w in windows],
+                "/s",
+                "{:,.0f}",
+            ),
+        ]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"{', '.join(PARTS)} (default: all but profile)")
@@ -937,6 +1022,8 @@ def main() -> None:
         done(bench_lateness(capacity, size))
     if "scrape" in wanted:
         done(bench_scrape(size))
+    if "http" in wanted:
+        done(bench_http(size))
     if "store" in wanted:
         done(bench_stores(size))
     if len(table) > 0:
