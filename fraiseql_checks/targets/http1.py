@@ -165,8 +165,12 @@ class Parser:
                     raise ProtocolError("the answer has two different Content-Length headers")
                 length = value
             elif lowered == b"transfer-encoding":
+                codings = [coding.strip().lower() for coding in value.split(b",") if coding.strip()]
+                if codings and codings[-1] == b"chunked" and any(c != b"chunked" for c in codings):
+                    # gzip, chunked: the body would reach httpx still gzipped, which it does not undo
+                    raise ProtocolError(f"a transfer coding this client does not decode: {value[:40]!r}")
                 transfer_encoding = True
-                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+                chunked = bool(codings) and codings[-1] == b"chunked"
             elif lowered == b"connection":
                 connection += value.lower()
         head.keep_alive = head.version == b"HTTP/1.1" and b"close" not in connection and head.status != 101
@@ -174,6 +178,8 @@ class Parser:
             self._framing, self.done = "length", True
         elif transfer_encoding:
             self._framing = "chunked" if chunked else "close"
+            if length is not None:  # both: RFC 9112 6.1, answer as chunked, then close
+                head.keep_alive = False
         elif length is not None:
             if not length.isdigit():
                 raise ProtocolError(f"not a Content-Length: {length[:40]!r}")
@@ -209,13 +215,10 @@ class Parser:
                     raise ProtocolError("a chunk is longer than its size")
                 self._chunk_state = "size"
             elif state == "size":
-                size = line.split(b";", 1)[0].strip()
-                try:
-                    self._remaining = int(size, 16)
-                except ValueError:
-                    raise ProtocolError(f"not a chunk size: {line[:40]!r}") from None
-                if self._remaining < 0 or not size.isalnum():
+                size = line.split(b";", 1)[0].strip(b" \t")
+                if not size or size.strip(b"0123456789abcdefABCDEF") or len(size) > 16:
                     raise ProtocolError(f"not a chunk size: {line[:40]!r}")
+                self._remaining = int(size, 16)
                 self._chunk_state = "trailers" if self._remaining == 0 else "data"
             elif not line:  # the empty line after the trailers
                 self.done = True
@@ -243,7 +246,10 @@ class Connection(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_data = 0.0
-        self._paused = False
+        #: The server does not take our bytes as fast as they are written (``drain`` waits).
+        self.paused_writing = False
+        #: Reading stopped until the check reads the body's bytes held (``resume`` reads again).
+        self.paused_reading = False
         self._loop = asyncio.get_running_loop()
 
     # asyncio.Protocol
@@ -262,8 +268,8 @@ class Connection(asyncio.Protocol):
         except ProtocolError as exc:
             self._fail(exc)
             return
-        if self.parser.pending > _MAX_PENDING and not self._paused and self.transport is not None:
-            self._paused = True  # a streamed body nobody reads yet: stop reading until it is
+        if self.parser.pending > _MAX_PENDING and not self.paused_reading and self.transport is not None:
+            self.paused_reading = True  # a streamed body nobody reads yet: stop reading until it is
             self.transport.pause_reading()
         self._wake()
 
@@ -279,18 +285,23 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.error is None and not self.parser.done:
-            try:
-                self.parser.closed()  # the end of a body framed by the connection's end
-            except ProtocolError as error:
-                self.error = exc if exc is not None else error
+            if exc is not None:  # a reset is never the end of a body, even one framed by the close
+                self.error = exc
+            else:
+                try:
+                    self.parser.closed()  # the end of a body framed by the connection's end
+                except ProtocolError as error:
+                    self.error = error
         self._wake()
         if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(exc or ConnectionResetError("the connection was closed"))
+            self._writable.set_result(None)  # drain() raises what closed it
 
     def pause_writing(self) -> None:
+        self.paused_writing = True
         self._writable = self._loop.create_future()
 
     def resume_writing(self) -> None:
+        self.paused_writing = False
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         self._writable = None
@@ -304,11 +315,26 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
-    async def drain(self) -> None:
-        if self._writable is not None:
-            await self._writable
+    async def drain(self, timeout: float | None, on_timeout: Callable[[], BaseException]) -> None:
+        """Wait while the server does not take the bytes written (at most ``timeout``)."""
+        writable = self._writable
+        if writable is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await writable
+            except TimeoutError:
+                self.close()
+                raise on_timeout() from None
         if self.error is not None:
             raise self.error
+        if self.closed:
+            raise ConnectionResetError("the connection was closed while the request was sent")
+
+    def resume(self) -> None:
+        """Read again (a body left unread paused it): an idle connection must see the server close it."""
+        if self.paused_reading and self.transport is not None:
+            self.paused_reading = False
+            self.transport.resume_reading()
 
     async def wait(self, timeout: float | None, on_timeout: Callable[[], BaseException]) -> None:
         """Wait until the parser has moved on; raise what broke the exchange, or ``on_timeout()``."""
@@ -316,9 +342,8 @@ class Connection(asyncio.Protocol):
             raise self.error
         if self.closed:  # closed on our side (the transport closing) before the answer came
             raise ConnectionResetError("the connection was closed before the answer came")
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        if self.paused_reading:
+            self.resume()
         waiter = self._waiter = self._loop.create_future()
         if timeout is not None:
             started = self._last_data = self._loop.time()

@@ -10,21 +10,23 @@ What this transport keeps from httpx's own: keep-alive connections per host, the
 per-request ``connect`` and ``read`` timeouts, request bodies (bytes or streamed),
 streamed responses, header names as the caller spelled them, no redirects (the
 client follows them), bodies left encoded (the client decodes them), and failures as
-httpx's exception classes with the original error as ``__cause__``. A request sent
-on a kept-alive connection that the server had closed meanwhile is sent again once
-on a new connection (when its body can be sent again). What it does not do: HTTP/2,
-a ``write`` timeout, a ``pool`` timeout (the pool is sized from the run's concurrency
-instead; a check's own timeout bounds a wait), proxies (httpx mounts its own
-transport for the proxies named in the environment).
+httpx's exception classes with the original error as ``__cause__``, the ``write``
+timeout on each wait for the server to take the request's bytes. An idempotent request
+sent on a kept-alive connection that the server had closed meanwhile is sent again
+once on a new connection. What it does not do: HTTP/2, a ``pool`` timeout (the pool
+is sized from the run's concurrency instead; a check's own timeout bounds a wait),
+proxies (httpx mounts its own transport for the proxies named in the environment).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import socket
 import ssl
+from asyncio import staggered
 from collections.abc import AsyncIterator
 
 import certifi
@@ -37,11 +39,16 @@ from fraiseql_checks.targets.http1 import Connection, ProtocolError
 MIN_CONNECTIONS = 100
 #: How long an idle keep-alive connection is kept (httpx's default ``keepalive_expiry``).
 KEEPALIVE_S = 5.0
-#: Connections being opened at once; a request beyond it waits for one of them or for a
+#: Connections being opened at once to one host; a request beyond it waits for one of them or for a
 #: connection another request gives back, whichever comes first. When 1,000 checks start
 #: together against a quick server, the first answers come back before 1,000 connections
 #: would have been opened, and the requests after them take those connections instead.
 CONNECTING_AT_ONCE = 64
+#: Happy Eyeballs: how long one address of a host is tried before the next one is too.
+HAPPY_EYEBALLS_S = 0.25
+#: Methods a request may be sent again for (RFC 9110, 9.2.2), when the kept-alive
+#: connection it went out on turns out closed before any answer.
+_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
 _Key = tuple[str, str, int, str | None]
 
@@ -66,10 +73,14 @@ class HTTPTransport(httpx.AsyncBaseTransport):
             raise ValueError(f"connections must be at least 1, not {connections}")
         self.connections = connections
         self._verify = verify
+        #: Kept-alive connections per host, the most recently used last.
         self._idle: dict[_Key, list[Connection]] = {}
         self._open = 0  # connections open or opening, idle ones included
-        self._connecting = 0
-        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Connections being opened, per host.
+        self._connecting: collections.Counter[_Key] = collections.Counter()
+        #: Requests waiting for a connection, per host, first come first served. A waiter is
+        #: handed a connection given back for its host, or woken (``None``) to try again.
+        self._waiting: dict[_Key, collections.deque[asyncio.Future[Connection | None]]] = {}
         self._busy: set[Connection] = set()
         self._closed = False
 
@@ -79,23 +90,33 @@ class HTTPTransport(httpx.AsyncBaseTransport):
         if scheme not in ("http", "https"):
             raise _error(httpx.UnsupportedProtocol, f"Request URL has an unsupported protocol '{scheme}://'", request)
         port = url.port or (443 if scheme == "https" else 80)
-        key = (scheme, url.host, port, request.extensions.get("sni_hostname"))
+        # The ASCII form of the host (IDNA 2008, as httpx writes it in the Host header) for the
+        # resolver and TLS's server name too.
+        key = (scheme, url.raw_host.decode("ascii"), port, request.extensions.get("sni_hostname"))
         limits = request.extensions.get("timeout") or {}
         read_timeout = limits.get("read")
         stream = request.stream
         replayable = isinstance(stream, httpx.ByteStream)
-        head_request = request.method == "HEAD"
+        method = request.method
+        request_head, closing = _request_head(request)
         for attempt in (1, 2):
-            connection = await self._acquire(key, request, limits.get("connect"))
-            connection.start(head_request)
+            connection = await self._acquire(key, request, limits.get("connect"), fresh=attempt == 2)
+            connection.start(method == "HEAD")
             try:
-                await _send(connection, request, stream, replayable)
+                if replayable and not connection.paused_writing:  # bytes known up front, the socket taking them
+                    connection.write(request_head + b"".join(stream))  # type: ignore[arg-type]
+                    if connection.paused_writing:  # a large body: the read timeout starts once it is sent
+                        await connection.drain(
+                            limits.get("write"), lambda: _error(httpx.WriteTimeout, "timed out", request)
+                        )
+                else:
+                    await _send(connection, request, request_head, stream, limits.get("write"))
                 while connection.parser.head is None:
                     await connection.wait(read_timeout, lambda: _error(httpx.ReadTimeout, "timed out", request))
             except (ProtocolError, OSError) as exc:
                 self._discard(connection)
                 nothing_read = connection.parser.head is None and not connection.parser.pending
-                if attempt == 1 and connection.reused and replayable and nothing_read:
+                if attempt == 1 and connection.reused and replayable and nothing_read and method in _IDEMPOTENT:
                     continue  # a kept-alive connection the server had closed: once more on a new one
                 raise _broken(exc, request) from exc
             except BaseException:
@@ -104,6 +125,8 @@ class HTTPTransport(httpx.AsyncBaseTransport):
             break
         head = connection.parser.head
         assert head is not None
+        if closing:
+            head.keep_alive = False  # the request said it would be the connection's last
         body: httpx.AsyncByteStream
         if connection.parser.done:  # the whole body came with the headers (most answers)
             body = httpx.ByteStream(connection.parser.take())
@@ -127,55 +150,73 @@ class HTTPTransport(httpx.AsyncBaseTransport):
         for connection in self._busy:
             connection.close()
         self._busy.clear()
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        for waiters in self._waiting.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)  # wakes to find the transport closed
+        self._waiting.clear()
 
     # the pool
 
-    async def _acquire(self, key: _Key, request: httpx.Request, connect_timeout: float | None) -> Connection:
+    async def _acquire(
+        self, key: _Key, request: httpx.Request, connect_timeout: float | None, fresh: bool = False
+    ) -> Connection:
+        """A connection to ``key``: a kept-alive one (unless ``fresh``), a new one, or the
+        next one given back for this host, whichever comes first."""
         loop = asyncio.get_running_loop()
         while True:
             if self._closed:
                 raise RuntimeError("the HTTP transport is closed")
-            idle = self._idle.get(key)
-            now = loop.time()
+            idle = None if fresh else self._idle.get(key)
             while idle:
                 connection = idle.pop()
-                if connection.closed or now - connection.idle_since > KEEPALIVE_S:
-                    connection.close()
-                    self._open -= 1
+                if connection.closed or loop.time() - connection.idle_since > KEEPALIVE_S:
+                    self._drop(connection)
                     continue
                 connection.reused = True
                 self._busy.add(connection)
                 return connection
-            if self._connecting >= CONNECTING_AT_ONCE or (
+            if self._connecting[key] >= CONNECTING_AT_ONCE or (
                 self._open >= self.connections and not self._close_an_idle_connection()
             ):
-                waiter = loop.create_future()
-                self._waiting.append(waiter)
-                try:
-                    await waiter
-                except BaseException:
-                    if waiter.done() and not waiter.cancelled():
-                        self._wake_one()  # the slot it was given goes to the next in line
-                    else:
-                        self._waiting.remove(waiter)
-                    raise
+                handed = await self._wait_turn(key, loop)
+                if handed is not None:
+                    return handed
                 continue
             self._open += 1
-            self._connecting += 1
+            self._connecting[key] += 1
             try:
                 connection = await self._connect(key, request, connect_timeout)
             except BaseException:
                 self._open -= 1
                 raise
             finally:
-                self._connecting -= 1
-                self._wake_one()  # a connection may be opened by the next in line
+                self._connecting[key] -= 1
+                if not self._connecting[key]:
+                    del self._connecting[key]
+                self._wake(key)  # the next in line for this host may open a connection now
             self._busy.add(connection)
             return connection
+
+    async def _wait_turn(self, key: _Key, loop: asyncio.AbstractEventLoop) -> Connection | None:
+        waiter: asyncio.Future[Connection | None] = loop.create_future()
+        waiters = self._waiting.setdefault(key, collections.deque())
+        waiters.append(waiter)
+        try:
+            return await waiter
+        except BaseException:  # cancelled (the check's timeout): what it was given goes on
+            if waiter.done() and not waiter.cancelled():
+                handed = waiter.result()
+                if handed is not None:
+                    self._release(handed, keep_alive=True)
+                else:
+                    self._wake(key)
+            else:
+                with contextlib.suppress(ValueError):  # already taken off by a wake-up
+                    waiters.remove(waiter)
+                if not waiters and self._waiting.get(key) is waiters:
+                    del self._waiting[key]
+            raise
 
     async def _connect(self, key: _Key, request: httpx.Request, timeout: float | None) -> Connection:
         scheme, host, port, sni = key
@@ -190,80 +231,147 @@ class HTTPTransport(httpx.AsyncBaseTransport):
                 assert isinstance(verify, ssl.SSLContext)
                 context = verify
         loop = asyncio.get_running_loop()
+        server_hostname = (sni or host) if context is not None else None
+
+        async def attempt(family: int, address: str) -> Connection:
+            _, connection = await loop.create_connection(
+                lambda: Connection(key), address, port, family=family, ssl=context, server_hostname=server_hostname
+            )
+            return connection
+
         try:
             async with asyncio.timeout(timeout):
-                errors: list[OSError] = []
-                for family, address in await _addresses(host, port):
-                    try:
-                        _, connection = await loop.create_connection(
-                            lambda: Connection(key),
-                            address,
-                            port,
-                            family=family,
-                            ssl=context,
-                            server_hostname=(sni or host) if context is not None else None,
-                        )
-                        return connection
-                    except OSError as exc:  # the next address (localhost: ::1, then 127.0.0.1)
-                        errors.append(exc)
-                raise errors[0] if errors else OSError(f"no address for {host!r}")
+                addresses = await _addresses(host, port)
+                if len(addresses) == 1:
+                    return await attempt(*addresses[0])
+                # Happy Eyeballs (RFC 8305), as asyncio and aiohttp: the next address is tried
+                # 0.25 s after the one before it, so an address that drops packets (a broken
+                # IPv6 route) does not take the whole connect timeout.
+                winner, _, errors = await staggered.staggered_race(
+                    [functools.partial(attempt, family, address) for family, address in addresses], HAPPY_EYEBALLS_S
+                )
+                if winner is None:
+                    raise next((e for e in errors if e is not None), OSError(f"no address for {host!r}"))
+                assert isinstance(winner, Connection)
+                return winner
         except TimeoutError as exc:
             raise _error(httpx.ConnectTimeout, "timed out connecting", request) from exc
         except OSError as exc:  # refused, DNS (socket.gaierror), TLS (ssl.SSLError)
             raise _error(httpx.ConnectError, str(exc) or type(exc).__name__, request) from exc
 
     def _release(self, connection: Connection, keep_alive: bool) -> None:
-        """The exchange on ``connection`` is over: keep it for the next request, or close it."""
+        """The exchange on ``connection`` is over: hand it to the next request for its host,
+        keep it for a later one, or close it."""
         self._busy.discard(connection)
-        if keep_alive and not connection.closed and not self._closed:
-            connection.idle_since = asyncio.get_running_loop().time()
-            self._idle.setdefault(connection.key, []).append(connection)
-        else:
+        key = connection.key
+        if not (keep_alive and not connection.closed and not self._closed):
             connection.close()
             self._open -= 1
-        self._wake_one()
+            self._wake(key)
+            return
+        if connection.paused_reading:
+            connection.resume()
+        waiters = self._waiting.get(key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                connection.reused = True
+                self._busy.add(connection)
+                waiter.set_result(connection)
+                return
+        now = asyncio.get_running_loop().time()
+        connection.idle_since = now
+        idle = self._idle.setdefault(key, [])
+        while idle and (idle[0].closed or now - idle[0].idle_since > KEEPALIVE_S):
+            self._drop(idle.pop(0))  # the least recently used, past their keep-alive time
+        idle.append(connection)
+        if self._waiting:
+            self._wake_another()
 
     def _discard(self, connection: Connection) -> None:
         self._release(connection, keep_alive=False)
 
+    def _drop(self, connection: Connection) -> None:
+        connection.close()
+        self._open -= 1
+
     def _close_an_idle_connection(self) -> bool:
         """Make room for a connection to another host by closing an idle one."""
-        for connections in self._idle.values():
+        for key, connections in self._idle.items():
             if connections:
-                connections.pop(0).close()
-                self._open -= 1
+                self._drop(connections.pop(0))
+                if not connections:
+                    del self._idle[key]
                 return True
         return False
 
-    def _wake_one(self) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
+    def _wake(self, key: _Key) -> None:
+        """Wake the first request waiting for ``key`` (to take or open a connection), or, when
+        none waits for it, one waiting for another host that may open a connection."""
+        waiters = self._waiting.get(key)
+        while waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
+        self._waiting.pop(key, None)
+        self._wake_another()
+
+    def _wake_another(self) -> None:
+        """Wake the first waiter of a host that has room to open a connection (a connection
+        given back and kept idle may be closed to make that room)."""
+        for key, waiters in list(self._waiting.items()):
+            if self._connecting[key] >= CONNECTING_AT_ONCE:
+                continue
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    if not waiters:
+                        del self._waiting[key]
+                    return
+            del self._waiting[key]
 
 
-async def _send(connection: Connection, request: httpx.Request, stream: object, replayable: bool) -> None:
-    """Write the request's head and body (chunked when its length is not known)."""
-    url = request.url
-    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), url.raw_path)]
+def _request_head(request: httpx.Request) -> tuple[bytes, bool]:
+    """The request line and headers as bytes, and whether they say ``Connection: close``."""
+    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), request.url.raw_path)]
     lines.extend(b"%s: %s\r\n" % pair for pair in request.headers.raw)
     lines.append(b"\r\n")
-    if replayable:
-        assert isinstance(stream, httpx.ByteStream)
-        lines.extend(stream)
-        connection.write(b"".join(lines))
+    head = b"".join(lines)
+    # Each line ends in the one CR LF put there: a CR, LF or NUL in a header's name or
+    # value would start a header (or a request) the caller did not write.
+    if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines) or b"\0" in head:
+        raise _error(httpx.LocalProtocolError, "a header name or value holds a CR, LF or NUL", request)
+    lowered = head.lower()
+    at = lowered.find(b"\r\nconnection:")
+    closing = at >= 0 and b"close" in lowered[at + 13 : lowered.find(b"\r\n", at + 13)]
+    return head, closing
+
+
+async def _send(
+    connection: Connection, request: httpx.Request, head: bytes, stream: object, timeout: float | None
+) -> None:
+    """Write the request's head and its body, of bytes or streamed (chunked when its length
+    is not known); waiting for the server to take the bytes is bounded by the ``write`` timeout."""
+
+    def write_timeout() -> httpx.TransportError:
+        return _error(httpx.WriteTimeout, "timed out", request)
+
+    if isinstance(stream, httpx.ByteStream):
+        connection.write(head + b"".join(stream))
+        await connection.drain(timeout, write_timeout)
         return
-    connection.write(b"".join(lines))
+    connection.write(head)
     chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
     assert isinstance(stream, httpx.AsyncByteStream)
     async for chunk in stream:
         if chunk:
             connection.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-            await connection.drain()
+            await connection.drain(timeout, write_timeout)
     if chunked:
         connection.write(b"0\r\n\r\n")
-    await connection.drain()
+    await connection.drain(timeout, write_timeout)
 
 
 class _Body(httpx.AsyncByteStream):

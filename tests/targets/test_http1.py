@@ -140,3 +140,18 @@ def test_a_head_longer_than_the_limit_is_refused_before_it_ends() -> None:
     with pytest.raises(ProtocolError, match=f"longer than {MAX_HEAD_BYTES} bytes"):
         for _ in range(MAX_HEAD_BYTES // 1000 + 2):
             parser.feed(b"X-Filler: " + b"x" * 988 + b"\r\n")
+
+
+def test_transfer_codings_the_client_does_not_undo_are_refused() -> None:
+    with pytest.raises(ProtocolError, match="transfer coding this client does not decode"):
+        parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+
+
+def test_a_chunk_size_must_be_hex_digits() -> None:
+    with pytest.raises(ProtocolError, match="not a chunk size"):
+        parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n")
+
+
+def test_both_a_length_and_chunked_is_read_as_chunked_and_closes_the_connection() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    assert read(answer)[4:] == (b"ok", True, False)

@@ -7,9 +7,13 @@ received (raw bytes), how many connections it saw, and what the check sees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
+import re
+import socket
 import ssl
+import struct
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -637,3 +641,141 @@ def test_requests_past_the_connections_opening_at_once_open_theirs_in_turn(
 
     assert run(scenario, connections=100) == [200] * 30
     assert server.most_in_flight == 30 and server.connections == 30
+
+
+class serving_handler:
+    """A one-off asyncio server on loopback, in a thread, running ``handler`` per connection."""
+
+    def __init__(self, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> None:
+        self.handler = handler
+        self.received: list[bytes] = []
+        self.ready = threading.Event()
+        self.url = ""
+        self.thread = threading.Thread(target=asyncio.run, args=(self.serve(),), daemon=True)
+
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        listener = await asyncio.start_server(self.handler, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/"
+        self.ready.set()
+        await self.stop.wait()
+        listener.close()
+
+    def __enter__(self) -> serving_handler:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+def test_a_request_cancelled_while_it_waits_for_a_connection_is_cancelled(server: RawServer) -> None:
+    async def scenario(http: HTTPClient) -> int:
+        holding = asyncio.create_task(http.get(f"{server.url}/hold"))
+        while server.in_flight < 1:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(http.get(f"{server.url}/echo"))  # the only connection is taken
+        await asyncio.sleep(0.05)
+        holding.cancel()
+        waiting.cancel()  # both in the same turn: the waiter is woken and cancelled at once
+        for task in (holding, waiting):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert server.loop is not None and server.release is not None
+        server.loop.call_soon_threadsafe(server.release.set)
+        return (await asyncio.wait_for(http.get(f"{server.url}/echo"), 10)).status_code  # no slot was lost
+
+    assert run(scenario, connections=1) == 200
+
+
+def test_a_get_is_sent_again_on_a_new_connection_and_a_post_is_not() -> None:
+    async def answer_once_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            for answered in (True, False):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"Content-Length: (\d+)", head)
+                await reader.readexactly(int(length[1]) if length else 0)
+                handled.received.append(head.split(b" ")[0])
+                if answered:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    await writer.drain()
+        writer.close()
+
+    with serving_handler(answer_once_then_close) as handled:
+
+        async def scenario(http: HTTPClient) -> tuple[int, str]:
+            await asyncio.gather(http.get(handled.url), http.get(handled.url))  # two kept-alive connections
+            retried = (await http.get(handled.url)).status_code  # both kept ones are closed by now or soon
+            await http.get(handled.url)
+            with pytest.raises(TargetError) as caught:
+                await http.post(handled.url, json={"query": "mutation { charge }"})
+            return retried, str(caught.value)
+
+        retried, refused = run(scenario)
+    assert retried == 200
+    assert refused.endswith("the server closed the connection without answering")
+    assert handled.received.count(b"POST") == 1  # a mutation is never sent twice
+
+
+def test_an_upload_is_bounded_by_the_write_timeout_not_the_read_timeout() -> None:
+    body = b"x" * (4 << 20)
+
+    async def read_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            left = len(body)
+            while left:
+                left -= len(await reader.read(left))
+                await asyncio.sleep(0.01)  # longer in all than the read timeout below
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    async def read_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    with serving_handler(read_slowly) as handled:
+        response = run(lambda http: http.post(handled.url, content=body, timeout=httpx.Timeout(0.2, write=10)))
+    assert response.content == b"ok"
+    with serving_handler(read_nothing) as handled:
+        too_much = b"x" * (64 << 20)  # more than the kernel's buffers take
+        error = failure(lambda http: http.post(handled.url, content=too_much, timeout=httpx.Timeout(5, write=0.2)))
+    assert isinstance(error.__cause__, httpx.WriteTimeout)
+
+
+def test_a_reset_in_the_middle_of_a_body_without_a_length_is_an_error() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart of the bo")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST: the server died in the middle of the body
+
+    with serving_handler(reset) as handled:
+        error = failure(lambda http: http.get(handled.url))
+    assert isinstance(error.__cause__, httpx.ReadError)
+    assert "connection reset" in str(error)
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent(server: RawServer) -> None:
+    error = failure(lambda http: http.get(f"{server.url}/echo", headers={"X-Id": "1\r\nX-Injected: yes"}))
+    assert "a header name or value holds a CR, LF or NUL" in str(error)
+    assert isinstance(error.__cause__, httpx.LocalProtocolError)
+    assert server.received == []
+
+
+def test_international_host_names_are_resolved_as_their_ascii_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    async def addresses(host: str, port: int) -> list[tuple[int, str]]:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(transport, "_addresses", addresses)
+    failure(lambda http: http.get("http://faß.de/"))
+    assert asked == ["xn--fa-hia.de"]  # IDNA 2008, as httpx writes the Host header (IDNA 2003: fass.de)
