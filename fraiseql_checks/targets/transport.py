@@ -3,8 +3,8 @@
 Checks write httpx (``httpx.Request``, ``httpx.Response``, ``raise_for_status()``,
 ``response.json()``); only the bytes on the wire go through ``http1`` (an asyncio
 protocol and parser). httpcore's pool and its anyio/sniffio calls cost 0.5–0.8 ms of
-CPU per request, aiohttp's about 0.15 ms and an import of 0.1 s; this a fraction of
-either (docs/performance.md, "HTTP checks").
+CPU per request; aiohttp, used here before, about what this transport and httpx's
+client cost together, plus an import of 0.1–0.2 s (docs/performance.md, "HTTP checks").
 
 What this transport keeps from httpx's own: keep-alive connections per host, the
 per-request ``connect`` and ``read`` timeouts, request bodies (bytes or streamed),
