@@ -27,7 +27,7 @@ import functools
 import socket
 import ssl
 from asyncio import staggered
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import certifi
 import httpx
@@ -103,16 +103,14 @@ class HTTPTransport(httpx.AsyncBaseTransport):
             connection = await self._acquire(key, request, limits.get("connect"), fresh=attempt == 2)
             connection.start(method == "HEAD")
             try:
-                if replayable and not connection.paused_writing:  # bytes known up front, the socket taking them
+                if replayable:  # bytes known up front: one write
                     connection.write(request_head + b"".join(stream))  # type: ignore[arg-type]
                     if connection.paused_writing:  # a large body: the read timeout starts once it is sent
-                        await connection.drain(
-                            limits.get("write"), lambda: _error(httpx.WriteTimeout, "timed out", request)
-                        )
+                        await connection.drain(limits.get("write"), _timeout_of(httpx.WriteTimeout, request))
                 else:
-                    await _send(connection, request, request_head, stream, limits.get("write"))
+                    await _send_streamed(connection, request, request_head, limits.get("write"))
                 while connection.parser.head is None:
-                    await connection.wait(read_timeout, lambda: _error(httpx.ReadTimeout, "timed out", request))
+                    await connection.wait(read_timeout, _timeout_of(httpx.ReadTimeout, request))
             except (ProtocolError, OSError) as exc:
                 self._discard(connection)
                 nothing_read = connection.parser.head is None and not connection.parser.pending
@@ -271,14 +269,12 @@ class HTTPTransport(httpx.AsyncBaseTransport):
             return
         if connection.paused_reading:
             connection.resume()
-        waiters = self._waiting.get(key)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                connection.reused = True
-                self._busy.add(connection)
-                waiter.set_result(connection)
-                return
+        waiter = _first_waiting(self._waiting.get(key))
+        if waiter is not None:
+            connection.reused = True
+            self._busy.add(connection)
+            waiter.set_result(connection)
+            return
         now = asyncio.get_running_loop().time()
         connection.idle_since = now
         idle = self._idle.setdefault(key, [])
@@ -308,12 +304,10 @@ class HTTPTransport(httpx.AsyncBaseTransport):
     def _wake(self, key: _Key) -> None:
         """Wake the first request waiting for ``key`` (to take or open a connection), or, when
         none waits for it, one waiting for another host that may open a connection."""
-        waiters = self._waiting.get(key)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        waiter = _first_waiting(self._waiting.get(key))
+        if waiter is not None:
+            waiter.set_result(None)
+            return
         self._waiting.pop(key, None)
         self._wake_another()
 
@@ -323,14 +317,23 @@ class HTTPTransport(httpx.AsyncBaseTransport):
         for key, waiters in list(self._waiting.items()):
             if self._connecting[key] >= CONNECTING_AT_ONCE:
                 continue
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    if not waiters:
-                        del self._waiting[key]
-                    return
-            del self._waiting[key]
+            waiter = _first_waiting(waiters)
+            if not waiters:
+                del self._waiting[key]
+            if waiter is not None:
+                waiter.set_result(None)
+                return
+
+
+def _first_waiting(
+    waiters: collections.deque[asyncio.Future[Connection | None]] | None,
+) -> asyncio.Future[Connection | None] | None:
+    """Take the first waiter that still waits (cancelled ones are dropped on the way)."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            return waiter
+    return None
 
 
 def _request_head(request: httpx.Request) -> tuple[bytes, bool]:
@@ -349,21 +352,13 @@ def _request_head(request: httpx.Request) -> tuple[bytes, bool]:
     return head, closing
 
 
-async def _send(
-    connection: Connection, request: httpx.Request, head: bytes, stream: object, timeout: float | None
-) -> None:
-    """Write the request's head and its body, of bytes or streamed (chunked when its length
-    is not known); waiting for the server to take the bytes is bounded by the ``write`` timeout."""
-
-    def write_timeout() -> httpx.TransportError:
-        return _error(httpx.WriteTimeout, "timed out", request)
-
-    if isinstance(stream, httpx.ByteStream):
-        connection.write(head + b"".join(stream))
-        await connection.drain(timeout, write_timeout)
-        return
+async def _send_streamed(connection: Connection, request: httpx.Request, head: bytes, timeout: float | None) -> None:
+    """Write the request's head and its streamed body (chunked when its length is not
+    known); each wait for the server to take the bytes is bounded by the ``write`` timeout."""
+    write_timeout = _timeout_of(httpx.WriteTimeout, request)
     connection.write(head)
     chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    stream = request.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     async for chunk in stream:
         if chunk:
@@ -397,7 +392,7 @@ class _Body(httpx.AsyncByteStream):
                     continue
                 if parser.done:
                     break
-                await connection.wait(self._timeout, lambda: _error(httpx.ReadTimeout, "timed out", self._request))
+                await connection.wait(self._timeout, _timeout_of(httpx.ReadTimeout, self._request))
         except (ProtocolError, OSError) as exc:
             self._finish(keep_alive=False)
             raise _broken(exc, self._request) from exc
@@ -422,6 +417,11 @@ def _error(kind: type[httpx.TransportError], message: str, request: httpx.Reques
     error = kind(message)
     error.request = request
     return error
+
+
+def _timeout_of(kind: type[httpx.TransportError], request: httpx.Request) -> Callable[[], httpx.TransportError]:
+    """What a wait that ran out of time raises: httpx's ``kind`` of timeout, for ``request``."""
+    return functools.partial(_error, kind, "timed out", request)
 
 
 def _broken(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
