@@ -80,6 +80,8 @@ def describe_transport_error(exc: httpx.TransportError, timeout: float | None = 
     limit = f" after {timeout:g}s" if timeout else ""
     if isinstance(exc, httpx.ConnectTimeout):
         return f"{where}: timed out connecting{limit}"
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"{where}: timed out sending the request (the server stopped taking its bytes){limit}"
     if isinstance(exc, httpx.TimeoutException):
         return f"{where}: timed out waiting for the answer{limit}"
     if isinstance(exc, httpx.RemoteProtocolError):
@@ -151,7 +153,7 @@ class HTTPClient(httpx.AsyncClient):
             auto.append((b"Host", url.netloc))
         if method in _BODY_METHODS and b"content-length" not in names and b"transfer-encoding" not in names:
             auto.append((b"Content-Length", b"0"))
-        limits = self.timeout if isinstance(timeout, httpx._client.UseClientDefault) else httpx.Timeout(timeout)
+        limits = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
         request = httpx.Request(
             method, url, headers=auto + pairs, stream=_NO_BODY, extensions={"timeout": limits.as_dict()}
         )
@@ -200,9 +202,7 @@ class HTTPClient(httpx.AsyncClient):
         ``next_request`` and log line."""
         if "timeout" not in request.extensions:
             request.extensions = {**request.extensions, "timeout": self.timeout.as_dict()}
-        run = current_run.get()
-        if run is not None:
-            request.headers["traceparent"] = run.traceparent
+        _set_traceparent(request)
         start = time.perf_counter()
         response = await self._transport.handle_async_request(request)
         response.request = request
@@ -255,10 +255,15 @@ class _Cookies(httpx.Cookies):
             super().extract_cookies(response)
 
 
-async def _add_traceparent(request: httpx.Request) -> None:
+def _set_traceparent(request: httpx.Request) -> None:
     run = current_run.get()
     if run is not None:
         request.headers["traceparent"] = run.traceparent
+
+
+async def _add_traceparent(request: httpx.Request) -> None:
+    """The event hook that sets it on httpx's own path (the short path calls ``_set_traceparent``)."""
+    _set_traceparent(request)
 
 
 _OUR_HOOKS = [_add_traceparent]
