@@ -63,7 +63,8 @@ async def handle(reader, writer):
     try:
         while True:
             await reader.readuntil(b"\\r\\n\\r\\n")
-            await asyncio.sleep(DELAY)
+            if DELAY:
+                await asyncio.sleep(DELAY)
             writer.write(ANSWER)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
@@ -153,8 +154,10 @@ class Peer:
     samples: dict[int, list[Sample]] = field(default_factory=dict)
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([PYTHON, "-c", SERVER, str(DELAY_S)], stdout=subprocess.PIPE, text=True)
+def start_server(delay_s: float = DELAY_S) -> tuple[subprocess.Popen[str], str]:
+    """The local HTTP server (its own process) answering every GET after ``delay_s``, and its URL.
+    Also started by ``watch.py http``, with no delay."""
+    server = subprocess.Popen([PYTHON, "-c", SERVER, str(delay_s)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     return server, f"http://127.0.0.1:{int(server.stdout.readline())}/"
 
