@@ -232,7 +232,8 @@ def test_in_a_cluster_only_claimed_entries_go_and_none_while_the_store_is_away(r
     async def test(h: Harness) -> None:
         h.sender._claim = claim
         h.sender.add([mine, theirs])
-        await h.until(lambda: receiver.received("/hook"), "the claimed entry")
+        # the receiver records the request before its answer is back: wait for the sender's word
+        await h.until(lambda: h.status(mine.id) is Status.SENT, "the claimed entry sent")
         (delivery,) = receiver.received("/hook")
         assert [event["check_id"] for event in delivery.body["events"]] == [mine.check_id]
         assert asked == [sorted([mine.id, theirs.id])]
