@@ -62,6 +62,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("store-sqlite", "fraiseql_checks.stores.sqlite"),
     ("store-postgres", "fraiseql_checks.stores.postgres"),
 )
+_BUILTIN_MODULES = frozenset(module for _, module in DEFAULT_PLUGINS)
 ENTRY_POINT_GROUP = "fraiseql_checks"
 DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -74,6 +75,10 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspec)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        if not name.startswith("fraiseql_") and getattr(plugin, "__name__", None) in _BUILTIN_MODULES:
+            # our own hooks all carry their hook's name: the other names of a built-in
+            # module (~2,000 in all, each looked up statically) cannot be one
+            return None
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith("fraiseql_") and inspect.ismodule(plugin):
             method = getattr(plugin, name, None)
