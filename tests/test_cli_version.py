@@ -95,3 +95,22 @@ def test_a_warm_run_of_passing_checks_imports_nothing_it_does_not_use(tmp_path) 
         "starlette.responses",
     }
     assert not loaded & unused
+
+
+@pytest.mark.parametrize("args", [["--collect-only", "-q", "checks"], ["generate", "--help"]])
+def test_what_runs_no_check_imports_no_event_loop_tls_or_sqlite(tmp_path, args: list[str]) -> None:
+    """Collecting, generating and asking for help run no check, so they import neither
+    asyncio (~20 ms) nor ssl, sqlite3, concurrent.futures, csv or html: the modules
+    that use them import them where they do. Every plugin is still loaded."""
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "check_plain.py").write_text("def check_one():\n    assert 1 + 1 == 2\n")
+    # a first run caches the rewritten check: rewriting loads pytest's assertion code (csv, html)
+    subprocess.run([sys.executable, "-m", "fraiseql_checks", "-q"], cwd=tmp_path, check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0, done.stdout + done.stderr
+    loaded = set(found["modules"])
+    assert {module for _, module in DEFAULT_PLUGINS} <= loaded
+    assert not loaded & {"asyncio", "ssl", "sqlite3", "concurrent.futures", "csv", "html"}

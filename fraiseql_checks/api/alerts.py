@@ -10,7 +10,6 @@ Prometheus (its ``/api/v1/alerts``).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,8 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
+    import asyncio
+
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -137,9 +138,9 @@ def rule_documents(watcher: Watcher, checks: Sequence[CheckInfo]) -> list[dict[s
 class _Rules:
     """The rule documents of one list of checks (a reload makes a new list), made one at a time."""
 
+    lock: asyncio.Lock
     checks: Sequence[CheckInfo] | None = None
     documents: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
 _RULES = StashKey[_Rules]("api.alert_rules")
@@ -147,9 +148,11 @@ _RULES = StashKey[_Rules]("api.alert_rules")
 
 async def rules_of(watcher: Watcher) -> list[dict[str, Any]]:
     """``rule_documents`` of the watched checks, rendered again only when a reload changed them."""
+    import asyncio
+
     rules = watcher.config.stash.get(_RULES)
     if rules is None:
-        rules = watcher.config.stash[_RULES] = _Rules()
+        rules = watcher.config.stash[_RULES] = _Rules(asyncio.Lock())
     async with rules.lock:
         checks = watcher.session.checks  # the list a reload replaces, taken on the loop
         if rules.checks is not checks:

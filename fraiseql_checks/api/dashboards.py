@@ -11,7 +11,6 @@ reached a 502.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
@@ -134,10 +133,14 @@ class Dashboards:
     """The watcher's rendered dashboards, built on first use, one build at a time."""
 
     def __init__(self) -> None:
+        import asyncio
+
         self.built: Built | None = None
         self.lock = asyncio.Lock()
 
     async def current(self, watcher: Watcher, rebuild: bool = False) -> Built:
+        import asyncio
+
         async with self.lock:
             checks = watcher.session.checks
             if rebuild or self.built is None or self.built.checks is not checks:
@@ -284,6 +287,8 @@ def diff(config: Config, name: str, dashboard: Mapping[str, Any]) -> dict[str, A
 
 async def _talk(watcher: Watcher, call: Any, *args: Any) -> dict[str, Any]:
     """Run a Grafana conversation in a thread (its client blocks); refusals become 502s."""
+    import asyncio
+
     from fraiseql_checks.dashboards.grafana import GrafanaError
 
     try:

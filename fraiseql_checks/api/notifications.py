@@ -10,7 +10,6 @@ URL, key or token (the event's text was masked when it was made).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -106,6 +105,8 @@ def _text(value: Any) -> str | None:
 
 
 async def _store(watcher: Watcher, call: Awaitable[T]) -> T:
+    import asyncio
+
     try:
         return await asyncio.wait_for(call, STORE_TIMEOUT)
     except (StoreUnavailable, TimeoutError) as exc:

@@ -10,7 +10,6 @@ rate per window.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -117,6 +116,8 @@ async def standing(watcher: Watcher, slos: Sequence[SLO], now: float) -> list[di
 
 
 async def list_slos(request: Request) -> Response:
+    import asyncio
+
     from fraiseql_checks.slo.model import SLOError
 
     watcher = watcher_of(request)

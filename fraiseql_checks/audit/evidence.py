@@ -9,9 +9,7 @@ its parameters, as the role and tenant it names, in a read-only transaction.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import html
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -118,6 +116,8 @@ def to_json(document: dict[str, Any]) -> str:
 
 def to_csv(document: dict[str, Any]) -> str:
     """One row per executed statement (a check that ran none gets one row without them)."""
+    import csv
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -173,6 +173,8 @@ _EMPTY = (
 
 
 def _e(value: Any) -> str:
+    import html
+
     return html.escape("" if value is None else str(value), quote=True)
 
 

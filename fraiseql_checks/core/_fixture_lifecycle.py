@@ -8,15 +8,17 @@ setup is remembered, so every check using the fixture errors with its message.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._pytest_compat import Skipped
 from fraiseql_checks.core._threads import ThreadLane
 from fraiseql_checks.core.fixtures import Closure, FixtureDef, Kind, Scope
+
+if TYPE_CHECKING:
+    import asyncio
 
 Teardown = Callable[[], Awaitable[None]]
 #: The name of a task setting up a module or session fixture starts with this.
@@ -73,6 +75,8 @@ class FixtureLifecycle:
 
     async def setup(self, closure: Closure, path: Path, run: ScopeState) -> dict[str, Any]:
         """The values for a check's arguments; raises ``FixtureError`` or ``Skipped``."""
+        import asyncio
+
         values: dict[FixtureDef, Any] = {}
         for definition in closure.order:
             state = self._state(definition, path, run)
@@ -103,6 +107,8 @@ class FixtureLifecycle:
         state: ScopeState,
         future: asyncio.Future[Any],
     ) -> None:
+        import asyncio
+
         func = definition.func
         try:
             if definition.kind is Kind.SYNC:
@@ -190,6 +196,8 @@ class FixtureLifecycle:
 
     async def teardown(self, state: ScopeState, timeout: float) -> list[tuple[FixtureDef, BaseException]]:
         """Run a scope's teardowns, newest first; each is bounded by ``timeout``."""
+        import asyncio
+
         errors: list[tuple[FixtureDef, BaseException]] = []
         while state.teardowns:
             definition, teardown = state.teardowns.pop()

@@ -9,13 +9,15 @@ process exit. Results travel back in batches: one loop wake-up for many jobs.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextvars
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class _Job:
@@ -62,6 +64,8 @@ class ThreadLane:
         is abandoned: its thread finishes it unobserved and then exits, and a new
         thread serves the queue.
         """
+        import asyncio
+
         future: asyncio.Future[Any] = self._loop.create_future()
         job = _Job(func, args, kwargs, future, contextvars.copy_context())
         with self._lock:

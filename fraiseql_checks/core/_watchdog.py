@@ -16,17 +16,19 @@ measures.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import signal
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _SIGNAL = signal.SIGUSR2
-Task = asyncio.Task[Any]
+if TYPE_CHECKING:  # asyncio is imported where a loop runs: not by a run that only collects
+    import asyncio
+
+    Task = asyncio.Task[Any]
 #: A check that holds the loop longer than this is reported by name as blocking.
 BLOCK_REPORT = 0.1
 #: Stalls at least this long are remembered for ``stopwatch()``.
@@ -172,6 +174,8 @@ class Watchdog:
         A stall that just ended may not be accounted for yet: a task woken in the same
         turn as the one that held the loop runs before the next tick. Called on the loop,
         the stall is settled here, not left out."""
+        import asyncio
+
         now = time.perf_counter()
         if self._handle is not None and now - self._last_tick - self._tick_every >= _STALL_KEPT:
             try:
@@ -200,6 +204,8 @@ class Watchdog:
             self._thread = None
 
     def _watch(self) -> None:
+        import asyncio
+
         main = threading.main_thread().ident
         every = self._tick_every * 2.5
         while not self._stop.wait(every):
@@ -223,6 +229,8 @@ class Watchdog:
                 signal.pthread_kill(main, _SIGNAL)
 
     def _interrupt(self, signum: int, frame: object) -> None:
+        import asyncio
+
         target, self._target = self._target, None
         if target is None or asyncio.current_task(self._loop) is not target:
             return

@@ -8,7 +8,6 @@ and checks that block the loop itself are the watchdog's business.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextvars
 import inspect
@@ -37,6 +36,8 @@ from fraiseql_checks.suites import is_shipped
 from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id
 
 if TYPE_CHECKING:
+    import asyncio
+
     from fraiseql_checks.checks import Check
     from fraiseql_checks.core.session import Session
 
@@ -46,7 +47,7 @@ DEFAULT_TIMEOUT = "10s"
 DEFAULT_CONCURRENCY = 100
 _HIDDEN = (
     os.path.dirname(fraiseql_checks.__file__),
-    os.path.dirname(asyncio.__file__),
+    os.path.join(os.path.dirname(os.__file__), "asyncio"),  # the standard library's folder, without importing asyncio
     threading.__file__,
     PYTEST_DIR,  # pytest.skip(), pytest.fail() and pytest.raises frames
 )
@@ -59,8 +60,10 @@ _BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]]
     ),
     KeyboardInterrupt: lambda exc: "KeyboardInterrupt raised by the check (not a Ctrl-C at the terminal)",
     GeneratorExit: lambda exc: "GeneratorExit raised by the check",
-    asyncio.CancelledError: lambda exc: "CancelledError raised by the check (not a cancellation by the runner)",
 }
+#: ``asyncio.CancelledError``'s words, by name: asyncio is imported where a loop runs,
+#: not by a run that only collects.
+_CANCELLED_WORDS = "CancelledError raised by the check (not a cancellation by the runner)"
 
 
 def _text_of(exc: BaseException) -> str:
@@ -123,6 +126,8 @@ class Runner:
         self._owners: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
 
     async def __aenter__(self) -> Self:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         self.lane = ThreadLane(loop, max_threads=self.config.get("concurrency"))
         self.fixtures = FixtureLifecycle(self.lane)
@@ -153,6 +158,8 @@ class Runner:
         self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None
     ) -> asyncio.Task[Any]:
         """Every task, noting the check whose run created it (a task left behind is still named)."""
+        import asyncio
+
         task = asyncio.Task(coro, loop=loop, context=context)
         run = current_run.get() if context is None else context.get(current_run)
         if run is not None:
@@ -181,6 +188,8 @@ class Runner:
         one) and a cancellation from outside pass through. A run cut short by the
         first Ctrl-C is an ``error`` marked ``interrupted``.
         """
+        import asyncio
+
         run = RunContext(check, self.config, new_trace_id(), new_span_id())
         token = current_run.set(run)
         scope = fixtures or ScopeState()
@@ -303,6 +312,10 @@ class Runner:
         longrepr = _traceback(exc, self._tbstyle)
         if not isinstance(exc, Exception) and type(exc) in _BASE_EXCEPTION_WORDS:
             return Outcome.ERROR, _BASE_EXCEPTION_WORDS[type(exc)](exc), longrepr
+        import asyncio
+
+        if type(exc) is asyncio.CancelledError:
+            return Outcome.ERROR, _CANCELLED_WORDS, longrepr
         if isinstance(exc, AssertionError):
             return Outcome.FAILED, _text_of(exc) or "AssertionError", longrepr
         if isinstance(exc, Failed):
@@ -321,6 +334,8 @@ class Runner:
 
         Module-scoped fixtures are torn down when the last check of their module ends.
         """
+        import asyncio
+
         session = self.session
         remaining = collections.Counter(check.path for check in checks)
         pending = iter(checks)
@@ -388,6 +403,8 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
     raises ``KeyboardInterrupt`` wherever the main thread is. The loop is closed
     without waiting for threads stuck in abandoned calls.
     """
+    import asyncio
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     main_task: asyncio.Task[T] | None = None
@@ -427,6 +444,8 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
     try:
         pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in pending:

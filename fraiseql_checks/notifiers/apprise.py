@@ -15,7 +15,6 @@ the text of the message; the message is delivered when every service took it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -54,6 +53,8 @@ def level_of(message: Message) -> str:
 
 def _apprise() -> Any:
     """The ``apprise`` module, imported on first use (it is an optional extra)."""
+    import logging
+
     try:
         import apprise
     except ImportError:

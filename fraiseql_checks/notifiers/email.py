@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import ipaddress
-import ssl
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +39,7 @@ from fraiseql_checks.notify.notifier import DeliveryError, EmailMessage, Notifie
 
 if TYPE_CHECKING:
     import email.message
+    import ssl
 
 # The standard library's email and smtplib (~15 ms at every start) are imported where an
 # address is parsed or a mail built and sent: only where email is configured.
@@ -185,6 +185,8 @@ class Email(Notifier):
     # -- SMTP, in a worker thread ------------------------------------------------------------
 
     def tls_context(self) -> ssl.SSLContext:
+        import ssl
+
         if self._context is None:
             context = ssl.create_default_context(cafile=self.options.get("ca_file"))
             if self.options.get("insecure_skip_verify"):
@@ -195,6 +197,7 @@ class Email(Notifier):
 
     def _deliver(self, outgoing: EmailMessage, timeout: float) -> None:
         import smtplib
+        import ssl
 
         host, port = split_smarthost(self.options["smarthost"])
         where = self.options["smarthost"]

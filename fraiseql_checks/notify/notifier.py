@@ -20,8 +20,6 @@ each type.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -109,6 +107,8 @@ class Transport:
     """What notifiers send with: one HTTP client for every receiver, with a timeout."""
 
     def __init__(self, http: httpx.AsyncClient, timeout: float = 10.0) -> None:
+        import concurrent.futures
+
         self.http = http
         self.timeout = timeout
         #: Threads of their own for blocking work (rendering, smtplib, Apprise): a receiver
@@ -118,6 +118,8 @@ class Transport:
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``function(*args, **kwargs)`` on one of the notifications' own threads."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, functools.partial(function, *args, **kwargs))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -77,6 +76,8 @@ def run(config: Config) -> int:
 
 
 def _test(config: Config, receiver: Notifier) -> int:
+    import asyncio
+
     from fraiseql_checks.notify.message import Event, Message
     from fraiseql_checks.notify.notifier import DeliveryError
     from fraiseql_checks.outbox import Kind, message_key

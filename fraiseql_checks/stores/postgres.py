@@ -23,7 +23,6 @@ may have landed (``reset`` says so).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -463,6 +462,8 @@ def _unavailable() -> tuple[type[BaseException], ...]:
 
     (asyncpg is imported on first use: every run registers this plugin, few use the store.)
     """
+    import asyncio
+
     import asyncpg
 
     return (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -819,6 +820,8 @@ class PostgresStore:
         return committing
 
     async def close(self) -> None:
+        import asyncio
+
         conn, self._coordination = self._coordination, None
         if conn is not None:
             conn.terminate()

@@ -3,7 +3,6 @@ plan that answers ``sli_totals`` for several windows reading each row once."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import math
@@ -130,6 +129,8 @@ async def totals_off_loop(
 ) -> dict[str, list[SLITotals]]:
     """``plan.totals`` in a thread: for ten thousand checks over the 94 windows of a status
     page it is seconds of work, which on the event loop would stop the watcher's schedule."""
+    import asyncio
+
     return await asyncio.to_thread(plan.totals, check_ids, hour_sums, raw_sums, day_sums)
 
 

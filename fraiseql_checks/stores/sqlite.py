@@ -21,9 +21,7 @@ triggers, which made three upserts of every result, twice the cost of the write.
 
 from __future__ import annotations
 
-import asyncio
 import queue
-import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -52,6 +50,9 @@ from fraiseql_checks.stores.rows import (
 from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, day_of, hour_of, plan_windows, totals_off_loop
 
 if TYPE_CHECKING:
+    import asyncio
+    import sqlite3
+
     from fraiseql_checks.config import Config
 
 T = TypeVar("T")
@@ -384,6 +385,8 @@ class _Lane:
 
     def submit(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue ``func(lane, *args)`` for the lane's thread; its future."""
+        import asyncio
+
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put((func, args, future))
         return future
@@ -399,6 +402,8 @@ class _Lane:
     async def close(self, timeout: float) -> None:
         """Close the connection and end the thread once what is queued has run; after
         ``timeout`` seconds, give up on a thread stuck in a call instead."""
+        import asyncio
+
         closing = self.submit(_Lane._disconnect)
         self.stop()
         done, _ = await asyncio.wait({closing}, timeout=timeout)
@@ -491,6 +496,8 @@ def _deliver(future: asyncio.Future[Any], value: Any, error: BaseException | Non
 
 def _locked(exc: sqlite3.Error) -> bool:
     """Another connection holds the lock (past the busy timeout): it will let go, retry later."""
+    import sqlite3
+
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -514,6 +521,8 @@ class SQLiteStore:
     # -- on the store's thread -----------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -553,6 +562,8 @@ class SQLiteStore:
         states: Sequence[StateRecord],
         outbox: Sequence[OutboxEntry],
     ) -> None:
+        import sqlite3
+
         conn = lane.db()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -611,6 +622,8 @@ class SQLiteStore:
             conn.executemany(_ADD_TO_ROLLUP.format(table="slo_daily_rollups"), days)
 
     def _query(self, lane: _Lane, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        import sqlite3
+
         try:
             return lane.db().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
@@ -618,6 +631,8 @@ class SQLiteStore:
 
     def _change(self, lane: _Lane, sql: str, params: tuple[Any, ...]) -> int:
         """One statement that writes (atomic by itself); how many rows it touched."""
+        import sqlite3
+
         try:
             return int(lane.db().execute(sql, params).rowcount)
         except sqlite3.Error as exc:
@@ -626,6 +641,8 @@ class SQLiteStore:
     def _sli_totals(
         self, lane: _Lane, check_ids: Sequence[str], plan: SLIPlan
     ) -> tuple[list[Any], list[Any], list[Any]]:
+        import sqlite3
+
         conn = lane.db()
         try:
             # One read transaction: both statements see the same data. Writing the
@@ -653,6 +670,8 @@ class SQLiteStore:
         return days, hours, raw
 
     def _prune(self, lane: _Lane, before: float, rollups_before: float | None) -> int:
+        import sqlite3
+
         conn = lane.db()
         try:
             removed = conn.execute("DELETE FROM results WHERE started_at < ?", (before,)).rowcount

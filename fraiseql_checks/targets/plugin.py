@@ -13,7 +13,6 @@ run that uses none of them does not pay for importing httpx, asyncpg or redis.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -273,6 +272,8 @@ async def http(config: Config) -> AsyncIterator[HTTPClient]:
     running check's W3C ``traceparent`` on every request."""
     # Importing httpx takes several hundredths of a second: on a thread, so that the
     # checks running beside the first one are not held up.
+    import asyncio
+
     async with await asyncio.to_thread(_http_client, config) as client:
         yield client
 

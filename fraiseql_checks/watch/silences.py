@@ -15,7 +15,6 @@ PostgreSQL store share their silences too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import time
@@ -27,6 +26,8 @@ from fraiseql_checks.silences import Silence
 from fraiseql_checks.stores import StoreUnavailable
 
 if TYPE_CHECKING:
+    import asyncio
+
     from fraiseql_checks.checks import CheckInfo
     from fraiseql_checks.core.session import Session
     from fraiseql_checks.watch.watcher import Watched, Watcher
@@ -144,6 +145,8 @@ class Silences:
         return known is not None or stored
 
     async def _store_call(self, call: Awaitable[T]) -> T:
+        import asyncio
+
         try:
             return await asyncio.wait_for(call, STORE_TIMEOUT)
         except TimeoutError:
@@ -175,6 +178,8 @@ class Silences:
         self._changed()
 
     async def _sync(self) -> None:
+        import asyncio
+
         while True:
             await asyncio.sleep(SYNC)
             try:
@@ -187,6 +192,8 @@ class Silences:
     # -- life -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        import asyncio
+
         watcher = self.watcher
         try:
             if not watcher.writer.up:
@@ -202,6 +209,8 @@ class Silences:
         self._task = asyncio.get_running_loop().create_task(self._sync())
 
     async def stop(self) -> None:
+        import asyncio
+
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
