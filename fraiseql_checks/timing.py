@@ -18,7 +18,9 @@ plain ``perf_counter`` interval.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 
 from fraiseql_checks.core._watchdog import Watchdog, watchdog_of
@@ -72,3 +74,38 @@ class Stopwatch:
 def stopwatch() -> Stopwatch:
     """Measure the ``with`` block's duration, leaving out what other checks made it wait."""
     return Stopwatch()
+
+
+@contextlib.asynccontextmanager
+async def own_timeout(seconds: float | None) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)`` counted in the check's own time: when the time is up,
+    what other checks held the event loop meanwhile (as ``stopwatch()`` leaves it out) is
+    given back first, so only a wait that is slow by itself times out.
+
+    Without it, a connection made while a neighbour held the loop past the timeout would
+    fail: once the loop is free, the timer and the news of the connection are due in the
+    same turn, and the timer cancels the wait before it sees the news.
+    """
+    if seconds is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    took = Stopwatch()
+    handle: asyncio.TimerHandle | None = None
+    async with asyncio.timeout(None) as limit:
+
+        def expire() -> None:
+            nonlocal handle
+            left = seconds - took.seconds
+            if left > 0.001:
+                handle = loop.call_later(left, expire)
+            else:
+                handle = None
+                limit.reschedule(loop.time())  # the wait is cancelled, and raises TimeoutError
+
+        handle = loop.call_later(seconds, expire)
+        try:
+            yield
+        finally:
+            if handle is not None:
+                handle.cancel()

@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fraiseql_checks.timing import own_timeout
+
 #: Response head (status line and header lines) up to this size: long
 #: ``Content-Security-Policy`` and cookie headers exceed 8 KiB; h11 allowed 16 KiB.
 MAX_HEAD_BYTES = 65536
@@ -320,7 +322,7 @@ class Connection(asyncio.Protocol):
         writable = self._writable
         if writable is not None:
             try:
-                async with asyncio.timeout(timeout):
+                async with own_timeout(timeout):  # a neighbour holding the loop does not time it out
                     await writable
             except TimeoutError:
                 self.close()

@@ -33,6 +33,7 @@ import certifi
 import httpx
 
 from fraiseql_checks.targets.http1 import Connection, ProtocolError
+from fraiseql_checks.timing import own_timeout
 
 #: Connections kept per transport when the run's concurrency is lower than this: a check
 #: may send several requests at once, and checks share the client.
@@ -238,7 +239,7 @@ class HTTPTransport(httpx.AsyncBaseTransport):
             return connection
 
         try:
-            async with asyncio.timeout(timeout):
+            async with own_timeout(timeout):  # a neighbour holding the loop does not time it out
                 addresses = await _addresses(host, port)
                 if len(addresses) == 1:
                     return await attempt(*addresses[0])

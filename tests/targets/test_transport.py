@@ -256,6 +256,28 @@ def test_tls_with_the_certificate_trusted(tls_server: RawServer, certificate: tu
     assert unverified.status_code == 200
 
 
+def test_an_address_that_takes_no_connection_times_out_connecting() -> None:
+    """A listening socket whose backlog is full drops new connections' SYNs: the connect
+    waits, by itself, and times out (with nobody else holding the loop)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filling = []
+    try:
+        for _ in range(4):  # a backlog of 0 holds one or two: these fill it
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            filling.append(client)
+        error = failure(lambda http: http.get(f"http://127.0.0.1:{port}/"), timeout=0.3)
+    finally:
+        for client in [*filling, listener]:
+            client.close()
+    assert str(error) == f"GET http://127.0.0.1:{port}/: timed out connecting after 0.3s"
+    assert isinstance(error.__cause__, httpx.ConnectTimeout)
+
+
 def test_read_timeout_is_not_unreachable(server: RawServer) -> None:
     error = failure(lambda http: http.get(f"{server.url}/silent"), timeout=0.3)
     assert str(error) == f"GET {server.url}/silent: timed out waiting for the answer after 0.3s"
@@ -763,3 +785,35 @@ def test_international_host_names_are_resolved_as_their_ascii_form(monkeypatch: 
     monkeypatch.setattr(transport, "_addresses", addresses)
     failure(lambda http: http.get("http://faß.de/"))
     assert asked == ["xn--fa-hia.de"]  # IDNA 2008, as httpx writes the Host header (IDNA 2003: fass.de)
+
+
+def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
+    checkdir: CheckDir, server: RawServer
+) -> None:
+    """The connect timeout is 1 s; another check holds the event loop for 1.5 s while the
+    name is resolved (on a thread). The timer and the address come due in the same turn
+    once the loop is free; the neighbour's hold is given back, so the request succeeds.
+    A target that is slow by itself still times out (the tests above)."""
+    checkdir.write("fraiseql-checks.yaml", "http_timeout: 1s\n")
+    checkdir.write(
+        "checks/check_neighbours.py",
+        f"""
+        import asyncio, time
+
+        connecting = asyncio.Event()
+
+        async def check_holds_the_loop():
+            await asyncio.wait_for(connecting.wait(), 5)
+            time.sleep(1.5)  # a blocking call in an async check: the loop is held
+
+        async def check_connects(http):
+            connecting.set()  # the neighbour wakes once this request waits for its address
+            response = await http.get("http://localhost:{server.port}/echo")
+            assert response.status_code == 200
+        """,
+    )
+    result, report = checkdir.run_json()
+    outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
+    assert outcomes["check_connects"] == ("passed", ""), result.stdout
+    assert outcomes["check_holds_the_loop"][0] == "passed"
+    assert "check_holds_the_loop held the event loop for 1." in result.stdout  # the hold happened, and was seen
