@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -75,9 +76,10 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspec)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
-        if not name.startswith("fraiseql_") and getattr(plugin, "__name__", None) in _BUILTIN_MODULES:
-            # our own hooks all carry their hook's name: the other names of a built-in
-            # module (~2,000 in all, each looked up statically) cannot be one
+        if not name.startswith("fraiseql_") and type(plugin) is ModuleType and plugin.__name__ in _BUILTIN_MODULES:
+            # our own hooks all carry their hook's name, never a specname (a test keeps it so):
+            # the other names of a built-in module (~2,000 in all, each looked up statically)
+            # cannot be one
             return None
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith("fraiseql_") and inspect.ismodule(plugin):

@@ -76,27 +76,35 @@ def stopwatch() -> Stopwatch:
     return Stopwatch()
 
 
+#: ``own_timeout(s)`` ends within this many times ``s`` on the wall clock.
+OWN_TIMEOUT_BOUND = 3.0
+
+
 @contextlib.asynccontextmanager
 async def own_timeout(seconds: float | None) -> AsyncIterator[None]:
     """``asyncio.timeout(seconds)`` counted in the check's own time: when the time is up,
     what other checks held the event loop meanwhile (as ``stopwatch()`` leaves it out) is
-    given back first, so only a wait that is slow by itself times out.
+    given back first, so only a wait that is slow by itself times out. What is given back
+    is bounded: the wait ends within ``OWN_TIMEOUT_BOUND`` times ``seconds`` on the wall
+    clock, however long the neighbours keep holding the loop.
 
     Without it, a connection made while a neighbour held the loop past the timeout would
     fail: once the loop is free, the timer and the news of the connection are due in the
     same turn, and the timer cancels the wait before it sees the news.
     """
-    if seconds is None:
-        yield
+    if seconds is None or seconds <= 0:  # no limit, or none to give back: asyncio's own
+        async with asyncio.timeout(seconds):
+            yield
         return
     loop = asyncio.get_running_loop()
     took = Stopwatch()
+    latest = loop.time() + OWN_TIMEOUT_BOUND * seconds
     handle: asyncio.TimerHandle | None = None
     async with asyncio.timeout(None) as limit:
 
         def expire() -> None:
             nonlocal handle
-            left = seconds - took.seconds
+            left = min(seconds - took.seconds, latest - loop.time())
             if left > 0.001:
                 handle = loop.call_later(left, expire)
             else:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from fraiseql_checks._plugins import ENTRY_POINT_GROUP, may_declare
+from fraiseql_checks import hookspec
+from fraiseql_checks._plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, may_declare
 from tests.support.checkdir import CheckDir
 
 PLUGIN = """
@@ -140,3 +142,17 @@ def test_plugins_can_add_commands_and_generators(checkdir: CheckDir) -> None:
     unknown = checkdir.run("generate", "nothing", "-p", "genplugin", env=env)
     assert unknown.ret == 4
     unknown.stderr_lines(["ERROR: nothing generates 'nothing' (available: *greeting*)"])  # and the built-in ones
+
+
+def test_every_hook_implementation_of_a_built_in_module_is_named_after_its_hook() -> None:
+    """Registration passes over the names of a built-in module that do not start with
+    ``fraiseql_`` (``PluginManager.parse_hookimpl_opts``): a marked function named
+    otherwise, or one that names its hook with ``specname``, would be silently lost."""
+    marker = f"{hookspec.PROJECT}_impl"
+    for _, module_name in DEFAULT_PLUGINS:
+        module = importlib.import_module(module_name)
+        for name, value in vars(module).items():
+            opts = getattr(value, marker, None) if callable(value) else None
+            if opts is not None:
+                assert name.startswith("fraiseql_"), f"{module_name}.{name}"
+                assert not opts.get("specname"), f"{module_name}.{name}"

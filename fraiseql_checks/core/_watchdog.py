@@ -68,7 +68,7 @@ class Watchdog:
         #: Names the task holding the loop, called from the guard's thread while it holds it.
         self.name_of: Callable[[Task], str | None] = lambda task: None
         #: The holders the guard's thread saw since the last tick: ``(when, task, name)``.
-        self._samples: list[tuple[float, Task, str | None]] = []
+        self._samples: list[tuple[float, Task | None, str | None]] = []
         #: Recent stalls: ``(end, seconds, the holder's name or None)``, ``perf_counter`` time.
         self.stalls: collections.deque[tuple[float, float, str | None]] = collections.deque(maxlen=_STALLS)
         _by_loop[loop] = self
@@ -215,7 +215,9 @@ class Watchdog:
             if now - self._last_tick < every:
                 continue
             task = asyncio.current_task(self._loop)
-            if task is None:
+            if task is None:  # a callback holds the loop (a protocol's, a timer's): no check's
+                self._samples.append((now, None, None))
+                self._suspect = None
                 continue
             name = self.name_of(task) if task is not self._suspect else self._samples[-1][2] if self._samples else None
             self._samples.append((now, task, name))  # who holds the loop now

@@ -256,9 +256,10 @@ def test_tls_with_the_certificate_trusted(tls_server: RawServer, certificate: tu
     assert unverified.status_code == 200
 
 
-def test_an_address_that_takes_no_connection_times_out_connecting() -> None:
-    """A listening socket whose backlog is full drops new connections' SYNs: the connect
-    waits, by itself, and times out (with nobody else holding the loop)."""
+@contextlib.contextmanager
+def taking_no_connection() -> Iterator[int]:
+    """The port of a listening socket whose backlog is full: it drops new connections'
+    SYNs, so a connect to it waits until its timeout."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(0)
@@ -270,10 +271,16 @@ def test_an_address_that_takes_no_connection_times_out_connecting() -> None:
             client.setblocking(False)
             client.connect_ex(("127.0.0.1", port))
             filling.append(client)
-        error = failure(lambda http: http.get(f"http://127.0.0.1:{port}/"), timeout=0.3)
+        yield port
     finally:
         for client in [*filling, listener]:
             client.close()
+
+
+def test_an_address_that_takes_no_connection_times_out_connecting() -> None:
+    """The connect waits, by itself, and times out (nobody else holds the loop)."""
+    with taking_no_connection() as port:
+        error = failure(lambda http: http.get(f"http://127.0.0.1:{port}/"), timeout=0.3)
     assert str(error) == f"GET http://127.0.0.1:{port}/: timed out connecting after 0.3s"
     assert isinstance(error.__cause__, httpx.ConnectTimeout)
 
@@ -817,3 +824,30 @@ def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
     assert outcomes["check_connects"] == ("passed", ""), result.stdout
     assert outcomes["check_holds_the_loop"][0] == "passed"
     assert "check_holds_the_loop held the event loop for 1." in result.stdout  # the hold happened, and was seen
+
+
+def test_a_connect_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loop(checkdir: CheckDir) -> None:
+    """The neighbour's hold is given back, and the connect, which would never complete,
+    still times out on its own second."""
+    checkdir.write("fraiseql-checks.yaml", "http_timeout: 1s\n")
+    with taking_no_connection() as port:
+        checkdir.write(
+            "checks/check_neighbours.py",
+            f"""
+            import asyncio, time
+
+            connecting = asyncio.Event()
+
+            async def check_holds_the_loop():
+                await asyncio.wait_for(connecting.wait(), 5)
+                time.sleep(1.5)
+
+            async def check_connects(http):
+                connecting.set()
+                await http.get("http://127.0.0.1:{port}/")
+            """,
+        )
+        result, report = checkdir.run_json()
+    outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
+    assert outcomes["check_connects"] == ("failed", f"GET http://127.0.0.1:{port}/: timed out connecting after 1s")
+    assert "check_holds_the_loop held the event loop for 1." in result.stdout
