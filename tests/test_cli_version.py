@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from fraiseql_checks._plugins import DEFAULT_PLUGINS
+from tests.support.services import PG_DSN
 
 EXPECTED = f"fraiseql-checks {importlib.metadata.version('fraiseql-checks')}\n"
 
@@ -114,3 +116,27 @@ def test_what_runs_no_check_imports_no_event_loop_tls_or_sqlite(tmp_path, args: 
     loaded = set(found["modules"])
     assert {module for _, module in DEFAULT_PLUGINS} <= loaded
     assert not loaded & {"asyncio", "ssl", "sqlite3", "concurrent.futures", "csv", "html"}
+
+
+def test_a_run_of_database_and_cache_checks_imports_no_http_client(tmp_path) -> None:
+    """Their clients word a failed connection with the words the http fixture uses, from a
+    module of its own (``targets.failures``): httpx and our HTTP transport stay unloaded."""
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "check_stores.py").write_text(
+        "async def check_db(db):\n    assert await db.fetchval('select 1') == 1\n\n\n"
+        "async def check_cache(cache):\n    assert await cache.ping()\n"
+    )
+    env = {**os.environ, "DATABASE_URL": PG_DSN, "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "-q", "checks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0, done.stdout + done.stderr
+    loaded = set(found["modules"])
+    assert {"asyncpg", "redis", "fraiseql_checks.targets.failures"} <= loaded
+    assert not loaded & {"httpx", "fraiseql_checks.targets.transport", "fraiseql_checks.targets.http"}

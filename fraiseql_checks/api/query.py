@@ -79,7 +79,8 @@ async def prometheus_get(
     """
     import httpx
 
-    from fraiseql_checks.targets.http import HTTPClient, describe_connection_error
+    from fraiseql_checks.targets.failures import describe_connection_error
+    from fraiseql_checks.targets.http import HTTPClient
     from fraiseql_checks.targets.transport import default_ssl_context
 
     url, token = prometheus_of(watcher)

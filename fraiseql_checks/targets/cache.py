@@ -15,7 +15,7 @@ import redis.asyncio
 import redis.exceptions
 
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.targets.http import describe_connection_error
+from fraiseql_checks.targets.failures import describe_connection_error
 
 
 def describe_redis_url(url: str) -> str:

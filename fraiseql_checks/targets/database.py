@@ -25,7 +25,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from fraiseql_checks.errors import TargetError
-from fraiseql_checks.targets.http import describe_connection_error
+from fraiseql_checks.targets.failures import describe_connection_error
 from fraiseql_checks.targets.plugin import APPLICATION_NAME, CONNECT_TIMEOUT, POOL_SIZE
 from fraiseql_checks.trace import current_run
 

@@ -11,10 +11,8 @@ connections as checks run at once.
 from __future__ import annotations
 
 import datetime
-import errno
 import functools
 import logging
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -26,47 +24,13 @@ from httpx._client import ClientState
 from fraiseql_checks._version import __version__
 from fraiseql_checks.config import Config
 from fraiseql_checks.errors import TargetError
+from fraiseql_checks.targets.failures import describe_connection_error
 from fraiseql_checks.targets.transport import MIN_CONNECTIONS, HTTPTransport
 from fraiseql_checks.trace import current_run
 
 DEFAULT_TIMEOUT = 5.0
 USER_AGENT = f"fraiseql-checks/{__version__}"
 _SNIPPET = 120
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps (``__cause__``, then ``__context__``), innermost last."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def describe_connection_error(exc: BaseException, host: str = "") -> str:
-    """What went wrong opening a connection, in a few words (refused, DNS, TLS, ...)."""
-    for cause in reversed(_causes(exc)):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS failure: certificate verify failed: {cause.verify_message}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS failure: {cause.reason or cause}"
-        if isinstance(cause, socket.gaierror):
-            return f"cannot resolve host {host!r}: {cause.strerror or cause}" if host else f"DNS failure: {cause}"
-        if isinstance(cause, ConnectionRefusedError) or (
-            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
-        ):  # several addresses refused (localhost: ::1 and 127.0.0.1) arrive as one OSError
-            return "connection refused"
-        if isinstance(cause, ConnectionResetError):
-            return "connection reset by the server"
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-        return f"TLS failure: {text}"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return f"cannot resolve host {host!r}" if host else "DNS failure"
-    if "Connection refused" in text:
-        return "connection refused"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def describe_transport_error(exc: httpx.TransportError, timeout: float | None = None) -> str:
