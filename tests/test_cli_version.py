@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,24 @@ from fraiseql_checks.cli import main
 code = main(sys.argv[1:])
 sys.stdout.write(json.dumps({"code": code, "modules": sorted(sys.modules)}) + "\\n")
 """
+
+
+def loaded_modules(folder: Path, check_file: str, *args: str, warm: bool = False, **env: str) -> set[str]:
+    """The modules a run of ``fraiseql-check *args`` imported, in ``folder`` with one check
+    file (``check_file``'s text); ``warm``: run once before, caching the rewritten check."""
+    (folder / "checks").mkdir()
+    (folder / "checks" / "check_probe.py").write_text(check_file)
+    environ = {**os.environ, **env}
+    if warm:
+        subprocess.run(
+            [sys.executable, "-m", "fraiseql_checks", "-q"], cwd=folder, check=True, capture_output=True, env=environ
+        )
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=60, cwd=folder, env=environ
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0, done.stdout + done.stderr
+    return set(found["modules"])
 
 
 @pytest.mark.parametrize("args", [["--version"], ["-V"], ["-q", "--version", "checks"], ["audit", "--version"]])
@@ -53,18 +72,7 @@ def test_a_run_of_plain_checks_imports_no_http_client_template_engine_or_schema_
     """Every plugin is loaded, but the heavy libraries only some of them use (httpx for the
     http fixture and the API's Prometheus calls, jinja2 for notifications, jsonschema for
     the API) are imported when first used, not at every start (about 120 ms)."""
-    (tmp_path / "checks").mkdir()
-    (tmp_path / "checks" / "check_plain.py").write_text("def check_one():\n    assert 1 + 1 == 2\n")
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, "-q", "checks"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    found = json.loads(done.stdout.splitlines()[-1])
-    assert found["code"] == 0, done.stdout + done.stderr
-    loaded = set(found["modules"])
+    loaded = loaded_modules(tmp_path, "def check_one():\n    assert 1 + 1 == 2\n", "-q", "checks")
     assert {module for _, module in DEFAULT_PLUGINS} <= loaded  # the plugins did load
     assert not loaded & {"httpx", "jinja2", "jsonschema"}
 
@@ -75,15 +83,7 @@ def test_a_warm_run_of_passing_checks_imports_nothing_it_does_not_use(tmp_path) 
     nor importlib.metadata (no installed plugin declares our entry-point group), the
     email package, smtplib or Starlette's request machinery: each is a few to tens of
     milliseconds of every start, loaded where it is used."""
-    (tmp_path / "checks").mkdir()
-    (tmp_path / "checks" / "check_plain.py").write_text("def check_one():\n    assert [1, 2] == [1, 2]\n")
-    subprocess.run([sys.executable, "-m", "fraiseql_checks", "-q"], cwd=tmp_path, check=True, capture_output=True)
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, "-q", "checks"], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
-    found = json.loads(done.stdout.splitlines()[-1])
-    assert found["code"] == 0, done.stdout + done.stderr
-    loaded = set(found["modules"])
+    loaded = loaded_modules(tmp_path, "def check_one():\n    assert [1, 2] == [1, 2]\n", "-q", "checks", warm=True)
     assert {module for _, module in DEFAULT_PLUGINS} <= loaded
     unused = {
         "_pytest.assertion",
@@ -104,16 +104,8 @@ def test_what_runs_no_check_imports_no_event_loop_tls_or_sqlite(tmp_path, args: 
     """Collecting, generating and asking for help run no check, so they import neither
     asyncio (~20 ms) nor ssl, sqlite3, concurrent.futures, csv or html: the modules
     that use them import them where they do. Every plugin is still loaded."""
-    (tmp_path / "checks").mkdir()
-    (tmp_path / "checks" / "check_plain.py").write_text("def check_one():\n    assert 1 + 1 == 2\n")
-    # a first run caches the rewritten check: rewriting loads pytest's assertion code (csv, html)
-    subprocess.run([sys.executable, "-m", "fraiseql_checks", "-q"], cwd=tmp_path, check=True, capture_output=True)
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
-    found = json.loads(done.stdout.splitlines()[-1])
-    assert found["code"] == 0, done.stdout + done.stderr
-    loaded = set(found["modules"])
+    # warm: rewriting the check (the first run) loads pytest's assertion code (csv, html)
+    loaded = loaded_modules(tmp_path, "def check_one():\n    assert 1 + 1 == 2\n", *args, warm=True)
     assert {module for _, module in DEFAULT_PLUGINS} <= loaded
     assert not loaded & {"asyncio", "ssl", "sqlite3", "concurrent.futures", "csv", "html"}
 
@@ -121,22 +113,10 @@ def test_what_runs_no_check_imports_no_event_loop_tls_or_sqlite(tmp_path, args: 
 def test_a_run_of_database_and_cache_checks_imports_no_http_client(tmp_path) -> None:
     """Their clients word a failed connection with the words the http fixture uses, from a
     module of its own (``targets.failures``): httpx and our HTTP transport stay unloaded."""
-    (tmp_path / "checks").mkdir()
-    (tmp_path / "checks" / "check_stores.py").write_text(
+    checks = (
         "async def check_db(db):\n    assert await db.fetchval('select 1') == 1\n\n\n"
         "async def check_cache(cache):\n    assert await cache.ping()\n"
     )
-    env = {**os.environ, "DATABASE_URL": PG_DSN, "REDIS_URL": "redis://127.0.0.1:6379/0"}
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, "-q", "checks"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
-    found = json.loads(done.stdout.splitlines()[-1])
-    assert found["code"] == 0, done.stdout + done.stderr
-    loaded = set(found["modules"])
+    loaded = loaded_modules(tmp_path, checks, "-q", "checks", DATABASE_URL=PG_DSN, REDIS_URL="redis://127.0.0.1:6379/0")
     assert {"asyncpg", "redis", "fraiseql_checks.targets.failures"} <= loaded
     assert not loaded & {"httpx", "fraiseql_checks.targets.transport", "fraiseql_checks.targets.http"}

@@ -61,8 +61,8 @@ _BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]]
     KeyboardInterrupt: lambda exc: "KeyboardInterrupt raised by the check (not a Ctrl-C at the terminal)",
     GeneratorExit: lambda exc: "GeneratorExit raised by the check",
 }
-#: ``asyncio.CancelledError``'s words, by name: asyncio is imported where a loop runs,
-#: not by a run that only collects.
+#: ``asyncio.CancelledError``'s words, beside the table: asyncio is imported where a loop
+#: runs (``_classify``), not by a run that only collects.
 _CANCELLED_WORDS = "CancelledError raised by the check (not a cancellation by the runner)"
 
 

@@ -794,13 +794,9 @@ def test_international_host_names_are_resolved_as_their_ascii_form(monkeypatch: 
     assert asked == ["xn--fa-hia.de"]  # IDNA 2008, as httpx writes the Host header (IDNA 2003: fass.de)
 
 
-def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
-    checkdir: CheckDir, server: RawServer
-) -> None:
-    """The connect timeout is 1 s; another check holds the event loop for 1.5 s while the
-    name is resolved (on a thread). The timer and the address come due in the same turn
-    once the loop is free; the neighbour's hold is given back, so the request succeeds.
-    A target that is slow by itself still times out (the tests above)."""
+def write_neighbours(checkdir: CheckDir, url: str) -> None:
+    """Two checks: one GETs ``url`` with a 1 s ``http_timeout`` and, as it starts waiting for
+    the connection, wakes the other, which holds the event loop for 1.5 s (a blocking call)."""
     checkdir.write("fraiseql-checks.yaml", "http_timeout: 1s\n")
     checkdir.write(
         "checks/check_neighbours.py",
@@ -814,11 +810,21 @@ def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
             time.sleep(1.5)  # a blocking call in an async check: the loop is held
 
         async def check_connects(http):
-            connecting.set()  # the neighbour wakes once this request waits for its address
-            response = await http.get("http://localhost:{server.port}/echo")
+            connecting.set()  # the neighbour wakes once this request waits for its connection
+            response = await http.get("{url}")
             assert response.status_code == 200
         """,
     )
+
+
+def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
+    checkdir: CheckDir, server: RawServer
+) -> None:
+    """The connect timeout is 1 s; another check holds the event loop for 1.5 s while the
+    name is resolved (on a thread). The timer and the address come due in the same turn
+    once the loop is free; the neighbour's hold is given back, so the request succeeds.
+    A target that is slow by itself still times out (the tests above)."""
+    write_neighbours(checkdir, f"http://localhost:{server.port}/echo")
     result, report = checkdir.run_json()
     outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
     assert outcomes["check_connects"] == ("passed", ""), result.stdout
@@ -829,24 +835,8 @@ def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
 def test_a_connect_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loop(checkdir: CheckDir) -> None:
     """The neighbour's hold is given back, and the connect, which would never complete,
     still times out on its own second."""
-    checkdir.write("fraiseql-checks.yaml", "http_timeout: 1s\n")
     with taking_no_connection() as port:
-        checkdir.write(
-            "checks/check_neighbours.py",
-            f"""
-            import asyncio, time
-
-            connecting = asyncio.Event()
-
-            async def check_holds_the_loop():
-                await asyncio.wait_for(connecting.wait(), 5)
-                time.sleep(1.5)
-
-            async def check_connects(http):
-                connecting.set()
-                await http.get("http://127.0.0.1:{port}/")
-            """,
-        )
+        write_neighbours(checkdir, f"http://127.0.0.1:{port}/")
         result, report = checkdir.run_json()
     outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
     assert outcomes["check_connects"] == ("failed", f"GET http://127.0.0.1:{port}/: timed out connecting after 1s")
