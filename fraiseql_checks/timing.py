@@ -80,6 +80,13 @@ def stopwatch() -> Stopwatch:
 OWN_TIMEOUT_BOUND = 3.0
 
 
+def own_timeout_backstop(seconds: float) -> float:
+    """The limit to give a client library (asyncpg, redis-py) for a wait that
+    ``own_timeout(seconds)`` bounds: its own timers have the race ``own_timeout`` avoids,
+    so theirs must come due only after ours can have ended."""
+    return OWN_TIMEOUT_BOUND * seconds + 1.0
+
+
 @contextlib.asynccontextmanager
 async def own_timeout(seconds: float | None) -> AsyncIterator[None]:
     """``asyncio.timeout(seconds)`` counted in the check's own time: when the time is up,

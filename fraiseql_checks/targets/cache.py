@@ -9,13 +9,16 @@ reached again on the next run without restarting the tool.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.client
 import redis.exceptions
 
 from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.failures import describe_connection_error
+from fraiseql_checks.timing import own_timeout, own_timeout_backstop
 
 
 def describe_redis_url(url: str) -> str:
@@ -46,6 +49,32 @@ def describe_redis_error(exc: redis.exceptions.RedisError, timeout: float) -> st
     return reason
 
 
+async def _answer(where: str, timeout: float, waiting: Awaitable[Any]) -> Any:
+    """What ``waiting`` (a command, a pipeline) returns, within ``timeout`` of the check's own
+    time; the cache's faults as ``TargetError``."""
+    try:
+        # the check's own time: an answer that came while a neighbour held the loop is kept
+        async with own_timeout(timeout):
+            return await waiting
+    except TimeoutError as exc:  # ours (redis-py's own limit is a later backstop)
+        raise TargetError(f"cache {where}: timed out after {timeout:g}s", target="cache", unreachable=True) from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        if isinstance(exc, redis.exceptions.AuthenticationError):  # a ConnectionError in redis-py
+            raise TargetError(f"cache {where}: {describe_redis_error(exc, timeout)}", target="cache") from exc
+        reason = describe_redis_error(exc, timeout)
+        raise TargetError(f"cache {where}: {reason}", target="cache", unreachable=True) from exc
+    except (
+        redis.exceptions.AuthenticationError,
+        redis.exceptions.AuthorizationError,
+        redis.exceptions.NoPermissionError,
+    ) as exc:
+        raise TargetError(f"cache {where}: {describe_redis_error(exc, timeout)}", target="cache") from exc
+    except redis.exceptions.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            raise TargetError(f"cache {where}: wrong credentials: {exc}", target="cache") from exc
+        raise
+
+
 class Cache(redis.asyncio.Redis):
     """``redis.asyncio.Redis`` whose faults (down, timeout, wrong password) raise ``TargetError``."""
 
@@ -53,31 +82,29 @@ class Cache(redis.asyncio.Redis):
     timeout_s: float = 5.0
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            if isinstance(exc, redis.exceptions.AuthenticationError):  # a ConnectionError in redis-py
-                raise TargetError(
-                    f"cache {self.where}: {describe_redis_error(exc, self.timeout_s)}", target="cache"
-                ) from exc
-            reason = describe_redis_error(exc, self.timeout_s)
-            raise TargetError(f"cache {self.where}: {reason}", target="cache", unreachable=True) from exc
-        except (
-            redis.exceptions.AuthenticationError,
-            redis.exceptions.AuthorizationError,
-            redis.exceptions.NoPermissionError,
-        ) as exc:
-            reason = describe_redis_error(exc, self.timeout_s)
-            raise TargetError(f"cache {self.where}: {reason}", target="cache") from exc
-        except redis.exceptions.ResponseError as exc:
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise TargetError(f"cache {self.where}: wrong credentials: {exc}", target="cache") from exc
-            raise
+        return await _answer(self.where, self.timeout_s, super().execute_command(*args, **options))  # type: ignore[no-untyped-call]
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> CachePipeline:
+        pipe = CachePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.where, pipe.timeout_s = self.where, self.timeout_s
+        return pipe
+
+
+class CachePipeline(redis.asyncio.client.Pipeline):
+    """A pipeline of ``Cache``: its ``execute`` has the same limit and faults as one command."""
+
+    where: str = ""
+    timeout_s: float = 5.0
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        answer: list[Any] = await _answer(self.where, self.timeout_s, super().execute(raise_on_error))
+        return answer
 
 
 def connect(url: str, timeout: float = 5.0) -> Cache:
     """A ``Cache`` client for ``url`` (connections open on first use)."""
-    client = Cache.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True)
+    backstop = own_timeout_backstop(timeout)  # the limit is ``timeout``, in the check's own time (``_answer``)
+    client = Cache.from_url(url, socket_connect_timeout=backstop, socket_timeout=backstop, decode_responses=True)
     assert isinstance(client, Cache)
     client.where = describe_redis_url(url)
     client.timeout_s = timeout

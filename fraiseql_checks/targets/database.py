@@ -27,6 +27,7 @@ from asyncpg.pool import PoolConnectionProxy
 from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.failures import describe_connection_error
 from fraiseql_checks.targets.plugin import APPLICATION_NAME, CONNECT_TIMEOUT, POOL_SIZE
+from fraiseql_checks.timing import own_timeout, own_timeout_backstop
 from fraiseql_checks.trace import current_run
 
 _pg = asyncpg.exceptions
@@ -209,7 +210,8 @@ class Database(Queries):
                             self.dsn,
                             min_size=0,
                             max_size=self.pool_size,
-                            timeout=self.connect_timeout,
+                            # each connect's own limit is only a backstop: ``acquire`` sets the real one
+                            timeout=own_timeout_backstop(self.connect_timeout),
                             statement_cache_size=0,
                             server_settings={"application_name": self.application_name},
                         )
@@ -222,7 +224,9 @@ class Database(Queries):
         """A connection of the pool for several statements (a transaction, ``SET LOCAL``...)."""
         pool = await self.pool()
         try:
-            connection = await pool.acquire(timeout=self.connect_timeout)
+            # the check's own time: a connection made while a neighbour held the loop is kept
+            async with own_timeout(self.connect_timeout):
+                connection = await pool.acquire()
         except Exception as exc:
             self.reraise(exc)
         try:

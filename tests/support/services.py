@@ -557,3 +557,24 @@ def wait_until(condition: object, timeout: float = 30.0, every: float = 0.05, wh
         if time.monotonic() > deadline:
             raise TimeoutError(f"still waiting after {timeout}s for {what or condition}")
         time.sleep(every)
+
+
+@contextlib.contextmanager
+def taking_no_connection() -> Iterator[int]:
+    """The port of a listening socket whose backlog is full: it drops new connections'
+    SYNs, so a connect to it waits until its timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filling = []
+    try:
+        for _ in range(4):  # a backlog of 0 holds one or two: these fill it
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            filling.append(client)
+        yield port
+    finally:
+        for client in [*filling, listener]:
+            client.close()

@@ -12,6 +12,7 @@ from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.cache import connect
 from tests.support import REPO
 from tests.support.checkdir import CheckDir
+from tests.support.neighbours import outcomes_of, write_neighbours
 from tests.support.services import throwaway_redis
 
 CHECKS = str(REPO / "checks" / "health" / "check_cache.py")
@@ -135,3 +136,59 @@ def test_evictions_during_the_sample(checkdir: CheckDir) -> None:
         assert evictions["outcome"] == "failed"
         assert "keys evicted in 1s" in evictions["message"]
         assert evictions["values"]["evictions_per_second"] > 1
+
+
+def test_an_answer_that_came_while_a_neighbour_held_the_loop_does_not_time_out(checkdir: CheckDir) -> None:
+    """The cache's limit is 1 s; Redis answers the BLPOP after 0.3 s, while another check
+    holds the event loop for 1.5 s. Once the loop is free, the answer and the timer are due
+    in the same turn; the neighbour's hold is given back, so the command succeeds."""
+    write_neighbours(
+        checkdir,
+        "cache:\n  url: redis://127.0.0.1:6379/0\n  timeout: 1s\n",
+        "cache",
+        'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout=0.3)',
+        "assert value is None",
+        after=0.05,  # connected and sent: the answer comes during the hold
+    )
+    result, report = checkdir.run_json()
+    outcomes = outcomes_of(report)
+    assert outcomes["check_waits"] == ("passed", ""), result.stdout
+    assert "check_holds_the_loop held the event loop for 1." in result.stdout  # the hold happened, and was seen
+
+
+def test_a_command_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loop(checkdir: CheckDir) -> None:
+    """A BLPOP that Redis answers only after 4 s times out on its own second."""
+    write_neighbours(
+        checkdir,
+        "cache:\n  url: redis://127.0.0.1:6379/0\n  timeout: 1s\n",
+        "cache",
+        'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout=4)',
+        after=0.05,
+    )
+    result, report = checkdir.run_json()
+    outcomes = outcomes_of(report)
+    assert outcomes["check_waits"] == ("failed", "cache 127.0.0.1:6379/0: timed out after 1s"), result.stdout
+    assert "check_holds_the_loop held the event loop for 1." in result.stdout
+
+
+def test_a_pipeline_answers_and_fails_as_one_command() -> None:
+    with throwaway_redis() as server:
+
+        async def scenario() -> tuple[list[object], str]:
+            client = connect(server.url, timeout=2)
+            async with client.pipeline() as pipe:
+                answers = await pipe.set("key", "1").get("key").execute()
+            server.stop()
+            try:
+                async with client.pipeline() as pipe:
+                    await pipe.get("key").execute()
+                failure = "no error"
+            except TargetError as exc:
+                failure = str(exc)
+            await client.aclose()
+            return answers, failure
+
+        answers, failure = asyncio.run(scenario())
+        where = f"cache 127.0.0.1:{server.port}/0"
+        assert answers == [True, "1"]
+        assert failure in (f"{where}: connection refused", f"{where}: connection lost: Connection closed by server.")

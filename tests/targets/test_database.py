@@ -13,7 +13,8 @@ from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.database import Database
 from tests.support import REPO
 from tests.support.checkdir import CheckDir
-from tests.support.services import PG_DSN, ThrowawayPostgres, throwaway_postgres
+from tests.support.neighbours import outcomes_of, write_neighbours
+from tests.support.services import PG_DSN, ThrowawayPostgres, taking_no_connection, throwaway_postgres
 
 CHECKS = str(REPO / "checks" / "health" / "check_database.py")
 SHARED_DSN = PG_DSN
@@ -302,3 +303,38 @@ def test_a_query_timeout_is_not_called_a_connection_timeout() -> None:
         return "no error"
 
     assert asyncio.run(scenario()) == "database 127.0.0.1:5432/test: the query timed out (in: select pg_sleep(2))"
+
+
+def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(checkdir: CheckDir) -> None:
+    """The connect limit is 1 s; another check holds the event loop for 1.5 s while the
+    connection is opened. The timer and the server's answer come due in the same turn once
+    the loop is free; the neighbour's hold is given back, so the query succeeds."""
+    write_neighbours(
+        checkdir,
+        f"database:\n  dsn: {SHARED_DSN}\n  connect_timeout: 1s\n",
+        "db",
+        'db.fetchval("select 1")',
+        "assert value == 1",
+    )
+    result, report = checkdir.run_json()
+    outcomes = outcomes_of(report)
+    assert outcomes["check_waits"] == ("passed", ""), result.stdout
+    assert "check_holds_the_loop held the event loop for 1." in result.stdout  # the hold happened, and was seen
+
+
+def test_a_connect_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loop(checkdir: CheckDir) -> None:
+    """A server that takes the connection but never answers: the connect times out on its own second."""
+    with taking_no_connection() as port:
+        write_neighbours(
+            checkdir,
+            f"database:\n  dsn: postgresql://postgres@127.0.0.1:{port}/test\n  connect_timeout: 1s\n",
+            "db",
+            'db.fetchval("select 1")',
+        )
+        result, report = checkdir.run_json()
+    outcomes = outcomes_of(report)
+    assert outcomes["check_waits"] == (
+        "failed",
+        f"database 127.0.0.1:{port}/test: timed out connecting after 1s",
+    ), result.stdout
+    assert "check_holds_the_loop held the event loop for 1." in result.stdout

@@ -28,7 +28,8 @@ from fraiseql_checks.targets import transport
 from fraiseql_checks.targets.http import HTTPClient
 from fraiseql_checks.targets.transport import HTTPTransport
 from tests.support.checkdir import CheckDir
-from tests.support.services import free_port, self_signed_certificate
+from tests.support.neighbours import outcomes_of, write_neighbours
+from tests.support.services import free_port, self_signed_certificate, taking_no_connection
 
 T = TypeVar("T")
 
@@ -254,27 +255,6 @@ def test_tls_with_the_certificate_trusted(tls_server: RawServer, certificate: tu
     assert response.json()["head"].startswith("GET /echo HTTP/1.1")
     unverified = run(lambda http: http.get(f"{tls_server.url}/echo"), verify=False)
     assert unverified.status_code == 200
-
-
-@contextlib.contextmanager
-def taking_no_connection() -> Iterator[int]:
-    """The port of a listening socket whose backlog is full: it drops new connections'
-    SYNs, so a connect to it waits until its timeout."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filling = []
-    try:
-        for _ in range(4):  # a backlog of 0 holds one or two: these fill it
-            client = socket.socket()
-            client.setblocking(False)
-            client.connect_ex(("127.0.0.1", port))
-            filling.append(client)
-        yield port
-    finally:
-        for client in [*filling, listener]:
-            client.close()
 
 
 def test_an_address_that_takes_no_connection_times_out_connecting() -> None:
@@ -794,27 +774,10 @@ def test_international_host_names_are_resolved_as_their_ascii_form(monkeypatch: 
     assert asked == ["xn--fa-hia.de"]  # IDNA 2008, as httpx writes the Host header (IDNA 2003: fass.de)
 
 
-def write_neighbours(checkdir: CheckDir, url: str) -> None:
-    """Two checks: one GETs ``url`` with a 1 s ``http_timeout`` and, as it starts waiting for
-    the connection, wakes the other, which holds the event loop for 1.5 s (a blocking call)."""
-    checkdir.write("fraiseql-checks.yaml", "http_timeout: 1s\n")
-    checkdir.write(
-        "checks/check_neighbours.py",
-        f"""
-        import asyncio, time
-
-        connecting = asyncio.Event()
-
-        async def check_holds_the_loop():
-            await asyncio.wait_for(connecting.wait(), 5)
-            time.sleep(1.5)  # a blocking call in an async check: the loop is held
-
-        async def check_connects(http):
-            connecting.set()  # the neighbour wakes once this request waits for its connection
-            response = await http.get("{url}")
-            assert response.status_code == 200
-        """,
-    )
+def write_http_neighbours(checkdir: CheckDir, url: str) -> None:
+    """``check_waits`` GETs ``url`` with a 1 s ``http_timeout``; as it starts waiting for the
+    connection, its neighbour holds the event loop for 1.5 s."""
+    write_neighbours(checkdir, "http_timeout: 1s\n", "http", f'http.get("{url}")', "assert value.status_code == 200")
 
 
 def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
@@ -824,10 +787,10 @@ def test_a_connection_made_while_a_neighbour_holds_the_loop_does_not_time_out(
     name is resolved (on a thread). The timer and the address come due in the same turn
     once the loop is free; the neighbour's hold is given back, so the request succeeds.
     A target that is slow by itself still times out (the tests above)."""
-    write_neighbours(checkdir, f"http://localhost:{server.port}/echo")
+    write_http_neighbours(checkdir, f"http://localhost:{server.port}/echo")
     result, report = checkdir.run_json()
-    outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
-    assert outcomes["check_connects"] == ("passed", ""), result.stdout
+    outcomes = outcomes_of(report)
+    assert outcomes["check_waits"] == ("passed", ""), result.stdout
     assert outcomes["check_holds_the_loop"][0] == "passed"
     assert "check_holds_the_loop held the event loop for 1." in result.stdout  # the hold happened, and was seen
 
@@ -836,8 +799,8 @@ def test_a_connect_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loo
     """The neighbour's hold is given back, and the connect, which would never complete,
     still times out on its own second."""
     with taking_no_connection() as port:
-        write_neighbours(checkdir, f"http://127.0.0.1:{port}/")
+        write_http_neighbours(checkdir, f"http://127.0.0.1:{port}/")
         result, report = checkdir.run_json()
-    outcomes = {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}
-    assert outcomes["check_connects"] == ("failed", f"GET http://127.0.0.1:{port}/: timed out connecting after 1s")
+    outcomes = outcomes_of(report)
+    assert outcomes["check_waits"] == ("failed", f"GET http://127.0.0.1:{port}/: timed out connecting after 1s")
     assert "check_holds_the_loop held the event loop for 1." in result.stdout
