@@ -65,7 +65,7 @@ def collect_checks(config: Config) -> Session:
     ``UsageError`` (exit code 4) when a path is missing; ``GenerateError`` (exit code 2)
     listing the files that did not collect, if any.
     """
-    from fraiseql_checks.core.collect import RewriteCache
+    from fraiseql_checks.core.rewrite_cache import RewriteCache
     from fraiseql_checks.core.session import ExitCode, Session
 
     session = config.stash.get(_SESSION)

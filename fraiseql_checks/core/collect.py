@@ -1,7 +1,7 @@
 """Collection: finding check files, importing them as pytest does, building checks.
 
 Check modules and conftests are compiled with pytest's assertion rewriting; the
-rewritten code is cached in ``__pycache__`` like pytest's. A file that does not
+rewritten code is cached by content (``rewrite_cache``). A file that does not
 import becomes a ``CollectError`` and collection goes on with the next file.
 """
 
@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import importlib.util
 import inspect
-import marshal
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import CodeType, FunctionType, ModuleType
+from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks._version import __version__
@@ -32,9 +30,9 @@ from fraiseql_checks.core._pytest_compat import (
     is_mark,
     make_mark,
     parametrize,
-    rewrite_module,
 )
 from fraiseql_checks.core.fixtures import FIXTURE_ATTR, argnames_of
+from fraiseql_checks.core.rewrite_cache import RewriteCache
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.spec import CheckSpec, spec_of
 from fraiseql_checks.suites import is_shipped
@@ -52,7 +50,6 @@ _NORECURSE = ("*.egg", "*.egg-info", ".*", "_darcs", "build", "CVS", "dist", "no
 CACHE_TAG = (
     f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{PYTEST_VERSION}-rewrite-{REWRITE_FORMAT}"
 )
-_HEADER = importlib.util.MAGIC_NUMBER
 #: The metadata of a function without ``@check``: shared, never changed (a ``CheckSpec``
 #: is frozen and its mappings are read-only by contract).
 _NO_SPEC = CheckSpec()
@@ -68,50 +65,6 @@ class CollectError:
     longrepr: str = ""
     #: The class name of the exception that stopped it (JUnit's ``type``).
     exc_type: str = ""
-
-
-class RewriteCache:
-    """Rewritten code of check modules and conftests, keyed by the source's content.
-
-    pytest's rewriter costs about 0.3 ms per ``assert``; the cache makes every run
-    after the first skip it. It lives in the tool's state folder (like
-    ``.pytest_cache``), so it works where ``PYTHONDONTWRITEBYTECODE`` is set and in a
-    fresh clone of an unchanged tree; ``None`` as folder disables it.
-    """
-
-    def __init__(self, folder: Path | None, rewrite: bool = True) -> None:
-        self.folder = folder
-        self.rewrite = rewrite
-
-    def code(self, path: Path) -> CodeType:
-        source = path.read_bytes()
-        if not self.rewrite:  # --assert=plain
-            return compile(source, str(path), "exec", dont_inherit=True)
-        cache = None
-        if self.folder is not None:
-            digest = hashlib.blake2b(source + str(path).encode(), digest_size=16).hexdigest()
-            cache = self.folder / f"{path.stem}-{digest}.pyc"
-            try:
-                data = cache.read_bytes()
-            except OSError:
-                data = b""
-            if data[:4] == _HEADER:
-                try:
-                    code = marshal.loads(data[4:])
-                except (EOFError, ValueError, TypeError):
-                    code = None
-                if isinstance(code, CodeType):
-                    return code
-        code = rewrite_module(source, str(path))
-        if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                temp = cache.with_name(f"{cache.name}.{os.getpid()}")
-                temp.write_bytes(_HEADER + marshal.dumps(code))
-                os.replace(temp, cache)
-            except OSError:
-                pass  # a read-only tree still runs, just without the cache
-        return code
 
 
 def module_name(path: Path, rootdir: Path) -> str:
@@ -442,6 +395,16 @@ class Collector:
                 files.setdefault(path, set()).add(name)  # type: ignore[union-attr]
         checks: list[Check] = []
         errors: list[CollectError] = []
+        self.rewrite_cache.prepare(list(files))
+        try:
+            self._collect_files(files, checks, errors)
+        finally:
+            self.rewrite_cache.finish()
+        return checks, errors
+
+    def _collect_files(
+        self, files: dict[Path, set[str] | None], checks: list[Check], errors: list[CollectError]
+    ) -> None:
         hook = self.config.hook
         for path, names in files.items():
             matched: set[str] = set()
@@ -456,7 +419,6 @@ class Collector:
                         matched.update((item.name, item.function_name))
             if names is not None and not broken:  # a file that did not collect is reported as such
                 self.not_found.extend(f"{path}::{name}" for name in sorted(names - matched))
-        return checks, errors
 
 
 @hookimpl
