@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 #: The header of a cache file: code objects depend on the interpreter's bytecode.
 _HEADER = importlib.util.MAGIC_NUMBER
-#: Below this many asserts to rewrite, a helper (~0.2 s to start) saves nothing worth it.
-PARALLEL_ASSERTS = 400
+#: Below this many asserts to rewrite (0.3-0.8 ms each), a helper, which takes ~0.25 s to
+#: start (pytest's rewriter is most of it), saves too little to be worth its CPU.
+PARALLEL_ASSERTS = 1500
 #: At most this many helpers, whatever the cores.
 MAX_HELPERS = 3
 #: Helpers still running, kept so that none is reported as leaked by the interpreter.
@@ -155,7 +156,7 @@ class RewriteCache:
         return 1
 
     def finish(self) -> None:
-        """Collection is over: the helpers stop after the file they are writing."""
+        """Collection is over: the helpers stop (a file they are writing is finished first)."""
         if not _helpers:
             return
         import signal
@@ -172,19 +173,19 @@ def _help() -> None:
     import json
     import signal
 
-    stopping = False
+    stopping = storing = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
-        stopping = True
+        if not storing:
+            os._exit(0)  # nothing is half-written: a rewrite under way is only dropped
+        stopping = True  # once this file is whole
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the run; it stops us with SIGTERM
     job = json.loads(sys.stdin.buffer.read())
     folder = Path(job["folder"])
     for name in job["paths"]:
-        if stopping:
-            break
         path = Path(name)
         try:
             source = path.read_bytes()
@@ -192,9 +193,13 @@ def _help() -> None:
             if cache.exists():
                 continue  # collection got there first
             code = rewritten(source, path)
-        except Exception:
+        except Exception:  # a file that does not rewrite: collection reports it
             continue
+        storing = True
         store(cache, code)
+        storing = False
+        if stopping:
+            break
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from fraiseql_checks.core import rewrite_cache
 from fraiseql_checks.core.rewrite_cache import PARALLEL_ASSERTS, RewriteCache, cache_file, load, rewritten
 from tests.support.checkdir import CheckDir
 
+FEW = 40
+
 
 def write_files(folder: Path, files: int, asserts: int) -> list[Path]:
     """``files`` check files of ``asserts`` asserts each, in collection order."""
@@ -23,6 +25,12 @@ def write_files(folder: Path, files: int, asserts: int) -> list[Path]:
     return paths
 
 
+@pytest.fixture(autouse=True)
+def few_asserts_suffice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helpers start from ``FEW`` asserts here (small files, quick tests), not ``PARALLEL_ASSERTS``."""
+    monkeypatch.setattr(rewrite_cache, "PARALLEL_ASSERTS", FEW)
+
+
 def wait_for_helpers() -> None:
     for helper in rewrite_cache._helpers:
         helper.wait(60)
@@ -33,7 +41,7 @@ def test_a_helper_rewrites_the_last_part_as_collection_would(tmp_path: Path, mon
     """Two cores: one helper takes the second half of the files not cached yet; what it
     writes is what collection would have written, read back as the same code."""
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    paths = write_files(tmp_path / "checks", 4, PARALLEL_ASSERTS // 2)
+    paths = write_files(tmp_path / "checks", 4, FEW // 2)
     cache = RewriteCache(tmp_path / "cache")
     assert cache.prepare(paths) == 1
     wait_for_helpers()
@@ -51,10 +59,10 @@ def test_a_helper_rewrites_the_last_part_as_collection_would(tmp_path: Path, mon
 @pytest.mark.parametrize(
     ("cores", "files", "asserts", "helpers"),
     [
-        (2, 4, PARALLEL_ASSERTS // 4 - 1, 0),  # too few asserts to pay for a helper
-        (1, 4, PARALLEL_ASSERTS, 0),  # no core to spare
-        (2, 1, PARALLEL_ASSERTS * 2, 0),  # one file: nothing to share
-        (8, 3, PARALLEL_ASSERTS, 2),  # never more helpers than parts beside collection's
+        (2, 4, FEW // 4 - 1, 0),  # too few asserts to pay for a helper
+        (1, 4, FEW, 0),  # no core to spare
+        (2, 1, FEW * 2, 0),  # one file: nothing to share
+        (8, 3, FEW, 2),  # never more helpers than parts beside collection's
     ],
 )
 def test_helpers_start_only_when_they_pay(
@@ -68,7 +76,7 @@ def test_helpers_start_only_when_they_pay(
 
 def test_no_helper_without_a_cache_or_a_rewrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 4)
-    paths = write_files(tmp_path / "checks", 4, PARALLEL_ASSERTS)
+    paths = write_files(tmp_path / "checks", 4, FEW)
     assert RewriteCache(None).prepare(paths) == 0
     assert RewriteCache(tmp_path / "cache", rewrite=False).prepare(paths) == 0
     for path in paths:  # cached already: nothing to do
@@ -79,7 +87,7 @@ def test_no_helper_without_a_cache_or_a_rewrite(tmp_path: Path, monkeypatch: pyt
 def test_a_stopped_helper_leaves_no_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``finish`` (collection is over) stops a helper after the file it is writing."""
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    paths = write_files(tmp_path / "checks", 40, PARALLEL_ASSERTS // 10)
+    paths = write_files(tmp_path / "checks", 40, FEW)
     cache = RewriteCache(tmp_path / "cache")
     assert cache.prepare(paths) == 1
     helper = rewrite_cache._helpers[0]
@@ -93,8 +101,8 @@ def test_a_stopped_helper_leaves_no_half_written_file(tmp_path: Path, monkeypatc
 
 def test_a_file_that_does_not_rewrite_is_left_to_collection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    paths = write_files(tmp_path / "checks", 4, PARALLEL_ASSERTS // 2)
-    paths[3].write_text("def check_broken(:\n    assert True\n" + "assert 1\n" * PARALLEL_ASSERTS)
+    paths = write_files(tmp_path / "checks", 4, FEW // 2)
+    paths[3].write_text("def check_broken(:\n    assert True\n" + "assert 1\n" * FEW)
     cache = RewriteCache(tmp_path / "cache")
     assert cache.prepare(paths) == 1
     wait_for_helpers()
