@@ -19,20 +19,17 @@ from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks._version import __version__
 from fraiseql_checks.checks import Check
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._pytest_compat import (
-    PYTEST_VERSION,
-    REWRITE_FORMAT,
     Skipped,
     is_mark,
     make_mark,
     parametrize,
 )
 from fraiseql_checks.core.fixtures import FIXTURE_ATTR, argnames_of
-from fraiseql_checks.core.rewrite_cache import RewriteCache
+from fraiseql_checks.core.rewrite_cache import CACHE_TAG, RewriteCache
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.spec import CheckSpec, spec_of
 from fraiseql_checks.suites import is_shipped
@@ -46,10 +43,6 @@ CHECK_FILE_PATTERN = "check_*.py"
 CHECK_FUNCTION_PREFIX = "check_"
 CONFTEST = "conftest.py"
 _NORECURSE = ("*.egg", "*.egg-info", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "__pycache__")
-#: Rewritten code depends on the interpreter, on us and on pytest's rewriter.
-CACHE_TAG = (
-    f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{PYTEST_VERSION}-rewrite-{REWRITE_FORMAT}"
-)
 #: The metadata of a function without ``@check``: shared, never changed (a ``CheckSpec``
 #: is frozen and its mappings are read-only by contract).
 _NO_SPEC = CheckSpec()

@@ -29,23 +29,31 @@ from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING
 
+from fraiseql_checks._version import __version__
+from fraiseql_checks.core._pytest_compat import PYTEST_VERSION, REWRITE_FORMAT
+
 if TYPE_CHECKING:
     import subprocess
 
 #: The header of a cache file: code objects depend on the interpreter's bytecode.
 _HEADER = importlib.util.MAGIC_NUMBER
+#: Rewritten code depends on the interpreter, on us and on pytest's rewriter (the cache's folder).
+CACHE_TAG = (
+    f"{sys.implementation.cache_tag}-fraiseql-checks-{__version__}-pytest-{PYTEST_VERSION}-rewrite-{REWRITE_FORMAT}"
+)
 #: Below this many asserts to rewrite (0.3-0.8 ms each), a helper, which takes ~0.25 s to
 #: start (pytest's rewriter is most of it), saves too little to be worth its CPU.
 PARALLEL_ASSERTS = 1500
 #: At most this many helpers, whatever the cores.
 MAX_HELPERS = 3
-#: Helpers still running, kept so that none is reported as leaked by the interpreter.
-_helpers: list[subprocess.Popen[bytes]] = []  # subprocess, json and signal: imported on a cold start only
+#: Helpers started and their job files, until ``finish`` reaps them (subprocess, json,
+#: signal and tempfile are imported on a cold start only).
+_helpers: list[tuple[subprocess.Popen[bytes], str]] = []
 
 
 def cache_file(folder: Path, path: Path, source: bytes) -> Path:
     """Where the rewritten code of ``source`` (the file ``path``) is kept in ``folder``."""
-    digest = hashlib.blake2b(source + str(path).encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(source + os.fsencode(path), digest_size=16).hexdigest()
     return folder / f"{path.stem}-{digest}.pyc"
 
 
@@ -81,6 +89,13 @@ def rewritten(source: bytes, path: Path) -> CodeType:
     return rewrite_module(source, str(path))
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity, where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class RewriteCache:
     """Rewritten code of check modules and conftests, keyed by the source's content.
 
@@ -93,6 +108,9 @@ class RewriteCache:
     def __init__(self, folder: Path | None, rewrite: bool = True) -> None:
         self.folder = folder
         self.rewrite = rewrite
+        #: Whether a cold start may start helpers (watch mode's workers collect side by side
+        #: already, one per core: they do not).
+        self.parallel = True
 
     def code(self, path: Path) -> CodeType:
         source = path.read_bytes()
@@ -110,10 +128,18 @@ class RewriteCache:
     def prepare(self, paths: Sequence[Path]) -> int:
         """Before collecting ``paths`` (in that order): start helpers when the files not
         cached yet hold at least ``PARALLEL_ASSERTS`` asserts and there are cores to
-        spare; how many started."""
-        helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS)
-        if self.folder is None or not self.rewrite or helpers < 1:
+        spare; how many started. Only a speed-up: whatever goes wrong, collection does it all."""
+        if self.folder is None or not self.rewrite or not self.parallel or getattr(sys, "frozen", False):
             return 0
+        helpers = min(_cores() - 1, MAX_HELPERS)
+        if helpers < 1:
+            return 0
+        try:
+            return self._share(self.folder, paths, helpers)
+        except Exception:  # a file name that does not encode, a folder not writable...
+            return 0
+
+    def _share(self, folder: Path, paths: Sequence[Path], helpers: int) -> int:
         missing: list[Path] = []
         asserts = 0
         for path in paths:
@@ -121,7 +147,7 @@ class RewriteCache:
                 source = path.read_bytes()
             except OSError:
                 continue  # collection says why
-            if not cache_file(self.folder, path, source).exists():
+            if not cache_file(folder, path, source).exists():
                 missing.append(path)
                 asserts += source.count(b"assert")
         if asserts < PARALLEL_ASSERTS or len(missing) < 2:
@@ -131,41 +157,58 @@ class RewriteCache:
         started = 0
         for start in range(size, len(missing), size):
             part = missing[start : start + size]
-            started += self._start_helper(list(reversed(part)))  # back to front: collection comes from the front
+            started += _start_helper(folder, list(reversed(part)))  # back to front: collection comes from the front
         return started
-
-    def _start_helper(self, paths: list[Path]) -> int:
-        import json
-        import subprocess
-
-        assert self.folder is not None
-        job = json.dumps({"folder": str(self.folder), "paths": [str(p) for p in paths]}).encode()
-        try:
-            helper = subprocess.Popen(
-                [sys.executable, "-m", "fraiseql_checks.core.rewrite_cache"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            assert helper.stdin is not None
-            helper.stdin.write(job)
-            helper.stdin.close()
-        except OSError:
-            return 0  # no helper: collection rewrites everything itself, as without one
-        _helpers.append(helper)
-        return 1
 
     def finish(self) -> None:
         """Collection is over: the helpers stop (a file they are writing is finished first)."""
         if not _helpers:
             return
         import signal
+        import subprocess
 
-        for helper in _helpers:
+        for helper, _ in _helpers:
             if helper.poll() is None:
                 with contextlib.suppress(OSError):
                     helper.send_signal(signal.SIGTERM)
-        _helpers[:] = [helper for helper in _helpers if helper.poll() is None]
+        for helper, job in _helpers:  # they end within milliseconds; none is left a zombie
+            try:
+                helper.wait(1.0)
+            except subprocess.TimeoutExpired:  # stuck in C code: it was not writing, nothing is half-written
+                helper.kill()
+                helper.wait()
+            with contextlib.suppress(OSError):
+                os.unlink(job)  # a helper stopped before it read its job
+        _helpers.clear()
+
+
+def _start_helper(folder: Path, paths: list[Path]) -> int:
+    """Start a helper on ``paths``; 1 if it started. The job goes in a file (a pipe's buffer
+    could make collection wait for the helper to start and read it)."""
+    import json
+    import subprocess
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    job = {"tag": CACHE_TAG, "optimize": sys.flags.optimize, "paths": [os.fsdecode(p) for p in paths]}
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix="job-", suffix=".json", delete=False) as handle:
+        json.dump(job, handle)
+    # -P: the working directory does not come first on sys.path (another checkout of the
+    # tool there would write code of its own here); -O as this process was started
+    optimize = ["-" + "O" * sys.flags.optimize] if sys.flags.optimize else []
+    try:
+        helper = subprocess.Popen(
+            [sys.executable, "-P", *optimize, "-m", "fraiseql_checks.core.rewrite_cache", handle.name],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        return 0  # no helper: collection rewrites everything itself, as without one
+    _helpers.append((helper, handle.name))
+    return 1
 
 
 def _help() -> None:
@@ -183,8 +226,12 @@ def _help() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the run; it stops us with SIGTERM
-    job = json.loads(sys.stdin.buffer.read())
-    folder = Path(job["folder"])
+    job_file = Path(sys.argv[1])
+    job = json.loads(job_file.read_text())
+    job_file.unlink()
+    if job["tag"] != CACHE_TAG or job["optimize"] != sys.flags.optimize:
+        return  # not the code the run would write: leave it all to the run
+    folder = job_file.parent
     for name in job["paths"]:
         path = Path(name)
         try:

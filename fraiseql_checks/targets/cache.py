@@ -59,15 +59,12 @@ async def _answer(where: str, timeout: float, waiting: Awaitable[Any]) -> Any:
     except TimeoutError as exc:  # ours (redis-py's own limit is a later backstop)
         raise TargetError(f"cache {where}: timed out after {timeout:g}s", target="cache", unreachable=True) from exc
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        if isinstance(exc, redis.exceptions.AuthenticationError):  # a ConnectionError in redis-py
+        # wrong credentials are ConnectionErrors in redis-py, but the cache is up
+        if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
             raise TargetError(f"cache {where}: {describe_redis_error(exc, timeout)}", target="cache") from exc
         reason = describe_redis_error(exc, timeout)
         raise TargetError(f"cache {where}: {reason}", target="cache", unreachable=True) from exc
-    except (
-        redis.exceptions.AuthenticationError,
-        redis.exceptions.AuthorizationError,
-        redis.exceptions.NoPermissionError,
-    ) as exc:
+    except redis.exceptions.NoPermissionError as exc:  # a ResponseError: before the next clause
         raise TargetError(f"cache {where}: {describe_redis_error(exc, timeout)}", target="cache") from exc
     except redis.exceptions.ResponseError as exc:
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
@@ -91,7 +88,8 @@ class Cache(redis.asyncio.Redis):
 
 
 class CachePipeline(redis.asyncio.client.Pipeline):
-    """A pipeline of ``Cache``: its ``execute`` has the same limit and faults as one command."""
+    """A pipeline of ``Cache``: its ``execute``, and the commands it sends at once (``WATCH``
+    and the reads of a transaction), have the same limit and faults as one command."""
 
     where: str = ""
     timeout_s: float = 5.0
@@ -99,6 +97,9 @@ class CachePipeline(redis.asyncio.client.Pipeline):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         answer: list[Any] = await _answer(self.where, self.timeout_s, super().execute(raise_on_error))
         return answer
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        return await _answer(self.where, self.timeout_s, super().immediate_execute_command(*args, **options))  # type: ignore[no-untyped-call]
 
 
 def connect(url: str, timeout: float = 5.0) -> Cache:

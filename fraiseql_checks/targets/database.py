@@ -235,7 +235,8 @@ class Database(Queries):
             # Resetting a connection the server has just ended fails: asyncpg then terminates
             # it (the pool connects anew), and what the statements did or raised stands.
             with contextlib.suppress(Exception):
-                await pool.release(connection)
+                # bounded as before: asyncpg gave ``release`` the ``acquire``'s timeout
+                await pool.release(connection, timeout=self.connect_timeout)
 
     async def _call(self, method: str, query: str, args: Sequence[Any], timeout: float | None) -> Any:
         async with self.acquire() as connection:

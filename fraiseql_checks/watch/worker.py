@@ -245,6 +245,7 @@ class Worker:
             self._report_exits()
             self.session = session = Session(config)
             session.keep_results = False
+            session.collector.rewrite_cache.parallel = False  # the workers collect side by side already
             config.hook.fraiseql_sessionstart(session=session)
             load_assertion_helpers()  # not in the first failing check's run
             self.collect()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from fraiseql_checks.core import rewrite_cache
 from fraiseql_checks.core.rewrite_cache import PARALLEL_ASSERTS, RewriteCache, cache_file, load, rewritten
 from tests.support.checkdir import CheckDir
+from tests.support.services import wait_until
 
 FEW = 40
 
@@ -26,21 +27,31 @@ def write_files(folder: Path, files: int, asserts: int) -> list[Path]:
 
 
 @pytest.fixture(autouse=True)
-def few_asserts_suffice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Helpers start from ``FEW`` asserts here (small files, quick tests), not ``PARALLEL_ASSERTS``."""
+def few_asserts_suffice(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Helpers start from ``FEW`` asserts here (small files, quick tests), not
+    ``PARALLEL_ASSERTS``; no helper outlives its test."""
     monkeypatch.setattr(rewrite_cache, "PARALLEL_ASSERTS", FEW)
+    yield
+    for helper, _ in rewrite_cache._helpers:
+        helper.kill()
+        helper.wait()
+    rewrite_cache._helpers.clear()
+
+
+def cores(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    monkeypatch.setattr(rewrite_cache, "_cores", lambda: count)
 
 
 def wait_for_helpers() -> None:
-    for helper in rewrite_cache._helpers:
-        helper.wait(60)
+    for helper, _ in rewrite_cache._helpers:
+        assert helper.wait(60) == 0
     rewrite_cache._helpers.clear()
 
 
 def test_a_helper_rewrites_the_last_part_as_collection_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two cores: one helper takes the second half of the files not cached yet; what it
     writes is what collection would have written, read back as the same code."""
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    cores(monkeypatch, 2)
     paths = write_files(tmp_path / "checks", 4, FEW // 2)
     cache = RewriteCache(tmp_path / "cache")
     assert cache.prepare(paths) == 1
@@ -53,11 +64,11 @@ def test_a_helper_rewrites_the_last_part_as_collection_would(tmp_path: Path, mon
         assert helper_code is not None
         assert helper_code == rewritten(sources[path], path)  # the same bytecode, constants and names
         assert cache.code(path) is not None  # collection reads it as its own
-    assert not [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".pyc")]  # no half-written file
+    assert not [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".pyc")]  # nor job, nor temp
 
 
 @pytest.mark.parametrize(
-    ("cores", "files", "asserts", "helpers"),
+    ("count", "files", "asserts", "helpers"),
     [
         (2, 4, FEW // 4 - 1, 0),  # too few asserts to pay for a helper
         (1, 4, FEW, 0),  # no core to spare
@@ -66,16 +77,16 @@ def test_a_helper_rewrites_the_last_part_as_collection_would(tmp_path: Path, mon
     ],
 )
 def test_helpers_start_only_when_they_pay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int, files: int, asserts: int, helpers: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, files: int, asserts: int, helpers: int
 ) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    cores(monkeypatch, count)
     paths = write_files(tmp_path / "checks", files, asserts)
     assert RewriteCache(tmp_path / "cache").prepare(paths) == helpers
     wait_for_helpers()
 
 
 def test_no_helper_without_a_cache_or_a_rewrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    cores(monkeypatch, 4)
     paths = write_files(tmp_path / "checks", 4, FEW)
     assert RewriteCache(None).prepare(paths) == 0
     assert RewriteCache(tmp_path / "cache", rewrite=False).prepare(paths) == 0
@@ -85,22 +96,53 @@ def test_no_helper_without_a_cache_or_a_rewrite(tmp_path: Path, monkeypatch: pyt
 
 
 def test_a_stopped_helper_leaves_no_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``finish`` (collection is over) stops a helper after the file it is writing."""
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    paths = write_files(tmp_path / "checks", 40, FEW)
+    """``finish`` (collection is over) stops a helper at work: a file it is writing is
+    finished, a rewrite under way dropped; it is reaped, and its job file is gone."""
+    cores(monkeypatch, 2)
+    paths = write_files(tmp_path / "checks", 40, FEW * 5)
     cache = RewriteCache(tmp_path / "cache")
     assert cache.prepare(paths) == 1
-    helper = rewrite_cache._helpers[0]
+    ((helper, job),) = rewrite_cache._helpers
+    wait_until(lambda: any(p.suffix == ".pyc" for p in (tmp_path / "cache").iterdir()), 60, what="a first file")
     cache.finish()
-    assert helper.wait(60) in (0, -signal.SIGTERM)  # stopped as it went, or before it began
-    rewrite_cache._helpers.clear()
-    written = list((tmp_path / "cache").iterdir()) if (tmp_path / "cache").exists() else []
-    assert all(p.name.endswith(".pyc") for p in written)
-    assert len(written) < 20  # it stopped before the end of its part
+    assert helper.returncode == 0  # reaped: no zombie
+    assert rewrite_cache._helpers == []
+    written = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert all(name.endswith(".pyc") for name in written), written
+    assert 1 <= len(written) < 20  # it stopped before the end of its part
+    assert not Path(job).exists()
+
+
+def test_a_helper_of_another_version_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper checks it would write what this run writes (same tag, same -O), else leaves it all to the run."""
+    cores(monkeypatch, 2)
+    monkeypatch.setattr(rewrite_cache, "CACHE_TAG", "cpython-311-fraiseql-checks-0.0.0")
+    paths = write_files(tmp_path / "checks", 4, FEW)
+    assert RewriteCache(tmp_path / "cache").prepare(paths) == 1
+    wait_for_helpers()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_worker_of_watch_mode_starts_no_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cores(monkeypatch, 4)
+    cache = RewriteCache(tmp_path / "cache")
+    cache.parallel = False
+    assert cache.prepare(write_files(tmp_path / "checks", 4, FEW)) == 0
+
+
+def test_a_file_name_that_does_not_encode_is_no_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cores(monkeypatch, 2)
+    paths = write_files(tmp_path / "checks", 4, FEW)
+    odd = tmp_path / "checks" / "check_caf\udce9.py"  # a byte that is not UTF-8, as os.listdir gives it
+    odd.write_text("def check_odd():\n    assert True\n")
+    cache = RewriteCache(tmp_path / "cache")
+    assert cache.prepare([*paths, odd]) == 1
+    wait_for_helpers()
+    assert cache.code(odd) is not None
 
 
 def test_a_file_that_does_not_rewrite_is_left_to_collection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    cores(monkeypatch, 2)
     paths = write_files(tmp_path / "checks", 4, FEW // 2)
     paths[3].write_text("def check_broken(:\n    assert True\n" + "assert 1\n" * FEW)
     cache = RewriteCache(tmp_path / "cache")

@@ -14,13 +14,19 @@ HOLD_SECONDS = 1.5
 
 
 def write_neighbours(
-    checkdir: CheckDir, config: str, fixture: str, call: str, then: str = "pass", after: float = 0.0
+    checkdir: CheckDir,
+    config: str,
+    fixture: str,
+    call: str,
+    then: str = "pass",
+    after: float = 0.0,
+    before: str = "pass",
 ) -> None:
     """``check_waits(fixture)`` starts ``call`` (an awaitable expression, e.g.
     ``http.get(url)``) and, as it starts waiting (or ``after`` seconds, once the request is
     sent), wakes ``check_holds_the_loop``, which then holds the event loop for
-    ``HOLD_SECONDS`` (``time.sleep`` in an async check); ``then`` is a statement on the
-    answer, ``value``."""
+    ``HOLD_SECONDS`` (``time.sleep`` in an async check); ``before`` is a statement run
+    first (e.g. opening the connection), ``then`` a statement on the answer, ``value``."""
     checkdir.write("fraiseql-checks.yaml", config)
     checkdir.write(
         "checks/check_neighbours.py",
@@ -34,6 +40,7 @@ def write_neighbours(
             time.sleep({HOLD_SECONDS})  # a blocking call in an async check: the loop is held
 
         async def check_waits({fixture}):
+            {before}
             call = asyncio.ensure_future({call})
             await asyncio.sleep({after})
             waiting.set()  # the neighbour wakes once this call waits for its target

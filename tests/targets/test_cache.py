@@ -148,7 +148,8 @@ def test_an_answer_that_came_while_a_neighbour_held_the_loop_does_not_time_out(c
         "cache",
         'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout=0.3)',
         "assert value is None",
-        after=0.05,  # connected and sent: the answer comes during the hold
+        after=0.05,  # sent: the answer comes during the hold
+        before="await cache.ping()",  # connected: only the BLPOP is under way
     )
     result, report = checkdir.run_json()
     outcomes = outcomes_of(report)
@@ -192,3 +193,27 @@ def test_a_pipeline_answers_and_fails_as_one_command() -> None:
         where = f"cache 127.0.0.1:{server.port}/0"
         assert answers == [True, "1"]
         assert failure in (f"{where}: connection refused", f"{where}: connection lost: Connection closed by server.")
+
+
+@pytest.mark.parametrize("through", ["command", "pipeline"])
+def test_the_limit_is_the_checks_own_not_redis_pys(monkeypatch: pytest.MonkeyPatch, through: str) -> None:
+    """redis-py's own limit is only a backstop: put out of reach, a BLPOP that Redis would
+    answer after 10 s still times out after the 1 s limit, as a command or in a pipeline."""
+    monkeypatch.setattr("fraiseql_checks.targets.cache.own_timeout_backstop", lambda seconds: 60.0)
+
+    async def scenario() -> str:
+        client = connect("redis://127.0.0.1:6379/0", timeout=1)
+        try:
+            if through == "command":
+                await client.blpop(["fraiseql-checks-test-never-pushed"], timeout=10)
+            else:
+                async with client.pipeline(transaction=False) as pipe:
+                    await pipe.blpop(["fraiseql-checks-test-never-pushed"], timeout=10).execute()
+        except TargetError as exc:
+            return str(exc)
+        finally:
+            await client.aclose()
+        return "no error"
+
+    # redis-py's backstop would say the same words after 60 s: 5 s tells the two apart
+    assert asyncio.run(asyncio.wait_for(scenario(), 5)) == "cache 127.0.0.1:6379/0: timed out after 1s"

@@ -338,3 +338,24 @@ def test_a_connect_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loo
         f"database 127.0.0.1:{port}/test: timed out connecting after 1s",
     ), result.stdout
     assert "check_holds_the_loop held the event loop for 1." in result.stdout
+
+
+def test_the_connect_limit_is_the_checks_own_not_asyncpgs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncpg's own connect limit is only a backstop: put out of reach, a connect to a
+    server that never answers still times out after the 1 s ``connect_timeout``."""
+    monkeypatch.setattr("fraiseql_checks.targets.database.own_timeout_backstop", lambda seconds: 60.0)
+
+    async def scenario(port: int) -> str:
+        db = Database(f"postgresql://postgres@127.0.0.1:{port}/test", connect_timeout=1)
+        try:
+            await db.fetchval("select 1")
+        except TargetError as exc:
+            return str(exc)
+        finally:
+            await db.close()
+        return "no error"
+
+    with taking_no_connection() as port:
+        # asyncpg's backstop would say the same words after 60 s: 10 s tells the two apart
+        outcome = asyncio.run(asyncio.wait_for(scenario(port), 10))
+        assert outcome == f"database 127.0.0.1:{port}/test: timed out connecting after 1s"
