@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -135,4 +136,48 @@ def test_without_an_admin_token_the_api_is_read_only(checkdir: CheckDir, watch: 
     status, body, _ = call(watcher, "POST", f"/api/v1/checks/{quoted(GOOD)}/run", token=READ)
     assert (status, body["error"]["code"]) == (403, "forbidden")
     assert "no admin token" in body["error"]["message"]
+    assert watcher.stop() == 0
+
+
+def test_a_run_asked_for_while_the_watcher_stops_is_refused_as_stopping(
+    checkdir: CheckDir, watch: Callable[..., WatchProcess]
+) -> None:
+    """After SIGTERM the watcher starts no run but still answers while a long run ends:
+    a run on demand is a 503 saying so, not a hang or a 200 that never ran."""
+    from tests.support.services import wait_until
+
+    checkdir.write("fraiseql-checks.yaml", "start_jitter: 10ms\n")
+    checkdir.write(
+        "checks/check_stop.py",
+        """
+        import time
+        from fraiseql_checks import check
+
+        @check(interval="1h", timeout="30s")
+        def check_long():
+            time.sleep(4)
+
+        @check(interval="1h")
+        def check_quick():
+            pass
+        """,
+    )
+    watcher = watch(env=checkdir.env(FRAISEQL_CHECKS_API_TOKEN=ADMIN))
+    quick = "checks/check_stop.py::check_quick"
+    watcher.wait_for(lambda s: watcher.runs(quick) >= 1 and watcher.value("fraiseql_check_runs_in_progress") == 1)
+    watcher.send(signal.SIGTERM)
+    answers: list[tuple[int, Any]] = []
+
+    def refused() -> bool:
+        status, body, _ = call(watcher, "POST", f"/api/v1/checks/{quoted(quick)}/run", token=ADMIN)
+        answers.append((status, body))
+        return status == 503
+
+    wait_until(refused, 3, every=0.05, what="a 503 while stopping")
+    _, body = answers[-1]
+    assert (body["error"]["code"], body["error"]["message"]) == (
+        "stopping",
+        f"this watcher is stopping: {quick} was not run",
+    )
+    assert all(status == 200 for status, _ in answers[:-1])  # before the signal was seen: runs as usual
     assert watcher.stop() == 0
