@@ -111,14 +111,17 @@ class RewriteCache:
         #: Whether a cold start may start helpers (watch mode's workers collect side by side
         #: already, one per core: they do not).
         self.parallel = True
+        #: What ``prepare`` read, for ``code`` to use once: each file is read and hashed once.
+        self._read: dict[Path, tuple[bytes, Path]] = {}
 
     def code(self, path: Path) -> CodeType:
-        source = path.read_bytes()
+        known = self._read.pop(path, None)
+        source = path.read_bytes() if known is None else known[0]
         if not self.rewrite:  # --assert=plain
             return compile(source, str(path), "exec", dont_inherit=True)
         if self.folder is None:
             return rewritten(source, path)
-        cache = cache_file(self.folder, path, source)
+        cache = cache_file(self.folder, path, source) if known is None else known[1]
         code = load(cache)
         if code is None:
             code = rewritten(source, path)
@@ -147,7 +150,9 @@ class RewriteCache:
                 source = path.read_bytes()
             except OSError:
                 continue  # collection says why
-            if not cache_file(folder, path, source).exists():
+            cache = cache_file(folder, path, source)
+            self._read[path] = (source, cache)
+            if not cache.exists():
                 missing.append(path)
                 asserts += source.count(b"assert")
         if asserts < PARALLEL_ASSERTS or len(missing) < 2:
@@ -162,6 +167,7 @@ class RewriteCache:
 
     def finish(self) -> None:
         """Collection is over: the helpers stop (a file they are writing is finished first)."""
+        self._read.clear()  # files collection did not reach (a name selected none of theirs...)
         if not _helpers:
             return
         import signal
@@ -212,7 +218,8 @@ def _start_helper(folder: Path, paths: list[Path]) -> int:
 
 
 def _help() -> None:
-    """A helper: rewrite the files of the job on standard input that are not cached yet."""
+    """A helper: rewrite the files of its job (the file named on its command line, in
+    the cache's folder) that are not cached yet."""
     import json
     import signal
 

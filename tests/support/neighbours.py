@@ -50,5 +50,20 @@ def write_neighbours(
     )
 
 
+def write_blpop_neighbours(checkdir: CheckDir, answer_after: float, extra_config: str = "", then: str = "pass") -> None:
+    """The cache's case: a 1 s limit, and a BLPOP on a list nobody pushes to, which Redis
+    answers (``None``) after ``answer_after`` seconds. The connection is opened first (a
+    PING) and the neighbour wakes once the BLPOP is sent, so only it is under way."""
+    write_neighbours(
+        checkdir,
+        "cache:\n  url: redis://127.0.0.1:6379/0\n  timeout: 1s\n" + extra_config,
+        "cache",
+        f'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout={answer_after})',
+        then,
+        after=0.05,
+        before="await cache.ping()",
+    )
+
+
 def outcomes_of(report: dict) -> dict[str, tuple[str, str]]:  # type: ignore[type-arg]
     return {r["name"]: (r["outcome"], r["message"]) for r in report["results"]}

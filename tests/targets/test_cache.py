@@ -12,7 +12,7 @@ from fraiseql_checks.errors import TargetError
 from fraiseql_checks.targets.cache import connect
 from tests.support import REPO
 from tests.support.checkdir import CheckDir
-from tests.support.neighbours import outcomes_of, write_neighbours
+from tests.support.neighbours import outcomes_of, write_blpop_neighbours
 from tests.support.services import throwaway_redis
 
 CHECKS = str(REPO / "checks" / "health" / "check_cache.py")
@@ -142,15 +142,7 @@ def test_an_answer_that_came_while_a_neighbour_held_the_loop_does_not_time_out(c
     """The cache's limit is 1 s; Redis answers the BLPOP after 0.3 s, while another check
     holds the event loop for 1.5 s. Once the loop is free, the answer and the timer are due
     in the same turn; the neighbour's hold is given back, so the command succeeds."""
-    write_neighbours(
-        checkdir,
-        "cache:\n  url: redis://127.0.0.1:6379/0\n  timeout: 1s\n",
-        "cache",
-        'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout=0.3)',
-        "assert value is None",
-        after=0.05,  # sent: the answer comes during the hold
-        before="await cache.ping()",  # connected: only the BLPOP is under way
-    )
+    write_blpop_neighbours(checkdir, 0.3, then="assert value is None")  # the answer comes during the hold
     result, report = checkdir.run_json()
     outcomes = outcomes_of(report)
     assert outcomes["check_waits"] == ("passed", ""), result.stdout
@@ -159,13 +151,7 @@ def test_an_answer_that_came_while_a_neighbour_held_the_loop_does_not_time_out(c
 
 def test_a_command_slow_by_itself_times_out_even_while_a_neighbour_holds_the_loop(checkdir: CheckDir) -> None:
     """A BLPOP that Redis answers only after 4 s times out on its own second."""
-    write_neighbours(
-        checkdir,
-        "cache:\n  url: redis://127.0.0.1:6379/0\n  timeout: 1s\n",
-        "cache",
-        'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout=4)',
-        after=0.05,
-    )
+    write_blpop_neighbours(checkdir, 4)
     result, report = checkdir.run_json()
     outcomes = outcomes_of(report)
     assert outcomes["check_waits"] == ("failed", "cache 127.0.0.1:6379/0: timed out after 1s"), result.stdout

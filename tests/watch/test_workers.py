@@ -17,7 +17,7 @@ from collections.abc import Callable
 import psutil
 
 from tests.support.checkdir import CheckDir
-from tests.support.neighbours import write_neighbours
+from tests.support.neighbours import write_blpop_neighbours
 from tests.support.services import wait_until
 from tests.support.watcher import WatchProcess
 
@@ -693,14 +693,7 @@ def test_an_answer_that_came_while_a_neighbour_held_a_workers_loop_does_not_time
     """Watch mode's workers give a neighbour's hold back as the one-shot runner does
     (tests/targets/test_cache.py): the BLPOP's answer comes after 0.3 s, while the
     neighbour holds the worker's loop for 1.5 s, past the cache's 1 s limit."""
-    write_neighbours(
-        checkdir,
-        "cache:\n  url: redis://127.0.0.1:6379/0\n  timeout: 1s\ninterval: 1h\nstart_jitter: 0s\n",
-        "cache",
-        'cache.blpop(["fraiseql-checks-test-never-pushed"], timeout=0.3)',
-        "assert value is None",
-        after=0.05,
-    )
+    write_blpop_neighbours(checkdir, 0.3, "interval: 1h\nstart_jitter: 0s\n", then="assert value is None")
     waits, holds = "checks/check_neighbours.py::check_waits", "checks/check_neighbours.py::check_holds_the_loop"
     watcher = watch("--workers", "1")
     watcher.wait_for(lambda s: watcher.runs(waits, "passed") + watcher.runs(waits, "failed") >= 1, what="a run")
