@@ -693,16 +693,11 @@ class SQLiteStore:
             # temporary tables locks nothing; the rollback empties them.
             conn.execute("BEGIN")
             try:
-                conn.executemany("INSERT OR IGNORE INTO temp.sli_checks VALUES (?)", [(c,) for c in check_ids])
-                conn.executemany(
-                    "INSERT INTO temp.sli_hours VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.hours)]
-                )
-                conn.executemany(
-                    "INSERT INTO temp.sli_raw VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.raw)]
-                )
-                conn.executemany(
-                    "INSERT INTO temp.sli_days VALUES (?, ?, ?)", [(n, a, b) for n, (a, b) in enumerate(plan.days)]
-                )
+                # many rows per statement, as the writes (``execute_rows``)
+                execute_rows(conn, "INSERT OR IGNORE INTO temp.sli_checks VALUES (?)", [(c,) for c in check_ids])
+                for table, spans in (("sli_hours", plan.hours), ("sli_raw", plan.raw), ("sli_days", plan.days)):
+                    numbered = [(n, a, b) for n, (a, b) in enumerate(spans)]
+                    execute_rows(conn, f"INSERT INTO temp.{table} VALUES (?, ?, ?)", numbered)
                 days = conn.execute(_SLI_DAYS).fetchall() if plan.days else []
                 hours = conn.execute(_SLI_HOURS).fetchall() if plan.hours else []
                 raw = conn.execute(_SLI_RAW).fetchall() if plan.raw else []

@@ -228,7 +228,12 @@ def test_rollups_count_each_run_once_and_only_what_counts(store: Store) -> None:
     assert got["nope"] == [SLITotals()] * 3
 
 
-def test_sli_totals_equal_the_sum_of_the_raw_results(store: Store) -> None:
+@pytest.mark.parametrize("rows_per_statement", [sqlite.ROWS_PER_STATEMENT, 2])
+def test_sli_totals_equal_the_sum_of_the_raw_results(
+    store: Store, monkeypatch: pytest.MonkeyPatch, rows_per_statement: int
+) -> None:
+    # SQLite: the writes and the query's windows and checks, a few rows per statement too
+    monkeypatch.setattr(sqlite, "ROWS_PER_STATEMENT", rows_per_statement)
     rows = mixed_runs(seed=1)
     rng = random.Random(2)
     windows = [
