@@ -29,10 +29,11 @@ TAKEOVER_BOUND = 10.0
 FAILING = "checks/check_many.py::check_failing"
 
 CHECK_FILE = (
-    "import os, time\nfrom fraiseql_checks import check\n\nOUT = os.environ['RUNS_FILE']\n\n\n"
+    "import os, time\nfrom fraiseql_checks import check\nfrom fraiseql_checks.trace import current\n\n"
+    "OUT = os.environ['RUNS_FILE']\n\n\n"
     "def _ran(name):\n"
     "    with open(OUT, 'a') as f:\n"
-    "        f.write(f'{name} {os.getppid()} {time.time():.3f}\\n')\n\n\n"
+    "        f.write(f'{name} {os.getppid()} {time.time():.3f} {current().trace_id}\\n')\n\n\n"
     + "".join(f'@check(interval="1s")\ndef check_{n}():\n    _ran("check_{n}")\n\n\n' for n in range(CHECKS))
     + '@check(interval="1s")\ndef check_failing():\n    _ran("check_failing")\n    assert False, "down"\n'
 )
@@ -43,9 +44,20 @@ Run = tuple[str, int, float]
 def runs(path: Path, since: float = 0.0, until: float = float("inf")) -> list[Run]:
     found = []
     for line in path.read_text().splitlines():
-        name, pid, at = line.split()
+        name, pid, at, _trace_id = line.split()
         if since <= float(at) < until:
             found.append((f"checks/check_many.py::{name}", int(pid), float(at)))
+    return found
+
+
+def trace_ids(path: Path, since: float, until: float) -> dict[str, str]:
+    """The runs logged between ``since`` and ``until``: trace id → check (the store keeps
+    the same trace id with each result)."""
+    found = {}
+    for line in path.read_text().splitlines():
+        name, _pid, at, trace_id = line.split()
+        if since <= float(at) < until:
+            found[trace_id] = f"checks/check_many.py::{name}"
     return found
 
 
@@ -145,16 +157,25 @@ def test_three_watchers_split_300_checks_take_over_from_a_dead_one_ride_out_the_
         # What was kept in memory meanwhile reaches the store: every run made while it was
         # away. (Not "a backlog of 0" on /metrics: at 150 runs a second a watcher's queue is
         # empty only for moments between writes, and a scrape rarely catches one.)
-        away = collections.Counter(check for check, _, _ in runs(out, stopped, stopped + 20))
+        # Each run is known by its trace id (the check logs it; the store keeps it with the
+        # result), so no run is matched by a guess of when it started.
+        away = trace_ids(out, stopped, stopped + 20)
 
-        def not_yet_stored() -> collections.Counter[str]:
-            rows = server.psql(  # a run starts before it writes its line: its start is at most a second earlier
-                "SELECT check_id FROM fraiseql_check_results"
-                f" WHERE started_at >= to_timestamp({stopped - 1}) AND started_at < to_timestamp({stopped + 20})"
+        def not_yet_stored() -> dict[str, str]:
+            rows = server.psql(
+                f"SELECT trace_id FROM fraiseql_check_results WHERE started_at >= to_timestamp({stopped - 60})"
             )
-            return away - collections.Counter(rows.split())
+            stored = set(rows.split())
+            return {trace: check for trace, check in away.items() if trace not in stored}
 
-        wait_until(lambda: not not_yet_stored(), timeout=60, what="the runs made while the store was away, stored")
+        try:
+            wait_until(lambda: not not_yet_stored(), timeout=60, what="the runs made while the store was away, stored")
+        except TimeoutError:
+            missing = not_yet_stored()
+            examples = collections.Counter(missing.values()).most_common(5)
+            raise AssertionError(
+                f"{len(missing)} of {len(away)} runs made while the store was away are not stored: {examples}"
+            ) from None
         assert all(w.value("fraiseql_check_store_up") == 1 for w in survivors)
         assert sum(cluster_value(w, "takeovers_total") for w in survivors) == takeovers
         assert not twice_in_an_interval(runs(out, start))
