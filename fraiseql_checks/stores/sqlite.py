@@ -265,44 +265,54 @@ ON CONFLICT (check_id, bucket) DO UPDATE SET
 _SLO_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
 
 
-#: Rows per statement of ``execute_rows`` (fewer when SQLite's limit of bound parameters
-#: is lower than this many rows' worth).
-ROWS_PER_STATEMENT = 500
+#: At most this many rows per statement of ``execute_rows`` (a power of two; fewer when
+#: SQLite's limit of bound parameters is lower than this many rows' worth).
+ROWS_PER_STATEMENT = 128
 
 
 def execute_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``conn.executemany(sql, rows)`` for an ``INSERT`` of one ``VALUES (?, …)`` group,
-    written as statements of many rows each (``VALUES (…), (…), …``).
+    """``conn.executemany(sql, rows)`` for an ``INSERT`` of one ``VALUES (?, …)`` group
+    (placeholders and plain literals only), written as statements of many rows each
+    (``VALUES (…), (…), …``).
 
     ``executemany`` steps the statement once per row, and Python's sqlite3 lets go of
-    the GIL around every step: a thread writing 5,000 rows took the GIL back 5,000
-    times from a busy event loop (each time after the loop's switch interval, and a
-    context switch each way), which slowed the watcher's loop by a third past capacity.
-    A statement of many rows is one step. The same rows go in, in the same order, with
-    the same conflict handling (rows of one statement that conflict with each other are
-    handled in order, as separate statements would be)."""
+    the GIL around every step: the store's thread writing a batch of 5,000 results (about
+    15,000 rows with the rollups) took the GIL back from a busy event loop as many times,
+    each after the loop's switch interval. A statement of many rows is one step. The same
+    rows go in, in the same order, with the same conflict handling (rows of one statement
+    that conflict with each other are handled in order, as separate statements would be).
+
+    The rows go in statements of ``ROWS_PER_STATEMENT`` and the rest in statements of
+    powers of two: a handful of sizes per statement, because sqlite3 keeps every
+    statement it prepared (128 of them), and one of 500 rows holds most of a megabyte."""
     import sqlite3
 
     if not rows:
         return
     head, group, tail = _values_group(sql)
     width = group.count("?")
-    per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        conn.execute(_many_rows(head, group, tail, len(chunk)), [value for row in chunk for value in row])
+    per = min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    per = 1 << max(per, 1).bit_length() - 1  # a power of two
+    start, total = 0, len(rows)
+    while start < total:
+        count = min(per, 1 << (total - start).bit_length() - 1)
+        chunk = rows[start : start + count]
+        if any(len(row) != width for row in chunk):
+            raise ValueError(f"rows of {width} values expected for {sql.split('(')[0].strip()!r}")
+        conn.execute(_many_rows(head, group, tail, count), [value for row in chunk for value in row])
+        start += count
 
 
 @functools.lru_cache(maxsize=64)
 def _values_group(sql: str) -> tuple[str, str, str]:
     head, found, rest = sql.partition("VALUES (")
-    if not found:
-        raise ValueError(f"not an INSERT of one VALUES group: {sql!r}")
     group, _, tail = rest.partition(")")
+    if not found or "(" in group:
+        raise ValueError(f"not an INSERT of one VALUES group of placeholders and literals: {sql!r}")
     return head + "VALUES ", f"({group})", tail
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _many_rows(head: str, group: str, tail: str, count: int) -> str:
     return head + ", ".join([group] * count) + tail
 

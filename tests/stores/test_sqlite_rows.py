@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -66,12 +65,13 @@ def test_the_rows_written_are_those_executemany_writes(
     execute_rows(tested, UPSERT, ROWS)
     assert contents(tested) == contents(reference)
     assert inserted == 7  # what the store counts to know whether a row was there already
-    per = min(per_statement, (parameter_limit or 10**6) // 2)
-    expected = 2 * -(-len(ROWS) // per)
+    # statements of the largest power of two allowed, the rest in powers of two
+    per = 1 << min(per_statement, (parameter_limit or 10**6) // 2).bit_length() - 1
+    expected = 2 * (len(ROWS) // per + bin(len(ROWS) % per).count("1"))
     assert len([s for s in statements if s.lstrip().startswith("INSERT")]) == expected
 
 
-def test_an_empty_list_writes_nothing_and_a_statement_without_one_values_group_is_refused() -> None:
+def test_an_empty_list_writes_nothing_and_what_it_cannot_write_as_executemany_would_is_refused() -> None:
     conn = database()
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
@@ -79,15 +79,22 @@ def test_an_empty_list_writes_nothing_and_a_statement_without_one_values_group_i
     assert statements == []
     with pytest.raises(ValueError, match="not an INSERT of one VALUES group"):
         execute_rows(conn, "INSERT INTO seen SELECT 'a', 1", [("x",)])
+    # a call in the group: its parentheses would cut the group short from two rows on
+    with pytest.raises(ValueError, match="not an INSERT of one VALUES group"):
+        execute_rows(conn, "INSERT INTO seen (key, value) VALUES (lower(?), ?)", [("A", 1), ("B", 2)])
+    # rows of the wrong width would shift into each other's columns
+    with pytest.raises(ValueError, match="rows of 2 values expected"):
+        execute_rows(conn, INSERT_OR_IGNORE, [("a", 1, 2), ("b",)])
+    assert statements == []
 
 
 def test_a_batch_over_many_statements_stores_each_result_once_and_rolls_it_up_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "ROWS_PER_STATEMENT", 100)
-    start = time.time() - 3600
+    monkeypatch.setattr(sqlite_store, "ROWS_PER_STATEMENT", 64)
+    start = 1_790_000_000.0 - 1_790_000_000 % 3600  # an hour's start: the runs span three hours
     results = [
-        StoredResult(f"c{i % 50}", start + i, 0.01, Outcome.PASSED if i % 3 else Outcome.FAILED, interval_s=30.0)
+        StoredResult(f"c{i % 50}", start + 7 * i, 0.01, Outcome.PASSED if i % 3 else Outcome.FAILED, interval_s=30.0)
         for i in range(1234)
     ]
 
@@ -95,7 +102,9 @@ def test_a_batch_over_many_statements_stores_each_result_once_and_rolls_it_up_on
         store = SQLiteStore(tmp_path / "results.db")
         await store.open()
         try:
-            await store.write(results[:400], [])  # some are stored already when the whole batch comes
+            # 834 new ones (13 statements of 64 and one of 2), then the whole batch, of which
+            # they are stored already (the row by row way)
+            await store.write(results[400:], [])
             await store.write(results, [])
             conn = sqlite3.connect(tmp_path / "results.db")
             try:
