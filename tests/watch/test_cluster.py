@@ -41,24 +41,19 @@ CHECK_FILE = (
 Run = tuple[str, int, float]
 
 
-def runs(path: Path, since: float = 0.0, until: float = float("inf")) -> list[Run]:
+def logged(path: Path, since: float = 0.0, until: float = float("inf")) -> list[tuple[str, int, float, str]]:
+    """The runs the checks logged between ``since`` and ``until``: check, watcher pid, time
+    and trace id (the store keeps the same trace id with each result)."""
     found = []
     for line in path.read_text().splitlines():
-        name, pid, at, _trace_id = line.split()
+        name, pid, at, trace_id = line.split()
         if since <= float(at) < until:
-            found.append((f"checks/check_many.py::{name}", int(pid), float(at)))
+            found.append((f"checks/check_many.py::{name}", int(pid), float(at), trace_id))
     return found
 
 
-def trace_ids(path: Path, since: float, until: float) -> dict[str, str]:
-    """The runs logged between ``since`` and ``until``: trace id → check (the store keeps
-    the same trace id with each result)."""
-    found = {}
-    for line in path.read_text().splitlines():
-        name, _pid, at, trace_id = line.split()
-        if since <= float(at) < until:
-            found[trace_id] = f"checks/check_many.py::{name}"
-    return found
+def runs(path: Path, since: float = 0.0, until: float = float("inf")) -> list[Run]:
+    return [(check, pid, at) for check, pid, at, _ in logged(path, since, until)]
 
 
 def twice_in_an_interval(found: list[Run]) -> list[tuple[str, float, float]]:
@@ -159,7 +154,7 @@ def test_three_watchers_split_300_checks_take_over_from_a_dead_one_ride_out_the_
         # empty only for moments between writes, and a scrape rarely catches one.)
         # Each run is known by its trace id (the check logs it; the store keeps it with the
         # result), so no run is matched by a guess of when it started.
-        away = trace_ids(out, stopped, stopped + 20)
+        away = {trace_id: check for check, _, _, trace_id in logged(out, stopped, stopped + 20)}
 
         def not_yet_stored() -> dict[str, str]:
             rows = server.psql(
@@ -169,7 +164,12 @@ def test_three_watchers_split_300_checks_take_over_from_a_dead_one_ride_out_the_
             return {trace: check for trace, check in away.items() if trace not in stored}
 
         try:
-            wait_until(lambda: not not_yet_stored(), timeout=60, what="the runs made while the store was away, stored")
+            wait_until(  # each look is a psql process and ~25,000 rows: twice a second is enough
+                lambda: not not_yet_stored(),
+                timeout=60,
+                every=0.5,
+                what="the runs made while the store was away, stored",
+            )
         except TimeoutError:
             missing = not_yet_stored()
             examples = collections.Counter(missing.values()).most_common(5)
