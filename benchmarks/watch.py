@@ -1,8 +1,8 @@
 """Watch-mode benchmarks (issues 4 and 19): CPU per run, lateness, workers, /metrics scrape time, stores.
 
-    .venv/bin/python benchmarks/watch.py            # everything (about 25 minutes)
+    .venv/bin/python benchmarks/watch.py            # everything (about 35 minutes)
     .venv/bin/python benchmarks/watch.py --quick    # the short form (about 2 to 3 minutes)
-    .venv/bin/python benchmarks/watch.py capacity lateness scrape store profile  # or some of them
+    .venv/bin/python benchmarks/watch.py capacity lateness soak scrape store profile  # or some of them
 
 Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
 
@@ -17,8 +17,14 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
   buckets before and after, interpolated as PromQL does). Then past capacity (150 %)
   for 30 s, after a warm-up of 30 s (the watcher's first seconds build what it keeps:
   SQLite's page cache, every check's rendered lines): skipped overlapping runs, the
-  resident memory of the watcher and of its workers at the start and the end of the
-  window, ``fraiseql_check_past_capacity`` and the store's backlog.
+  resident memory of the watcher and of its workers sampled every 0.5 s through the
+  window (what the least-squares line through the samples gains over it, and the first
+  and last samples), ``fraiseql_check_past_capacity`` and the store's backlog.
+- ``soak`` (not in ``--quick``'s default set): one watcher past capacity (150 %) for 10
+  minutes (3 with ``--quick soak``) from /readyz, its resident memory sampled every 0.5 s:
+  the median of each minute, and what the line through the second half's samples gains
+  over it (goal: flat). The window above starts too early to tell a climb that levels
+  off from a leak.
 - ``scrape``: 10,000 checks due every 0.4 s (more than the workers can run: the
   skipped runs say so) while ``/metrics`` is read five times a second by a raw-socket
   client that only reads the bytes (Content-Length) on one kept-alive connection, as
@@ -30,7 +36,11 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
   watcher is saturated: runs per CPU-second of the watcher and its workers (goal:
   4,000 HTTP checks/s per core), ``--workers 1`` and ``2`` alternating.
 - ``store``: the result stores as the watcher uses them (PostgreSQL on
-  127.0.0.1:5432, database ``test``).
+  127.0.0.1:5432, database ``test``), alone and beside a busy event loop (a task doing
+  pure-Python work in ~1 ms slices, as a saturated watcher's loop: SQLite writes in a
+  thread, which must take the GIL back from that loop; PostgreSQL on the loop itself).
+  Beside the busy loop, batches stop being sent after 60 s and the rate is over what
+  was written.
 - ``profile`` (not in the default set): the saturated watcher and its worker run
   under cProfile (through a ``sitecustomize`` this script writes; the package is not
   changed) while ``/metrics`` is read; prints where their time goes.
@@ -45,13 +55,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -71,9 +84,9 @@ from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
 from fraiseql_checks.watch.exposition import Histogram  # noqa: E402
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-PARTS = ("capacity", "lateness", "scrape", "http", "store", "profile")
+PARTS = ("capacity", "lateness", "soak", "scrape", "http", "store", "profile")
 ALIASES = {"scheduler": ("capacity", "lateness"), "workers": ("capacity",)}
-DEFAULT_PARTS = ("capacity", "lateness", "scrape", "http", "store")
+DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "store")
 #: Trivial checks, due every 50 ms: 10,000 runs/s offered, past what the watcher runs here
 #: (far past it, the skipped slots' bookkeeping would count as the runs' cost).
 SATURATE_CHECKS, SATURATE_INTERVAL = 500, 0.050
@@ -99,6 +112,8 @@ class Size:
     #: Past capacity, the memory window starts this long after /readyz: the watcher's first
     #: seconds build what it keeps (SQLite's page cache, every check's rendered lines).
     overload_warm: float = 30.0
+    #: Past capacity, one watcher watched this long from /readyz.
+    soak: float = 600.0
     scrape_reps: int = 5
     scrapes: int = 100  # per kind
     scrape_kinds: tuple[str, ...] = ("plain", "prometheus")
@@ -112,6 +127,7 @@ QUICK = Size(
     overload_window=15.0,
     overload_reps=1,
     overload_warm=20.0,
+    soak=180.0,
     scrape_reps=1,
     scrape_kinds=("prometheus",),
 )
@@ -493,20 +509,127 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
     return rows, median(rates[2])
 
 
+@dataclass
+class Memory:
+    """Resident memory sampled through a window: (seconds into it, watcher, workers together)."""
+
+    samples: list[tuple[float, int, int]]
+
+    def _series(self, which: int) -> tuple[list[float], list[float]]:
+        return [s[0] for s in self.samples], [s[which] / 1e6 for s in self.samples]
+
+    def trend(self, which: int) -> float:
+        """MB gained over the window along the least-squares line through the samples.
+        Two readings alone (the first and the last) are each on or off a transient peak
+        (SQLite's memory during a write swings by ~15 MB); a line through ~60 is not."""
+        xs, ys = self._series(which)
+        return statistics.linear_regression(xs, ys).slope * (xs[-1] - xs[0])
+
+    def ends(self, which: int) -> float:
+        """MB gained from the first sample to the last."""
+        _, ys = self._series(which)
+        return ys[-1] - ys[0]
+
+    def spread(self, which: int) -> float:
+        """MB between the lowest and the highest sample."""
+        _, ys = self._series(which)
+        return max(ys) - min(ys)
+
+    def between(self, start: float, end: float) -> Memory:
+        """The samples from ``start`` to ``end`` seconds into the window."""
+        return Memory([s for s in self.samples if start <= s[0] < end])
+
+    def median(self, which: int) -> float:
+        _, ys = self._series(which)
+        return median(ys)
+
+
+WATCHER, WORKERS = 1, 2  # Memory sample fields
+MEMORY_EVERY = 0.5  # seconds between samples of resident memory
+
+
 def at_load(
-    rate: float, size: Size, length: float, *, memory: bool = False
-) -> tuple[Window, tuple[int, int, int, int]]:
+    rate: float, size: Size, length: float, *, memory: bool = False, warm: float | None = None
+) -> tuple[Window, Memory]:
+    """A watcher of ``LATENESS_CHECKS`` checks offered ``rate`` runs/s, measured over one window
+    of ``length`` seconds after ``warm`` (by default the size's warm-up, or its longer one past
+    capacity); with ``memory``, its resident memory is sampled through the window."""
     root = project(LATENESS_CHECKS, LATENESS_CHECKS / rate)
     watcher = Watcher(root)
+    samples: list[tuple[float, int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        start = time.monotonic()
+        while True:
+            samples.append((time.monotonic() - start, *watcher.rss()))
+            if stop.wait(MEMORY_EVERY):
+                samples.append((time.monotonic() - start, *watcher.rss()))
+                return
+
     try:
         watcher.wait_ready()
-        time.sleep(size.overload_warm if memory else size.warm)
-        before = watcher.rss() if memory else (0, 0)
-        found = window(watcher, length)
-        after = watcher.rss() if memory else (0, 0)
-        return found, (*before, *after)
+        time.sleep(warm if warm is not None else size.overload_warm if memory else size.warm)
+        sampler = threading.Thread(target=sample, daemon=True)
+        if memory:
+            sampler.start()
+        try:
+            found = window(watcher, length)
+        finally:
+            stop.set()
+            if memory:
+                sampler.join()
+        return found, Memory(samples)
     finally:
         watcher.stop()
+
+
+def bench_soak(capacity: float, size: Size) -> list[Row]:
+    """One watcher past capacity (150 %) for ``size.soak`` seconds from /readyz. Its resident
+    memory climbs for the first minutes (the allocator keeps what transient peaks took:
+    SQLite's memory during a write, the store's backlog) and then stays: "flat" is judged
+    on the second half, by the line through its samples."""
+    length = size.soak
+    found, memory = at_load(capacity * 1.5, size, length, memory=True, warm=0.0)
+    half = memory.between(length / 2, length + 1)
+    rows = [
+        Row(
+            "soak",
+            f"150% of capacity ({capacity * 1.5:,.0f}/s offered) for {length / 60:.0f} min: runs/s done",
+            "-",
+            [found.rate],
+            "/s",
+            "{:,.0f}",
+        ),
+        Row("soak", "  skipped overlapping runs/s", "> 0, counted", [found.skipped / found.seconds], "/s", "{:,.0f}"),
+    ]
+    for minute in range(math.ceil(length / 60)):
+        part = memory.between(minute * 60, (minute + 1) * 60)
+        if part.samples:
+            rows.append(
+                Row(
+                    "soak",
+                    f"  watcher resident memory, median of minute {minute + 1}",
+                    "-",
+                    [part.median(WATCHER)],
+                    " MB",
+                    "{:,.1f}",
+                )
+            )
+    for name, which in (("watcher", WATCHER), ("workers (together)", WORKERS)):
+        trend = half.trend(which)
+        rows.append(
+            Row(
+                "soak",
+                f"  {name}: resident memory gained over the second half, trend",
+                "flat (≤ 5 MB)",
+                [trend],
+                " MB",
+                "{:+.1f}",
+                trend <= 5,
+            )
+        )
+    return rows
 
 
 def bench_lateness(capacity: float, size: Size) -> list[Row]:
@@ -542,8 +665,7 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
         ]
     overloads = [at_load(capacity * 1.5, size, size.overload_window, memory=True) for _ in range(size.overload_reps)]
     label = f"150% of capacity ({capacity * 1.5:,.0f}/s offered) for {size.overload_window:.0f} s"
-    watcher_growth = [(after - before) / 1e6 for _, (before, _w, after, _wa) in overloads]
-    workers_growth = [(after - before) / 1e6 for _, (_b, before, _a, after) in overloads]
+    memories = [m for _, m in overloads]
     skipped = [w.skipped / w.seconds for w, _ in overloads]
     rows += [
         Row(
@@ -561,28 +683,27 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
             "overload",
             "  watcher resident memory at start of window",
             "-",
-            [before / 2**20 for _, (before, *_rest) in overloads],
+            [m.samples[0][WATCHER] / 2**20 for m in memories],
             " MiB",
             "{:,.1f}",
         ),
-        Row(
-            "overload",
-            "  watcher resident memory growth over the window",
-            "flat (≤ 5 MB)",
-            watcher_growth,
-            " MB",
-            "{:+.1f}",
-            median(watcher_growth) <= 5,
-        ),
-        Row(
-            "overload",
-            "  workers' resident memory growth over the window",
-            "flat (≤ 5 MB)",
-            workers_growth,
-            " MB",
-            "{:+.1f}",
-            median(workers_growth) <= 5,
-        ),
+    ]
+    for name, which in (("watcher", WATCHER), ("workers (together)", WORKERS)):
+        trend = [m.trend(which) for m in memories]
+        rows += [
+            Row(
+                "overload",
+                f"  {name}: resident memory gained over the window, trend of samples every {MEMORY_EVERY} s",
+                "flat (≤ 5 MB)",
+                trend,
+                " MB",
+                "{:+.1f}",
+                median(trend) <= 5,
+            ),
+            Row("overload", "    last sample − first", "-", [m.ends(which) for m in memories], " MB", "{:+.1f}"),
+            Row("overload", "    highest sample − lowest", "-", [m.spread(which) for m in memories], " MB", "{:.1f}"),
+        ]
+    rows += [
         Row(
             "overload",
             "  fraiseql_check_past_capacity at the end of the window",
@@ -858,22 +979,44 @@ def rows(count: int, offset: int) -> list[StoredResult]:
     ]
 
 
-def store_rate(make: Callable[[], Store], total: int = 100_000, batch: int = 5000) -> float:
+def store_rate(
+    make: Callable[[], Store], total: int = 100_000, batch: int = 5000, *, busy: bool = False, cap: float = 60.0
+) -> float:
+    """Results written per second, ``total`` of them in batches of ``batch``.
+
+    With ``busy``, a task keeps the event loop busy meanwhile with pure-Python work in
+    slices of ~1 ms, as a saturated watcher's loop is: a store that hands the GIL back and
+    forth with its own thread waits for the loop's switch interval each time. Batches stop
+    being sent after ``cap`` seconds, and the rate is then over what was written."""
     data = [rows(batch, n * batch) for n in range(total // batch)]
 
     store = make()  # outside the loop: making a PostgreSQL store runs a loop of its own (CREATE SCHEMA)
 
+    async def spin(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            sum(range(20_000))  # ~1 ms of pure-Python work, holding the GIL
+            await asyncio.sleep(0)
+
     async def main() -> float:
         await store.open()
+        stop = asyncio.Event()
+        spinner = asyncio.ensure_future(spin(stop)) if busy else None
         try:
+            written = 0
             start = time.perf_counter()
             for chunk in data:
                 await store.write(chunk, [])
-            return time.perf_counter() - start
+                written += len(chunk)
+                if time.perf_counter() - start > cap:
+                    break
+            return written / (time.perf_counter() - start)
         finally:
+            stop.set()
+            if spinner is not None:
+                await spinner
             await store.close()
 
-    return total / asyncio.run(main())
+    return asyncio.run(main())
 
 
 def bench_stores(size: Size) -> list[Row]:
@@ -894,25 +1037,29 @@ def bench_stores(size: Size) -> list[Row]:
         schemas.append(schema)
         return PostgresStore(f"{PG_DSN}?search_path={schema}")
 
-    found: dict[str, list[float]] = {"SQLite": [], "PostgreSQL": []}
+    def sqlite() -> Store:
+        return SQLiteStore(Path(tempfile.mkdtemp()) / "results.db")
+
+    kinds = {"SQLite": sqlite, "PostgreSQL": postgres}
+    found: dict[tuple[str, bool], list[float]] = {(name, busy): [] for busy in (False, True) for name in kinds}
     try:
         for _ in range(size.reps):  # alternating, a fresh store each time
-            found["SQLite"].append(store_rate(lambda: SQLiteStore(Path(tempfile.mkdtemp()) / "results.db")))
-            found["PostgreSQL"].append(store_rate(postgres))
+            for name, busy in found:
+                found[name, busy].append(store_rate(kinds[name], busy=busy))
     finally:
         for schema in schemas:
             asyncio.run(sql(f"DROP SCHEMA {schema} CASCADE"))
     return [
         Row(
             "store",
-            f"{name}: 100,000 results in batches of 5,000",
+            f"{name}: 100,000 results in batches of 5,000" + (", beside a busy event loop" if busy else ""),
             "≥ 5,000/s",
             rates,
             "/s",
             "{:,.0f}",
             median(rates) >= 5000,
         )
-        for name, rates in found.items()
+        for (name, busy), rates in found.items()
     ]
 
 
@@ -985,12 +1132,16 @@ def main() -> None:
         table.extend(rows)
 
     capacity = args.capacity
-    if "capacity" in wanted or ("lateness" in wanted and capacity is None):
+    needs_capacity = "lateness" in wanted or "soak" in wanted
+    if "capacity" in wanted or (needs_capacity and capacity is None):
         found, capacity = bench_capacity(size)
         done(found)
     if "lateness" in wanted:
         assert capacity is not None
         done(bench_lateness(capacity, size))
+    if "soak" in wanted:
+        assert capacity is not None
+        done(bench_soak(capacity, size))
     if "scrape" in wanted:
         done(bench_scrape(size))
     if "http" in wanted:

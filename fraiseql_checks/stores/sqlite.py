@@ -277,8 +277,9 @@ def execute_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any
 
     ``executemany`` steps the statement once per row, and Python's sqlite3 lets go of
     the GIL around every step: the store's thread writing a batch of 5,000 results (about
-    15,000 rows with the rollups) took the GIL back from a busy event loop as many times,
-    each after the loop's switch interval. A statement of many rows is one step. The same
+    15,000 rows with the rollups) had to take the GIL back from a busy event loop as many
+    times, and each time can take long (docs/performance.md, "The store's thread starved
+    of the GIL"). A statement of many rows is one step. The same
     rows go in, in the same order, with the same conflict handling (rows of one statement
     that conflict with each other are handled in order, as separate statements would be).
 
