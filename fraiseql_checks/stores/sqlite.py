@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import queue
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -266,10 +265,6 @@ ON CONFLICT (check_id, bucket) DO UPDATE SET
 _SLO_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
 
 
-#: Statements the stores' threads have written (``execute_rows``) and calls they ended: the
-#: event loop reads it to tell a thread that goes on from one waiting for the GIL.
-progress = [0]
-
 #: At most this many rows per statement of ``execute_rows`` (a power of two; fewer when
 #: SQLite's limit of bound parameters is lower than this many rows' worth).
 ROWS_PER_STATEMENT = 128
@@ -307,7 +302,6 @@ def execute_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any
             raise ValueError(f"rows of {width} values expected for {sql.split('(')[0].strip()!r}")
         conn.execute(_many_rows(head, group, tail, count), [value for row in chunk for value in row])
         start += count
-        progress[0] += 1
 
 
 @functools.lru_cache(maxsize=64)
@@ -419,18 +413,6 @@ def _path_of(url: str, rootdir: Path) -> Path | None:
     return rootdir / url
 
 
-#: While a call of the store's thread is in flight and the thread made no progress since
-#: the last look, the event loop lets go of the GIL this often, for this long
-#: (``time.sleep``; the kernel's timer slack makes it ~80 µs). A busy loop otherwise
-#: starves the thread: every turn of the loop lets go of the GIL and takes it back at
-#: once, CPython's waiting thread never asks for it, and SQLite's calls each need it back
-#: (docs/performance.md, "The store's thread starved of the GIL"). Beside a loop that
-#: never idles, a batch of 5,000 results took ~50 s without this, under a second with it.
-#: A loop that idles now and then lets the thread run anyway, and sleeps for nothing.
-GIL_YIELD_EVERY = 0.002
-GIL_YIELD_FOR = 0.00002
-
-
 class _GaveUp(Exception):
     """``reset`` gave up on this write before it committed: it rolled back instead."""
 
@@ -453,47 +435,15 @@ class _Lane:
         self._abandoned = False
         #: A write on this lane asked to commit and has not returned yet.
         self._committing = False
-        #: Calls queued or running whose caller may still wait, and the loops with a timer
-        #: that lets go of the GIL for the thread while there are any (``_yield_gil``).
-        self._waiting: set[asyncio.Future[Any]] = set()
-        self._yielding: set[asyncio.AbstractEventLoop] = set()
-        #: How many times the loop let go of the GIL for this lane's thread.
-        self.gil_yields = 0
-        self._progress_seen = -1
         threading.Thread(target=self._work, name=f"fraiseql-check-sqlite {store.path}", daemon=True).start()
 
     def submit(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue ``func(lane, *args)`` for the lane's thread; its future."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put((func, args, future))
-        self._waiting.add(future)
-        future.add_done_callback(self._forget)
-        if loop not in self._yielding:
-            self._yielding = {other for other in self._yielding if not other.is_closed()}
-            self._yielding.add(loop)
-            loop.call_later(GIL_YIELD_EVERY, self._yield_gil, loop)
         return future
-
-    def _forget(self, future: asyncio.Future[Any]) -> None:
-        self._waiting.discard(future)
-
-    def _yield_gil(self, loop: asyncio.AbstractEventLoop) -> None:
-        """On the loop, every ``GIL_YIELD_EVERY`` while one of its calls is in flight: unless
-        the thread made progress since the last look, sleep ``GIL_YIELD_FOR`` without the
-        GIL, so that the thread can take it."""
-        if not any(future.get_loop() is loop for future in self._waiting):
-            self._yielding.discard(loop)
-            # calls of a loop closed while they ran are never done: not waited for
-            self._waiting = {future for future in self._waiting if not future.get_loop().is_closed()}
-            return
-        if progress[0] == self._progress_seen:
-            time.sleep(GIL_YIELD_FOR)
-            self.gil_yields += 1
-        self._progress_seen = progress[0]
-        loop.call_later(GIL_YIELD_EVERY, self._yield_gil, loop)
 
     async def call(self, func: Callable[..., T], *args: Any) -> T:
         """``func(lane, *args)`` on the lane's thread; cancelling the caller leaves it running."""
@@ -578,7 +528,6 @@ class _Lane:
                     value = func(self, *args)
                 except BaseException as exc:  # delivered to the caller
                     error = exc
-            progress[0] += 1
             try:
                 future.get_loop().call_soon_threadsafe(_deliver, future, value, error)
             except RuntimeError:  # the loop is closed: nobody waits any more
