@@ -562,7 +562,10 @@ def at_load(
     def sample() -> None:
         start = time.monotonic()
         while True:
-            samples.append((time.monotonic() - start, *watcher.rss()))
+            try:
+                samples.append((time.monotonic() - start, *watcher.rss()))
+            except psutil.Error:  # the watcher is gone: the window says so
+                return
             if stop.wait(MEMORY_EVERY):
                 samples.append((time.monotonic() - start, *watcher.rss()))
                 return
@@ -570,15 +573,17 @@ def at_load(
     try:
         watcher.wait_ready()
         time.sleep(warm if warm is not None else size.overload_warm if memory else size.warm)
-        sampler = threading.Thread(target=sample, daemon=True)
-        if memory:
+        sampler = threading.Thread(target=sample, daemon=True) if memory else None
+        if sampler is not None:
             sampler.start()
         try:
             found = window(watcher, length)
         finally:
             stop.set()
-            if memory:
+            if sampler is not None:
                 sampler.join()
+        if memory and len(samples) < 2:
+            raise RuntimeError("the watcher's memory could not be sampled through the window")
         return found, Memory(samples)
     finally:
         watcher.stop()
@@ -591,7 +596,7 @@ def bench_soak(capacity: float, size: Size) -> list[Row]:
     on the second half, by the line through its samples."""
     length = size.soak
     found, memory = at_load(capacity * 1.5, size, length, memory=True, warm=0.0)
-    half = memory.between(length / 2, length + 1)
+    half = memory.between(length / 2, math.inf)
     rows = [
         Row(
             "soak",
@@ -601,7 +606,15 @@ def bench_soak(capacity: float, size: Size) -> list[Row]:
             "/s",
             "{:,.0f}",
         ),
-        Row("soak", "  skipped overlapping runs/s", "> 0, counted", [found.skipped / found.seconds], "/s", "{:,.0f}"),
+        Row(
+            "soak",
+            "  skipped overlapping runs/s",
+            "> 0, counted",
+            [found.skipped / found.seconds],
+            "/s",
+            "{:,.0f}",
+            found.skipped > 0,
+        ),
     ]
     for minute in range(math.ceil(length / 60)):
         part = memory.between(minute * 60, (minute + 1) * 60)
@@ -616,19 +629,31 @@ def bench_soak(capacity: float, size: Size) -> list[Row]:
                     "{:,.1f}",
                 )
             )
+    return rows + memory_rows("soak", "over the second half", [half], detail=False)
+
+
+def memory_rows(part: str, over: str, memories: list[Memory], *, detail: bool = True) -> list[Row]:
+    """The goal rows of memory past capacity (watcher, workers): what the line through the
+    samples gains; with ``detail``, the last sample minus the first and the spread too."""
+    rows: list[Row] = []
     for name, which in (("watcher", WATCHER), ("workers (together)", WORKERS)):
-        trend = half.trend(which)
+        trend = [m.trend(which) for m in memories]
         rows.append(
             Row(
-                "soak",
-                f"  {name}: resident memory gained over the second half, trend",
+                part,
+                f"  {name}: resident memory gained {over}, trend of samples every {MEMORY_EVERY} s",
                 "flat (≤ 5 MB)",
-                [trend],
+                trend,
                 " MB",
                 "{:+.1f}",
-                trend <= 5,
+                median(trend) <= 5,
             )
         )
+        if detail:
+            rows += [
+                Row(part, "    last sample − first", "-", [m.ends(which) for m in memories], " MB", "{:+.1f}"),
+                Row(part, "    highest sample − lowest", "-", [m.spread(which) for m in memories], " MB", "{:.1f}"),
+            ]
     return rows
 
 
@@ -688,21 +713,7 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
             "{:,.1f}",
         ),
     ]
-    for name, which in (("watcher", WATCHER), ("workers (together)", WORKERS)):
-        trend = [m.trend(which) for m in memories]
-        rows += [
-            Row(
-                "overload",
-                f"  {name}: resident memory gained over the window, trend of samples every {MEMORY_EVERY} s",
-                "flat (≤ 5 MB)",
-                trend,
-                " MB",
-                "{:+.1f}",
-                median(trend) <= 5,
-            ),
-            Row("overload", "    last sample − first", "-", [m.ends(which) for m in memories], " MB", "{:+.1f}"),
-            Row("overload", "    highest sample − lowest", "-", [m.spread(which) for m in memories], " MB", "{:.1f}"),
-        ]
+    rows += memory_rows("overload", "over the window", memories)
     rows += [
         Row(
             "overload",
@@ -985,8 +996,9 @@ def store_rate(
     """Results written per second, ``total`` of them in batches of ``batch``.
 
     With ``busy``, a task keeps the event loop busy meanwhile with pure-Python work in
-    slices of ~1 ms, as a saturated watcher's loop is: a store that hands the GIL back and
-    forth with its own thread waits for the loop's switch interval each time. Batches stop
+    slices of ~1 ms, as a saturated watcher's loop is: a store whose thread needs the GIL
+    back after each call into SQLite may wait long for it each time (docs/performance.md,
+    "The store's thread starved of the GIL"). Batches stop
     being sent after ``cap`` seconds, and the rate is then over what was written."""
     data = [rows(batch, n * batch) for n in range(total // batch)]
 
