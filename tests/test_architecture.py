@@ -15,6 +15,7 @@ PACKAGE = REPO / "fraiseql_checks"
 LEAVES = {
     "durations",
     "errors",
+    "frames",
     "masking",
     "metrics",
     "metrictypes",

@@ -38,27 +38,15 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import socket
-import struct
-import threading
 from typing import Any
 
-_LENGTH = struct.Struct("!I")
-#: A frame larger than this is a bug (results are capped), not data.
-MAX_FRAME = 256 * 1024 * 1024
-
-Message = tuple[Any, ...]
-
-
-def encode(messages: Any) -> bytes:
-    body = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(body)) + body
-
-
-def decode(body: bytes) -> Any:
-    """A frame from the watcher (trusted: the worker's own parent)."""
-    return pickle.loads(body)
-
+from fraiseql_checks.frames import HEADER_SIZE as HEADER_SIZE
+from fraiseql_checks.frames import MAX_FRAME as MAX_FRAME
+from fraiseql_checks.frames import BlockingChannel as BlockingChannel
+from fraiseql_checks.frames import Message as Message
+from fraiseql_checks.frames import decode as decode
+from fraiseql_checks.frames import encode as encode
+from fraiseql_checks.frames import length_of as length_of
 
 #: The only classes a frame from a worker may hold: a worker runs users' code, and a
 #: check could write a frame of its own; anything else is refused, never imported.
@@ -105,41 +93,3 @@ def json_safe(value: Any, limit: int = 64 * 1024) -> Any:
     if len(text) > limit:
         return {"cut": f"{len(text):,} bytes of data, more than the {limit:,} kept"}
     return json.loads(text)
-
-
-def length_of(header: bytes) -> int:
-    (length,) = _LENGTH.unpack(header)
-    if length > MAX_FRAME:
-        raise ValueError(f"a frame of {length} bytes is more than the {MAX_FRAME} allowed")
-    return int(length)
-
-
-HEADER_SIZE = _LENGTH.size
-
-
-class BlockingChannel:
-    """The worker's end: whole frames over a blocking socket, from any thread."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._lock = threading.Lock()
-
-    def send(self, messages: list[Message]) -> None:
-        frame = encode(messages)
-        with self._lock:
-            self.sock.sendall(frame)
-
-    def receive(self) -> Any:
-        """The next frame's messages; ``EOFError`` when the watcher closed its end."""
-        length = length_of(self._read(HEADER_SIZE))
-        return decode(self._read(length))
-
-    def _read(self, count: int) -> bytes:
-        chunks = []
-        while count:
-            chunk = self.sock.recv(min(count, 1 << 20))
-            if not chunk:
-                raise EOFError("the watcher closed the channel")
-            chunks.append(chunk)
-            count -= len(chunk)
-        return b"".join(chunks)
