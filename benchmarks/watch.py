@@ -9,8 +9,9 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
 - ``capacity``: trivial checks (``pass``) due far more often than the watcher can run
   them, so it is saturated; alternately ``--workers 1`` and ``--workers 2``. Runs done
   over a steady window (the sum of ``fraiseql_check_runs_total``, read from a small
-  page before and after it) and the CPU seconds of the watcher and all its worker
-  processes (psutil, children recursive) give the CPU per run and the runs/s.
+  page before and after it) and the CPU seconds of the watcher and all its child
+  processes (the workers and the SQLite store's writer process; psutil, children
+  recursive) give the CPU per run and the runs/s.
 - ``lateness``: the same checks at fixed offered loads (25 %, 50 %, 80 % of the runs/s
   measured by ``capacity`` with the default workers), alternating; the p50/p99 of
   ``fraiseql_check_scheduling_lateness_seconds`` over the window (the histogram's
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import re
@@ -293,7 +295,8 @@ class Watcher:
         return self.ps, self.ps.children(recursive=True)
 
     def cpu(self) -> tuple[float, float]:
-        """CPU seconds (user + system) of the watcher, and of all its descendants alive now."""
+        """CPU seconds (user + system) of the watcher, and of all its descendants alive now
+        (the workers, the SQLite store's writer process, what checks started)."""
         watcher, children = self.processes()
         own = watcher.cpu_times()
         total = 0.0
@@ -306,7 +309,8 @@ class Watcher:
         return own.user + own.system, total
 
     def rss(self) -> tuple[int, int]:
-        """Resident memory of the watcher, and of its worker processes together."""
+        """Resident memory of the watcher, and of its child processes together (the workers,
+        and in watch mode the SQLite store's writer process)."""
         watcher, children = self.processes()
         total = 0
         for child in children:
@@ -475,7 +479,7 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
             ),
             Row(
                 "capacity",
-                f"  CPU share of a core: all workers, --workers {workers}",
+                f"  CPU share of a core: its child processes (workers, store writer), --workers {workers}",
                 "-",
                 [w.workers_cpu / w.seconds * 100 for w in windows],
                 " %",
@@ -636,7 +640,7 @@ def memory_rows(part: str, over: str, memories: list[Memory], *, detail: bool = 
     """The goal rows of memory past capacity (watcher, workers): what the line through the
     samples gains; with ``detail``, the last sample minus the first and the spread too."""
     rows: list[Row] = []
-    for name, which in (("watcher", WATCHER), ("workers (together)", WORKERS)):
+    for name, which in (("watcher", WATCHER), ("child processes (workers, store writer)", WORKERS)):
         trend = [m.trend(which) for m in memories]
         rows.append(
             Row(
@@ -818,7 +822,7 @@ def bench_scrape(size: Size) -> list[Row]:
         ),
         Row(
             "scrape",
-            "  CPU share of a core: all workers",
+            "  CPU share of a core: its child processes (workers, store writer)",
             "-",
             [r.during.workers_cpu / r.during.seconds * 100 for r in runs],
             " %",
@@ -939,6 +943,9 @@ def profile_run(count: int, interval: float, workers: int, length: float, scrape
             continue
         stats = pstats.Stats(str(dump))
         role = "watcher" if process.pid == watcher.ps.pid else "worker"
+        with contextlib.suppress(psutil.Error):
+            if "writer process" in " ".join(process.cmdline()):
+                role = "the store's writer process"
         total = stats.total_tt  # type: ignore[attr-defined]
         print(
             f"\n{role} pid {process.pid}: {total:.2f} s profiled on its main thread"
@@ -1052,7 +1059,11 @@ def bench_stores(size: Size) -> list[Row]:
     def sqlite() -> Store:
         return SQLiteStore(Path(tempfile.mkdtemp()) / "results.db")
 
-    kinds = {"SQLite": sqlite, "PostgreSQL": postgres}
+    def sqlite_apart() -> Store:
+        return SQLiteStore(Path(tempfile.mkdtemp()) / "results.db", writer_process=True)
+
+    # the thread writes for the one-shot runner; the writer process for a watcher
+    kinds = {"SQLite (its thread)": sqlite, "SQLite (writer process)": sqlite_apart, "PostgreSQL": postgres}
     found: dict[tuple[str, bool], list[float]] = {(name, busy): [] for busy in (False, True) for name in kinds}
     try:
         for _ in range(size.reps):  # alternating, a fresh store each time

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     import sqlite3
 
     from fraiseql_checks.config import Config
+    from fraiseql_checks.stores.sqlite_writer import WriterProcess
 
 T = TypeVar("T")
 
@@ -318,23 +319,28 @@ def _many_rows(head: str, group: str, tail: str, count: int) -> str:
     return head + ", ".join([group] * count) + tail
 
 
-def rollup_sums(results: Sequence[StoredResult]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The hourly and the daily rollup rows that ``results`` add: check runs not silenced,
-    summed per check and bucket (``sli.hour_of``, ``sli.day_of``: exact at the boundaries,
-    as migration 2 computed them in SQL)."""
+#: ``Outcome`` values an SLO counts, as stored (``_SLO_OUTCOMES``).
+_SLO_OUTCOME_VALUES = frozenset(o.value for o in _SLO_OUTCOMES)
+_PASSED = Outcome.PASSED.value
+
+
+def rollup_sums(rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The hourly and the daily rollup rows that the result ``rows`` (``result_rows``)
+    add: check runs not silenced, summed per check and bucket (``sli.hour_of``,
+    ``sli.day_of``: exact at the boundaries, as migration 2 computed them in SQL)."""
     hours: dict[tuple[str, int], list[Any]] = {}
-    for r in results:
-        if r.kind != "check" or r.silenced or r.outcome not in _SLO_OUTCOMES:
+    for check_id, started_at, _d, outcome, _m, _t, _v, _o, kind, interval_s, silenced in rows:
+        if kind != "check" or silenced or outcome not in _SLO_OUTCOME_VALUES:
             continue
-        key = (r.check_id, hour_of(r.started_at))
+        key = (check_id, hour_of(started_at))
         sums = hours.get(key)
         if sums is None:
             sums = hours[key] = [0.0, 0.0, 0, 0]
-        if r.outcome is Outcome.PASSED:
-            sums[0] += r.interval_s
+        if outcome == _PASSED:
+            sums[0] += interval_s
             sums[2] += 1
         else:
-            sums[1] += r.interval_s
+            sums[1] += interval_s
             sums[3] += 1
     days: dict[tuple[str, int], list[Any]] = {}
     for (check_id, bucket), (good_s, bad_s, good, bad) in hours.items():
@@ -347,6 +353,85 @@ def rollup_sums(results: Sequence[StoredResult]) -> tuple[list[tuple[Any, ...]],
         [(*key, *sums) for key, sums in hours.items()],
         [(*key, *sums) for key, sums in days.items()],
     )
+
+
+#: One write as plain rows (tuples of str, float and int; cheap to pickle): results,
+#: state changes, check states and outbox entries, in the order of their columns.
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def batch_of(
+    results: Sequence[StoredResult],
+    changes: Sequence[StateChange],
+    states: Sequence[StateRecord],
+    outbox: Sequence[OutboxEntry],
+) -> Batch:
+    """A write's rows; of the states and outbox entries, the newest of each id."""
+    result_rows = [
+        (
+            r.check_id,
+            r.started_at,
+            r.duration_s,
+            r.outcome.value,
+            r.message,
+            r.trace_id,
+            r.values_json(),
+            int(r.timed_out),
+            r.kind,
+            r.interval_s,
+            int(r.silenced),
+        )
+        for r in results
+    ]
+    latest = {record.check_id: record for record in states}
+    newest = {entry.id: entry for entry in outbox}
+    return (
+        result_rows,
+        [change_row(c) for c in changes],
+        [state_row(latest[c]) for c in sorted(latest)],
+        [outbox_row(newest[i]) for i in sorted(newest)],
+    )
+
+
+def write_batch(conn: sqlite3.Connection, batch: Batch, commit: Callable[[sqlite3.Connection], None]) -> None:
+    """``batch`` in one transaction, committed by ``commit(conn)`` (which may refuse,
+    raising: then it rolls back). On the store's thread, or in its writer process."""
+    results, changes, states, outbox = batch
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if results:
+            _insert_results(conn, results)
+        if changes:
+            execute_rows(
+                conn,
+                f"INSERT OR IGNORE INTO state_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                changes,
+            )
+        if states:
+            execute_rows(conn, _UPSERT_STATE, states)
+        if outbox:
+            execute_rows(conn, _UPSERT_OUTBOX, outbox)
+        commit(conn)
+    except BaseException:
+        if conn.in_transaction:  # an interrupted statement rolls back by itself
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _insert_results(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert the result ``rows`` (those stored already are left) and add the inserted ones to the rollups."""
+    conn.execute("SAVEPOINT results")
+    before = conn.total_changes
+    execute_rows(conn, _INSERT_RESULT, rows)
+    inserted = rows
+    if conn.total_changes - before != len(rows):  # some were stored already: which, row by row
+        conn.execute("ROLLBACK TO results")
+        inserted = [row for row in rows if conn.execute(_INSERT_RESULT, row).rowcount]
+    conn.execute("RELEASE results")
+    hours, days = rollup_sums(inserted)
+    if hours:
+        execute_rows(conn, _ADD_TO_ROLLUP.format(table="slo_rollups"), hours)
+        execute_rows(conn, _ADD_TO_ROLLUP.format(table="slo_daily_rollups"), days)
 
 
 # A pending entry never replaces one that is done: a restart that makes an entry
@@ -559,13 +644,17 @@ def _locked(exc: sqlite3.Error) -> bool:
 class SQLiteStore:
     """Results, state changes and check states in one SQLite file."""
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0, writer_process: bool = False) -> None:
         self.path = path
         self.url = str(path)
         #: How long a statement waits for a lock another connection holds before it
         #: fails with "database is locked" (a ``StoreUnavailable``: the writer retries).
         self.busy_timeout = busy_timeout
+        #: ``write`` runs in a process of its own (``sqlite_writer``; watch mode), driven
+        #: from the event loop; the store's thread makes the rest of the calls.
+        self.writer_process = writer_process
         self._lane: _Lane | None = None
+        self._writer: WriterProcess | None = None
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
         if self._lane is None:
@@ -618,63 +707,11 @@ class SQLiteStore:
     ) -> None:
         import sqlite3
 
-        conn = lane.db()
+        batch = batch_of(results, changes, states, outbox)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if results:
-                    self._insert_results(conn, results)
-                if changes:
-                    execute_rows(
-                        conn,
-                        f"INSERT OR IGNORE INTO state_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [change_row(c) for c in changes],
-                    )
-                if states:
-                    latest = {record.check_id: record for record in states}
-                    execute_rows(conn, _UPSERT_STATE, [state_row(latest[c]) for c in sorted(latest)])
-                if outbox:
-                    newest = {entry.id: entry for entry in outbox}
-                    execute_rows(conn, _UPSERT_OUTBOX, [outbox_row(newest[i]) for i in sorted(newest)])
-                lane.commit(conn)
-            except BaseException:
-                if conn.in_transaction:  # an interrupted statement rolls back by itself
-                    conn.execute("ROLLBACK")
-                raise
+            write_batch(lane.db(), batch, lane.commit)
         except sqlite3.Error as exc:  # disk full, locked for too long, file removed, interrupted
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-
-    @staticmethod
-    def _insert_results(conn: sqlite3.Connection, results: Sequence[StoredResult]) -> None:
-        """Insert ``results`` (those stored already are left) and add the inserted ones to the rollups."""
-        rows = [
-            (
-                r.check_id,
-                r.started_at,
-                r.duration_s,
-                r.outcome.value,
-                r.message,
-                r.trace_id,
-                r.values_json(),
-                int(r.timed_out),
-                r.kind,
-                r.interval_s,
-                int(r.silenced),
-            )
-            for r in results
-        ]
-        conn.execute("SAVEPOINT results")
-        before = conn.total_changes
-        execute_rows(conn, _INSERT_RESULT, rows)
-        inserted: Sequence[StoredResult] = results
-        if conn.total_changes - before != len(rows):  # some were stored already: which, row by row
-            conn.execute("ROLLBACK TO results")
-            inserted = [r for r, row in zip(results, rows, strict=True) if conn.execute(_INSERT_RESULT, row).rowcount]
-        conn.execute("RELEASE results")
-        hours, days = rollup_sums(inserted)
-        if hours:
-            execute_rows(conn, _ADD_TO_ROLLUP.format(table="slo_rollups"), hours)
-            execute_rows(conn, _ADD_TO_ROLLUP.format(table="slo_daily_rollups"), days)
 
     def _query(self, lane: _Lane, sql: str, params: tuple[Any, ...]) -> list[Any]:
         import sqlite3
@@ -751,7 +788,16 @@ class SQLiteStore:
         states: Sequence[StateRecord] = (),
         outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        await self._call(self._write, results, changes, states, outbox)
+        if not self.writer_process:
+            await self._call(self._write, results, changes, states, outbox)
+            return
+        writer = self._writer
+        if writer is None:
+            from fraiseql_checks.stores.sqlite_writer import WriterProcess
+
+            await self._call(self._open)  # the store's own connection migrates the file first
+            writer = self._writer = self._writer or WriterProcess(self.path, self.busy_timeout)
+        await writer.write(batch_of(results, changes, states, outbox))
 
     async def load_states(self) -> dict[str, StateRecord]:
         rows = await self._call(self._query, f"SELECT {_STATE_COLUMNS} FROM check_states", ())
@@ -836,17 +882,23 @@ class SQLiteStore:
 
     async def reset(self) -> bool:
         lane, self._lane = self._lane, None
-        return lane is not None and lane.abandon()
+        writer, self._writer = self._writer, None
+        committing = lane is not None and lane.abandon()
+        return (writer is not None and writer.abandon()) or committing
 
     async def close(self) -> None:
         lane, self._lane = self._lane, None
-        if lane is None:
-            return
-        # A thread stuck in a call gets as long as a lock wait may last, then it is left alone.
-        await lane.close(self.busy_timeout + 5.0)
+        writer, self._writer = self._writer, None
+        # A call stuck (on the thread, or in the writer process) gets as long as a lock wait
+        # may last; then the thread is left alone, and the writer process killed.
+        if writer is not None:
+            await writer.close(self.busy_timeout + 5.0)
+        if lane is not None:
+            await lane.close(self.busy_timeout + 5.0)
 
 
 @hookimpl(trylast=True)
 def fraiseql_make_store(config: Config, url: str) -> SQLiteStore | None:
     path = _path_of(url, config.rootdir)
-    return None if path is None else SQLiteStore(path)
+    # a watcher's loop is busy for hours: its writes go to a process of their own
+    return None if path is None else SQLiteStore(path, writer_process=bool(config.getoption("watch")))

@@ -20,11 +20,13 @@ __all__ = ["make_store", "pg_schema", "postgres_listening", "run", "store"]
 T = TypeVar("T")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-writer-process", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    """Makes (unopened) stores of one kind, all on the same data."""
-    if request.param == "sqlite":
-        return lambda: SQLiteStore(tmp_path / "results.db")
+    """Makes (unopened) stores of one kind, all on the same data (SQLite writing on its
+    thread, as the one-shot runner's store does, or in a process, as a watcher's)."""
+    if request.param.startswith("sqlite"):
+        apart = request.param == "sqlite-writer-process"
+        return lambda: SQLiteStore(tmp_path / "results.db", writer_process=apart)
     dsn = request.getfixturevalue("pg_schema")
     return lambda: PostgresStore(dsn)
 

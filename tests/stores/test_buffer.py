@@ -4,6 +4,7 @@ locked and made to hang, and a real SQLite file locked by another connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import select
 import signal
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import psutil
 import pytest
 
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable
+from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable, sqlite_writer
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
 from fraiseql_checks.stores.postgres import PostgresStore
 from fraiseql_checks.stores.sqlite import SQLiteStore
@@ -319,9 +321,9 @@ class SQLiteLocked(Locked):
     """Another connection in ``BEGIN EXCLUSIVE`` on the file; the store waits for locks
     far longer than the writer waits for an answer, as on a hung disk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writer_process: bool = False) -> None:
         self.path = path
-        self.store = SQLiteStore(path, busy_timeout=120.0)
+        self.store = SQLiteStore(path, busy_timeout=120.0, writer_process=writer_process)
         self._holder: sqlite3.Connection | None = None
 
     async def hold(self) -> None:
@@ -339,7 +341,7 @@ class SQLiteLocked(Locked):
 
     async def gone(self) -> bool:
         name = f"fraiseql-check-sqlite {self.path}"  # the store's threads, those it gave up on included
-        return not any(thread.name == name for thread in threading.enumerate())
+        return not any(thread.name == name for thread in threading.enumerate()) and not writer_processes()
 
     async def rows(self) -> tuple[int, int]:
         conn = sqlite3.connect(self.path)
@@ -351,10 +353,20 @@ class SQLiteLocked(Locked):
             conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def writer_processes() -> list[psutil.Process]:
+    """This process's SQLite writer processes still running (zombies are gone)."""
+    found = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE and sqlite_writer.BOOTSTRAP in child.cmdline():
+                found.append(child)
+    return found
+
+
+@pytest.fixture(params=["sqlite", "sqlite-writer-process", "postgres"])
 def locked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Locked]:
-    if request.param == "sqlite":
-        yield SQLiteLocked(tmp_path / "results.db")
+    if request.param.startswith("sqlite"):
+        yield SQLiteLocked(tmp_path / "results.db", writer_process=request.param == "sqlite-writer-process")
     else:
         yield PostgresLocked(request.getfixturevalue("pg_schema"))
 

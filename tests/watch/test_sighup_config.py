@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import psutil
 
+from fraiseql_checks.stores import sqlite_writer
 from tests.support.checkdir import CheckDir
 from tests.support.watcher import WatchProcess
 
@@ -141,7 +142,8 @@ def test_a_bad_config_is_refused_in_one_line_and_the_watcher_keeps_the_old_one(
     assert watcher.runs(CHECK, "failed") == 0
 
     # a worker started now is configured as the watcher runs, not from the broken file on disk
-    (worker,) = psutil.Process(watcher.process.pid).children()
+    children = psutil.Process(watcher.process.pid).children()
+    (worker,) = [child for child in children if sqlite_writer.BOOTSTRAP not in child.cmdline()]  # not the store's
     worker.kill()
     watcher.wait_for(
         lambda s: any(k[0] == "fraiseql_check_worker_restarts_total" and v >= 1 for k, v in s.items()),

@@ -8,6 +8,7 @@ isolates the culprit, and that every other check goes on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 import psutil
 
+from fraiseql_checks.stores import sqlite_writer
 from tests.support.checkdir import CheckDir
 from tests.support.neighbours import write_blpop_neighbours
 from tests.support.services import wait_until
@@ -248,9 +250,24 @@ def test_killing_the_watcher_takes_its_workers_and_their_children_down(checkdir:
     watcher = watch("--workers", "1")
     wait_until(lambda: pids.exists() and pids.read_text().strip(), what="the child")
     worker, child = (int(pid) for pid in pids.read_text().split())
+
+    def writers() -> list[int]:  # the SQLite store's writer process, started at the first write
+        found = []
+        for process in psutil.Process(watcher.process.pid).children():
+            with contextlib.suppress(psutil.Error):
+                if sqlite_writer.BOOTSTRAP in process.cmdline():
+                    found.append(process.pid)
+        return found
+
+    wait_until(writers, what="the store's writer process")
+    (writer,) = writers()
     watcher.process.kill()  # kill -9: no chance to clean up
     watcher.process.communicate()
-    wait_until(lambda: not _alive(worker) and not _alive(child), timeout=10, what="the worker and its child to die")
+    wait_until(
+        lambda: not _alive(worker) and not _alive(child) and not _alive(writer),
+        timeout=10,
+        what="the worker, its child and the store's writer process to die",
+    )
 
 
 def test_a_flood_of_output_is_bounded_and_a_huge_message_is_cut_and_logged_once(

@@ -1,0 +1,302 @@
+"""The SQLite store's writer process: in watch mode the store's writes run in a process
+of their own, driven from the watcher's event loop, so that neither waits for the other's GIL.
+
+A thread of the watcher that writes to SQLite has to take the GIL back after every call
+into SQLite, and beside an event loop that never idles it waited long for it each time:
+``watch.py store`` wrote 94–2,000 results/s beside a busy loop against ~50,000/s alone,
+and a saturated watcher's scrape and runs shared a core with it (docs/performance.md,
+"The SQLite store's writer process"). Here the loop turns the batch into plain rows
+(``sqlite.batch_of``), pickles them and writes them to a socket; the child writes them
+in one transaction, as the store's thread would (``sqlite.write_batch``).
+
+The protocol, one write at a time (``WriterProcess``, the watcher's end):
+
+- ``("write", batch)``; before COMMIT the child asks ``("commit?",)`` and the watcher
+  answers ``("yes",)``, or ``("no",)`` when the store was reset meanwhile (the child
+  rolls back: a write given up on never lands);
+- then ``("done",)``, or ``("error", kind, message)``: ``unavailable`` (a
+  ``StoreUnavailable``: locked, disk full), ``usage`` (a ``UsageError``: a file of a
+  newer schema), ``gaveup``.
+
+A reset that gives up on a write not yet committing kills the child (SQLite keeps nothing
+of a transaction that did not commit); the writes after it start another. A child that
+died between writes is replaced at the next write; one that dies during a write fails
+that write (``StoreUnavailable``), which the buffered writer retries: a batch written
+twice is stored once. The child dies with the watcher (``PR_SET_PDEATHSIG``, and the end
+of its socket), ignores Ctrl-C (the watcher's to handle) and runs no user code. The
+store's thread still makes every other call (reads, pruning, silences, the outbox's
+updates) on its own connection: WAL lets them read while the child writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fraiseql_checks import frames
+from fraiseql_checks.config import UsageError
+from fraiseql_checks.stores import StoreUnavailable
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from fraiseql_checks.stores.sqlite import Batch
+
+#: What the child runs: ``python -c BOOTSTRAP <package parent> <fd> <path> <busy timeout>``
+#: (its first line names it in ``ps``).
+BOOTSTRAP = (
+    "# fraiseql-check: the SQLite store's writer process\n"
+    "import sys; sys.path.insert(0, sys.argv[1]); from fraiseql_checks.stores.sqlite_writer import main; main()"
+)
+
+
+class WriterProcess:
+    """The watcher's end, driven from its event loop: no thread of the watcher waits for
+    the GIL to send a batch or to read the answer. One write at a time, in order; a write
+    runs to its end even when its caller stops waiting (as a call on the store's thread).
+
+    ``abandon`` (the store's ``reset``) gives up on it: the write in progress is ended
+    (the child killed) unless it is committing, and every later write fails; the store
+    makes a new ``WriterProcess`` for the writes after the reset."""
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._turn: asyncio.Lock | None = None
+        #: A write asked to commit and was told yes, and has not answered since.
+        self._committing = False
+        self._abandoned = False
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None else process.pid
+
+    async def write(self, batch: Batch) -> None:
+        """Write ``batch`` through the child; raises as the store's thread would."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        task = asyncio.ensure_future(self._write(batch, self._turn))
+        task.add_done_callback(_retrieve)  # its caller may have stopped waiting (a timeout, a reset)
+        await asyncio.shield(task)
+
+    async def _write(self, batch: Batch, turn: asyncio.Lock) -> None:
+        async with turn:
+            if self._abandoned:
+                raise StoreUnavailable("the store's connection was reset: a call got no answer")
+            frame = frames.encode(("write", batch))
+            if self._streams is None or self._process is None or self._process.poll() is not None:
+                await self._start()  # the first write, or the child died since the last one
+            reader, writer = self._streams  # type: ignore[misc]
+            try:
+                writer.write(frame)
+                while True:
+                    answer = await _receive(reader)
+                    if answer[0] != "commit?":
+                        break
+                    if self._abandoned:
+                        writer.write(frames.encode(("no",)))
+                        continue  # its answer is "gaveup"
+                    self._committing = True
+                    writer.write(frames.encode(("yes",)))
+            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+                raise self._died(exc) from None
+            finally:
+                self._committing = False
+                if self._abandoned:  # a write given up on while it committed ended: so does the child
+                    self._reap()
+        kind = answer[0]
+        if kind == "done":
+            return
+        if kind == "error":
+            _, error, message = answer
+            raise _ERRORS.get(error, StoreUnavailable)(message)
+        raise StoreUnavailable(f"the store's writer process said {kind!r}")
+
+    async def _start(self) -> None:
+        self._reap()
+        ours, theirs = socket.socketpair()
+        package_parent = str(Path(__file__).resolve().parent.parent.parent)
+        command = [sys.executable, "-c", BOOTSTRAP, package_parent, str(theirs.fileno()), str(self.path)]
+        try:
+            self._process = subprocess.Popen(
+                [*command, repr(self.busy_timeout)],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            ours.close()
+            raise StoreUnavailable(f"cannot start the store's writer process: {exc}") from exc
+        finally:
+            theirs.close()
+        self._streams = await asyncio.open_unix_connection(sock=ours)
+
+    def _died(self, error: BaseException) -> StoreUnavailable:
+        code = self._reap()
+        if self._abandoned:
+            return StoreUnavailable("the store's connection was reset: a call got no answer")
+        how = f"exited with code {code}"
+        if code is None or code < 0:
+            how = f"was killed ({type(error).__name__}: {error})"
+            with contextlib.suppress(ValueError, TypeError):
+                how = f"was killed by {signal.Signals(-code).name}"  # type: ignore[operator]
+        return StoreUnavailable(f"the store's writer process {how} during a write; it is started again at the next")
+
+    def abandon(self) -> bool:
+        """Give up on this writer process: whether a write was committing (it may land)."""
+        self._abandoned = True
+        if not self._committing:
+            self.kill()
+        return self._committing
+
+    def kill(self) -> None:
+        """End the child now, whatever it is doing: a write not committed is lost."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.kill()
+
+    def _reap(self) -> int | None:
+        """Done with this child (it died, or broke its channel): close our end, kill it
+        if it is still there and collect it; its exit code (negative: the signal)."""
+        process, streams = self._process, self._streams
+        self._process = self._streams = None
+        if streams is not None:
+            streams[1].close()
+        if process is None:
+            return None
+        code = process.poll()
+        if code is None:
+            self._process = process
+            self.kill()
+            self._process = None
+            code = process.wait()
+        return code
+
+    async def close(self, timeout: float) -> None:
+        """The child exits once its socket closes, after the write it is in; after
+        ``timeout`` seconds it is killed (its write given up on, unless committing)."""
+        turn = self._turn
+        if turn is not None and turn.locked():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._finished(turn), timeout)
+            if turn.locked():
+                self.abandon()
+        process, streams = self._process, self._streams
+        self._process = self._streams = None
+        if streams is not None:
+            streams[1].close()
+        if process is not None:
+            await asyncio.to_thread(_wait_or_kill, process, timeout)
+
+    @staticmethod
+    async def _finished(turn: asyncio.Lock) -> None:
+        async with turn:
+            pass
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """The outcome of a write nobody waits for any more is known to the buffered writer
+    already (it gave up on it); it is not "never retrieved"."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...]:
+    length = frames.length_of(await reader.readexactly(frames.HEADER_SIZE))
+    message = frames.decode(await reader.readexactly(length))  # the child runs only our code
+    if not isinstance(message, tuple):
+        raise EOFError(f"the writer process sent a {type(message).__name__}")
+    return message
+
+
+_ERRORS: dict[str, type[Exception]] = {"unavailable": StoreUnavailable, "usage": UsageError}
+
+
+# -- the child -------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """SIGKILL when the watcher dies (``PR_SET_PDEATHSIG``), even inside a long statement."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the watcher's; it closes us
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the watcher died before PDEATHSIG was set
+        os._exit(1)
+    fd, path, busy_timeout = int(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
+    channel = frames.BlockingChannel(socket.socket(fileno=fd))
+    sys.exit(serve(channel, path, busy_timeout))
+
+
+def serve(channel: frames.BlockingChannel, path: Path, busy_timeout: float) -> int:
+    """Answer writes until the watcher closes the channel."""
+    import sqlite3
+
+    from fraiseql_checks.stores.sqlite import SQLiteStore, _GaveUp, write_batch
+
+    store = SQLiteStore(path, busy_timeout=busy_timeout)
+    conn: sqlite3.Connection | None = None
+
+    def ask(conn: sqlite3.Connection) -> None:
+        channel.send(("commit?",))
+        if channel.receive() != ("yes",):
+            raise _GaveUp("the store was reset during the write")
+        conn.execute("COMMIT")
+
+    while True:
+        try:
+            message = channel.receive()
+        except (EOFError, OSError):
+            break
+        if message[0] != "write":
+            continue
+        try:
+            if conn is None:
+                conn = store._connect()
+            write_batch(conn, message[1], ask)
+        except (EOFError, OSError):  # the watcher went away while we asked it
+            break
+        except _GaveUp as exc:
+            channel.send(("error", "gaveup", str(exc)))
+        except UsageError as exc:
+            channel.send(("error", "usage", str(exc)))
+        except StoreUnavailable as exc:
+            channel.send(("error", "unavailable", str(exc)))
+        except sqlite3.Error as exc:  # disk full, locked for too long, file removed
+            channel.send(("error", "unavailable", f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a bug of ours: said, not hidden
+            channel.send(("error", "unavailable", f"the writer process failed: {type(exc).__name__}: {exc}"))
+        else:
+            channel.send(("done",))
+    if conn is not None:
+        conn.close()
+    return 0

@@ -1,0 +1,240 @@
+"""The SQLite store's writer process (watch mode): what it stores is what the store's own
+thread stores, and a writer process that dies, is killed or outlives its watcher loses
+nothing that was confirmed and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from fraiseql_checks.result import Outcome
+from fraiseql_checks.stores import StoredResult, StoreUnavailable, sqlite_writer
+from fraiseql_checks.stores.sqlite import SQLiteStore
+from tests.support import REPO
+
+T0 = 1_750_000_000.0
+CHECK = "checks/check_x.py::check_x"
+
+
+def result(index: int, outcome: Outcome = Outcome.PASSED) -> StoredResult:
+    return StoredResult(CHECK, T0 + index, 0.01, outcome, trace_id=f"run-{index}", interval_s=1.0)
+
+
+def writer_pid(store: SQLiteStore) -> int:
+    writer = store._writer
+    assert writer is not None and writer.pid is not None
+    return writer.pid
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {timeout}s for {what}"
+        time.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def rows(path: Path) -> tuple[int, int]:
+    """Results stored, and the good runs the hourly rollups counted."""
+    conn = sqlite3.connect(path)
+    try:
+        results = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+        good = conn.execute("SELECT coalesce(sum(good_runs), 0) FROM slo_rollups").fetchone()[0]
+        return int(results), int(good)
+    finally:
+        conn.close()
+
+
+def test_a_watchers_store_writes_in_its_own_process_the_same_rows_as_the_thread(tmp_path: Path) -> None:
+    batches = [[result(i + 10 * b, Outcome.FAILED if i % 3 else Outcome.PASSED) for i in range(10)] for b in range(3)]
+
+    async def write(store: SQLiteStore) -> int | None:
+        await store.open()
+        try:
+            for batch in [*batches, batches[1]]:  # one batch twice: stored once, counted once
+                await store.write(batch, [])
+            return writer_pid(store) if store.writer_process else None
+        finally:
+            await store.close()
+
+    dumps = []
+    for apart in (False, True):
+        path = tmp_path / f"apart-{apart}.db"
+        pid = asyncio.run(write(SQLiteStore(path, writer_process=apart)))
+        if apart:
+            assert pid is not None and gone(pid)  # closing the store ended it
+        conn = sqlite3.connect(path)
+        dumps.append(
+            [
+                conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                for table in ("results", "slo_rollups", "slo_daily_rollups")
+            ]
+        )
+        conn.close()
+    assert dumps[0] == dumps[1]
+    passed = sum(r.outcome is Outcome.PASSED for batch in batches for r in batch)
+    assert len(dumps[1][0]) == 30 and sum(row[4] for row in dumps[1][1]) == passed == 12  # each counted once
+
+
+def test_a_writer_process_killed_between_writes_is_started_again(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "results.db", writer_process=True)
+
+    async def main() -> tuple[int, int]:
+        await store.open()
+        try:
+            await store.write([result(0)], [])
+            first = writer_pid(store)
+            psutil.Process(first).kill()
+            await asyncio.to_thread(until, lambda: gone(first), "the writer process to die")
+            await store.write([result(1)], [])  # no error: a new one takes it
+            return first, writer_pid(store)
+        finally:
+            await store.close()
+
+    first, second = asyncio.run(main())
+    assert first != second
+    assert rows(store.path) == (2, 2)
+
+
+def test_a_writer_process_killed_during_a_write_fails_it_and_the_retry_stores_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "results.db"
+    store = SQLiteStore(path, busy_timeout=120.0, writer_process=True)
+
+    async def main() -> str:
+        await store.open()
+        await store.write([result(0)], [])  # the writer process is running
+        pid = writer_pid(store)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # the next write waits for this lock
+        try:
+            child = psutil.Process(pid)
+            switches = child.num_ctx_switches().voluntary
+            write = asyncio.ensure_future(store.write([result(1), result(2)], []))
+            # SQLite's busy handler sleeps again and again while it waits for the lock (an
+            # idle writer process sleeps once, in its read): then the write is in there
+            await asyncio.to_thread(
+                until, lambda: child.num_ctx_switches().voluntary - switches >= 8, "the write to wait for the lock"
+            )
+            assert not write.done()
+            psutil.Process(pid).send_signal(signal.SIGKILL)
+            with pytest.raises(StoreUnavailable) as failed:
+                await write
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await store.write([result(1), result(2)], [])  # as the buffered writer retries
+        await store.write([result(1), result(2)], [])  # and once more: stored once all the same
+        await store.close()
+        return str(failed.value)
+
+    message = asyncio.run(main())
+    assert message == (
+        "the store's writer process was killed by SIGKILL during a write; it is started again at the next"
+    )
+    assert rows(path) == (3, 3)
+
+
+WATCHER = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from fraiseql_checks.result import Outcome
+from fraiseql_checks.stores import StoredResult
+from fraiseql_checks.stores.sqlite import SQLiteStore
+
+async def main():
+    store = SQLiteStore(Path(sys.argv[1]), writer_process=True)
+    await store.open()
+    await store.write([StoredResult("c", 1.0, 0.1, Outcome.PASSED)], [])
+    print(store._writer.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no close: as a watcher killed with kill -9
+
+asyncio.run(main())
+"""
+
+
+def test_the_writer_process_dies_with_its_watcher(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [sys.executable, "-c", WATCHER, str(tmp_path / "results.db")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    pid = int(process.stdout)
+    until(lambda: gone(pid), "the writer process to end with its watcher")
+    assert rows(tmp_path / "results.db") == (1, 1)  # what it confirmed is stored
+
+
+def test_a_store_that_cannot_be_opened_by_the_writer_process_says_why_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "results.db"
+    store = SQLiteStore(path, writer_process=True)
+
+    async def main() -> str:
+        await store.open()
+        # after the store's thread opened it, the file becomes a newer schema's
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version=999")
+        conn.close()
+        try:
+            with pytest.raises(Exception) as failed:
+                await store.write([result(0)], [])
+            return f"{type(failed.value).__name__}: {failed.value}"
+        finally:
+            await store.close()
+
+    message = asyncio.run(main())
+    assert message.startswith(f"UsageError: the result store {path} has schema 999, from a newer fraiseql-checks")
+    assert "\n" not in message
+
+
+def test_the_writer_processs_command_line_names_it() -> None:
+    assert sqlite_writer.BOOTSTRAP.splitlines()[0] == "# fraiseql-check: the SQLite store's writer process"
+
+
+def test_a_write_its_caller_gave_up_on_is_ended_by_the_reset_quietly_and_lands_nothing(tmp_path: Path) -> None:
+    """As the buffered writer does with a write that gets no answer in time: stop waiting,
+    reset the store. The write is ended (it was not committing), and its failure, which
+    nobody waits for any more, is not reported as an exception never retrieved."""
+    path = tmp_path / "results.db"
+    store = SQLiteStore(path, busy_timeout=120.0, writer_process=True)
+
+    async def main() -> tuple[bool, list[dict[str, object]]]:
+        reported: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+        await store.open()
+        await store.write([result(0)], [])
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(store.write([result(1)], []), 0.3)
+            maybe_stored = await store.reset()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await store.write([result(2)], [])
+        await store.close()
+        gc.collect()
+        await asyncio.sleep(0)
+        return maybe_stored, reported
+
+    maybe_stored, reported = asyncio.run(main())
+    assert not maybe_stored and reported == []
+    assert rows(path) == (2, 2)  # the first and the last; the one given up on never lands
