@@ -42,6 +42,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,7 +284,7 @@ def main() -> None:
             peers.append(Peer(f"fraiseql-check ({args.baseline})", fraiseql_baseline))
         if blackbox is not None:
             exporter, base = blackbox
-            probe = f"{base}/probe?module=http_2xx&target={urllib.request.quote(url, safe='')}"
+            probe = f"{base}/probe?module=http_2xx&target={urllib.parse.quote(url, safe='')}"
             peers.append(
                 Peer(
                     "blackbox_exporter",
