@@ -791,13 +791,16 @@ class SQLiteStore:
         if not self.writer_process:
             await self._call(self._write, results, changes, states, outbox)
             return
+        from fraiseql_checks.stores.sqlite_writer import FrameTooLarge, WriterProcess
+
         writer = self._writer
         if writer is None:
-            from fraiseql_checks.stores.sqlite_writer import WriterProcess
-
             await self._call(self._open)  # the store's own connection migrates the file first
             writer = self._writer = self._writer or WriterProcess(self.path, self.busy_timeout)
-        await writer.write(batch_of(results, changes, states, outbox))
+        try:
+            await writer.write(batch_of(results, changes, states, outbox))
+        except FrameTooLarge:  # hundreds of MB of recorded values: the thread takes it, whole
+            await self._call(self._write, results, changes, states, outbox)
 
     async def load_states(self) -> dict[str, StateRecord]:
         rows = await self._call(self._query, f"SELECT {_STATE_COLUMNS} FROM check_states", ())

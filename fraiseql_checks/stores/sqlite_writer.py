@@ -37,8 +37,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fraiseql_checks import frames
 from fraiseql_checks.config import UsageError
@@ -57,6 +58,10 @@ BOOTSTRAP = (
 )
 
 
+#: How long the event loop waits for a killed child to be gone before it leaves it.
+_REAP_WAIT = 0.5
+
+
 class WriterProcess:
     """The watcher's end, driven from its event loop: no thread of the watcher waits for
     the GIL to send a batch or to read the answer. One write at a time, in order; a write
@@ -72,6 +77,7 @@ class WriterProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._turn: asyncio.Lock | None = None
+        self._stderr: IO[bytes] | None = None
         #: A write asked to commit and was told yes, and has not answered since.
         self._committing = False
         self._abandoned = False
@@ -94,6 +100,8 @@ class WriterProcess:
             if self._abandoned:
                 raise StoreUnavailable("the store's connection was reset: a call got no answer")
             frame = frames.encode(("write", batch))
+            if len(frame) - frames.HEADER_SIZE > frames.MAX_FRAME:
+                raise FrameTooLarge(f"a batch of {len(frame):,} bytes is more than a frame may hold")
             if self._streams is None or self._process is None or self._process.poll() is not None:
                 await self._start()  # the first write, or the child died since the last one
             reader, writer = self._streams  # type: ignore[misc]
@@ -124,16 +132,25 @@ class WriterProcess:
 
     async def _start(self) -> None:
         self._reap()
-        ours, theirs = socket.socketpair()
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
-        command = [sys.executable, "-c", BOOTSTRAP, package_parent, str(theirs.fileno()), str(self.path)]
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:  # out of file descriptors
+            raise StoreUnavailable(f"cannot start the store's writer process: {exc}") from exc
+        # -P: the working directory (the user's checks) is not on its path: no module of theirs
+        # shadows one it imports
+        command = [sys.executable, "-P", "-c", BOOTSTRAP, package_parent, str(theirs.fileno()), str(self.path)]
+        self._stderr = tempfile.TemporaryFile()  # the last words of a child that failed, for its error
         try:
             self._process = subprocess.Popen(
                 [*command, repr(self.busy_timeout)],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=self._stderr,
+                # not in the watcher's process group: a terminal's Ctrl-C or hang-up, or a
+                # service manager's SIGTERM to the group, is the watcher's to act on
+                start_new_session=True,
             )
         except OSError as exc:
             ours.close()
@@ -143,6 +160,7 @@ class WriterProcess:
         self._streams = await asyncio.open_unix_connection(sock=ours)
 
     def _died(self, error: BaseException) -> StoreUnavailable:
+        said = self._last_words()
         code = self._reap()
         if self._abandoned:
             return StoreUnavailable("the store's connection was reset: a call got no answer")
@@ -151,14 +169,34 @@ class WriterProcess:
             how = f"was killed ({type(error).__name__}: {error})"
             with contextlib.suppress(ValueError, TypeError):
                 how = f"was killed by {signal.Signals(-code).name}"  # type: ignore[operator]
+        if said:
+            how += f" ({said})"
         return StoreUnavailable(f"the store's writer process {how} during a write; it is started again at the next")
 
+    def _last_words(self) -> str:
+        """The last line the child wrote to its stderr (a traceback's last line), cut short."""
+        stderr = self._stderr
+        if stderr is None:
+            return ""
+        with contextlib.suppress(OSError):
+            if self._process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(_REAP_WAIT)  # exiting: let it finish saying why
+            stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - 4096))
+            lines = stderr.read().decode("utf-8", "replace").strip().splitlines()
+            return lines[-1][:300] if lines else ""
+        return ""
+
     def abandon(self) -> bool:
-        """Give up on this writer process: whether a write was committing (it may land)."""
+        """Give up on this writer process: whether a write was committing (it may land).
+        A write in progress ends the child when it ends; an idle child is ended now."""
         self._abandoned = True
-        if not self._committing:
-            self.kill()
-        return self._committing
+        if self._committing:
+            return True
+        self.kill()
+        if self._turn is None or not self._turn.locked():
+            self._reap()
+        return False
 
     def kill(self) -> None:
         """End the child now, whatever it is doing: a write not committed is lost."""
@@ -170,18 +208,24 @@ class WriterProcess:
     def _reap(self) -> int | None:
         """Done with this child (it died, or broke its channel): close our end, kill it
         if it is still there and collect it; its exit code (negative: the signal)."""
-        process, streams = self._process, self._streams
-        self._process = self._streams = None
+        process, streams, stderr = self._process, self._streams, self._stderr
+        self._process = self._streams = self._stderr = None
         if streams is not None:
             streams[1].close()
+        if stderr is not None:
+            stderr.close()
         if process is None:
             return None
         code = process.poll()
         if code is None:
-            self._process = process
-            self.kill()
-            self._process = None
-            code = process.wait()
+            with contextlib.suppress(OSError):
+                process.kill()
+            try:
+                # dead or idle here, so at once; but never hold the loop for a child stuck
+                # in the kernel (a hung disk): subprocess collects it later
+                code = process.wait(_REAP_WAIT)
+            except subprocess.TimeoutExpired:
+                code = None
         return code
 
     async def close(self, timeout: float) -> None:
@@ -193,10 +237,12 @@ class WriterProcess:
                 await asyncio.wait_for(self._finished(turn), timeout)
             if turn.locked():
                 self.abandon()
-        process, streams = self._process, self._streams
-        self._process = self._streams = None
+        process, streams, stderr = self._process, self._streams, self._stderr
+        self._process = self._streams = self._stderr = None
         if streams is not None:
             streams[1].close()
+        if stderr is not None:
+            stderr.close()
         if process is not None:
             await asyncio.to_thread(_wait_or_kill, process, timeout)
 
@@ -214,11 +260,14 @@ def _retrieve(task: asyncio.Future[None]) -> None:
 
 
 def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for the child to exit; kill it after ``timeout`` s; give up on it ``timeout`` s
+    later (stuck in the kernel on a hung disk: subprocess collects it when it can)."""
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
 
 
 async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...]:
@@ -230,6 +279,11 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...]:
 
 
 _ERRORS: dict[str, type[Exception]] = {"unavailable": StoreUnavailable, "usage": UsageError}
+
+
+class FrameTooLarge(ValueError):
+    """A batch too large for one frame (``frames.MAX_FRAME``): the store writes it on its
+    thread instead, which has no such bound."""
 
 
 # -- the child -------------------------------------------------------------------------
@@ -275,7 +329,7 @@ def serve(channel: frames.BlockingChannel, path: Path, busy_timeout: float) -> i
     while True:
         try:
             message = channel.receive()
-        except (EOFError, OSError):
+        except (EOFError, OSError, ValueError):  # the watcher is gone, or its frame is unreadable
             break
         if message[0] != "write":
             continue

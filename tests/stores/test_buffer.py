@@ -341,7 +341,7 @@ class SQLiteLocked(Locked):
 
     async def gone(self) -> bool:
         name = f"fraiseql-check-sqlite {self.path}"  # the store's threads, those it gave up on included
-        return not any(thread.name == name for thread in threading.enumerate()) and not writer_processes()
+        return not any(thread.name == name for thread in threading.enumerate()) and not writer_processes(self.path)
 
     async def rows(self) -> tuple[int, int]:
         conn = sqlite3.connect(self.path)
@@ -353,12 +353,13 @@ class SQLiteLocked(Locked):
             conn.close()
 
 
-def writer_processes() -> list[psutil.Process]:
-    """This process's SQLite writer processes still running (zombies are gone)."""
+def writer_processes(path: Path) -> list[psutil.Process]:
+    """This process's SQLite writer processes of the store at ``path`` still running (zombies are gone)."""
     found = []
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
-            if child.status() != psutil.STATUS_ZOMBIE and sqlite_writer.BOOTSTRAP in child.cmdline():
+            command = child.cmdline()
+            if child.status() != psutil.STATUS_ZOMBIE and sqlite_writer.BOOTSTRAP in command and str(path) in command:
                 found.append(child)
     return found
 

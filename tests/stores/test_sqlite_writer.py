@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fraiseql_checks import frames
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.stores import StoredResult, StoreUnavailable, sqlite_writer
 from fraiseql_checks.stores.sqlite import SQLiteStore
@@ -220,12 +221,15 @@ def test_a_write_its_caller_gave_up_on_is_ended_by_the_reset_quietly_and_lands_n
         asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
         await store.open()
         await store.write([result(0)], [])
+        pid = writer_pid(store)
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
         try:
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(store.write([result(1)], []), 0.3)
             maybe_stored = await store.reset()
+            # ended while it waited for the lock, not when the lock is let go
+            await asyncio.to_thread(until, lambda: gone(pid), "the writer process given up on to end", 20)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
@@ -238,3 +242,115 @@ def test_a_write_its_caller_gave_up_on_is_ended_by_the_reset_quietly_and_lands_n
     maybe_stored, reported = asyncio.run(main())
     assert not maybe_stored and reported == []
     assert rows(path) == (2, 2)  # the first and the last; the one given up on never lands
+
+
+def test_a_reset_while_a_write_commits_says_it_may_be_stored_and_the_writer_process_ends_after_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.db"
+    store = SQLiteStore(path, writer_process=True)
+
+    async def main() -> tuple[bool, int]:
+        await store.open()
+        await store.write([result(0)], [])
+        writer = store._writer
+        assert writer is not None
+        pid = writer_pid(store)
+        write = asyncio.ensure_future(store.write([result(1)], []))
+        while not writer._committing:  # told "yes", waiting for the child's "done"
+            assert not write.done()
+            await asyncio.sleep(0)
+        maybe_stored = await store.reset()
+        await write  # not killed: it commits and answers
+        # and then it is ended, though its WriterProcess is still referenced here
+        await asyncio.to_thread(until, lambda: gone(pid), "the writer process to end after its write", 20)
+        await store.close()
+        return maybe_stored, gone(pid)
+
+    maybe_stored, ended = asyncio.run(main())
+    assert maybe_stored and ended
+    assert rows(path) == (2, 2)
+
+
+STUCK_WATCHER = """
+import asyncio, os, sys
+from pathlib import Path
+from fraiseql_checks.result import Outcome
+from fraiseql_checks.stores import StoredResult
+from fraiseql_checks.stores.sqlite import SQLiteStore
+
+async def main():
+    store = SQLiteStore(Path(sys.argv[1]), busy_timeout=120.0, writer_process=True)
+    await store.open()
+    await store.write([StoredResult("c", 1.0, 0.1, Outcome.PASSED)], [])
+    print(store._writer.pid, flush=True)
+    await store.write([StoredResult("c", 2.0, 0.1, Outcome.PASSED)], [])  # waits for the lock
+
+asyncio.run(main())
+"""
+
+
+def test_a_writer_process_waiting_for_a_lock_dies_with_its_watcher_at_once(tmp_path: Path) -> None:
+    """Killed with kill -9 while its writer process waits for a lock (up to 120 s here): the
+    writer process ends with it, not when the wait ends (PR_SET_PDEATHSIG)."""
+    path = tmp_path / "results.db"
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUCK_WATCHER, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    holder: sqlite3.Connection | None = None
+    try:
+        assert process.stdout is not None
+        pid = int(process.stdout.readline())
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        child = psutil.Process(pid)
+        switches = child.num_ctx_switches().voluntary
+        until(lambda: child.num_ctx_switches().voluntary - switches >= 8, "the second write to wait for the lock")
+        process.kill()
+        process.wait(30)
+        until(lambda: gone(pid), "the writer process to die with its watcher", timeout=20)
+    finally:
+        process.kill()
+        process.wait(30)
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert rows(path) == (1, 1)
+
+
+def test_modules_in_the_working_directory_do_not_run_in_the_writer_process(tmp_path: Path) -> None:
+    """The watcher runs where the user's checks are; the writer process imports modules of
+    the standard library that a ``queue.py`` or a ``secrets.py`` there would shadow."""
+    marker = tmp_path / "ran.txt"
+    for name in ("queue", "secrets", "logging", "random", "datetime", "json"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write('{name} ')\nraise SystemExit(3)\n")
+    path = tmp_path / "results.db"
+    # -P for the watcher's own process: only its writer process is tested here
+    process = subprocess.run(
+        [sys.executable, "-P", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + WATCHER, str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert not marker.exists(), marker.read_text()
+    assert rows(path) == (1, 1)
+
+
+def test_a_batch_too_large_for_a_frame_is_written_whole_on_the_stores_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frames, "MAX_FRAME", 4096)  # a few results' worth, instead of 256 MiB
+    store = SQLiteStore(tmp_path / "results.db", writer_process=True)
+
+    async def main() -> None:
+        await store.open()
+        try:
+            await store.write([result(0)], [])  # small: through the writer process
+            await store.write([result(i) for i in range(1, 200)], [])  # too large for a frame
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    assert rows(store.path) == (200, 200)
