@@ -106,7 +106,12 @@ class StoredResult:
         )
 
     def values_json(self) -> str:
-        return json.dumps(self.values, separators=(",", ":")) if self.values else "{}"
+        return values_json(self.values)
+
+
+def values_json(values: dict[str, float]) -> str:
+    """A result's recorded values as the stores keep them: compact JSON."""
+    return json.dumps(values, separators=(",", ":")) if values else "{}"
 
 
 @dataclasses.dataclass(frozen=True)

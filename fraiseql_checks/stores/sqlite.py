@@ -2,9 +2,11 @@
 
 WAL journal, so readers never wait for the writer; batches of rows in one
 transaction; all SQLite work on one thread of its own, with its own connection,
-so the event loop never waits for the disk. Any value of ``store`` that is not a
-URL is a path to this file, relative to the root directory; ``sqlite:///path``
-works too.
+so the event loop never waits for the disk. A watcher's store (``writer_process``)
+writes in a process of its own instead (``sqlite_writer``: the thread had to take the
+GIL back from a busy event loop after every call into SQLite), and reads on the thread.
+Any value of ``store`` that is not a URL is a path to this file, relative to the root
+directory; ``sqlite:///path`` works too.
 
 A call stuck on that thread (a hung disk, a lock held longer than the busy
 timeout allows) cannot be taken back: ``reset`` leaves the thread to finish it
@@ -34,7 +36,7 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.outbox import OutboxEntry, Status
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.silences import Silence
-from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable
+from fraiseql_checks.stores import SLITotals, StateChange, StateRecord, StoredResult, StoreUnavailable, values_json
 from fraiseql_checks.stores.rows import (
     OUTBOX_COLUMNS,
     SILENCE_COLUMNS,
@@ -325,8 +327,8 @@ _PASSED = Outcome.PASSED.value
 
 
 def rollup_sums(rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The hourly and the daily rollup rows that the result ``rows`` (``result_rows``)
-    add: check runs not silenced, summed per check and bucket (``sli.hour_of``,
+    """The hourly and the daily rollup rows that the result ``rows`` (as ``batch_of``
+    makes them) add: check runs not silenced, summed per check and bucket (``sli.hour_of``,
     ``sli.day_of``: exact at the boundaries, as migration 2 computed them in SQL)."""
     hours: dict[tuple[str, int], list[Any]] = {}
     for check_id, started_at, _d, outcome, _m, _t, _v, _o, kind, interval_s, silenced in rows:
@@ -355,8 +357,9 @@ def rollup_sums(rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...]], l
     )
 
 
-#: One write as plain rows (tuples of str, float and int; cheap to pickle): results,
-#: state changes, check states and outbox entries, in the order of their columns.
+#: One write as plain rows (tuples of str, float and int, and each result's recorded
+#: values as a dict; cheap to pickle): results, state changes, check states and outbox
+#: entries, in the order of their columns.
 Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
@@ -375,7 +378,7 @@ def batch_of(
             r.outcome.value,
             r.message,
             r.trace_id,
-            r.values_json(),
+            r.values,  # as JSON where it is written (``_insert_results``): off the event loop
             int(r.timed_out),
             r.kind,
             r.interval_s,
@@ -420,6 +423,7 @@ def write_batch(conn: sqlite3.Connection, batch: Batch, commit: Callable[[sqlite
 
 def _insert_results(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert the result ``rows`` (those stored already are left) and add the inserted ones to the rollups."""
+    rows = [(*row[:6], values_json(row[6]), *row[7:]) for row in rows]
     conn.execute("SAVEPOINT results")
     before = conn.total_changes
     execute_rows(conn, _INSERT_RESULT, rows)
