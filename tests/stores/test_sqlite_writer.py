@@ -284,6 +284,7 @@ async def main():
     await store.open()
     await store.write([StoredResult("c", 1.0, 0.1, Outcome.PASSED)], [])
     print(store._writer.pid, flush=True)
+    sys.stdin.readline()  # the test holds the lock now
     await store.write([StoredResult("c", 2.0, 0.1, Outcome.PASSED)], [])  # waits for the lock
 
 asyncio.run(main())
@@ -295,16 +296,22 @@ def test_a_writer_process_waiting_for_a_lock_dies_with_its_watcher_at_once(tmp_p
     writer process ends with it, not when the wait ends (PR_SET_PDEATHSIG)."""
     path = tmp_path / "results.db"
     process = subprocess.Popen(
-        [sys.executable, "-c", STUCK_WATCHER, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", STUCK_WATCHER, str(path)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     holder: sqlite3.Connection | None = None
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stdin is not None
         pid = int(process.stdout.readline())
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
         child = psutil.Process(pid)
         switches = child.num_ctx_switches().voluntary
+        process.stdin.write("go\n")  # only now: the second write must find the lock taken
+        process.stdin.flush()
         until(lambda: child.num_ctx_switches().voluntary - switches >= 8, "the second write to wait for the lock")
         process.kill()
         process.wait(30)
