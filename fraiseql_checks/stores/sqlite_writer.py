@@ -205,21 +205,26 @@ class WriterProcess:
             with contextlib.suppress(OSError):
                 process.kill()
 
-    def _reap(self) -> int | None:
-        """Done with this child (it died, or broke its channel): close our end, kill it
-        if it is still there and collect it; its exit code (negative: the signal)."""
+    def _detach(self) -> subprocess.Popen[bytes] | None:
+        """Forget the child: close our end of its socket and its stderr file; the process
+        itself, for the caller to collect."""
         process, streams, stderr = self._process, self._streams, self._stderr
         self._process = self._streams = self._stderr = None
         if streams is not None:
             streams[1].close()
         if stderr is not None:
             stderr.close()
+        return process
+
+    def _reap(self) -> int | None:
+        """Done with this child (it died, or broke its channel): close our end, kill it
+        if it is still there and collect it; its exit code (negative: the signal)."""
+        self.kill()
+        process = self._detach()
         if process is None:
             return None
         code = process.poll()
         if code is None:
-            with contextlib.suppress(OSError):
-                process.kill()
             try:
                 # dead or idle here, so at once; but never hold the loop for a child stuck
                 # in the kernel (a hung disk): subprocess collects it later
@@ -237,12 +242,7 @@ class WriterProcess:
                 await asyncio.wait_for(self._finished(turn), timeout)
             if turn.locked():
                 self.abandon()
-        process, streams, stderr = self._process, self._streams, self._stderr
-        self._process = self._streams = self._stderr = None
-        if streams is not None:
-            streams[1].close()
-        if stderr is not None:
-            stderr.close()
+        process = self._detach()
         if process is not None:
             await asyncio.to_thread(_wait_or_kill, process, timeout)
 
