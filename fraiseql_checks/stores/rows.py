@@ -47,16 +47,42 @@ def state_row(
     record: StateRecord,
 ) -> tuple[str, str, str, int, int, str, str, float | None, float | None]:
     """A state as the stores' columns hold it (the time lists as JSON arrays)."""
+    return state_json(state_fields(record))
+
+
+#: A state's columns with its time lists still tuples (``state_fields``).
+StateFields = tuple[str, str, str, int, int, tuple[float, ...], tuple[float, ...], float | None, float | None]
+
+
+def state_fields(record: StateRecord) -> StateFields:
+    """A state's columns, but for its time lists: ``state_json`` makes them JSON (where the
+    rows are written: a watcher's SQLite store sends the fields to its writer process)."""
     return (
         record.check_id,
         record.base.value,
         record.state.value,
         record.consecutive_failures,
         record.consecutive_successes,
-        json.dumps(record.failures),
-        json.dumps(record.changes),
+        record.failures,
+        record.changes,
         record.since,
         record.updated_at,
+    )
+
+
+def state_json(fields: StateFields) -> tuple[str, str, str, int, int, str, str, float | None, float | None]:
+    """``state_fields``' columns as the stores hold them: the time lists as JSON arrays."""
+    check_id, base, state, failures, successes, failure_times, change_times, since, updated_at = fields
+    return (
+        check_id,
+        base,
+        state,
+        failures,
+        successes,
+        json.dumps(failure_times),
+        json.dumps(change_times),
+        since,
+        updated_at,
     )
 
 

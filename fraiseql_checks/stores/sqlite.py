@@ -47,8 +47,9 @@ from fraiseql_checks.stores.rows import (
     result_of,
     silence_of,
     silence_row,
+    state_fields,
+    state_json,
     state_of,
-    state_row,
 )
 from fraiseql_checks.stores.sli import DAY, HOUR, SLIPlan, day_of, hour_of, plan_windows, totals_off_loop
 
@@ -358,8 +359,9 @@ def rollup_sums(rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...]], l
 
 
 #: One write as plain rows (tuples of str, float and int, and each result's recorded
-#: values as a dict; cheap to pickle): results, state changes, check states and outbox
-#: entries, in the order of their columns.
+#: values as a dict, each state's time lists as tuples: cheap to pickle, made JSON where
+#: the rows are written): results, state changes, check states and outbox entries, in the
+#: order of their columns.
 Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
@@ -369,7 +371,8 @@ def batch_of(
     states: Sequence[StateRecord],
     outbox: Sequence[OutboxEntry],
 ) -> Batch:
-    """A write's rows; of the states and outbox entries, the newest of each id."""
+    """A write's rows; of the states and outbox entries, the newest of each id. On the
+    event loop in a watcher: what costs (JSON, sorting) is left to ``write_batch``."""
     result_rows = [
         (
             r.check_id,
@@ -391,7 +394,7 @@ def batch_of(
     return (
         result_rows,
         [change_row(c) for c in changes],
-        [state_row(latest[c]) for c in sorted(latest)],
+        [state_fields(record) for record in latest.values()],
         [outbox_row(newest[i]) for i in sorted(newest)],
     )
 
@@ -411,7 +414,7 @@ def write_batch(conn: sqlite3.Connection, batch: Batch, commit: Callable[[sqlite
                 changes,
             )
         if states:
-            execute_rows(conn, _UPSERT_STATE, states)
+            execute_rows(conn, _UPSERT_STATE, sorted(state_json(fields) for fields in states))
         if outbox:
             execute_rows(conn, _UPSERT_OUTBOX, outbox)
         commit(conn)
