@@ -128,25 +128,31 @@ class ScrapeCadence:
     rendered right after each run or skipped slot (the same work, off the scrape's path);
     a faster one is rendered at the next scrape, once for all its runs in between.
 
-    Until a scrape is seen, scrapes are assumed every ``ASSUMED`` seconds (Prometheus'
-    usual 10 to 60 s); then the time between scrapes, smoothed (two Prometheus servers
-    scraping in turn count as one that scrapes twice as often)."""
+    Until a second scrape is seen, scrapes are assumed every ``ASSUMED`` seconds
+    (Prometheus' usual 10 to 60 s); then the first gap between scrapes, and from the
+    third scrape on the gaps smoothed (two Prometheus servers scraping in turn count as
+    one that scrapes twice as often). Taking the first gap as it is, not smoothed from
+    the assumption, renders the checks faster than the scrapes at the scrape from the
+    third scrape on, instead of after some twenty of them."""
 
     #: Seconds between scrapes assumed before the second scrape.
     ASSUMED = 10.0
     #: The weight of the latest gap in the smoothed time between scrapes.
     _WEIGHT = 0.2
 
-    __slots__ = ("_last", "every")
+    __slots__ = ("_last", "_measured", "every")
 
     def __init__(self) -> None:
         self.every = self.ASSUMED
         self._last: float | None = None
+        self._measured = False
 
     def scraped(self, now: float) -> None:
         """A scrape at ``now`` (monotonic seconds)."""
         if self._last is not None:
-            self.every += (max(now - self._last, 0.0) - self.every) * self._WEIGHT
+            gap = max(now - self._last, 0.0)
+            self.every += (gap - self.every) * (self._WEIGHT if self._measured else 1.0)
+            self._measured = True
         self._last = now
 
     def render_now(self, interval: float) -> bool:
@@ -416,30 +422,32 @@ def process_lines(process: psutil.Process) -> Iterator[str]:
 
 
 class Columns:
-    """The per-check families of the page across ``series``, one piece per family
-    (``metrics.PER_CHECK`` order), kept between scrapes: a scrape takes the chunks of the
-    checks that changed and joins again only the families whose chunks changed.
+    """The per-check families of the page across ``series``, kept between scrapes: for
+    each family (``metrics.PER_CHECK`` order) the checks' chunks in page order, and
+    their join while none of them changed. A scrape writes in the chunks of the checks
+    that changed and joins again only the families whose chunks changed.
 
     Which families changed each check says itself (``CheckSeries._changed``), and
     ``Columns`` clears it: there is one, the page's (``render`` without one joins every
     check afresh and clears nothing)."""
 
-    __slots__ = ("_joined", "_members", "_rows")
+    __slots__ = ("_columns", "_joined", "_members")
 
     def __init__(self) -> None:
         self._members: list[CheckSeries] = []
-        #: Each member's chunks as last joined.
-        self._rows: list[tuple[bytes, ...]] = []
+        #: Each family's chunks, one per member, as last written in.
+        self._columns: list[list[bytes]] = [[] for _ in m.PER_CHECK]
         #: Each family's chunks joined, kept while none of them changed (``None``: to join again).
         self._joined: list[bytes | None] = [b"" for _ in m.PER_CHECK]
 
     def join(self, series: list[CheckSeries], now: float) -> list[bytes]:
         """Each family's samples over ``series`` (in that order), one piece per family."""
-        joined, rows = self._joined, self._rows
-        if series != self._members:  # checks came or went (a reload, a hand-over): every row anew
-            self._rows = rows = [s.chunks(now) for s in series]
+        joined, columns = self._joined, self._columns
+        if series != self._members:  # checks came or went (a reload, a hand-over): every column anew
+            rows = [s.chunks(now) for s in series]
             for s in series:
                 s._changed = 0
+            self._columns = columns = [[row[k] for row in rows] for k in range(len(joined))]
             self._members = list(series)
             joined[:] = [None] * len(joined)
         else:
@@ -453,21 +461,20 @@ class Columns:
                 changed = s._changed
                 if changed:
                     s._changed = 0
-                    rows[index] = s._cache  # type: ignore[assignment]
+                    chunks = s._cache
+                    for k in _FAMILIES_OF[changed]:
+                        columns[k][index] = chunks[k]  # type: ignore[index]
                     stale |= changed
-            if stale:
-                for k in range(len(joined)):
-                    if stale >> k & 1:
-                        joined[k] = None
+            for k in _FAMILIES_OF[stale]:
+                joined[k] = None
         for k, piece in enumerate(joined):
             if piece is None:
-                joined[k] = _family(rows, k)
+                joined[k] = b"".join(columns[k])
         return cast("list[bytes]", list(joined))
 
 
-def _family(rows: list[tuple[bytes, ...]], k: int) -> bytes:
-    """Family ``k`` (``metrics.PER_CHECK`` order) across the checks' chunks, joined."""
-    return b"".join([row[k] for row in rows])
+#: The families (their indexes in ``metrics.PER_CHECK``) a ``CheckSeries._changed`` names.
+_FAMILIES_OF = tuple(tuple(k for k in range(len(m.PER_CHECK)) if bits >> k & 1) for bits in range(_ALL_FAMILIES + 1))
 
 
 def render(
@@ -486,7 +493,7 @@ def render(
         joined = columns.join(list(series), now)
     else:
         rows = [s.chunks(now) for s in series]
-        joined = [_family(rows, k) for k in range(len(m.PER_CHECK))]
+        joined = [b"".join([row[k] for row in rows]) for k in range(len(m.PER_CHECK))]
     parts: list[bytes] = []
     for metric, column in zip(m.PER_CHECK, joined, strict=True):
         parts.append(_headers(metric, open_metrics))

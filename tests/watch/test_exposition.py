@@ -161,7 +161,9 @@ def test_checks_slower_than_the_scrapes_are_rendered_as_they_change_faster_ones_
     # before a second scrape: Prometheus' usual interval is assumed
     assert cadence.render_now(ScrapeCadence.ASSUMED) and not cadence.render_now(5.0)
     cadence.scraped(100.0)
-    for n in range(1, 60):  # scraped every 0.2 s (two servers, or a tight scrape_interval)
+    cadence.scraped(100.2)  # the first gap is taken as it is: no twenty scrapes to forget the assumption
+    assert cadence.render_now(0.4) and not cadence.render_now(0.1)
+    for n in range(2, 60):  # scraped every 0.2 s (two servers, or a tight scrape_interval)
         cadence.scraped(100.0 + n * 0.2)
     assert cadence.render_now(0.4) and cadence.render_now(1.0)
     assert not cadence.render_now(0.1)  # runs twice between scrapes: rendered once, at the scrape
