@@ -31,7 +31,10 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
   client that only reads the bytes (Content-Length) on one kept-alive connection, as
   plain text and the way Prometheus asks (OpenMetrics, gzip), alternately. No page is
   parsed on the measured cores in the timed path: counters are read once before and
-  once after the scrapes.
+  once after the scrapes. The measured scrapes follow ``SCRAPE_WARM_UP`` unmeasured
+  ones at the same pace, as a watcher that Prometheus has been scraping: the watcher
+  learns the time between scrapes from them (``exposition.ScrapeCadence``), and the
+  scrapes right after its start, before it knows, are not steady state.
 - ``http``: 500 checks each doing one GET through the ``http`` fixture every 50 ms
   against a local server that answers at once (its own process, not counted), so the
   watcher is saturated: runs per CPU-second of the watcher and its workers (goal:
@@ -94,6 +97,8 @@ DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "store")
 SATURATE_CHECKS, SATURATE_INTERVAL = 500, 0.050
 LATENESS_CHECKS = 1000
 SCRAPE_CHECKS, SCRAPE_INTERVAL = 10_000, 0.4
+#: Unmeasured scrapes, at the measured pace, before the measured ones (``scrape``).
+SCRAPE_WARM_UP = 10
 PROMETHEUS_ACCEPT = (
     b"Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
     b"Accept-Encoding: gzip\r\n"
@@ -761,6 +766,11 @@ def scrape_run(size: Size, env: dict[str, str] | None = None) -> ScrapeRun:
         kinds = {"plain": PLAIN_ACCEPT, "prometheus": PROMETHEUS_ACCEPT}
         times: dict[str, list[float]] = {kind: [] for kind in size.scrape_kinds}
         sizes: dict[str, int] = {}
+        tick = time.monotonic()
+        for index in range(SCRAPE_WARM_UP):
+            tick += 0.2
+            time.sleep(max(0.0, tick - time.monotonic()))
+            watcher.get("/metrics", kinds[size.scrape_kinds[index % len(size.scrape_kinds)]])
         first = counts(watcher.get("/metrics", PLAIN_ACCEPT))
         cpu0, t0 = watcher.cpu(), time.monotonic()
         tick = time.monotonic()
