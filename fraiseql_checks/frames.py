@@ -22,8 +22,13 @@ Message = tuple[Any, ...]
 
 
 def encode(messages: Any) -> bytes:
-    body = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+    body = dumps(messages)
     return _LENGTH.pack(len(body)) + body
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` pickled as a frame's body holds it (``decode`` reads it back)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def decode(body: bytes) -> Any:

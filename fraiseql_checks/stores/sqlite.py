@@ -27,7 +27,7 @@ import functools
 import queue
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -372,8 +372,21 @@ def batch_of(
     outbox: Sequence[OutboxEntry],
 ) -> Batch:
     """A write's rows; of the states and outbox entries, the newest of each id. On the
-    event loop in a watcher: what costs (JSON, sorting) is left to ``write_batch``."""
-    result_rows = [
+    event loop in a watcher (``sqlite_writer.encode_write`` builds them a slice at a time):
+    what costs (JSON, sorting) is left to ``write_batch``."""
+    latest = {record.check_id: record for record in states}
+    newest = {entry.id: entry for entry in outbox}
+    return (
+        result_rows(results),
+        [change_row(c) for c in changes],
+        state_rows(latest.values()),
+        [outbox_row(newest[i]) for i in sorted(newest)],
+    )
+
+
+def result_rows(results: Iterable[StoredResult]) -> list[tuple[Any, ...]]:
+    """The results' rows, their recorded values still dicts (JSON in ``_insert_results``)."""
+    return [
         (
             r.check_id,
             r.started_at,
@@ -381,7 +394,7 @@ def batch_of(
             r.outcome.value,
             r.message,
             r.trace_id,
-            r.values,  # as JSON where it is written (``_insert_results``): off the event loop
+            r.values,
             int(r.timed_out),
             r.kind,
             r.interval_s,
@@ -389,14 +402,11 @@ def batch_of(
         )
         for r in results
     ]
-    latest = {record.check_id: record for record in states}
-    newest = {entry.id: entry for entry in outbox}
-    return (
-        result_rows,
-        [change_row(c) for c in changes],
-        [state_fields(record) for record in latest.values()],
-        [outbox_row(newest[i]) for i in sorted(newest)],
-    )
+
+
+def state_rows(states: Iterable[StateRecord]) -> list[tuple[Any, ...]]:
+    """The states' rows, their time lists still tuples (JSON in ``write_batch``)."""
+    return [state_fields(record) for record in states]
 
 
 def write_batch(conn: sqlite3.Connection, batch: Batch, commit: Callable[[sqlite3.Connection], None]) -> None:
@@ -798,14 +808,14 @@ class SQLiteStore:
         if not self.writer_process:
             await self._call(self._write, results, changes, states, outbox)
             return
-        from fraiseql_checks.stores.sqlite_writer import FrameTooLarge, WriterProcess
+        from fraiseql_checks.stores.sqlite_writer import FrameTooLarge, WriterProcess, encode_write
 
         writer = self._writer
         if writer is None:
             await self._call(self._open)  # the store's own connection migrates the file first
             writer = self._writer = self._writer or WriterProcess(self.path, self.busy_timeout)
         try:
-            await writer.write(batch_of(results, changes, states, outbox))
+            await writer.write(await encode_write(results, changes, states, outbox))
         except FrameTooLarge:  # hundreds of MB of recorded values: the thread takes it, whole
             await self._call(self._write, results, changes, states, outbox)
 

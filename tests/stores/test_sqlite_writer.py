@@ -5,6 +5,7 @@ nothing that was confirmed and leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ import pytest
 
 from fraiseql_checks import frames
 from fraiseql_checks.result import Outcome
+from fraiseql_checks.states import State, StateRecord
 from fraiseql_checks.stores import StoredResult, StoreUnavailable, sqlite_writer
 from fraiseql_checks.stores.sqlite import SQLiteStore
 from tests.support import REPO
@@ -64,12 +66,22 @@ def rows(path: Path) -> tuple[int, int]:
 
 def test_a_watchers_store_writes_in_its_own_process_the_same_rows_as_the_thread(tmp_path: Path) -> None:
     batches = [[result(i + 10 * b, Outcome.FAILED if i % 3 else Outcome.PASSED) for i in range(10)] for b in range(3)]
+    # a write of more rows than the loop builds at a time: sent in slices, stored whole
+    many = sqlite_writer.SLICE * 2 + 7
+    big = [
+        StoredResult(f"checks/many.py::check_{i}", T0 + i, 0.01, Outcome.PASSED, trace_id=f"r{i}") for i in range(many)
+    ]
+    states = [
+        StateRecord(f"checks/many.py::check_{i}", State.PASSING, State.PASSING, 0, i, (T0,), (T0, T0 + i), T0, T0 + i)
+        for i in range(sqlite_writer.SLICE + 3)
+    ]
 
     async def write(store: SQLiteStore) -> int | None:
         await store.open()
         try:
             for batch in [*batches, batches[1]]:  # one batch twice: stored once, counted once
                 await store.write(batch, [])
+            await store.write(big, [], [*states, dataclasses.replace(states[1], consecutive_successes=0)])
             return writer_pid(store) if store.writer_process else None
         finally:
             await store.close()
@@ -84,13 +96,18 @@ def test_a_watchers_store_writes_in_its_own_process_the_same_rows_as_the_thread(
         dumps.append(
             [
                 conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-                for table in ("results", "slo_rollups", "slo_daily_rollups")
+                for table in ("results", "slo_rollups", "slo_daily_rollups", "check_states")
             ]
         )
         conn.close()
     assert dumps[0] == dumps[1]
     passed = sum(r.outcome is Outcome.PASSED for batch in batches for r in batch)
-    assert len(dumps[1][0]) == 30 and sum(row[4] for row in dumps[1][1]) == passed == 12  # each counted once
+    assert len(dumps[1][0]) == 30 + many
+    assert sum(row[4] for row in dumps[1][1]) == passed + many == 12 + many  # each counted once
+    stored_states = {row[0]: row for row in dumps[1][3]}
+    assert len(stored_states) == len(states)
+    assert stored_states[states[1].check_id][4] == 0  # of two states of a check, the newest (it sorts first)
+    assert stored_states[states[-1].check_id][5:7] == ("[1750000000.0]", f"[1750000000.0, {T0 + len(states) - 1}]")
 
 
 def test_a_writer_process_killed_between_writes_is_started_again(tmp_path: Path) -> None:
@@ -155,6 +172,7 @@ WATCHER = """
 import asyncio, os, signal, sys
 from pathlib import Path
 from fraiseql_checks.result import Outcome
+from fraiseql_checks.states import State, StateRecord
 from fraiseql_checks.stores import StoredResult
 from fraiseql_checks.stores.sqlite import SQLiteStore
 
@@ -276,6 +294,7 @@ STUCK_WATCHER = """
 import asyncio, os, sys
 from pathlib import Path
 from fraiseql_checks.result import Outcome
+from fraiseql_checks.states import State, StateRecord
 from fraiseql_checks.stores import StoredResult
 from fraiseql_checks.stores.sqlite import SQLiteStore
 
