@@ -76,7 +76,8 @@ class WriterProcess:
 
     ``abandon`` (the store's ``reset``) gives up on it: the write in progress is ended
     (the child killed) unless it is committing, and every later write fails; the store
-    makes a new ``WriterProcess`` for the writes after the reset."""
+    makes a new ``WriterProcess`` for the writes after the reset. After ``close`` too,
+    every write fails: none starts another child."""
 
     def __init__(self, path: Path, busy_timeout: float) -> None:
         self.path = path
@@ -88,6 +89,7 @@ class WriterProcess:
         #: A write asked to commit and was told yes, and has not answered since.
         self._committing = False
         self._abandoned = False
+        self._closed = False
 
     @property
     def pid(self) -> int | None:
@@ -107,6 +109,8 @@ class WriterProcess:
         async with turn:
             if self._abandoned:
                 raise StoreUnavailable("the store's connection was reset: a call got no answer")
+            if self._closed:  # a write that came after the close (its rows were still being made)
+                raise StoreUnavailable("the store is closed")
             if self._streams is None or self._process is None or self._process.poll() is not None:
                 await self._start()  # the first write, or the child died since the last one
             reader, writer = self._streams  # type: ignore[misc]
@@ -241,6 +245,7 @@ class WriterProcess:
     async def close(self, timeout: float) -> None:
         """The child exits once its socket closes, after the write it is in; after
         ``timeout`` seconds it is killed (its write given up on, unless committing)."""
+        self._closed = True
         turn = self._turn
         if turn is not None and turn.locked():
             with contextlib.suppress(asyncio.TimeoutError):

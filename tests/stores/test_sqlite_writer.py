@@ -8,9 +8,11 @@ import asyncio
 import dataclasses
 import gc
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -380,3 +382,94 @@ def test_a_batch_too_large_for_a_frame_is_written_whole_on_the_stores_thread(
 
     asyncio.run(main())
     assert rows(store.path) == (200, 200)
+
+
+def test_the_writer_process_rolls_back_a_write_told_no_at_its_commit(tmp_path: Path) -> None:
+    """The child's side of the handshake, driven by hand: a write answered "no" (the store
+    was reset between the child's question and the answer) lands nothing and is reported
+    as given up on; the next write, answered "yes", lands."""
+    path = tmp_path / "results.db"
+    opener = SQLiteStore(path)
+    asyncio.run(opener.open())
+    asyncio.run(opener.close())
+    ours, theirs = socket.socketpair()
+    child = threading.Thread(target=sqlite_writer.serve, args=(frames.BlockingChannel(theirs), path, 5.0))
+    child.start()
+    channel = frames.BlockingChannel(ours)
+    try:
+        ours.sendall(asyncio.run(sqlite_writer.encode_write([result(0)], [], [], [])))
+        assert channel.receive() == ("commit?",)
+        channel.send(("no",))
+        answer = channel.receive()
+        assert answer[:2] == ("error", "gaveup")
+        assert rows(path) == (0, 0)
+        ours.sendall(asyncio.run(sqlite_writer.encode_write([result(1)], [], [], [])))
+        assert channel.receive() == ("commit?",)
+        channel.send(("yes",))
+        assert channel.receive() == ("done",)
+        assert rows(path) == (1, 1)
+    finally:
+        ours.close()
+        child.join(20)
+        theirs.close()
+    assert not child.is_alive()  # the watcher's end closed: it returned
+
+
+def test_closing_gives_up_on_a_write_still_running_after_the_timeout(tmp_path: Path) -> None:
+    """A write stuck past the close's timeout (here: waiting for a lock held elsewhere) is
+    given up on: the child is killed, the write fails with a one-line error and lands
+    nothing, and the close does not wait for the lock."""
+    path = tmp_path / "results.db"
+    store = SQLiteStore(path, busy_timeout=120.0, writer_process=True)
+
+    async def main() -> tuple[str, bool]:
+        await store.open()
+        await store.write([result(0)], [])
+        writer = store._writer
+        assert writer is not None
+        pid = writer_pid(store)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            write = asyncio.ensure_future(store.write([result(1)], []))
+            while writer._turn is None or not writer._turn.locked():  # its frame is on its way to the child
+                await asyncio.sleep(0.01)
+            await writer.close(0.5)
+            with pytest.raises(StoreUnavailable) as failed:
+                await write
+            ended = await asyncio.to_thread(gone, pid)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await store.close()
+        return str(failed.value), ended
+
+    message, ended = asyncio.run(main())
+    assert ended and "\n" not in message
+    assert "locked" not in message  # given up on at the close's timeout, not failed at the lock's
+    assert rows(path) == (1, 1)  # the stuck write never landed
+
+
+def test_a_write_that_reaches_a_closed_writer_process_fails_and_starts_none(tmp_path: Path) -> None:
+    """A write whose rows were still being made when the store closed (``encode_write``
+    yields to the loop between slices) must not start a writer process nobody ends."""
+    path = tmp_path / "results.db"
+    store = SQLiteStore(path, writer_process=True)
+
+    async def main() -> tuple[str, int | None]:
+        await store.open()
+        await store.write([result(0)], [])
+        writer = store._writer
+        assert writer is not None
+        many = [result(i) for i in range(1, sqlite_writer.SLICE * 3)]
+        write = asyncio.ensure_future(store.write(many, []))
+        await asyncio.sleep(0)  # its first slice made: it yields the loop before the next
+        assert not write.done()
+        await store.close()  # while the write still makes its slices
+        with pytest.raises(StoreUnavailable, match="the store is closed"):
+            await write
+        return "closed", writer.pid
+
+    _, pid = asyncio.run(main())
+    assert pid is None  # no child started after the close
+    assert rows(path) == (1, 1)
