@@ -142,8 +142,8 @@ from fraiseql_checks.stores.postgres import PostgresStore
 from fraiseql_checks.stores.sqlite import SQLiteStore
 from fraiseql_checks.watch.state import CheckState, Rules
 
-async def main(url):
-    store = PostgresStore(url) if url.startswith("postgresql") else SQLiteStore(Path(url))
+async def main(url, apart):
+    store = PostgresStore(url) if url.startswith("postgresql") else SQLiteStore(Path(url), writer_process=apart)
     writer = BufferedWriter(store, 100_000, batch=50, every=0.01)
     await writer.open()
     task = asyncio.create_task(writer.run())
@@ -166,7 +166,7 @@ async def main(url):
     print(json.dumps([dataclasses.asdict(machine.snapshot()) for machine in machines]), flush=True)
     await asyncio.sleep(3600)
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] == "writer-process"))
 """
 
 
@@ -178,9 +178,14 @@ def record_of(raw: dict[str, Any]) -> StateRecord:
 
 
 def test_check_states_survive_a_kill_9_of_the_watcher(make_store: Callable[[], Store]) -> None:
-    url = make_store().url
+    made = make_store()
+    apart = "writer-process" if getattr(made, "writer_process", False) else "thread"  # as the watcher's store writes
     process = subprocess.Popen(
-        [sys.executable, "-c", WATCHER, url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", WATCHER, made.url, apart],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
