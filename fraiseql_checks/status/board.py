@@ -19,6 +19,8 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.status.uptime import UptimeCache
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from fraiseql_checks.result import Result
     from fraiseql_checks.states import StateChange
     from fraiseql_checks.watch.watcher import Watcher
@@ -46,6 +48,15 @@ class StatusBoard:
         #: Per check: the overview's sparkline and bar, and what they were drawn from (its
         #: latest run and its ``Uptime``): drawn again only when one of those changed.
         self.drawings: dict[str, tuple[object, object, str, str]] = {}
+
+    def expect(self, check_ids: Iterable[str]) -> None:
+        """Make the checks' run lists now, before the watcher freezes its start-up heap
+        (``watch.watcher._freeze_heap``): made at each check's first run instead, 10,000
+        of them (40 runs each) were most of what every full collection of the garbage
+        collector went through, 10-24 ms each on a saturated watcher (docs/performance.md)."""
+        for check_id in check_ids:
+            if check_id not in self.recent:
+                self.recent[check_id] = collections.deque(maxlen=RECENT)
 
     @hookimpl
     def fraiseql_report_result(self, result: Result) -> None:

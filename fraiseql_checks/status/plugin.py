@@ -24,7 +24,10 @@ def fraiseql_api_endpoints(config: Config) -> Sequence[Endpoint]:
 def fraiseql_watch_start(watcher: Watcher) -> None:
     from fraiseql_checks.status.board import board_of
 
-    board_of(watcher).uptime.warm([entry.key for entry in watcher.schedule])  # the first page need not wait
+    board = board_of(watcher)
+    check_ids = [entry.key for entry in watcher.schedule]
+    board.expect(check_ids)
+    board.uptime.warm(check_ids)  # the first page need not wait
 
 
 @hookimpl

@@ -230,3 +230,15 @@ def test_the_overview_draws_a_checks_sparkline_and_bar_again_only_after_a_new_ru
     other = Uptime({name: None for name in EMPTY.windows}, ())
     card(other)
     assert drawn == [1, 2, 2]  # a new uptime (the cache refreshed): drawn again
+
+
+def test_the_board_makes_the_run_lists_of_expected_checks_before_their_first_run() -> None:
+    """Made at watch start, before the watcher freezes its start-up heap (so full
+    collections of the garbage collector skip them), and then used by the runs."""
+    board = StatusBoard(types.SimpleNamespace(writer=types.SimpleNamespace(store=None)))  # type: ignore[arg-type]
+    board.expect(["a", "b"])
+    made = board.recent["a"]
+    assert list(made) == [] and set(board.recent) == {"a", "b"}
+    board.fraiseql_report_result(Result("a", "a", Outcome.PASSED, started_at=NOW, duration_s=0.2))
+    board.expect(["a"])  # again (a reload): kept, not emptied
+    assert board.recent["a"] is made and list(made) == [(NOW, 0.2, True)]
