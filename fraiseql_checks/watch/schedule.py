@@ -43,7 +43,13 @@ class Schedule(Generic[T]):
     def __init__(self, spread: float, rng: random.Random | None = None) -> None:
         self.spread = spread
         self._rng = rng or random.Random()
-        self._heap: list[tuple[float, int, Entry[T]]] = []
+        #: (due, token): plain numbers, so the garbage collector stops tracking them at its
+        #: first look. With the entry in them (10,000 made anew each second on a saturated
+        #: watcher, each living an interval) they were most of what every collection of the
+        #: older generations went through (docs/performance.md).
+        self._heap: list[tuple[float, int]] = []
+        #: The entry of each token still live in the heap (an entry's newest; none once removed).
+        self._live: dict[int, Entry[T]] = {}
         self._entries: dict[str, Entry[T]] = {}
         self._seq = 0
         #: Counts the entries added and removed (what was derived from the set of keys is stale).
@@ -87,18 +93,21 @@ class Schedule(Generic[T]):
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.version += 1
-            entry._token = -1  # its heap tuples are stale from now on
+            self._live.pop(entry._token, None)  # its heap tuples are stale from now on
+            entry._token = -1
         return entry
 
     def _push(self, entry: Entry[T]) -> None:
         self._seq += 1
+        self._live.pop(entry._token, None)  # the tuple pushed before is stale from now on
         entry._token = self._seq
-        heapq.heappush(self._heap, (entry.due, self._seq, entry))
+        self._live[self._seq] = entry
+        heapq.heappush(self._heap, (entry.due, self._seq))
 
     def next_due(self) -> float | None:
         """The earliest due time, or ``None`` when nothing is scheduled."""
-        heap = self._heap
-        while heap and heap[0][2]._token != heap[0][1]:
+        heap, live = self._heap, self._live
+        while heap and heap[0][1] not in live:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
@@ -107,14 +116,16 @@ class Schedule(Generic[T]):
 
         The caller starts each one, or counts an overlap when it is still running.
         """
-        heap = self._heap
+        heap, live = self._heap, self._live
         while heap:
-            due, token, entry = heap[0]
-            if entry._token != token:
+            due, token = heap[0]
+            entry = live.get(token)
+            if entry is None:
                 heapq.heappop(heap)
                 continue
             if due > now:
                 return
+            del live[token]
             entry.due = due + entry.interval
             if entry.shift:
                 entry.due += entry.shift
@@ -125,5 +136,6 @@ class Schedule(Generic[T]):
                 entry.due += (now - entry.due) // entry.interval * entry.interval + entry.interval
             self._seq += 1
             entry._token = self._seq
-            heapq.heapreplace(heap, (entry.due, self._seq, entry))  # one sift, not a pop and a push
+            live[self._seq] = entry
+            heapq.heapreplace(heap, (entry.due, self._seq))  # one sift, not a pop and a push
             yield entry, due

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 from fraiseql_checks.watch.schedule import Schedule
@@ -100,3 +101,19 @@ def test_nothing_scheduled() -> None:
     schedule: Schedule[str] = Schedule(spread=1.0)
     assert schedule.next_due() is None
     assert due_keys(schedule, 1e9) == []
+
+
+def test_what_runs_leave_in_the_heap_is_not_for_the_garbage_collector() -> None:
+    """Each run pushes the check's next due time. What it pushes holds no object the
+    collector follows, so after its first look the collector tracks none of it: on a
+    saturated watcher those were most of what its full collections went through."""
+    schedule: Schedule[str] = Schedule(spread=1.0, rng=random.Random(5))
+    for index in range(200):
+        schedule.add(f"c{index}", "item", interval=1.0, now=0.0)
+    ran = sum(len(due_keys(schedule, now / 10)) for now in range(1, 40))
+    assert ran >= 600
+    schedule.remove("c0")
+    schedule.update("c1", "item", 2.0, now=4.0)  # a reload's new interval: pushed again
+    gc.collect()
+    assert not any(gc.is_tracked(item) for item in schedule._heap)
+    assert "c0" not in due_keys(schedule, 100.0)  # and the bookkeeping still holds
