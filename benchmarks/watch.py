@@ -580,16 +580,22 @@ def at_load(
     watcher = Watcher(root)
     samples: list[tuple[float, int, int]] = []
     stop = threading.Event()
+    #: Why the sampling ended before the window did (the watcher is gone), if it did.
+    cut_short: list[str] = []
 
     def sample() -> None:
         start = time.monotonic()
         while True:
+            last = stop.is_set()
             try:
                 samples.append((time.monotonic() - start, *watcher.rss()))
-            except psutil.Error:  # the watcher is gone: the window says so
+            except psutil.Error as exc:  # a child gone is skipped by rss(); this is the watcher
+                if not last:
+                    cut_short.append(f"{type(exc).__name__}: {exc}")
                 return
-            if stop.wait(MEMORY_EVERY):
-                samples.append((time.monotonic() - start, *watcher.rss()))
+            if last or stop.wait(MEMORY_EVERY):
+                if not last:
+                    continue  # one more sample, at the window's end
                 return
 
     try:
@@ -604,8 +610,9 @@ def at_load(
             stop.set()
             if sampler is not None:
                 sampler.join()
-        if memory and len(samples) < 2:
-            raise RuntimeError("the watcher's memory could not be sampled through the window")
+        if memory and (cut_short or len(samples) < 2):
+            why = f" ({cut_short[0]})" if cut_short else ""
+            raise RuntimeError(f"the watcher's memory could not be sampled through the window{why}")
         return found, Memory(samples)
     finally:
         watcher.stop()
