@@ -374,14 +374,7 @@ def batch_of(
     """A write's rows; of the states and outbox entries, the newest of each id. On the
     event loop in a watcher (``sqlite_writer.encode_write`` builds them a slice at a time):
     what costs (JSON, sorting) is left to ``write_batch``."""
-    latest = {record.check_id: record for record in states}
-    newest = {entry.id: entry for entry in outbox}
-    return (
-        result_rows(results),
-        [change_row(c) for c in changes],
-        state_rows(latest.values()),
-        [outbox_row(newest[i]) for i in sorted(newest)],
-    )
+    return result_rows(results), change_rows(changes), state_rows(newest_states(states)), outbox_rows(outbox)
 
 
 def result_rows(results: Iterable[StoredResult]) -> list[tuple[Any, ...]]:
@@ -407,6 +400,21 @@ def result_rows(results: Iterable[StoredResult]) -> list[tuple[Any, ...]]:
 def state_rows(states: Iterable[StateRecord]) -> list[tuple[Any, ...]]:
     """The states' rows, their time lists still tuples (JSON in ``write_batch``)."""
     return [state_fields(record) for record in states]
+
+
+def newest_states(states: Iterable[StateRecord]) -> list[StateRecord]:
+    """Of the states of each check, the newest (the last given)."""
+    return list({record.check_id: record for record in states}.values())
+
+
+def change_rows(changes: Iterable[StateChange]) -> list[tuple[Any, ...]]:
+    return [change_row(change) for change in changes]
+
+
+def outbox_rows(outbox: Iterable[OutboxEntry]) -> list[tuple[Any, ...]]:
+    """The newest of each outbox entry, by id."""
+    newest = {entry.id: entry for entry in outbox}
+    return [outbox_row(newest[i]) for i in sorted(newest)]
 
 
 def write_batch(conn: sqlite3.Connection, batch: Batch, commit: Callable[[sqlite3.Connection], None]) -> None:

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from fraiseql_checks import frames
 from fraiseql_checks.config import UsageError
@@ -50,12 +50,14 @@ from fraiseql_checks.stores import StoreUnavailable
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from fraiseql_checks.outbox import OutboxEntry
     from fraiseql_checks.states import StateChange, StateRecord
     from fraiseql_checks.stores import StoredResult
     from fraiseql_checks.stores.sqlite import Batch
+
+T = TypeVar("T")
 
 #: What the child runs: ``python -c BOOTSTRAP <package parent> <fd> <path> <busy timeout>``
 #: (its first line names it in ``ps``).
@@ -310,33 +312,33 @@ async def encode_write(
     rows at a time, with a turn of the loop between slices: a saturated watcher's write of
     5,000 results and as many states held its loop 12-23 ms in one go (docs/performance.md).
     Raises ``FrameTooLarge``."""
-    from fraiseql_checks.stores.sqlite import batch_of, result_rows, state_rows
+    from fraiseql_checks.stores.sqlite import change_rows, newest_states, outbox_rows, result_rows, state_rows
 
-    result_parts = []
-    for start in range(0, len(results), SLICE):
-        result_parts.append(frames.dumps(result_rows(results[start : start + SLICE])))
-        await asyncio.sleep(0)
-    latest = list({record.check_id: record for record in states}.values())  # the newest of each
-    state_parts = []
-    for start in range(0, len(latest), SLICE):
-        state_parts.append(frames.dumps(state_rows(latest[start : start + SLICE])))
-        await asyncio.sleep(0)
-    _, change_rows, _, outbox_rows = batch_of((), changes, (), outbox)
-    frame = frames.encode(("write", result_parts, change_rows, state_parts, outbox_rows))
+    result_parts = await _pickled_slices(results, result_rows)
+    state_parts = await _pickled_slices(newest_states(states), state_rows)
+    frame = frames.encode(("write", result_parts, change_rows(changes), state_parts, outbox_rows(outbox)))
     if len(frame) - frames.HEADER_SIZE > frames.MAX_FRAME:
         raise FrameTooLarge(f"a batch of {len(frame):,} bytes is more than a frame may hold")
     return frame
 
 
+async def _pickled_slices(items: Sequence[T], rows_of: Callable[[Sequence[T]], list[tuple[Any, ...]]]) -> list[bytes]:
+    """The rows of ``items``, ``SLICE`` at a time, each slice pickled; a turn of the loop after each."""
+    parts = []
+    for start in range(0, len(items), SLICE):
+        parts.append(frames.dumps(rows_of(items[start : start + SLICE])))
+        await asyncio.sleep(0)
+    return parts
+
+
 def batch_from(message: tuple[Any, ...]) -> Batch:
     """The batch an ``encode_write`` frame holds (in the child)."""
-    _, result_parts, change_rows, state_parts, outbox_rows = message
-    return (
-        [row for part in result_parts for row in frames.decode(part)],
-        change_rows,
-        [row for part in state_parts for row in frames.decode(part)],
-        outbox_rows,
-    )
+    _, result_parts, changes, state_parts, outbox = message
+    return _unpickled(result_parts), changes, _unpickled(state_parts), outbox
+
+
+def _unpickled(parts: list[bytes]) -> list[tuple[Any, ...]]:
+    return [row for part in parts for row in frames.decode(part)]
 
 
 # -- the child -------------------------------------------------------------------------

@@ -41,6 +41,15 @@ def writer_pid(store: SQLiteStore) -> int:
     return writer.pid
 
 
+async def first_write(store: SQLiteStore) -> sqlite_writer.WriterProcess:
+    """Open ``store`` and write one result through its writer process: the process it started."""
+    await store.open()
+    await store.write([result(0)], [])
+    writer = store._writer
+    assert writer is not None
+    return writer
+
+
 def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -174,7 +183,6 @@ WATCHER = """
 import asyncio, os, signal, sys
 from pathlib import Path
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.states import State, StateRecord
 from fraiseql_checks.stores import StoredResult
 from fraiseql_checks.stores.sqlite import SQLiteStore
 
@@ -271,10 +279,7 @@ def test_a_reset_while_a_write_commits_says_it_may_be_stored_and_the_writer_proc
     store = SQLiteStore(path, writer_process=True)
 
     async def main() -> tuple[bool, int]:
-        await store.open()
-        await store.write([result(0)], [])
-        writer = store._writer
-        assert writer is not None
+        writer = await first_write(store)
         pid = writer_pid(store)
         write = asyncio.ensure_future(store.write([result(1)], []))
         while not writer._committing:  # told "yes", waiting for the child's "done"
@@ -296,7 +301,6 @@ STUCK_WATCHER = """
 import asyncio, os, sys
 from pathlib import Path
 from fraiseql_checks.result import Outcome
-from fraiseql_checks.states import State, StateRecord
 from fraiseql_checks.stores import StoredResult
 from fraiseql_checks.stores.sqlite import SQLiteStore
 
@@ -423,10 +427,7 @@ def test_closing_gives_up_on_a_write_still_running_after_the_timeout(tmp_path: P
     store = SQLiteStore(path, busy_timeout=120.0, writer_process=True)
 
     async def main() -> tuple[str, bool]:
-        await store.open()
-        await store.write([result(0)], [])
-        writer = store._writer
-        assert writer is not None
+        writer = await first_write(store)
         pid = writer_pid(store)
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
@@ -456,11 +457,8 @@ def test_a_write_that_reaches_a_closed_writer_process_fails_and_starts_none(tmp_
     path = tmp_path / "results.db"
     store = SQLiteStore(path, writer_process=True)
 
-    async def main() -> tuple[str, int | None]:
-        await store.open()
-        await store.write([result(0)], [])
-        writer = store._writer
-        assert writer is not None
+    async def main() -> int | None:
+        writer = await first_write(store)
         many = [result(i) for i in range(1, sqlite_writer.SLICE * 3)]
         write = asyncio.ensure_future(store.write(many, []))
         await asyncio.sleep(0)  # its first slice made: it yields the loop before the next
@@ -468,8 +466,8 @@ def test_a_write_that_reaches_a_closed_writer_process_fails_and_starts_none(tmp_
         await store.close()  # while the write still makes its slices
         with pytest.raises(StoreUnavailable, match="the store is closed"):
             await write
-        return "closed", writer.pid
+        return writer.pid
 
-    _, pid = asyncio.run(main())
+    pid = asyncio.run(main())
     assert pid is None  # no child started after the close
     assert rows(path) == (1, 1)
