@@ -51,7 +51,7 @@ class StatusBoard:
 
     def expect(self, check_ids: Iterable[str]) -> None:
         """Make the checks' run lists now, before the watcher freezes its start-up heap
-        (``watch.watcher._freeze_heap``): made at each check's first run instead, 10,000
+        (``watch.heap.freeze``): made at each check's first run instead, 10,000
         of them (40 runs each) were most of what every full collection of the garbage
         collector went through, 10-24 ms each on a saturated watcher (docs/performance.md)."""
         for check_id in check_ids:

@@ -18,7 +18,6 @@ import asyncio
 import collections
 import dataclasses
 import functools
-import gc
 import logging
 import math
 import os
@@ -39,6 +38,7 @@ from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runbooks import runbook_base_url
 from fraiseql_checks.stores import StateRecord, Store, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
+from fraiseql_checks.watch import heap
 from fraiseql_checks.watch.cluster import VIEW_IDLE
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram, ScrapeCadence
 from fraiseql_checks.watch.http import HTTPServer
@@ -606,7 +606,7 @@ class Watcher:
 
     async def reload(self) -> None:
         """SIGHUP: re-read the config file (``reread_config``), then have the workers collect again."""
-        gc.unfreeze()
+        heap.unfreeze()
         try:
             config_taken = self.reread_config()
             found = await self.pool.reload()
@@ -625,7 +625,7 @@ class Watcher:
             else:
                 self.say(f"reloaded: {len(found.checks)} checks")
         finally:
-            _freeze_heap()
+            heap.freeze()
 
     def reread_config(self) -> bool:
         """Read the config file again and apply what can change while running (see
@@ -719,7 +719,7 @@ class Watcher:
                 if awaitable is not None:
                     await awaitable
             self.collected = True
-            _freeze_heap()
+            heap.freeze()
             workers, count = self.settings.workers, len(self.schedule)
             self.say(
                 f"watching {count} check{'s' if count != 1 else ''}"
@@ -762,25 +762,6 @@ class Watcher:
             await self.writer.store.close()
             for signum in installed:
                 loop.remove_signal_handler(signum)
-
-
-#: The collector's thresholds once the checks are collected: a full collection only after
-#: 100 collections of the middle generation (Python's default is 10). What is not frozen
-#: is what runs bring and keep a while (results queued for the store, the runs under
-#: way): with 10,000 checks past capacity the default made a full collection every
-#: second, each holding the loop 30 to 130 ms and 15 % of the watcher's time in all.
-#: Cycles are rare in what the watcher keeps, and the young generations still collect
-#: those of the runs.
-GC_THRESHOLDS = (700, 10, 100)
-
-
-def _freeze_heap() -> None:
-    """Keep the garbage collector off what lives as long as the watcher (the checks'
-    metadata, the series): a full collection over thousands of checks would hold the
-    loop for a noticeable time, again and again, for nothing."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _not_run(entry: Entry[Watched], done: asyncio.Future[Result | None] | None) -> None:

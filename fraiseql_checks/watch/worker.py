@@ -41,7 +41,7 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.stash import StashKey
 from fraiseql_checks.trace import current_run
-from fraiseql_checks.watch import wire
+from fraiseql_checks.watch import heap, wire
 from fraiseql_checks.watch.wire import BlockingChannel, Message
 
 if TYPE_CHECKING:
@@ -272,7 +272,15 @@ class Worker:
         return code
 
     def collect(self) -> None:
-        """Collect (again), keeping what files that broke had; tell the watcher."""
+        """Collect (again), keeping what files that broke had; tell the watcher. What is
+        built lives until the next reload: it is frozen for the garbage collector (``heap``)."""
+        heap.unfreeze()
+        try:
+            self._collect()
+        finally:
+            heap.freeze()
+
+    def _collect(self) -> None:
         session = self.session
         kept: set[str] = set()
         if not self.checks:

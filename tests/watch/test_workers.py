@@ -719,3 +719,30 @@ def test_an_answer_that_came_while_a_neighbour_held_a_workers_loop_does_not_time
     watcher.stop()
     assert "check_holds_the_loop held the event loop of its worker for 1." in watcher.stdout
     assert outcomes == (1, 0), watcher.stdout
+
+
+HEAP_CHECK = """import gc
+
+from fraiseql_checks import check
+from fraiseql_checks.watch import heap
+
+@check(interval="100ms")
+def check_heap_{version}():
+    assert gc.get_freeze_count() > 0, "nothing frozen"
+    assert gc.get_threshold() == heap.GC_THRESHOLDS
+"""
+
+
+def test_a_worker_keeps_the_garbage_collector_off_what_it_collected_and_again_after_a_reload(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write("checks/check_heap.py", HEAP_CHECK.format(version=1))
+    watcher = watch("--workers", "1")
+    watcher.wait_for(lambda s: watcher.runs("checks/check_heap.py::check_heap_1") >= 2, what="the first version")
+    checkdir.write("checks/check_heap.py", HEAP_CHECK.format(version=2))
+    watcher.send(signal.SIGHUP)
+    watcher.wait_for(lambda s: watcher.runs("checks/check_heap.py::check_heap_2") >= 2, what="the reloaded version")
+    for version in (1, 2):
+        assert not messages_of(checkdir, f"checks/check_heap.py::check_heap_{version}", "failed")
+    assert watcher.stop() == 0
