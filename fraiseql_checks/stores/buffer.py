@@ -7,7 +7,9 @@ retried with a growing pause. The queue is bounded: past ``limit`` items the
 oldest are dropped and counted, and nothing is lost while the bound holds.
 Check states (``StateRecord``) do not queue: only the newest of each check is
 worth writing, so they wait in a table by check (as many as there are checks)
-and go with the next batch, in its transaction. Outbox entries do the same, by
+and go with the next batch, in its transaction. The watcher hands over the live
+state itself (``add_state``), and its snapshot is taken when the batch is: one
+per check and batch, not one per run. Outbox entries do the same, by
 id: a new entry goes with the state change that made it (added together, they
 are in the same batch), and a delivery's new status replaces a pending one.
 
@@ -31,7 +33,7 @@ import collections
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.outbox import OutboxEntry
@@ -41,6 +43,12 @@ __all__ = ["BufferedWriter", "Item", "WriterTotals"]
 
 T = TypeVar("T")
 Item = StoredResult | StateChange | StateRecord | OutboxEntry
+
+
+class LiveState(Protocol):
+    """A check's state as it changes (``watch.state.CheckState``)."""
+
+    def snapshot(self) -> StateRecord: ...
 
 #: How long a write (or opening, reading the states, pruning) may go without an
 #: answer before it is given up on. A healthy batch takes well under a second, and
@@ -132,8 +140,8 @@ class BufferedWriter:
         self._warn = warn
         self._clock = clock
         self._queue: collections.deque[StoredResult | StateChange] = collections.deque()
-        #: The newest state of each check not yet sent.
-        self._states: dict[str, StateRecord] = {}
+        #: The newest state of each check not yet sent (a live one: its snapshot when sent).
+        self._states: dict[str, StateRecord | LiveState] = {}
         #: The newest version of each outbox entry not yet sent.
         self._outbox: dict[str, OutboxEntry] = {}
         self._current: _Write | None = None
@@ -196,6 +204,11 @@ class BufferedWriter:
         queue.append(item)
         if len(queue) >= self.batch:
             self._wake.set()
+
+    def add_state(self, check_id: str, state: LiveState) -> None:
+        """The check's state changed: its snapshot goes with the next batch, taken then."""
+        self._states[check_id] = state
+        self._doubtful_states.discard(check_id)
 
     def _drop_oldest(self) -> None:
         self._queue.popleft()
@@ -270,7 +283,8 @@ class BufferedWriter:
         if not count and not self._states and not self._outbox:
             return None
         queued = [queue.popleft() for _ in range(count)]
-        states, self._states = self._states, {}
+        pending, self._states = self._states, {}
+        states = {check: s if isinstance(s, StateRecord) else s.snapshot() for check, s in pending.items()}
         outbox, self._outbox = self._outbox, {}
         results = [item for item in queued if isinstance(item, StoredResult)]
         changes = [item for item in queued if isinstance(item, StateChange)]

@@ -543,7 +543,7 @@ class Watcher:
         if self.scrapes.render_now(watched.check.interval):
             series.chunks(result.started_at)
         self.writer.add(StoredResult.of(result, time.time(), interval_s=watched.check.interval, silenced=silent))
-        self.writer.add(state.snapshot())
+        self.writer.add_state(state.check_id, state)
         if change is not None:
             self.changed(change, watched.check)
 

@@ -240,6 +240,35 @@ def test_only_the_newest_state_of_each_check_waits_to_be_written(tmp_path: Path)
     assert loaded["c0"].consecutive_failures == 1 and loaded["c0"].updated_at == T0 + 999
 
 
+
+def test_a_live_state_is_written_as_it_is_when_its_batch_is_taken(tmp_path: Path) -> None:
+    machine = CheckState("c0", Rules())
+
+    async def main() -> list[StateRecord]:
+        writer = BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=10)
+        await writer.open()
+        stored = []
+        try:
+            machine.observe(Outcome.FAILED, T0)
+            writer.add_state(machine.check_id, machine)
+            machine.observe(Outcome.PASSED, T0 + 1)  # after it was handed over, before its batch: in it
+            assert await writer.write_once()
+            stored.append((await writer.store.load_states())["c0"])
+            machine.observe(Outcome.FAILED, T0 + 2)  # not handed over again: nothing to write
+            assert await writer.write_once() and writer.backlog == 0
+            stored.append((await writer.store.load_states())["c0"])
+            writer.add_state(machine.check_id, machine)
+            assert await writer.write_once()
+            stored.append((await writer.store.load_states())["c0"])
+            return stored
+        finally:
+            await writer.store.close()
+
+    first, unchanged, last = asyncio.run(main())
+    assert first.updated_at == T0 + 1 and first.consecutive_successes == 1
+    assert unchanged == first
+    assert last == machine.snapshot() and last.updated_at == T0 + 2
+
 # -- writes that get no answer: a lock held by another connection ----------------------
 
 
