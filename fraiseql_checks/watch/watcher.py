@@ -46,7 +46,7 @@ from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced, windo
 from fraiseql_checks.watch.pages import WatcherPages
 from fraiseql_checks.watch.schedule import Entry, Schedule
 from fraiseql_checks.watch.state import CheckState, Rules, StateChange
-from fraiseql_checks.watch.workers import Collection, RunOutcome, WorkerPool
+from fraiseql_checks.watch.workers import Collection, Run, RunOutcome, WorkerPool
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
@@ -175,7 +175,9 @@ class Watcher:
             collections.deque()
         )
         #: The runs handed to a worker, until their result is accounted for.
-        self._inflight: set[asyncio.Future[RunOutcome]] = set()
+        self._inflight: set[Run] = set()
+        #: Stopping: set once no run is in flight any more.
+        self._no_runs: asyncio.Future[None] | None = None
         #: Runs waiting for their worker to be ready (being replaced): no slot held meanwhile.
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiter: asyncio.Future[None] | None = None
@@ -456,29 +458,31 @@ class Watcher:
         check = entry.item.check
         due_wall = due + (time.time() - loop.time())
         try:
-            future = self.pool.run(check.id, check.timeout)
+            run = self.pool.run(check.id, check.timeout, functools.partial(self._finished, entry, due_wall, done))
         except BaseException:  # no run, so no slot taken: the watcher must not lose one for good
             self.in_progress -= 1
             _not_run(entry, done)
             raise
         self._free -= 1
-        self._inflight.add(future)
-        future.add_done_callback(functools.partial(self._finished, entry, due_wall, done))
+        self._inflight.add(run)
 
     def _finished(
         self,
         entry: Entry[Watched],
         due_wall: float,
         done: asyncio.Future[Result | None] | None,
-        future: asyncio.Future[RunOutcome],
+        run: Run,
+        outcome: RunOutcome | None,
     ) -> None:
-        """A run ended (or was cancelled): account for it, free its slot, start the next waiting."""
-        self._inflight.discard(future)
+        """A run ended (``outcome``; ``None``: it was cancelled): account for it, free its
+        slot, start the next waiting. Called from where the run was settled (a worker's
+        message, its death, a stop), so nothing may escape."""
+        self._inflight.discard(run)
         self._free += 1
         result: Result | None = None
         try:
-            if not future.cancelled():
-                result, rebuilt, whole = future.result()
+            if outcome is not None:
+                result, rebuilt, whole = outcome
                 self._account(entry, due_wall, result, rebuilt, whole)
         except Exception:  # a plugin's hook failed: say so, keep watching
             self.error(f"internal error after running {entry.item.check.id}:\n{traceback.format_exc()}")
@@ -487,7 +491,12 @@ class Watcher:
             self.in_progress -= 1
             if done is not None and not done.done():
                 done.set_result(result)
-            self._start_waiting()
+            if not self._inflight and self._no_runs is not None and not self._no_runs.done():
+                self._no_runs.set_result(None)
+            try:
+                self._start_waiting()
+            except Exception:
+                self.error(f"internal error starting the runs waiting for a slot:\n{traceback.format_exc()}")
 
     def _start_waiting(self) -> None:
         """Give the free slots to the runs waiting for one, first come first served."""
@@ -594,8 +603,8 @@ class Watcher:
             self.pool.cancel()
             for task in list(self._tasks):
                 task.cancel()
-            for future in list(self._inflight):
-                future.cancel()
+            for run in list(self._inflight):
+                run.finish(None)
             return
         self._stopping = True
         self.say("stopping: no new runs; waiting for running checks (a second signal cancels them)")
@@ -731,15 +740,18 @@ class Watcher:
             await self._scheduler
             if self.cluster is not None:
                 await self.cluster.stop()
-            running: list[asyncio.Future[Any]] = [*self._tasks, *self._inflight]  # the queue went at the stop
+            running: list[asyncio.Future[Any]] = [*self._tasks]  # the queue went at the stop
+            if self._inflight:
+                self._no_runs = loop.create_future()
+                running.append(self._no_runs)
             if running:
                 await asyncio.wait(running, timeout=self._max_timeout + 5)
             await self.pool.stop(self._max_timeout + 5)
             for task in self._tasks:
                 task.cancel()
-            for future in self._inflight:
-                future.cancel()
-            await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
+            for run in list(self._inflight):
+                run.finish(None)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             for awaitable in self.config.hook.fraiseql_watch_stop(watcher=self):
                 if awaitable is not None:
                     await awaitable

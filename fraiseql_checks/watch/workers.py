@@ -85,16 +85,29 @@ class Collection:
 
 @dataclasses.dataclass(eq=False)
 class Run:
-    """One run handed to a worker, until its result comes back."""
+    """One run handed to a worker, until its result comes back.
+
+    ``done`` is called once, when the run is settled: with its outcome, or ``None`` when
+    it will have none (cancelled, stopping). It is called at once, not in a later turn
+    of the loop: a future per run, its callback and the loop's handle for it cost the
+    watcher ~8 µs a run (docs/performance.md).
+    """
 
     seq: int
     check_id: str
     timeout: float
-    future: asyncio.Future[RunOutcome]
+    done: Callable[[Run, RunOutcome | None], None]
     started_at: float = 0.0
     retried: bool = False
     #: The worker's resident memory when the run started (as last sampled).
     rss_at_start: int = 0
+    settled: bool = False
+
+    def finish(self, outcome: RunOutcome | None) -> None:
+        """Settle the run (once; later calls do nothing)."""
+        if not self.settled:
+            self.settled = True
+            self.done(self, outcome)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +266,8 @@ class WorkerProcess:
 
     def dispatch(self, run: Run) -> None:
         if self.pool.stopping and self.state != "ready":
-            run.future.cancel()
+            # not at once: the caller may still be accounting for the run it is handing over
+            asyncio.get_running_loop().call_soon(run.finish, None)
             return
         if self.state != "ready":
             self.waiting.append(run)
@@ -301,8 +315,8 @@ class WorkerProcess:
         if kind == "result":
             _, seq, result, rebuilt, whole = message
             run = self.inflight.pop(seq, None)
-            if run is not None and not run.future.done():
-                run.future.set_result((result, rebuilt, whole))
+            if run is not None:
+                run.finish((result, rebuilt, whole))
         elif kind == "beat":
             _, self.stalled, self.holder = message
         elif kind == "importing":
@@ -482,9 +496,9 @@ class WorkerProcess:
         ]
         for run in lost:
             del self.inflight[run.seq]
-            if not run.future.done():
+            if not run.settled:
                 death = Death(f"(worker {self.name}) never answered this run; it was given up", "lost")
-                run.future.set_result(self.pool._lost(run, self, death))
+                run.finish(self.pool._lost(run, self, death))
 
     def check_memory(self) -> None:
         if not self.up or self.ps is None or self._killing is not None:
@@ -778,9 +792,7 @@ class WorkerPool:
         """Stopping: runs still waiting for a worker being replaced will not start."""
         for worker in self.all_workers():
             while worker.waiting:
-                run = worker.waiting.popleft()
-                if not run.future.done():
-                    run.future.cancel()
+                worker.waiting.popleft().finish(None)
             waiters, worker.ready_waiters = worker.ready_waiters, []
             for waiter in waiters:
                 waiter.cancel()
@@ -855,12 +867,12 @@ class WorkerPool:
         worker.ready_waiters.append(waiter)
         await waiter
 
-    def run(self, check_id: str, timeout: float) -> asyncio.Future[RunOutcome]:
-        """Start a run of ``check_id`` on its worker; the future gets its result."""
+    def run(self, check_id: str, timeout: float, done: Callable[[Run, RunOutcome | None], None]) -> Run:
+        """Start a run of ``check_id`` on its worker; ``done`` is called with its outcome (``Run``)."""
         self._seq += 1
-        run = Run(self._seq, check_id, timeout, asyncio.get_running_loop().create_future())
+        run = Run(self._seq, check_id, timeout, done)
         self.worker_for(check_id).dispatch(run)
-        return run.future
+        return run
 
     def on_blocked(self, worker: WorkerProcess, check_id: str | None, seconds: float) -> None:
         self._on_blocked(check_id, seconds)
@@ -877,8 +889,7 @@ class WorkerPool:
 
     def on_stopped(self, worker: WorkerProcess) -> None:
         for run in worker.take_runs():
-            if not run.future.done():
-                run.future.cancel()
+            run.finish(None)
 
     def on_death(self, worker: WorkerProcess, death: Death) -> None:
         """A worker ended unasked: settle its runs, isolate the culprit, start a new one."""
@@ -901,10 +912,10 @@ class WorkerPool:
                 self._fail_start(f"the worker processes keep ending before they collect: {death.reason}")
                 return
         for run in runs:
-            if run.future.done():
+            if run.settled:
                 continue
             if run.check_id == death.culprit or run.retried:
-                run.future.set_result(self._lost(run, worker, death))
+                run.finish(self._lost(run, worker, death))
             else:
                 run.retried = True  # cut short through no fault of its own: once more
                 self.worker_for(run.check_id).dispatch(run)

@@ -60,7 +60,7 @@ def stuck(tmp_path: Path) -> Iterator[WorkerProcess]:
 
 def _run(started_at: float | None = None, timeout: float = 3.0) -> Run:
     started_at = time.time() if started_at is None else started_at
-    return Run(seq=1, check_id=CHECK_ID, timeout=timeout, future=None, started_at=started_at)  # type: ignore[arg-type]
+    return Run(seq=1, check_id=CHECK_ID, timeout=timeout, done=None, started_at=started_at)  # type: ignore[arg-type]
 
 
 def _probe_until_answered(worker: WorkerProcess, now: float) -> str | None:

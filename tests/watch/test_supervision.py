@@ -38,7 +38,7 @@ def grown() -> Iterator[WorkerProcess]:
 
 
 def _run(seq: int, check_id: str, started_at: float) -> Run:
-    return Run(seq=seq, check_id=check_id, timeout=30.0, future=None, started_at=started_at, rss_at_start=40 * 2**20)  # type: ignore[arg-type]
+    return Run(seq=seq, check_id=check_id, timeout=30.0, done=None, started_at=started_at, rss_at_start=40 * 2**20)  # type: ignore[arg-type]
 
 
 def test_of_two_runs_in_flight_while_it_grew_the_one_still_running_is_blamed(grown: WorkerProcess) -> None:
