@@ -182,7 +182,8 @@ class Worker:
                     raise
                 except Exception as exc:
                     if message[0] == "result":
-                        self.channel.send([("result", message[1], _bare(message[2], exc), [], None)])
+                        bare = _bare(wire.result_from(message[2]), exc)
+                        self.channel.send([("result", message[1], wire.result_fields(bare), [], None)])
 
     def _beat(self, now: float) -> Message:
         stalled = max(now - self.last_turn - BEAT / 2, 0.0)
@@ -410,7 +411,7 @@ class Worker:
                 " (SIGHUP collects again)",
                 started_at=time.time(),
             )
-            self.send(("result", seq, result, [], None))
+            self.send(("result", seq, wire.result_fields(result), [], None))
             return
         task = asyncio.get_running_loop().create_task(self._run(seq, check))
         self.tasks[seq] = task
@@ -442,7 +443,7 @@ class Worker:
                 raise
             result.message = f"internal error after the run: {type(exc).__name__}: {exc}"
             result.outcome, rebuilt, whole = Outcome.ERROR, [], None
-        self.send(("result", seq, result, rebuilt, whole))
+        self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
 
     def _repair_fixtures(self, check: Check, error: BaseException) -> list[str]:
         """Drop the module and session values a failed run leaves unusable; their names."""

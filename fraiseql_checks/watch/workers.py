@@ -313,9 +313,20 @@ class WorkerProcess:
         kind = message[0]
         pool = self.pool
         if kind == "result":
-            _, seq, result, rebuilt, whole = message
+            _, seq, fields, rebuilt, whole = message
             run = self.inflight.pop(seq, None)
             if run is not None:
+                try:
+                    result = wire.result_from(fields)
+                except TypeError as exc:  # not what a worker sends: the run still gets a result
+                    result = Result(
+                        run.check_id,
+                        run.check_id.rsplit("::", 1)[-1],
+                        Outcome.ERROR,
+                        f"worker {self.name} sent a result the watcher cannot read: {exc}",
+                        started_at=run.started_at,
+                    )
+                    rebuilt, whole = [], None
                 run.finish((result, rebuilt, whole))
         elif kind == "beat":
             _, self.stalled, self.holder = message

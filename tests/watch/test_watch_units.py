@@ -66,9 +66,12 @@ def test_the_watcher_rebuilds_only_its_own_message_types_from_a_worker() -> None
     from fraiseql_checks.result import Outcome, Result
     from fraiseql_checks.watch import wire
 
-    result = Result("checks/check_a.py::check_a", "check_a", Outcome.PASSED, started_at=1.0)
-    frame = pickle.dumps([("result", 1, result, [], None), ("path", Path("/x"))])
-    assert wire.decode_from_worker(frame)[0][2] == result
+    result = Result("checks/check_a.py::check_a", "check_a", Outcome.PASSED, started_at=1.0, labels={"a": "b"})
+    frame = pickle.dumps([("result", 1, wire.result_fields(result), [], None), ("path", Path("/x"))])
+    assert wire.result_from(wire.decode_from_worker(frame)[0][2]) == result
+    for forged in (result, (), wire.result_fields(result)[:-1], list(wire.result_fields(result))):
+        with pytest.raises(TypeError):
+            wire.result_from(forged)
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
