@@ -39,6 +39,11 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
   against a local server that answers at once (its own process, not counted), so the
   watcher is saturated: runs per CPU-second of the watcher and its workers (goal:
   4,000 HTTP checks/s per core), ``--workers 1`` and ``2`` alternating.
+- ``worker``: one worker process driven alone by this script, as the watcher drives it
+  (the same frames over a socket pair): 100 runs of 1,000 trivial checks in flight,
+  a new run sent for each result. The worker's CPU per run (all its threads), for
+  ``def`` and ``async def`` checks alternately: the worker's share of the CPU per
+  run of ``capacity``, without the watcher's and the store's.
 - ``store``: the result stores as the watcher uses them (PostgreSQL on
   127.0.0.1:5432, database ``test``), alone and beside a busy event loop (a task doing
   pure-Python work in ~1 ms slices, as a saturated watcher's loop: SQLite writes in a
@@ -75,6 +80,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from _stats import conditions, load_average, median, percentile, spread_cells
@@ -89,9 +95,9 @@ from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
 from fraiseql_checks.watch.exposition import Histogram  # noqa: E402
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-PARTS = ("capacity", "lateness", "soak", "scrape", "http", "store", "profile")
+PARTS = ("capacity", "lateness", "soak", "scrape", "http", "worker", "store", "profile")
 ALIASES = {"scheduler": ("capacity", "lateness"), "workers": ("capacity",)}
-DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "store")
+DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "worker", "store")
 #: Trivial checks, 1,000 due every 40 ms: 25,000 runs/s offered, past what the watcher runs
 #: here (the ``skipped`` rows say it is; far past it, the skipped slots' bookkeeping would
 #: count as the runs' cost). 10,000/s (500 checks every 50 ms) was past it on the machine
@@ -99,6 +105,8 @@ DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "store")
 #: measured was the offered rate.
 SATURATE_CHECKS, SATURATE_INTERVAL = 1000, 0.040
 LATENESS_CHECKS = 1000
+#: ``worker``: runs kept in flight (the default ``--concurrency``).
+WORKER_IN_FLIGHT = 100
 SCRAPE_CHECKS, SCRAPE_INTERVAL = 10_000, 0.4
 #: Unmeasured scrapes, at the measured pace, before the measured ones (``scrape``).
 SCRAPE_WARM_UP = 10
@@ -1068,6 +1076,86 @@ def store_rate(
     return asyncio.run(main())
 
 
+def drive_worker(check: str, warm: float, window: float) -> tuple[float, float]:
+    """One worker process of ``project(1000, ...)``'s checks, driven as the watcher drives
+    it, ``WORKER_IN_FLIGHT`` runs in flight: (runs/s, CPU seconds per run) over ``window``."""
+    from fraiseql_checks.frames import HEADER_SIZE, BlockingChannel, length_of
+    from fraiseql_checks.watch import wire
+    from fraiseql_checks.watch.workers import _BOOTSTRAP
+
+    root = project(1000, 1.0, check)
+    ours, theirs = socket.socketpair()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _BOOTSTRAP, str(REPO), str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+    )
+    theirs.close()
+    channel = BlockingChannel(ours)
+    start = {"name": "bench", "args": [], "cwd": str(root), "sys_path": list(sys.path), "skip": {}}
+    channel.send([{**start, "file_values": None, "watcher_pid": os.getpid()}])
+
+    def receive() -> list[Any]:
+        messages = wire.decode_from_worker(channel._read(length_of(channel._read(HEADER_SIZE))))
+        return messages if isinstance(messages, list) else []
+
+    try:
+        ids: list[str] = []
+        while not ids:
+            for message in receive():
+                if message[0] == "collected":
+                    ids = [info.id for info in message[1]]
+                elif message[0] == "fatal":
+                    raise RuntimeError(f"the worker did not start: {message[1]}")
+        sent = 0
+
+        def send(count: int) -> None:
+            nonlocal sent
+            channel.send([("run", sent + n, ids[(sent + n) % len(ids)]) for n in range(1, count + 1)])
+            sent += count
+
+        def drive(seconds: float) -> int:
+            done, end = 0, time.monotonic() + seconds
+            while time.monotonic() < end:
+                count = sum(1 for message in receive() if message[0] == "result")
+                done += count
+                if count:
+                    send(count)
+            return done
+
+        send(WORKER_IN_FLIGHT)
+        drive(warm)
+        ps = psutil.Process(process.pid)
+        cpu, began = sum(ps.cpu_times()[:2]), time.monotonic()
+        runs = drive(window)
+        cpu, elapsed = sum(ps.cpu_times()[:2]) - cpu, time.monotonic() - began
+        channel.send([("stop",)])
+        process.wait(30)
+        return runs / elapsed, cpu / runs
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        ours.close()
+
+
+def bench_worker(size: Size) -> list[Row]:
+    kinds = {"def": TRIVIAL, "async def": "async def check_trivial_{i}():\n    pass\n\n\n"}
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
+    for _ in range(size.reps):  # alternating
+        for name, check in kinds.items():
+            found[name].append(drive_worker(check, size.warm, size.window))
+    rows = []
+    for name, figures in found.items():
+        rows.append(
+            Row("worker", f"one worker alone, trivial `{name}`: CPU per run", "-", [c * 1e6 for _, c in figures], " µs")
+        )
+        rows.append(
+            Row("worker", f"same, runs/s ({WORKER_IN_FLIGHT} in flight)", "-", [r for r, _ in figures], "/s", "{:,.0f}")
+        )
+    return rows
+
+
 def bench_stores(size: Size) -> list[Row]:
     import asyncpg
 
@@ -1199,6 +1287,8 @@ def main() -> None:
         done(bench_scrape(size))
     if "http" in wanted:
         done(bench_http(size))
+    if "worker" in wanted:
+        done(bench_worker(size))
     if "store" in wanted:
         done(bench_stores(size))
     if len(table) > 0:
