@@ -8,8 +8,9 @@ oldest are dropped and counted, and nothing is lost while the bound holds.
 Check states (``StateRecord``) do not queue: only the newest of each check is
 worth writing, so they wait in a table by check (as many as there are checks)
 and go with the next batch, in its transaction. The watcher hands over the live
-state itself (``add_state``), and its snapshot is taken when the batch is: one
-per check and batch, not one per run. Outbox entries do the same, by
+state itself (``add_state``), and its snapshot is taken when the batch is written
+(``STATE_SLICE`` at a time, a turn of the event loop between): one per check and
+batch, not one per run. Outbox entries do the same, by
 id: a new entry goes with the state change that made it (added together, they
 are in the same batch), and a delivery's new status replaces a pending one.
 
@@ -50,6 +51,7 @@ class LiveState(Protocol):
 
     def snapshot(self) -> StateRecord: ...
 
+
 #: How long a write (or opening, reading the states, pruning) may go without an
 #: answer before it is given up on. A healthy batch takes well under a second, and
 #: the ordinary waits end sooner on their own bounds, as errors that say what
@@ -59,6 +61,8 @@ class LiveState(Protocol):
 WRITE_TIMEOUT = 30.0
 #: How long a write given up on may take to unwind once its connection is gone.
 _UNWIND = 0.5
+#: Live states snapshotted for a write between two turns of the event loop.
+STATE_SLICE = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +96,9 @@ class _Write:
     def __init__(
         self,
         queued: list[StoredResult | StateChange],
-        states: dict[str, StateRecord],
+        states: dict[str, StateRecord | LiveState],
         outbox: dict[str, OutboxEntry],
-        task: asyncio.Task[None],
+        task: asyncio.Future[None],
     ) -> None:
         self.queued = queued
         self.states = states
@@ -283,15 +287,30 @@ class BufferedWriter:
         if not count and not self._states and not self._outbox:
             return None
         queued = [queue.popleft() for _ in range(count)]
-        pending, self._states = self._states, {}
-        states = {check: s if isinstance(s, StateRecord) else s.snapshot() for check, s in pending.items()}
+        states, self._states = self._states, {}
         outbox, self._outbox = self._outbox, {}
         results = [item for item in queued if isinstance(item, StoredResult)]
         changes = [item for item in queued if isinstance(item, StateChange)]
-        write_call = self.store.write(results, changes, list(states.values()), list(outbox.values()))
-        task = asyncio.ensure_future(write_call)
+        task = asyncio.ensure_future(self._write(results, changes, list(states.values()), list(outbox.values())))
         self._current = write = _Write(queued, states, outbox, task)
         return write
+
+    async def _write(
+        self,
+        results: list[StoredResult],
+        changes: list[StateChange],
+        states: list[StateRecord | LiveState],
+        outbox: list[OutboxEntry],
+    ) -> None:
+        """The store's write of a batch, the live states' snapshots taken first, ``STATE_SLICE``
+        at a time with a turn of the loop between: 10,000 of them in one go would hold it
+        for tens of milliseconds."""
+        records = []
+        for count, state in enumerate(states, 1):
+            records.append(state if isinstance(state, StateRecord) else state.snapshot())
+            if count % STATE_SLICE == 0:
+                await asyncio.sleep(0)
+        await self.store.write(results, changes, records, outbox)
 
     async def _finish(self, until: float | None = None) -> bool:
         """See the write in progress through: wait until it ends, gets no answer for

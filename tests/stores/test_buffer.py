@@ -240,7 +240,6 @@ def test_only_the_newest_state_of_each_check_waits_to_be_written(tmp_path: Path)
     assert loaded["c0"].consecutive_failures == 1 and loaded["c0"].updated_at == T0 + 999
 
 
-
 def test_a_live_state_is_written_as_it_is_when_its_batch_is_taken(tmp_path: Path) -> None:
     machine = CheckState("c0", Rules())
 
@@ -268,6 +267,55 @@ def test_a_live_state_is_written_as_it_is_when_its_batch_is_taken(tmp_path: Path
     assert first.updated_at == T0 + 1 and first.consecutive_successes == 1
     assert unchanged == first
     assert last == machine.snapshot() and last.updated_at == T0 + 2
+
+
+def test_the_live_states_of_a_batch_are_snapshotted_with_turns_of_the_loop_between(tmp_path: Path) -> None:
+    from fraiseql_checks.stores import buffer
+
+    count = buffer.STATE_SLICE * 2 + 1
+    machines = [CheckState(f"c{n}", Rules()) for n in range(count)]
+    ticks = 0
+    seen: list[int] = []
+
+    class Watched:
+        """A live state that notes how often the loop turned before its snapshot."""
+
+        def __init__(self, machine: CheckState) -> None:
+            self.machine = machine
+
+        def snapshot(self) -> StateRecord:
+            seen.append(ticks)
+            return self.machine.snapshot()
+
+    async def main() -> dict[str, StateRecord]:
+        nonlocal ticks
+        writer = BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=10)
+        await writer.open()
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        try:
+            for index, machine in enumerate(machines):
+                machine.observe(Outcome.PASSED, T0 + index)
+                writer.add_state(machine.check_id, Watched(machine))
+            assert await writer.write_once()
+            return await writer.store.load_states()
+        finally:
+            stop = True
+            await task
+            await writer.store.close()
+
+    loaded = asyncio.run(main())
+    assert loaded == {machine.check_id: machine.snapshot() for machine in machines}
+    # one slice's snapshots are taken in one go; the loop turned between slices
+    assert len(set(seen)) == 3 and seen[0] == seen[buffer.STATE_SLICE - 1] < seen[buffer.STATE_SLICE] < seen[-1]
+
 
 # -- writes that get no answer: a lock held by another connection ----------------------
 
