@@ -317,17 +317,13 @@ class WorkerProcess:
             run = self.inflight.pop(seq, None)
             if run is not None:
                 try:
-                    result = wire.result_from(fields)
+                    run.finish((wire.result_from(fields), rebuilt, whole))
                 except TypeError as exc:  # not what a worker sends: the run still gets a result
-                    result = Result(
-                        run.check_id,
-                        run.check_id.rsplit("::", 1)[-1],
-                        Outcome.ERROR,
-                        f"worker {self.name} sent a result the watcher cannot read: {exc}",
-                        started_at=run.started_at,
+                    run.finish(
+                        pool.error_outcome(
+                            run, self, f"worker {self.name} sent a result the watcher cannot read: {exc}"
+                        )
                     )
-                    rebuilt, whole = [], None
-                run.finish((result, rebuilt, whole))
         elif kind == "beat":
             _, self.stalled, self.holder = message
         elif kind == "importing":
@@ -959,19 +955,23 @@ class WorkerPool:
         return None
 
     def _lost(self, run: Run, worker: WorkerProcess, death: Death) -> RunOutcome:
+        message = f"the worker process running this check {death.reason}"
+        if death.kind != "lost":
+            message += "; it was replaced"
+        return self.error_outcome(run, worker, message, timed_out=death.kind == "unresponsive")
+
+    def error_outcome(self, run: Run, worker: WorkerProcess, message: str, *, timed_out: bool = False) -> RunOutcome:
+        """An ``error`` result for ``run`` that the watcher makes itself (its worker died, or
+        sent no readable result), with the check's name, severity and labels."""
         info = self.infos.get(run.check_id)
         started = run.started_at or time.time()
         result = Result(
             id=run.check_id,
             name=info.name if info is not None else run.check_id.rsplit("::", 1)[-1],
             outcome=Outcome.ERROR,
-            message=(
-                f"the worker process running this check {death.reason}; it was replaced"
-                if death.kind != "lost"
-                else f"the worker process running this check {death.reason}"
-            ),
+            message=message,
             duration_s=max(time.time() - started, 0.0),
-            timed_out=death.kind == "unresponsive",
+            timed_out=timed_out,
             severity=info.severity if info is not None else "warning",
             labels=info.labels if info is not None else {},
             started_at=started,

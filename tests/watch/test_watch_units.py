@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
@@ -79,3 +81,42 @@ def test_the_watcher_rebuilds_only_its_own_message_types_from_a_worker() -> None
 
     with pytest.raises(pickle.UnpicklingError, match=r"posix\.system"):
         wire.decode_from_worker(pickle.dumps([Evil()]))
+
+
+def test_a_result_the_watcher_cannot_read_still_settles_its_run_as_an_error(tmp_path: Path) -> None:
+    import time
+
+    from fraiseql_checks.result import Outcome, Result
+    from fraiseql_checks.watch import wire
+    from fraiseql_checks.watch.workers import Run, WorkerPool, WorkerProcess
+
+    said: list[str] = []
+    pool = WorkerPool(
+        count=1,
+        args=[],
+        cwd=tmp_path,
+        rootdir=tmp_path,
+        memory_limit=0,
+        import_timeout=30.0,
+        say=said.append,
+        mask=lambda text: text,
+        on_blocked=lambda check, seconds: None,
+        on_teardown=lambda result: None,
+        on_collected=lambda collection: None,
+    )
+    worker = WorkerProcess(pool, "1")
+    settled: list[object] = []
+    check_id = "checks/check_a.py::check_a"
+    for seq, fields in (
+        (1, ("not", "a", "result")),
+        (2, wire.result_fields(Result(check_id, "check_a", Outcome.PASSED))),
+    ):
+        worker.inflight[seq] = Run(
+            seq, check_id, 30.0, lambda run, outcome: settled.append(outcome), started_at=time.time()
+        )
+        worker._on(("result", seq, fields, [], None))
+    (broken, rebuilt, whole), (good, _, _) = settled  # type: ignore[misc]
+    assert broken.outcome is Outcome.ERROR and broken.name == "check_a" and rebuilt == [] and whole is None
+    assert "worker 1 sent a result the watcher cannot read: a result is a tuple of" in broken.message
+    assert broken.extra["worker"] == "1"
+    assert good.outcome is Outcome.PASSED and not worker.inflight and not said
