@@ -80,7 +80,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 from _stats import conditions, load_average, median, percentile, spread_cells
@@ -1079,8 +1078,7 @@ def store_rate(
 def drive_worker(check: str, warm: float, window: float) -> tuple[float, float]:
     """One worker process of ``project(1000, ...)``'s checks, driven as the watcher drives
     it, ``WORKER_IN_FLIGHT`` runs in flight: (runs/s, CPU seconds per run) over ``window``."""
-    from fraiseql_checks.frames import HEADER_SIZE, BlockingChannel, length_of
-    from fraiseql_checks.watch import wire
+    from fraiseql_checks.frames import BlockingChannel
     from fraiseql_checks.watch.workers import _BOOTSTRAP
 
     root = project(1000, 1.0, check)
@@ -1096,14 +1094,10 @@ def drive_worker(check: str, warm: float, window: float) -> tuple[float, float]:
     start = {"name": "bench", "args": [], "cwd": str(root), "sys_path": list(sys.path), "skip": {}}
     channel.send([{**start, "file_values": None, "watcher_pid": os.getpid()}])
 
-    def receive() -> list[Any]:
-        messages = wire.decode_from_worker(channel._read(length_of(channel._read(HEADER_SIZE))))
-        return messages if isinstance(messages, list) else []
-
     try:
         ids: list[str] = []
         while not ids:
-            for message in receive():
+            for message in channel.receive():
                 if message[0] == "collected":
                     ids = [info.id for info in message[1]]
                 elif message[0] == "fatal":
@@ -1118,7 +1112,7 @@ def drive_worker(check: str, warm: float, window: float) -> tuple[float, float]:
         def drive(seconds: float) -> int:
             done, end = 0, time.monotonic() + seconds
             while time.monotonic() < end:
-                count = sum(1 for message in receive() if message[0] == "result")
+                count = sum(1 for message in channel.receive() if message[0] == "result")
                 done += count
                 if count:
                     send(count)
