@@ -96,6 +96,40 @@ class PluginManager(pluggy.PluginManager):
         return opts
 
 
+class HookCall:
+    """One hook's implementations called as pluggy calls them, without pluggy's own cost
+    (~1.8 µs a call: the watcher calls ``fraiseql_report_result`` once a run).
+
+    While none of them wraps the others, each is called in pluggy's order (the last
+    registered first, ``tryfirst`` before, ``trylast`` after) with the arguments it
+    takes (pluggy let it take only the spec's, and the caller gives them all); the first
+    exception stops the call and propagates, and return values are dropped. With a
+    wrapper among them the call goes through pluggy. The implementations are read again
+    whenever their list changed (a plugin registered or unregistered). Pluggy's call
+    monitoring (``add_hookcall_monitoring``) does not see the direct calls."""
+
+    __slots__ = ("_caller", "_calls", "_impls")
+
+    def __init__(self, caller: pluggy.HookCaller) -> None:
+        self._caller = caller
+        self._impls: list[pluggy.HookImpl] | None = None
+        #: Each implementation's function and the names of its arguments; ``None``: through pluggy.
+        self._calls: list[tuple[Any, tuple[str, ...]]] | None = None
+
+    def __call__(self, **kwargs: Any) -> None:
+        impls = self._caller.get_hookimpls()
+        if impls != self._impls:
+            self._impls = impls
+            direct = not any(impl.wrapper or impl.hookwrapper for impl in impls)
+            self._calls = [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)] if direct else None
+        calls = self._calls
+        if calls is None:
+            self._caller(**kwargs)
+            return
+        for function, names in calls:
+            function(*[kwargs[name] for name in names])
+
+
 def preparse_plugins(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """The ``-p`` values of a command line, split into (to load, to block)."""
     load, block = [], []

@@ -156,3 +156,82 @@ def test_every_hook_implementation_of_a_built_in_module_is_named_after_its_hook(
             if opts is not None:
                 assert name.startswith("fraiseql_"), f"{module_name}.{name}"
                 assert not opts.get("specname"), f"{module_name}.{name}"
+
+
+def test_a_direct_hook_call_calls_what_pluggy_calls_in_its_order() -> None:
+    """``HookCall`` against pluggy's own call, on the same plugin manager: the same
+    implementations in the same order (tryfirst, trylast, registration order), plugins
+    registered and unregistered between calls, and a wrapper (pluggy's path) included."""
+    from fraiseql_checks import hookimpl
+    from fraiseql_checks._plugins import HookCall, PluginManager
+    from fraiseql_checks.result import Outcome, Result
+
+    calls: list[str] = []
+
+    def plugin(name: str, **opts: bool) -> object:
+        class Plugin:
+            @hookimpl(**opts)
+            def fraiseql_report_result(self, result: Result) -> None:
+                calls.append(f"{name}:{result.id}")
+
+        return Plugin()
+
+    class NoArgs:  # pluggy lets an implementation take fewer arguments than the spec
+        @hookimpl
+        def fraiseql_report_result(self) -> None:
+            calls.append("noargs")
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def fraiseql_report_result(self, result: Result) -> object:
+            calls.append("wrapper before")
+            yield
+            calls.append("wrapper after")
+
+    pm = PluginManager()
+    direct = HookCall(pm.hook.fraiseql_report_result)
+    result = Result(id="c", name="c", outcome=Outcome.PASSED)
+    through_pluggy: list[str] = []  # the calls pluggy made (its monitoring sees each one)
+    pm.add_hookcall_monitoring(lambda name, impls, kwargs: through_pluggy.append(name), lambda *args: None)
+
+    def both() -> tuple[list[str], list[str]]:
+        calls.clear()
+        pm.hook.fraiseql_report_result(result=result)
+        by_pluggy = calls.copy()
+        calls.clear()
+        through_pluggy.clear()
+        direct(result=result)
+        return by_pluggy, calls.copy()
+
+    pm.register(plugin("a"), "a")
+    pm.register(plugin("last", trylast=True), "last")
+    pm.register(plugin("b"), "b")
+    pm.register(plugin("first", tryfirst=True), "first")
+    pm.register(NoArgs(), "noargs")
+    by_pluggy, ours = both()
+    assert by_pluggy == ["first:c", "noargs", "b:c", "a:c", "last:c"]
+    assert ours == by_pluggy and through_pluggy == []  # called directly
+    pm.unregister(name="b")
+    pm.register(plugin("c"), "c")
+    by_pluggy, ours = both()
+    assert ours == by_pluggy == ["first:c", "c:c", "noargs", "a:c", "last:c"]
+    pm.register(Wrapper(), "wrapper")
+    by_pluggy, ours = both()
+    assert ours == by_pluggy and by_pluggy[0] == "wrapper before" and by_pluggy[-1] == "wrapper after"
+    assert through_pluggy == ["fraiseql_report_result"]  # a wrapper: pluggy's call
+    pm.unregister(name="wrapper")
+
+    class Broken:
+        @hookimpl
+        def fraiseql_report_result(self, result: Result) -> None:
+            calls.append("broken")
+            raise RuntimeError("broken plugin")
+
+    pm.register(Broken(), "broken")
+    raised = []
+    for call in (lambda: pm.hook.fraiseql_report_result(result=result), lambda: direct(result=result)):
+        calls.clear()
+        with pytest.raises(RuntimeError, match="broken plugin"):
+            call()
+        raised.append(calls.copy())
+    assert raised[0] == raised[1] == ["first:c", "broken"]  # the first exception stops the call
