@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from fraiseql_checks import metrics as m
+from fraiseql_checks._plugins import HookCall
 from fraiseql_checks.cli import ARGS_KEY
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runbooks import runbook_base_url
@@ -46,7 +47,7 @@ from fraiseql_checks.watch.maintenance import MaintenanceWindow, silenced, windo
 from fraiseql_checks.watch.pages import WatcherPages
 from fraiseql_checks.watch.schedule import Entry, Schedule
 from fraiseql_checks.watch.state import CheckState, Rules, StateChange
-from fraiseql_checks.watch.workers import Collection, Run, RunOutcome, WorkerPool
+from fraiseql_checks.watch.workers import Collection, Run, RunOutcome, WorkerPool, WorkerProcess
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
@@ -164,6 +165,8 @@ class Watcher:
         self.longest_hold = 0.0
         self.collected = False
         self.started = time.time()
+        #: Called once a run: pluggy's own call would cost more than its implementations.
+        self._report_result = HookCall(self.config.hook.fraiseql_report_result)
         self.process = psutil.Process(os.getpid())
         #: Concurrency slots free, and the runs waiting for one, first come first served. A
         #: run is no task: it is handed to its worker at once when a slot is free, and its
@@ -431,7 +434,8 @@ class Watcher:
         if self._stopping:
             _not_run(entry, done)
             return
-        if self.pool.worker_for(entry.item.check.id).state != "ready":
+        worker = self.pool.worker_for(entry.item.check.id)
+        if worker.state != "ready":
             # a worker being replaced holds no concurrency slot: wait for it without one
             task = asyncio.get_running_loop().create_task(self._when_ready(entry, due, done))
             self._tasks.add(task)
@@ -439,7 +443,7 @@ class Watcher:
             return
         self.in_progress += 1
         if self._free > 0 and not self._queue:
-            self._start(entry, due, done)
+            self._start(entry, due, done, worker)
         else:
             entry.waiting = True
             self._queue.append((entry, due, done))
@@ -452,13 +456,18 @@ class Watcher:
             raise
         self._submit(entry, due, done)
 
-    def _start(self, entry: Entry[Watched], due: float, done: asyncio.Future[Result | None] | None) -> None:
+    def _start(
+        self, entry: Entry[Watched], due: float, done: asyncio.Future[Result | None] | None, worker: WorkerProcess
+    ) -> None:
+        """Hand the run to ``worker``, ready and the one ``entry``'s check runs in."""
         loop = asyncio.get_running_loop()
         entry.waiting = False
         check = entry.item.check
         due_wall = due + (time.time() - loop.time())
         try:
-            run = self.pool.run(check.id, check.timeout, functools.partial(self._finished, entry, due_wall, done))
+            run = self.pool.run(
+                check.id, check.timeout, functools.partial(self._finished, entry, due_wall, done), worker
+            )
         except BaseException:  # no run, so no slot taken: the watcher must not lose one for good
             self.in_progress -= 1
             _not_run(entry, done)
@@ -503,13 +512,14 @@ class Watcher:
         queue, pool = self._queue, self.pool
         while self._free > 0 and queue and not self._stopping:
             entry, due, done = queue.popleft()
-            if pool.worker_for(entry.item.check.id).state != "ready":
+            worker = pool.worker_for(entry.item.check.id)
+            if worker.state != "ready":
                 # its worker went away while it waited: it waits for the new one without a slot
                 self.in_progress -= 1
                 entry.waiting = False
                 self._submit(entry, due, done)
                 continue
-            self._start(entry, due, done)
+            self._start(entry, due, done, worker)
 
     def _account(
         self, entry: Entry[Watched], due_wall: float, result: Result, rebuilt: list[str], whole: str | None
@@ -528,7 +538,7 @@ class Watcher:
             # new owner went on from the stored state, which this result must not overwrite
             self.writer.add(StoredResult.of(result, time.time(), interval_s=check.interval, silenced=False))
             return
-        self.config.hook.fraiseql_report_result(result=result)
+        self._report_result(result=result)
         self.record(watched, result)
 
     def _drop_queue(self) -> None:
@@ -560,7 +570,10 @@ class Watcher:
         """Whether a maintenance window or a silence (``silencers``: the API's) holds the check at ``at``."""
         if watched.windows and silenced(watched.windows, at):
             return True
-        return any(silencer(watched.check, at) for silencer in self.silencers)
+        for silencer in self.silencers:  # once a run: a loop is cheaper than any() over a generator
+            if silencer(watched.check, at):
+                return True
+        return False
 
     def changed(self, change: StateChange, check: CheckInfo | None) -> None:
         self.writer.add(change)
@@ -589,7 +602,7 @@ class Watcher:
             )
 
     def _teardown_failed(self, result: Result) -> None:
-        self.config.hook.fraiseql_report_result(result=result)
+        self._report_result(result=result)
 
     # -- reload and stop ---------------------------------------------------------------
 

@@ -83,7 +83,7 @@ class Collection:
     kept: list[str]
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Run:
     """One run handed to a worker, until its result comes back.
 
@@ -874,11 +874,18 @@ class WorkerPool:
         worker.ready_waiters.append(waiter)
         await waiter
 
-    def run(self, check_id: str, timeout: float, done: Callable[[Run, RunOutcome | None], None]) -> Run:
-        """Start a run of ``check_id`` on its worker; ``done`` is called with its outcome (``Run``)."""
+    def run(
+        self,
+        check_id: str,
+        timeout: float,
+        done: Callable[[Run, RunOutcome | None], None],
+        worker: WorkerProcess | None = None,
+    ) -> Run:
+        """Start a run of ``check_id`` on its worker (``worker``, when the caller just looked
+        it up); ``done`` is called with its outcome (``Run``)."""
         self._seq += 1
         run = Run(self._seq, check_id, timeout, done)
-        self.worker_for(check_id).dispatch(run)
+        (worker or self.worker_for(check_id)).dispatch(run)
         return run
 
     def on_blocked(self, worker: WorkerProcess, check_id: str | None, seconds: float) -> None:
