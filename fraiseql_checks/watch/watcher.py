@@ -343,6 +343,8 @@ class Watcher:
             entry = self.schedule.remove(check_id)
             if entry is not None and self.cluster is not None:
                 self.others[check_id] = entry.item  # shown as last seen here until the next read of the store
+        if check_ids:
+            self.writer.write_soon()  # their new owner goes on from their stored states
 
     def _collected_later(self, collection: Collection) -> None:
         """A replaced worker found files that no longer import: the view changes."""

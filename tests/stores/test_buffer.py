@@ -22,6 +22,7 @@ import asyncpg
 import psutil
 import pytest
 
+from fraiseql_checks.outbox import Kind, OutboxEntry
 from fraiseql_checks.result import Outcome
 from fraiseql_checks.stores import SLITotals, StateRecord, Store, StoredResult, StoreUnavailable, sqlite_writer
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
@@ -315,6 +316,39 @@ def test_the_live_states_of_a_batch_are_snapshotted_with_turns_of_the_loop_betwe
     assert loaded == {machine.check_id: machine.snapshot() for machine in machines}
     # one slice's snapshots are taken in one go; the loop turned between slices
     assert len(set(seen)) == 3 and seen[0] == seen[buffer.STATE_SLICE - 1] < seen[buffer.STATE_SLICE] < seen[-1]
+
+
+def test_an_outbox_entry_wakes_the_writer_and_results_wait_for_the_next_write(tmp_path: Path) -> None:
+    """A notification is sent once its entry is stored: the entry does not wait for the
+    writer's next write (``every``, an hour here), while results alone do."""
+    entry = OutboxEntry("e1", "ops", "checks/check_x.py::check_x", Kind.FIRING, T0, T0)
+
+    async def main() -> tuple[int, int, OutboxEntry | None, int]:
+        writer = BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=100, every=3600.0)
+        await writer.open()
+        task = asyncio.ensure_future(writer.run())
+        try:
+            for index in range(3):
+                writer.add(result(index))
+            for _ in range(100):  # turns of the loop: no write starts for the results alone
+                await asyncio.sleep(0)
+            before = writer.written
+            writer.add(entry)
+            while writer.written == before:  # bounded by the test's timeout, not a clock here
+                await asyncio.sleep(0.01)
+            stored = await writer.store.outbox_entry(entry.id)
+            return before, writer.written, stored, writer.backlog
+        finally:
+            await writer.stop(5.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await writer.store.close()
+
+    before, written, stored, backlog = asyncio.run(asyncio.wait_for(main(), 60))
+    assert before == 0
+    assert stored == entry
+    assert written == 4 and backlog == 0  # the results went with it
 
 
 # -- writes that get no answer: a lock held by another connection ----------------------
