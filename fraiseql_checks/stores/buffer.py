@@ -147,6 +147,9 @@ class BufferedWriter:
         self.limit = limit
         self.batch = batch
         self.every = every
+        #: A write starts at once when this many wait: a batch's worth, or half the buffer
+        #: when the buffer is smaller (a store that keeps up never has results dropped).
+        self._write_at = max(1, min(batch, limit // 2))
         self.retention = retention
         self.rollup_retention = rollup_retention
         self.write_timeout = write_timeout
@@ -216,7 +219,7 @@ class BufferedWriter:
         if len(queue) >= self.limit:
             self._drop_oldest()
         queue.append(item)
-        if len(queue) >= self.batch:
+        if len(queue) >= self._write_at:
             self._wake.set()
 
     def write_soon(self) -> None:

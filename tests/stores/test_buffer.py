@@ -351,6 +351,41 @@ def test_an_outbox_entry_wakes_the_writer_and_results_wait_for_the_next_write(tm
     assert written == 4 and backlog == 0  # the results went with it
 
 
+def test_a_write_starts_when_half_a_small_buffer_waits(tmp_path: Path) -> None:
+    """A ``store_buffer`` smaller than a batch: the write starts when half of it waits,
+    not at the next ``every`` (an hour here), by which time the oldest would be dropped."""
+
+    async def main() -> tuple[int, int, int, int]:
+        writer = BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=100, every=3600.0)
+        await writer.open()
+        task = asyncio.ensure_future(writer.run())
+        try:
+            for index in range(49):
+                writer.add(result(index))
+            for _ in range(100):  # turns of the loop: 49 do not start a write
+                await asyncio.sleep(0)
+            before = writer.written
+            writer.add(result(49))
+            while writer.backlog:  # bounded by the test's timeout
+                await asyncio.sleep(0.01)
+            return (
+                before,
+                writer.written,
+                writer.dropped,
+                len(await writer.store.results("checks/check_x.py::check_x", 0, T0 + 100)),
+            )
+        finally:
+            await writer.stop(5.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await writer.store.close()
+
+    before, written, dropped, stored = asyncio.run(asyncio.wait_for(main(), 60))
+    assert before == 0
+    assert written == stored == 50 and dropped == 0
+
+
 # -- writes that get no answer: a lock held by another connection ----------------------
 
 
