@@ -64,7 +64,7 @@ _UNWIND = 0.5
 #: Live states snapshotted for a write between two turns of the event loop.
 STATE_SLICE = 500
 #: A write every ``EVERY`` seconds, of at most ``BATCH`` results and state changes;
-#: sooner when that many are queued, when an outbox entry is (a notification waits for
+#: sooner when that many are queued (or half the buffer), when an outbox entry is (a notification waits for
 #: its entry to be stored), or when the watcher hands checks over (their new owner reads
 #: their states). A write's cost is mostly per page of the store it touches, and the
 #: results of each check go to pages of their own: a saturated watcher of 1,000 checks
