@@ -64,12 +64,13 @@ _UNWIND = 0.5
 #: Live states snapshotted for a write between two turns of the event loop.
 STATE_SLICE = 500
 #: A write every ``EVERY`` seconds, of at most ``BATCH`` results and state changes;
-#: sooner when that many are queued (or half the buffer), when an outbox entry is (a notification waits for
-#: its entry to be stored), or when the watcher hands checks over (their new owner reads
-#: their states). A write's cost is mostly per page of the store it touches, and the
-#: results of each check go to pages of their own: a saturated watcher of 1,000 checks
-#: touched as many pages with writes every 0.25 s as it does now once a second. Its
-#: SQLite writer process went from 13.0 to 7.2 µs of CPU per run (docs/performance.md).
+#: sooner when that many are queued (or half the buffer, when it is smaller), when an
+#: outbox entry is (a notification waits for its entry to be stored), or when the
+#: watcher hands checks over (their new owner reads their states). A write's cost is
+#: mostly per page of the store it touches, and the results of each check go to pages
+#: of their own: a saturated watcher of 1,000 checks touched as many pages with writes
+#: every 0.25 s as it does now once a second. Its SQLite writer process went from 13.0
+#: to 7.2 µs of CPU per run (docs/performance.md).
 EVERY = 1.0
 BATCH = 20_000
 
@@ -220,7 +221,7 @@ class BufferedWriter:
             self._drop_oldest()
         queue.append(item)
         if len(queue) >= self._write_at:
-            self._wake.set()
+            self.write_soon()
 
     def write_soon(self) -> None:
         """Write what waits now rather than at the next ``every`` (after the write under way)."""

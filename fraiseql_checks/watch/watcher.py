@@ -461,14 +461,14 @@ class Watcher:
     def _start(
         self, entry: Entry[Watched], due: float, done: asyncio.Future[Result | None] | None, worker: WorkerProcess
     ) -> None:
-        """Hand the run to ``worker``, ready and the one ``entry``'s check runs in."""
+        """Hand the run to ``worker``: the one ``entry``'s check runs in, and ready."""
         loop = asyncio.get_running_loop()
         entry.waiting = False
         check = entry.item.check
         due_wall = due + (time.time() - loop.time())
         try:
             run = self.pool.run(
-                check.id, check.timeout, functools.partial(self._finished, entry, due_wall, done), worker
+                worker, check.id, check.timeout, functools.partial(self._finished, entry, due_wall, done)
             )
         except BaseException:  # no run, so no slot taken: the watcher must not lose one for good
             self.in_progress -= 1

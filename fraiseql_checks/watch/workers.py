@@ -875,17 +875,13 @@ class WorkerPool:
         await waiter
 
     def run(
-        self,
-        check_id: str,
-        timeout: float,
-        done: Callable[[Run, RunOutcome | None], None],
-        worker: WorkerProcess | None = None,
+        self, worker: WorkerProcess, check_id: str, timeout: float, done: Callable[[Run, RunOutcome | None], None]
     ) -> Run:
-        """Start a run of ``check_id`` on its worker (``worker``, when the caller just looked
-        it up); ``done`` is called with its outcome (``Run``)."""
+        """Start a run of ``check_id`` on ``worker`` (``worker_for(check_id)``, which the
+        caller looked up already); ``done`` is called with its outcome (``Run``)."""
         self._seq += 1
         run = Run(self._seq, check_id, timeout, done)
-        (worker or self.worker_for(check_id)).dispatch(run)
+        worker.dispatch(run)
         return run
 
     def on_blocked(self, worker: WorkerProcess, check_id: str | None, seconds: float) -> None:

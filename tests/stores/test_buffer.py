@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -318,32 +318,41 @@ def test_the_live_states_of_a_batch_are_snapshotted_with_turns_of_the_loop_betwe
     assert len(set(seen)) == 3 and seen[0] == seen[buffer.STATE_SLICE - 1] < seen[buffer.STATE_SLICE] < seen[-1]
 
 
+@contextlib.asynccontextmanager
+async def writing(writer: BufferedWriter) -> AsyncIterator[BufferedWriter]:
+    """``writer`` opened and its writing task running; then stopped, and its store closed."""
+    await writer.open()
+    task = asyncio.ensure_future(writer.run())
+    try:
+        yield writer
+    finally:
+        await writer.stop(5.0)
+        await task  # it ends once stopped
+        await writer.store.close()
+
+
+async def loop_turns(count: int = 100) -> None:
+    """Let the event loop turn ``count`` times: a write woken by nothing would not start."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 def test_an_outbox_entry_wakes_the_writer_and_results_wait_for_the_next_write(tmp_path: Path) -> None:
     """A notification is sent once its entry is stored: the entry does not wait for the
     writer's next write (``every``, an hour here), while results alone do."""
     entry = OutboxEntry("e1", "ops", "checks/check_x.py::check_x", Kind.FIRING, T0, T0)
 
     async def main() -> tuple[int, int, OutboxEntry | None, int]:
-        writer = BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=100, every=3600.0)
-        await writer.open()
-        task = asyncio.ensure_future(writer.run())
-        try:
+        async with writing(BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=100, every=3600.0)) as writer:
             for index in range(3):
                 writer.add(result(index))
-            for _ in range(100):  # turns of the loop: no write starts for the results alone
-                await asyncio.sleep(0)
+            await loop_turns()  # no write starts for the results alone
             before = writer.written
             writer.add(entry)
             while writer.written == before:  # bounded by the test's timeout, not a clock here
                 await asyncio.sleep(0.01)
             stored = await writer.store.outbox_entry(entry.id)
             return before, writer.written, stored, writer.backlog
-        finally:
-            await writer.stop(5.0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await writer.store.close()
 
     before, written, stored, backlog = asyncio.run(asyncio.wait_for(main(), 60))
     assert before == 0
@@ -356,30 +365,16 @@ def test_a_write_starts_when_half_a_small_buffer_waits(tmp_path: Path) -> None:
     not at the next ``every`` (an hour here), by which time the oldest would be dropped."""
 
     async def main() -> tuple[int, int, int, int]:
-        writer = BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=100, every=3600.0)
-        await writer.open()
-        task = asyncio.ensure_future(writer.run())
-        try:
+        async with writing(BufferedWriter(SQLiteStore(tmp_path / "results.db"), limit=100, every=3600.0)) as writer:
             for index in range(49):
                 writer.add(result(index))
-            for _ in range(100):  # turns of the loop: 49 do not start a write
-                await asyncio.sleep(0)
+            await loop_turns()  # 49 do not start a write
             before = writer.written
             writer.add(result(49))
             while writer.backlog:  # bounded by the test's timeout
                 await asyncio.sleep(0.01)
-            return (
-                before,
-                writer.written,
-                writer.dropped,
-                len(await writer.store.results("checks/check_x.py::check_x", 0, T0 + 100)),
-            )
-        finally:
-            await writer.stop(5.0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await writer.store.close()
+            stored = await writer.store.results("checks/check_x.py::check_x", 0, T0 + 100)
+            return before, writer.written, writer.dropped, len(stored)
 
     before, written, dropped, stored = asyncio.run(asyncio.wait_for(main(), 60))
     assert before == 0
