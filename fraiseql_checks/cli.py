@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -195,6 +196,10 @@ def console_main() -> None:
     if "httpx" not in sys.modules:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     code = main()
+    # The interpreter's exit collects every generation once more: ~80 ms after a run of
+    # 10,000 checks, to free what the process's end frees anyway. Frozen, it is left out
+    # (the atexit handlers still run and the streams are still flushed).
+    gc.freeze()
     if "fraiseql_checks.core.leaks" in sys.modules:  # threads a check left behind: do not wait for them
         from fraiseql_checks.core import leaks
 

@@ -241,20 +241,23 @@ def test_no_checks_collected_exits_5(checkdir: CheckDir) -> None:
     result.fnmatch_lines(["*no checks ran*"])
 
 
-def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_as_before_after(checkdir: CheckDir) -> None:
+def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_running(checkdir: CheckDir) -> None:
     """Collecting builds what lives as long as the run: the collector's young generation is
-    much larger meanwhile (docs/performance.md), and back to Python's default (700) for
-    the checks' runs; it is never off (a check file's garbage is still collected)."""
+    much larger meanwhile (docs/performance.md). The run keeps it so and leaves what was
+    collected out of its collections (frozen); it is never off: garbage a check makes,
+    cycles included, is still collected young. Both are undone when they end, however."""
     import gc
 
     import pytest
 
+    from fraiseql_checks.core.runner import _collector_off_the_checks
     from fraiseql_checks.core.session import rare_collections
 
     checkdir.write(
         "checks/check_gc.py",
         """
         import gc
+        import weakref
 
         WHILE_COLLECTED = (gc.isenabled(), gc.get_threshold()[0])
 
@@ -262,15 +265,33 @@ def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_as_before
             on, young = WHILE_COLLECTED
             assert on and young > 700
 
-        def check_runs_with_the_default_one():
-            assert gc.isenabled() and gc.get_threshold()[0] == 700
+        def check_runs_with_it_and_the_checks_frozen():
+            assert gc.isenabled() and gc.get_threshold()[0] > 700 and gc.get_freeze_count() > 0
+
+        def check_its_cyclic_garbage_is_collected_young():
+            freed = []
+            for _ in range(3):
+                node = {}
+                node["self"] = node  # a cycle: only the collector frees it
+                ref = weakref.ref(holder := type("Holder", (), {})())
+                node["holder"] = holder
+                del node, holder
+                keep = [[] for _ in range(120_000)]  # allocations that trigger young collections
+                del keep
+                freed.append(ref() is None)
+            assert all(freed), freed
         """,
     )
     result, outcomes = checkdir.outcomes()
     assert result.ret == 0, outcomes
-    assert set(outcomes.values()) == {"passed"}
+    assert set(outcomes.values()) == {"passed"}, outcomes
     before = gc.get_threshold()
     with pytest.raises(RuntimeError), rare_collections():
         assert gc.get_threshold() != before and gc.isenabled()
         raise RuntimeError("a broken file")
     assert gc.get_threshold() == before
+    frozen = gc.get_freeze_count()
+    with pytest.raises(RuntimeError), _collector_off_the_checks():
+        assert gc.get_threshold() != before and gc.isenabled() and gc.get_freeze_count() > frozen
+        raise RuntimeError("a broken check run")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
