@@ -5,6 +5,13 @@ at exit. Here a job whose caller stopped waiting (a timeout) retires its thread
 once the call returns, a replacement thread takes the queue, and the threads are
 daemons, so a check stuck in ``time.sleep(3600)`` neither blocks the run nor the
 process exit. Results travel back in batches: one loop wake-up for many jobs.
+
+Threads are started as calls block, not as jobs arrive: the first at once, then, every
+``GROW_AFTER`` while jobs wait, one more for each thread found inside a call that
+gave up the GIL (the event loop's thread runs, so a thread in a call is waiting on
+something). Quick calls run one after the other on one thread, without a thread per
+job to start and to hand the GIL to; blocking ones (a sync client waiting on the
+network) still get a thread each, up to the limit, the count doubling every turn.
 """
 
 from __future__ import annotations
@@ -13,15 +20,22 @@ import collections
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
+#: How often, while jobs wait, the threads are looked at for calls that block.
+GROW_AFTER = 0.001
+#: A call running this long when the loop's thread looks is taken as blocked (a thread
+#: about to finish its job may still be taking the lane's lock).
+BLOCKED_AFTER = 50e-6
+
 
 class _Job:
-    __slots__ = ("args", "cancelled", "context", "func", "future", "kwargs", "thread")
+    __slots__ = ("args", "cancelled", "context", "func", "future", "kwargs", "started", "thread")
 
     def __init__(
         self,
@@ -38,6 +52,7 @@ class _Job:
         self.context = context
         self.cancelled = False
         self.thread: threading.Thread | None = None
+        self.started = 0.0  # perf_counter() when a thread took it
 
 
 class ThreadLane:
@@ -50,11 +65,13 @@ class ThreadLane:
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for a job
         self._pending = 0  # jobs queued and not yet picked up
+        self._running: set[_Job] = set()  # jobs in a call on a thread that still serves the lane
         self._live = 0
         self._retired: set[threading.Thread] = set()
         self._finished: collections.deque[tuple[_Job, Any, BaseException | None]] = collections.deque()
         self._wake_pending = False
         self._closed = False
+        self._growing: asyncio.TimerHandle | None = None
         self.abandoned = 0
 
     async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -70,18 +87,34 @@ class ThreadLane:
         job = _Job(func, args, kwargs, future, contextvars.copy_context())
         with self._lock:
             self._pending += 1
-            spawn = self._pending > self._idle and self._live < self._max
+            waits = self._pending > self._idle and self._live < self._max
+            spawn = waits and not self._live
             if spawn:
                 self._live += 1
                 self._idle += 1
         self._queue.put(job)
         if spawn:
             self._spawn()
+        elif waits and self._growing is None:
+            self._growing = self._loop.call_later(GROW_AFTER, self._grow)
         try:
             return await future
         except asyncio.CancelledError:
             self._abandon(job)
             raise
+
+    def _grow(self) -> None:
+        """While jobs wait for a thread: one more thread for each call that blocks."""
+        now = time.perf_counter()
+        with self._lock:
+            blocked = sum(1 for job in self._running if now - job.started >= BLOCKED_AFTER)
+            spawn = 0 if self._closed else max(0, min(blocked, self._pending - self._idle, self._max - self._live))
+            self._live += spawn
+            self._idle += spawn
+            waits = self._pending > self._idle and self._live < self._max and not self._closed
+        for _ in range(spawn):
+            self._spawn()
+        self._growing = self._loop.call_later(GROW_AFTER, self._grow) if waits else None
 
     def _spawn(self) -> None:
         thread = threading.Thread(target=self._work, name="fraiseql-check-worker", daemon=True)
@@ -94,6 +127,7 @@ class ThreadLane:
             if thread is None or thread in self._retired:
                 return
             self._retired.add(thread)
+            self._running.discard(job)
             self._live -= 1
             self.abandoned += 1
             spawn = not self._closed
@@ -116,12 +150,15 @@ class ThreadLane:
                     continue
                 self._idle -= 1
                 job.thread = me
+                job.started = time.perf_counter()
+                self._running.add(job)
             try:
                 value, error = job.context.run(job.func, *job.args, **job.kwargs), None
             except BaseException as exc:  # reported to the awaiting task
                 value, error = None, exc
             with self._lock:
                 job.thread = None
+                self._running.discard(job)
                 self._finished.append((job, value, error))
                 wake = not self._wake_pending
                 self._wake_pending = True
@@ -153,6 +190,9 @@ class ThreadLane:
 
     def close(self) -> None:
         """Let idle threads exit; threads stuck in abandoned calls stay daemons."""
+        if self._growing is not None:
+            self._growing.cancel()
+            self._growing = None
         with self._lock:
             self._closed = True
             live = self._live
