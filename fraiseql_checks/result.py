@@ -20,6 +20,9 @@ class Outcome(enum.StrEnum):
 
 
 #: Keys a JSON result always has; plugins may add others but not these.
+#: The ``Summary`` field that counts each outcome.
+_COUNTED = {outcome: outcome.value for outcome in Outcome}
+
 RESULT_KEYS = (
     "id",
     "name",
@@ -133,7 +136,8 @@ class Summary:
         return self.passed + self.failed + self.error + self.skipped
 
     def add(self, outcome: Outcome) -> None:
-        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+        name = _COUNTED[outcome]  # not ``outcome.value``: an enum's value is a property, slow per result
+        setattr(self, name, getattr(self, name) + 1)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -59,8 +59,11 @@ class RunContext:
 
     def output(self, stream: str) -> str:
         """What the check printed on ``stream`` (``stdout`` or ``stderr``), saying what was cut."""
-        text = "".join(getattr(self, stream))
+        parts = getattr(self, stream)
         cut = self._cut[stream]
+        if not parts and not cut:
+            return ""
+        text = "".join(parts)
         if cut:
             text += f"\n[... {cut:,} more characters not kept: a check's output is kept up to {OUTPUT_LIMIT:,}]\n"
         return text

@@ -262,7 +262,8 @@ class Runner:
                 outcome, message, longrepr, timed_out = Outcome.ERROR, f"timed out after {check.timeout:g}s", "", True
                 exc_type = "TimeoutError"
             if fixtures is None:
-                for definition, error in await self.fixtures.teardown(scope, check.timeout):
+                teardowns = await self.fixtures.teardown(scope, check.timeout) if scope.teardowns else ()
+                for definition, error in teardowns:
                     if outcome is Outcome.PASSED or outcome is Outcome.SKIPPED:
                         outcome = Outcome.ERROR
                         message = (

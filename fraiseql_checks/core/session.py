@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fraiseql_checks._plugins import HookCall
 from fraiseql_checks.checks import Check
 from fraiseql_checks.config import (
     Config,
@@ -188,6 +189,7 @@ class Session:
         self.blocking: dict[str, tuple[int, float]] = {}
         self.started = time.time()
         self._start = time.perf_counter()
+        self._report_result = HookCall(config.hook.fraiseql_report_result)
 
     def args(self) -> list[str]:
         """The paths to collect: the command line's, else ``paths`` of the config; and the
@@ -230,13 +232,18 @@ class Session:
         if len(result.message) > MESSAGE_LIMIT:
             whole = mask(result.message)
             result.message = cut(whole, MESSAGE_LIMIT)
-        else:
+        elif result.message:
             result.message = mask(result.message)
-        result.longrepr = _mask_and_cut(result.longrepr, LONGREPR_LIMIT, mask)
-        result.stdout = mask(result.stdout)
-        result.stderr = mask(result.stderr)
-        result.labels = {name: mask(value) for name, value in result.labels.items()}
-        result.extra = _masked(result.extra, mask)
+        # What is empty (most of a passing result) has nothing to mask.
+        if result.longrepr:
+            result.longrepr = _mask_and_cut(result.longrepr, LONGREPR_LIMIT, mask)
+        if result.stdout:
+            result.stdout = mask(result.stdout)
+        if result.stderr:
+            result.stderr = mask(result.stderr)
+        result.labels = {name: mask(value) for name, value in result.labels.items()} if result.labels else {}
+        if result.extra:
+            result.extra = _masked(result.extra, mask)
         return whole
 
     def report(self, result: Result, check: Check | None) -> None:
@@ -245,8 +252,8 @@ class Session:
         self.summary.add(result.outcome)
         if self.keep_results:
             self.results.append(result)
-        self.config.hook.fraiseql_report_result(result=result)
-        if result.outcome in (Outcome.FAILED, Outcome.ERROR):
+        self._report_result(result=result)
+        if result.outcome is Outcome.FAILED or result.outcome is Outcome.ERROR:
             self.testsfailed += 1
             maxfail = self.maxfail
             if maxfail and self.testsfailed >= maxfail:
