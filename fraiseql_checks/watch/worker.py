@@ -413,11 +413,22 @@ class Worker:
             )
             self.send(("result", seq, wire.result_fields(result), [], None))
             return
-        task = asyncio.get_running_loop().create_task(self._run(seq, check))
+        # Not through the runner's task factory: a run's own task is made outside any run,
+        # so the factory would only add a call per run (the tasks a check starts still go
+        # through it).
+        task = asyncio.Task(self._run(seq, check), loop=asyncio.get_running_loop())
         self.tasks[seq] = task
-        task.add_done_callback(lambda _: self.tasks.pop(seq, None))
 
     async def _run(self, seq: int, check: Check) -> None:
+        try:
+            result, rebuilt, whole = await self._outcome(check)
+            self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
+        finally:
+            self.tasks.pop(seq, None)  # here, not in a done callback: one callback less per run
+
+    async def _outcome(self, check: Check) -> tuple[Result, list[str], str | None]:
+        """Run ``check``; its result made ready to cross, the fixtures rebuilt after it, and
+        its whole message when it was cut (once in a while per check)."""
         runner = self.runner
         assert runner is not None
         task = asyncio.current_task()
@@ -431,7 +442,8 @@ class Worker:
             rebuilt = self._repair_fixtures(check, error) if error and result.outcome is Outcome.ERROR else []
             whole = self.session.prepare(result, check)
             result.extra = wire.json_safe(result.extra)  # plain data only crosses to the watcher
-            result.values = {str(k): float(v) for k, v in list(result.values.items())[:_VALUES_KEPT]}
+            if result.values:
+                result.values = {str(k): float(v) for k, v in list(result.values.items())[:_VALUES_KEPT]}
             if whole is not None:
                 now = time.monotonic()
                 if now - self._whole_logged.get(check.id, -_WHOLE_MESSAGE_EVERY) >= _WHOLE_MESSAGE_EVERY:
@@ -443,7 +455,7 @@ class Worker:
                 raise
             result.message = f"internal error after the run: {type(exc).__name__}: {exc}"
             result.outcome, rebuilt, whole = Outcome.ERROR, [], None
-        self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
+        return result, rebuilt, whole
 
     def _repair_fixtures(self, check: Check, error: BaseException) -> list[str]:
         """Drop the module and session values a failed run leaves unusable; their names."""
