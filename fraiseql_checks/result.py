@@ -19,10 +19,10 @@ class Outcome(enum.StrEnum):
         return self.value
 
 
-#: Keys a JSON result always has; plugins may add others but not these.
 #: The ``Summary`` field that counts each outcome.
 _COUNTED = {outcome: outcome.value for outcome in Outcome}
 
+#: Keys a JSON result always has; plugins may add others but not these.
 RESULT_KEYS = (
     "id",
     "name",

@@ -488,13 +488,18 @@ def _collector_off_the_checks() -> Iterator[None]:
     while collecting. Each run makes a few hundred objects; with Python's thresholds
     that was a young collection every few checks and full ones walking all 10,000
     checks: ~40 ms of a run of 10,000 trivial checks (docs/performance.md). Garbage the
-    checks make, cycles included, is still collected young."""
-    gc.freeze()
+    checks make, cycles included, is still collected young. Where something else froze
+    objects already (a host process), nothing is frozen or unfrozen here: unfreezing is
+    all or nothing."""
+    ours = not gc.get_freeze_count()
+    if ours:
+        gc.freeze()
     try:
         with rare_collections():
             yield
     finally:
-        gc.unfreeze()  # an in-process caller's next session must be collectable again
+        if ours:
+            gc.unfreeze()  # an in-process caller's next session must be collectable again
 
 
 def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:
