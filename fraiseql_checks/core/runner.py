@@ -9,9 +9,7 @@ and checks that block the loop itself are the watchdog's business.
 from __future__ import annotations
 
 import collections
-import contextlib
 import contextvars
-import gc
 import inspect
 import os
 import signal
@@ -19,7 +17,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -31,7 +29,7 @@ from fraiseql_checks.core._pytest_compat import PYTEST_DIR, Failed, Skipped, exp
 from fraiseql_checks.core._threads import ThreadLane
 from fraiseql_checks.core._watchdog import LoopBlocked, Watchdog
 from fraiseql_checks.core.fixtures import FixtureDef, FixtureLookupError
-from fraiseql_checks.core.session import rare_collections
+from fraiseql_checks.core.session import collector_off_the_checks
 from fraiseql_checks.errors import TargetError, TargetNotConfigured
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
@@ -476,30 +474,9 @@ def fraiseql_runloop(session: Session) -> bool:
         async with Runner(session) as runner:
             await runner.run_many(session.checks)
 
-    with _collector_off_the_checks():
+    with collector_off_the_checks():
         run_on_new_loop(session, main)
     return True
-
-
-@contextlib.contextmanager
-def _collector_off_the_checks() -> Iterator[None]:
-    """The run's cyclic garbage collections leave alone what was alive before it (the
-    collected checks, their modules and fixtures, the plugins) and come as rarely as
-    while collecting. Each run makes a few hundred objects; with Python's thresholds
-    that was a young collection every few checks and full ones walking all 10,000
-    checks: ~40 ms of a run of 10,000 trivial checks (docs/performance.md). Garbage the
-    checks make, cycles included, is still collected young. Where something else froze
-    objects already (a host process), nothing is frozen or unfrozen here: unfreezing is
-    all or nothing."""
-    ours = not gc.get_freeze_count()
-    if ours:
-        gc.freeze()
-    try:
-        with rare_collections():
-            yield
-    finally:
-        if ours:
-            gc.unfreeze()  # an in-process caller's next session must be collectable again
 
 
 def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:

@@ -250,8 +250,7 @@ def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_running(c
 
     import pytest
 
-    from fraiseql_checks.core.runner import _collector_off_the_checks
-    from fraiseql_checks.core.session import rare_collections
+    from fraiseql_checks.core.session import collector_off_the_checks, rare_collections
 
     checkdir.write(
         "checks/check_gc.py",
@@ -291,7 +290,7 @@ def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_running(c
         raise RuntimeError("a broken file")
     assert gc.get_threshold() == before
     gc.unfreeze()  # whatever an earlier test left frozen goes back to the oldest generation
-    with pytest.raises(RuntimeError), _collector_off_the_checks():
+    with pytest.raises(RuntimeError), collector_off_the_checks():
         assert gc.get_threshold() != before and gc.isenabled() and gc.get_freeze_count() > 0
         raise RuntimeError("a broken check run")
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
@@ -299,7 +298,7 @@ def test_the_cyclic_garbage_collector_runs_rarely_while_collecting_and_running(c
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        with _collector_off_the_checks():
+        with collector_off_the_checks():
             assert gc.get_freeze_count() == frozen and gc.get_threshold() != before
         assert gc.get_freeze_count() == frozen and gc.get_threshold() == before
     finally:
