@@ -135,6 +135,7 @@ class Watcher:
         self.server.routes.update(WatcherPages(self).routes())
         self.pool = WorkerPool(
             count=settings.workers,
+            concurrency=self.config.get("concurrency"),
             args=self.config.stash[ARGS_KEY].copy(),
             cwd=self.config.invocation_dir,
             rootdir=self.config.rootdir,

@@ -58,6 +58,12 @@ MAX_ISOLATED = 4
 #: Reports of holding the event loop (within ``_BLOCK_WINDOW``) that isolate a check.
 BLOCKS_TO_ISOLATE = 3
 _BLOCK_WINDOW = 600.0
+#: A frame to a worker holds at most this share of the ``--concurrency`` slots' runs. All
+#: the slots' runs in one frame made the watcher and the worker take turns: the worker
+#: ran them all while the watcher waited, then the watcher accounted for all the results
+#: while the worker waited, each process idle half the time. With two halves, one half
+#: runs while the watcher accounts for the other's results (docs/performance.md).
+FRAME_SHARE_OF_SLOTS = 0.5
 #: Deaths within this window make restarts wait longer.
 _DEATH_WINDOW = 60.0
 _MAX_BACKOFF = 30.0
@@ -247,10 +253,13 @@ class WorkerProcess:
             self._writer.write(wire.encode(messages))
 
     def send(self, message: wire.Message) -> None:
-        """Queue a message; everything queued in one turn of the loop goes in one frame."""
+        """Queue a message; what is queued in one turn of the loop goes in one frame, or in
+        several of ``pool.frame_messages`` each."""
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.append(message)
+        if len(self._outgoing) >= self.pool.frame_messages:
+            self._flush()
 
     def _flush(self) -> None:
         outgoing, self._outgoing = self._outgoing, []
@@ -621,6 +630,7 @@ class WorkerPool:
         self,
         *,
         count: int,
+        concurrency: int,
         args: list[str],
         cwd: Path,
         rootdir: Path,
@@ -633,6 +643,8 @@ class WorkerPool:
         on_collected: Callable[[Collection], None],
     ) -> None:
         self.count = max(1, count)
+        #: The most messages in one frame to a worker (``FRAME_SHARE_OF_SLOTS``).
+        self.frame_messages = max(1, int(concurrency * FRAME_SHARE_OF_SLOTS))
         self.args = args
         self.cwd = cwd
         #: Where check ids' paths start (the config file's folder).

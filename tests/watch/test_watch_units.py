@@ -83,6 +83,51 @@ def test_the_watcher_rebuilds_only_its_own_message_types_from_a_worker() -> None
         wire.decode_from_worker(pickle.dumps([Evil()]))
 
 
+def test_runs_go_to_a_worker_in_frames_of_at_most_half_the_concurrency_slots(tmp_path: Path) -> None:
+    """Not all the slots' runs in one frame: the worker starts on the first half while the
+    watcher still hands out the second (the two processes no longer take turns)."""
+    import asyncio
+    import socket
+
+    from fraiseql_checks.frames import BlockingChannel
+    from fraiseql_checks.watch.workers import WorkerPool, WorkerProcess
+
+    async def main() -> list[list[tuple[object, ...]]]:
+        pool = WorkerPool(
+            count=1,
+            concurrency=10,
+            args=[],
+            cwd=tmp_path,
+            rootdir=tmp_path,
+            memory_limit=0,
+            import_timeout=30.0,
+            say=lambda text: None,
+            mask=lambda text: text,
+            on_blocked=lambda check, seconds: None,
+            on_teardown=lambda result: None,
+            on_collected=lambda collection: None,
+        )
+        worker = WorkerProcess(pool, "1")
+        ours, theirs = socket.socketpair()
+        _, worker._writer = await asyncio.open_connection(sock=ours)
+        for seq in range(1, 13):  # one turn of the loop: twelve runs for ten slots' worth of frames
+            worker.send(("run", seq, "checks/check_a.py::check_a"))
+        await asyncio.sleep(0)  # the turn ends: what is left goes
+        await worker._writer.drain()
+        theirs.settimeout(10.0)  # a frame that never comes fails the test, not hangs it
+        channel = BlockingChannel(theirs)
+        frames: list[list[tuple[object, ...]]] = []
+        while sum(map(len, frames)) < 12:
+            frames.append(await asyncio.to_thread(channel.receive))
+        worker._writer.close()
+        theirs.close()
+        return frames
+
+    frames = asyncio.run(main())
+    assert [len(frame) for frame in frames] == [5, 5, 2]
+    assert [message[1] for frame in frames for message in frame] == list(range(1, 13))
+
+
 def test_a_result_the_watcher_cannot_read_still_settles_its_run_as_an_error(tmp_path: Path) -> None:
     import time
 
@@ -93,6 +138,7 @@ def test_a_result_the_watcher_cannot_read_still_settles_its_run_as_an_error(tmp_
     said: list[str] = []
     pool = WorkerPool(
         count=1,
+        concurrency=100,
         args=[],
         cwd=tmp_path,
         rootdir=tmp_path,
