@@ -11,7 +11,9 @@ Parts (``scheduler`` is ``capacity lateness``, ``workers`` is ``capacity``):
   over a steady window (the sum of ``fraiseql_check_runs_total``, read from a small
   page before and after it) and the CPU seconds of the watcher and all its child
   processes (the workers and the SQLite store's writer process; psutil, children
-  recursive) give the CPU per run and the runs/s.
+  recursive) give the CPU per run and the runs/s. Then the same with checks that work
+  (``sum(range(10_000))`` each, 10,000 runs/s offered), where the workers, not the
+  watcher, bound the runs per second: whether they grow with ``--workers``.
 - ``lateness``: the same checks at fixed offered loads (25 %, 50 %, 80 % of the runs/s
   measured by ``capacity`` with the default workers), alternating; the p50/p99 of
   ``fraiseql_check_scheduling_lateness_seconds`` over the window (the histogram's
@@ -103,6 +105,10 @@ DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "worker", "st
 #: of 2026-12-03, not on the faster one of 2026-12-04: every run ran, and the "capacity"
 #: measured was the offered rate.
 SATURATE_CHECKS, SATURATE_INTERVAL = 1000, 0.040
+#: Checks that work: 1,000 due every 100 ms (10,000 runs/s offered), each ``BUSY`` (about
+#: 0.2-0.4 ms of CPU), so the workers, not the watcher, bound the runs per second: what more
+#: workers are for. With trivial checks the watcher's own share of each run bounds them.
+BUSY_CHECKS, BUSY_INTERVAL = 1000, 0.100
 LATENESS_CHECKS = 1000
 #: ``worker``: runs kept in flight (the default ``--concurrency``).
 WORKER_IN_FLIGHT = 100
@@ -203,6 +209,7 @@ def seconds(value: float) -> str:
 
 
 TRIVIAL = "def check_trivial_{i}():\n    pass\n\n\n"
+BUSY = "def check_busy_{i}():\n    sum(range(10_000))\n\n\n"
 #: One HTTP GET per run, through the ``http`` fixture, to the URL in ``BENCH_URL``.
 HTTP_GET = (
     "async def check_get_{i}(http):\n    response = await http.get(URL)\n    assert response.status_code == 200\n\n\n"
@@ -441,10 +448,18 @@ def window(watcher: Watcher, length: float) -> Window:
     )
 
 
-def saturated(workers: int, size: Size, check: str = TRIVIAL, env: dict[str, str] | None = None) -> Window:
-    """A watcher of ``SATURATE_CHECKS`` checks (``check``) due more often than it can run them,
-    measured over one window after the warm-up."""
-    root = project(SATURATE_CHECKS, SATURATE_INTERVAL, check)
+def saturated(
+    workers: int,
+    size: Size,
+    check: str = TRIVIAL,
+    env: dict[str, str] | None = None,
+    *,
+    count: int = SATURATE_CHECKS,
+    interval: float = SATURATE_INTERVAL,
+) -> Window:
+    """A watcher of ``count`` checks (``check``) due every ``interval``, more often than it
+    can run them, measured over one window after the warm-up."""
+    root = project(count, interval, check)
     watcher = Watcher(root, "--workers", str(workers), env=env)
     try:
         watcher.wait_ready()
@@ -458,9 +473,12 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
     """CPU per run and runs/s at saturation, ``--workers 1`` and ``2`` alternating.
     Returns the rows and the capacity (median runs/s with the default two workers)."""
     found: dict[int, list[Window]] = {1: [], 2: []}
+    busy: dict[int, list[Window]] = {1: [], 2: []}
     for _ in range(size.reps):
         for workers in (1, 2):
             found[workers].append(saturated(workers, size))
+        for workers in (1, 2):
+            busy[workers].append(saturated(workers, size, BUSY, count=BUSY_CHECKS, interval=BUSY_INTERVAL))
     offered = SATURATE_CHECKS / SATURATE_INTERVAL
     rows: list[Row] = []
     for workers, windows in found.items():
@@ -527,12 +545,61 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
     rows.append(
         Row(
             "workers",
-            "runs/s --workers 2 ÷ --workers 1 (2 cores on this machine)",
+            "runs/s --workers 2 ÷ --workers 1, trivial checks (2 cores on this machine)",
             "> 1 (grows)",
             ratio,
             "×",
             "{:.2f}",
             median(ratio) > 1.05,
+        )
+    )
+    busy_offered = BUSY_CHECKS / BUSY_INTERVAL
+    for workers in (1, 2):
+        rows += [
+            Row(
+                "workers",
+                f"runs/s at saturation, sum(range(10_000)) checks ({busy_offered:,.0f}/s offered), --workers {workers}",
+                "-",
+                [w.rate for w in busy[workers]],
+                "/s",
+                "{:,.0f}",
+            ),
+            Row(
+                "workers",
+                f"  CPU per run, watcher + workers, --workers {workers}",
+                "-",
+                [w.cpu_per_run * 1e6 for w in busy[workers]],
+                " µs",
+                "{:,.0f}",
+            ),
+            Row(
+                "workers",
+                f"  CPU share of a core: watcher and its child processes together, --workers {workers}",
+                "-",
+                [(w.watcher_cpu + w.workers_cpu) / w.seconds * 100 for w in busy[workers]],
+                " %",
+                "{:.0f}",
+            ),
+            Row(
+                "workers",
+                f"  skipped overlapping runs/s (> 0: saturated), --workers {workers}",
+                "> 0",
+                [w.skipped / w.seconds for w in busy[workers]],
+                "/s",
+                "{:,.0f}",
+                min(w.skipped for w in busy[workers]) > 0,
+            ),
+        ]
+    busy_ratio = [b.rate / a.rate for a, b in zip(busy[1], busy[2], strict=True)]
+    rows.append(
+        Row(
+            "workers",
+            "runs/s --workers 2 ÷ --workers 1, checks that work (2 cores on this machine)",
+            "> 1 (grows)",
+            busy_ratio,
+            "×",
+            "{:.2f}",
+            median(busy_ratio) > 1.05,
         )
     )
     return rows, median(rates[2])
