@@ -25,6 +25,10 @@ def new_span_id() -> str:
 
 #: What a check's run keeps of what it prints, per stream; the rest is counted, not kept.
 OUTPUT_LIMIT = 64 * 1024
+#: Recorded values a run may hold (in watch mode each becomes a series on /metrics), and
+#: the longest name one may have: a check cannot flood the reports or the scrape with them.
+MAX_VALUES = 100
+MAX_VALUE_NAME = 128
 
 
 class RunContext:
@@ -90,9 +94,14 @@ def current() -> RunContext:
 def record(name: str, value: float) -> None:
     """Record a measured value of the running check (exported by watch mode).
 
-    ``name`` must be a valid Prometheus metric name fragment, e.g. ``disk_free_ratio``;
-    the value must be a finite number.
+    ``name`` must be a valid Prometheus metric name fragment, e.g. ``disk_free_ratio``,
+    of at most ``MAX_VALUE_NAME`` characters; the value must be a finite number; a run
+    records at most ``MAX_VALUES`` names (recording one again replaces its value).
     """
+    if isinstance(name, str) and len(name) > MAX_VALUE_NAME:
+        raise ValueError(
+            f"recorded value name {name[:40]!r}... has {len(name):,} characters; at most {MAX_VALUE_NAME} are allowed"
+        )
     if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
         raise ValueError(f"recorded value name {name!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -100,4 +109,7 @@ def record(name: str, value: float) -> None:
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"recorded value {name!r} must be finite, got {number}")
-    current().values[name] = number
+    values = current().values
+    if len(values) >= MAX_VALUES and name not in values:
+        raise ValueError(f"a check records at most {MAX_VALUES} values; {name!r} would be one more")
+    values[name] = number

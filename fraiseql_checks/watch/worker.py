@@ -40,7 +40,7 @@ from fraiseql_checks.core.runner import Runner
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.stash import StashKey
-from fraiseql_checks.trace import current_run
+from fraiseql_checks.trace import MAX_VALUES, current_run
 from fraiseql_checks.watch import heap, wire
 from fraiseql_checks.watch.wire import BlockingChannel, Message
 
@@ -55,8 +55,6 @@ BEAT = 0.5
 WORKER_KEY = StashKey[str]("watch-worker")
 #: Hooks of the watcher's own process: a conftest cannot implement them (conftests load in workers).
 WATCHER_HOOKS = ("fraiseql_watch_start", "fraiseql_watch_stop", "fraiseql_make_store")
-#: Recorded values a run may send (each becomes a series on /metrics).
-_VALUES_KEPT = 100
 #: A cut message is logged whole once per check in this long, not on every run.
 _WHOLE_MESSAGE_EVERY = 600.0
 _CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|Network|Protocol|Unavailable")
@@ -443,7 +441,7 @@ class Worker:
             whole = self.session.prepare(result, check)
             result.extra = wire.json_safe(result.extra)  # plain data only crosses to the watcher
             if result.values:
-                result.values = {str(k): float(v) for k, v in list(result.values.items())[:_VALUES_KEPT]}
+                result.values = {str(k): float(v) for k, v in list(result.values.items())[:MAX_VALUES]}
             if whole is not None:
                 now = time.monotonic()
                 if now - self._whole_logged.get(check.id, -_WHOLE_MESSAGE_EVERY) >= _WHOLE_MESSAGE_EVERY:

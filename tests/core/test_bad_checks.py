@@ -205,6 +205,43 @@ def test_output_and_messages_are_capped(checkdir: CheckDir) -> None:
     assert len(out) < 200_000
 
 
+def test_recorded_values_are_capped_in_number_and_name_length(checkdir: CheckDir) -> None:
+    """A check cannot flood the reports (nor, in watch mode, the scrape) through ``record()``:
+    a name of a million characters and a thousand names are each a one-line error."""
+    checkdir.write(
+        "checks/check_values.py",
+        """
+        from fraiseql_checks import record
+
+        def check_long_name():
+            record("n" * 1_000_000, 1.0)
+
+        def check_many_names():
+            for i in range(1_000):
+                record(f"value_{i}", i)
+
+        def check_same_name_again():
+            for i in range(1_000):
+                record("value", i)
+            assert False, "recorded"
+        """,
+    )
+    ret, _out, results, _ = reports(checkdir)
+    assert ret == 1
+    assert (checkdir.path / "r.json").stat().st_size < 100_000
+    long = results["checks/check_values.py::check_long_name"]
+    assert long["outcome"] == "error" and len(long["message"]) < 300, long["message"]
+    assert "has 1,000,000 characters; at most 128 are allowed" in long["message"]
+    many = results["checks/check_values.py::check_many_names"]
+    assert (
+        many["outcome"] == "error"
+        and "a check records at most 100 values; 'value_100' would be one more" in many["message"]
+    )
+    assert len(many["values"]) == 100
+    again = results["checks/check_values.py::check_same_name_again"]
+    assert again["outcome"] == "failed" and again["values"] == {"value": 999.0}
+
+
 LATENCY = """
 import asyncio, time
 from fraiseql_checks import check, stopwatch
