@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
 
 from fraiseql_checks.watch.plugin import as_listen
 from fraiseql_checks.watch.worker import looks_like_lost_connection
+
+if TYPE_CHECKING:
+    from fraiseql_checks.watch.workers import WorkerPool
 
 
 def caused_by(cause: BaseException) -> Exception:
@@ -83,6 +88,26 @@ def test_the_watcher_rebuilds_only_its_own_message_types_from_a_worker() -> None
         wire.decode_from_worker(pickle.dumps([Evil()]))
 
 
+def _pool(tmp_path: Path, *, concurrency: int = 100, say: Callable[[str], None] = lambda text: None) -> WorkerPool:
+    """A pool of one worker that is never started: its ``WorkerProcess`` objects are driven by hand."""
+    from fraiseql_checks.watch.workers import WorkerPool
+
+    return WorkerPool(
+        count=1,
+        concurrency=concurrency,
+        args=[],
+        cwd=tmp_path,
+        rootdir=tmp_path,
+        memory_limit=0,
+        import_timeout=30.0,
+        say=say,
+        mask=lambda text: text,
+        on_blocked=lambda check, seconds: None,
+        on_teardown=lambda result: None,
+        on_collected=lambda collection: None,
+    )
+
+
 def test_runs_go_to_a_worker_in_frames_of_at_most_half_the_concurrency_slots(tmp_path: Path) -> None:
     """Not all the slots' runs in one frame: the worker starts on the first half while the
     watcher still hands out the second (the two processes no longer take turns)."""
@@ -90,24 +115,10 @@ def test_runs_go_to_a_worker_in_frames_of_at_most_half_the_concurrency_slots(tmp
     import socket
 
     from fraiseql_checks.frames import BlockingChannel
-    from fraiseql_checks.watch.workers import WorkerPool, WorkerProcess
+    from fraiseql_checks.watch.workers import WorkerProcess
 
     async def main() -> list[list[tuple[object, ...]]]:
-        pool = WorkerPool(
-            count=1,
-            concurrency=10,
-            args=[],
-            cwd=tmp_path,
-            rootdir=tmp_path,
-            memory_limit=0,
-            import_timeout=30.0,
-            say=lambda text: None,
-            mask=lambda text: text,
-            on_blocked=lambda check, seconds: None,
-            on_teardown=lambda result: None,
-            on_collected=lambda collection: None,
-        )
-        worker = WorkerProcess(pool, "1")
+        worker = WorkerProcess(_pool(tmp_path, concurrency=10), "1")
         ours, theirs = socket.socketpair()
         _, worker._writer = await asyncio.open_connection(sock=ours)
         for seq in range(1, 13):  # one turn of the loop: twelve runs for ten slots' worth of frames
@@ -133,24 +144,10 @@ def test_a_result_the_watcher_cannot_read_still_settles_its_run_as_an_error(tmp_
 
     from fraiseql_checks.result import Outcome, Result
     from fraiseql_checks.watch import wire
-    from fraiseql_checks.watch.workers import Run, WorkerPool, WorkerProcess
+    from fraiseql_checks.watch.workers import Run, WorkerProcess
 
     said: list[str] = []
-    pool = WorkerPool(
-        count=1,
-        concurrency=100,
-        args=[],
-        cwd=tmp_path,
-        rootdir=tmp_path,
-        memory_limit=0,
-        import_timeout=30.0,
-        say=said.append,
-        mask=lambda text: text,
-        on_blocked=lambda check, seconds: None,
-        on_teardown=lambda result: None,
-        on_collected=lambda collection: None,
-    )
-    worker = WorkerProcess(pool, "1")
+    worker = WorkerProcess(_pool(tmp_path, say=said.append), "1")
     settled: list[object] = []
     check_id = "checks/check_a.py::check_a"
     for seq, fields in (
