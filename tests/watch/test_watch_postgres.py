@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 
 from tests.support.checkdir import CheckDir
-from tests.support.services import throwaway_postgres
+from tests.support.services import throwaway_postgres, wait_until
 from tests.support.watcher import WatchProcess
 
 Watch = Callable[..., WatchProcess]
@@ -175,23 +176,36 @@ def test_a_restart_after_kill_9_keeps_the_state_of_a_failing_check(checkdir: Che
     down = "checks/check_down.py::check_down"
     with throwaway_postgres() as server:
         first = watch("--store", server.dsn)
-        first.wait_for(lambda s: (first.value("fraiseql_check_consecutive_failures", check=down) or 0) >= 10)
+
+        def stored_failures() -> int:
+            with contextlib.suppress(asyncpg.PostgresError):  # the tables are not made yet
+                rows = pg(server.dsn, "SELECT consecutive_failures FROM fraiseql_check_states")
+                return int(rows[0]["consecutive_failures"]) if rows else 0
+            return 0
+
+        # the store is written about once a second, so what it holds trails the live count: wait
+        # for the stored one (not the metric, which can be 10 while the last write said 3)
+        wait_until(lambda: stored_failures() >= 5, what="five failures stored")
         first.process.kill()
         first.process.communicate()
         (saved,) = pg(server.dsn, "SELECT consecutive_failures FROM fraiseql_check_states")
-        assert saved["consecutive_failures"] >= 5
         second = watch("--store", server.dsn)
         # the check is the dead watcher's until its lease expires (docs/high-availability.md); the
-        # second takes it over then, and its first series says failing, as stored
+        # second takes it over then, and its first series says failing, as stored, with the
+        # stored count of failures going on (not starting again from one)
         first_seen = second.wait_for(
             lambda s: (
                 s.get(("fraiseql_check_state", (("check", down),))) is not None
-                and [s[("fraiseql_check_state", (("check", down),))]]
+                and [
+                    s[("fraiseql_check_state", (("check", down),))],
+                    s.get(("fraiseql_check_consecutive_failures", (("check", down),)), 0),
+                ]
             ),
             timeout=15,
             what="the check taken over",
         )
-        assert first_seen == [1]  # failing from the start
+        assert first_seen[0] == 1  # failing from the start
+        assert first_seen[1] >= saved["consecutive_failures"]
         second.wait_for(
             lambda s: (
                 (second.value("fraiseql_check_consecutive_failures", check=down) or 0) > saved["consecutive_failures"]
