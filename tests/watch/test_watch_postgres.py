@@ -189,6 +189,7 @@ def test_a_restart_after_kill_9_keeps_the_state_of_a_failing_check(checkdir: Che
         first.process.kill()
         first.process.communicate()
         (saved,) = pg(server.dsn, "SELECT consecutive_failures FROM fraiseql_check_states")
+        assert saved["consecutive_failures"] >= 5
         second = watch("--store", server.dsn)
         # the check is the dead watcher's until its lease expires (docs/high-availability.md); the
         # second takes it over then, and its first series says failing, as stored, with the
