@@ -519,18 +519,53 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
                 "{:.0f}",
             ),
         ]
-    rates = {workers: [w.rate for w in windows] for workers, windows in found.items()}
+    rows += workers_rows(f"trivial checks ({offered:,.0f}/s offered)", "trivial checks", found)
+    rows += workers_rows(
+        f"sum(range(10_000)) checks ({BUSY_CHECKS / BUSY_INTERVAL:,.0f}/s offered)",
+        "checks that work",
+        busy,
+        cpu=True,
+    )
+    return rows, median(w.rate for w in found[2])
+
+
+def workers_rows(what: str, short: str, found: dict[int, list[Window]], *, cpu: bool = False) -> list[Row]:
+    """The ``workers`` rows of one kind of check saturated with ``--workers 1`` and ``2``:
+    runs/s (with ``cpu``: CPU per run and share of a core too), skipped runs, and the ratio."""
+    rows: list[Row] = []
     for workers in (1, 2):
-        skipped = [w.skipped / w.seconds for w in found[workers]]
-        rows += [
+        windows = found[workers]
+        skipped = [w.skipped / w.seconds for w in windows]
+        rows.append(
             Row(
                 "workers",
-                f"runs/s at saturation ({offered:,.0f}/s offered), --workers {workers}",
+                f"runs/s at saturation, {what}, --workers {workers}",
                 "-",
-                rates[workers],
+                [w.rate for w in windows],
                 "/s",
                 "{:,.0f}",
-            ),
+            )
+        )
+        if cpu:
+            rows += [
+                Row(
+                    "workers",
+                    f"  CPU per run, watcher + workers, --workers {workers}",
+                    "-",
+                    [w.cpu_per_run * 1e6 for w in windows],
+                    " µs",
+                    "{:,.0f}",
+                ),
+                Row(
+                    "workers",
+                    f"  CPU share of a core: watcher and its child processes together, --workers {workers}",
+                    "-",
+                    [(w.watcher_cpu + w.workers_cpu) / w.seconds * 100 for w in windows],
+                    " %",
+                    "{:.0f}",
+                ),
+            ]
+        rows.append(
             Row(
                 "workers",
                 f"  skipped overlapping runs/s (> 0: saturated), --workers {workers}",
@@ -539,13 +574,13 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
                 "/s",
                 "{:,.0f}",
                 min(skipped) > 0,
-            ),
-        ]
-    ratio = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
+            )
+        )
+    ratio = [b.rate / a.rate for a, b in zip(found[1], found[2], strict=True)]
     rows.append(
         Row(
             "workers",
-            "runs/s --workers 2 ÷ --workers 1, trivial checks (2 cores on this machine)",
+            f"runs/s --workers 2 ÷ --workers 1, {short} (2 cores on this machine)",
             "> 1 (grows)",
             ratio,
             "×",
@@ -553,56 +588,7 @@ def bench_capacity(size: Size) -> tuple[list[Row], float]:
             median(ratio) > 1.05,
         )
     )
-    busy_offered = BUSY_CHECKS / BUSY_INTERVAL
-    for workers in (1, 2):
-        rows += [
-            Row(
-                "workers",
-                f"runs/s at saturation, sum(range(10_000)) checks ({busy_offered:,.0f}/s offered), --workers {workers}",
-                "-",
-                [w.rate for w in busy[workers]],
-                "/s",
-                "{:,.0f}",
-            ),
-            Row(
-                "workers",
-                f"  CPU per run, watcher + workers, --workers {workers}",
-                "-",
-                [w.cpu_per_run * 1e6 for w in busy[workers]],
-                " µs",
-                "{:,.0f}",
-            ),
-            Row(
-                "workers",
-                f"  CPU share of a core: watcher and its child processes together, --workers {workers}",
-                "-",
-                [(w.watcher_cpu + w.workers_cpu) / w.seconds * 100 for w in busy[workers]],
-                " %",
-                "{:.0f}",
-            ),
-            Row(
-                "workers",
-                f"  skipped overlapping runs/s (> 0: saturated), --workers {workers}",
-                "> 0",
-                [w.skipped / w.seconds for w in busy[workers]],
-                "/s",
-                "{:,.0f}",
-                min(w.skipped for w in busy[workers]) > 0,
-            ),
-        ]
-    busy_ratio = [b.rate / a.rate for a, b in zip(busy[1], busy[2], strict=True)]
-    rows.append(
-        Row(
-            "workers",
-            "runs/s --workers 2 ÷ --workers 1, checks that work (2 cores on this machine)",
-            "> 1 (grows)",
-            busy_ratio,
-            "×",
-            "{:.2f}",
-            median(busy_ratio) > 1.05,
-        )
-    )
-    return rows, median(rates[2])
+    return rows
 
 
 @dataclass
