@@ -8,7 +8,7 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -64,6 +64,28 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("store-postgres", "fraiseql_checks.stores.postgres"),
 )
 _BUILTIN_MODULES = frozenset(module for _, module in DEFAULT_PLUGINS)
+#: Built-in plugins registered by the hooks they implement, each module imported when one
+#: of them is first called: their hooks belong to watch mode and to the commands that
+#: notify or read a store (the API's endpoints, the notifier types, the stores), none to a
+#: run of checks, which then starts sooner. Each hook with its ``hookimpl`` options
+#: (``tryfirst``, ``trylast``; no wrappers); a test compares them with the module's.
+LAZY_PLUGINS: dict[str, dict[str, dict[str, bool]]] = {
+    "api-checks": {"fraiseql_api_endpoints": {}},
+    "status": {"fraiseql_api_endpoints": {}, "fraiseql_watch_start": {}, "fraiseql_watch_stop": {}},
+    "api-silences": {"fraiseql_api_endpoints": {}, "fraiseql_watch_start": {}, "fraiseql_watch_stop": {}},
+    "api-notifications": {"fraiseql_api_endpoints": {}},
+    "api-slos": {"fraiseql_api_endpoints": {}},
+    "api-alerts": {"fraiseql_api_endpoints": {}},
+    "api-dashboards": {"fraiseql_api_endpoints": {}},
+    "api-query": {"fraiseql_api_endpoints": {}},
+    "notifier-webhook": {"fraiseql_add_notifiers": {}},
+    "notifier-email": {"fraiseql_add_notifiers": {}},
+    "notifier-apprise": {"fraiseql_add_notifiers": {}},
+    "notifier-slack": {"fraiseql_add_notifiers": {}},
+    "notifier-pagerduty": {"fraiseql_add_notifiers": {}},
+    "store-sqlite": {"fraiseql_make_store": {"trylast": True}},
+    "store-postgres": {"fraiseql_make_store": {}},
+}
 ENTRY_POINT_GROUP = "fraiseql_checks"
 DISABLE_AUTOLOAD_ENV = "FRAISEQL_CHECKS_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -94,6 +116,61 @@ class PluginManager(pluggy.PluginManager):
                     "specname": None,
                 }
         return opts
+
+
+class LazyPlugin:
+    """A built-in plugin registered by the names of its hooks; its module is imported when
+    one of them is first called, or when anything else of it is asked for.
+
+    Each hook is a forwarding function that pluggy takes for the implementation: it reads
+    the arguments from the hook's spec (``__wrapped__``), so every call passes all of the
+    spec's, and the forwarder calls the module's function with those it takes.
+    """
+
+    def __init__(self, module: str, hooks: Mapping[str, Mapping[str, bool]]) -> None:
+        self._name = module
+        self._module: ModuleType | None = None
+        for hook, options in hooks.items():
+            setattr(self, hook, self._forwarder(hook, options))
+
+    def module(self) -> ModuleType:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return self._module
+
+    def _forwarder(self, hook: str, options: Mapping[str, bool]) -> Any:
+        spec = getattr(hookspec, hook)
+        given = _positional(spec)
+        #: The module's function and where its arguments are among the spec's, once imported.
+        resolved: list[tuple[Any, list[int]]] = []
+
+        def forward(*args: Any) -> Any:
+            if not resolved:
+                function = getattr(self.module(), hook)
+                resolved[:] = [(function, [given.index(name) for name in _positional(function)])]
+            function, where = resolved[0]
+            return function(*[args[index] for index in where])
+
+        forward.__wrapped__ = spec  # type: ignore[attr-defined]
+        forward.__name__ = forward.__qualname__ = hook
+        mark = hookspec.hookimpl(tryfirst=options.get("tryfirst", False), trylast=options.get("trylast", False))
+        return mark(forward)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # pluggy and copy ask for dunders: not a reason to import
+            raise AttributeError(name)
+        return getattr(self.module(), name)
+
+    def __repr__(self) -> str:
+        return f"<lazy plugin {self._name}{'' if self._module is None else ' (imported)'}>"
+
+
+def _positional(function: Any) -> tuple[str, ...]:
+    """The arguments pluggy gives a hook function: its positional ones without a default."""
+    function = inspect.unwrap(function)
+    code = function.__code__
+    names: tuple[str, ...] = code.co_varnames[: code.co_argcount]
+    return names[: len(names) - len(function.__defaults__ or ())]
 
 
 class HookCall:
@@ -161,7 +238,8 @@ def create_pluginmanager(
         pm.set_blocked(name)
     for name, module in DEFAULT_PLUGINS:
         if not pm.is_blocked(name):
-            pm.register(importlib.import_module(module), name=name)
+            hooks = LAZY_PLUGINS.get(name)
+            pm.register(LazyPlugin(module, hooks) if hooks else importlib.import_module(module), name=name)
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
     if autoload and may_declare(ENTRY_POINT_GROUP):

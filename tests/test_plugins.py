@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from fraiseql_checks import hookspec
-from fraiseql_checks._plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, may_declare
+from fraiseql_checks._plugins import (
+    DEFAULT_PLUGINS,
+    ENTRY_POINT_GROUP,
+    LAZY_PLUGINS,
+    LazyPlugin,
+    PluginManager,
+    may_declare,
+)
 from tests.support.checkdir import CheckDir
 
 PLUGIN = """
@@ -235,3 +242,49 @@ def test_a_direct_hook_call_calls_what_pluggy_calls_in_its_order() -> None:
             call()
         raised.append(calls.copy())
     assert raised[0] == raised[1] == ["first:c", "broken"]  # the first exception stops the call
+
+
+def test_a_lazy_plugin_declares_the_hooks_of_its_module_with_their_options() -> None:
+    """``LAZY_PLUGINS`` says which hooks a built-in module implements, so that the module
+    need not be imported to register it: a hook added to the module, or an option
+    (``trylast``) changed, without the list would be silently lost."""
+    marker = f"{hookspec.PROJECT}_impl"
+    modules = dict(DEFAULT_PLUGINS)
+    assert set(LAZY_PLUGINS) <= set(modules)
+    for name, declared in LAZY_PLUGINS.items():
+        module = importlib.import_module(modules[name])
+        found = {}
+        for attribute, value in vars(module).items():
+            opts = getattr(value, marker, None) if callable(value) else None
+            if opts is not None:
+                found[attribute] = {option: True for option, on in opts.items() if on is True}
+        assert found == declared, name
+
+
+def test_a_lazy_plugin_imports_its_module_when_a_hook_is_called_and_passes_what_it_takes(tmp_path) -> None:
+    """The forwarder takes every argument of the hook's spec and gives the module's
+    function those it names, in its own order; the module is imported by the first call."""
+    module_name = "fraiseql_lazy_probe"
+    (tmp_path / f"{module_name}.py").write_text(
+        "from fraiseql_checks import hookimpl\n"
+        "seen = []\n\n"
+        "@hookimpl(trylast=True)\n"
+        "def fraiseql_make_store(url, config):\n"
+        "    seen.append((url, config))\n"
+        "    return 'probe store'\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        pm = PluginManager()
+        plugin = LazyPlugin(module_name, {"fraiseql_make_store": {"trylast": True}})
+        pm.register(plugin, name="probe")
+        assert module_name not in sys.modules
+        assert pm.hook.fraiseql_make_store(config="the config", url="the url") == "probe store"
+        module = sys.modules[module_name]
+        assert module.seen == [("the url", "the config")]
+        assert plugin.seen is module.seen  # anything else of it is the module's
+        [impl] = pm.hook.fraiseql_make_store.get_hookimpls()
+        assert impl.trylast and impl.plugin is plugin
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(module_name, None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fraiseql_checks.api import openapi
 from fraiseql_checks.api.auth import SECTION, SETTINGS
 from fraiseql_checks.config import Config, Parser, Setting, section
 from fraiseql_checks.hookspec import hookimpl
@@ -23,6 +22,8 @@ def fraiseql_addoption(parser: Parser) -> None:
 
 @hookimpl
 def fraiseql_api_endpoints(config: Config) -> Sequence[Endpoint]:
+    from fraiseql_checks.api import openapi  # the API's modules are imported by watch mode only
+
     return openapi.ENDPOINTS
 
 

@@ -12,10 +12,8 @@ recorded values.
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +22,8 @@ from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from junit_xml import TestCase
 
     from fraiseql_checks.core.session import Session
@@ -90,6 +90,8 @@ _ERROR_TYPES = {"collect": "CollectError", "teardown": "TeardownError"}
 
 
 def _seconds(value: float) -> Decimal:
+    from decimal import Decimal  # imported here: most runs write no JUnit report
+
     return Decimal(str(round(value, 3)))
 
 
@@ -153,6 +155,7 @@ class JUnitReport:
     def xml(self, started: float, duration: float = 0.0) -> str:
         """The report; ``duration`` is the run's wall time, the suite's ``time``."""
         # Imported here: most runs write no JUnit report.
+        import datetime
         import socket
         import xml.dom.minidom
         import xml.etree.ElementTree as ET
