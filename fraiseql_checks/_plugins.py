@@ -64,6 +64,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("store-postgres", "fraiseql_checks.stores.postgres"),
 )
 _BUILTIN_MODULES = frozenset(module for _, module in DEFAULT_PLUGINS)
+_BUILTIN_NAMES = {module: name for name, module in DEFAULT_PLUGINS}
 #: Built-in plugins registered by the hooks they implement, each module imported when one
 #: of them is first called: their hooks belong to watch mode and to the commands that
 #: notify or read a store (the API's endpoints, the notifier types, the stores), none to a
@@ -139,17 +140,22 @@ class LazyPlugin:
         return self._module
 
     def _forwarder(self, hook: str, options: Mapping[str, bool]) -> Any:
+        unknown = set(options) - {"tryfirst", "trylast"}
+        if unknown:
+            raise ValueError(f"{self._name}.{hook}: a lazy plugin's hook takes no {', '.join(sorted(unknown))}")
         spec = getattr(hookspec, hook)
         given = _positional(spec)
-        #: The module's function and where its arguments are among the spec's, once imported.
-        resolved: list[tuple[Any, list[int]]] = []
+        #: The module's function and its arguments, once imported.
+        resolved: list[tuple[Any, tuple[str, ...]]] = []
 
-        def forward(*args: Any) -> Any:
+        def forward(*args: Any, **kwargs: Any) -> Any:
             if not resolved:
                 function = getattr(self.module(), hook)
-                resolved[:] = [(function, [given.index(name) for name in _positional(function)])]
-            function, where = resolved[0]
-            return function(*[args[index] for index in where])
+                resolved[:] = [(function, _positional(function))]
+            function, names = resolved[0]
+            # pluggy passes the spec's arguments in order (all or none); a few callers pass them by name
+            kwargs.update(zip(given, args, strict=False))
+            return function(*[kwargs[name] for name in names])
 
         forward.__wrapped__ = spec  # type: ignore[attr-defined]
         forward.__name__ = forward.__qualname__ = hook
@@ -291,6 +297,9 @@ def may_declare(group: str) -> bool:
 def import_plugin(pm: pluggy.PluginManager, name: str) -> None:
     """Register the plugin ``name``: an entry point of our group, or an importable module."""
     if pm.is_blocked(name) or pm.get_plugin(name) is not None:
+        return
+    builtin = _BUILTIN_NAMES.get(name)
+    if builtin is not None and pm.get_plugin(builtin) is not None:  # a built-in, registered (maybe lazily)
         return
     if pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name):
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from fraiseql_checks._plugins import (
     PluginManager,
     may_declare,
 )
+from fraiseql_checks.core.fixtures import FIXTURE_ATTR
 from tests.support.checkdir import CheckDir
 
 PLUGIN = """
@@ -258,7 +260,29 @@ def test_a_lazy_plugin_declares_the_hooks_of_its_module_with_their_options() -> 
             opts = getattr(value, marker, None) if callable(value) else None
             if opts is not None:
                 found[attribute] = {option: True for option, on in opts.items() if on is True}
+                # what the forwarder gives: the spec's arguments
+                spec = inspect.signature(getattr(hookspec, attribute)).parameters
+                assert set(inspect.signature(value).parameters) <= set(spec), attribute
+            assert not hasattr(value, FIXTURE_ATTR), f"{name}: fixtures of a lazy module are never seen"
         assert found == declared, name
+        for options in declared.values():
+            assert set(options) <= {"tryfirst", "trylast"}, name
+        # hooks every start calls would import the module anyway
+        assert not set(declared) & {"fraiseql_addoption", "fraiseql_add_commands", "fraiseql_configure"}, name
+
+
+def test_a_built_in_plugin_named_with_p_by_its_module_is_not_registered_twice() -> None:
+    """Its module is registered already, lazily or not: ``-p fraiseql_checks.notifiers.slack``
+    changes nothing (registered twice, the slack notifier type would be declared twice)."""
+    from fraiseql_checks._plugins import create_pluginmanager
+    from fraiseql_checks.notify.notifier import Notifiers
+
+    for module in ("fraiseql_checks.notifiers.slack", "fraiseql_checks.reports.terminal"):
+        pm = create_pluginmanager(["-p", module], autoload=False)
+        assert pm.get_plugin(module) is None
+        notifiers = Notifiers()
+        pm.hook.fraiseql_add_notifiers.call_historic(kwargs={"notifiers": notifiers})
+        assert "slack" in {notifier.name for notifier in notifiers}
 
 
 def test_a_lazy_plugin_imports_its_module_when_a_hook_is_called_and_passes_what_it_takes(tmp_path) -> None:
@@ -282,6 +306,8 @@ def test_a_lazy_plugin_imports_its_module_when_a_hook_is_called_and_passes_what_
         assert pm.hook.fraiseql_make_store(config="the config", url="the url") == "probe store"
         module = sys.modules[module_name]
         assert module.seen == [("the url", "the config")]
+        plugin.fraiseql_make_store(config="by name", url="too")  # as cli.py and generate.py call
+        assert module.seen[-1] == ("too", "by name")
         assert plugin.seen is module.seen  # anything else of it is the module's
         [impl] = pm.hook.fraiseql_make_store.get_hookimpls()
         assert impl.trylast and impl.plugin is plugin
