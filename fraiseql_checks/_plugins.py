@@ -163,8 +163,8 @@ class LazyPlugin:
         return mark(forward)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # pluggy and copy ask for dunders: not a reason to import
-            raise AttributeError(name)
+        if name.startswith("__") or name in ("_name", "_module"):  # pluggy and copy ask for dunders:
+            raise AttributeError(name)  # not a reason to import (nor, for its own names, to recurse)
         return getattr(self.module(), name)
 
     def __repr__(self) -> str:
