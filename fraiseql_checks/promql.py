@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
-import promql_parser
+if TYPE_CHECKING:  # the parser is imported when an expression is first parsed, not at every start
+    import promql_parser
 
 __all__ = [
     "PromQLError",
@@ -59,6 +61,8 @@ class PromQLError(ValueError):
 
 def parse(expr: str) -> promql_parser.Expr:
     """The typed syntax tree of ``expr``; ``PromQLError`` when it is not valid PromQL."""
+    import promql_parser
+
     if not isinstance(expr, str) or not expr.strip():
         raise PromQLError(str(expr), "empty expression")
     try:
@@ -68,6 +72,8 @@ def parse(expr: str) -> promql_parser.Expr:
 
 
 def _selectors(expr: str) -> list[promql_parser.VectorSelector]:
+    import promql_parser
+
     found: list[promql_parser.VectorSelector] = []
 
     def visit(node: promql_parser.Expr) -> bool:
@@ -89,6 +95,8 @@ def metric_names(expr: str) -> set[str]:
     Names given by a regular expression (``{__name__=~"fraiseql_.*"}``) are not
     names; ``name_patterns`` lists those.
     """
+    import promql_parser
+
     names: set[str] = set()
     for selector in _selectors(expr):
         if selector.name:
@@ -101,6 +109,8 @@ def metric_names(expr: str) -> set[str]:
 
 def name_patterns(expr: str) -> set[str]:
     """The regular expressions ``expr`` matches metric names with (``{__name__=~"..."}``)."""
+    import promql_parser
+
     return {
         matcher.value
         for selector in _selectors(expr)

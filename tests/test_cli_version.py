@@ -82,7 +82,8 @@ def test_a_run_of_plain_checks_imports_no_http_client_template_engine_or_schema_
 
 def test_a_run_of_checks_imports_neither_the_api_nor_the_notifiers_nor_the_stores(tmp_path) -> None:
     """Their plugins are registered by the names of their hooks, which only watch mode and
-    a few commands call; a run of checks never imports their modules (~11 ms of each start)."""
+    a few commands call; a run of checks never imports their modules (~11 ms of each start),
+    nor the PromQL parser and the ``@alert`` definitions the generators use."""
     loaded = loaded_modules(tmp_path, "def check_one():\n    assert 1 + 1 == 2\n", "-q", "checks")
     assert LAZY and not loaded & LAZY
     assert not loaded & {
@@ -94,6 +95,8 @@ def test_a_run_of_checks_imports_neither_the_api_nor_the_notifiers_nor_the_store
         "fraiseql_checks.stores.sqlite",
         "fraiseql_checks.stores.postgres",
         "starlette.convertors",
+        "promql_parser",  # alert-rules and alertmanager parse PromQL when they generate
+        "fraiseql_checks.alerting.alerts",
     }
 
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks.alerting.alerts import AlertSpec
 from fraiseql_checks.alerting.rules import (
     DEPENDS_ON,
     DESCRIPTION,
@@ -46,6 +45,9 @@ from fraiseql_checks.config import (
 from fraiseql_checks.durations import format_duration
 from fraiseql_checks.generate import Generator, Generators, collect_checks
 from fraiseql_checks.hookspec import hookimpl
+
+if TYPE_CHECKING:
+    from fraiseql_checks.alerting.alerts import AlertSpec
 
 PATH = f"{FOLDER}/alertmanager.yml"
 PAGERDUTY, SLACK, EMAIL = "pagerduty", "slack", "email"
@@ -266,6 +268,8 @@ HEADER = """\
 
 
 def _make(config: Config) -> dict[str, str]:
+    from fraiseql_checks.alerting.alerts import AlertSpec  # imported by a generator's run, not every start
+
     settings = resolve_section(config, "alertmanager", SETTINGS)
     alerts = [check.spec.alert for check in collect_checks(config).checks if isinstance(check.spec.alert, AlertSpec)]
     document, missing = alertmanager_config(settings, alerts)

@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks import metrics as m
-from fraiseql_checks.alerting.alerts import AlertSpec
 from fraiseql_checks.config import (
     Config,
     Parser,
@@ -50,6 +49,7 @@ from fraiseql_checks.runbooks import SECTION as RUNBOOK_SECTION
 from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
+    from fraiseql_checks.alerting.alerts import AlertSpec
     from fraiseql_checks.checks import Check
     from fraiseql_checks.core.session import Session
 
@@ -332,6 +332,8 @@ def group_of(check: Check) -> str:
 
 def alert_groups(checks: Iterable[Check], profile: str, settings: RuleSettings) -> dict[str, list[dict[str, Any]]]:
     """The ``@alert`` rules of one profile, by group, in the order the checks are written."""
+    from fraiseql_checks.alerting.alerts import AlertSpec  # imported by a generator's run, not every start
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for check in sorted(checks, key=lambda c: (c.path, c.lineno)):
         spec = check.spec.alert
