@@ -16,6 +16,7 @@ import pluggy
 
 from fraiseql_checks import hookspec
 from fraiseql_checks.config import UsageError
+from fraiseql_checks.core.fixtures import argnames_of
 
 #: Built-in plugins, by registration name and module; ``-p no:NAME`` disables one.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -63,7 +64,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("store-sqlite", "fraiseql_checks.stores.sqlite"),
     ("store-postgres", "fraiseql_checks.stores.postgres"),
 )
-_BUILTIN_MODULES = frozenset(module for _, module in DEFAULT_PLUGINS)
+#: Each built-in module's registration name.
 _BUILTIN_NAMES = {module: name for name, module in DEFAULT_PLUGINS}
 #: Built-in plugins registered by the hooks they implement, each module imported when one
 #: of them is first called: their hooks belong to watch mode and to the commands that
@@ -99,7 +100,7 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspec)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
-        if not name.startswith("fraiseql_") and type(plugin) is ModuleType and plugin.__name__ in _BUILTIN_MODULES:
+        if not name.startswith("fraiseql_") and type(plugin) is ModuleType and plugin.__name__ in _BUILTIN_NAMES:
             # our own hooks all carry their hook's name, never a specname (a test keeps it so):
             # the other names of a built-in module (~2,000 in all, each looked up statically)
             # cannot be one
@@ -134,7 +135,7 @@ class LazyPlugin:
         for hook, options in hooks.items():
             setattr(self, hook, self._forwarder(hook, options))
 
-    def module(self) -> ModuleType:
+    def _import(self) -> ModuleType:
         if self._module is None:
             self._module = importlib.import_module(self._name)
         return self._module
@@ -144,14 +145,14 @@ class LazyPlugin:
         if unknown:
             raise ValueError(f"{self._name}.{hook}: a lazy plugin's hook takes no {', '.join(sorted(unknown))}")
         spec = getattr(hookspec, hook)
-        given = _positional(spec)
+        given = argnames_of(spec)
         #: The module's function and its arguments, once imported.
         resolved: list[tuple[Any, tuple[str, ...]]] = []
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             if not resolved:
-                function = getattr(self.module(), hook)
-                resolved[:] = [(function, _positional(function))]
+                function = getattr(self._import(), hook)
+                resolved[:] = [(function, argnames_of(function))]
             function, names = resolved[0]
             # pluggy passes the spec's arguments in order (all or none); a few callers pass them by name
             kwargs.update(zip(given, args, strict=False))
@@ -165,18 +166,10 @@ class LazyPlugin:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in ("_name", "_module"):  # pluggy and copy ask for dunders:
             raise AttributeError(name)  # not a reason to import (nor, for its own names, to recurse)
-        return getattr(self.module(), name)
+        return getattr(self._import(), name)
 
     def __repr__(self) -> str:
         return f"<lazy plugin {self._name}{'' if self._module is None else ' (imported)'}>"
-
-
-def _positional(function: Any) -> tuple[str, ...]:
-    """The arguments pluggy gives a hook function: its positional ones without a default."""
-    function = inspect.unwrap(function)
-    code = function.__code__
-    names: tuple[str, ...] = code.co_varnames[: code.co_argcount]
-    return names[: len(names) - len(function.__defaults__ or ())]
 
 
 class HookCall:

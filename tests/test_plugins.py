@@ -312,7 +312,7 @@ def test_a_lazy_plugin_imports_its_module_when_a_hook_is_called_and_passes_what_
         [impl] = pm.hook.fraiseql_make_store.get_hookimpls()
         assert impl.trylast and impl.plugin is plugin
         with pytest.raises(AttributeError):  # made without __init__ (as a copy is): no endless recursion
-            LazyPlugin.__new__(LazyPlugin).module()
+            LazyPlugin.__new__(LazyPlugin)._import()
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop(module_name, None)
