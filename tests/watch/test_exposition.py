@@ -303,6 +303,24 @@ def test_every_exported_family_is_defined_once_with_its_unit() -> None:
     assert m.by_name("fraiseql_check_duration_seconds_bucket") is m.DURATION
 
 
+def test_a_histogram_renders_cumulative_buckets_with_an_observation_on_a_bound_in_its_bucket() -> None:
+    """Each bucket counts its own observations and they are summed when rendered: what
+    Prometheus' parser reads back is the cumulative count at or below each bound (``le``)."""
+    assert m.LATENESS_BUCKETS == (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+    histogram = Histogram(m.LATENESS_BUCKETS)
+    for value in (0.0001, 0.001, 0.0015, 0.02, 0.03, 0.5, 7.0):
+        histogram.observe(value)
+    expected = [1, 2, 3, 3, 3, 4, 5, 5, 5, 6, 6, 6, 7]
+    assert histogram.cumulative() == expected
+    text = exposition.header(m.LATENESS) + histogram.fill(exposition.histogram_template(m.LATENESS, ""))
+    samples = parse_metrics(text)
+    name = m.LATENESS.sample("bucket")
+    buckets = {float(labels[0][1]): value for (sample, labels), value in samples.items() if sample == name}
+    assert [buckets[bound] for bound in (*m.LATENESS_BUCKETS, float("inf"))] == expected
+    assert samples[(m.LATENESS.sample("count"), ())] == 7
+    assert samples[(m.LATENESS.sample("sum"), ())] == pytest.approx(7.5526)
+
+
 def test_histogram_quantiles_interpolate_like_promql() -> None:
     histogram = Histogram((0.01, 0.02, 0.05))
     for value in [0.005] * 50 + [0.015] * 49 + [0.04]:
