@@ -19,8 +19,11 @@ import gc
 #: second in the watcher, each holding the loop 30 to 130 ms and 15 % of its time in all;
 #: in a worker running 1,000 checks a full collection held its loop ~23 ms about once a
 #: second (docs/performance.md). Cycles are rare in what these processes keep, and the
-#: young generations still collect those of the runs.
-GC_THRESHOLDS = (700, 10, 100)
+#: young generations still collect those of the runs. The youngest is collected after
+#: 10,000 new objects, not Python's 700: a saturated watcher and its worker collected
+#: nothing in them, and spent ~1 µs of each run's CPU walking what a run keeps a while
+#: (~0.1 µs now); one such collection holds the watcher's loop ~3 ms.
+GC_THRESHOLDS = (10_000, 10, 100)
 
 
 def freeze() -> None:
