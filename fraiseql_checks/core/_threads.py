@@ -35,20 +35,23 @@ BLOCKED_AFTER = 50e-6
 
 
 class _Job:
-    __slots__ = ("args", "cancelled", "context", "func", "future", "kwargs", "started", "thread")
+    __slots__ = ("args", "cancelled", "context", "done", "func", "future", "kwargs", "started", "thread")
 
     def __init__(
         self,
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        future: asyncio.Future[Any],
+        future: asyncio.Future[Any] | None,
         context: contextvars.Context,
+        done: Callable[[Any, BaseException | None], None] | None = None,
     ) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
+        #: Where the call's end goes: the future awaited (``run``), or ``done`` (``submit``).
         self.future = future
+        self.done = done
         self.context = context
         self.cancelled = False
         self.thread: threading.Thread | None = None
@@ -85,6 +88,34 @@ class ThreadLane:
 
         future: asyncio.Future[Any] = self._loop.create_future()
         job = _Job(func, args, kwargs, future, contextvars.copy_context())
+        self._enqueue(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
+
+    def submit(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        context: contextvars.Context,
+        done: Callable[[Any, BaseException | None], None],
+    ) -> _Job:
+        """Call ``func(*args)`` on a worker thread in ``context``; ``done(value, error)`` is
+        called on the loop when it returns (in the batch of calls that ended with it), unless
+        the job was abandoned first (``abandon``). No future, no task: for callers that keep
+        many calls in flight and account for each in a callback (``runner.SyncRun``)."""
+        job = _Job(func, args, {}, None, context, done)
+        self._enqueue(job)
+        return job
+
+    def abandon(self, job: _Job) -> None:
+        """Give up on ``job``: not called if it has not started; if it is in a call, its
+        thread finishes it unobserved and then exits (a new thread serves the lane)."""
+        self._abandon(job)
+
+    def _enqueue(self, job: _Job) -> None:
         with self._lock:
             self._pending += 1
             waits = self._pending > self._idle and self._live < self._max
@@ -97,11 +128,6 @@ class ThreadLane:
             self._spawn()
         elif waits and self._growing is None:
             self._growing = self._loop.call_later(GROW_AFTER, self._grow)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self._abandon(job)
-            raise
 
     def _grow(self) -> None:
         """While jobs wait for a thread: one more thread for each call that blocks."""
@@ -121,6 +147,7 @@ class ThreadLane:
         thread.start()
 
     def _abandon(self, job: _Job) -> None:
+        job.done = None
         with self._lock:
             job.cancelled = True
             thread = job.thread
@@ -181,12 +208,21 @@ class ThreadLane:
             self._wake_pending = False
             finished, self._finished = self._finished, collections.deque()
         for job, value, error in finished:
-            if job.future.done():
+            future = job.future
+            if future is None:
+                done, job.done = job.done, None  # it may hold what holds the job: no cycle left
+                if not job.cancelled and done is not None:
+                    try:
+                        done(value, error)
+                    except Exception as exc:  # a bug of the caller's: said, and the batch's other calls delivered
+                        self._loop.call_exception_handler({"message": "a lane job's callback failed", "exception": exc})
+                continue
+            if future.done():
                 continue
             if error is not None:
-                job.future.set_exception(error)
+                future.set_exception(error)
             else:
-                job.future.set_result(value)
+                future.set_result(value)
 
     def close(self) -> None:
         """Let idle threads exit; threads stuck in abandoned calls stay daemons."""

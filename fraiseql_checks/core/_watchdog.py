@@ -22,13 +22,22 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 _SIGNAL = signal.SIGUSR2
 if TYPE_CHECKING:  # asyncio is imported where a loop runs: not by a run that only collects
     import asyncio
 
     Task = asyncio.Task[Any]
+
+
+class Timed(Protocol):
+    """What has a deadline: a task, or a run without one (``runner.SyncRun``); ``cancel``
+    is called when the deadline passes."""
+
+    def cancel(self) -> bool: ...
+
+
 #: A check that holds the loop longer than this is reported by name as blocking.
 BLOCK_REPORT = 0.1
 #: Stalls at least this long are remembered for ``stopwatch()``.
@@ -57,9 +66,9 @@ class Watchdog:
         self._loop = loop
         self._tick_every = tick
         self._stall = stall
-        self._deadlines: dict[Task, float] = {}
-        #: Tasks cancelled for passing their deadline, until ``discard`` is called.
-        self.expired: set[Task] = set()
+        self._deadlines: dict[Timed, float] = {}
+        #: Tasks (and runs) cancelled for passing their deadline, until ``discard`` is called.
+        self.expired: set[Timed] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._last_tick = time.perf_counter()
         #: Called on the loop after a task held it longer than ``stall`` seconds, with what
@@ -85,13 +94,13 @@ class Watchdog:
 
     # -- deadlines ---------------------------------------------------------------------
 
-    def add(self, task: Task, seconds: float) -> None:
+    def add(self, task: Timed, seconds: float) -> None:
         self._deadlines[task] = self._loop.time() + seconds
         if self._handle is None:
             self._last_tick = time.perf_counter()
             self._handle = self._loop.call_later(self._tick_every, self._tick)
 
-    def discard(self, task: Task) -> bool:
+    def discard(self, task: Timed) -> bool:
         """Forget ``task``'s deadline; ``True`` if it had expired (and the task was cancelled for it)."""
         self._deadlines.pop(task, None)
         if task in self.expired:
@@ -99,7 +108,7 @@ class Watchdog:
             return True
         return False
 
-    def deadline(self, task: Task) -> float | None:
+    def deadline(self, task: Timed) -> float | None:
         return self._deadlines.get(task)
 
     def _tick(self) -> None:
@@ -130,7 +139,7 @@ class Watchdog:
                 pieces.append((begin, end, task, name))
         if not pieces:
             pieces.append((start, now, None, None))
-        own: dict[Task | None, float] = {}
+        own: dict[Timed | None, float] = {}
         by_name: dict[str | None, float] = {}
         for first, last, holder, name in pieces:
             self.stalls.append((last, last - first, name))
@@ -138,8 +147,8 @@ class Watchdog:
             by_name[name] = by_name.get(name, 0.0) + last - first
         if held > self._stall:
             self.longest_block = max(self.longest_block, *by_name.values())
-            for task, when in self._deadlines.items():  # the others get back the time they lost
-                self._deadlines[task] = when + held - own.get(task, 0.0)
+            for timed, when in self._deadlines.items():  # the others get back the time they lost
+                self._deadlines[timed] = when + held - own.get(timed, 0.0)
             if self.on_block is not None:
                 for name, seconds in by_name.items():
                     if seconds > self._stall:

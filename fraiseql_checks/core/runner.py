@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = "10s"
+#: Marks whose condition ``Check.skip_reason`` evaluates at each run (``run_check`` does).
+_SKIP_MARKS = frozenset({"skip", "skipif"})
 DEFAULT_CONCURRENCY = 100
 _HIDDEN = (
     os.path.dirname(fraiseql_checks.__file__),
@@ -239,15 +241,10 @@ class Runner:
             outcome, message, timed_out = Outcome.ERROR, str(exc), True
             exc_type = "TimeoutError"
             run.extra["loop_blocked"] = True
-        except (Exception, Skipped, Failed) as exc:
-            outcome, message, longrepr = self._classify(exc)
-            unreachable = _unreachable_target(exc)
-            exc_type = _exception_type(exc)
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check too
             if _interrupt.is_real(exc):
                 raise
-            outcome, message, longrepr = self._classify(exc)
-            exc_type = _exception_type(exc)
+            outcome, message, longrepr, unreachable, exc_type = self._ended_by(exc)
         finally:
             ended = time.perf_counter()
             if phase == "call" and own_call:
@@ -271,31 +268,31 @@ class Runner:
                         exc_type, phase = type(error).__name__, "teardown"
                 phases["teardown"] = time.perf_counter() - ended
             current_run.reset(token)
-        result = Result(
-            id=check.id,
-            name=check.name,
-            outcome=outcome,
-            message=message,
-            duration_s=time.perf_counter() - start,
-            timed_out=timed_out,
-            severity=check.severity,
-            labels=check.labels,
-            trace_id=run.trace_id,
-            span_id=run.span_id,
-            started_at=started_at,
-            values=run.values,
-            longrepr=longrepr,
-            unreachable=unreachable if outcome in (Outcome.FAILED, Outcome.ERROR) and not timed_out else "",
-            extra=run.extra,
-            stdout=run.output("stdout"),
-            stderr=run.output("stderr"),
-            when=phase,
-            exc_type=exc_type if outcome in (Outcome.FAILED, Outcome.ERROR) else "",
-            phases=phases,
+        result = _result(
+            check, run, started_at, start, outcome, message, longrepr, timed_out, unreachable, exc_type, phase, phases
         )
         if interrupted:
             result.extra["interrupted"] = True
         return result
+
+    def _ended_by(self, exc: BaseException) -> tuple[Outcome, str, str, str, str]:
+        """What an exception from the check's own code (or its fixtures) makes of the run:
+        its outcome, message, traceback, the target it could not reach, the exception's type."""
+        outcome, message, longrepr = self._classify(exc)
+        return outcome, message, longrepr, _unreachable_target(exc), _exception_type(exc)
+
+    def start_sync(self, check: Check, done: Callable[[SyncRun, Result], None], tag: Any = None) -> SyncRun | None:
+        """Start a run of ``check`` without a task, if it is a ``def`` check that needs no
+        fixture and has no ``skip`` or ``skipif`` mark: ``done(run, result)`` is called on
+        the loop when it ends (``run.tag`` is ``tag``). ``None``: run it with ``run_check``."""
+        if check.is_async or any(mark.name in _SKIP_MARKS for mark in check.marks):
+            return None
+        try:
+            if self.session.fixtures.closure(check.path, check.argnames).order:
+                return None
+        except FixtureLookupError:  # run_check says what is wrong
+            return None
+        return SyncRun(self, check, done, tag)
 
     def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:
         if isinstance(exc, Skipped):
@@ -477,6 +474,191 @@ def fraiseql_runloop(session: Session) -> bool:
     with collector_off_the_checks():
         run_on_new_loop(session, main)
     return True
+
+
+def _result(
+    check: Check,
+    run: RunContext,
+    started_at: float,
+    start: float,
+    outcome: Outcome,
+    message: str,
+    longrepr: str,
+    timed_out: bool,
+    unreachable: str,
+    exc_type: str,
+    phase: str,
+    phases: dict[str, float],
+) -> Result:
+    """A run's result, from what the run found (``start``: its ``perf_counter`` time)."""
+    failed = outcome is Outcome.FAILED or outcome is Outcome.ERROR
+    return Result(
+        id=check.id,
+        name=check.name,
+        outcome=outcome,
+        message=message,
+        duration_s=time.perf_counter() - start,
+        timed_out=timed_out,
+        severity=check.severity,
+        labels=check.labels,
+        trace_id=run.trace_id,
+        span_id=run.span_id,
+        started_at=started_at,
+        values=run.values,
+        longrepr=longrepr,
+        unreachable=unreachable if failed and not timed_out else "",
+        extra=run.extra,
+        stdout=run.output("stdout"),
+        stderr=run.output("stderr"),
+        when=phase,
+        exc_type=exc_type if failed else "",
+        phases=phases,
+    )
+
+
+class SyncRun:
+    """A run of a ``def`` check that needs no fixture, with no task of its own.
+
+    Its call goes to the runner's lane as every sync check's does (a thread that a hung
+    call cannot hold, in a copy of the loop's context where ``current_run`` is this run).
+    The loop hears of its end in the lane's batch of calls that ended, and the result is
+    built there and handed to ``done(run, result)``. Its deadline is the watchdog's, as a
+    task's is: when it passes the watchdog calls ``cancel``, the call is abandoned and the
+    run ends timed out. What it saves against ``run_check``: the task, the future the call
+    is awaited through and the turn of the loop that wakes the task, ~7 µs of a worker's
+    ~20 µs per trivial run (docs/performance.md).
+    """
+
+    __slots__ = (
+        "_awaiting",
+        "_call_start",
+        "_done",
+        "_ended",
+        "_job",
+        "_own_call",
+        "_run",
+        "_runner",
+        "_start",
+        "_started_at",
+        "check",
+        "tag",
+    )
+
+    def __init__(self, runner: Runner, check: Check, done: Callable[[SyncRun, Result], None], tag: Any) -> None:
+        self._runner = runner
+        self.check = check
+        self.tag = tag
+        self._done = done
+        self._ended = False
+        self._awaiting: asyncio.Task[None] | None = None
+        self._own_call: list[float] = []
+        self._run = run = RunContext(check, runner.config, new_trace_id(), new_span_id())
+        self._started_at = time.time()
+        self._start = self._call_start = time.perf_counter()
+        runner.watchdog.add(self, check.timeout)
+        context = contextvars.copy_context()
+        context.run(current_run.set, run)
+        kwargs = dict(check.params) if check.params else {}
+        self._job = runner.lane.submit(_timed, (check.func, self._own_call, kwargs), context, self._called)
+
+    def cancel(self) -> bool:
+        """Its deadline passed (the watchdog calls this): the call is abandoned, the run
+        ends timed out."""
+        if self._ended:
+            return False
+        runner = self._runner
+        runner.lane.abandon(self._job)
+        if self._awaiting is not None:  # the awaitable it returned, not awaited yet (then the task has the deadline)
+            self._awaiting.cancel()
+        runner.watchdog.discard(self)
+        message = f"timed out after {self.check.timeout:g}s"
+        self._end(Outcome.ERROR, message, "", True, "", "TimeoutError")
+        return True
+
+    def abandon(self) -> None:
+        """End without a result (the run is dropped): a call under way finishes unobserved."""
+        if not self._ended:
+            self._ended = True
+            self._runner.lane.abandon(self._job)
+            self._runner.watchdog.discard(self)
+            if self._awaiting is not None:
+                self._awaiting.cancel()
+
+    def _called(self, value: Any, error: BaseException | None) -> None:
+        """The call returned (``value``) or raised (``error``): on the loop."""
+        if self._ended:
+            return
+        runner = self._runner
+        if error is None and value is not None and inspect.isawaitable(value):
+            # A def that returned an awaitable: awaited as run_check awaits it, on a task
+            # of its own that the watchdog times (its context: this run's).
+            loop = runner.lane._loop
+            self._awaiting = loop.create_task(self._await(value), context=self._job.context)
+            return
+        runner.watchdog.discard(self)
+        if error is None:
+            self._end(Outcome.PASSED, "", "", False, "", "")
+        else:
+            outcome, message, longrepr, unreachable, exc_type = runner._ended_by(error)
+            self._end(outcome, message, longrepr, False, unreachable, exc_type)
+
+    async def _await(self, value: Awaitable[Any]) -> None:
+        import asyncio
+
+        runner, watchdog = self._runner, self._runner.watchdog
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = watchdog.deadline(self)
+        watchdog.discard(self)
+        watchdog.add(task, max((deadline or 0.0) - runner.lane._loop.time(), 0.0))
+        runner.running[task] = self.check
+        ending: tuple[Outcome, str, str, bool, str, str] = (Outcome.PASSED, "", "", False, "", "")
+        try:
+            await value
+        except asyncio.CancelledError as exc:
+            if task not in watchdog.expired:
+                if self._ended or task.cancelling():
+                    return  # abandoned
+                outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
+                ending = (outcome, message, longrepr, False, unreachable, exc_type)
+        except LoopBlocked as exc:
+            self._run.extra["loop_blocked"] = True
+            ending = (Outcome.ERROR, str(exc), "", True, "", "TimeoutError")
+        except BaseException as exc:
+            if _interrupt.is_real(exc):
+                raise
+            outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
+            ending = (outcome, message, longrepr, False, unreachable, exc_type)
+        finally:
+            del runner.running[task]
+            if watchdog.discard(task):
+                ending = (Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError")
+        if not self._ended:
+            self._end(*ending)
+
+    def _end(
+        self, outcome: Outcome, message: str, longrepr: str, timed_out: bool, unreachable: str, exc_type: str
+    ) -> None:
+        self._ended = True
+        ended = time.perf_counter()
+        own = self._own_call
+        phases = {"setup": self._call_start - self._start, "call": own[0] if own else ended - self._call_start}
+        phases["teardown"] = 0.0
+        result = _result(
+            self.check,
+            self._run,
+            self._started_at,
+            self._start,
+            outcome,
+            message,
+            longrepr,
+            timed_out,
+            unreachable,
+            exc_type,
+            "call",
+            phases,
+        )
+        self._done(self, result)
 
 
 def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:

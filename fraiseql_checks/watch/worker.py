@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._fixture_lifecycle import FixtureError, ScopeState
 from fraiseql_checks.core.fixtures import FixtureLookupError, Scope, dependencies_of
-from fraiseql_checks.core.runner import Runner
+from fraiseql_checks.core.runner import Runner, SyncRun
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.stash import StashKey
@@ -121,6 +121,9 @@ class Worker:
         self.runner: WatchRunner | None = None
         self.checks: dict[str, Check] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        #: Runs without a task (``def`` checks that need no fixture), by sequence number.
+        self.direct: dict[int, SyncRun] = {}
+        self._drained: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self.last_turn = time.perf_counter()
@@ -355,9 +358,8 @@ class Worker:
             for seq, check_id in early:
                 self._start_run(seq, check_id)
             await self._stopped
-            tasks = list(self.tasks.values())
-            if tasks:
-                await asyncio.wait(tasks, timeout=self._max_timeout + 5)
+            await self._runs_ended(self._max_timeout + 5)
+            self._drop_direct()
             for task in [*self.tasks.values(), *self._background]:
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), *self._background, return_exceptions=True)
@@ -366,6 +368,28 @@ class Worker:
                     from fraiseql_checks.core.runner import teardown_result
 
                     self.session.report(teardown_result(self.config, definition, error), None)
+
+    async def _runs_ended(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for the runs under way to end."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while (self.tasks or self.direct) and loop.time() < end:
+            waiting: list[asyncio.Future[Any]] = list(self.tasks.values())
+            if self.direct:
+                self._drained = loop.create_future()
+                waiting.append(self._drained)
+            await asyncio.wait(waiting, timeout=end - loop.time())
+
+    def _drop_direct(self) -> None:
+        """The task-less runs under way end without a result (the watcher expects none)."""
+        direct, self.direct = self.direct, {}
+        for run in direct.values():
+            run.abandon()
+        self._direct_ended()
+
+    def _direct_ended(self) -> None:
+        if not self.direct and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def _handle(self, messages: list[Message]) -> None:
         for message in messages:
@@ -387,6 +411,7 @@ class Worker:
             elif kind == "cancel":
                 for task in self.tasks.values():
                     task.cancel()
+                self._drop_direct()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -411,11 +436,27 @@ class Worker:
             )
             self.send(("result", seq, wire.result_fields(result), [], None))
             return
+        direct = self.runner.start_sync(check, self._direct_done, seq)
+        if direct is not None:
+            self.direct[seq] = direct
+            return
         # Not through the runner's task factory: a run's own task is made outside any run,
         # so the factory would only add a call per run (the tasks a check starts still go
         # through it).
         task = asyncio.Task(self._run(seq, check), loop=asyncio.get_running_loop())
         self.tasks[seq] = task
+
+    def _direct_done(self, run: SyncRun, result: Result) -> None:
+        """A run without a task ended: on the loop."""
+        seq = run.tag
+        if self.direct.pop(seq, None) is None:
+            return  # dropped meanwhile
+        try:
+            result, rebuilt, whole = self._prepared(run.check, result, None)
+            self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
+        finally:
+            if not self.direct:
+                self._direct_ended()
 
     async def _run(self, seq: int, check: Check) -> None:
         try:
@@ -435,8 +476,15 @@ class Worker:
         except asyncio.CancelledError:
             runner.errors.pop(task, None)  # type: ignore[arg-type]
             raise  # cancelled by the watcher: it expects no result
+        error = runner.errors.pop(task, None) if task is not None else None
+        return self._prepared(check, result, error)
+
+    def _prepared(
+        self, check: Check, result: Result, error: BaseException | None
+    ) -> tuple[Result, list[str], str | None]:
+        """``result`` made ready to cross (``error``: what ended the run, for the fixtures
+        to rebuild), the fixtures rebuilt, and its whole message when it was cut."""
         try:
-            error = runner.errors.pop(task, None) if task is not None else None
             rebuilt = self._repair_fixtures(check, error) if error and result.outcome is Outcome.ERROR else []
             whole = self.session.prepare(result, check)
             result.extra = wire.json_safe(result.extra)  # plain data only crosses to the watcher

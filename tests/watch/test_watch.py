@@ -74,20 +74,26 @@ def test_promtool_accepts_the_live_page_and_the_probes_answer(checkdir: CheckDir
     assert watcher.stop() == 0
 
 
+#: A check that takes 1.5 s, as an ``async def`` (a task in its worker) and as a ``def``
+#: without fixtures (a run without a task: ``Runner.start_sync``).
+SLOW_RUNS = {"async def": "await asyncio.sleep(1.5)", "def": "time.sleep(1.5)"}
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("kind", SLOW_RUNS)
 def test_a_stop_signal_lets_running_checks_finish_flushes_the_store_and_exits_0(
-    checkdir: CheckDir, watch: Watch, signum: int
+    checkdir: CheckDir, watch: Watch, signum: int, kind: str
 ) -> None:
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write(
         "checks/check_slow.py",
-        """
-        import asyncio
+        f"""
+        import asyncio, time
         from fraiseql_checks import check
 
         @check(interval="1h", timeout="30s")
-        async def check_slow():
-            await asyncio.sleep(1.5)
+        {kind} check_slow():
+            {SLOW_RUNS[kind]}
         """,
     )
     watcher = watch()
@@ -128,17 +134,19 @@ def test_a_stop_signal_starts_none_of_the_runs_still_waiting_for_a_slot(checkdir
     assert len(stored(checkdir, "SELECT check_id FROM results")) == 1
 
 
-def test_a_second_stop_signal_cancels_running_checks(checkdir: CheckDir, watch: Watch) -> None:
+@pytest.mark.parametrize("kind", ["async def", "def"])
+def test_a_second_stop_signal_cancels_running_checks(checkdir: CheckDir, watch: Watch, kind: str) -> None:
     checkdir.write("fraiseql-checks.yaml", FAST)
+    wait = "await asyncio.sleep(3600)" if kind == "async def" else "time.sleep(3600)"
     checkdir.write(
         "checks/check_slow.py",
-        """
-        import asyncio
+        f"""
+        import asyncio, time
         from fraiseql_checks import check
 
         @check(interval="1h", timeout="1h")
-        async def check_forever():
-            await asyncio.sleep(3600)
+        {kind} check_forever():
+            {wait}
         """,
     )
     watcher = watch()
