@@ -34,7 +34,9 @@ GROW_AFTER = 0.001
 BLOCKED_AFTER = 50e-6
 
 
-class _Job:
+class Job:
+    """A call for the lane's threads (``ThreadLane.run`` and ``submit`` make them)."""
+
     __slots__ = ("args", "cancelled", "context", "done", "func", "future", "kwargs", "started", "thread")
 
     def __init__(
@@ -64,14 +66,14 @@ class ThreadLane:
     def __init__(self, loop: asyncio.AbstractEventLoop, max_threads: int) -> None:
         self._loop = loop
         self._max = max(1, max_threads)
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for a job
         self._pending = 0  # jobs queued and not yet picked up
-        self._running: set[_Job] = set()  # jobs in a call on a thread that still serves the lane
+        self._running: set[Job] = set()  # jobs in a call on a thread that still serves the lane
         self._live = 0
         self._retired: set[threading.Thread] = set()
-        self._finished: collections.deque[tuple[_Job, Any, BaseException | None]] = collections.deque()
+        self._finished: collections.deque[tuple[Job, Any, BaseException | None]] = collections.deque()
         self._wake_pending = False
         self._closed = False
         self._growing: asyncio.TimerHandle | None = None
@@ -87,7 +89,7 @@ class ThreadLane:
         import asyncio
 
         future: asyncio.Future[Any] = self._loop.create_future()
-        job = _Job(func, args, kwargs, future, contextvars.copy_context())
+        job = Job(func, args, kwargs, future, contextvars.copy_context())
         self._enqueue(job)
         try:
             return await future
@@ -101,21 +103,21 @@ class ThreadLane:
         args: tuple[Any, ...],
         context: contextvars.Context,
         done: Callable[[Any, BaseException | None], None],
-    ) -> _Job:
+    ) -> Job:
         """Call ``func(*args)`` on a worker thread in ``context``; ``done(value, error)`` is
         called on the loop when it returns (in the batch of calls that ended with it), unless
         the job was abandoned first (``abandon``). No future, no task: for callers that keep
         many calls in flight and account for each in a callback (``runner.SyncRun``)."""
-        job = _Job(func, args, {}, None, context, done)
+        job = Job(func, args, {}, None, context, done)
         self._enqueue(job)
         return job
 
-    def abandon(self, job: _Job) -> None:
+    def abandon(self, job: Job) -> None:
         """Give up on ``job``: not called if it has not started; if it is in a call, its
         thread finishes it unobserved and then exits (a new thread serves the lane)."""
         self._abandon(job)
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: Job) -> None:
         with self._lock:
             self._pending += 1
             waits = self._pending > self._idle and self._live < self._max
@@ -146,7 +148,7 @@ class ThreadLane:
         thread = threading.Thread(target=self._work, name="fraiseql-check-worker", daemon=True)
         thread.start()
 
-    def _abandon(self, job: _Job) -> None:
+    def _abandon(self, job: Job) -> None:
         job.done = None
         with self._lock:
             job.cancelled = True

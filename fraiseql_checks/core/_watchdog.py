@@ -155,13 +155,24 @@ class Watchdog:
                         self.on_block(name, seconds)
 
     def _expire(self) -> None:
+        """Cancel what is past its deadline. A run's ``cancel`` may end it at once (its
+        result reported, other runs dropped meanwhile): what it does cannot stop the
+        others' expiry, nor the next tick."""
         loop_now = self._loop.time()
         overdue = [task for task, when in self._deadlines.items() if when <= loop_now]
-        for task in overdue:
-            del self._deadlines[task]
-            self.expired.add(task)
-            task.cancel()
-        self._handle = self._loop.call_later(self._tick_every, self._tick) if self._deadlines else None
+        try:
+            for task in overdue:
+                if self._deadlines.pop(task, None) is None:
+                    continue  # discarded by an earlier one's cancel
+                self.expired.add(task)
+                try:
+                    task.cancel()
+                except Exception as exc:
+                    self._loop.call_exception_handler(
+                        {"message": "cancelling a run past its deadline failed", "exception": exc}
+                    )
+        finally:
+            self._handle = self._loop.call_later(self._tick_every, self._tick) if self._deadlines else None
 
     # -- the blocked-loop guard --------------------------------------------------------
 

@@ -26,7 +26,7 @@ from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._fixture_lifecycle import FIXTURE_TASK, FixtureError, FixtureLifecycle, ScopeState
 from fraiseql_checks.core._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_comparisons, format_exception
-from fraiseql_checks.core._threads import ThreadLane
+from fraiseql_checks.core._threads import Job, ThreadLane
 from fraiseql_checks.core._watchdog import LoopBlocked, Watchdog
 from fraiseql_checks.core.fixtures import FixtureDef, FixtureLookupError
 from fraiseql_checks.core.session import collector_off_the_checks
@@ -277,9 +277,21 @@ class Runner:
 
     def _ended_by(self, exc: BaseException) -> tuple[Outcome, str, str, str, str]:
         """What an exception from the check's own code (or its fixtures) makes of the run:
-        its outcome, message, traceback, the target it could not reach, the exception's type."""
-        outcome, message, longrepr = self._classify(exc)
-        return outcome, message, longrepr, _unreachable_target(exc), _exception_type(exc)
+        its outcome, message, traceback, the target it could not reach, the exception's
+        type. An exception whose text cannot be had (its ``__str__`` or ``__repr__``
+        raises) is an error saying so, not a run without a result."""
+        try:
+            outcome, message, longrepr = self._classify(exc)
+            return outcome, message, longrepr, _unreachable_target(exc), _exception_type(exc)
+        except Exception as failure:
+            name = type(exc).__name__
+            return (
+                Outcome.ERROR,
+                f"{name} raised, and describing it failed: {type(failure).__name__} (in its __str__ or __repr__?)",
+                "",
+                "",
+                name,
+            )
 
     def start_sync(self, check: Check, done: Callable[[SyncRun, Result], None], tag: Any = None) -> SyncRun | None:
         """Start a run of ``check`` without a task, if it is a ``def`` check that needs no
@@ -521,15 +533,19 @@ class SyncRun:
 
     Its call goes to the runner's lane as every sync check's does (a thread that a hung
     call cannot hold, in a copy of the loop's context where ``current_run`` is this run).
-    The loop hears of its end in the lane's batch of calls that ended, and the result is
-    built there and handed to ``done(run, result)``. Its deadline is the watchdog's, as a
-    task's is: when it passes the watchdog calls ``cancel``, the call is abandoned and the
-    run ends timed out. What it saves against ``run_check``: the task, the future the call
-    is awaited through and the turn of the loop that wakes the task, ~7 µs of a worker's
-    ~20 µs per trivial run (docs/performance.md).
+    What the call raised is described on that thread too, while the deadline holds: its
+    text and traceback come from the check's code (``__str__``, ``__repr__``), which may
+    be slow. The loop hears of the call's end in the lane's batch of calls that ended,
+    builds the result and hands it to ``done(run, result)``. Its deadline is the
+    watchdog's, as a task's is: when it passes the watchdog calls ``cancel``, the call
+    is abandoned and the run ends timed out. What it saves against ``run_check``: the
+    task, the future the call is awaited through and the turn of the loop that wakes the
+    task (a worker's CPU per trivial ``def`` run: 20.3 → 13.9 µs, with the collector's
+    change of the same session; an ``async def`` run costs 13.0 µs; docs/performance.md).
     """
 
     __slots__ = (
+        "_awaitable",
         "_awaiting",
         "_call_start",
         "_done",
@@ -551,7 +567,8 @@ class SyncRun:
         self._done = done
         self._ended = False
         self._awaiting: asyncio.Task[None] | None = None
-        self._own_call: list[float] = []
+        self._awaitable: Awaitable[Any] | None = None
+        self._own_call: float | None = None  # the call's own seconds, set on its thread
         self._run = run = RunContext(check, runner.config, new_trace_id(), new_span_id())
         self._started_at = time.time()
         self._start = self._call_start = time.perf_counter()
@@ -559,66 +576,96 @@ class SyncRun:
         context = contextvars.copy_context()
         context.run(current_run.set, run)
         kwargs = dict(check.params) if check.params else {}
-        self._job = runner.lane.submit(_timed, (check.func, self._own_call, kwargs), context, self._called)
+        # The job holds this run (its function and callback are its methods); the run
+        # lets go of the job when it ends, so no cycle is left for the collector.
+        self._job: Job | None = runner.lane.submit(self._call, (check.func, kwargs), context, self._called)
+
+    def _call(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, _Ending | None]:
+        """On the lane's thread: the call's value, or what it raised, described."""
+        start = time.perf_counter()
+        try:
+            value = func(**kwargs)
+        except BaseException as exc:  # SystemExit, GeneratorExit, CancelledError raised by the check too
+            self._own_call = time.perf_counter() - start
+            outcome, message, longrepr, unreachable, exc_type = self._runner._ended_by(exc)
+            return None, (outcome, message, longrepr, False, unreachable, exc_type)
+        self._own_call = time.perf_counter() - start
+        return value, None
 
     def cancel(self) -> bool:
         """Its deadline passed (the watchdog calls this): the call is abandoned, the run
         ends timed out."""
         if self._ended:
             return False
-        runner = self._runner
-        runner.lane.abandon(self._job)
-        if self._awaiting is not None:  # the awaitable it returned, not awaited yet (then the task has the deadline)
-            self._awaiting.cancel()
-        runner.watchdog.discard(self)
-        message = f"timed out after {self.check.timeout:g}s"
-        self._end(Outcome.ERROR, message, "", True, "", "TimeoutError")
+        self._let_go()
+        self._runner.watchdog.discard(self)
+        self._end((Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError"))
         return True
 
     def abandon(self) -> None:
         """End without a result (the run is dropped): a call under way finishes unobserved."""
         if not self._ended:
             self._ended = True
-            self._runner.lane.abandon(self._job)
+            self._let_go()
             self._runner.watchdog.discard(self)
-            if self._awaiting is not None:
-                self._awaiting.cancel()
 
-    def _called(self, value: Any, error: BaseException | None) -> None:
-        """The call returned (``value``) or raised (``error``): on the loop."""
+    def _let_go(self) -> None:
+        """Abandon the call and, if the check returned an awaitable, the task awaiting it
+        (closed if it never started: it was not awaited, and says nothing)."""
+        if self._job is not None:
+            self._runner.lane.abandon(self._job)
+            self._job = None
+        if self._awaiting is not None:
+            if self._awaitable is not None and inspect.iscoroutine(self._awaitable):
+                self._awaitable.close()  # not started yet: closed, not "never awaited"
+            self._awaiting.cancel()
+
+    def _called(self, called: tuple[Any, _Ending | None] | None, error: BaseException | None) -> None:
+        """The call ended (``_call``'s answer); on the loop."""
         if self._ended:
             return
         runner = self._runner
-        if error is None and value is not None and inspect.isawaitable(value):
-            # A def that returned an awaitable: awaited as run_check awaits it, on a task
-            # of its own that the watchdog times (its context: this run's).
-            loop = runner.lane._loop
-            self._awaiting = loop.create_task(self._await(value), context=self._job.context)
-            return
-        runner.watchdog.discard(self)
-        if error is None:
-            self._end(Outcome.PASSED, "", "", False, "", "")
+        job, self._job = self._job, None
+        if error is not None or called is None:  # _call itself failed: a bug of ours, said as one
+            name = type(error).__name__ if error is not None else "nothing"
+            ending: _Ending = (Outcome.ERROR, f"internal error running the check: {name}", "", False, "", name)
         else:
-            outcome, message, longrepr, unreachable, exc_type = runner._ended_by(error)
-            self._end(outcome, message, longrepr, False, unreachable, exc_type)
+            value, described = called
+            if described is None and value is not None and inspect.isawaitable(value):
+                # A def that returned an awaitable: awaited as run_check awaits it, on a task
+                # of its own in the run's context, which the watchdog times.
+                import asyncio
 
-    async def _await(self, value: Awaitable[Any]) -> None:
+                assert job is not None
+                self._awaitable = value
+                self._awaiting = asyncio.get_running_loop().create_task(
+                    self._await(value, contextvars.copy_context()), context=job.context
+                )
+                return
+            ending = described or (Outcome.PASSED, "", "", False, "", "")
+        runner.watchdog.discard(self)
+        self._end(ending)
+
+    async def _await(self, value: Awaitable[Any], base: contextvars.Context) -> None:
+        """Await what the check returned, in the run's context; the run ends in ``base``
+        (the loop's own context: what reports it is no part of the check's run)."""
         import asyncio
 
+        self._awaitable = None  # started: a cancellation now ends it
         runner, watchdog = self._runner, self._runner.watchdog
+        loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         deadline = watchdog.deadline(self)
         watchdog.discard(self)
-        watchdog.add(task, max((deadline or 0.0) - runner.lane._loop.time(), 0.0))
-        runner.running[task] = self.check
-        ending: tuple[Outcome, str, str, bool, str, str] = (Outcome.PASSED, "", "", False, "", "")
+        watchdog.add(task, max((deadline or 0.0) - loop.time(), 0.0))
+        ending: _Ending = (Outcome.PASSED, "", "", False, "", "")
         try:
             await value
         except asyncio.CancelledError as exc:
-            if task not in watchdog.expired:
-                if self._ended or task.cancelling():
-                    return  # abandoned
+            if self._ended:
+                return  # abandoned
+            if task not in watchdog.expired:  # cancelled by the check itself (or its code): an error, said
                 outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
                 ending = (outcome, message, longrepr, False, unreachable, exc_type)
         except LoopBlocked as exc:
@@ -630,19 +677,19 @@ class SyncRun:
             outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
             ending = (outcome, message, longrepr, False, unreachable, exc_type)
         finally:
-            del runner.running[task]
             if watchdog.discard(task):
                 ending = (Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError")
         if not self._ended:
-            self._end(*ending)
+            self._ended = True
+            loop.call_soon(self._end, ending, context=base)
 
-    def _end(
-        self, outcome: Outcome, message: str, longrepr: str, timed_out: bool, unreachable: str, exc_type: str
-    ) -> None:
+    def _end(self, ending: _Ending) -> None:
+        outcome, message, longrepr, timed_out, unreachable, exc_type = ending
         self._ended = True
+        self._awaiting = None
         ended = time.perf_counter()
         own = self._own_call
-        phases = {"setup": self._call_start - self._start, "call": own[0] if own else ended - self._call_start}
+        phases = {"setup": self._call_start - self._start, "call": own if own is not None else ended - self._call_start}
         phases["teardown"] = 0.0
         result = _result(
             self.check,
@@ -659,6 +706,11 @@ class SyncRun:
             phases,
         )
         self._done(self, result)
+
+
+#: How a run ended: outcome, message, traceback, timed out, the unreachable target, the
+#: exception's type.
+_Ending = tuple[Outcome, str, str, bool, str, str]
 
 
 def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:

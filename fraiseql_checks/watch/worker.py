@@ -84,8 +84,11 @@ class WatchRunner(Runner):
         self.errors: dict[asyncio.Task[Any], BaseException] = {}
 
     def _classify(self, exc: BaseException) -> tuple[Outcome, str, str]:
-        task = asyncio.current_task()
-        if task is not None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # on a lane's thread: a run without a task, which has no fixture to repair
+            task = None
+        if task is not None and task in self.running:  # a run_check's task (it pops it)
             self.errors[task] = exc
         return super()._classify(exc)
 

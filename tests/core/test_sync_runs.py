@@ -72,6 +72,13 @@ def check_returns_an_awaitable_that_hangs():
 def check_parametrized(n):
     assert n == 1
 
+class BadRepr:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+def check_exits_with_a_code_that_cannot_be_shown():
+    sys.exit(BadRepr())
+
 @pytest.mark.skip(reason="marked")
 def check_marked_skip():
     pass
@@ -84,7 +91,7 @@ def check_marked_skipif_false():
 #: Runs every check of the folder through ``run_check`` and through ``start_sync`` (when it
 #: takes the check), one at a time, and prints both results as JSON.
 DRIVER = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 from pathlib import Path
 from fraiseql_checks.cli import configure
 from fraiseql_checks.core.runner import Runner
@@ -104,7 +111,7 @@ async def main(session):
     out = {}
     async with Runner(session) as runner:
         for check in session.checks:
-            task_result = await runner.run_check(check)
+            task_result = None if os.environ.get("DIRECT_ONLY") else fields(await runner.run_check(check))
             loop = asyncio.get_running_loop()
             ended = loop.create_future()
             run = runner.start_sync(check, lambda run, result: ended.set_result((run, result)), "tag")
@@ -113,7 +120,7 @@ async def main(session):
                 got, result = await asyncio.wait_for(ended, 10)
                 assert got is run and run.tag == "tag" and run.check is check
                 direct = fields(result)
-            out[check.id] = {"task": fields(task_result), "direct": direct}
+            out[check.id] = {"task": task_result, "direct": direct}
     print(json.dumps(out))
 
 config, _ = configure([], invocation_dir=Path.cwd())
@@ -125,8 +132,10 @@ asyncio.run(main(session))
 """
 
 
-def run_both(checkdir: CheckDir) -> dict[str, dict[str, Any]]:
-    checkdir.write("checks/check_kinds.py", CHECKS)
+def drive(checkdir: CheckDir, checks: str, **env: str) -> dict[str, dict[str, Any]]:
+    """``checks`` as the folder's one check file, run by ``DRIVER``: each check's results
+    by its name (``task``: through ``run_check``; ``direct``: through ``start_sync``)."""
+    checkdir.write("checks/check_kinds.py", checks)
     driver = checkdir.write("driver.py", DRIVER)
     done = subprocess.run(
         [sys.executable, str(driver)],
@@ -134,7 +143,7 @@ def run_both(checkdir: CheckDir) -> dict[str, dict[str, Any]]:
         capture_output=True,
         text=True,
         timeout=120,
-        env=checkdir.env(),
+        env=checkdir.env(**env),
     )
     assert done.returncode == 0, done.stderr
     found: dict[str, dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -142,7 +151,7 @@ def run_both(checkdir: CheckDir) -> dict[str, dict[str, Any]]:
 
 
 def test_a_def_check_without_fixtures_runs_without_a_task_to_the_same_result(checkdir: CheckDir) -> None:
-    results = run_both(checkdir)
+    results = drive(checkdir, CHECKS)
     taken = {name for name, both in results.items() if both["direct"] is not None}
     # Every def check without fixtures is taken; one with a skip or skipif mark is left to
     # run_check, which evaluates the condition (once a run).
@@ -166,6 +175,7 @@ def test_a_def_check_without_fixtures_runs_without_a_task_to_the_same_result(che
         "check_returns_an_awaitable_that_hangs": "error",
         "check_parametrized[1]": "passed",
         "check_parametrized[2]": "failed",
+        "check_exits_with_a_code_that_cannot_be_shown": "error",
         "check_marked_skip": "skipped",
         "check_marked_skipif_false": "passed",
     }
@@ -183,14 +193,53 @@ def test_a_def_check_without_fixtures_runs_without_a_task_to_the_same_result(che
         assert direct[name]["message"] == "timed out after 0.3s", name
         assert direct[name]["timed_out"] and direct[name]["exc_type"] == "TimeoutError", name
     assert direct["check_returns_an_awaitable_that_fails"]["message"].startswith("awaited and failed")
+    assert direct["check_exits_with_a_code_that_cannot_be_shown"]["message"] == (
+        "SystemExit raised, and describing it failed: RuntimeError (in its __str__ or __repr__?)"
+    )
     assert direct["check_passes"]["phases"] == ["call", "setup", "teardown"]
     assert direct["check_passes"]["ids"] == [32, 16]
 
 
+#: Checks whose runs end differently without a task: run only that way (``DIRECT_ONLY``).
+DIRECT_ONLY = """
+import asyncio, time
+from fraiseql_checks import check
+
+class SlowToDescribe(Exception):
+    def __str__(self):
+        time.sleep(5)
+        return "at last"
+
+@check(timeout="0.3s")
+def check_raises_what_takes_long_to_describe():
+    raise SlowToDescribe()
+
+async def _cancel_own_task():
+    asyncio.current_task().cancel()
+    await asyncio.sleep(0)
+
+def check_returns_an_awaitable_that_cancels_its_task():
+    return _cancel_own_task()
+"""
+
+
+def test_what_a_check_raised_is_described_within_its_deadline_and_an_awaitable_cancelled_ends(
+    checkdir: CheckDir,
+) -> None:
+    """Without a task, what the check raised is described on its thread while its deadline
+    holds: an exception whose text takes longer than the timeout ends the run timed out,
+    and holds no event loop (through ``run_check`` the loop would be held while the
+    message is made). An awaitable returned that cancels its own task ends the run as an
+    error, with a result (``run_check``'s task would be cancelled, and no result given)."""
+    found = {name: both["direct"] for name, both in drive(checkdir, DIRECT_ONLY, DIRECT_ONLY="1").items()}
+    slow = found["check_raises_what_takes_long_to_describe"]
+    assert (slow["outcome"], slow["message"], slow["timed_out"]) == ("error", "timed out after 0.3s", True)
+    cancelled = found["check_returns_an_awaitable_that_cancels_its_task"]
+    assert (cancelled["outcome"], cancelled["exc_type"]) == ("error", "CancelledError")
+
+
 def test_a_def_check_with_a_fixture_is_left_to_run_check(checkdir: CheckDir) -> None:
-    checkdir.write(
-        "checks/check_kinds.py",
-        """
+    fixtures = """
         from fraiseql_checks import fixture
 
         @fixture
@@ -205,20 +254,8 @@ def test_a_def_check_with_a_fixture_is_left_to_run_check(checkdir: CheckDir) -> 
 
         async def check_async():
             pass
-        """,
-    )
-    driver = checkdir.write("driver.py", DRIVER)
-    done = subprocess.run(
-        [sys.executable, str(driver)],
-        cwd=checkdir.path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=checkdir.env(),
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    found = {key.rsplit("::", 1)[1]: value for key, value in found.items()}
+        """
+    found = drive(checkdir, fixtures)  # written dedented, as every check file
     assert {name: value["direct"] for name, value in found.items()} == {
         "check_uses_a_fixture": None,
         "check_names_an_unknown_fixture": None,

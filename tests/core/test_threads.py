@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+from collections.abc import Callable
 
 from fraiseql_checks.core._threads import ThreadLane
+from fraiseql_checks.core._watchdog import Watchdog
 
 #: A bound on every wait here: a lane that never grows fails, it does not hang.
 WAIT = 60.0
@@ -92,3 +95,89 @@ def test_a_blocked_call_does_not_hold_the_quick_ones_and_the_limit_holds() -> No
 
     asyncio.run(main())
     assert most == 3
+
+
+def test_submitted_calls_end_in_their_callback_and_an_abandoned_one_is_not_called_back() -> None:
+    """``submit``: no future; ``done(value, error)`` on the loop for each call that ended,
+    one failing callback does not keep the batch's others from theirs, and a call
+    abandoned while it runs is never reported (its thread finishes it unobserved)."""
+    release = threading.Event()
+
+    async def main() -> tuple[list[tuple[str, object, str]], list[str]]:
+        loop = asyncio.get_running_loop()
+        errors: list[str] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context["message"]))
+        lane = ThreadLane(loop, max_threads=10)
+        seen: list[tuple[str, object, str]] = []
+        all_done = loop.create_future()
+
+        def done(name: str) -> Callable[[object, BaseException | None], None]:
+            def callback(value: object, error: BaseException | None) -> None:
+                seen.append((name, value, type(error).__name__ if error else ""))
+                if len(seen) == 3 and not all_done.done():
+                    all_done.set_result(None)
+                if name == "fails in its callback":
+                    raise RuntimeError("a caller's bug")
+
+            return callback
+
+        hung = lane.submit(release.wait, (WAIT,), contextvars.copy_context(), done("abandoned"))
+        lane.submit(lambda: 1, (), contextvars.copy_context(), done("fails in its callback"))
+        lane.submit(lambda: 2, (), contextvars.copy_context(), done("returns"))
+        lane.submit(lambda: 1 / 0, (), contextvars.copy_context(), done("raises"))
+        await asyncio.sleep(0.01)
+        lane.abandon(hung)
+        try:
+            await asyncio.wait_for(all_done, WAIT)
+            release.set()
+            await asyncio.sleep(0.05)  # the abandoned call returns: nothing more is reported
+            return seen, errors
+        finally:
+            lane.close()
+
+    seen, errors = asyncio.run(main())
+    assert sorted(seen, key=str) == sorted(
+        [("fails in its callback", 1, ""), ("returns", 2, ""), ("raises", None, "ZeroDivisionError")], key=str
+    )
+    assert errors == ["a lane job's callback failed"]
+
+
+def test_the_watchdog_expires_every_overdue_run_though_one_cancel_fails_or_drops_another() -> None:
+    """A run without a task ends in its ``cancel``, which may report its result and drop
+    other runs meanwhile: one that raises or discards a fellow must not stop the others'
+    expiry nor the next tick."""
+
+    class Run:
+        def __init__(self, name: str, action: Callable[[], None] = lambda: None) -> None:
+            self.name, self.action, self.cancelled = name, action, 0
+
+        def cancel(self) -> bool:
+            self.cancelled += 1
+            self.action()
+            return True
+
+    async def main() -> tuple[dict[str, int], list[str]]:
+        loop = asyncio.get_running_loop()
+        errors: list[str] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context["message"]))
+        watchdog = Watchdog(loop, tick=0.01)
+        dropped = Run("dropped by the first")
+        later = Run("due later")
+
+        def drop() -> None:
+            watchdog.discard(dropped)
+
+        def fail() -> None:
+            raise RuntimeError("a bug in a run's cancel")
+
+        runs = [Run("drops another", drop), dropped, Run("fails", fail), Run("plain")]
+        for run in runs:
+            watchdog.add(run, 0.0)
+        watchdog.add(later, 0.2)
+        await asyncio.sleep(0.5)
+        watchdog.stop()
+        return {run.name: run.cancelled for run in [*runs, later]}, errors
+
+    cancelled, errors = asyncio.run(main())
+    assert cancelled == {"drops another": 1, "dropped by the first": 0, "fails": 1, "plain": 1, "due later": 1}
+    assert errors == ["cancelling a run past its deadline failed"]
