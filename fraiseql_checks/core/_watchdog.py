@@ -167,12 +167,15 @@ class Watchdog:
                 self.expired.add(task)
                 try:
                     task.cancel()
-                except Exception as exc:
+                except Exception as exc:  # tried again at the next tick
+                    self.expired.discard(task)
+                    self._deadlines[task] = loop_now
                     self._loop.call_exception_handler(
                         {"message": "cancelling a run past its deadline failed", "exception": exc}
                     )
         finally:
-            self._handle = self._loop.call_later(self._tick_every, self._tick) if self._deadlines else None
+            again = self._deadlines and not self._stop.is_set()
+            self._handle = self._loop.call_later(self._tick_every, self._tick) if again else None
 
     # -- the blocked-loop guard --------------------------------------------------------
 

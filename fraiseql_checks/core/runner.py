@@ -9,6 +9,7 @@ and checks that block the loop itself are the watchdog's business.
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import inspect
 import os
@@ -283,7 +284,9 @@ class Runner:
         try:
             outcome, message, longrepr = self._classify(exc)
             return outcome, message, longrepr, _unreachable_target(exc), _exception_type(exc)
-        except Exception as failure:
+        except BaseException as failure:  # LoopBlocked too: describing it held the loop past the deadline
+            if _interrupt.is_real(failure):
+                raise
             name = type(exc).__name__
             return (
                 Outcome.ERROR,
@@ -616,9 +619,11 @@ class SyncRun:
             self._runner.lane.abandon(self._job)
             self._job = None
         if self._awaiting is not None:
-            if self._awaitable is not None and inspect.iscoroutine(self._awaitable):
-                self._awaitable.close()  # not started yet: closed, not "never awaited"
             self._awaiting.cancel()
+            awaitable = self._awaitable
+            if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+                with contextlib.suppress(BaseException):  # its own code's doing: not ours to fail on
+                    awaitable.close()  # never started: closed, not left "never awaited"
 
     def _called(self, called: tuple[Any, _Ending | None] | None, error: BaseException | None) -> None:
         """The call ended (``_call``'s answer); on the loop."""
@@ -659,29 +664,32 @@ class SyncRun:
         deadline = watchdog.deadline(self)
         watchdog.discard(self)
         watchdog.add(task, max((deadline or 0.0) - loop.time(), 0.0))
-        ending: _Ending = (Outcome.PASSED, "", "", False, "", "")
+        ending: _Ending = (Outcome.ERROR, "internal error awaiting what the check returned", "", False, "", "")
         try:
-            await value
-        except asyncio.CancelledError as exc:
-            if self._ended:
-                return  # abandoned
-            if task not in watchdog.expired:  # cancelled by the check itself (or its code): an error, said
+            try:
+                await value
+                ending = (Outcome.PASSED, "", "", False, "", "")
+            except asyncio.CancelledError as exc:
+                if self._ended:
+                    return  # abandoned
+                if task not in watchdog.expired:  # cancelled by the check itself (or its code): an error, said
+                    outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
+                    ending = (outcome, message, longrepr, False, unreachable, exc_type)
+            except LoopBlocked as exc:
+                self._run.extra["loop_blocked"] = True
+                ending = (Outcome.ERROR, str(exc), "", True, "", "TimeoutError")
+            except BaseException as exc:
+                if _interrupt.is_real(exc):
+                    raise
                 outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
                 ending = (outcome, message, longrepr, False, unreachable, exc_type)
-        except LoopBlocked as exc:
-            self._run.extra["loop_blocked"] = True
-            ending = (Outcome.ERROR, str(exc), "", True, "", "TimeoutError")
-        except BaseException as exc:
-            if _interrupt.is_real(exc):
-                raise
-            outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
-            ending = (outcome, message, longrepr, False, unreachable, exc_type)
-        finally:
-            if watchdog.discard(task):
-                ending = (Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError")
-        if not self._ended:
-            self._ended = True
-            loop.call_soon(self._end, ending, context=base)
+            finally:
+                if watchdog.discard(task):
+                    ending = (Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError")
+        finally:  # whatever escaped, the run ends with a result
+            if not self._ended:
+                self._ended = True
+                loop.call_soon(self._end, ending, context=base)
 
     def _end(self, ending: _Ending) -> None:
         outcome, message, longrepr, timed_out, unreachable, exc_type = ending

@@ -214,6 +214,13 @@ class SlowToDescribe(Exception):
 def check_raises_what_takes_long_to_describe():
     raise SlowToDescribe()
 
+async def _raise_slow_to_describe():
+    raise SlowToDescribe()
+
+@check(timeout="0.3s")
+def check_returns_an_awaitable_raising_what_takes_long_to_describe():
+    return _raise_slow_to_describe()
+
 async def _cancel_own_task():
     asyncio.current_task().cancel()
     await asyncio.sleep(0)
@@ -234,6 +241,11 @@ def test_what_a_check_raised_is_described_within_its_deadline_and_an_awaitable_c
     found = {name: both["direct"] for name, both in drive(checkdir, DIRECT_ONLY, DIRECT_ONLY="1").items()}
     slow = found["check_raises_what_takes_long_to_describe"]
     assert (slow["outcome"], slow["message"], slow["timed_out"]) == ("error", "timed out after 0.3s", True)
+    # Awaited on the loop, it is described there: the blocked-loop guard interrupts the
+    # description at the deadline, and the run still ends, saying so.
+    awaited = found["check_returns_an_awaitable_raising_what_takes_long_to_describe"]
+    assert awaited["outcome"] == "error"
+    assert awaited["message"].startswith("SlowToDescribe raised, and describing it failed: LoopBlocked")
     cancelled = found["check_returns_an_awaitable_that_cancels_its_task"]
     assert (cancelled["outcome"], cancelled["exc_type"]) == ("error", "CancelledError")
 
