@@ -94,7 +94,7 @@ class ThreadLane:
         try:
             return await future
         except asyncio.CancelledError:
-            self._abandon(job)
+            self.abandon(job)
             raise
 
     def submit(
@@ -111,11 +111,6 @@ class ThreadLane:
         job = Job(func, args, {}, None, context, done)
         self._enqueue(job)
         return job
-
-    def abandon(self, job: Job) -> None:
-        """Give up on ``job``: not called if it has not started; if it is in a call, its
-        thread finishes it unobserved and then exits (a new thread serves the lane)."""
-        self._abandon(job)
 
     def _enqueue(self, job: Job) -> None:
         with self._lock:
@@ -148,7 +143,9 @@ class ThreadLane:
         thread = threading.Thread(target=self._work, name="fraiseql-check-worker", daemon=True)
         thread.start()
 
-    def _abandon(self, job: Job) -> None:
+    def abandon(self, job: Job) -> None:
+        """Give up on ``job``: not called if it has not started; if it is in a call, its
+        thread finishes it unobserved and then exits (a new thread serves the lane)."""
         job.done = None
         with self._lock:
             job.cancelled = True

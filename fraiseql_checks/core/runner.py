@@ -9,7 +9,6 @@ and checks that block the loop itself are the watchdog's business.
 from __future__ import annotations
 
 import collections
-import contextlib
 import contextvars
 import inspect
 import os
@@ -20,7 +19,7 @@ import traceback
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
 
 import fraiseql_checks
 from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
@@ -46,9 +45,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = "10s"
+DEFAULT_CONCURRENCY = 100
 #: Marks whose condition ``Check.skip_reason`` evaluates at each run (``run_check`` does).
 _SKIP_MARKS = frozenset({"skip", "skipif"})
-DEFAULT_CONCURRENCY = 100
 _HIDDEN = (
     os.path.dirname(fraiseql_checks.__file__),
     os.path.join(os.path.dirname(os.__file__), "asyncio"),  # the standard library's folder, without importing asyncio
@@ -236,16 +235,13 @@ class Runner:
             elif task.cancelling():
                 raise  # cancelled from outside: the run is being abandoned
             else:  # the check raised CancelledError itself
-                outcome, message, longrepr = self._classify(exc)
-                exc_type = _exception_type(exc)
+                outcome, message, longrepr, timed_out, unreachable, exc_type = self._ended_by(exc)
         except LoopBlocked as exc:
-            outcome, message, timed_out = Outcome.ERROR, str(exc), True
-            exc_type = "TimeoutError"
-            run.extra["loop_blocked"] = True
+            outcome, message, longrepr, timed_out, unreachable, exc_type = _loop_blocked(run, exc)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check too
             if _interrupt.is_real(exc):
                 raise
-            outcome, message, longrepr, unreachable, exc_type = self._ended_by(exc)
+            outcome, message, longrepr, timed_out, unreachable, exc_type = self._ended_by(exc)
         finally:
             ended = time.perf_counter()
             if phase == "call" and own_call:
@@ -255,8 +251,7 @@ class Runner:
             del self.running[task]
             if watchdog.discard(task):  # past its deadline, however it ended
                 task.uncancel()
-                outcome, message, longrepr, timed_out = Outcome.ERROR, f"timed out after {check.timeout:g}s", "", True
-                exc_type = "TimeoutError"
+                outcome, message, longrepr, timed_out, unreachable, exc_type = _timed_out(check)
             if fixtures is None:
                 teardowns = await self.fixtures.teardown(scope, check.timeout) if scope.teardowns else ()
                 for definition, error in teardowns:
@@ -269,38 +264,31 @@ class Runner:
                         exc_type, phase = type(error).__name__, "teardown"
                 phases["teardown"] = time.perf_counter() - ended
             current_run.reset(token)
-        result = _result(
-            check, run, started_at, start, outcome, message, longrepr, timed_out, unreachable, exc_type, phase, phases
-        )
+        ending = Ending(outcome, message, longrepr, timed_out, unreachable, exc_type)
+        result = _result(check, run, started_at, start, ending, phase, phases)
         if interrupted:
             result.extra["interrupted"] = True
         return result
 
-    def _ended_by(self, exc: BaseException) -> tuple[Outcome, str, str, str, str]:
-        """What an exception from the check's own code (or its fixtures) makes of the run:
-        its outcome, message, traceback, the target it could not reach, the exception's
-        type. An exception whose text cannot be had (its ``__str__`` or ``__repr__``
-        raises) is an error saying so, not a run without a result."""
+    def _ended_by(self, exc: BaseException) -> Ending:
+        """What an exception from the check's own code (or its fixtures) makes of the run.
+        An exception whose text cannot be had (its ``__str__`` or ``__repr__`` raises, or
+        is cut by the blocked-loop guard) is an error saying so, not a run without a result."""
         try:
             outcome, message, longrepr = self._classify(exc)
-            return outcome, message, longrepr, _unreachable_target(exc), _exception_type(exc)
+            return Ending(outcome, message, longrepr, False, _unreachable_target(exc), _exception_type(exc))
         except BaseException as failure:  # LoopBlocked too: describing it held the loop past the deadline
             if _interrupt.is_real(failure):
                 raise
             name = type(exc).__name__
-            return (
-                Outcome.ERROR,
-                f"{name} raised, and describing it failed: {type(failure).__name__} (in its __str__ or __repr__?)",
-                "",
-                "",
-                name,
-            )
+            words = f"{name} raised, and describing it failed: {type(failure).__name__} (in its __str__ or __repr__?)"
+            return Ending(Outcome.ERROR, words, exc_type=name)
 
     def start_sync(self, check: Check, done: Callable[[SyncRun, Result], None], tag: Any = None) -> SyncRun | None:
         """Start a run of ``check`` without a task, if it is a ``def`` check that needs no
         fixture and has no ``skip`` or ``skipif`` mark: ``done(run, result)`` is called on
         the loop when it ends (``run.tag`` is ``tag``). ``None``: run it with ``run_check``."""
-        if check.is_async or any(mark.name in _SKIP_MARKS for mark in check.marks):
+        if check.is_async or (check.marks and any(mark.name in _SKIP_MARKS for mark in check.marks)):
             return None
         try:
             if self.session.fixtures.closure(check.path, check.argnames).order:
@@ -491,42 +479,59 @@ def fraiseql_runloop(session: Session) -> bool:
     return True
 
 
+class Ending(NamedTuple):
+    """How a run ended, before its result is built: ``run_check`` and ``SyncRun`` alike."""
+
+    outcome: Outcome
+    message: str = ""
+    longrepr: str = ""
+    timed_out: bool = False
+    #: The target it could not reach (a ``TargetError`` saying so), or ``""``.
+    unreachable: str = ""
+    #: The class name of what ended it (``TimeoutError`` past its deadline).
+    exc_type: str = ""
+
+
+_PASSED = Ending(Outcome.PASSED)
+
+
+def _timed_out(check: Check) -> Ending:
+    """A run past its deadline."""
+    return Ending(Outcome.ERROR, f"timed out after {check.timeout:g}s", timed_out=True, exc_type="TimeoutError")
+
+
+def _loop_blocked(run: RunContext, exc: LoopBlocked) -> Ending:
+    """A run interrupted by the blocked-loop guard: it held the loop past its deadline."""
+    run.extra["loop_blocked"] = True
+    return Ending(Outcome.ERROR, str(exc), timed_out=True, exc_type="TimeoutError")
+
+
 def _result(
-    check: Check,
-    run: RunContext,
-    started_at: float,
-    start: float,
-    outcome: Outcome,
-    message: str,
-    longrepr: str,
-    timed_out: bool,
-    unreachable: str,
-    exc_type: str,
-    phase: str,
-    phases: dict[str, float],
+    check: Check, run: RunContext, started_at: float, start: float, ending: Ending, phase: str, phases: dict[str, float]
 ) -> Result:
-    """A run's result, from what the run found (``start``: its ``perf_counter`` time)."""
+    """A run's result, from how it ended (``start``: its ``perf_counter`` time)."""
+    outcome = ending.outcome
     failed = outcome is Outcome.FAILED or outcome is Outcome.ERROR
     return Result(
         id=check.id,
         name=check.name,
         outcome=outcome,
-        message=message,
+        message=ending.message,
         duration_s=time.perf_counter() - start,
-        timed_out=timed_out,
+        timed_out=ending.timed_out,
         severity=check.severity,
         labels=check.labels,
         trace_id=run.trace_id,
         span_id=run.span_id,
         started_at=started_at,
         values=run.values,
-        longrepr=longrepr,
-        unreachable=unreachable if failed and not timed_out else "",
+        longrepr=ending.longrepr,
+        unreachable=ending.unreachable if failed and not ending.timed_out else "",
         extra=run.extra,
         stdout=run.output("stdout"),
         stderr=run.output("stderr"),
         when=phase,
-        exc_type=exc_type if failed else "",
+        exc_type=ending.exc_type if failed else "",
         phases=phases,
     )
 
@@ -583,15 +588,14 @@ class SyncRun:
         # lets go of the job when it ends, so no cycle is left for the collector.
         self._job: Job | None = runner.lane.submit(self._call, (check.func, kwargs), context, self._called)
 
-    def _call(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, _Ending | None]:
+    def _call(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, Ending | None]:
         """On the lane's thread: the call's value, or what it raised, described."""
         start = time.perf_counter()
         try:
             value = func(**kwargs)
         except BaseException as exc:  # SystemExit, GeneratorExit, CancelledError raised by the check too
             self._own_call = time.perf_counter() - start
-            outcome, message, longrepr, unreachable, exc_type = self._runner._ended_by(exc)
-            return None, (outcome, message, longrepr, False, unreachable, exc_type)
+            return None, self._runner._ended_by(exc)
         self._own_call = time.perf_counter() - start
         return value, None
 
@@ -602,7 +606,7 @@ class SyncRun:
             return False
         self._let_go()
         self._runner.watchdog.discard(self)
-        self._end((Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError"))
+        self._end(_timed_out(self.check))
         return True
 
     def abandon(self) -> None:
@@ -622,18 +626,17 @@ class SyncRun:
             self._awaiting.cancel()
             awaitable = self._awaitable
             if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
-                with contextlib.suppress(BaseException):  # its own code's doing: not ours to fail on
-                    awaitable.close()  # never started: closed, not left "never awaited"
+                awaitable.close()  # never started (none of its code runs): closed, not left "never awaited"
 
-    def _called(self, called: tuple[Any, _Ending | None] | None, error: BaseException | None) -> None:
+    def _called(self, called: tuple[Any, Ending | None], error: BaseException | None) -> None:
         """The call ended (``_call``'s answer); on the loop."""
         if self._ended:
             return
         runner = self._runner
         job, self._job = self._job, None
-        if error is not None or called is None:  # _call itself failed: a bug of ours, said as one
-            name = type(error).__name__ if error is not None else "nothing"
-            ending: _Ending = (Outcome.ERROR, f"internal error running the check: {name}", "", False, "", name)
+        if error is not None:  # _call itself failed: a bug of ours, said as one
+            name = type(error).__name__
+            ending = Ending(Outcome.ERROR, f"internal error running the check: {name}", exc_type=name)
         else:
             value, described = called
             if described is None and value is not None and inspect.isawaitable(value):
@@ -647,7 +650,7 @@ class SyncRun:
                     self._await(value, contextvars.copy_context()), context=job.context
                 )
                 return
-            ending = described or (Outcome.PASSED, "", "", False, "", "")
+            ending = described or _PASSED
         runner.watchdog.discard(self)
         self._end(ending)
 
@@ -664,61 +667,38 @@ class SyncRun:
         deadline = watchdog.deadline(self)
         watchdog.discard(self)
         watchdog.add(task, max((deadline or 0.0) - loop.time(), 0.0))
-        ending: _Ending = (Outcome.ERROR, "internal error awaiting what the check returned", "", False, "", "")
+        ending = Ending(Outcome.ERROR, "internal error awaiting what the check returned")
         try:
             try:
                 await value
-                ending = (Outcome.PASSED, "", "", False, "", "")
+                ending = _PASSED
             except asyncio.CancelledError as exc:
                 if self._ended:
                     return  # abandoned
                 if task not in watchdog.expired:  # cancelled by the check itself (or its code): an error, said
-                    outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
-                    ending = (outcome, message, longrepr, False, unreachable, exc_type)
+                    ending = runner._ended_by(exc)
             except LoopBlocked as exc:
-                self._run.extra["loop_blocked"] = True
-                ending = (Outcome.ERROR, str(exc), "", True, "", "TimeoutError")
+                ending = _loop_blocked(self._run, exc)
             except BaseException as exc:
                 if _interrupt.is_real(exc):
                     raise
-                outcome, message, longrepr, unreachable, exc_type = runner._ended_by(exc)
-                ending = (outcome, message, longrepr, False, unreachable, exc_type)
+                ending = runner._ended_by(exc)
             finally:
                 if watchdog.discard(task):
-                    ending = (Outcome.ERROR, f"timed out after {self.check.timeout:g}s", "", True, "", "TimeoutError")
+                    ending = _timed_out(self.check)
         finally:  # whatever escaped, the run ends with a result
             if not self._ended:
                 self._ended = True
                 loop.call_soon(self._end, ending, context=base)
 
-    def _end(self, ending: _Ending) -> None:
-        outcome, message, longrepr, timed_out, unreachable, exc_type = ending
+    def _end(self, ending: Ending) -> None:
         self._ended = True
         self._awaiting = None
         ended = time.perf_counter()
         own = self._own_call
         phases = {"setup": self._call_start - self._start, "call": own if own is not None else ended - self._call_start}
         phases["teardown"] = 0.0
-        result = _result(
-            self.check,
-            self._run,
-            self._started_at,
-            self._start,
-            outcome,
-            message,
-            longrepr,
-            timed_out,
-            unreachable,
-            exc_type,
-            "call",
-            phases,
-        )
-        self._done(self, result)
-
-
-#: How a run ended: outcome, message, traceback, timed out, the unreachable target, the
-#: exception's type.
-_Ending = tuple[Outcome, str, str, bool, str, str]
+        self._done(self, _result(self.check, self._run, self._started_at, self._start, ending, "call", phases))
 
 
 def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:

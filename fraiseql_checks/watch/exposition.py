@@ -188,7 +188,7 @@ class Histogram:
 
     def fill(self, template: AnyStr) -> AnyStr:
         """``template`` (from ``histogram_template``, or it encoded) with this histogram's values."""
-        return template % (*itertools.accumulate(self.counts), self.sum, self.count)
+        return template % (*self.cumulative(), self.sum, self.count)
 
     def quantile(self, q: float) -> float:
         """An estimate of the ``q`` quantile, interpolated within buckets as PromQL does."""

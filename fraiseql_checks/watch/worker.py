@@ -391,6 +391,7 @@ class Worker:
         self._direct_ended()
 
     def _direct_ended(self) -> None:
+        """If no task-less run is left, say so to a stop waiting for them (``_runs_ended``)."""
         if not self.direct and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
@@ -458,8 +459,7 @@ class Worker:
             result, rebuilt, whole = self._prepared(run.check, result, None)
             self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
         finally:
-            if not self.direct:
-                self._direct_ended()
+            self._direct_ended()
 
     async def _run(self, seq: int, check: Check) -> None:
         try:
