@@ -1,9 +1,11 @@
 """Running checks: one asyncio loop, a concurrency cap, a timeout per check.
 
-``Runner.run_check`` runs one check and returns its result; it is shared by the
-one-shot run here and by watch mode. Async checks run on the loop, sync checks
-and sync fixtures on worker threads that a hung call cannot hold. Time limits
-and checks that block the loop itself are the watchdog's business.
+``Runner.run_check`` runs one check on a task and returns its result;
+``Runner.start_sync`` runs a ``def`` check that needs no fixture without a task, its
+result handed to a callback. Both are shared by the one-shot run here and by watch
+mode. Async checks run on the loop, sync checks and sync fixtures on worker threads
+that a hung call cannot hold. Time limits and checks that block the loop itself are
+the watchdog's business.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ class Runner:
         scope = fixtures or ScopeState()
         started_at = time.time()
         start = time.perf_counter()
-        outcome, message, longrepr, timed_out, interrupted = Outcome.PASSED, "", "", False, False
+        outcome, message, longrepr, timed_out = Outcome.PASSED, "", "", False
         unreachable, exc_type = "", ""
         #: The phase running now, and when it began; each phase's own seconds once it ends.
         phase, phase_start = "setup", start
@@ -230,8 +232,7 @@ class Runner:
                 pass  # past its deadline: the timeout is reported below
             elif self.session.interrupted:
                 task.uncancel()  # the first Ctrl-C: report the run, then stop
-                outcome, message, interrupted = Outcome.ERROR, "interrupted (Ctrl-C) while running", True
-                exc_type = "KeyboardInterrupt"
+                outcome, message, longrepr, timed_out, unreachable, exc_type = _interrupted(run)
             elif task.cancelling():
                 raise  # cancelled from outside: the run is being abandoned
             else:  # the check raised CancelledError itself
@@ -265,10 +266,7 @@ class Runner:
                 phases["teardown"] = time.perf_counter() - ended
             current_run.reset(token)
         ending = Ending(outcome, message, longrepr, timed_out, unreachable, exc_type)
-        result = _result(check, run, started_at, start, ending, phase, phases)
-        if interrupted:
-            result.extra["interrupted"] = True
-        return result
+        return _result(check, run, started_at, start, ending, phase, phases)
 
     def _ended_by(self, exc: BaseException) -> Ending:
         """What an exception from the check's own code (or its fixtures) makes of the run.
@@ -334,55 +332,146 @@ class Runner:
     async def run_many(self, checks: list[Check]) -> None:
         """Run ``checks`` at most ``concurrency`` at a time, reporting each result.
 
-        Module-scoped fixtures are torn down when the last check of their module ends.
+        A ``def`` check that needs no fixture runs without a task (``start_sync``), the
+        others on a task each (``run_check``). Module-scoped fixtures are torn down when
+        the last check of their module ends. ``-x`` and ``--maxfail`` cancel the runs
+        under way (not reported: they did not run to their end); the first Ctrl-C reports
+        them as interrupted.
         """
         import asyncio
 
-        session = self.session
-        remaining = collections.Counter(check.path for check in checks)
-        pending = iter(checks)
-        timeout = self.config.get("timeout")
-        stopped: set[asyncio.Task[Any]] = set()
-
-        def stop_the_others() -> None:
-            """``-x`` or ``--maxfail`` is reached: the checks still running are cancelled
-            (and not reported: they did not run to their end)."""
-            for task in list(self.running):
-                if task is not asyncio.current_task() and task in workers and task not in stopped:
-                    stopped.add(task)
-                    task.cancel()
-
-        async def worker() -> None:
-            me = asyncio.current_task()
-            for check in pending:
-                if session.shouldstop:
-                    return
-                try:
-                    result = await self.run_check(check)
-                except asyncio.CancelledError:
-                    if me in stopped:
-                        assert me is not None
-                        me.uncancel()
-                        return
-                    raise
-                session.report(result, check)
-                if session.shouldstop and not session.interrupted:
-                    stop_the_others()
-                remaining[check.path] -= 1
-                if not remaining[check.path]:
-                    await self._teardown_module(check.path, timeout)
-
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.config.get("concurrency"), len(checks)))]
+        if not checks:
+            return
+        batch = _Batch(self, checks)
         try:
-            await asyncio.gather(*workers)
+            await batch.finished
+        except asyncio.CancelledError:
+            if self.session.interrupted:
+                batch.interrupt()
+            raise
         finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await batch.close()
 
     async def _teardown_module(self, path: Path, timeout: float) -> None:
         for definition, error in await self.fixtures.teardown_module(path, timeout):
             self.session.report(teardown_result(self.config, definition, error), None)
+
+
+class _Batch:
+    """``Runner.run_many``'s runs: at most ``concurrency`` under way, the next one started
+    as one ends, from the callbacks of their ends (a ``SyncRun``'s, a task's) rather than
+    from coroutines awaiting one check after another: a quick ``def`` check costs no task
+    and no turn of the loop of its own. ``finished`` is done when every check has run, or
+    when ``-x`` / ``--maxfail`` stopped the run and the runs it cancelled have ended; it
+    holds what went wrong in our own code or a plugin's (a report hook that raised)."""
+
+    def __init__(self, runner: Runner, checks: list[Check]) -> None:
+        import asyncio
+
+        self.runner = runner
+        self.session = runner.session
+        self.timeout = runner.config.get("timeout")
+        self.limit = min(runner.config.get("concurrency"), len(checks))
+        self.remaining = collections.Counter(check.path for check in checks)
+        self.pending = iter(checks)
+        self.loop = asyncio.get_running_loop()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        #: What is under way, each taking a slot: ``SyncRun``s, ``run_check`` tasks, module teardowns.
+        self.syncs: set[SyncRun] = set()
+        self.tasks: dict[asyncio.Task[Any], Check | None] = {}
+        #: Tasks cancelled by ``-x`` / ``--maxfail``: their end is not a result.
+        self.stopped: set[asyncio.Task[Any]] = set()
+        self.interrupted = False
+        self._fill()
+
+    def _fill(self) -> None:
+        """Start checks while slots are free; say ``finished`` when nothing is left to wait for."""
+        try:
+            runner, session = self.runner, self.session
+            while len(self.syncs) + len(self.tasks) < self.limit and not session.shouldstop:
+                check = next(self.pending, None)
+                if check is None:
+                    break
+                run = runner.start_sync(check, self._sync_ended)
+                if run is not None:
+                    self.syncs.add(run)
+                else:
+                    self._track(self.loop.create_task(runner.run_check(check)), check)
+            if not self.syncs and not self.tasks and not self.finished.done():
+                self.finished.set_result(None)
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _track(self, task: asyncio.Task[Any], check: Check | None) -> None:
+        self.tasks[task] = check
+        task.add_done_callback(self._task_ended)
+
+    def _sync_ended(self, run: SyncRun, result: Result) -> None:
+        self.syncs.discard(run)
+        self._ended(result, run.check)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        check = self.tasks.pop(task)
+        if task.cancelled() or task in self.stopped:
+            self.stopped.discard(task)
+            self._fill()
+            return
+        error = task.exception()
+        if error is not None:
+            self._fail(error)
+        elif check is None:  # a module's teardown: its failures were reported
+            self._fill()
+        else:
+            self._ended(task.result(), check)
+
+    def _ended(self, result: Result, check: Check) -> None:
+        """A check's run ended: report it, then tear its module down if it was the last."""
+        try:
+            session = self.session
+            session.report(result, check)
+            if session.shouldstop and not session.interrupted:
+                self.drop()
+            path = check.path
+            self.remaining[path] -= 1
+            if not self.remaining[path] and path in self.runner.fixtures.modules:
+                self._track(self.loop.create_task(self.runner._teardown_module(path, self.timeout)), None)
+        except BaseException as exc:
+            self._fail(exc)
+            return
+        self._fill()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.finished.done():
+            self.finished.set_exception(exc)
+
+    def drop(self) -> None:
+        """``-x`` or ``--maxfail`` (or our own failure): the runs under way end without a
+        result; a module's teardown under way goes on."""
+        for run in list(self.syncs):
+            run.abandon()
+        self.syncs.clear()
+        for task, check in self.tasks.items():
+            if check is not None and task not in self.stopped:  # one that ended but is not reported yet too
+                self.stopped.add(task)
+                task.cancel()
+
+    def interrupt(self) -> None:
+        """The first Ctrl-C: the runs under way end now, each reported as interrupted (a
+        ``SyncRun`` at once, a task when its cancellation reaches ``run_check``)."""
+        self.interrupted = True
+        for run in list(self.syncs):
+            run.interrupt()
+        for task in self.tasks:
+            task.cancel()
+
+    async def close(self) -> None:
+        """Wait for the tasks still ending; after our own failure, what was under way is dropped."""
+        import asyncio
+
+        if not self.interrupted:
+            self.drop()
+        while self.tasks:
+            await asyncio.wait(list(self.tasks))
 
 
 def teardown_result(config: Any, definition: FixtureDef, error: BaseException) -> Result:
@@ -506,6 +595,12 @@ def _loop_blocked(run: RunContext, exc: LoopBlocked) -> Ending:
     return Ending(Outcome.ERROR, str(exc), timed_out=True, exc_type="TimeoutError")
 
 
+def _interrupted(run: RunContext) -> Ending:
+    """A run cut short by the first Ctrl-C."""
+    run.extra["interrupted"] = True
+    return Ending(Outcome.ERROR, "interrupted (Ctrl-C) while running", exc_type="KeyboardInterrupt")
+
+
 def _result(
     check: Check, run: RunContext, started_at: float, start: float, ending: Ending, phase: str, phases: dict[str, float]
 ) -> Result:
@@ -608,6 +703,13 @@ class SyncRun:
         self._runner.watchdog.discard(self)
         self._end(_timed_out(self.check))
         return True
+
+    def interrupt(self) -> None:
+        """The first Ctrl-C: the call is abandoned, the run ends interrupted."""
+        if not self._ended:
+            self._let_go()
+            self._runner.watchdog.discard(self)
+            self._end(_interrupted(self._run))
 
     def abandon(self) -> None:
         """End without a result (the run is dropped): a call under way finishes unobserved."""

@@ -129,6 +129,43 @@ def test_scopes_set_up_once_and_tear_down_at_the_end(checkdir: CheckDir) -> None
     assert log.count("check-setup") == 6
 
 
+def test_a_module_is_torn_down_when_its_last_check_ends_a_def_check_without_a_task_too(checkdir: CheckDir) -> None:
+    """One check at a time: the module's fixture goes when its last check (a ``def`` that
+    needs no fixture, which runs without a task of its own) has ended, before the next
+    module's first check, not at the end of the run."""
+    checkdir.write("checks/events.py", EVENTS)
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        from fraiseql_checks import fixture
+        from events import event
+
+        @fixture(scope="module")
+        def per_module(request):
+            yield object()
+            event("module-teardown:" + request.node.path.name)
+        """,
+    )
+    checkdir.write(
+        "checks/check_a.py",
+        """
+        import time
+        from events import event
+
+        async def check_a1(per_module):
+            event("a1")
+
+        def check_a2():
+            time.sleep(0.1)
+            event("a2")
+        """,
+    )
+    checkdir.write("checks/check_b.py", "from events import event\n\ndef check_b1():\n    event('b1')\n")
+    result, _outcomes = checkdir.outcomes("--concurrency", "1", env={"EVENTS_DIR": str(checkdir.path)})
+    assert result.ret == 0, result.stdout
+    assert events(checkdir) == ["a1", "a2", "module-teardown:check_a.py", "b1"]
+
+
 def test_unknown_fixture_lists_the_available_ones(checkdir: CheckDir) -> None:
     checkdir.write(
         "checks/check_unknown.py",

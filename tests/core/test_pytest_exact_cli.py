@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.checkdir import CheckDir
 
 IDS = """
@@ -66,8 +68,19 @@ def check_hangs_in_a_thread():
 """
 
 
-def test_exitfirst_cancels_what_is_still_running(checkdir: CheckDir) -> None:
-    checkdir.write("checks/check_stop.py", STOPPING)
+def stopping(kind: str) -> str:
+    """``STOPPING`` with its checks as ``kind`` (``def``: hanging in their threads)."""
+    if kind == "async def":
+        return STOPPING
+    return STOPPING.replace("async def check_", "def check_").replace(
+        "await asyncio.sleep(3600)", "threading.Event().wait(3600)"
+    )
+
+
+@pytest.mark.parametrize("kind", ["async def", "def"])
+def test_exitfirst_cancels_what_is_still_running(checkdir: CheckDir, kind: str) -> None:
+    # the def checks without fixtures run without a task of their own (Runner.start_sync)
+    checkdir.write("checks/check_stop.py", stopping(kind))
     # at the default concurrency every check has started when the first one fails
     result, report = checkdir.run_json("-x", "--timeout", "60s")
     assert result.ret == 1
@@ -82,8 +95,9 @@ def test_exitfirst_cancels_what_is_still_running(checkdir: CheckDir) -> None:
     assert ("1 failed in " in lines[stop + 1]) != ("1 error in " in lines[stop + 1])
 
 
-def test_maxfail_stops_after_that_many(checkdir: CheckDir) -> None:
-    checkdir.write("checks/check_stop.py", STOPPING)
+@pytest.mark.parametrize("kind", ["async def", "def"])
+def test_maxfail_stops_after_that_many(checkdir: CheckDir, kind: str) -> None:
+    checkdir.write("checks/check_stop.py", stopping(kind))
     result, report = checkdir.run_json("--maxfail", "2", "--timeout", "60s")
     assert result.ret == 1
     assert {r["outcome"] for r in report["results"]} == {"failed", "error"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.support.checkdir import CheckDir
 
 
@@ -150,20 +152,32 @@ def test_exitfirst_stops_scheduling(checkdir: CheckDir) -> None:
     result.fnmatch_lines(["!!!*! stopping after 1 failures !*!!!", "*= 1 failed, 3 passed in *"])
 
 
-def test_ctrl_c_prints_what_finished_and_exits_2(checkdir: CheckDir) -> None:
+SLOW_CHECKS = {
+    "async def": """
+        @pytest.mark.parametrize("n", range(3))
+        async def check_slow(n):
+            await asyncio.sleep(3600)
+    """,
+    # a def check without fixtures runs without a task of its own (Runner.start_sync)
+    "def": """
+        @pytest.mark.parametrize("n", range(3))
+        def check_slow(n):
+            threading.Event().wait(3600)
+    """,
+}
+
+
+@pytest.mark.parametrize("kind", SLOW_CHECKS)
+def test_ctrl_c_prints_what_finished_and_exits_2(checkdir: CheckDir, kind: str) -> None:
     checkdir.write(
         "checks/check_slow.py",
         """
-        import asyncio, pytest
+        import asyncio, threading, pytest
 
         def check_fast():
             pass
-
-        @pytest.mark.parametrize("n", range(3))
-        async def check_slow(n):
-            print("STARTED", flush=True)
-            await asyncio.sleep(3600)
-        """,
+        """
+        + SLOW_CHECKS[kind],
     )
     process = checkdir.popen("-v", "--timeout", "3600")
     assert process.stdout is not None
