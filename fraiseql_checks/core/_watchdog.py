@@ -17,6 +17,7 @@ measures.
 from __future__ import annotations
 
 import collections
+import contextvars
 import signal
 import threading
 import time
@@ -70,6 +71,10 @@ class Watchdog:
         #: Tasks (and runs) cancelled for passing their deadline, until ``discard`` is called.
         self.expired: set[Timed] = set()
         self._handle: asyncio.TimerHandle | None = None
+        #: The ticks run in the context the watchdog was made in, not in that of the run
+        #: that happened to arm them: a run a tick ends (``cancel``) is reported outside
+        #: any other check's run.
+        self._context = contextvars.copy_context()
         self._last_tick = time.perf_counter()
         #: Called on the loop after a task held it longer than ``stall`` seconds, with what
         #: ``name_of`` said of the task while it held the loop (``None`` if unknown) and the seconds.
@@ -98,7 +103,7 @@ class Watchdog:
         self._deadlines[task] = self._loop.time() + seconds
         if self._handle is None:
             self._last_tick = time.perf_counter()
-            self._handle = self._loop.call_later(self._tick_every, self._tick)
+            self._handle = self._loop.call_later(self._tick_every, self._tick, context=self._context)
 
     def discard(self, task: Timed) -> bool:
         """Forget ``task``'s deadline; ``True`` if it had expired (and the task was cancelled for it)."""
@@ -175,7 +180,7 @@ class Watchdog:
                     )
         finally:
             again = self._deadlines and not self._stop.is_set()
-            self._handle = self._loop.call_later(self._tick_every, self._tick) if again else None
+            self._handle = self._loop.call_later(self._tick_every, self._tick, context=self._context) if again else None
 
     # -- the blocked-loop guard --------------------------------------------------------
 

@@ -387,8 +387,8 @@ class _Batch:
     def _fill(self) -> None:
         """Start checks while slots are free; say ``finished`` when nothing is left to wait for."""
         try:
-            runner, session = self.runner, self.session
-            while len(self.syncs) + len(self.tasks) < self.limit and not session.shouldstop:
+            runner, session, finished = self.runner, self.session, self.finished
+            while len(self.syncs) + len(self.tasks) < self.limit and not (session.shouldstop or finished.done()):
                 check = next(self.pending, None)
                 if check is None:
                     break
@@ -397,9 +397,11 @@ class _Batch:
                     self.syncs.add(run)
                 else:
                     self._track(self.loop.create_task(runner.run_check(check)), check)
-            if not self.syncs and not self.tasks and not self.finished.done():
-                self.finished.set_result(None)
+            if not self.syncs and not self.tasks and not finished.done():
+                finished.set_result(None)
         except BaseException as exc:
+            if _interrupt.is_real(exc):
+                raise
             self._fail(exc)
 
     def _track(self, task: asyncio.Task[Any], check: Check | None) -> None:
@@ -407,7 +409,9 @@ class _Batch:
         task.add_done_callback(self._task_ended)
 
     def _sync_ended(self, run: SyncRun, result: Result) -> None:
-        self.syncs.discard(run)
+        if run not in self.syncs:  # dropped (-x) after its end was scheduled: not a result
+            return
+        self.syncs.remove(run)
         self._ended(result, run.check)
 
     def _task_ended(self, task: asyncio.Task[Any]) -> None:
@@ -436,6 +440,8 @@ class _Batch:
             if not self.remaining[path] and path in self.runner.fixtures.modules:
                 self._track(self.loop.create_task(self.runner._teardown_module(path, self.timeout)), None)
         except BaseException as exc:
+            if _interrupt.is_real(exc):
+                raise
             self._fail(exc)
             return
         self._fill()
@@ -450,8 +456,14 @@ class _Batch:
         for run in list(self.syncs):
             run.abandon()
         self.syncs.clear()
+        running = self.runner.running
         for task, check in self.tasks.items():
-            if check is not None and task not in self.stopped:  # one that ended but is not reported yet too
+            if check is None or task in self.stopped:
+                continue
+            # Ended but not reported yet, not started, or running: stopped. A run in its
+            # fixtures' teardown (no longer in ``running``) ends it and is reported, as
+            # the check itself had ended.
+            if task.done() or task in running or _not_started(task):
                 self.stopped.add(task)
                 task.cancel()
 
@@ -472,6 +484,11 @@ class _Batch:
             self.drop()
         while self.tasks:
             await asyncio.wait(list(self.tasks))
+
+
+def _not_started(task: asyncio.Task[Any]) -> bool:
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
 
 def teardown_result(config: Any, definition: FixtureDef, error: BaseException) -> Result:
@@ -684,14 +701,18 @@ class SyncRun:
         self._job: Job | None = runner.lane.submit(self._call, (check.func, kwargs), context, self._called)
 
     def _call(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, Ending | None]:
-        """On the lane's thread: the call's value, or what it raised, described."""
+        """On the lane's thread: the awaitable the call returned (else ``None``), or what it
+        raised, described (asking whether a value is awaitable runs its code too)."""
         start = time.perf_counter()
         try:
             value = func(**kwargs)
-        except BaseException as exc:  # SystemExit, GeneratorExit, CancelledError raised by the check too
             self._own_call = time.perf_counter() - start
+            if value is None or not inspect.isawaitable(value):
+                return None, None
+        except BaseException as exc:  # SystemExit, GeneratorExit, CancelledError raised by the check too
+            if self._own_call is None:
+                self._own_call = time.perf_counter() - start
             return None, self._runner._ended_by(exc)
-        self._own_call = time.perf_counter() - start
         return value, None
 
     def cancel(self) -> bool:
@@ -741,7 +762,7 @@ class SyncRun:
             ending = Ending(Outcome.ERROR, f"internal error running the check: {name}", exc_type=name)
         else:
             value, described = called
-            if described is None and value is not None and inspect.isawaitable(value):
+            if value is not None:
                 # A def that returned an awaitable: awaited as run_check awaits it, on a task
                 # of its own in the run's context, which the watchdog times.
                 import asyncio

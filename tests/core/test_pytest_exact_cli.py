@@ -95,6 +95,72 @@ def test_exitfirst_cancels_what_is_still_running(checkdir: CheckDir, kind: str) 
     assert ("1 failed in " in lines[stop + 1]) != ("1 error in " in lines[stop + 1])
 
 
+def test_exitfirst_drops_a_def_checks_awaitable_that_ended_in_the_same_turn(checkdir: CheckDir) -> None:
+    """Two ``def`` checks return awaitables that end in the same turn of the loop, one
+    failing: after ``-x`` the other's end, already on its way, is not a result."""
+    checkdir.write(
+        "checks/check_race.py",
+        """
+        import asyncio
+
+        gate = None
+
+        async def wait_then(fail):
+            global gate
+            if gate is None:
+                gate = asyncio.get_running_loop().create_future()
+                asyncio.get_running_loop().call_later(0.2, gate.set_result, None)
+            await gate
+            assert not fail, "boom"
+
+        def check_a_fails():
+            return wait_then(True)
+
+        def check_b_passes():
+            return wait_then(False)
+        """,
+    )
+    result, report = checkdir.run_json("-x")
+    assert result.ret == 1
+    assert [r["id"] for r in report["results"]] == ["checks/check_race.py::check_a_fails"]
+
+
+def test_exitfirst_lets_a_check_in_its_fixtures_teardown_end_and_be_reported(checkdir: CheckDir) -> None:
+    """A check whose own call ended is in its fixture's teardown when another fails:
+    ``-x`` does not cut the teardown short, and the check is reported, as it ended."""
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import asyncio, pathlib
+        from fraiseql_checks import fixture
+
+        @fixture
+        async def resource():
+            yield 1
+            await asyncio.sleep(0.5)
+            pathlib.Path("torn-down").write_text("yes")
+        """,
+    )
+    checkdir.write(
+        "checks/check_td.py",
+        """
+        import asyncio
+
+        async def check_uses(resource):
+            pass
+
+        async def check_fails_later():
+            await asyncio.sleep(0.2)
+            assert False
+        """,
+    )
+    result, report = checkdir.run_json("-x")
+    assert result.ret == 1
+    outcomes = {r["id"].rsplit("::", 1)[1]: r["outcome"] for r in report["results"]}
+    assert outcomes == {"check_uses": "passed", "check_fails_later": "failed"}
+    assert (checkdir.path / "torn-down").read_text() == "yes"
+
+
 @pytest.mark.parametrize("kind", ["async def", "def"])
 def test_maxfail_stops_after_that_many(checkdir: CheckDir, kind: str) -> None:
     checkdir.write("checks/check_stop.py", stopping(kind))

@@ -195,6 +195,91 @@ def test_ctrl_c_prints_what_finished_and_exits_2(checkdir: CheckDir, kind: str) 
     assert len(summary) == 3 and all(line.endswith(" - interrupted (Ctrl-C) while running") for line in summary)
 
 
+def test_a_def_check_ended_by_its_timeout_is_reported_outside_other_runs(checkdir: CheckDir) -> None:
+    """The watchdog ends a hung ``def`` check (no task of its own) from its tick: what a
+    report hook prints then goes to the terminal, not into the output captured for
+    another check that was running when the tick was armed (the first check's task arms
+    it; the hung check starts in the quick one's slot)."""
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        def fraiseql_report_result(result):
+            print("HOOK", result.id.rsplit("::", 1)[1], result.outcome.value, flush=True)
+        """,
+    )
+    checkdir.write(
+        "checks/check_t.py",
+        """
+        import asyncio, time
+        from fraiseql_checks import check
+
+        @check(timeout=5)
+        async def check_a_fails_later():
+            await asyncio.sleep(1.5)
+            assert False, "fails"
+
+        async def check_a_quick():
+            pass
+
+        def check_b_hangs():
+            time.sleep(3)
+        """,
+    )
+    result = checkdir.run("--timeout", "1s", "--concurrency", "2")
+    assert result.ret == 1
+    captured = result.stdout.split("Captured stdout", 1)[1] if "Captured stdout" in result.stdout else ""
+    assert "HOOK check_b_hangs error" not in captured
+    assert result.stdout.count("HOOK check_b_hangs error") == 1
+
+
+def test_a_second_ctrl_c_in_a_report_hook_ends_the_run(checkdir: CheckDir) -> None:
+    """The second Ctrl-C raises ``KeyboardInterrupt`` wherever the main thread is; in a
+    report hook (called from the end of a ``def`` check's run) it ends the run at once:
+    not caught on the way, nor waited out behind a session fixture's slow teardown."""
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import asyncio, os, signal, sys
+        from fraiseql_checks import fixture
+
+        reported = 0
+
+        def fraiseql_report_result(result):
+            global reported
+            reported += 1
+            if reported == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+                print("HOOK: survived", file=sys.stderr, flush=True)
+
+        @fixture(scope="session")
+        async def slow_teardown():
+            yield 1
+            await asyncio.sleep(5)
+            print("TEARDOWN: end", file=sys.stderr, flush=True)
+        """,
+    )
+    checkdir.write(
+        "checks/check_x.py",
+        """
+        import threading
+
+        def check_fast():
+            pass
+
+        def check_slow():
+            threading.Event().wait(5)
+
+        async def check_uses(slow_teardown):
+            pass
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 2
+    assert "HOOK: survived" not in result.stderr
+    assert "TEARDOWN: end" not in result.stderr
+
+
 def test_internal_error_exits_3(checkdir: CheckDir) -> None:
     checkdir.write("checks/check_ok.py", "def check_ok(): pass")
     checkdir.write(

@@ -79,6 +79,14 @@ class BadRepr:
 def check_exits_with_a_code_that_cannot_be_shown():
     sys.exit(BadRepr())
 
+class NoClass:
+    @property
+    def __class__(self):
+        raise RuntimeError("no class for you")
+
+def check_returns_what_cannot_be_asked_if_it_is_awaitable():
+    return NoClass()
+
 @pytest.mark.skip(reason="marked")
 def check_marked_skip():
     pass
@@ -176,6 +184,7 @@ def test_a_def_check_without_fixtures_runs_without_a_task_to_the_same_result(che
         "check_parametrized[1]": "passed",
         "check_parametrized[2]": "failed",
         "check_exits_with_a_code_that_cannot_be_shown": "error",
+        "check_returns_what_cannot_be_asked_if_it_is_awaitable": "error",
         "check_marked_skip": "skipped",
         "check_marked_skipif_false": "passed",
     }
@@ -195,6 +204,10 @@ def test_a_def_check_without_fixtures_runs_without_a_task_to_the_same_result(che
     assert direct["check_returns_an_awaitable_that_fails"]["message"].startswith("awaited and failed")
     assert direct["check_exits_with_a_code_that_cannot_be_shown"]["message"] == (
         "SystemExit raised, and describing it failed: RuntimeError (in its __str__ or __repr__?)"
+    )
+    # asked on the check's thread, within its deadline: an error at once, not a timeout
+    assert direct["check_returns_what_cannot_be_asked_if_it_is_awaitable"]["message"] == (
+        "RuntimeError: no class for you"
     )
     assert direct["check_passes"]["phases"] == ["call", "setup", "teardown"]
     assert direct["check_passes"]["ids"] == [32, 16]
