@@ -821,7 +821,22 @@ class SyncRun:
         own = self._own_call
         phases = {"setup": self._call_start - self._start, "call": own if own is not None else ended - self._call_start}
         phases["teardown"] = 0.0
-        self._done(self, _result(self.check, self._run, self._started_at, self._start, ending, "call", phases))
+        check, run = self.check, self._run
+        try:
+            result = _result(check, run, self._started_at, self._start, ending, "call", phases)
+        except Exception as exc:  # a bug of ours: the run still ends (called from a batch or a tick, it would not)
+            name = type(exc).__name__
+            result = Result(
+                id=check.id,
+                name=check.name,
+                outcome=Outcome.ERROR,
+                message=f"internal error building the check's result: {name}",
+                trace_id=run.trace_id,
+                span_id=run.span_id,
+                started_at=self._started_at,
+                exc_type=name,
+            )
+        self._done(self, result)
 
 
 def _timed(func: Callable[..., Any], spent: list[float], kwargs: dict[str, Any]) -> Any:

@@ -131,6 +131,14 @@ async def main(session):
             out[check.id] = {"task": task_result, "direct": direct}
     print(json.dumps(out))
 
+if os.environ.get("BREAK_RESULTS"):  # a bug of ours in building a result, as a test's mutation
+    import fraiseql_checks.core.runner as runner_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    runner_module._result = broken
+
 config, _ = configure([], invocation_dir=Path.cwd())
 config.hook.fraiseql_configure(config=config)
 session = Session(config)
@@ -291,3 +299,13 @@ def test_a_def_check_with_a_fixture_is_left_to_run_check(checkdir: CheckDir) -> 
         "check_names_an_unknown_fixture": "error",
         "check_async": "passed",
     }
+
+
+def test_a_run_without_a_task_ends_though_building_its_result_fails(checkdir: CheckDir) -> None:
+    """Its end is called from the lane's batch or the watchdog's tick, where an exception
+    would only be logged: a bug of ours in building the result still ends the run, as
+    an error saying so (a one-shot run would wait for it for ever, a worker keep it)."""
+    found = drive(checkdir, "def check_passes():\n    pass\n", DIRECT_ONLY="1", BREAK_RESULTS="1")
+    result = found["check_passes"]["direct"]
+    assert (result["outcome"], result["exc_type"]) == ("error", "RuntimeError")
+    assert result["message"] == "internal error building the check's result: RuntimeError"
