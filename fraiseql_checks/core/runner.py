@@ -358,12 +358,16 @@ class Runner:
 
 
 class _Batch:
-    """``Runner.run_many``'s runs: at most ``concurrency`` under way, the next one started
-    as one ends, from the callbacks of their ends (a ``SyncRun``'s, a task's) rather than
-    from coroutines awaiting one check after another: a quick ``def`` check costs no task
-    and no turn of the loop of its own. ``finished`` is done when every check has run, or
-    when ``-x`` / ``--maxfail`` stopped the run and the runs it cancelled have ended; it
-    holds what went wrong in our own code or a plugin's (a report hook that raised)."""
+    """``Runner.run_many``'s runs: at most ``concurrency`` under way, each in a slot.
+
+    A ``def`` check that needs no fixture runs without a task (a ``SyncRun``): the next
+    check is started from the callback of its end, and costs no task and no turn of the
+    loop of its own. The other checks run ``run_check`` on a slot's task, which goes on
+    with the next checks that need a task, one after another (a task per check would
+    cost more than the run of a quick ``async def`` check), and gives its slot up at the
+    first that does not. ``finished`` is done when every check has run, or when ``-x`` /
+    ``--maxfail`` stopped the run and what it cancelled has ended; it holds what went
+    wrong in our own code or a plugin's (a report hook that raised)."""
 
     def __init__(self, runner: Runner, checks: list[Check]) -> None:
         import asyncio
@@ -376,11 +380,13 @@ class _Batch:
         self.pending = iter(checks)
         self.loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[None] = self.loop.create_future()
-        #: What is under way, each taking a slot: ``SyncRun``s, ``run_check`` tasks, module teardowns.
+        #: What is under way, each in a slot: runs without a task, the slots' tasks, and
+        #: the teardowns of modules whose last check ran without a task.
         self.syncs: set[SyncRun] = set()
-        self.tasks: dict[asyncio.Task[Any], Check | None] = {}
-        #: Tasks cancelled by ``-x`` / ``--maxfail``: their end is not a result.
-        self.stopped: set[asyncio.Task[Any]] = set()
+        self.workers: set[asyncio.Task[None]] = set()
+        self.teardowns: set[asyncio.Task[None]] = set()
+        #: Tasks cancelled by ``-x`` / ``--maxfail`` (once: a second cancel would cut their teardown).
+        self.stopped: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self._fill()
 
@@ -388,48 +394,81 @@ class _Batch:
         """Start checks while slots are free; say ``finished`` when nothing is left to wait for."""
         try:
             runner, session, finished = self.runner, self.session, self.finished
-            while len(self.syncs) + len(self.tasks) < self.limit and not (session.shouldstop or finished.done()):
+            syncs, workers, teardowns = self.syncs, self.workers, self.teardowns
+            while len(syncs) + len(workers) + len(teardowns) < self.limit and not (
+                session.shouldstop or finished.done()
+            ):
                 check = next(self.pending, None)
                 if check is None:
                     break
                 run = runner.start_sync(check, self._sync_ended)
                 if run is not None:
-                    self.syncs.add(run)
+                    syncs.add(run)
                 else:
-                    self._track(self.loop.create_task(runner.run_check(check)), check)
-            if not self.syncs and not self.tasks and not finished.done():
+                    self._track(workers, self.loop.create_task(self._work(check)))
+            if not syncs and not workers and not teardowns and not finished.done():
                 finished.set_result(None)
         except BaseException as exc:
             if _interrupt.is_real(exc):
                 raise
             self._fail(exc)
 
-    def _track(self, task: asyncio.Task[Any], check: Check | None) -> None:
-        self.tasks[task] = check
+    def _track(self, tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        tasks.add(task)
         task.add_done_callback(self._task_ended)
+
+    async def _work(self, check: Check) -> None:
+        """A slot's task: ``check``, then the next checks while they need a task."""
+        runner = self.runner
+        while True:
+            result = await runner.run_check(check)
+            path = self._ended(result, check)
+            if path is not None:  # its module's last check: torn down in this slot, as it was set up
+                await runner._teardown_module(path, self.timeout)
+            next_check = self._next_for_task()
+            if next_check is None:
+                return
+            check = next_check
+
+    def _next_for_task(self) -> Check | None:
+        """The next check, for a slot's task that is free: one that needs a task, or
+        ``None`` when the next runs without one (it takes the slot), none is left, or
+        the run stops."""
+        if self.session.shouldstop or self.finished.done():
+            return None
+        check = next(self.pending, None)
+        if check is None:
+            return None
+        run = self.runner.start_sync(check, self._sync_ended)
+        if run is None:
+            return check
+        self.syncs.add(run)
+        return None
 
     def _sync_ended(self, run: SyncRun, result: Result) -> None:
         if run not in self.syncs:  # dropped (-x) after its end was scheduled: not a result
             return
         self.syncs.remove(run)
-        self._ended(result, run.check)
+        path = self._ended(result, run.check)
+        if path is not None:
+            try:
+                self._track(self.teardowns, self.loop.create_task(self.runner._teardown_module(path, self.timeout)))
+            except Exception as exc:
+                self._fail(exc)
+        self._fill()
 
-    def _task_ended(self, task: asyncio.Task[Any]) -> None:
-        check = self.tasks.pop(task)
-        if task.cancelled() or task in self.stopped:
-            self.stopped.discard(task)
-            self._fill()
-            return
-        error = task.exception()
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        self.workers.discard(task)
+        self.teardowns.discard(task)
+        self.stopped.discard(task)
+        error = None if task.cancelled() else task.exception()
         if error is not None:
             self._fail(error)
-        elif check is None:  # a module's teardown: its failures were reported
-            self._fill()
-        else:
-            self._ended(task.result(), check)
+        self._fill()
 
-    def _ended(self, result: Result, check: Check) -> None:
-        """A check's run ended: report it, then tear its module down if it was the last."""
+    def _ended(self, result: Result, check: Check) -> Path | None:
+        """Report a check's run; its module's path if it was the module's last check and
+        the module has fixtures to tear down."""
         try:
             session = self.session
             session.report(result, check)
@@ -438,13 +477,12 @@ class _Batch:
             path = check.path
             self.remaining[path] -= 1
             if not self.remaining[path] and path in self.runner.fixtures.modules:
-                self._track(self.loop.create_task(self.runner._teardown_module(path, self.timeout)), None)
+                return path
         except BaseException as exc:
             if _interrupt.is_real(exc):
                 raise
             self._fail(exc)
-            return
-        self._fill()
+        return None
 
     def _fail(self, exc: BaseException) -> None:
         if not self.finished.done():
@@ -457,13 +495,11 @@ class _Batch:
             run.abandon()
         self.syncs.clear()
         running = self.runner.running
-        for task, check in self.tasks.items():
-            if check is None or task in self.stopped:
-                continue
-            # Ended but not reported yet, not started, or running: stopped. A run in its
-            # fixtures' teardown (no longer in ``running``) ends it and is reported, as
-            # the check itself had ended.
-            if task.done() or task in running or _not_started(task):
+        for task in self.workers:
+            # A run under way, or a task not started yet, is stopped. One in its fixtures'
+            # teardown, or tearing its module down, ends it (and is reported, as the check
+            # itself had ended), then takes no other check.
+            if task not in self.stopped and (task in running or _not_started(task)):
                 self.stopped.add(task)
                 task.cancel()
 
@@ -473,7 +509,7 @@ class _Batch:
         self.interrupted = True
         for run in list(self.syncs):
             run.interrupt()
-        for task in self.tasks:
+        for task in [*self.workers, *self.teardowns]:
             task.cancel()
 
     async def close(self) -> None:
@@ -482,8 +518,8 @@ class _Batch:
 
         if not self.interrupted:
             self.drop()
-        while self.tasks:
-            await asyncio.wait(list(self.tasks))
+        while self.workers or self.teardowns:
+            await asyncio.wait([*self.workers, *self.teardowns])
 
 
 def _not_started(task: asyncio.Task[Any]) -> bool:

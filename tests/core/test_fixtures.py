@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.checkdir import CheckDir
 
 EVENTS = """
@@ -129,10 +131,14 @@ def test_scopes_set_up_once_and_tear_down_at_the_end(checkdir: CheckDir) -> None
     assert log.count("check-setup") == 6
 
 
-def test_a_module_is_torn_down_when_its_last_check_ends_a_def_check_without_a_task_too(checkdir: CheckDir) -> None:
-    """One check at a time: the module's fixture goes when its last check (a ``def`` that
-    needs no fixture, which runs without a task of its own) has ended, before the next
-    module's first check, not at the end of the run."""
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_a_module_is_torn_down_when_its_last_check_ends_a_def_check_without_a_task_too(
+    checkdir: CheckDir, kind: str
+) -> None:
+    """One check at a time: the module's fixture goes when its last check has ended (a
+    ``def`` that needs no fixture runs without a task of its own; an ``async def`` in
+    the slot's task, which tears the module down itself), before the next module's first
+    check, not at the end of the run."""
     checkdir.write("checks/events.py", EVENTS)
     checkdir.write(
         "checks/conftest.py",
@@ -149,16 +155,14 @@ def test_a_module_is_torn_down_when_its_last_check_ends_a_def_check_without_a_ta
     checkdir.write(
         "checks/check_a.py",
         """
-        import time
         from events import event
 
         async def check_a1(per_module):
             event("a1")
 
-        def check_a2():
-            time.sleep(0.1)
+        KIND check_a2():
             event("a2")
-        """,
+        """.replace("KIND", kind),
     )
     checkdir.write("checks/check_b.py", "from events import event\n\ndef check_b1():\n    event('b1')\n")
     result, _outcomes = checkdir.outcomes("--concurrency", "1", env={"EVENTS_DIR": str(checkdir.path)})
