@@ -78,6 +78,9 @@ class ThreadLane:
         self._closed = False
         self._growing: asyncio.TimerHandle | None = None
         self.abandoned = 0
+        #: The context the calls' ends are delivered in: the one the lane was made in (a
+        #: thread's own would be empty, and what a callback starts would copy it).
+        self._context = contextvars.copy_context()
 
     async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``func(*args, **kwargs)`` on a worker thread, in a copy of the current context.
@@ -196,7 +199,7 @@ class ThreadLane:
                     retire = False
             if wake:
                 try:
-                    self._loop.call_soon_threadsafe(self._deliver)
+                    self._loop.call_soon_threadsafe(self._deliver, context=self._context)
                 except RuntimeError:  # the loop is closed: nobody is waiting any more
                     return
             if retire:

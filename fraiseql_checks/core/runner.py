@@ -388,6 +388,9 @@ class _Batch:
         #: Tasks cancelled by ``-x`` / ``--maxfail`` (once: a second cancel would cut their teardown).
         self.stopped: set[asyncio.Task[None]] = set()
         self.interrupted = False
+        #: Set by the first Ctrl-C: done once the runs without a task have been reported interrupted.
+        self._interrupting: asyncio.Future[None] | None = None
+        self.closing = False
         self._fill()
 
     def _fill(self) -> None:
@@ -396,7 +399,7 @@ class _Batch:
             runner, session, finished = self.runner, self.session, self.finished
             syncs, workers, teardowns = self.syncs, self.workers, self.teardowns
             while len(syncs) + len(workers) + len(teardowns) < self.limit and not (
-                session.shouldstop or finished.done()
+                session.shouldstop or finished.done() or self.closing
             ):
                 check = next(self.pending, None)
                 if check is None:
@@ -434,7 +437,7 @@ class _Batch:
         """The next check, for a slot's task that is free: one that needs a task, or
         ``None`` when the next runs without one (it takes the slot), none is left, or
         the run stops."""
-        if self.session.shouldstop or self.finished.done():
+        if self.session.shouldstop or self.finished.done() or self.closing:
             return None
         check = next(self.pending, None)
         if check is None:
@@ -460,10 +463,18 @@ class _Batch:
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         self.workers.discard(task)
         self.teardowns.discard(task)
+        if task.cancelled():
+            if task not in self.stopped and not self.interrupted and not self.closing:
+                # Cancelled by none of ours: by the check's or a fixture's own code (a task
+                # cancelling itself, a teardown awaiting what it cancelled). Not a result
+                # lost in silence: the run ends as an internal error, as it always did.
+                if not self.finished.done():
+                    self.finished.cancel()
+        else:
+            error = task.exception()
+            if error is not None:
+                self._fail(error)
         self.stopped.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            self._fail(error)
         self._fill()
 
     def _ended(self, result: Result, check: Check) -> Path | None:
@@ -504,19 +515,34 @@ class _Batch:
                 task.cancel()
 
     def interrupt(self) -> None:
-        """The first Ctrl-C: the runs under way end now, each reported as interrupted (a
-        ``SyncRun`` at once, a task when its cancellation reaches ``run_check``)."""
+        """The first Ctrl-C: the runs under way end now, each reported as interrupted: a
+        task's when its cancellation reaches ``run_check``, a ``SyncRun`` in a callback of
+        the loop (a report hook it calls may meet the second Ctrl-C, which must leave the
+        loop at once, as it does from any callback or task, not wait for the tasks)."""
         self.interrupted = True
-        for run in list(self.syncs):
-            run.interrupt()
         for task in [*self.workers, *self.teardowns]:
             task.cancel()
+        self._interrupting = self.loop.create_future()
+        self.loop.call_soon(self._interrupt_syncs)
+
+    def _interrupt_syncs(self) -> None:
+        try:
+            for run in list(self.syncs):
+                run.interrupt()
+        finally:
+            assert self._interrupting is not None
+            if not self._interrupting.done():
+                self._interrupting.set_result(None)
 
     async def close(self) -> None:
-        """Wait for the tasks still ending; after our own failure, what was under way is dropped."""
+        """Wait for what is still ending; after our own failure, what was under way is
+        dropped. Nothing starts any more."""
         import asyncio
 
-        if not self.interrupted:
+        self.closing = True
+        if self._interrupting is not None:
+            await self._interrupting
+        else:
             self.drop()
         while self.workers or self.teardowns:
             await asyncio.wait([*self.workers, *self.teardowns])

@@ -280,6 +280,100 @@ def test_a_second_ctrl_c_in_a_report_hook_ends_the_run(checkdir: CheckDir) -> No
     assert "TEARDOWN: end" not in result.stderr
 
 
+def test_a_second_ctrl_c_while_runs_are_reported_interrupted_ends_the_run(checkdir: CheckDir) -> None:
+    """The first Ctrl-C comes while a quick check is reported, the second while a hung
+    ``def`` check (no task of its own) is reported interrupted: the run ends at once,
+    without waiting for the hung ``async def`` check's task."""
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import os, signal, sys
+
+        def fraiseql_report_result(result):
+            if result.id.endswith("check_fast"):
+                os.kill(os.getpid(), signal.SIGINT)
+            elif result.id.endswith("check_hangs_in_a_thread"):
+                os.kill(os.getpid(), signal.SIGINT)
+                print("HOOK: survived", file=sys.stderr, flush=True)
+        """,
+    )
+    checkdir.write(
+        "checks/check_ki.py",
+        """
+        import asyncio, threading, time
+
+        async def check_hangs_on_the_loop():
+            await asyncio.sleep(3600)
+
+        def check_hangs_in_a_thread():
+            threading.Event().wait(3600)
+
+        def check_fast():
+            time.sleep(0.3)
+        """,
+    )
+    result = checkdir.run("--timeout", "3600s", timeout=60)
+    assert result.ret == 2
+    assert "HOOK: survived" not in result.stderr
+
+
+def test_what_a_conftest_sets_in_the_context_every_check_sees(checkdir: CheckDir) -> None:
+    """A context variable (or the decimal context) a conftest sets is seen by every check,
+    one at a time, whichever started it: the runs after the first are started from the
+    ends of runs without a task, which the lane's thread delivers."""
+    checkdir.write("checks/ctxvars.py", "import contextvars\n\nV = contextvars.ContextVar('v')\n")
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import decimal
+        from ctxvars import V
+
+        V.set("main")
+        decimal.getcontext().prec = 6
+        """,
+    )
+    checkdir.write(
+        "checks/check_ctx.py",
+        """
+        import decimal, pytest
+        from ctxvars import V
+
+        @pytest.mark.parametrize("n", range(4))
+        def check_sync(n):
+            assert V.get("<unset>") == "main"
+            assert decimal.getcontext().prec == 6
+
+        @pytest.mark.parametrize("n", range(2))
+        async def check_async(n):
+            assert V.get("<unset>") == "main"
+        """,
+    )
+    result = checkdir.run("--concurrency", "1")
+    assert result.ret == 0, result.stdout
+    result.fnmatch_lines(["*= 6 passed in *"])
+
+
+def test_a_task_cancelled_by_a_checks_own_code_is_not_lost_in_silence(checkdir: CheckDir) -> None:
+    """An ``async def`` check that cancels its own task ends the run as an internal error,
+    as it always did: its result is not dropped while the run says it passed."""
+    checkdir.write(
+        "checks/check_sc.py",
+        """
+        import asyncio
+
+        async def check_cancels_itself():
+            asyncio.current_task().cancel()
+            await asyncio.sleep(0)
+
+        def check_other():
+            pass
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 3
+    result.stderr_lines(["INTERNALERROR> *CancelledError raised outside a check*"])
+
+
 def test_internal_error_exits_3(checkdir: CheckDir) -> None:
     checkdir.write("checks/check_ok.py", "def check_ok(): pass")
     checkdir.write(
