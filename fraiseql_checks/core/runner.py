@@ -19,9 +19,9 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeGuard, TypeVar
 
 import fraiseql_checks
 from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
@@ -333,8 +333,8 @@ class Runner:
         """Run ``checks`` at most ``concurrency`` at a time, reporting each result.
 
         A ``def`` check that needs no fixture runs without a task (``start_sync``), the
-        others on a task each (``run_check``). Module-scoped fixtures are torn down when
-        the last check of their module ends. ``-x`` and ``--maxfail`` cancel the runs
+        others with ``run_check`` on a slot's task (``_Batch``). Module-scoped fixtures
+        are torn down when the last check of their module ends. ``-x`` and ``--maxfail`` cancel the runs
         under way (not reported: they did not run to their end); the first Ctrl-C reports
         them as interrupted.
         """
@@ -387,8 +387,7 @@ class _Batch:
         self.teardowns: set[asyncio.Task[None]] = set()
         #: Tasks cancelled by ``-x`` / ``--maxfail`` (once: a second cancel would cut their teardown).
         self.stopped: set[asyncio.Task[None]] = set()
-        self.interrupted = False
-        #: Set by the first Ctrl-C: done once the runs without a task have been reported interrupted.
+        #: Made by the first Ctrl-C: done once the runs without a task have been reported interrupted.
         self._interrupting: asyncio.Future[None] | None = None
         self.closing = False
         self._fill()
@@ -396,19 +395,14 @@ class _Batch:
     def _fill(self) -> None:
         """Start checks while slots are free; say ``finished`` when nothing is left to wait for."""
         try:
-            runner, session, finished = self.runner, self.session, self.finished
+            finished = self.finished
             syncs, workers, teardowns = self.syncs, self.workers, self.teardowns
-            while len(syncs) + len(workers) + len(teardowns) < self.limit and not (
-                session.shouldstop or finished.done() or self.closing
-            ):
-                check = next(self.pending, None)
-                if check is None:
+            while len(syncs) + len(workers) + len(teardowns) < self.limit:
+                taken = self._take()
+                if taken is None:
                     break
-                run = runner.start_sync(check, self._sync_ended)
-                if run is not None:
-                    syncs.add(run)
-                else:
-                    self._track(workers, self.loop.create_task(self._work(check)))
+                if not isinstance(taken, SyncRun):  # it needs a task: a slot's task of its own
+                    self._track(workers, self.loop.create_task(self._work(taken)))
             if not syncs and not workers and not teardowns and not finished.done():
                 finished.set_result(None)
         except BaseException as exc:
@@ -437,6 +431,13 @@ class _Batch:
         """The next check, for a slot's task that is free: one that needs a task, or
         ``None`` when the next runs without one (it takes the slot), none is left, or
         the run stops."""
+        taken = self._take()
+        return None if isinstance(taken, SyncRun) else taken
+
+    def _take(self) -> Check | SyncRun | None:
+        """Take the next check for a free slot: started at once if it runs without a task
+        (the ``SyncRun``), else the check, to run on a task; ``None`` when none is left or
+        nothing may start any more."""
         if self.session.shouldstop or self.finished.done() or self.closing:
             return None
         check = next(self.pending, None)
@@ -446,7 +447,7 @@ class _Batch:
         if run is None:
             return check
         self.syncs.add(run)
-        return None
+        return run
 
     def _sync_ended(self, run: SyncRun, result: Result) -> None:
         if run not in self.syncs:  # dropped (-x) after its end was scheduled: not a result
@@ -454,17 +455,14 @@ class _Batch:
         self.syncs.remove(run)
         path = self._ended(result, run.check)
         if path is not None:
-            try:
-                self._track(self.teardowns, self.loop.create_task(self.runner._teardown_module(path, self.timeout)))
-            except Exception as exc:
-                self._fail(exc)
+            self._track(self.teardowns, self.loop.create_task(self.runner._teardown_module(path, self.timeout)))
         self._fill()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         self.workers.discard(task)
         self.teardowns.discard(task)
         if task.cancelled():
-            if task not in self.stopped and not self.interrupted and not self.closing:
+            if task not in self.stopped and self._interrupting is None and not self.closing:
                 # Cancelled by none of ours: by the check's or a fixture's own code (a task
                 # cancelling itself, a teardown awaiting what it cancelled). Not a result
                 # lost in silence: the run ends as an internal error, as it always did.
@@ -510,7 +508,7 @@ class _Batch:
             # A run under way, or a task not started yet, is stopped. One in its fixtures'
             # teardown, or tearing its module down, ends it (and is reported, as the check
             # itself had ended), then takes no other check.
-            if task not in self.stopped and (task in running or _not_started(task)):
+            if task not in self.stopped and (task in running or _never_started(task.get_coro())):
                 self.stopped.add(task)
                 task.cancel()
 
@@ -519,7 +517,6 @@ class _Batch:
         task's when its cancellation reaches ``run_check``, a ``SyncRun`` in a callback of
         the loop (a report hook it calls may meet the second Ctrl-C, which must leave the
         loop at once, as it does from any callback or task, not wait for the tasks)."""
-        self.interrupted = True
         for task in [*self.workers, *self.teardowns]:
             task.cancel()
         self._interrupting = self.loop.create_future()
@@ -548,8 +545,8 @@ class _Batch:
             await asyncio.wait([*self.workers, *self.teardowns])
 
 
-def _not_started(task: asyncio.Task[Any]) -> bool:
-    coro = task.get_coro()
+def _never_started(coro: object) -> TypeGuard[Coroutine[Any, Any, Any]]:
+    """A coroutine none of whose code has run yet (a task's that never took a step)."""
     return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
 
@@ -729,7 +726,6 @@ class SyncRun:
     __slots__ = (
         "_awaitable",
         "_awaiting",
-        "_call_start",
         "_done",
         "_ended",
         "_job",
@@ -753,7 +749,7 @@ class SyncRun:
         self._own_call: float | None = None  # the call's own seconds, set on its thread
         self._run = run = RunContext(check, runner.config, new_trace_id(), new_span_id())
         self._started_at = time.time()
-        self._start = self._call_start = time.perf_counter()
+        self._start = time.perf_counter()
         runner.watchdog.add(self, check.timeout)
         context = contextvars.copy_context()
         context.run(current_run.set, run)
@@ -810,7 +806,7 @@ class SyncRun:
         if self._awaiting is not None:
             self._awaiting.cancel()
             awaitable = self._awaitable
-            if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+            if _never_started(awaitable):
                 awaitable.close()  # never started (none of its code runs): closed, not left "never awaited"
 
     def _called(self, called: tuple[Any, Ending | None], error: BaseException | None) -> None:
@@ -881,8 +877,8 @@ class SyncRun:
         self._awaiting = None
         ended = time.perf_counter()
         own = self._own_call
-        phases = {"setup": self._call_start - self._start, "call": own if own is not None else ended - self._call_start}
-        phases["teardown"] = 0.0
+        # no set-up (no fixture) and no teardown: the call is the run
+        phases = {"setup": 0.0, "call": own if own is not None else ended - self._start, "teardown": 0.0}
         check, run = self.check, self._run
         try:
             result = _result(check, run, self._started_at, self._start, ending, "call", phases)
