@@ -26,6 +26,18 @@ def encode(messages: Any) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
+def encode_split(messages: Any) -> bytes:
+    """``messages`` as frames: one, or, for a list that pickles to more than
+    ``SPLIT_FRAME``, the frames of its halves (again while too big). A reader refuses a
+    frame over ``MAX_FRAME``, and a worker's batch of results near their size caps
+    (~200 KB each) passed it."""
+    frame = encode(messages)
+    if len(frame) <= SPLIT_FRAME or type(messages) is not list or len(messages) < 2:
+        return frame
+    half = len(messages) // 2
+    return encode_split(messages[:half]) + encode_split(messages[half:])
+
+
 def dumps(value: Any) -> bytes:
     """``value`` pickled as a frame's body holds it (``decode`` reads it back)."""
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
@@ -45,6 +57,8 @@ def length_of(header: bytes) -> int:
 
 
 HEADER_SIZE = _LENGTH.size
+#: A list of messages larger than this goes in several frames (``encode_split``).
+SPLIT_FRAME = MAX_FRAME // 16
 
 
 class BlockingChannel:
@@ -55,15 +69,20 @@ class BlockingChannel:
         self.sock = sock
         self._lock = threading.Lock()
         #: What the socket did not take yet of the frame ``try_send`` began: it goes first.
-        self._rest = b""
+        self._rest: bytes | memoryview = b""
 
-    def send(self, messages: list[Message] | Message) -> None:
-        """One frame: a list of messages (a worker's), or one message (the SQLite store's
-        writer process, which answers one write at a time)."""
-        frame = encode(messages)
-        with self._lock:
+    def send(self, messages: list[Message] | Message, timeout: float = -1) -> None:
+        """One frame: a list of messages (a worker's; several frames if it is large), or
+        one message (the SQLite store's writer process, which answers one write at a time).
+        ``TimeoutError`` if another write holds the channel longer than ``timeout``."""
+        frame = encode_split(messages)
+        if not self._lock.acquire(timeout=timeout):
+            raise TimeoutError(f"the channel stayed busy for {timeout:g}s")
+        try:
             self._finish()
             self.sock.sendall(frame)
+        finally:
+            self._lock.release()
 
     def try_send(self, messages: list[Message]) -> bool:
         """One frame, begun now if the socket takes bytes without waiting and no other
@@ -71,7 +90,9 @@ class BlockingChannel:
         loop's thread, which must not wait for a peer that reads slowly: the part of the
         frame the socket did not take (``unfinished``) goes before anything else, with the
         next ``send`` or with ``finish``."""
-        frame = encode(messages)
+        if self._rest or self._lock.locked():  # not pickled for nothing (the check that counts is below)
+            return False
+        frame = encode_split(messages)
         if not self._lock.acquire(blocking=False):
             return False
         try:
@@ -82,7 +103,7 @@ class BlockingChannel:
             except (BlockingIOError, InterruptedError):
                 return False
             if sent < len(frame):
-                self._rest = frame[sent:]
+                self._rest = memoryview(frame)[sent:]
             return True
         finally:
             self._lock.release()

@@ -352,8 +352,8 @@ class Worker:
         def last_word(code: int | str) -> None:
             run = current_run.get()
             if run is not None and not self.exiting:
-                with contextlib.suppress(Exception):
-                    self.channel.send([("exiting", run.check.id, code)])
+                with contextlib.suppress(Exception):  # bounded: a signal handler may interrupt a write
+                    self.channel.send([("exiting", run.check.id, code)], timeout=1.0)
 
         def exit_(code: int) -> NoReturn:
             last_word(code)
