@@ -68,59 +68,13 @@ class BlockingChannel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._lock = threading.Lock()
-        #: What the socket did not take yet of the frame ``try_send`` began: it goes first.
-        self._rest: bytes | memoryview = b""
 
-    def send(self, messages: list[Message] | Message, timeout: float = -1) -> None:
+    def send(self, messages: list[Message] | Message) -> None:
         """One frame: a list of messages (a worker's; several frames if it is large), or
-        one message (the SQLite store's writer process, which answers one write at a time).
-        ``TimeoutError`` if another write holds the channel longer than ``timeout``."""
+        one message (the SQLite store's writer process, which answers one write at a time)."""
         frame = encode_split(messages)
-        if not self._lock.acquire(timeout=timeout):
-            raise TimeoutError(f"the channel stayed busy for {timeout:g}s")
-        try:
-            self._finish()
-            self.sock.sendall(frame)
-        finally:
-            self._lock.release()
-
-    def try_send(self, messages: list[Message]) -> bool:
-        """One frame, begun now if the socket takes bytes without waiting and no other
-        thread is writing (``False``: nothing was written; ``send`` it). For an event
-        loop's thread, which must not wait for a peer that reads slowly: the part of the
-        frame the socket did not take (``unfinished``) goes before anything else, with the
-        next ``send`` or with ``finish``."""
-        if self._rest or self._lock.locked():  # not pickled for nothing (the check that counts is below)
-            return False
-        frame = encode_split(messages)
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            if self._rest:
-                return False
-            try:
-                sent = self.sock.send(frame, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return False
-            if sent < len(frame):
-                self._rest = memoryview(frame)[sent:]
-            return True
-        finally:
-            self._lock.release()
-
-    @property
-    def unfinished(self) -> bool:
-        return bool(self._rest)
-
-    def finish(self) -> None:
-        """Write the rest of the frame ``try_send`` began, waiting for the socket."""
         with self._lock:
-            self._finish()
-
-    def _finish(self) -> None:
-        if self._rest:
-            rest, self._rest = self._rest, b""
-            self.sock.sendall(rest)
+            self.sock.sendall(frame)
 
     def receive(self) -> Any:
         """The next frame's messages; ``EOFError`` when the other end closed."""

@@ -8,13 +8,11 @@ what it found, then runs the checks it is asked to run, each with the shared
 ``Runner`` (timeouts, fixtures, the blocked-loop guard), and sends back masked,
 size-capped results. Session and module fixtures live here, one set per worker.
 
-The event loop writes the results of each of its turns in one frame itself, when the
-socket takes it at once: no thread hand-off on their way back. Two threads keep it
-honest while a check misbehaves on the loop: one sends what the loop could not and,
-every half second, a beat saying how long the loop has been held and by which check;
-one reads the watcher's messages. If the watcher goes away, the reader kills the
-worker's whole process group, children of checks included. The worker dies with the
-watcher too (``PR_SET_PDEATHSIG``).
+Two threads keep it honest while a check misbehaves on the event loop: one sends
+(results in batches, and every half second a beat saying how long the loop has
+been held and by which check), one reads the watcher's messages. If the watcher
+goes away, the reader kills the worker's whole process group, children of checks
+included. The worker dies with the watcher too (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -59,8 +57,6 @@ WORKER_KEY = StashKey[str]("watch-worker")
 WATCHER_HOOKS = ("fraiseql_watch_start", "fraiseql_watch_stop", "fraiseql_make_store")
 #: A cut message is logged whole once per check in this long, not on every run.
 _WHOLE_MESSAGE_EVERY = 600.0
-#: Put in the outbox to have the sender write what the loop's frame left (``try_send``).
-_WAKE: Message = ("wake",)
 _CONNECTION_WORDS = re.compile(r"Connect|Connection|Interface|Transport|Closed|Network|Protocol|Unavailable")
 
 
@@ -133,8 +129,6 @@ class Worker:
         self._drained: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
-        #: Results of this turn of the loop, sent in one frame at its end (``_flush_replies``).
-        self._replies: list[Message] = []
         self.last_turn = time.perf_counter()
         self.stopping = False
         self.exiting = False
@@ -150,31 +144,7 @@ class Worker:
     # -- talking to the watcher ----------------------------------------------------------
 
     def send(self, message: Message) -> None:
-        """From any thread: the sender thread sends it, in a batch with what else is queued."""
         self.outbox.put(message)
-
-    def reply(self, message: Message) -> None:
-        """On the loop: a run's result. What one turn of the loop queues goes in one frame at
-        its end, written by the loop itself if the socket takes it at once."""
-        if not self._replies:
-            assert self.loop is not None
-            self.loop.call_soon(self._flush_replies)
-        self._replies.append(message)
-
-    def _flush_replies(self) -> None:
-        replies, self._replies = self._replies, []
-        try:
-            if self.channel.try_send(replies):
-                if self.channel.unfinished:  # the socket took part of it: the sender writes the rest
-                    self.outbox.put(_WAKE)
-                return
-        except OSError:
-            self._gone()
-            return
-        except Exception:  # something in a message does not pickle: _send_batch sees to it
-            pass
-        for message in replies:  # the socket is full or the sender is writing: the sender sends them
-            self.outbox.put(message)
 
     def _sender(self) -> None:
         """Send what is queued in batches, and a beat every ``BEAT`` seconds; ``None`` ends it."""
@@ -186,8 +156,7 @@ class Worker:
             try:
                 item = outbox.get(timeout=BEAT)
                 while item is not None:
-                    if item is not _WAKE:
-                        batch.append(item)
+                    batch.append(item)
                     if len(batch) >= 10_000:
                         break
                     item = outbox.get_nowait()
@@ -199,10 +168,7 @@ class Worker:
                 batch.append(self._beat(now))
                 last_beat = now
             try:
-                if batch:
-                    self._send_batch(batch)
-                else:
-                    self.channel.finish()
+                self._send_batch(batch)
             except OSError:
                 self._gone()
                 return
@@ -304,9 +270,6 @@ class Worker:
     def _finish(self, code: int) -> int:
         """Say goodbye and let the sender deliver everything queued before the process ends."""
         self.exiting = True
-        replies, self._replies = self._replies, []
-        for message in replies:
-            self.send(message)
         self.send(("stopped",))
         self.outbox.put(None)
         if self._sending is not None:
@@ -352,8 +315,8 @@ class Worker:
         def last_word(code: int | str) -> None:
             run = current_run.get()
             if run is not None and not self.exiting:
-                with contextlib.suppress(Exception):  # bounded: a signal handler may interrupt a write
-                    self.channel.send([("exiting", run.check.id, code)], timeout=1.0)
+                with contextlib.suppress(Exception):
+                    self.channel.send([("exiting", run.check.id, code)])
 
         def exit_(code: int) -> NoReturn:
             last_word(code)
@@ -475,7 +438,7 @@ class Worker:
                 " (SIGHUP collects again)",
                 started_at=time.time(),
             )
-            self.reply(("result", seq, wire.result_fields(result), [], None))
+            self.send(("result", seq, wire.result_fields(result), [], None))
             return
         direct = self.runner.start_sync(check, self._direct_done, seq)
         if direct is not None:
@@ -494,14 +457,14 @@ class Worker:
             return  # dropped meanwhile
         try:
             result, rebuilt, whole = self._prepared(run.check, result, None)
-            self.reply(("result", seq, wire.result_fields(result), rebuilt, whole))
+            self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
         finally:
             self._direct_ended()
 
     async def _run(self, seq: int, check: Check) -> None:
         try:
             result, rebuilt, whole = await self._outcome(check)
-            self.reply(("result", seq, wire.result_fields(result), rebuilt, whole))
+            self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
         finally:
             self.tasks.pop(seq, None)  # here, not in a done callback: one callback less per run
 
