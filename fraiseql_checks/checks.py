@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -156,6 +155,8 @@ class Check(CheckInfo):
     def _evaluate(self, condition: Any) -> bool:
         if not isinstance(condition, str):
             return bool(condition)
+        import platform  # for the conditions only: not imported at every start
+
         namespace = {"os": os, "sys": sys, "platform": platform, **self.module.__dict__}
         try:
             return bool(eval(condition, namespace))  # pytest evaluates string conditions the same way

@@ -100,6 +100,23 @@ def test_a_run_of_checks_imports_neither_the_api_nor_the_notifiers_nor_the_store
     }
 
 
+def test_a_run_of_checks_imports_no_table_only_a_generator_a_notifier_or_the_api_reads(tmp_path) -> None:
+    """The FraiseQL profiles' metric tables, the watcher's own metric names, the notifier
+    types, the API's endpoint types and the modules only a report's dates or a header line
+    need (``datetime``, ``platform``) are imported where they are read, not by the plugins
+    that declare settings at every start (~12 ms of each start-up, docs/performance.md)."""
+    loaded = loaded_modules(tmp_path, "def check_one():\n    assert 1 + 1 == 2\n", "-q", "checks", warm=True)
+    assert EAGER <= loaded
+    assert not loaded & {
+        "fraiseql_checks.targets.profiles",
+        "fraiseql_checks.metrics",
+        "fraiseql_checks.notify.notifier",
+        "fraiseql_checks.api.endpoint",
+        "datetime",
+        "platform",
+    }
+
+
 def test_a_warm_run_of_passing_checks_imports_nothing_it_does_not_use(tmp_path) -> None:
     """Once the checks' rewritten code is cached, a run of passing checks imports neither
     pytest's assertion, mark and traceback modules (and its configuration behind them),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import fraiseql_checks
 from fraiseql_checks import hookspec
 from fraiseql_checks._plugins import (
     DEFAULT_PLUGINS,
@@ -153,18 +155,51 @@ def test_plugins_can_add_commands_and_generators(checkdir: CheckDir) -> None:
     unknown.stderr_lines(["ERROR: nothing generates 'nothing' (available: *greeting*)"])  # and the built-in ones
 
 
-def test_every_hook_implementation_of_a_built_in_module_is_named_after_its_hook() -> None:
-    """Registration passes over the names of a built-in module that do not start with
-    ``fraiseql_`` (``PluginManager.parse_hookimpl_opts``): a marked function named
-    otherwise, or one that names its hook with ``specname``, would be silently lost."""
+def test_every_hook_implementation_of_ours_is_named_after_its_hook() -> None:
+    """Registration passes over the names that do not start with ``fraiseql_`` of a
+    built-in module and of an object of one of our classes (``parse_hookimpl_opts``): a
+    marked function or method named otherwise, or one that names its hook with
+    ``specname``, would be silently lost. Every module of the package is looked at, with
+    the methods of every class it defines."""
     marker = f"{hookspec.PROJECT}_impl"
-    for _, module_name in DEFAULT_PLUGINS:
-        module = importlib.import_module(module_name)
-        for name, value in vars(module).items():
-            opts = getattr(value, marker, None) if callable(value) else None
-            if opts is not None:
-                assert name.startswith("fraiseql_"), f"{module_name}.{name}"
-                assert not opts.get("specname"), f"{module_name}.{name}"
+    seen = 0
+    for found in pkgutil.walk_packages(fraiseql_checks.__path__, "fraiseql_checks."):
+        if found.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(found.name)
+        places = [(found.name, vars(module))] + [
+            (f"{found.name}.{value.__name__}", vars(value))
+            for value in vars(module).values()
+            if isinstance(value, type) and value.__module__ == found.name
+        ]
+        for where, namespace in places:
+            for name, value in namespace.items():
+                function = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+                opts = getattr(function, marker, None) if callable(function) else None
+                if opts is not None:
+                    seen += 1
+                    assert name.startswith("fraiseql_"), f"{where}.{name}"
+                    assert not opts.get("specname"), f"{where}.{name}"
+    assert seen > 100  # the walk found the hooks (of modules and classes alike)
+
+
+def test_a_plugin_of_ours_and_a_plugin_of_a_user_both_register_their_hooks() -> None:
+    """The names passed over are only ours: a user's plugin object may still name its
+    hook with ``specname``, and a method of one of our objects is registered."""
+    from fraiseql_checks import hookimpl
+    from fraiseql_checks._plugins import PluginManager
+    from fraiseql_checks.core.leaks import ThreadLeaks
+
+    class Users:
+        @hookimpl(specname="fraiseql_sessionfinish")
+        def at_the_end(self, session: object) -> None: ...
+
+    pm = PluginManager()
+    users, ours = Users(), ThreadLeaks()
+    pm.register(users)
+    pm.register(ours)
+    plugins = [impl.plugin for impl in pm.hook.fraiseql_sessionfinish.get_hookimpls()]
+    assert users in plugins and ours in plugins
 
 
 def test_a_direct_hook_call_calls_what_pluggy_calls_in_its_order() -> None:

@@ -27,7 +27,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks import metrics as m
 from fraiseql_checks.config import (
     Config,
     Parser,
@@ -46,7 +45,6 @@ from fraiseql_checks.promql import metric_names, regex_escape
 from fraiseql_checks.promql import promql_string as promql_string  # re-exported: slo/ imports it from here
 from fraiseql_checks.runbooks import BASE_URL, runbook_base_url, runbook_link
 from fraiseql_checks.runbooks import SECTION as RUNBOOK_SECTION
-from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
     from fraiseql_checks.alerting.alerts import AlertSpec
@@ -141,6 +139,10 @@ def failing_expr(check_id: str | None = None, *, function: str | None = None) ->
     """
     if (check_id is None) == (function is None):
         raise TypeError("failing_expr() takes exactly one of a check id and function=")
+    from fraiseql_checks import (
+        metrics as m,
+    )  # the watcher's metrics: imported when a rule is written, not at every start
+
     if check_id is not None:
         matcher = f"check={promql_string(check_id)}"
     else:
@@ -161,6 +163,8 @@ def template_text(text: str) -> str:
 
 def own_series(expr: str) -> set[str]:
     """The metric names in ``expr`` that this tool's watcher exports (the ``fraiseql_check_`` namespace)."""
+    from fraiseql_checks import metrics as m
+
     return {name for name in metric_names(expr) if name.startswith(m.NAMESPACE)}
 
 
@@ -180,6 +184,8 @@ def keep_firing(name: str, expr: str, settings: RuleSettings) -> str:
     """
     if settings.keep_firing_for <= 0 or not own_series(expr):
         return expr
+    from fraiseql_checks import metrics as m
+
     window = format_duration(math.ceil(settings.keep_firing_for))
     # ``up`` has no check label: on(check) it matches exactly the results that have none.
     reported = f"{m.UP.name} or up{{job={promql_string(settings.watcher_job)}}} == 1"
@@ -270,6 +276,8 @@ def failing_rule(session: Session, check: Check, settings: RuleSettings) -> dict
 
 def watcher_rules(settings: RuleSettings) -> list[dict[str, Any]]:
     """Any check gone stale; the watcher down (Prometheus cannot scrape it) or absent (no such target)."""
+    from fraiseql_checks import metrics as m
+
     job = promql_string(settings.watcher_job)
     job_text = template_text(settings.watcher_job)
     n = settings.stale_intervals
@@ -373,11 +381,15 @@ def render(groups: Mapping[str, list[dict[str, Any]]], header: str) -> str:
 
 
 def profile_folder(profile: str) -> str:
+    from fraiseql_checks.targets.profiles import DEFAULT_PROFILE  # the profiles' tables: not imported at every start
+
     return FOLDER if profile == DEFAULT_PROFILE else f"{FOLDER}/{profile}"
 
 
 def rule_files(session: Session, settings: RuleSettings) -> dict[str, str]:
     """Every rule file, by path from the root."""
+    from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
+
     checks = session.checks
     sources: dict[str, set[str]] = {}
     for check in checks:

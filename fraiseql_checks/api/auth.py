@@ -16,12 +16,12 @@ import dataclasses
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from fraiseql_checks.api.endpoint import Access, APIError
 from fraiseql_checks.config import Setting, as_bool, as_str
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from fraiseql_checks.api.endpoint import Access
     from fraiseql_checks.config import Config
 
 SECTION = "api"
@@ -50,6 +50,8 @@ class Tokens:
 
     def check(self, request: Request, access: Access) -> None:
         """Raise ``APIError`` (401 or 403) unless ``request`` may call a route of ``access``."""
+        from fraiseql_checks.api.endpoint import Access, APIError  # the API's types: not imported at every start
+
         if access is Access.PUBLIC and not self.private:
             return
         given = _bearer(request.headers.get("authorization", ""))

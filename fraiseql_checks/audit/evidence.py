@@ -9,16 +9,18 @@ its parameters, as the role and tenant it names, in a read-only transaction.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks._version import __version__
 from fraiseql_checks.checks import Check
 from fraiseql_checks.core.session import _masked
 from fraiseql_checks.result import Result
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 FORMATS = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 CSV_COLUMNS = (
@@ -44,6 +46,8 @@ CSV_COLUMNS = (
 
 
 def _iso(timestamp: float) -> str | None:
+    import datetime as dt  # imported when a report is written, not at every start
+
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat() if timestamp else None
 
 
@@ -80,6 +84,8 @@ def evidence_document(
     mask: Callable[[str], str],
 ) -> dict[str, Any]:
     """The whole evidence of one ``audit report`` run, secrets masked."""
+    import datetime as dt  # imported when a report is written, not at every start
+
     checks = [check_entry(result, check) for result, check in results]
     summary = {"total": len(checks), "passed": 0, "failed": 0, "error": 0, "skipped": 0}
     for entry in checks:

@@ -10,7 +10,6 @@ as usual; the exit code is the run's (0 all passed, 1 a check failed, ...).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from collections import Counter
 from pathlib import Path
 
@@ -93,6 +92,8 @@ def _output(config: Config) -> tuple[Path, str]:
 
 
 def _run(config: Config) -> int:
+    import datetime as dt  # imported by this command, not at every start
+
     since = str(config.getoption("audit_since"))
     try:
         seconds = as_duration(since)

@@ -34,13 +34,13 @@ from fraiseql_checks.config import (
     as_str_list,
     did_you_mean,
 )
-from fraiseql_checks.notify.notifier import Notifier, Notifiers
 from fraiseql_checks.runbooks import BASE_URL, BASE_URL_ENV, SECTION
 from fraiseql_checks.stash import StashKey
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
     from fraiseql_checks.config import Config
+    from fraiseql_checks.notify.notifier import Notifier, Notifiers
 
 DEFAULT_GROUP_WAIT = 10.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
@@ -148,6 +148,10 @@ NOTIFY_SETTINGS: StashKey[NotifySettings] = StashKey("notify.settings")
 
 
 def notifier_types(config: Config) -> Notifiers:
+    from fraiseql_checks.notify.notifier import (
+        Notifiers,
+    )  # the notifiers' types: imported when notifying, not at every start
+
     notifiers = Notifiers()
     config.hook.fraiseql_add_notifiers.call_historic(kwargs={"notifiers": notifiers})
     return notifiers

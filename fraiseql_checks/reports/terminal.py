@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import sys
 import time
@@ -150,6 +149,8 @@ class TerminalReporter:
     def fraiseql_sessionstart(self, session: Session) -> None:
         if self.verbosity < 0:
             return
+        import platform  # for this line only: not imported by a run that does not print it
+
         self.sep("=", "fraiseql-check session starts", "bold")
         self.write_line(
             f"platform {sys.platform} -- Python {platform.python_version()}, "

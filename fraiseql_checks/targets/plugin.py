@@ -35,13 +35,13 @@ from fraiseql_checks.errors import TargetNotConfigured
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.masking import mask_urls
 from fraiseql_checks.stash import StashKey
-from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 if TYPE_CHECKING:
     from fraiseql_checks.targets.cache import Cache
     from fraiseql_checks.targets.database import Database
     from fraiseql_checks.targets.fraiseql import FraiseQLClient, GraphQLClient
     from fraiseql_checks.targets.http import HTTPClient
+    from fraiseql_checks.targets.profiles import Profile
     from fraiseql_checks.targets.prometheus import PrometheusClient
 
 DEFAULT_HTTP_TIMEOUT = 5.0
@@ -109,14 +109,21 @@ def _as_url(*schemes: str) -> Any:
     return check
 
 
-_PROFILE = one_of(*PROFILES)
+def _as_profile(value: Any) -> str:
+    """A profile's name. The profiles' tables are imported when one is named or a target
+    needs one, not at every start (4 ms of a run's start-up)."""
+    from fraiseql_checks.targets.profiles import PROFILES
+
+    return one_of(*PROFILES)(value)
+
+
 #: The ``db`` pool's defaults (``Database`` uses them too).
 POOL_SIZE = 4
 CONNECT_TIMEOUT = 5.0
 APPLICATION_NAME = "fraiseql-checks"
 FRAISEQL_SETTINGS = [
     Setting("url", _as_urls, help="base URL of the FraiseQL server, or a list of replicas", env="FRAISEQL_URL"),
-    Setting("profile", _PROFILE, help="fraiseql-v2 (default) or fraiseql-v1", env="FRAISEQL_PROFILE"),
+    Setting("profile", _as_profile, help="fraiseql-v2 (default) or fraiseql-v1", env="FRAISEQL_PROFILE"),
     Setting("health_path", _as_path, help="path of the health endpoint (profile default)"),
     Setting("readiness_path", _as_path, help="path of the readiness endpoint (profile default)"),
     Setting("metrics_path", _as_path, help="path of the Prometheus endpoint (profile default)"),
@@ -169,7 +176,8 @@ class FraiseQLTarget:
 class Targets:
     """The resolved targets of a run; ``None`` where nothing is configured."""
 
-    profile: Profile
+    #: The configured profile's name; ``None``: the default (``profile`` is its ``Profile``).
+    profile_name: str | None
     fraiseql: FraiseQLTarget | None
     database_dsn: str | None
     cache_url: str | None
@@ -180,6 +188,12 @@ class Targets:
     database_connect_timeout: float
     database_application_name: str
     cache_timeout: float
+
+    @property
+    def profile(self) -> Profile:
+        from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
+
+        return PROFILES[self.profile_name or DEFAULT_PROFILE]
 
 
 _TARGETS = StashKey[Targets]("targets")
@@ -216,9 +230,11 @@ def targets_of(config: Config) -> Targets:
     if cached is not None:
         return cached
     fraiseql = _resolve(config, "fraiseql")
-    profile = PROFILES[fraiseql.get("profile") or DEFAULT_PROFILE]
     target = None
     if fraiseql.get("url"):
+        from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
+
+        profile = PROFILES[fraiseql.get("profile") or DEFAULT_PROFILE]
         target = FraiseQLTarget(
             urls=tuple(fraiseql["url"]),
             profile=profile,
@@ -234,7 +250,7 @@ def targets_of(config: Config) -> Targets:
     database = _resolve(config, "database")
     cache = _resolve(config, "cache")
     targets = Targets(
-        profile=profile,
+        profile_name=fraiseql.get("profile"),
         fraiseql=target,
         database_dsn=database.get("dsn"),
         cache_url=cache.get("url"),

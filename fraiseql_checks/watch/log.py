@@ -10,7 +10,6 @@ the same way, through ``Forward``.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
@@ -47,6 +46,8 @@ def format_line(
     level: int, message: str, *, logger: str = WATCHER, fields: Mapping[str, Any] | None = None, as_json: bool
 ) -> str:
     """One log line, with its newline."""
+    import datetime  # imported by the first line logged, not at every start
+
     now = datetime.datetime.now(datetime.UTC)
     if as_json:
         entry: dict[str, Any] = {
