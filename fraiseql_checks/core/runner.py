@@ -129,6 +129,9 @@ class Runner:
         self.running: dict[asyncio.Task[Any], Check] = {}
         #: The check whose run created each other task.
         self._owners: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
+        #: Run tasks the runner itself cancelled (``-x``, a stop, the watcher's cancel): their
+        #: runs end without a result. Any other cancellation of a run's task is the check's doing.
+        self.cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     async def __aenter__(self) -> Self:
         import asyncio
@@ -170,6 +173,13 @@ class Runner:
         if run is not None:
             self._owners[task] = run.check.id
         return task
+
+    def cancel(self, task: asyncio.Task[Any]) -> None:
+        """Cancel a run's task as the runner: its run ends without a result (``run_check``
+        raises ``CancelledError``). A run's task cancelled by anyone else (the check's own
+        code, another check's) ends its run with an error result instead."""
+        self.cancelled.add(task)
+        task.cancel()
 
     def blocked(self, check_id: str | None, seconds: float) -> None:
         """A check held the event loop ``seconds`` (past the report bound): remember it by name."""
@@ -233,9 +243,9 @@ class Runner:
             elif self.session.interrupted:
                 task.uncancel()  # the first Ctrl-C: report the run, then stop
                 outcome, message, longrepr, timed_out, unreachable, exc_type = _interrupted(run)
-            elif task.cancelling():
-                raise  # cancelled from outside: the run is being abandoned
-            else:  # the check raised CancelledError itself
+            elif task in self.cancelled:
+                raise  # cancelled by the runner (-x, a stop): the run is being abandoned
+            else:  # the check raised CancelledError itself, or its code cancelled its task
                 outcome, message, longrepr, timed_out, unreachable, exc_type = self._ended_by(exc)
         except LoopBlocked as exc:
             outcome, message, longrepr, timed_out, unreachable, exc_type = _loop_blocked(run, exc)
@@ -253,6 +263,8 @@ class Runner:
             if watchdog.discard(task):  # past its deadline, however it ended
                 task.uncancel()
                 outcome, message, longrepr, timed_out, unreachable, exc_type = _timed_out(check)
+            if task.cancelling() and task not in self.cancelled and not self.session.interrupted:
+                await self._withdraw_cancel(task)
             if fixtures is None:
                 teardowns = await self.fixtures.teardown(scope, check.timeout) if scope.teardowns else ()
                 for definition, error in teardowns:
@@ -267,6 +279,23 @@ class Runner:
             current_run.reset(token)
         ending = Ending(outcome, message, longrepr, timed_out, unreachable, exc_type)
         return _result(check, run, started_at, start, ending, phase, phases)
+
+    async def _withdraw_cancel(self, task: asyncio.Task[Any]) -> None:
+        """A run's task that the check's own code cancelled, and that is still marked so
+        (the run ended with an error, or the check caught the ``CancelledError``, or ended
+        before it was delivered): the request is withdrawn, so that it cannot cut the
+        teardown or the next run of the same task short."""
+        import asyncio
+
+        while task.cancelling():
+            task.uncancel()
+        try:
+            await asyncio.sleep(0)  # Python 3.11's uncancel() keeps a request not yet delivered: it comes here
+        except asyncio.CancelledError:
+            if task in self.cancelled or self.session.interrupted:
+                raise
+            while task.cancelling():
+                task.uncancel()
 
     def _ended_by(self, exc: BaseException) -> Ending:
         """What an exception from the check's own code (or its fixtures) makes of the run.
@@ -510,7 +539,7 @@ class _Batch:
             # itself had ended), then takes no other check.
             if task not in self.stopped and (task in running or _never_started(task.get_coro())):
                 self.stopped.add(task)
-                task.cancel()
+                self.runner.cancel(task)
 
     def interrupt(self) -> None:
         """The first Ctrl-C: the runs under way end now, each reported as interrupted: a

@@ -363,7 +363,9 @@ class Worker:
             await self._stopped
             await self._runs_ended(self._max_timeout + 5)
             self._drop_direct()
-            for task in [*self.tasks.values(), *self._background]:
+            for task in self.tasks.values():
+                runner.cancel(task)
+            for task in self._background:
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), *self._background, return_exceptions=True)
             for state in self._retired:
@@ -414,8 +416,16 @@ class Worker:
                     self._stopped.set_result(None)
             elif kind == "cancel":
                 for task in self.tasks.values():
-                    task.cancel()
+                    self._cancel(task)
                 self._drop_direct()
+
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        """Cancel a run's task as the runner does: the run ends without a result (the
+        watcher asked for it), which a cancellation by the check's own code does not."""
+        if self.runner is not None:
+            self.runner.cancel(task)
+        else:
+            task.cancel()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -353,9 +353,9 @@ def test_what_a_conftest_sets_in_the_context_every_check_sees(checkdir: CheckDir
     result.fnmatch_lines(["*= 6 passed in *"])
 
 
-def test_a_task_cancelled_by_a_checks_own_code_is_not_lost_in_silence(checkdir: CheckDir) -> None:
-    """An ``async def`` check that cancels its own task ends the run as an internal error,
-    as it always did: its result is not dropped while the run says it passed."""
+def test_a_check_that_cancels_its_own_task_is_an_error_and_the_others_run(checkdir: CheckDir) -> None:
+    """An ``async def`` check that cancels its own task is an error result of its own:
+    the run neither loses it nor ends as an internal error, and every other check runs."""
     checkdir.write(
         "checks/check_sc.py",
         """
@@ -365,13 +365,61 @@ def test_a_task_cancelled_by_a_checks_own_code_is_not_lost_in_silence(checkdir: 
             asyncio.current_task().cancel()
             await asyncio.sleep(0)
 
+        async def check_other_async():
+            await asyncio.sleep(0.01)
+
         def check_other():
             pass
         """,
     )
-    result = checkdir.run()
-    assert result.ret == 3
-    result.stderr_lines(["INTERNALERROR> *CancelledError raised outside a check*"])
+    result = checkdir.run("--concurrency", "1")
+    assert result.ret == 1, result.stdout + result.stderr
+    result.fnmatch_lines(
+        [
+            "ERROR checks/check_sc.py::check_cancels_itself - CancelledError raised by the check*",
+            "*= 2 passed, 1 error in *",
+        ]
+    )
+    assert "INTERNALERROR" not in result.stderr
+
+
+def test_a_cancel_the_check_left_behind_cuts_neither_its_teardown_nor_the_next_check(checkdir: CheckDir) -> None:
+    """A check that cancels its own task and catches the ``CancelledError``, or returns
+    before it is delivered, ends as it returned; the request is withdrawn, so the next
+    check run by the same task (``--concurrency 1``) and the fixture's teardown are not
+    cut short by it."""
+    checkdir.write(
+        "checks/check_sc.py",
+        """
+        import asyncio
+        from fraiseql_checks import fixture
+
+        torn_down = []
+
+        @fixture
+        async def resource():
+            yield "r"
+            await asyncio.sleep(0)
+            torn_down.append("r")
+
+        async def check_1_cancels_and_catches(resource):
+            asyncio.current_task().cancel()
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                pass
+
+        async def check_2_cancels_and_returns(resource):
+            asyncio.current_task().cancel()
+
+        async def check_3_after_them():
+            await asyncio.sleep(0.01)
+            assert torn_down == ["r", "r"]
+        """,
+    )
+    result = checkdir.run("--concurrency", "1")
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 3 passed in *"])
 
 
 def test_internal_error_exits_3(checkdir: CheckDir) -> None:

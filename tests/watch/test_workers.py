@@ -77,6 +77,45 @@ def test_sys_exit_and_keyboard_interrupt_in_checks_are_errors_and_the_watcher_go
     assert "KeyboardInterrupt raised by the check" in messages_of(checkdir, interrupt_id)[0]
 
 
+def test_a_check_that_cancels_its_own_task_is_an_error_at_every_run_not_a_silent_check(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    """Its worker took the cancellation for the watcher's and sent no result: the check
+    had no run, no state and no series, and nothing said so. Now each run is an error
+    result, and a check that cancels its task and returns is counted as it returned."""
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_cancels.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        @check(interval="100ms")
+        async def check_cancels_itself():
+            asyncio.current_task().cancel()
+            await asyncio.sleep(0)
+
+        @check(interval="100ms")
+        async def check_cancels_and_returns():
+            asyncio.current_task().cancel()
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch()
+    cancels_id = "checks/check_cancels.py::check_cancels_itself"
+    returns_id = "checks/check_cancels.py::check_cancels_and_returns"
+    watcher.wait_for(
+        lambda s: watcher.runs(cancels_id, "error") >= 3 and watcher.runs(returns_id, "passed") >= 3,
+        what="three errors of the one, three passes of the other",
+    )
+    assert watcher.value("fraiseql_check_up", check=cancels_id) == 0
+    healthy = watcher.runs(HEALTHY_ID)
+    watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= healthy + 3, what="three more runs of the healthy check")
+    assert watcher.runs(HEALTHY_ID, "error") == 0 and watcher.runs(returns_id, "error") == 0
+    assert watcher.stop() == 0
+    assert "CancelledError raised by the check" in messages_of(checkdir, cancels_id)[0]
+
+
 def test_a_check_that_ends_its_worker_is_an_error_and_isolated_the_others_go_on(
     checkdir: CheckDir, watch: Watch
 ) -> None:
