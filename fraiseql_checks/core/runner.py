@@ -537,7 +537,7 @@ class _Batch:
             # A run under way, or a task not started yet, is stopped. One in its fixtures'
             # teardown, or tearing its module down, ends it (and is reported, as the check
             # itself had ended), then takes no other check.
-            if task not in self.stopped and (task in running or _never_started(task.get_coro())):
+            if task not in self.stopped and (task in running or never_started(task.get_coro())):
                 self.stopped.add(task)
                 self.runner.cancel(task)
 
@@ -574,7 +574,7 @@ class _Batch:
             await asyncio.wait([*self.workers, *self.teardowns])
 
 
-def _never_started(coro: object) -> TypeGuard[Coroutine[Any, Any, Any]]:
+def never_started(coro: object) -> TypeGuard[Coroutine[Any, Any, Any]]:
     """A coroutine none of whose code has run yet (a task's that never took a step)."""
     return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
@@ -835,7 +835,7 @@ class SyncRun:
         if self._awaiting is not None:
             self._awaiting.cancel()
             awaitable = self._awaitable
-            if _never_started(awaitable):
+            if never_started(awaitable):
                 awaitable.close()  # never started (none of its code runs): closed, not left "never awaited"
 
     def _called(self, called: tuple[Any, Ending | None], error: BaseException | None) -> None:

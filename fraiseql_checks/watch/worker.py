@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._fixture_lifecycle import FixtureError, ScopeState
 from fraiseql_checks.core.fixtures import FixtureLookupError, Scope, dependencies_of
-from fraiseql_checks.core.runner import Runner, SyncRun
+from fraiseql_checks.core.runner import Runner, SyncRun, never_started
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.stash import StashKey
@@ -415,7 +415,9 @@ class Worker:
                 if self._stopped is not None and not self._stopped.done():
                     self._stopped.set_result(None)
             elif kind == "cancel":
-                for task in self.tasks.values():
+                for seq, task in list(self.tasks.items()):
+                    if never_started(task.get_coro()):
+                        del self.tasks[seq]  # its _run never starts, so nothing else would take it out
                     self._cancel(task)
                 self._drop_direct()
 

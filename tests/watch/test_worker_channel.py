@@ -13,6 +13,7 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +116,47 @@ def test_a_batch_larger_than_a_frame_may_be_goes_in_several() -> None:
         writer.join(30)
         assert frames > 1
         assert received == messages
+
+
+def test_a_run_cancelled_before_it_started_does_not_hold_the_workers_stop(checkdir: CheckDir) -> None:
+    """A run and the watcher's cancel (a second stop signal) in one frame: the run's task
+    is cancelled before its first step, so its own clean-up never runs. The worker used to
+    keep it among the runs under way and, asked to stop, waited (spinning) for it until
+    the checks' timeout and 5 s more; here that would be over two minutes."""
+    checkdir.write(
+        "checks/check_slow.py",
+        'import asyncio\nfrom fraiseql_checks import check\n\n@check(timeout="120s")\n'
+        "async def check_slow():\n    await asyncio.sleep(60)\n",
+    )
+    ours, theirs = socket.socketpair()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _BOOTSTRAP, str(REPO), str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        cwd=checkdir.path,
+        env=checkdir.env(),
+        stdout=subprocess.DEVNULL,
+    )
+    theirs.close()
+    try:
+        channel = BlockingChannel(ours)
+        start = {"name": "test", "args": [], "cwd": str(checkdir.path), "sys_path": list(sys.path), "skip": {}}
+        channel.send([{**start, "file_values": None, "watcher_pid": os.getpid()}])
+        ids: list[str] = []
+        while not ids:
+            ids = [info.id for message in channel.receive() if message[0] == "collected" for info in message[1]]
+        channel.send([("run", 1, ids[0]), ("cancel",)])
+        channel.send([("stop",)])
+        ours.settimeout(5)
+        deadline = time.monotonic() + 30  # the bound of the test, not a measure of speed
+        seen: list[str] = []
+        while "stopped" not in seen:
+            assert time.monotonic() < deadline, f"no goodbye in 30 s: the worker waits for the cancelled run; {seen}"
+            with contextlib.suppress(TimeoutError):
+                seen.extend(str(message[0]) for message in channel.receive())
+        assert "result" not in seen  # a cancelled run has no result (the watcher expects none)
+        assert process.wait(30) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait(10)
+        ours.close()
