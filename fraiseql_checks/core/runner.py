@@ -450,11 +450,18 @@ class _Batch:
             result = await runner.run_check(check)
             path = self._ended(result, check)
             if path is not None:  # its module's last check: torn down in this slot, as it was set up
-                await runner._teardown_module(path, self.timeout)
+                await self._teardown_module(path)
             next_check = self._next_for_task()
             if next_check is None:
                 return
             check = next_check
+
+    async def _teardown_module(self, path: Path) -> None:
+        """Tear a module's fixtures down; a failure that reaches ``-x`` or ``--maxfail``
+        stops the runs under way, as a check's failure does."""
+        await self.runner._teardown_module(path, self.timeout)
+        if self.session.shouldstop and not self.session.interrupted:
+            self.drop()
 
     def _next_for_task(self) -> Check | None:
         """The next check, for a slot's task that is free: one that needs a task, or
@@ -484,7 +491,7 @@ class _Batch:
         self.syncs.remove(run)
         path = self._ended(result, run.check)
         if path is not None:
-            self._track(self.teardowns, self.loop.create_task(self.runner._teardown_module(path, self.timeout)))
+            self._track(self.teardowns, self.loop.create_task(self._teardown_module(path)))
         self._fill()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:

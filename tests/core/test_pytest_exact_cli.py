@@ -95,6 +95,33 @@ def test_exitfirst_cancels_what_is_still_running(checkdir: CheckDir, kind: str) 
     assert ("1 failed in " in lines[stop + 1]) != ("1 error in " in lines[stop + 1])
 
 
+def test_exitfirst_after_a_failed_module_teardown_cancels_what_is_still_running(checkdir: CheckDir) -> None:
+    """A module fixture's teardown that fails is a failure ``-x`` stops at, as a check's
+    is: the runs still under way are cancelled (not results), not left to finish."""
+    checkdir.write(
+        "checks/check_a.py",
+        """
+        from fraiseql_checks import fixture
+
+        @fixture(scope="module")
+        def broken():
+            yield 1
+            raise RuntimeError("teardown fails")
+
+        def check_uses(broken):
+            pass
+        """,
+    )
+    checkdir.write("checks/check_b.py", "import asyncio\n\nasync def check_slow():\n    await asyncio.sleep(3600)\n")
+    result, report = checkdir.run_json("-x", "--timeout", "60s")
+    assert result.ret == 1
+    assert sorted(entry["id"] for entry in report["results"]) == [
+        "checks/check_a.py::broken",
+        "checks/check_a.py::check_uses",
+    ]
+    result.fnmatch_lines(["*stopping after 1 failures*", "*= 1 passed, 1 error in *"])
+
+
 def test_exitfirst_drops_a_def_checks_awaitable_that_ended_in_the_same_turn(checkdir: CheckDir) -> None:
     """Two ``def`` checks return awaitables that end in the same turn of the loop, one
     failing: after ``-x`` the other's end, already on its way, is not a result."""
