@@ -49,6 +49,24 @@ class ScopeState:
         self.values.pop(definition, None)
 
 
+async def withdraw_cancel(task: asyncio.Task[Any], abandoned: Callable[[asyncio.Task[Any]], bool]) -> None:
+    """Take back what the code a task runs asked of it with ``current_task().cancel()`` (a
+    check's or a fixture's own), once that code has ended: its count, and a request not yet
+    delivered, which Python 3.11's ``uncancel()`` keeps (it arrives at the ``sleep(0)``). A
+    cancellation that arrives meanwhile and is ``abandoned(task)`` (the runner's) propagates."""
+    import asyncio
+
+    while task.cancelling():
+        task.uncancel()
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        if abandoned(task):
+            raise
+        while task.cancelling():
+            task.uncancel()
+
+
 def _mark_retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
@@ -57,8 +75,11 @@ def _mark_retrieved(future: asyncio.Future[Any]) -> None:
 class FixtureLifecycle:
     """Creates fixture values for check runs and tears them down by scope."""
 
-    def __init__(self, lane: ThreadLane) -> None:
+    def __init__(self, lane: ThreadLane, abandoned: Callable[[asyncio.Task[Any]], bool] = lambda task: True) -> None:
         self.lane = lane
+        #: Whether a task's cancellation is the runner's (its run is being abandoned: the
+        #: teardown stops there); any other is the teardown's own doing, an error of it.
+        self.abandoned = abandoned
         self.session = ScopeState()
         self.modules: dict[Path, ScopeState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -199,6 +220,7 @@ class FixtureLifecycle:
         import asyncio
 
         errors: list[tuple[FixtureDef, BaseException]] = []
+        task = asyncio.current_task()
         while state.teardowns:
             definition, teardown = state.teardowns.pop()
             state.forget(definition)
@@ -207,12 +229,16 @@ class FixtureLifecycle:
                     await teardown()
             except TimeoutError:
                 errors.append((definition, TimeoutError(f"teardown timed out after {timeout:g}s")))
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if task is None or self.abandoned(task):
+                    raise
+                errors.append((definition, exc))  # the teardown cancelled its own task
             except BaseException as exc:
                 if _interrupt.is_real(exc):
                     raise
                 errors.append((definition, exc))
+            if task is not None and task.cancelling() and not self.abandoned(task):
+                await withdraw_cancel(task, self.abandoned)
         state.values.clear()
         return errors
 

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeGuard, TypeVar
 import fraiseql_checks
 from fraiseql_checks.config import Parser, Setting, as_duration, as_positive_int
 from fraiseql_checks.core import _interrupt
-from fraiseql_checks.core._fixture_lifecycle import FIXTURE_TASK, FixtureError, FixtureLifecycle, ScopeState
+from fraiseql_checks.core._fixture_lifecycle import (
+    FIXTURE_TASK,
+    FixtureError,
+    FixtureLifecycle,
+    ScopeState,
+    withdraw_cancel,
+)
 from fraiseql_checks.core._pytest_compat import PYTEST_DIR, Failed, Skipped, explain_comparisons, format_exception
 from fraiseql_checks.core._threads import Job, ThreadLane
 from fraiseql_checks.core._watchdog import LoopBlocked, Watchdog
@@ -69,6 +75,10 @@ _BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]]
 #: ``asyncio.CancelledError``'s words, beside the table: asyncio is imported where a loop
 #: runs (``_classify``), not by a run that only collects.
 _CANCELLED_WORDS = "CancelledError raised by the check (not a cancellation by the runner)"
+#: A run's task cancelled by code that is not the runner's.
+_TASK_CANCELLED_WORDS = (
+    "its task was cancelled, not by the runner: by the check's own code or another check's (asyncio.Task.cancel())"
+)
 
 
 def _text_of(exc: BaseException) -> str:
@@ -77,6 +87,12 @@ def _text_of(exc: BaseException) -> str:
         return str(exc)
     except Exception as error:
         return f"<unprintable {type(exc).__name__}: its __str__ raised {type(error).__name__}>"
+
+
+def _named(exc: BaseException) -> str:
+    """``Name: text``, or the name alone for an exception without text (a ``CancelledError``)."""
+    text = _text_of(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _traceback(exc: BaseException, style: str) -> str:
@@ -138,7 +154,7 @@ class Runner:
 
         loop = asyncio.get_running_loop()
         self.lane = ThreadLane(loop, max_threads=self.config.get("concurrency"))
-        self.fixtures = FixtureLifecycle(self.lane)
+        self.fixtures = FixtureLifecycle(self.lane, self.abandoned)
         self.watchdog = Watchdog(loop)
         self.watchdog.on_block = self.blocked
         self.watchdog.name_of = self.check_of
@@ -180,6 +196,11 @@ class Runner:
         code, another check's) ends its run with an error result instead."""
         self.cancelled.add(task)
         task.cancel()
+
+    def abandoned(self, task: asyncio.Task[Any]) -> bool:
+        """Whether ``task``'s cancellation is the runner's (``cancel``) or the first Ctrl-C's:
+        its run is being given up on, so what it runs stops there."""
+        return task in self.cancelled or self.session.interrupted
 
     def blocked(self, check_id: str | None, seconds: float) -> None:
         """A check held the event loop ``seconds`` (past the report bound): remember it by name."""
@@ -245,8 +266,11 @@ class Runner:
                 outcome, message, longrepr, timed_out, unreachable, exc_type = _interrupted(run)
             elif task in self.cancelled:
                 raise  # cancelled by the runner (-x, a stop): the run is being abandoned
-            else:  # the check raised CancelledError itself, or its code cancelled its task
-                outcome, message, longrepr, timed_out, unreachable, exc_type = self._ended_by(exc)
+            else:  # the check raised CancelledError itself, or code other than ours cancelled its task
+                ending = self._ended_by(exc)
+                if task.cancelling():
+                    ending = ending._replace(message=_TASK_CANCELLED_WORDS)
+                outcome, message, longrepr, timed_out, unreachable, exc_type = ending
         except LoopBlocked as exc:
             outcome, message, longrepr, timed_out, unreachable, exc_type = _loop_blocked(run, exc)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the check too
@@ -263,39 +287,22 @@ class Runner:
             if watchdog.discard(task):  # past its deadline, however it ended
                 task.uncancel()
                 outcome, message, longrepr, timed_out, unreachable, exc_type = _timed_out(check)
-            if task.cancelling() and task not in self.cancelled and not self.session.interrupted:
-                await self._withdraw_cancel(task)
+            if task.cancelling() and task not in self.cancelled:
+                # the check's code cancelled its task and the run went on, or ended before it
+                # was delivered (after a Ctrl-C too: the run is reported, then the run stops)
+                await withdraw_cancel(task, self.cancelled.__contains__)
             if fixtures is None:
                 teardowns = await self.fixtures.teardown(scope, check.timeout) if scope.teardowns else ()
                 for definition, error in teardowns:
                     if outcome is Outcome.PASSED or outcome is Outcome.SKIPPED:
                         outcome = Outcome.ERROR
-                        message = (
-                            f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}"
-                        )
+                        message = f"teardown of fixture {definition.name!r} failed: {_named(error)}"
                         longrepr = _traceback(error, self._tbstyle)
                         exc_type, phase = type(error).__name__, "teardown"
                 phases["teardown"] = time.perf_counter() - ended
             current_run.reset(token)
         ending = Ending(outcome, message, longrepr, timed_out, unreachable, exc_type)
         return _result(check, run, started_at, start, ending, phase, phases)
-
-    async def _withdraw_cancel(self, task: asyncio.Task[Any]) -> None:
-        """A run's task that the check's own code cancelled, and that is still marked so
-        (the run ended with an error, or the check caught the ``CancelledError``, or ended
-        before it was delivered): the request is withdrawn, so that it cannot cut the
-        teardown or the next run of the same task short."""
-        import asyncio
-
-        while task.cancelling():
-            task.uncancel()
-        try:
-            await asyncio.sleep(0)  # Python 3.11's uncancel() keeps a request not yet delivered: it comes here
-        except asyncio.CancelledError:
-            if task in self.cancelled or self.session.interrupted:
-                raise
-            while task.cancelling():
-                task.uncancel()
 
     def _ended_by(self, exc: BaseException) -> Ending:
         """What an exception from the check's own code (or its fixtures) makes of the run.
@@ -594,7 +601,7 @@ def teardown_result(config: Any, definition: FixtureDef, error: BaseException) -
         id=f"{relpath}::{definition.name}",
         name=definition.name,
         outcome=Outcome.ERROR,
-        message=f"teardown of fixture {definition.name!r} failed: {type(error).__name__}: {_text_of(error)}",
+        message=f"teardown of fixture {definition.name!r} failed: {_named(error)}",
         kind="teardown",
     )
 

@@ -376,7 +376,7 @@ def test_a_check_that_cancels_its_own_task_is_an_error_and_the_others_run(checkd
     assert result.ret == 1, result.stdout + result.stderr
     result.fnmatch_lines(
         [
-            "ERROR checks/check_sc.py::check_cancels_itself - CancelledError raised by the check*",
+            "ERROR checks/check_sc.py::check_cancels_itself - its task was cancelled, not by the runner*",
             "*= 2 passed, 1 error in *",
         ]
     )
@@ -420,6 +420,84 @@ def test_a_cancel_the_check_left_behind_cuts_neither_its_teardown_nor_the_next_c
     result = checkdir.run("--concurrency", "1")
     assert result.ret == 0, result.stdout + result.stderr
     result.fnmatch_lines(["*= 3 passed in *"])
+
+
+def test_a_fixture_teardown_that_cancels_its_own_task_is_an_error_of_its_check(checkdir: CheckDir) -> None:
+    """The teardown of a check's fixture, and of a module fixture, that cancels its own
+    task: an error of that check and of that module, with the fixture named; the other
+    checks run and the run ends with exit code 1, not as an internal error. A teardown
+    that ends before its cancellation arrives ends as it returned."""
+    checkdir.write(
+        "checks/check_td.py",
+        """
+        import asyncio
+        from fraiseql_checks import fixture
+
+        @fixture
+        async def per_check():
+            yield 1
+            asyncio.current_task().cancel()
+            await asyncio.sleep(0)
+
+        @fixture(scope="module")
+        async def per_module():
+            yield 1
+            asyncio.current_task().cancel()
+            await asyncio.sleep(0)
+
+        @fixture
+        async def cancels_and_returns():
+            yield 1
+            asyncio.current_task().cancel()  # not delivered before it ends: taken back
+
+        async def check_a(per_check, per_module, cancels_and_returns):
+            pass
+
+        async def check_b():
+            await asyncio.sleep(0.01)
+        """,
+    )
+    result = checkdir.run("--concurrency", "1")
+    assert result.ret == 1, result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stderr
+    result.fnmatch_lines(
+        [
+            "ERROR checks/check_td.py::check_a - teardown of fixture 'per_check' failed: CancelledError",
+            "ERROR checks/check_td.py::per_module - teardown of fixture 'per_module' failed: CancelledError",
+            "*= 1 passed, 2 errors in *",
+        ]
+    )
+
+
+def test_a_check_that_cancels_its_own_task_after_the_first_ctrl_c_is_reported_and_torn_down(
+    checkdir: CheckDir,
+) -> None:
+    """The first Ctrl-C comes while a check runs, and the check then cancels its own task
+    and returns: it is reported as it ended and its fixture is torn down, then the run
+    stops (exit code 2), as for any run under way at the first Ctrl-C."""
+    checkdir.write(
+        "checks/check_ki.py",
+        """
+        import asyncio, os, signal, sys
+        from fraiseql_checks import fixture
+
+        @fixture
+        async def res():
+            yield 1
+            print("TEARDOWN RAN", file=sys.stderr, flush=True)
+
+        async def check_ctrl_c_then_self_cancel(res):
+            os.kill(os.getpid(), signal.SIGINT)
+            asyncio.current_task().cancel()
+
+        async def check_other():
+            await asyncio.sleep(0.5)
+        """,
+    )
+    result = checkdir.run("-v", "-s")
+    assert result.ret == 2, result.stdout + result.stderr
+    assert "TEARDOWN RAN" in result.stdout + result.stderr
+    result.fnmatch_lines(["*check_ctrl_c_then_self_cancel PASSED*"])
 
 
 def test_internal_error_exits_3(checkdir: CheckDir) -> None:

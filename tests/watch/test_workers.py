@@ -82,13 +82,14 @@ def test_a_check_that_cancels_its_own_task_is_an_error_at_every_run_not_a_silent
 ) -> None:
     """Its worker took the cancellation for the watcher's and sent no result: the check
     had no run, no state and no series, and nothing said so. Now each run is an error
-    result, and a check that cancels its task and returns is counted as it returned."""
+    result (one whose fixture's teardown cancels its task too), and a check that cancels
+    its task and returns is counted as it returned."""
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write(
         "checks/check_cancels.py",
         """
         import asyncio
-        from fraiseql_checks import check
+        from fraiseql_checks import check, fixture
 
         @check(interval="100ms")
         async def check_cancels_itself():
@@ -98,22 +99,38 @@ def test_a_check_that_cancels_its_own_task_is_an_error_at_every_run_not_a_silent
         @check(interval="100ms")
         async def check_cancels_and_returns():
             asyncio.current_task().cancel()
+
+        @fixture
+        async def cancelling_teardown():
+            yield 1
+            asyncio.current_task().cancel()
+            await asyncio.sleep(0)
+
+        @check(interval="100ms")
+        async def check_with_a_cancelling_teardown(cancelling_teardown):
+            pass
         """,
     )
     checkdir.write("checks/check_healthy.py", HEALTHY)
     watcher = watch()
     cancels_id = "checks/check_cancels.py::check_cancels_itself"
     returns_id = "checks/check_cancels.py::check_cancels_and_returns"
+    teardown_id = "checks/check_cancels.py::check_with_a_cancelling_teardown"
     watcher.wait_for(
-        lambda s: watcher.runs(cancels_id, "error") >= 3 and watcher.runs(returns_id, "passed") >= 3,
-        what="three errors of the one, three passes of the other",
+        lambda s: (
+            watcher.runs(cancels_id, "error") >= 3
+            and watcher.runs(returns_id, "passed") >= 3
+            and watcher.runs(teardown_id, "error") >= 3
+        ),
+        what="three errors of the first and third, three passes of the second",
     )
     assert watcher.value("fraiseql_check_up", check=cancels_id) == 0
     healthy = watcher.runs(HEALTHY_ID)
     watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= healthy + 3, what="three more runs of the healthy check")
     assert watcher.runs(HEALTHY_ID, "error") == 0 and watcher.runs(returns_id, "error") == 0
     assert watcher.stop() == 0
-    assert "CancelledError raised by the check" in messages_of(checkdir, cancels_id)[0]
+    assert "its task was cancelled, not by the runner" in messages_of(checkdir, cancels_id)[0]
+    assert "teardown of fixture 'cancelling_teardown' failed: CancelledError" in messages_of(checkdir, teardown_id)[0]
 
 
 def test_a_check_that_ends_its_worker_is_an_error_and_isolated_the_others_go_on(
