@@ -34,10 +34,10 @@ def check_bulky_{i}():
 """
 
 
-@pytest.fixture
-def worker(checkdir: CheckDir) -> Iterator[tuple[BlockingChannel, subprocess.Popen[bytes], list[str]]]:
-    """A worker of ten bulky checks, collected: its channel, its process, the checks' ids."""
-    checkdir.write("checks/check_bulky.py", "".join(BULKY.format(i=i) for i in range(10)))
+@contextlib.contextmanager
+def collected_worker(checkdir: CheckDir) -> Iterator[tuple[BlockingChannel, subprocess.Popen[bytes], list[str]]]:
+    """A worker process of ``checkdir``'s checks, started and collected as the watcher
+    starts one: its channel, its process, the checks' ids; killed at the end."""
     ours, theirs = socket.socketpair()
     process = subprocess.Popen(
         [sys.executable, "-c", _BOOTSTRAP, str(REPO), str(theirs.fileno())],
@@ -63,6 +63,14 @@ def worker(checkdir: CheckDir) -> Iterator[tuple[BlockingChannel, subprocess.Pop
             process.kill()
         process.wait(10)
         ours.close()
+
+
+@pytest.fixture
+def worker(checkdir: CheckDir) -> Iterator[tuple[BlockingChannel, subprocess.Popen[bytes], list[str]]]:
+    """A worker of ten bulky checks, collected: its channel, its process, the checks' ids."""
+    checkdir.write("checks/check_bulky.py", "".join(BULKY.format(i=i) for i in range(10)))
+    with collected_worker(checkdir) as started:
+        yield started
 
 
 def unread(sock: socket.socket) -> int:
@@ -128,25 +136,10 @@ def test_a_run_cancelled_before_it_started_does_not_hold_the_workers_stop(checkd
         'import asyncio\nfrom fraiseql_checks import check\n\n@check(timeout="120s")\n'
         "async def check_slow():\n    await asyncio.sleep(60)\n",
     )
-    ours, theirs = socket.socketpair()
-    process = subprocess.Popen(
-        [sys.executable, "-c", _BOOTSTRAP, str(REPO), str(theirs.fileno())],
-        pass_fds=(theirs.fileno(),),
-        cwd=checkdir.path,
-        env=checkdir.env(),
-        stdout=subprocess.DEVNULL,
-    )
-    theirs.close()
-    try:
-        channel = BlockingChannel(ours)
-        start = {"name": "test", "args": [], "cwd": str(checkdir.path), "sys_path": list(sys.path), "skip": {}}
-        channel.send([{**start, "file_values": None, "watcher_pid": os.getpid()}])
-        ids: list[str] = []
-        while not ids:
-            ids = [info.id for message in channel.receive() if message[0] == "collected" for info in message[1]]
+    with collected_worker(checkdir) as (channel, process, ids):
         channel.send([("run", 1, ids[0]), ("cancel",)])
         channel.send([("stop",)])
-        ours.settimeout(5)
+        channel.sock.settimeout(5)
         deadline = time.monotonic() + 30  # the bound of the test, not a measure of speed
         seen: list[str] = []
         while "stopped" not in seen:
@@ -155,8 +148,3 @@ def test_a_run_cancelled_before_it_started_does_not_hold_the_workers_stop(checkd
                 seen.extend(str(message[0]) for message in channel.receive())
         assert "result" not in seen  # a cancelled run has no result (the watcher expects none)
         assert process.wait(30) == 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        process.wait(10)
-        ours.close()
