@@ -421,8 +421,6 @@ class _Batch:
         self.syncs: set[SyncRun] = set()
         self.workers: set[asyncio.Task[None]] = set()
         self.teardowns: set[asyncio.Task[None]] = set()
-        #: Tasks cancelled by ``-x`` / ``--maxfail`` (once: a second cancel would cut their teardown).
-        self.stopped: set[asyncio.Task[None]] = set()
         #: Made by the first Ctrl-C: done once the runs without a task have been reported interrupted.
         self._interrupting: asyncio.Future[None] | None = None
         self.closing = False
@@ -505,7 +503,7 @@ class _Batch:
         self.workers.discard(task)
         self.teardowns.discard(task)
         if task.cancelled():
-            if task not in self.stopped and self._interrupting is None and not self.closing:
+            if task not in self.runner.cancelled and self._interrupting is None and not self.closing:
                 # Cancelled by none of ours: by the check's or a fixture's own code (a task
                 # cancelling itself, a teardown awaiting what it cancelled). Not a result
                 # lost in silence: the run ends as an internal error, as it always did.
@@ -515,7 +513,6 @@ class _Batch:
             error = task.exception()
             if error is not None:
                 self._fail(error)
-        self.stopped.discard(task)
         self._fill()
 
     def _ended(self, result: Result, check: Check) -> Path | None:
@@ -546,13 +543,13 @@ class _Batch:
         for run in list(self.syncs):
             run.abandon()
         self.syncs.clear()
-        running = self.runner.running
+        running, cancelled = self.runner.running, self.runner.cancelled
         for task in self.workers:
-            # A run under way, or a task not started yet, is stopped. One in its fixtures'
-            # teardown, or tearing its module down, ends it (and is reported, as the check
-            # itself had ended), then takes no other check.
-            if task not in self.stopped and (task in running or never_started(task.get_coro())):
-                self.stopped.add(task)
+            # A run under way, or a task not started yet, is stopped, once (a second cancel
+            # would cut its teardown). One in its fixtures' teardown, or tearing its module
+            # down, ends it (and is reported, as the check itself had ended), then takes no
+            # other check.
+            if task not in cancelled and (task in running or never_started(task.get_coro())):
                 self.runner.cancel(task)
 
     def interrupt(self) -> None:
