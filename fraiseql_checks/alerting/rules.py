@@ -139,9 +139,8 @@ def failing_expr(check_id: str | None = None, *, function: str | None = None) ->
     """
     if (check_id is None) == (function is None):
         raise TypeError("failing_expr() takes exactly one of a check id and function=")
-    from fraiseql_checks import (
-        metrics as m,
-    )  # the watcher's metrics: imported when a rule is written, not at every start
+    # the watcher's metric names: imported when a rule is written, not at every start
+    from fraiseql_checks import metrics as m
 
     if check_id is not None:
         matcher = f"check={promql_string(check_id)}"

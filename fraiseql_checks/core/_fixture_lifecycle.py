@@ -75,7 +75,7 @@ def _mark_retrieved(future: asyncio.Future[Any]) -> None:
 class FixtureLifecycle:
     """Creates fixture values for check runs and tears them down by scope."""
 
-    def __init__(self, lane: ThreadLane, abandoned: Callable[[asyncio.Task[Any]], bool] = lambda task: True) -> None:
+    def __init__(self, lane: ThreadLane, abandoned: Callable[[asyncio.Task[Any]], bool]) -> None:
         self.lane = lane
         #: Whether a task's cancellation is the runner's (its run is being abandoned: the
         #: teardown stops there); any other is the teardown's own doing, an error of it.

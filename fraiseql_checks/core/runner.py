@@ -504,9 +504,10 @@ class _Batch:
         self.teardowns.discard(task)
         if task.cancelled():
             if task not in self.runner.cancelled and self._interrupting is None and not self.closing:
-                # Cancelled by none of ours: by the check's or a fixture's own code (a task
-                # cancelling itself, a teardown awaiting what it cancelled). Not a result
-                # lost in silence: the run ends as an internal error, as it always did.
+                # Cancelled by none of ours, and not inside a run or a fixture's teardown
+                # (those end as errors of their check): by another check's code, while the
+                # slot's task was between its runs. Not a result lost in silence: the run
+                # ends as an internal error.
                 if not self.finished.done():
                     self.finished.cancel()
         else:

@@ -148,9 +148,8 @@ NOTIFY_SETTINGS: StashKey[NotifySettings] = StashKey("notify.settings")
 
 
 def notifier_types(config: Config) -> Notifiers:
-    from fraiseql_checks.notify.notifier import (
-        Notifiers,
-    )  # the notifiers' types: imported when notifying, not at every start
+    # the notifiers' types: imported when notifying, not at every start
+    from fraiseql_checks.notify.notifier import Notifiers
 
     notifiers = Notifiers()
     config.hook.fraiseql_add_notifiers.call_historic(kwargs={"notifiers": notifiers})

@@ -149,7 +149,7 @@ class TerminalReporter:
     def fraiseql_sessionstart(self, session: Session) -> None:
         if self.verbosity < 0:
             return
-        import platform  # for this line only: not imported by a run that does not print it
+        import platform  # for the header line only: a -q run does not print it, nor import it
 
         self.sep("=", "fraiseql-check session starts", "bold")
         self.write_line(

@@ -191,9 +191,14 @@ class Targets:
 
     @property
     def profile(self) -> Profile:
-        from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
+        return _profile(self.profile_name)
 
-        return PROFILES[self.profile_name or DEFAULT_PROFILE]
+
+def _profile(name: str | None) -> Profile:
+    """The profile of that name, or the default one (its tables imported here, not at every start)."""
+    from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
+
+    return PROFILES[name or DEFAULT_PROFILE]
 
 
 _TARGETS = StashKey[Targets]("targets")
@@ -232,9 +237,7 @@ def targets_of(config: Config) -> Targets:
     fraiseql = _resolve(config, "fraiseql")
     target = None
     if fraiseql.get("url"):
-        from fraiseql_checks.targets.profiles import DEFAULT_PROFILE, PROFILES
-
-        profile = PROFILES[fraiseql.get("profile") or DEFAULT_PROFILE]
+        profile = _profile(fraiseql.get("profile"))
         target = FraiseQLTarget(
             urls=tuple(fraiseql["url"]),
             profile=profile,

@@ -415,19 +415,15 @@ class Worker:
                 if self._stopped is not None and not self._stopped.done():
                     self._stopped.set_result(None)
             elif kind == "cancel":
-                for seq, task in list(self.tasks.items()):
-                    if never_started(task.get_coro()):
-                        del self.tasks[seq]  # its _run never starts, so nothing else would take it out
-                    self._cancel(task)
+                # Cancelled as the runner does: the run ends without a result (the watcher asked
+                # for it). A run has a task only once the runner is made (``_start_run``).
+                runner = self.runner
+                if runner is not None:
+                    for seq, task in list(self.tasks.items()):
+                        if never_started(task.get_coro()):
+                            del self.tasks[seq]  # its _run never starts, so nothing else would take it out
+                        runner.cancel(task)
                 self._drop_direct()
-
-    def _cancel(self, task: asyncio.Task[Any]) -> None:
-        """Cancel a run's task as the runner does: the run ends without a result (the
-        watcher asked for it), which a cancellation by the check's own code does not."""
-        if self.runner is not None:
-            self.runner.cancel(task)
-        else:
-            task.cancel()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
