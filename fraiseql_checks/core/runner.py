@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from fraiseql_checks.checks import Check
+    from fraiseql_checks.core._tasks import GuardedTask
     from fraiseql_checks.core.session import Session
 
 T = TypeVar("T")
@@ -75,10 +76,16 @@ _BASE_EXCEPTION_WORDS: dict[type[BaseException], Callable[[BaseException], str]]
 #: ``asyncio.CancelledError``'s words, beside the table: asyncio is imported where a loop
 #: runs (``_classify``), not by a run that only collects.
 _CANCELLED_WORDS = "CancelledError raised by the check (not a cancellation by the runner)"
-#: A run's task cancelled by code that is not the runner's.
-_TASK_CANCELLED_WORDS = (
-    "its task was cancelled, not by the runner: by the check's own code or another check's (asyncio.Task.cancel())"
-)
+#: A run's task cancelled by code that is not the runner's: the check's own (its code, a
+#: callback it scheduled), code outside any check's run (a thread of its own, a signal
+#: handler), or unknown (a task not made by a guarded loop). Another check's code cannot
+#: cancel it (``_tasks.GuardedTask``).
+_TASK_CANCELLED_WORDS = {
+    True: "its task was cancelled by the check's own code (asyncio.Task.cancel()), not by the runner",
+    False: "its task was cancelled, not by the runner: by code outside any check's run"
+    " (a thread's or a signal handler's; asyncio.Task.cancel())",
+    None: "its task was cancelled, not by the runner (asyncio.Task.cancel())",
+}
 
 
 def _text_of(exc: BaseException) -> str:
@@ -143,8 +150,7 @@ class Runner:
         self.watchdog: Watchdog
         #: The check each running task runs (who held the loop, when it is held).
         self.running: dict[asyncio.Task[Any], Check] = {}
-        #: The check whose run created each other task.
-        self._owners: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
+        self._guarded: type[GuardedTask]
         #: Run tasks the runner itself cancelled (``-x``, a stop, the watcher's cancel): their
         #: runs end without a result. Any other cancellation of a run's task is the check's doing.
         self.cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -152,14 +158,16 @@ class Runner:
     async def __aenter__(self) -> Self:
         import asyncio
 
+        from fraiseql_checks.core._tasks import GuardedTask, guard
+
         loop = asyncio.get_running_loop()
+        guard(loop)  # one check's code cannot cancel another's task, nor ours
+        self._guarded = GuardedTask
         self.lane = ThreadLane(loop, max_threads=self.config.get("concurrency"))
         self.fixtures = FixtureLifecycle(self.lane, self.abandoned)
         self.watchdog = Watchdog(loop)
         self.watchdog.on_block = self.blocked
         self.watchdog.name_of = self.check_of
-        if loop.get_task_factory() is None:
-            loop.set_task_factory(self._new_task)
         if Watchdog.can_guard():
             self.watchdog.start_guard()
         return self
@@ -172,28 +180,17 @@ class Runner:
         check = self.running.get(task)
         if check is not None:
             return check.id
-        owner = self._owners.get(task)
+        owner = getattr(task, "owner", None)  # a guarded task made inside a check's run
         name = task.get_name()
         if name.startswith(FIXTURE_TASK):  # a wide fixture's set-up, for whichever check needed it first
             return f"fixture {name.removeprefix(FIXTURE_TASK)!r} (set up for {owner})" if owner else name
         return owner
 
-    def _new_task(
-        self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None
-    ) -> asyncio.Task[Any]:
-        """Every task, noting the check whose run created it (a task left behind is still named)."""
-        import asyncio
-
-        task = asyncio.Task(coro, loop=loop, context=context)
-        run = current_run.get() if context is None else context.get(current_run)
-        if run is not None:
-            self._owners[task] = run.check.id
-        return task
-
     def cancel(self, task: asyncio.Task[Any]) -> None:
         """Cancel a run's task as the runner: its run ends without a result (``run_check``
         raises ``CancelledError``). A run's task cancelled by anyone else (the check's own
-        code, another check's) ends its run with an error result instead."""
+        code, code outside any run; another check's cannot: ``_tasks.GuardedTask``) ends
+        its run with an error result instead."""
         self.cancelled.add(task)
         task.cancel()
 
@@ -241,6 +238,8 @@ class Runner:
         assert task is not None
         watchdog = self.watchdog
         self.running[task] = check
+        if isinstance(task, self._guarded):  # its fixtures' teardown included: only this run's code may cancel it
+            task.run, task.cancelled_by_run = run, False
         try:
             reason = check.skip_reason()
             if reason is not None:
@@ -269,7 +268,8 @@ class Runner:
             else:  # the check raised CancelledError itself, or code other than ours cancelled its task
                 ending = self._ended_by(exc)
                 if task.cancelling():
-                    ending = ending._replace(message=_TASK_CANCELLED_WORDS)
+                    by_run = task.cancelled_by_run if isinstance(task, self._guarded) else None
+                    ending = ending._replace(message=_TASK_CANCELLED_WORDS[by_run])
                 outcome, message, longrepr, timed_out, unreachable, exc_type = ending
         except LoopBlocked as exc:
             outcome, message, longrepr, timed_out, unreachable, exc_type = _loop_blocked(run, exc)
@@ -300,6 +300,8 @@ class Runner:
                         longrepr = _traceback(error, self._tbstyle)
                         exc_type, phase = type(error).__name__, "teardown"
                 phases["teardown"] = time.perf_counter() - ended
+            if isinstance(task, self._guarded):
+                task.run = None
             current_run.reset(token)
         ending = Ending(outcome, message, longrepr, timed_out, unreachable, exc_type)
         return _result(check, run, started_at, start, ending, phase, phases)
@@ -505,9 +507,10 @@ class _Batch:
         if task.cancelled():
             if task not in self.runner.cancelled and self._interrupting is None and not self.closing:
                 # Cancelled by none of ours, and not inside a run or a fixture's teardown
-                # (those end as errors of their check): by another check's code, while the
-                # slot's task was between its runs. Not a result lost in silence: the run
-                # ends as an internal error.
+                # (those end as errors of their check): by code outside any check's run (a
+                # thread a check started; a check's own code cannot cancel a slot's task
+                # between runs), while the slot's task was between its runs. Not a result
+                # lost in silence: the run ends as an internal error.
                 if not self.finished.done():
                     self.finished.cancel()
         else:
@@ -613,7 +616,10 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
     """
     import asyncio
 
+    from fraiseql_checks.core._tasks import guard
+
     loop = asyncio.new_event_loop()
+    guard(loop)  # the main task too: no check's code can cancel it
     asyncio.set_event_loop(loop)
     main_task: asyncio.Task[T] | None = None
     presses = 0
@@ -886,6 +892,8 @@ class SyncRun:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
+        if isinstance(task, runner._guarded):  # the run's own task now: no other check's code cancels it
+            task.run = self._run
         deadline = watchdog.deadline(self)
         watchdog.discard(self)
         watchdog.add(task, max((deadline or 0.0) - loop.time(), 0.0))

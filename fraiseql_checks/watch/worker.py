@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._fixture_lifecycle import FixtureError, ScopeState
+from fraiseql_checks.core._tasks import GuardedTask, guard
 from fraiseql_checks.core.fixtures import FixtureLookupError, Scope, dependencies_of
 from fraiseql_checks.core.runner import Runner, SyncRun, never_started
 from fraiseql_checks.hookspec import hookimpl
@@ -232,6 +233,7 @@ class Worker:
         # The loop exists before anything can arrive for it: messages sent right after
         # "collected" wait in its queue until it runs.
         loop = self.loop = asyncio.new_event_loop()
+        guard(loop)  # no check's code can cancel the worker's own tasks, nor another check's run
         asyncio.set_event_loop(loop)
         self._sending = threading.Thread(target=self._sender, name="fraiseql-check-sender", daemon=True)
         self._sending.start()
@@ -452,10 +454,10 @@ class Worker:
         if direct is not None:
             self.direct[seq] = direct
             return
-        # Not through the runner's task factory: a run's own task is made outside any run,
-        # so the factory would only add a call per run (the tasks a check starts still go
-        # through it).
-        task = asyncio.Task(self._run(seq, check), loop=asyncio.get_running_loop())
+        # Not through the loop's task factory: a run's own task is made outside any run, so
+        # the factory would only add a call per run (the tasks a check starts still go
+        # through it). Guarded as the factory's are: no other check's code cancels it.
+        task = GuardedTask(self._run(seq, check), loop=asyncio.get_running_loop())
         self.tasks[seq] = task
 
     def _direct_done(self, run: SyncRun, result: Result) -> None:

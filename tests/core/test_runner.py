@@ -376,11 +376,121 @@ def test_a_check_that_cancels_its_own_task_is_an_error_and_the_others_run(checkd
     assert result.ret == 1, result.stdout + result.stderr
     result.fnmatch_lines(
         [
-            "ERROR checks/check_sc.py::check_cancels_itself - its task was cancelled, not by the runner*",
+            "ERROR checks/check_sc.py::check_cancels_itself - its task was cancelled by the check's own code*",
             "*= 2 passed, 1 error in *",
         ]
     )
     assert "INTERNALERROR" not in result.stderr
+
+
+def test_a_check_that_cancels_every_task_it_sees_cuts_neither_the_run_nor_another_check(checkdir: CheckDir) -> None:
+    """``for task in asyncio.all_tasks(): task.cancel()`` in a check cancelled the run's
+    main task (an internal error, exit 3) and the task of the check running beside it (an
+    error of that innocent check). Neither is its to cancel: refused, and every check
+    passes; so does a cancel a check left for its task, which fires after its run, while
+    the task runs the next check (``--concurrency 1``)."""
+    checkdir.write(
+        "checks/check_ca.py",
+        """
+        import asyncio
+
+        async def check_1_sleeps():
+            await asyncio.sleep(0.2)
+
+        async def check_2_cancels_every_task():
+            await asyncio.sleep(0.05)
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 2 passed in *"])
+    checkdir.write(
+        "checks/check_ca.py",
+        """
+        import asyncio
+
+        async def check_1_leaves_a_cancel_for_later():
+            asyncio.get_running_loop().call_later(0.05, asyncio.current_task().cancel)
+
+        async def check_2_runs_on_the_same_task():
+            await asyncio.sleep(0.2)
+        """,
+    )
+    result = checkdir.run("--concurrency", "1")
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 2 passed in *"])
+
+
+def test_a_run_task_cancelled_from_a_thread_of_its_own_says_so(checkdir: CheckDir) -> None:
+    """A thread the check started has no run of its own (a new thread's context is
+    empty): its cancel is not refused, and the error says where it came from."""
+    checkdir.write(
+        "checks/check_th.py",
+        """
+        import asyncio
+        import threading
+
+        async def check_cancelled_from_a_thread():
+            loop, task = asyncio.get_running_loop(), asyncio.current_task()
+            threading.Thread(target=loop.call_soon_threadsafe, args=(task.cancel,)).start()
+            await asyncio.sleep(5)
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 1, result.stdout + result.stderr
+    result.fnmatch_lines(
+        [
+            "ERROR checks/check_th.py::check_cancelled_from_a_thread - its task was cancelled, not by the runner:"
+            " by code outside any check's run*",
+        ]
+    )
+
+
+def test_a_check_may_still_cancel_tasks_made_in_a_run_and_time_itself_out(checkdir: CheckDir) -> None:
+    """What the guard leaves alone: a task the check made, a task a session fixture made
+    in another check's run (a shared client's, which a library may cancel from any check),
+    and ``asyncio.timeout`` inside the check, which cancels the check's own task."""
+    checkdir.write(
+        "checks/check_own.py",
+        """
+        import asyncio
+        from fraiseql_checks import fixture
+
+        @fixture(scope="session")
+        async def background():
+            return asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+
+        async def check_1_sets_it_up(background):
+            pass
+
+        async def check_2_cancels_the_fixtures_task(background):
+            assert background.cancel()
+            await asyncio.wait([background])
+            assert background.cancelled()
+
+        async def check_3_cancels_its_own_task():
+            task = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+            await asyncio.sleep(0)
+            assert task.cancel()
+            await asyncio.wait([task])
+            assert task.cancelled()
+
+        async def check_4_times_itself_out():
+            try:
+                async with asyncio.timeout(0.01):
+                    await asyncio.sleep(3600)
+            except TimeoutError:
+                return
+            raise AssertionError("not timed out")
+        """,
+    )
+    result = checkdir.run("--concurrency", "1")
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 4 passed in *"])
 
 
 def test_a_cancel_the_check_left_behind_cuts_neither_its_teardown_nor_the_next_check(checkdir: CheckDir) -> None:

@@ -129,8 +129,59 @@ def test_a_check_that_cancels_its_own_task_is_an_error_at_every_run_not_a_silent
     watcher.wait_for(lambda s: watcher.runs(HEALTHY_ID) >= healthy + 3, what="three more runs of the healthy check")
     assert watcher.runs(HEALTHY_ID, "error") == 0 and watcher.runs(returns_id, "error") == 0
     assert watcher.stop() == 0
-    assert "its task was cancelled, not by the runner" in messages_of(checkdir, cancels_id)[0]
+    assert "its task was cancelled by the check's own code" in messages_of(checkdir, cancels_id)[0]
     assert "teardown of fixture 'cancelling_teardown' failed: CancelledError" in messages_of(checkdir, teardown_id)[0]
+
+
+def test_a_check_that_cancels_every_task_it_sees_harms_neither_its_worker_nor_the_other_checks(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    """``for task in asyncio.all_tasks(): task.cancel()`` in a check (from the loop, and
+    from a ``def`` check's thread) cancelled the worker's own tasks: the worker exited
+    with code 1 at every run of it, was restarted with a growing pause, the check itself
+    passed and was never isolated, and its neighbours' runs were errors. Now another
+    check's task and the worker's own are not its to cancel: the worker goes on, every
+    check passes."""
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_cancels_all.py",
+        """
+        import asyncio
+        from fraiseql_checks import check
+
+        loops = []
+
+        @check(interval="100ms")
+        async def check_cancels_every_task():
+            loops[:] = [asyncio.get_running_loop()]
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
+
+        @check(interval="100ms")
+        def check_cancels_every_task_from_its_thread():
+            for loop in loops:
+                for task in asyncio.all_tasks(loop):
+                    loop.call_soon_threadsafe(task.cancel)
+
+        @check(interval="100ms")
+        async def check_sleeps_beside_them():
+            await asyncio.sleep(0.05)
+        """,
+    )
+    checkdir.write("checks/check_healthy.py", HEALTHY)
+    watcher = watch("--workers", "1")
+    prefix = "checks/check_cancels_all.py::"
+    ids = [prefix + name for name in ("check_cancels_every_task", "check_cancels_every_task_from_its_thread")]
+    sleeper_id = prefix + "check_sleeps_beside_them"
+    watcher.wait_for(
+        lambda s: all(watcher.runs(check_id, "passed") >= 5 for check_id in [*ids, sleeper_id, HEALTHY_ID]),
+        what="five passes of each check",
+    )
+    assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="exited") is None
+    assert all(watcher.runs(check_id, "error") == 0 for check_id in [*ids, sleeper_id, HEALTHY_ID])
+    assert watcher.stop() == 0
 
 
 def test_a_check_that_ends_its_worker_is_an_error_and_isolated_the_others_go_on(
