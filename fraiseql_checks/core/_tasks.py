@@ -1,4 +1,5 @@
-"""The tasks of a loop that runs checks: one check's code cannot cancel what is not its own.
+"""The tasks of a loop that runs checks: one check's code cannot cancel what is not its own,
+nor stop the loop.
 
 A check that cancels tasks it did not start (``for task in asyncio.all_tasks():
 task.cancel()``, shutdown code copied into a check, a cancel it scheduled for its own
@@ -25,6 +26,7 @@ do is blind the run by accident.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import Coroutine
 from typing import Any
@@ -65,7 +67,25 @@ def guarded_task(
     return task
 
 
+#: What ``loop.stop()`` raises in a check's code.
+STOP_REFUSED = "loop.stop() called by a check: the event loop is the runner's, shared by every check"
+
+
 def guard(loop: asyncio.AbstractEventLoop) -> None:
-    """Make every task ``loop`` creates from now on guarded (unless it has a factory already)."""
-    if loop.get_task_factory() is None:
-        loop.set_task_factory(guarded_task)  # type: ignore[arg-type]
+    """Make every task ``loop`` creates from now on guarded, and its ``stop()`` refuse a
+    check's code (it raises ``RuntimeError`` there: an error of that check). Before, a
+    check calling ``asyncio.get_running_loop().stop()`` ended a one-shot run as an
+    internal error and a watch worker at every run. Nothing is done to a loop that has a
+    task factory already (guarded, or someone else's)."""
+    if loop.get_task_factory() is not None:
+        return
+    loop.set_task_factory(guarded_task)  # type: ignore[arg-type]
+    stop = loop.stop
+
+    def guarded_stop() -> None:
+        if current_run.get() is not None:
+            raise RuntimeError(STOP_REFUSED)
+        stop()
+
+    with contextlib.suppress(AttributeError):  # a loop written in C may take no attribute
+        loop.stop = guarded_stop  # type: ignore[method-assign]

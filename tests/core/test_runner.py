@@ -425,6 +425,35 @@ def test_a_check_that_cancels_every_task_it_sees_cuts_neither_the_run_nor_anothe
     result.fnmatch_lines(["*= 2 passed in *"])
 
 
+def test_a_check_that_stops_the_loop_is_an_error_of_its_own(checkdir: CheckDir) -> None:
+    """``loop.stop()`` in a check stopped the run's loop: an internal error (exit code 3),
+    every result lost. Now it raises in the check: an error of that check, the others run."""
+    checkdir.write(
+        "checks/check_st.py",
+        """
+        import asyncio
+
+        async def check_1_sleeps():
+            await asyncio.sleep(0.1)
+
+        async def check_2_stops_the_loop():
+            asyncio.get_running_loop().stop()
+
+        def check_3_after_it():
+            pass
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 1, result.stdout + result.stderr
+    result.fnmatch_lines(
+        [
+            "ERROR checks/check_st.py::check_2_stops_the_loop - RuntimeError: loop.stop() called by a check*",
+            "*= 2 passed, 1 error in *",
+        ]
+    )
+    assert "INTERNALERROR" not in result.stderr
+
+
 def test_a_run_task_cancelled_from_a_thread_of_its_own_says_so(checkdir: CheckDir) -> None:
     """A thread the check started has no run of its own (a new thread's context is
     empty): its cancel is not refused, and the error says where it came from."""

@@ -133,15 +133,16 @@ def test_a_check_that_cancels_its_own_task_is_an_error_at_every_run_not_a_silent
     assert "teardown of fixture 'cancelling_teardown' failed: CancelledError" in messages_of(checkdir, teardown_id)[0]
 
 
-def test_a_check_that_cancels_every_task_it_sees_harms_neither_its_worker_nor_the_other_checks(
+def test_a_check_that_cancels_every_task_or_stops_the_loop_harms_neither_its_worker_nor_the_others(
     checkdir: CheckDir, watch: Watch
 ) -> None:
     """``for task in asyncio.all_tasks(): task.cancel()`` in a check (from the loop, and
-    from a ``def`` check's thread) cancelled the worker's own tasks: the worker exited
-    with code 1 at every run of it, was restarted with a growing pause, the check itself
-    passed and was never isolated, and its neighbours' runs were errors. Now another
-    check's task and the worker's own are not its to cancel: the worker goes on, every
-    check passes."""
+    from a ``def`` check's thread) cancelled the worker's own tasks, and ``loop.stop()``
+    stopped its loop: the worker exited with code 1 at every run of them, was restarted
+    with a growing pause, the checks themselves passed and were never isolated, and
+    their neighbours' runs were errors. Now another check's task and the worker's own
+    are not a check's to cancel, and ``loop.stop()`` in a check is an error of that check:
+    the worker goes on, every other check passes."""
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write(
         "checks/check_cancels_all.py",
@@ -166,6 +167,15 @@ def test_a_check_that_cancels_every_task_it_sees_harms_neither_its_worker_nor_th
                     loop.call_soon_threadsafe(task.cancel)
 
         @check(interval="100ms")
+        async def check_stops_the_loop():
+            asyncio.get_running_loop().stop()
+
+        @check(interval="100ms")
+        def check_stops_the_loop_from_its_thread():
+            for loop in loops:
+                loop.call_soon_threadsafe(loop.stop)
+
+        @check(interval="100ms")
         async def check_sleeps_beside_them():
             await asyncio.sleep(0.05)
         """,
@@ -174,14 +184,19 @@ def test_a_check_that_cancels_every_task_it_sees_harms_neither_its_worker_nor_th
     watcher = watch("--workers", "1")
     prefix = "checks/check_cancels_all.py::"
     ids = [prefix + name for name in ("check_cancels_every_task", "check_cancels_every_task_from_its_thread")]
-    sleeper_id = prefix + "check_sleeps_beside_them"
+    ids.append(prefix + "check_stops_the_loop_from_its_thread")  # refused in a callback: logged, not its error
+    sleeper_id, stopper_id = prefix + "check_sleeps_beside_them", prefix + "check_stops_the_loop"
     watcher.wait_for(
-        lambda s: all(watcher.runs(check_id, "passed") >= 5 for check_id in [*ids, sleeper_id, HEALTHY_ID]),
-        what="five passes of each check",
+        lambda s: (
+            all(watcher.runs(check_id, "passed") >= 5 for check_id in [*ids, sleeper_id, HEALTHY_ID])
+            and watcher.runs(stopper_id, "error") >= 5
+        ),
+        what="five passes of each check, five errors of the one stopping the loop",
     )
     assert watcher.value("fraiseql_check_worker_restarts_total", worker="1", reason="exited") is None
     assert all(watcher.runs(check_id, "error") == 0 for check_id in [*ids, sleeper_id, HEALTHY_ID])
     assert watcher.stop() == 0
+    assert "RuntimeError: loop.stop() called by a check" in messages_of(checkdir, stopper_id)[0]
 
 
 def test_a_check_that_ends_its_worker_is_an_error_and_isolated_the_others_go_on(
