@@ -200,8 +200,9 @@ def console_main() -> None:
     # 10,000 checks, to free what the process's end frees anyway. Frozen, it is left out
     # (the atexit handlers still run and the streams are still flushed).
     gc.freeze()
-    if "fraiseql_checks.core.leaks" in sys.modules:  # threads a check left behind: do not wait for them
+    if "fraiseql_checks.core.leaks" in sys.modules:  # what checks left behind may not hold the exit
         from fraiseql_checks.core import leaks
 
-        leaks.exit_without_waiting(code)
+        leaks.run_exit_handlers(code)  # within a limit
+        leaks.exit_without_waiting(code)  # threads a check left behind: not waited for
     sys.exit(code)

@@ -182,6 +182,35 @@ def test_a_thread_left_running_does_not_keep_the_run_alive(checkdir: CheckDir) -
     assert json.loads((checkdir.path / "r.json").read_text())["summary"]["passed"] == 3
 
 
+def test_an_exit_handler_that_never_returns_does_not_keep_the_run_alive(checkdir: CheckDir) -> None:
+    """``atexit.register(time.sleep, 3600)`` in a check kept the process alive after its
+    results were written (a CI job that never ends). The handlers run within a limit:
+    past it the run says so, naming the check, and exits with the run's code; the
+    handlers before it (they run last registered first) still ran."""
+    checkdir.write(
+        "checks/check_atexit.py",
+        """
+        import atexit, pathlib, time
+
+        def check_1_registers_a_handler_that_never_returns():
+            atexit.register(time.sleep, 3600)
+
+        def check_2_registers_a_handler_that_writes():
+            atexit.register(pathlib.Path("written.txt").write_text, "by the check")
+        """,
+    )
+    checkdir.write("checks/check_good.py", HEALTHY)
+    result = checkdir.run("--concurrency", "1", "--report-json", "r.json", timeout=60)  # a hang fails here
+    assert result.ret == 0, result.stdout + result.stderr
+    assert json.loads((checkdir.path / "r.json").read_text())["summary"]["passed"] == 3
+    assert (
+        "the exit handlers (atexit) have not returned after 10s; registered by"
+        " checks/check_atexit.py::check_1_registers_a_handler_that_never_returns (sleep),"
+        " checks/check_atexit.py::check_2_registers_a_handler_that_writes (Path.write_text)"
+    ) in result.stderr
+    assert (checkdir.path / "written.txt").read_text() == "by the check"
+
+
 def test_output_and_messages_are_capped(checkdir: CheckDir) -> None:
     checkdir.write(
         "checks/check_flood.py",
