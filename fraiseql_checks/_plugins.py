@@ -197,21 +197,30 @@ class HookCall:
     def __init__(self, caller: pluggy.HookCaller) -> None:
         self._caller = caller
         self._impls: list[pluggy.HookImpl] | None = None
-        #: Each implementation's function and the names of its arguments; ``None``: through pluggy.
-        self._calls: list[tuple[Any, tuple[str, ...]]] | None = None
+        #: Each implementation's function, the name of its one argument (``None`` if it takes
+        #: none or several) and the names of its arguments; ``None``: through pluggy.
+        self._calls: list[tuple[Any, str | None, tuple[str, ...]]] | None = None
 
     def __call__(self, **kwargs: Any) -> None:
         impls = self._caller.get_hookimpls()
         if impls != self._impls:
             self._impls = impls
             direct = not any(impl.wrapper or impl.hookwrapper for impl in impls)
-            self._calls = [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)] if direct else None
+            self._calls = [_direct_call(impl) for impl in reversed(impls)] if direct else None
         calls = self._calls
         if calls is None:
             self._caller(**kwargs)
             return
-        for function, names in calls:
-            function(*[kwargs[name] for name in names])
+        for function, single, names in calls:
+            if single is not None:  # most take one argument: no list built per call (~0.4 µs each)
+                function(kwargs[single])
+            else:
+                function(*[kwargs[name] for name in names])
+
+
+def _direct_call(impl: pluggy.HookImpl) -> tuple[Any, str | None, tuple[str, ...]]:
+    names = tuple(impl.argnames)
+    return impl.function, names[0] if len(names) == 1 else None, names
 
 
 def preparse_plugins(args: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -289,10 +289,13 @@ class FixtureRegistry:
         Raises ``FixtureLookupError`` for an unknown name, a dependency cycle or a
         wider fixture that depends on a narrower one.
         """
-        wanted = self.autouse_names(path) + tuple(argnames)
-        key = (path, wanted)
+        names = argnames if type(argnames) is tuple else tuple(argnames)
+        # The path's autouse fixtures are the same for each call until the definitions
+        # change (both caches are cleared then): not looked up again for a known key.
+        key = (path, names)
         cached = self._closures.get(key)
         if cached is None:
+            wanted = self.autouse_names(path) + names
             try:
                 cached = self._build_closure(path, wanted, set(argnames))
             except FixtureLookupError as exc:

@@ -528,8 +528,9 @@ class _Batch:
             if session.shouldstop and not session.interrupted:
                 self.drop()
             path = check.path
-            self.remaining[path] -= 1
-            if not self.remaining[path] and path in self.runner.fixtures.modules:
+            left = self.remaining[path] - 1  # (a Path's hash is a Python call: each one costs)
+            self.remaining[path] = left
+            if not left and path in self.runner.fixtures.modules:
                 return path
         except BaseException as exc:
             if _interrupt.is_real(exc):

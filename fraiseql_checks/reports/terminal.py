@@ -86,12 +86,14 @@ class TerminalReporter:
         self.config = config
         self.out = out or sys.stdout
         self.verbosity = config.verbosity
-        self.color = _use_color(str(config.getoption("color") or "auto"), self.out)
+        self.set_color(_use_color(str(config.getoption("color") or "auto"), self.out))
         self.width = shutil.get_terminal_size((80, 24)).columns
         self.total = 0
         self.done = 0
         self._column = 0
         self._pending: list[str] = []  # progress letters not written yet
+        #: Where the progress line ends: the letters, then a space and ``[ 42%]``.
+        self._last_column = self.width - 7
         self._flushed = 0.0
         self.failed: list[Result] = []
         self.skipped: list[Result] = []
@@ -102,6 +104,11 @@ class TerminalReporter:
         self._order: dict[str, int] = {}
 
     # -- writing -----------------------------------------------------------------------
+
+    def set_color(self, color: bool) -> None:
+        """Colour the output or not; each outcome's progress letter is made once, here."""
+        self.color = color
+        self._letters = {outcome: self.markup(_LETTER[outcome], _COLOR_OF[outcome]) for outcome in Outcome}
 
     def markup(self, text: str, *styles: str) -> str:
         if not self.color or not styles:
@@ -214,10 +221,12 @@ class TerminalReporter:
         self.done += 1
         if self._keep_all:
             self.results.append(result)
-        if result.outcome in (Outcome.FAILED, Outcome.ERROR):
-            self.failed.append(result)
-        elif result.outcome is Outcome.SKIPPED:
-            self.skipped.append(result)
+        outcome = result.outcome
+        if outcome is not Outcome.PASSED:
+            if outcome is Outcome.SKIPPED:
+                self.skipped.append(result)
+            else:
+                self.failed.append(result)
         if self.verbosity > 0:
             word = self.markup(_WORD[result.outcome], _COLOR_OF[result.outcome])
             percent = f"[{100 * self.done // max(self.total, 1):3d}%]"
@@ -230,9 +239,9 @@ class TerminalReporter:
             return
         if self.verbosity < -1:
             return
-        self._pending.append(self.markup(_LETTER[result.outcome], _COLOR_OF[result.outcome]))
+        self._pending.append(self._letters[outcome])
         self._column += 1
-        if self._column >= self.width - 7:
+        if self._column >= self._last_column:
             self._write_percent()
         now = time.monotonic()
         if now - self._flushed > 0.1:  # live progress without a write per check

@@ -406,7 +406,7 @@ class WatchReporter(TerminalReporter):
         self.level = LEVELS[config.get("log_level")]
         self.as_json = config.get("log_format") == "json"
         if self.as_json:
-            self.color = False  # no escape codes in a JSON message
+            self.set_color(False)  # no escape codes in a JSON message
         self._forward = Forward(
             lambda level, line, logger, fields: self.notice(line, level, logger=logger, **fields), self.level
         )
