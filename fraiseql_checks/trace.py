@@ -34,7 +34,17 @@ MAX_VALUE_NAME = 128
 class RunContext:
     """What belongs to one run of one check, visible to its fixtures and code."""
 
-    __slots__ = ("_cut", "_kept", "check", "config", "extra", "span_id", "stderr", "stdout", "trace_id", "values")
+    __slots__ = (
+        "_counts",
+        "check",
+        "config",
+        "extra",
+        "span_id",
+        "stderr",
+        "stdout",
+        "trace_id",
+        "values",
+    )
 
     def __init__(self, check: Any, config: Any, trace_id: str, span_id: str) -> None:
         self.check = check
@@ -48,23 +58,31 @@ class RunContext:
         #: What the check printed, while output is captured (the ``capture`` plugin).
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self._kept = {"stdout": 0, "stderr": 0}
-        self._cut = {"stdout": 0, "stderr": 0}
+        #: Per stream, the characters kept and cut: made at the first print (most runs
+        #: print nothing, and a run is made per check run).
+        self._counts: dict[str, list[int]] | None = None
 
     def capture(self, stream: str, text: str) -> None:
         """Keep what the check printed on ``stream``, up to ``OUTPUT_LIMIT`` characters."""
-        room = OUTPUT_LIMIT - self._kept[stream]
+        counts = self._counts
+        if counts is None:  # (two threads printing first at once may each count their own: no error)
+            counts = self._counts = {"stdout": [0, 0], "stderr": [0, 0]}
+        kept_and_cut = counts[stream]
+        room = OUTPUT_LIMIT - kept_and_cut[0]
         if len(text) > room:
-            self._cut[stream] += len(text) - max(room, 0)
+            kept_and_cut[1] += len(text) - max(room, 0)
             text = text[: max(room, 0)]
         if text:
-            self._kept[stream] += len(text)
+            kept_and_cut[0] += len(text)
             getattr(self, stream).append(text)
 
     def output(self, stream: str) -> str:
         """What the check printed on ``stream`` (``stdout`` or ``stderr``), saying what was cut."""
+        counts = self._counts
+        if counts is None:
+            return ""
         parts = getattr(self, stream)
-        cut = self._cut[stream]
+        cut = counts[stream][1]
         if not parts and not cut:
             return ""
         text = "".join(parts)
