@@ -1,5 +1,5 @@
-"""The tasks of a loop that runs checks: one check's code cannot cancel what is not its own,
-nor stop the loop.
+"""The tasks of a loop that runs checks: one check's code cannot cancel the runner's
+tasks or another check's run, nor stop the loop.
 
 A check that cancels tasks it did not start (``for task in asyncio.all_tasks():
 task.cancel()``, shutdown code copied into a check, a cancel it scheduled for its own
@@ -12,15 +12,20 @@ code on a lane's thread) is refused (returns ``False``, as for a task that is do
 when the task
 
 * runs another check's run (``run``), or
-* is ours: made outside any run (``owner`` is ``None``: the run's own tasks, a
-  one-shot run's slots, a watch worker's), and runs no run of the caller's.
+* is ours (``ours``: made by the runner's own code, in a context ``ours_context``
+  marked: the run's main task, a one-shot run's slots, a watch worker's tasks), and
+  runs no run of the caller's.
 
-A check may still cancel its own task (its run ends as an error saying so), and any
-task made inside a check's run (its own, a fixture's, a library's, which a shared
-fixture's client may cancel from another check's run). Code outside any run (ours, the
-watchdog's, a thread a check started with a context of its own) is not restricted.
-Code that means it can get past this (``asyncio.Task.cancel(task)``); what it cannot
-do is blind the run by accident.
+A check may still cancel its own task (its run ends as an error saying so), any task
+made inside a check's run (its own, a fixture's, a library's: a shared client's task
+may be cancelled from another check's run), and a task made outside any run by code
+that is not ours (``asyncio.run_coroutine_threadsafe`` from a thread). Code outside
+any run (ours, the watchdog's, a thread a check started with a context of its own) is
+not restricted. So the protection has limits: a task a check made (a ``gather``'s, a
+``TaskGroup``'s child) can be cancelled by another check's code, which ends that run
+as an error; a task a check's code started keeps that check's run as its own, even
+when it serves a shared client later. Code that means it can get past all of this
+(``asyncio.Task.cancel(task)``); what it cannot do is blind the run by accident.
 """
 
 from __future__ import annotations
@@ -29,9 +34,30 @@ import asyncio
 import contextlib
 import contextvars
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from fraiseql_checks.trace import RunContext, current_run
+
+T = TypeVar("T")
+
+#: Set in the contexts the runner's own code runs in (``ours_context``): tasks made
+#: there outside any check's run are ours.
+_ours: contextvars.ContextVar[bool] = contextvars.ContextVar("fraiseql_checks_ours", default=False)
+
+
+def ours_context() -> contextvars.Context:
+    """A copy of the current context, marked as the runner's: for its main task, and for
+    callbacks a signal or another thread schedules (a signal handler runs in the context
+    the main thread happens to be in: a check's run, while a check holds the loop)."""
+    context = contextvars.copy_context()
+    context.run(_ours.set, True)
+    context.run(current_run.set, None)
+    return context
+
+
+def mark_ours() -> None:
+    """Mark the current context as the runner's (a watch worker's main thread, its reader)."""
+    _ours.set(True)
 
 
 class GuardedTask(asyncio.Task[Any]):
@@ -42,6 +68,8 @@ class GuardedTask(asyncio.Task[Any]):
     run: RunContext | None = None
     #: The id of the check whose run made this task; ``None``: made outside any run.
     owner: str | None = None
+    #: Made by the runner's own code, outside any run.
+    ours = False
     #: Whether the cancellation last accepted while it ran a run came from that run's own
     #: code (``False``: from code outside any run). The runner reads it for the message.
     cancelled_by_run = False
@@ -49,7 +77,7 @@ class GuardedTask(asyncio.Task[Any]):
     def cancel(self, msg: Any | None = None) -> bool:
         caller = current_run.get()
         run = self.run
-        if caller is not None and run is not caller and (run is not None or self.owner is None):
+        if caller is not None and run is not caller and (run is not None or self.ours):
             return False
         if run is not None:
             self.cancelled_by_run = caller is not None
@@ -59,33 +87,63 @@ class GuardedTask(asyncio.Task[Any]):
 def guarded_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None
 ) -> GuardedTask:
-    """The loop's task factory: every task guarded, noting the check whose run made it."""
+    """The loop's task factory: every task guarded, noting the check whose run made it,
+    or that the runner's own code made it."""
     task = GuardedTask(coro, loop=loop, context=context)
-    run = current_run.get() if context is None else context.get(current_run)
+    if context is None:
+        run, ours = current_run.get(), _ours.get()
+    else:
+        run, ours = context.get(current_run), context.get(_ours, False)
     if run is not None:
         task.owner = run.check.id
+    elif ours:
+        task.ours = True
     return task
 
 
-#: What ``loop.stop()`` raises in a check's code.
+#: What ``loop.stop()`` and ``loop.shutdown_default_executor()`` raise in a check's code.
 STOP_REFUSED = "loop.stop() called by a check: the event loop is the runner's, shared by every check"
+SHUTDOWN_REFUSED = (
+    "loop.shutdown_default_executor() called by a check: the loop's executor is shared by every check"
+    " (asyncio.to_thread)"
+)
 
 
 def guard(loop: asyncio.AbstractEventLoop) -> None:
-    """Make every task ``loop`` creates from now on guarded, and its ``stop()`` refuse a
-    check's code (it raises ``RuntimeError`` there: an error of that check). Before, a
-    check calling ``asyncio.get_running_loop().stop()`` ended a one-shot run as an
-    internal error and a watch worker at every run. Nothing is done to a loop that has a
-    task factory already (guarded, or someone else's)."""
+    """Make every task ``loop`` creates from now on guarded, and its ``stop()`` and
+    ``shutdown_default_executor()`` refuse a check's code (they raise ``RuntimeError``
+    there: an error of that check, or of the callback that called it). Before, a check
+    calling ``asyncio.get_running_loop().stop()`` ended a one-shot run as an internal
+    error and a watch worker at every run, and one shutting the default executor down
+    broke ``asyncio.to_thread`` in every check after it. Nothing is done to a loop that
+    has a task factory already (guarded, or someone else's)."""
     if loop.get_task_factory() is not None:
         return
     loop.set_task_factory(guarded_task)  # type: ignore[arg-type]
-    stop = loop.stop
+    stop, shutdown = loop.stop, loop.shutdown_default_executor
 
     def guarded_stop() -> None:
         if current_run.get() is not None:
             raise RuntimeError(STOP_REFUSED)
         stop()
 
+    async def guarded_shutdown(*args: Any, **kwargs: Any) -> None:
+        if current_run.get() is not None:
+            raise RuntimeError(SHUTDOWN_REFUSED)
+        await shutdown(*args, **kwargs)
+
     with contextlib.suppress(AttributeError):  # a loop written in C may take no attribute
         loop.stop = guarded_stop  # type: ignore[method-assign]
+        loop.shutdown_default_executor = guarded_shutdown  # type: ignore[method-assign]
+
+
+def run_to_end(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]) -> T:
+    """``loop.run_until_complete(future)``, going on when the loop was stopped before
+    ``future`` was done: by code the guard cannot tell from ours (a thread of an executor
+    has no run: ``run_in_executor(None, loop.call_soon_threadsafe, loop.stop)``)."""
+    while True:
+        try:
+            return loop.run_until_complete(future)
+        except RuntimeError:
+            if future.done() or loop.is_closed():
+                raise

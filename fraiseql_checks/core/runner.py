@@ -617,10 +617,14 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
     """
     import asyncio
 
-    from fraiseql_checks.core._tasks import guard
+    from fraiseql_checks.core._tasks import guard, ours_context, run_to_end
 
     loop = asyncio.new_event_loop()
     guard(loop)  # the main task too: no check's code can cancel it
+    #: The runner's own context: its main task's (what that starts is ours), and the first
+    #: Ctrl-C's callback's (a signal handler runs in whatever context the main thread is
+    #: in, a check's run while a check holds the loop, whose cancel would be refused).
+    context = ours_context()
     asyncio.set_event_loop(loop)
     main_task: asyncio.Task[T] | None = None
     presses = 0
@@ -637,16 +641,16 @@ def run_on_new_loop(session: Session, main: Callable[[], Awaitable[T]]) -> T | N
         if presses > 1:
             _interrupt.press()
             raise KeyboardInterrupt
-        loop.call_soon_threadsafe(interrupt)
+        loop.call_soon_threadsafe(interrupt, context=context)
 
     handle_signals = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if handle_signals else None
     _interrupt.handling(handle_signals)
     try:
         with explain_comparisons(session.config.verbosity):
-            main_task = loop.create_task(main())  # type: ignore[arg-type]
+            main_task = loop.create_task(main(), context=context)  # type: ignore[arg-type]
             try:
-                return loop.run_until_complete(main_task)
+                return run_to_end(loop, main_task)
             except asyncio.CancelledError:
                 if not session.interrupted:
                     raise
@@ -875,9 +879,11 @@ class SyncRun:
 
                 assert job is not None
                 self._awaitable = value
-                self._awaiting = asyncio.get_running_loop().create_task(
+                self._awaiting = task = asyncio.get_running_loop().create_task(
                     self._await(value, contextvars.copy_context()), context=job.context
                 )
+                if isinstance(task, runner._guarded):  # the run's own task: no other check's code cancels it
+                    task.run = self._run
                 return
             ending = described or _PASSED
         runner.watchdog.discard(self)
@@ -893,8 +899,6 @@ class SyncRun:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        if isinstance(task, runner._guarded):  # the run's own task now: no other check's code cancels it
-            task.run = self._run
         deadline = watchdog.deadline(self)
         watchdog.discard(self)
         watchdog.add(task, max((deadline or 0.0) - loop.time(), 0.0))

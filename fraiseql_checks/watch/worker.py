@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._fixture_lifecycle import FixtureError, ScopeState
-from fraiseql_checks.core._tasks import GuardedTask, guard
+from fraiseql_checks.core._tasks import GuardedTask, guard, mark_ours, run_to_end
 from fraiseql_checks.core.fixtures import FixtureLookupError, Scope, dependencies_of
 from fraiseql_checks.core.runner import Runner, SyncRun, never_started
 from fraiseql_checks.hookspec import hookimpl
@@ -204,6 +204,7 @@ class Worker:
         self.loop.call_later(BEAT / 2, self._turn)
 
     def _reader(self) -> None:
+        mark_ours()  # what the messages start is the worker's, not a check's to cancel
         while True:
             try:
                 messages = self.channel.receive()
@@ -232,6 +233,7 @@ class Worker:
 
         # The loop exists before anything can arrive for it: messages sent right after
         # "collected" wait in its queue until it runs.
+        mark_ours()  # the tasks this thread makes outside any run are the worker's own
         loop = self.loop = asyncio.new_event_loop()
         guard(loop)  # no check's code can cancel the worker's own tasks, nor another check's run
         asyncio.set_event_loop(loop)
@@ -263,7 +265,7 @@ class Worker:
             self.send(("fatal", f"the worker could not start:\n{traceback.format_exc()}"))
             return self._finish(3)
         try:
-            loop.run_until_complete(self.serve())
+            run_to_end(loop, loop.create_task(self.serve()))
         finally:
             with contextlib.suppress(BaseException):
                 config.hook.fraiseql_unconfigure(config=config)
@@ -458,6 +460,7 @@ class Worker:
         # the factory would only add a call per run (the tasks a check starts still go
         # through it). Guarded as the factory's are: no other check's code cancels it.
         task = GuardedTask(self._run(seq, check), loop=asyncio.get_running_loop())
+        task.ours = True
         self.tasks[seq] = task
 
     def _direct_done(self, run: SyncRun, result: Result) -> None:

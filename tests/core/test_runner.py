@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.support.checkdir import CheckDir
+from tests.support.services import wait_until
 
 
 def test_async_checks_run_concurrently(checkdir: CheckDir) -> None:
@@ -193,6 +194,41 @@ def test_ctrl_c_prints_what_finished_and_exits_2(checkdir: CheckDir, kind: str) 
     assert "1 passed, 3 errors in" in out
     summary = [line for line in out.splitlines() if line.startswith("ERROR checks/check_slow.py::check_slow[")]
     assert len(summary) == 3 and all(line.endswith(" - interrupted (Ctrl-C) while running") for line in summary)
+
+
+def test_the_first_ctrl_c_while_a_check_holds_the_loop_interrupts_the_others(checkdir: CheckDir) -> None:
+    """A signal handler runs in whatever context the main thread is in: while an async
+    check holds the loop, that check's run. The first Ctrl-C's cancel of the run's main
+    task must not be taken for that check's code (which may not cancel it): the runs
+    under way are reported interrupted, not left to run to their timeouts."""
+    checkdir.write(
+        "checks/check_busy.py",
+        """
+        import asyncio, pathlib, time
+
+        async def check_a_holds_the_loop():
+            pathlib.Path("holding").touch()
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                pass
+
+        async def check_b_waits():
+            await asyncio.sleep(3600)
+
+        async def check_c_waits():
+            await asyncio.sleep(3600)
+        """,
+    )
+    process = checkdir.popen("-v", "--timeout", "3600")
+    wait_until(lambda: (checkdir.path / "holding").exists(), what="the check holding the loop")
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2, out
+    summary = sorted(line for line in out.splitlines() if line.startswith("ERROR checks/check_busy.py::"))
+    assert summary == [
+        "ERROR checks/check_busy.py::check_b_waits - interrupted (Ctrl-C) while running",
+        "ERROR checks/check_busy.py::check_c_waits - interrupted (Ctrl-C) while running",
+    ]
 
 
 def test_a_def_check_ended_by_its_timeout_is_reported_outside_other_runs(checkdir: CheckDir) -> None:
@@ -421,6 +457,59 @@ def test_a_check_that_cancels_every_task_it_sees_cuts_neither_the_run_nor_anothe
         """,
     )
     result = checkdir.run("--concurrency", "1")
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 2 passed in *"])
+
+
+def test_what_the_guard_cannot_see_neither_blinds_the_run_nor_is_refused(checkdir: CheckDir) -> None:
+    """A loop stopped from a thread that has no run (an executor's: ``run_in_executor``
+    copies no context) is run on, not an internal error; a task made outside any run by
+    code that is not the runner's (``run_coroutine_threadsafe`` from a thread) can be
+    cancelled by the check that asked for it; the task awaiting what a ``def`` check
+    returned is that run's own from its start, so another check cannot cancel it."""
+    checkdir.write(
+        "checks/check_g.py",
+        """
+        import asyncio
+
+        async def check_a_stops_the_loop_from_an_executor():
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, loop.call_soon_threadsafe, loop.stop)
+            await asyncio.sleep(0.05)
+
+        async def check_b_cancels_what_a_thread_scheduled():
+            loop = asyncio.get_running_loop()
+            future = await loop.run_in_executor(
+                None, lambda: asyncio.run_coroutine_threadsafe(asyncio.sleep(3600), loop)
+            )
+            await asyncio.sleep(0.05)
+            (task,) = [t for t in asyncio.all_tasks() if "sleep" in repr(t.get_coro())]
+            assert task.cancel()
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 2 passed in *"])
+    checkdir.write(
+        "checks/check_g.py",
+        """
+        import asyncio
+
+        async def waits():
+            await asyncio.sleep(0.3)
+
+        def check_c_returns_an_awaitable():
+            return waits()
+
+        async def check_d_cancels_every_task():
+            await asyncio.sleep(0.1)
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
+        """,
+    )
+    result = checkdir.run()
     assert result.ret == 0, result.stdout + result.stderr
     result.fnmatch_lines(["*= 2 passed in *"])
 

@@ -176,6 +176,11 @@ def test_a_check_that_cancels_every_task_or_stops_the_loop_harms_neither_its_wor
                 loop.call_soon_threadsafe(loop.stop)
 
         @check(interval="100ms")
+        async def check_stops_the_loop_from_an_executor():  # a thread outside any run: the loop runs on
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, loop.call_soon_threadsafe, loop.stop)
+
+        @check(interval="100ms")
         async def check_sleeps_beside_them():
             await asyncio.sleep(0.05)
         """,
@@ -185,6 +190,7 @@ def test_a_check_that_cancels_every_task_or_stops_the_loop_harms_neither_its_wor
     prefix = "checks/check_cancels_all.py::"
     ids = [prefix + name for name in ("check_cancels_every_task", "check_cancels_every_task_from_its_thread")]
     ids.append(prefix + "check_stops_the_loop_from_its_thread")  # refused in a callback: logged, not its error
+    ids.append(prefix + "check_stops_the_loop_from_an_executor")
     sleeper_id, stopper_id = prefix + "check_sleeps_beside_them", prefix + "check_stops_the_loop"
     watcher.wait_for(
         lambda s: (
