@@ -8,9 +8,12 @@ the terminal summary, and the process exits without waiting for them.
 
 Python also runs every exit handler (``atexit.register``) and waits for each: a
 check that registers one that never returns (``atexit.register(time.sleep, 3600)``)
-would keep the run from ending after its results were written. The handlers run
-before the exit, within ``EXIT_HANDLERS_LIMIT``; past it the run says so, naming the
-checks that registered handlers, and exits without waiting.
+would keep the run from ending after its results were written. The handlers
+registered while a check (or its fixtures' set-up) runs are kept here instead, and run
+before the exit (the last registered first, as ``atexit`` runs them), within the
+longest timeout of the checks that registered them: past it the run names the check
+whose handler has not returned and exits without waiting. The others (a conftest's, a
+library's, a check file's import's) are the interpreter's, as before.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.trace import current_run
@@ -34,10 +38,22 @@ if TYPE_CHECKING:
 _ATTR = "_fraiseql_check_id"
 _original_start = threading.Thread.start
 _original_register = atexit.register
-#: How long the exit handlers may take, all together, at the end of a one-shot run.
-EXIT_HANDLERS_LIMIT = 10.0
-#: The exit handlers registered inside a check's run: (the check's id, the handler).
-_handlers_of_checks: list[tuple[str, Callable[..., Any]]] = []
+_original_unregister = atexit.unregister
+
+
+class _Handler(NamedTuple):
+    """An exit handler registered inside a check's run."""
+
+    check_id: str
+    timeout: float  # the check's: the time its handlers may take at exit
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+#: The exit handlers registered inside checks' runs, in the order they were registered.
+_handlers_of_checks: list[_Handler] = []
+_left_over_registered = False
 
 
 def _start(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
@@ -49,9 +65,15 @@ def _start(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
 
 def _register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
     run = current_run.get()
-    if run is not None:
-        _handlers_of_checks.append((run.check.id, func))
-    return _original_register(func, *args, **kwargs)
+    if run is None:
+        return _original_register(func, *args, **kwargs)
+    _handlers_of_checks.append(_Handler(run.check.id, run.check.timeout, func, args, kwargs))
+    return func
+
+
+def _unregister(func: Callable[..., Any]) -> None:
+    _handlers_of_checks[:] = [handler for handler in _handlers_of_checks if handler.func != func]
+    _original_unregister(func)
 
 
 def leaked_threads() -> list[tuple[str, threading.Thread]]:
@@ -71,13 +93,18 @@ class ThreadLeaks:
 
     @hookimpl
     def fraiseql_sessionstart(self, session: Session) -> None:
+        global _left_over_registered
         threading.Thread.start = _start  # type: ignore[method-assign]
+        if not _left_over_registered:  # checks' handlers the command line does not run (run in-process)
+            _left_over_registered = True
+            _original_register(_run_left_over)
         atexit.register = _register  # type: ignore[assignment]
+        atexit.unregister = _unregister
 
     @hookimpl(tryfirst=True)
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
         threading.Thread.start = _original_start  # type: ignore[method-assign]
-        atexit.register = _original_register
+        atexit.register, atexit.unregister = _original_register, _original_unregister
         found = leaked_threads()
         deadline = time.monotonic() + 0.2  # idle pool threads told to stop are on their way out
         for _, thread in found:
@@ -103,7 +130,7 @@ def fraiseql_unconfigure(config: Config) -> None:
     plugin = config.pluginmanager.get_plugin("thread-leaks")
     if plugin is not None:
         threading.Thread.start = _original_start  # type: ignore[method-assign]
-        atexit.register = _original_register
+        atexit.register, atexit.unregister = _original_register, _original_unregister
         config.pluginmanager.unregister(plugin)
 
 
@@ -122,28 +149,50 @@ def exit_without_waiting(code: int, grace: float = 0.2) -> None:
         os._exit(code)
 
 
-def run_exit_handlers(code: int, limit: float = EXIT_HANDLERS_LIMIT) -> None:
-    """Run the exit handlers (``atexit``) now, on this thread, as the interpreter's exit
-    would (they do not run again). If they have not all returned after ``limit`` seconds,
-    say so on stderr, naming the checks that registered handlers, and exit with ``code``
-    without waiting: the results are written, and a handler must not hold the run."""
+def run_exit_handlers(code: int) -> None:
+    """Run the exit handlers registered inside checks' runs, the last registered first,
+    on this thread; if one has not returned when the longest timeout of their checks has
+    passed, say which on stderr and exit with ``code`` without waiting: the results are
+    written, and a handler must not hold the run. An exception in one is said as
+    ``atexit`` says it, and the others still run."""
+    handlers = _handlers_of_checks[::-1]
+    _handlers_of_checks.clear()
+    if not handlers:
+        return
+    limit = max(handler.timeout for handler in handlers)
+    running: list[_Handler] = []
     finished = threading.Event()
 
     def give_up() -> None:
         if finished.wait(limit):
             return
-        by = sorted(
-            {f"{check_id} ({getattr(func, '__qualname__', repr(func))})" for check_id, func in _handlers_of_checks}
-        )
-        named = f"; registered by {', '.join(by)}" if by else " (none was registered by a check's run)"
+        handler = running[-1]
+        name = getattr(handler.func, "__qualname__", None) or repr(handler.func)
+        line = f"fraiseql-check: the exit handler {name} (atexit) registered by {handler.check_id}"
         _flush()
-        line = f"fraiseql-check: the exit handlers (atexit) have not returned after {limit:g}s{named}"
-        os.write(2, f"{line}; exiting without waiting\n".encode(errors="replace"))
+        os.write(2, f"{line} has not returned after {limit:g}s; exiting without waiting\n".encode(errors="replace"))
         os._exit(code)
 
     threading.Thread(target=give_up, name="fraiseql-check-exit", daemon=True).start()
-    atexit._run_exitfuncs()
+    _call(handlers, running.append)
     finished.set()
+
+
+def _run_left_over() -> None:
+    """At the interpreter's exit: the checks' handlers ``run_exit_handlers`` did not run
+    (a run started in-process, not by the command line), without a limit, as before."""
+    handlers = _handlers_of_checks[::-1]
+    _handlers_of_checks.clear()
+    _call(handlers, lambda handler: None)
+
+
+def _call(handlers: list[_Handler], starting: Callable[[_Handler], object]) -> None:
+    for handler in handlers:
+        starting(handler)
+        try:
+            handler.func(*handler.args, **handler.kwargs)
+        except BaseException:  # SystemExit too: atexit says it and goes on
+            sys.stderr.write(f"Exception ignored in atexit callback {handler.func!r}:\n{traceback.format_exc()}")
 
 
 def _flush() -> None:
