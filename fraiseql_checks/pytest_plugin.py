@@ -97,7 +97,10 @@ class Bridge:
         return None
 
     def run(self, item: CheckItem) -> Result:
-        return self.loop.run_until_complete(self.runner.run_check(item.check))
+        from fraiseql_checks.core._tasks import run_to_end
+
+        loop = self.loop  # a stop from a thread outside any run is run on, as fraiseql-check does
+        return run_to_end(loop, loop.create_task(self.runner.run_check(item.check)))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         try:

@@ -8,6 +8,7 @@ setup is remembered, so every check using the fixture errors with its message.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._pytest_compat import Skipped
 from fraiseql_checks.core._threads import ThreadLane
 from fraiseql_checks.core.fixtures import Closure, FixtureDef, Kind, Scope
+from fraiseql_checks.trace import RunContext, current_run
 
 if TYPE_CHECKING:
     import asyncio
@@ -113,6 +115,7 @@ class FixtureLifecycle:
                     task = asyncio.get_running_loop().create_task(
                         self._create(definition, kwargs, state, future), name=f"{FIXTURE_TASK}{definition.name}"
                     )
+                    _set_up_for(task, current_run.get())
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             try:
@@ -219,14 +222,18 @@ class FixtureLifecycle:
         """Run a scope's teardowns, newest first; each is bounded by ``timeout``."""
         import asyncio
 
+        from fraiseql_checks.core._tasks import fixture_code
+
         errors: list[tuple[FixtureDef, BaseException]] = []
         task = asyncio.current_task()
+        wide = current_run.get() is None  # a module's or the session's: outside any run
         while state.teardowns:
             definition, teardown = state.teardowns.pop()
             state.forget(definition)
             try:
-                async with asyncio.timeout(timeout):
-                    await teardown()
+                with fixture_code(task) if wide else contextlib.nullcontext():
+                    async with asyncio.timeout(timeout):
+                        await teardown()
             except TimeoutError:
                 errors.append((definition, TimeoutError(f"teardown timed out after {timeout:g}s")))
             except asyncio.CancelledError as exc:
@@ -255,3 +262,12 @@ class FixtureLifecycle:
             errors.extend(await self.teardown_module(path, timeout))
         errors.extend(await self.teardown(self.session, timeout))
         return errors
+
+
+def _set_up_for(task: asyncio.Task[Any], run: RunContext | None) -> None:
+    """A wide fixture's set-up task is the run's that set it up: another check's code
+    cannot cancel it (``_tasks.GuardedTask``), the code of that run and its own can."""
+    from fraiseql_checks.core._tasks import GuardedTask
+
+    if isinstance(task, GuardedTask):
+        task.run = run

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from fraiseql_checks.trace import RunContext, current_run
@@ -43,6 +43,9 @@ T = TypeVar("T")
 #: Set in the contexts the runner's own code runs in (``ours_context``): tasks made
 #: there outside any check's run are ours.
 _ours: contextvars.ContextVar[bool] = contextvars.ContextVar("fraiseql_checks_ours", default=False)
+#: Set while a module's or the session's fixture tears down, outside any run
+#: (``fixture_code``): its code's cancels are a check author's, not ours.
+_fixture_code: contextvars.ContextVar[object | None] = contextvars.ContextVar("fraiseql_checks_fixture", default=None)
 
 
 def ours_context() -> contextvars.Context:
@@ -64,8 +67,9 @@ class GuardedTask(asyncio.Task[Any]):
     """A task whose ``cancel`` refuses another check's code (see the module's words)."""
 
     #: The check run this task is running now (``Runner.run_check`` sets it for the
-    #: run, its fixtures' set-up and teardown included), else ``None``.
-    run: RunContext | None = None
+    #: run, its fixtures' set-up and teardown included; a wide fixture's set-up task is
+    #: the run's that set it up; ``fixture_code`` gives a wide teardown its own), else ``None``.
+    run: RunContext | object | None = None
     #: The id of the check whose run made this task; ``None``: made outside any run.
     owner: str | None = None
     #: Made by the runner's own code, outside any run.
@@ -75,7 +79,9 @@ class GuardedTask(asyncio.Task[Any]):
     cancelled_by_run = False
 
     def cancel(self, msg: Any | None = None) -> bool:
-        caller = current_run.get()
+        caller: object | None = current_run.get()
+        if caller is None:
+            caller = _fixture_code.get()
         run = self.run
         if caller is not None and run is not caller and (run is not None or self.ours):
             return False
@@ -137,13 +143,38 @@ def guard(loop: asyncio.AbstractEventLoop) -> None:
         loop.shutdown_default_executor = guarded_shutdown  # type: ignore[method-assign]
 
 
+#: What ``run_until_complete`` raises when the loop was stopped first.
+_STOPPED_EARLY = "Event loop stopped before Future completed."
+
+
 def run_to_end(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]) -> T:
     """``loop.run_until_complete(future)``, going on when the loop was stopped before
     ``future`` was done: by code the guard cannot tell from ours (a thread of an executor
-    has no run: ``run_in_executor(None, loop.call_soon_threadsafe, loop.stop)``)."""
+    has no run: ``run_in_executor(None, loop.call_soon_threadsafe, loop.stop)``). Any
+    other error (another loop running in this thread) is raised."""
     while True:
         try:
             return loop.run_until_complete(future)
-        except RuntimeError:
-            if future.done() or loop.is_closed():
+        except RuntimeError as exc:
+            if str(exc) != _STOPPED_EARLY or future.done() or loop.is_closed():
                 raise
+
+
+@contextlib.contextmanager
+def fixture_code(task: asyncio.Task[Any] | None) -> Iterator[None]:
+    """While a module's or the session's fixture tears down on ``task``, outside any run:
+    its code may cancel ``task`` (its own, for the teardown) and what runs made, not the
+    runner's other tasks nor a check's run (``for t in asyncio.all_tasks(): t.cancel()``
+    in a module fixture's teardown ended a one-shot run as an internal error)."""
+    who = object()
+    token = _fixture_code.set(who)
+    guarded = isinstance(task, GuardedTask)
+    previous = task.run if isinstance(task, GuardedTask) else None
+    if isinstance(task, GuardedTask):
+        task.run = who
+    try:
+        yield
+    finally:
+        _fixture_code.reset(token)
+        if guarded and isinstance(task, GuardedTask):
+            task.run = previous

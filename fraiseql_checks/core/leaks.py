@@ -104,7 +104,7 @@ class ThreadLeaks:
     @hookimpl(tryfirst=True)
     def fraiseql_sessionfinish(self, session: Session, exitstatus: int) -> None:
         threading.Thread.start = _original_start  # type: ignore[method-assign]
-        atexit.register, atexit.unregister = _original_register, _original_unregister
+        atexit.register = _original_register  # (unregister stays ours: a conftest's hook may still call it)
         found = leaked_threads()
         deadline = time.monotonic() + 0.2  # idle pool threads told to stop are on their way out
         for _, thread in found:
@@ -130,7 +130,7 @@ def fraiseql_unconfigure(config: Config) -> None:
     plugin = config.pluginmanager.get_plugin("thread-leaks")
     if plugin is not None:
         threading.Thread.start = _original_start  # type: ignore[method-assign]
-        atexit.register, atexit.unregister = _original_register, _original_unregister
+        atexit.register = _original_register  # (unregister stays ours: a conftest's hook may still call it)
         config.pluginmanager.unregister(plugin)
 
 
@@ -138,13 +138,15 @@ def exit_without_waiting(code: int, grace: float = 0.2) -> None:
     """Exit now with ``code`` if non-daemon threads would keep the process alive.
 
     Threads that end within ``grace`` seconds (idle thread pools shutting down)
-    are waited for; a check's runaway thread is not."""
+    are waited for; a check's runaway thread is not. The exit handlers (a conftest's,
+    a library's: ``atexit``) still run first, as they would at a normal exit."""
     main = threading.main_thread()
     others = [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
     deadline = time.monotonic() + grace
     for thread in others:
         thread.join(max(deadline - time.monotonic(), 0))
     if any(thread.is_alive() for thread in others):
+        atexit._run_exitfuncs()
         _flush()
         os._exit(code)
 

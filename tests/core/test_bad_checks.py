@@ -160,6 +160,16 @@ def test_ctrl_c_reports_the_runs_it_cut_short_in_both_reports(checkdir: CheckDir
 
 
 def test_a_thread_left_running_does_not_keep_the_run_alive(checkdir: CheckDir) -> None:
+    """Nor does it keep the exit handlers registered outside the checks (a conftest's)
+    from running: the run runs them, then exits without waiting for the thread."""
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import atexit, pathlib
+
+        atexit.register(pathlib.Path("conftest-handler-ran").write_text, "yes")
+        """,
+    )
     checkdir.write(
         "checks/check_thread.py",
         """
@@ -180,6 +190,7 @@ def test_a_thread_left_running_does_not_keep_the_run_alive(checkdir: CheckDir) -
         "checks/check_thread.py::check_leaks_another started thread 'also-forever' and left it running" in result.stdout
     )
     assert json.loads((checkdir.path / "r.json").read_text())["summary"]["passed"] == 3
+    assert (checkdir.path / "conftest-handler-ran").read_text() == "yes"
 
 
 def test_an_exit_handler_that_never_returns_does_not_keep_the_run_alive(checkdir: CheckDir) -> None:

@@ -128,3 +128,22 @@ def test_short_summary_lines_carry_the_message(checkdir: CheckDir) -> None:
             "FAILED checks/check_msg.py::check_raises - ValueError: no replica",
         ]
     )
+
+
+def test_a_loop_stopped_from_a_thread_outside_any_run_is_run_on_under_pytest(checkdir: CheckDir) -> None:
+    """As in ``fraiseql-check``: a stop from an executor's thread (which has no run) does
+    not end the check's run with ``Event loop stopped before Future completed``."""
+    checkdir.write(
+        "checks/check_stop.py",
+        """
+        import asyncio
+
+        async def check_stops_the_loop_from_an_executor():
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, loop.call_soon_threadsafe, loop.stop)
+            await asyncio.sleep(0.05)
+        """,
+    )
+    result = run_pytest(checkdir, "--checks", "checks")
+    assert result.ret == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

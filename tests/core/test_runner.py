@@ -514,6 +514,104 @@ def test_what_the_guard_cannot_see_neither_blinds_the_run_nor_is_refused(checkdi
     result.fnmatch_lines(["*= 2 passed in *"])
 
 
+def test_run_to_end_runs_on_after_a_stop_and_raises_any_other_error() -> None:
+    """A loop stopped before the run's future is done is run again; any other error of
+    ``run_until_complete`` (another loop running in this thread: a run started in-process
+    from async code) is raised, not retried for ever."""
+    import asyncio
+
+    from fraiseql_checks.core._tasks import run_to_end
+
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def stopped_on_the_way() -> int:
+            loop.call_soon(loop.stop)
+            await asyncio.sleep(0.01)
+            return 7
+
+        assert run_to_end(loop, loop.create_task(stopped_on_the_way())) == 7
+
+        async def inside_a_running_loop() -> None:
+            other = asyncio.new_event_loop()
+            try:
+                with pytest.raises(RuntimeError, match="another loop is running"):
+                    run_to_end(other, other.create_future())
+            finally:
+                other.close()
+
+        loop.run_until_complete(inside_a_running_loop())
+    finally:
+        loop.close()
+
+
+def test_wide_fixtures_set_up_and_torn_down_beside_a_check_that_cancels_every_task(checkdir: CheckDir) -> None:
+    """A session fixture's set-up runs on a task of its own, made in the run of the check
+    that needed it first: another check's ``for t in asyncio.all_tasks(): t.cancel()``
+    cut it (an error of the innocent check). A module fixture's teardown runs outside any
+    run: the same loop in it cancelled the run's own tasks (an internal error, exit 3, the
+    results lost). Now neither is within such code's reach; the teardown may still cancel
+    its own task."""
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        import asyncio
+        from fraiseql_checks import fixture
+
+        @fixture(scope="session")
+        async def slow_client():
+            await asyncio.sleep(0.5)
+            yield "client"
+        """,
+    )
+    checkdir.write(
+        "checks/check_a.py",
+        """
+        import asyncio
+
+        async def check_a_uses_the_client(slow_client):
+            assert slow_client == "client"
+
+        async def check_b_cancels_every_task():
+            await asyncio.sleep(0.1)
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
+        """,
+    )
+    checkdir.write(
+        "checks/check_m.py",
+        """
+        import asyncio
+        from fraiseql_checks import fixture
+
+        @fixture(scope="module")
+        async def cleans_up_everything():
+            yield 1
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
+
+        async def check_m_uses_it(cleans_up_everything):
+            pass
+        """,
+    )
+    checkdir.write(
+        "checks/check_z.py",
+        """
+        import asyncio
+
+        async def check_z_innocent():
+            await asyncio.sleep(1)
+        """,
+    )
+    result = checkdir.run()
+    assert result.ret == 0, result.stdout + result.stderr
+    result.fnmatch_lines(["*= 4 passed in *"])
+
+
 def test_a_check_that_stops_the_loop_is_an_error_of_its_own(checkdir: CheckDir) -> None:
     """``loop.stop()`` in a check stopped the run's loop: an internal error (exit code 3),
     every result lost. Now it raises in the check: an error of that check, the others run."""
