@@ -9,6 +9,7 @@ setup is remembered, so every check using the fixture errors with its message.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core._pytest_compat import Skipped
 from fraiseql_checks.core._threads import ThreadLane
 from fraiseql_checks.core.fixtures import Closure, FixtureDef, Kind, Scope
-from fraiseql_checks.trace import RunContext, current_run
+from fraiseql_checks.trace import current_run
 
 if TYPE_CHECKING:
     import asyncio
@@ -112,10 +113,13 @@ class FixtureLifecycle:
                 if definition.scope is Scope.CHECK:
                     await self._create(definition, kwargs, state, future)
                 else:
+                    from fraiseql_checks.core import _tasks
+
                     task = asyncio.get_running_loop().create_task(
                         self._create(definition, kwargs, state, future), name=f"{FIXTURE_TASK}{definition.name}"
                     )
-                    _set_up_for(task, current_run.get())
+                    # the run's that set it up: another check's code cannot cancel it
+                    _tasks.assign(task, current_run.get())
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             try:
@@ -222,16 +226,20 @@ class FixtureLifecycle:
         """Run a scope's teardowns, newest first; each is bounded by ``timeout``."""
         import asyncio
 
-        from fraiseql_checks.core._tasks import fixture_code
-
         errors: list[tuple[FixtureDef, BaseException]] = []
         task = asyncio.current_task()
-        wide = current_run.get() is None  # a module's or the session's: outside any run
+        # A module's or the session's, outside any run: its code is a check author's (a
+        # check's own teardowns run inside its run, which the guard knows already).
+        as_code: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+        if current_run.get() is None:
+            from fraiseql_checks.core._tasks import fixture_code
+
+            as_code = functools.partial(fixture_code, task)
         while state.teardowns:
             definition, teardown = state.teardowns.pop()
             state.forget(definition)
             try:
-                with fixture_code(task) if wide else contextlib.nullcontext():
+                with as_code():
                     async with asyncio.timeout(timeout):
                         await teardown()
             except TimeoutError:
@@ -262,12 +270,3 @@ class FixtureLifecycle:
             errors.extend(await self.teardown_module(path, timeout))
         errors.extend(await self.teardown(self.session, timeout))
         return errors
-
-
-def _set_up_for(task: asyncio.Task[Any], run: RunContext | None) -> None:
-    """A wide fixture's set-up task is the run's that set it up: another check's code
-    cannot cancel it (``_tasks.GuardedTask``), the code of that run and its own can."""
-    from fraiseql_checks.core._tasks import GuardedTask
-
-    if isinstance(task, GuardedTask):
-        task.run = run

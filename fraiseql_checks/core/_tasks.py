@@ -160,6 +160,15 @@ def run_to_end(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]) -> T:
                 raise
 
 
+def assign(task: asyncio.Task[Any] | None, run: object | None) -> object | None:
+    """Make ``run`` the run ``task`` runs now, for the guard (``None``: none); the one it
+    ran before. A task that is not guarded (made by another loop's factory) is left alone."""
+    if not isinstance(task, GuardedTask):
+        return None
+    previous, task.run = task.run, run
+    return previous
+
+
 @contextlib.contextmanager
 def fixture_code(task: asyncio.Task[Any] | None) -> Iterator[None]:
     """While a module's or the session's fixture tears down on ``task``, outside any run:
@@ -168,13 +177,9 @@ def fixture_code(task: asyncio.Task[Any] | None) -> Iterator[None]:
     in a module fixture's teardown ended a one-shot run as an internal error)."""
     who = object()
     token = _fixture_code.set(who)
-    guarded = isinstance(task, GuardedTask)
-    previous = task.run if isinstance(task, GuardedTask) else None
-    if isinstance(task, GuardedTask):
-        task.run = who
+    previous = assign(task, who)
     try:
         yield
     finally:
         _fixture_code.reset(token)
-        if guarded and isinstance(task, GuardedTask):
-            task.run = previous
+        assign(task, previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import textwrap
 import time
 
 import pytest
@@ -419,6 +420,25 @@ def test_a_check_that_cancels_its_own_task_is_an_error_and_the_others_run(checkd
     assert "INTERNALERROR" not in result.stderr
 
 
+#: Shutdown code copied into a check or a fixture: cancel every task but the caller's own.
+#: Written at the head of the check files that use it (``with_cancel_helper``).
+CANCEL_EVERY_OTHER_TASK = """\
+import asyncio
+
+
+def cancel_every_other_task():
+    me = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not me:
+            task.cancel()
+"""
+
+
+def with_cancel_helper(text: str) -> str:
+    """A check file's text with ``cancel_every_other_task()`` defined at its head."""
+    return CANCEL_EVERY_OTHER_TASK + textwrap.dedent(text)
+
+
 def test_a_check_that_cancels_every_task_it_sees_cuts_neither_the_run_nor_another_check(checkdir: CheckDir) -> None:
     """``for task in asyncio.all_tasks(): task.cancel()`` in a check cancelled the run's
     main task (an internal error, exit 3) and the task of the check running beside it (an
@@ -427,7 +447,8 @@ def test_a_check_that_cancels_every_task_it_sees_cuts_neither_the_run_nor_anothe
     the task runs the next check (``--concurrency 1``)."""
     checkdir.write(
         "checks/check_ca.py",
-        """
+        with_cancel_helper(
+            """
         import asyncio
 
         async def check_1_sleeps():
@@ -435,11 +456,9 @@ def test_a_check_that_cancels_every_task_it_sees_cuts_neither_the_run_nor_anothe
 
         async def check_2_cancels_every_task():
             await asyncio.sleep(0.05)
-            me = asyncio.current_task()
-            for task in asyncio.all_tasks():
-                if task is not me:
-                    task.cancel()
-        """,
+            cancel_every_other_task()
+            """
+        ),
     )
     result = checkdir.run()
     assert result.ret == 0, result.stdout + result.stderr
@@ -492,7 +511,8 @@ def test_what_the_guard_cannot_see_neither_blinds_the_run_nor_is_refused(checkdi
     result.fnmatch_lines(["*= 2 passed in *"])
     checkdir.write(
         "checks/check_g.py",
-        """
+        with_cancel_helper(
+            """
         import asyncio
 
         async def waits():
@@ -503,11 +523,9 @@ def test_what_the_guard_cannot_see_neither_blinds_the_run_nor_is_refused(checkdi
 
         async def check_d_cancels_every_task():
             await asyncio.sleep(0.1)
-            me = asyncio.current_task()
-            for task in asyncio.all_tasks():
-                if task is not me:
-                    task.cancel()
-        """,
+            cancel_every_other_task()
+            """
+        ),
     )
     result = checkdir.run()
     assert result.ret == 0, result.stdout + result.stderr
@@ -566,7 +584,8 @@ def test_wide_fixtures_set_up_and_torn_down_beside_a_check_that_cancels_every_ta
     )
     checkdir.write(
         "checks/check_a.py",
-        """
+        with_cancel_helper(
+            """
         import asyncio
 
         async def check_a_uses_the_client(slow_client):
@@ -574,29 +593,26 @@ def test_wide_fixtures_set_up_and_torn_down_beside_a_check_that_cancels_every_ta
 
         async def check_b_cancels_every_task():
             await asyncio.sleep(0.1)
-            me = asyncio.current_task()
-            for task in asyncio.all_tasks():
-                if task is not me:
-                    task.cancel()
-        """,
+            cancel_every_other_task()
+            """
+        ),
     )
     checkdir.write(
         "checks/check_m.py",
-        """
+        with_cancel_helper(
+            """
         import asyncio
         from fraiseql_checks import fixture
 
         @fixture(scope="module")
         async def cleans_up_everything():
             yield 1
-            me = asyncio.current_task()
-            for task in asyncio.all_tasks():
-                if task is not me:
-                    task.cancel()
+            cancel_every_other_task()
 
         async def check_m_uses_it(cleans_up_everything):
             pass
-        """,
+            """
+        ),
     )
     checkdir.write(
         "checks/check_z.py",
