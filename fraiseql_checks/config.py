@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
 import re
 import sys
@@ -211,6 +210,8 @@ def environment_references(value: Any) -> dict[str, bool]:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, else the list of known names."""
+    import difflib  # (on a mistake only: not at every start)
+
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
     if close:
@@ -293,6 +294,8 @@ def find_config_file(start: Path) -> Path | None:
 
 def _refuse_misspelt_table(pyproject: Path, tools: Mapping[str, Any]) -> None:
     """A ``[tool.fraiseql_checks]`` (or another near miss) would be silently ignored: say so."""
+    import difflib
+
     for name in tools:
         spelt = str(name).lower().replace("_", "-").replace(".", "-")
         if spelt == TOOL_TABLE or difflib.SequenceMatcher(None, spelt, TOOL_TABLE).ratio() >= 0.85:

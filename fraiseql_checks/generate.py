@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +116,8 @@ def write_files(files: dict[str, str], base: Path, check: bool, mask: Callable[[
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if check:
             if current != content:
+                import difflib
+
                 stale += 1
                 diff = difflib.unified_diff(
                     (current or "").splitlines(keepends=True),

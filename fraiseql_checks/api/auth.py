@@ -13,7 +13,6 @@ wherever the tool writes.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_checks.config import Setting, as_bool, as_str
@@ -82,4 +81,6 @@ def _bearer(header: str) -> str | None:
 
 
 def _same(given: str, expected: str) -> bool:
+    import hmac  # (here: hmac imports hashlib, which loads OpenSSL, at every start of every command)
+
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import re
 import sys
 import urllib.parse
@@ -239,6 +238,8 @@ def plan(grafana: Grafana, dashboards: Mapping[str, Mapping[str, Any]], folder_u
         meta = stored.get("meta") or {}
         url = grafana.link(str(meta["url"])) if meta.get("url") else None
         ours, theirs = _comparable(dashboard), _comparable(stored.get("dashboard") or {})
+        import difflib  # (here, not at every start of every command)
+
         diff = list(
             difflib.unified_diff(
                 theirs.splitlines(keepends=True), ours.splitlines(keepends=True), f"{title} (Grafana)", f"{name}.json"
