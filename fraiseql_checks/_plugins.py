@@ -98,6 +98,21 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspec.PROJECT)
         self.add_hookspecs(hookspec)
+        #: Counts the changes of what is registered: a ``HookCall`` reads its hook's
+        #: implementations again only after one.
+        self.changes = 0
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            self.changes += 1
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self.changes += 1
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         if not name.startswith("fraiseql_") and _is_ours(plugin):
@@ -189,24 +204,26 @@ class HookCall:
     takes (pluggy let it take only the spec's, and the caller gives them all); the first
     exception stops the call and propagates, and return values are dropped. With a
     wrapper among them the call goes through pluggy. The implementations are read again
-    whenever their list changed (a plugin registered or unregistered). Pluggy's call
-    monitoring (``add_hookcall_monitoring``) does not see the direct calls."""
+    whenever their list changed (a plugin registered or unregistered): with our
+    ``PluginManager`` given as ``plugins``, only after it counted a change; else at
+    every call (a copy of the list, compared). Pluggy's call monitoring
+    (``add_hookcall_monitoring``) does not see the direct calls."""
 
-    __slots__ = ("_caller", "_calls", "_impls")
+    __slots__ = ("_caller", "_calls", "_impls", "_plugins", "_seen")
 
-    def __init__(self, caller: pluggy.HookCaller) -> None:
+    def __init__(self, caller: pluggy.HookCaller, plugins: pluggy.PluginManager | None = None) -> None:
         self._caller = caller
+        self._plugins = plugins if isinstance(plugins, PluginManager) else None
+        self._seen = -1  # the plugins' count of changes when the implementations were read
         self._impls: list[pluggy.HookImpl] | None = None
         #: Each implementation's function, the name of its one argument (``None`` if it takes
         #: none or several) and the names of its arguments; ``None``: through pluggy.
         self._calls: list[tuple[Any, str | None, tuple[str, ...]]] | None = None
 
     def __call__(self, **kwargs: Any) -> None:
-        impls = self._caller.get_hookimpls()
-        if impls != self._impls:
-            self._impls = impls
-            direct = not any(impl.wrapper or impl.hookwrapper for impl in impls)
-            self._calls = [_direct_call(impl) for impl in reversed(impls)] if direct else None
+        plugins = self._plugins
+        if plugins is None or plugins.changes != self._seen:
+            self._read()
         calls = self._calls
         if calls is None:
             self._caller(**kwargs)
@@ -216,6 +233,15 @@ class HookCall:
                 function(kwargs[single])
             else:
                 function(*[kwargs[name] for name in names])
+
+    def _read(self) -> None:
+        if self._plugins is not None:
+            self._seen = self._plugins.changes
+        impls = self._caller.get_hookimpls()
+        if impls != self._impls:
+            self._impls = impls
+            direct = not any(impl.wrapper or impl.hookwrapper for impl in impls)
+            self._calls = [_direct_call(impl) for impl in reversed(impls)] if direct else None
 
 
 def _direct_call(impl: pluggy.HookImpl) -> tuple[Any, str | None, tuple[str, ...]]:

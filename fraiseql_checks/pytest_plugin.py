@@ -78,7 +78,6 @@ class Bridge:
         config.hook.fraiseql_configure(config=config)
         self.config = config
         self.session = Session(config)
-        self.session.keep_results = False
         self.session.collector = _PytestCollector(self.session, pytest_config)
         self.loop = asyncio.new_event_loop()
         self.runner = Runner(self.session)

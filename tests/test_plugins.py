@@ -202,10 +202,12 @@ def test_a_plugin_of_ours_and_a_plugin_of_a_user_both_register_their_hooks() -> 
     assert users in plugins and ours in plugins
 
 
-def test_a_direct_hook_call_calls_what_pluggy_calls_in_its_order() -> None:
+@pytest.mark.parametrize("counted", [True, False], ids=["changes-counted", "list-compared"])
+def test_a_direct_hook_call_calls_what_pluggy_calls_in_its_order(counted: bool) -> None:
     """``HookCall`` against pluggy's own call, on the same plugin manager: the same
     implementations in the same order (tryfirst, trylast, registration order), plugins
-    registered and unregistered between calls, and a wrapper (pluggy's path) included."""
+    registered and unregistered between calls, and a wrapper (pluggy's path) included;
+    told of the changes by our plugin manager's count, or comparing the list each call."""
     from fraiseql_checks import hookimpl
     from fraiseql_checks._plugins import HookCall, PluginManager
     from fraiseql_checks.result import Outcome, Result
@@ -233,7 +235,7 @@ def test_a_direct_hook_call_calls_what_pluggy_calls_in_its_order() -> None:
             calls.append("wrapper after")
 
     pm = PluginManager()
-    direct = HookCall(pm.hook.fraiseql_report_result)
+    direct = HookCall(pm.hook.fraiseql_report_result, pm if counted else None)
     result = Result(id="c", name="c", outcome=Outcome.PASSED)
     through_pluggy: list[str] = []  # the calls pluggy made (its monitoring sees each one)
     pm.add_hookcall_monitoring(lambda name, impls, kwargs: through_pluggy.append(name), lambda *args: None)

@@ -103,6 +103,7 @@ def _run(config: Config) -> int:
     config.stash[WINDOW_KEY] = seconds
     config.pluginmanager.register(AuditSelection(), "audit-report-selection")
     session = Session(config)
+    session.keep_results = True  # the evidence is written from them
     generated_at = dt.datetime.now(dt.UTC)
     status = session.main()
     by_id = {check.id: check for check in session.checks}

@@ -289,24 +289,25 @@ class Collector:
             (code is not getattr(func, "__code__", None) or hasattr(func, "_is_coroutine_marker"))
             and inspect.iscoroutinefunction(func)
         )
-        lineno = getattr(code, "co_firstlineno", 0)
-        requested = argnames_of(func)
+        check = Check(
+            id=f"{relpath}::{attr}",
+            name=attr,
+            function_name=attr,
+            path=path,
+            module=module,
+            func=func,
+            spec=spec,
+            is_async=is_async,
+            lineno=getattr(code, "co_firstlineno", 0),
+            severity=severity,
+            timeout=timeout,
+            interval=interval,
+            argnames=argnames_of(func),
+        )
         marks = marks_of(func) + module_marks if func.__dict__ or module_marks else []
-        common = {
-            "function_name": attr,
-            "path": path,
-            "module": module,
-            "func": func,
-            "spec": spec,
-            "is_async": is_async,
-            "lineno": lineno,
-            "severity": severity,
-            "timeout": timeout,
-            "interval": interval,
-        }
         if not marks:  # most checks: no parameters, no marks
-            return [Check(id=f"{relpath}::{attr}", name=attr, argnames=requested, **common)]
-        nodeid = f"{relpath}::{attr}"
+            return [check]
+        requested, nodeid = check.argnames, check.id
         arguments: set[str] | None = None
         callspecs: list[tuple[dict[str, Any], list[str], list[Mark]]] = [({}, [], [])]
         for mark in marks:
@@ -346,14 +347,14 @@ class Collector:
         for (params, _, param_marks), param_id in zip(callspecs, param_ids, strict=True):
             name = f"{attr}[{param_id}]" if param_id is not None else attr
             checks.append(
-                Check(
+                dataclasses.replace(  # the function's check, one per parameter set
+                    check,
                     id=f"{relpath}::{name}",
                     name=name,
                     argnames=tuple(a for a in requested if a not in params) if params else requested,
                     params=params,
                     param_id=param_id,
                     marks=[*param_marks, *(m for m in marks if m.name != "parametrize")],
-                    **common,
                 )
             )
         return checks

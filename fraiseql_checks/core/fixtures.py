@@ -115,6 +115,8 @@ def argnames_of(func: Callable[..., Any]) -> tuple[str, ...]:
     """Names of the arguments a function requests (those without defaults)."""
     if type(func) is types.FunctionType and not hasattr(func, "__wrapped__"):
         code = func.__code__  # the fast path: no Signature object for plain functions
+        if not code.co_argcount and not code.co_kwonlyargcount:  # most checks: no argument
+            return ()
         positional = code.co_varnames[: code.co_argcount]
         keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
         defaults = len(func.__defaults__ or ())

@@ -42,7 +42,7 @@ from fraiseql_checks.errors import TargetError, TargetNotConfigured
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.suites import is_shipped
-from fraiseql_checks.trace import RunContext, current_run, new_span_id, new_trace_id
+from fraiseql_checks.trace import RunContext, current_run, new_ids
 
 if TYPE_CHECKING:
     import asyncio
@@ -223,7 +223,7 @@ class Runner:
         """
         import asyncio
 
-        run = RunContext(check, self.config, new_trace_id(), new_span_id())
+        run = RunContext(check, self.config, *new_ids())
         token = current_run.set(run)
         scope = fixtures or ScopeState()
         started_at = time.time()
@@ -799,7 +799,7 @@ class SyncRun:
         self._awaiting: asyncio.Task[None] | None = None
         self._awaitable: Awaitable[Any] | None = None
         self._own_call: float | None = None  # the call's own seconds, set on its thread
-        self._run = run = RunContext(check, runner.config, new_trace_id(), new_span_id())
+        self._run = run = RunContext(check, runner.config, *new_ids())
         self._started_at = time.time()
         self._start = time.perf_counter()
         runner.watchdog.add(self, check.timeout)

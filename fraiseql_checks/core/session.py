@@ -204,13 +204,17 @@ class Session:
         #: Set by a run loop that decides the exit status itself (watch mode exits 0
         #: after a clean shutdown, whatever the checks said).
         self.exitcode: ExitCode | None = None
-        self.keep_results = True
+        #: Whether ``results`` keeps every result: asked for by what reads them after the
+        #: run (the audit report). The reporters keep what they need; 10,000 results kept
+        #: for no one cost a run ~1 µs a check (docs/performance.md).
+        self.keep_results = False
         #: Checks that held the event loop past the report bound: id → (times, longest hold in
         #: seconds); ``""`` when the holder was not a check's.
         self.blocking: dict[str, tuple[int, float]] = {}
         self.started = time.time()
         self._start = time.perf_counter()
-        self._report_result = HookCall(config.hook.fraiseql_report_result)
+        self._report_result = HookCall(config.hook.fraiseql_report_result, config.pluginmanager)
+        self._finish_result = HookCall(config.hook.fraiseql_result, config.pluginmanager)
 
     def args(self) -> list[str]:
         """The paths to collect: the command line's, else ``paths`` of the config; and the
@@ -245,9 +249,7 @@ class Session:
         """Finish a result before anyone sees it: plugins add to it, secrets are masked,
         and its message and traceback are cut to size. Returns the whole masked message
         when it had to be cut (watch mode logs it once), else ``None``."""
-        hook = self.config.hook.fraiseql_result
-        if hook.get_hookimpls():  # none built in: pluggy's call for no one costs more than the rest here
-            hook(result=result, check=check)
+        self._finish_result(result=result, check=check)  # none built in
         mask = self.config.mask
         whole = None
         if len(result.message) > MESSAGE_LIMIT:

@@ -340,7 +340,6 @@ def fraiseql_runloop(session: Session) -> bool | None:
     if prepared is None:
         return None
     settings, store = prepared
-    session.keep_results = False
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.notice if isinstance(reporter, WatchReporter) else _say
     from fraiseql_checks.watch.watcher import NothingToWatch, Watcher

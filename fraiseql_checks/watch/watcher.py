@@ -167,7 +167,7 @@ class Watcher:
         self.collected = False
         self.started = time.time()
         #: Called once a run: pluggy's own call would cost more than its implementations.
-        self._report_result = HookCall(self.config.hook.fraiseql_report_result)
+        self._report_result = HookCall(self.config.hook.fraiseql_report_result, self.config.pluginmanager)
         self.process = psutil.Process(os.getpid())
         #: Concurrency slots free, and the runs waiting for one, first come first served. A
         #: run is no task: it is handed to its worker at once when a slot is free, and its

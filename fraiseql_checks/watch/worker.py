@@ -253,7 +253,6 @@ class Worker:
             self.config = config
             self._report_exits()
             self.session = session = Session(config)
-            session.keep_results = False
             session.collector.rewrite_cache.parallel = False  # the workers collect side by side already
             config.hook.fraiseql_sessionstart(session=session)
             load_assertion_helpers()  # not in the first failing check's run
