@@ -234,6 +234,13 @@ class HookCall:
             else:
                 function(*[kwargs[name] for name in names])
 
+    def __bool__(self) -> bool:
+        """Whether the hook has implementations (a call for no one still costs its arguments)."""
+        plugins = self._plugins
+        if plugins is None or plugins.changes != self._seen:
+            self._read()
+        return self._calls is None or bool(self._calls)
+
     def _read(self) -> None:
         if self._plugins is not None:
             self._seen = self._plugins.changes

@@ -304,7 +304,8 @@ class Collector:
             interval=interval,
             argnames=argnames_of(func),
         )
-        marks = marks_of(func) + module_marks if func.__dict__ or module_marks else []
+        own_marks = marks_of(func)  # (not ``func.__dict__``: asking makes a dict for every function)
+        marks = own_marks + module_marks if own_marks or module_marks else []
         if not marks:  # most checks: no parameters, no marks
             return [check]
         requested, nodeid = check.argnames, check.id

@@ -414,7 +414,9 @@ class _Batch:
         self.session = runner.session
         self.timeout = runner.config.get("timeout")
         self.limit = min(runner.config.get("concurrency"), len(checks))
-        self.remaining = collections.Counter(check.path for check in checks)
+        #: Checks left to end per module (keyed by the module, one per file: a ``Path``'s
+        #: hash is a Python call, twice a result).
+        self.remaining = collections.Counter(check.module for check in checks)
         self.pending = iter(checks)
         self.loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[None] = self.loop.create_future()
@@ -527,11 +529,11 @@ class _Batch:
             session.report(result, check)
             if session.shouldstop and not session.interrupted:
                 self.drop()
-            path = check.path
-            left = self.remaining[path] - 1  # (a Path's hash is a Python call: each one costs)
-            self.remaining[path] = left
-            if not left and path in self.runner.fixtures.modules:
-                return path
+            module = check.module
+            left = self.remaining[module] - 1
+            self.remaining[module] = left
+            if not left and check.path in self.runner.fixtures.modules:
+                return check.path
         except BaseException as exc:
             if _interrupt.is_real(exc):
                 raise

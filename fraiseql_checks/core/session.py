@@ -249,7 +249,8 @@ class Session:
         """Finish a result before anyone sees it: plugins add to it, secrets are masked,
         and its message and traceback are cut to size. Returns the whole masked message
         when it had to be cut (watch mode logs it once), else ``None``."""
-        self._finish_result(result=result, check=check)  # none built in
+        if self._finish_result:  # none built in
+            self._finish_result(result=result, check=check)
         mask = self.config.mask
         whole = None
         if len(result.message) > MESSAGE_LIMIT:
@@ -264,7 +265,8 @@ class Session:
             result.stdout = mask(result.stdout)
         if result.stderr:
             result.stderr = mask(result.stderr)
-        result.labels = {name: mask(value) for name, value in result.labels.items()} if result.labels else {}
+        if result.labels:
+            result.labels = {name: mask(value) for name, value in result.labels.items()}
         if result.extra:
             result.extra = _masked(result.extra, mask)
         return whole
