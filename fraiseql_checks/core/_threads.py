@@ -37,7 +37,19 @@ BLOCKED_AFTER = 50e-6
 class Job:
     """A call for the lane's threads (``ThreadLane.run`` and ``submit`` make them)."""
 
-    __slots__ = ("args", "cancelled", "context", "done", "func", "future", "kwargs", "started", "thread")
+    __slots__ = (
+        "args",
+        "cancelled",
+        "context",
+        "done",
+        "error",
+        "func",
+        "future",
+        "kwargs",
+        "started",
+        "thread",
+        "value",
+    )
 
     def __init__(
         self,
@@ -58,6 +70,9 @@ class Job:
         self.cancelled = False
         self.thread: threading.Thread | None = None
         self.started = 0.0  # perf_counter() when a thread took it
+        #: What the call returned or raised, from its end until it is delivered.
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 class ThreadLane:
@@ -73,7 +88,7 @@ class ThreadLane:
         self._running: set[Job] = set()  # jobs in a call on a thread that still serves the lane
         self._live = 0
         self._retired: set[threading.Thread] = set()
-        self._finished: collections.deque[tuple[Job, Any, BaseException | None]] = collections.deque()
+        self._finished: collections.deque[Job] = collections.deque()  # calls ended, to deliver
         self._wake_pending = False
         self._closed = False
         self._growing: asyncio.TimerHandle | None = None
@@ -182,13 +197,13 @@ class ThreadLane:
                 job.started = time.perf_counter()
                 self._running.add(job)
             try:
-                value, error = job.context.run(job.func, *job.args, **job.kwargs), None
+                job.value = job.context.run(job.func, *job.args, **job.kwargs)
             except BaseException as exc:  # reported to the awaiting task
-                value, error = None, exc
+                job.error = exc
             with self._lock:
                 job.thread = None
                 self._running.discard(job)
-                self._finished.append((job, value, error))
+                self._finished.append(job)  # (the job carries its end: no tuple made per call)
                 wake = not self._wake_pending
                 self._wake_pending = True
                 if me in self._retired:
@@ -209,7 +224,9 @@ class ThreadLane:
         with self._lock:
             self._wake_pending = False
             finished, self._finished = self._finished, collections.deque()
-        for job, value, error in finished:
+        for job in finished:
+            value, error = job.value, job.error
+            job.value = job.error = None
             future = job.future
             if future is None:
                 done, job.done = job.done, None  # it may hold what holds the job: no cycle left

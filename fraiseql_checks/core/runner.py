@@ -37,7 +37,7 @@ from fraiseql_checks.core._pytest_compat import PYTEST_DIR, Failed, Skipped, exp
 from fraiseql_checks.core._threads import Job, ThreadLane
 from fraiseql_checks.core._watchdog import LoopBlocked, Watchdog
 from fraiseql_checks.core.fixtures import FixtureDef, FixtureLookupError
-from fraiseql_checks.core.session import collector_off_the_checks
+from fraiseql_checks.core.gcpolicy import collector_off_the_checks
 from fraiseql_checks.errors import TargetError, TargetNotConfigured
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import Outcome, Result
@@ -807,20 +807,20 @@ class SyncRun:
         runner.watchdog.add(self, check.timeout)
         context = contextvars.copy_context()
         context.run(current_run.set, run)
-        kwargs = dict(check.params) if check.params else {}
         # The job holds this run (its function and callback are its methods); the run
         # lets go of the job when it ends, so no cycle is left for the collector.
-        self._job: Job | None = runner.lane.submit(self._call, (check.func, kwargs), context, self._called)
+        self._job: Job | None = runner.lane.submit(self._call, (check.func, check.params), context, self._called)
 
-    def _call(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, Ending | None]:
-        """On the lane's thread: the awaitable the call returned (else ``None``), or what it
-        raised, described (asking whether a value is awaitable runs its code too)."""
+    def _call(self, func: Callable[..., Any], params: dict[str, Any]) -> tuple[Any, Ending | None] | None:
+        """On the lane's thread: ``None`` for a call that returned no awaitable; else the
+        awaitable it returned, or what it raised, described (asking whether a value is
+        awaitable runs its code too)."""
         start = time.perf_counter()
         try:
-            value = func(**kwargs)
+            value = func(**params) if params else func()
             self._own_call = time.perf_counter() - start
             if value is None or not inspect.isawaitable(value):
-                return None, None
+                return None
         except BaseException as exc:  # SystemExit, GeneratorExit, CancelledError raised by the check too
             if self._own_call is None:
                 self._own_call = time.perf_counter() - start
@@ -863,7 +863,7 @@ class SyncRun:
             if never_started(awaitable):
                 awaitable.close()  # never started (none of its code runs): closed, not left "never awaited"
 
-    def _called(self, called: tuple[Any, Ending | None], error: BaseException | None) -> None:
+    def _called(self, called: tuple[Any, Ending | None] | None, error: BaseException | None) -> None:
         """The call ended (``_call``'s answer); on the loop."""
         if self._ended:
             return
@@ -872,6 +872,8 @@ class SyncRun:
         if error is not None:  # _call itself failed: a bug of ours, said as one
             name = type(error).__name__
             ending = Ending(Outcome.ERROR, f"internal error running the check: {name}", exc_type=name)
+        elif called is None:  # most calls: it returned, nothing to await
+            ending = _PASSED
         else:
             value, described = called
             if value is not None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from fraiseql_checks.config import (
 from fraiseql_checks.core import _interrupt
 from fraiseql_checks.core.collect import CollectError, Collector
 from fraiseql_checks.core.fixtures import FixtureRegistry
+from fraiseql_checks.core.gcpolicy import rare_collections
 from fraiseql_checks.hookspec import hookimpl
 from fraiseql_checks.result import LONGREPR_LIMIT, MESSAGE_LIMIT, Outcome, Result, Summary, cut
 from fraiseql_checks.spec import SEVERITIES
@@ -117,52 +116,6 @@ def fraiseql_addoption(parser: Parser) -> None:
 _MASK_MARGIN = 4096
 
 
-#: The cyclic garbage collector's thresholds while collecting: a young generation of
-#: 50,000 objects instead of 700, and a full collection only after 1,000 collections of
-#: the middle one. Garbage a check file makes at import (cycles included) is still
-#: collected, young; what collecting builds is not gone over again and again.
-COLLECTING_GC_THRESHOLDS = (50_000, 10, 1_000)
-
-
-@contextlib.contextmanager
-def rare_collections() -> Iterator[None]:
-    """Python's cyclic garbage collector runs rarely for a while, as it was after.
-
-    Collecting builds what lives as long as the run: the checks, their modules and
-    fixtures. The collector's passes over those, triggered by the very allocations that
-    build them, find nothing to free: 10-20 ms of the 0.17 s of collecting 10,000 checks
-    (docs/performance.md). It is not turned off: a check file that makes cyclic garbage
-    by the million at import must not make the process grow without bound.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(*COLLECTING_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
-@contextlib.contextmanager
-def collector_off_the_checks() -> Iterator[None]:
-    """A one-shot run's cyclic garbage collections leave alone what was alive before it (the
-    collected checks, their modules and fixtures, the plugins) and come as rarely as
-    while collecting. Each run makes a few hundred objects; with Python's thresholds
-    that was a young collection every few checks and full ones walking all 10,000
-    checks: ~40 ms of a run of 10,000 trivial checks (docs/performance.md). Garbage the
-    checks make, cycles included, is still collected young. Where something else froze
-    objects already (a host process), nothing is frozen or unfrozen here: unfreezing is
-    all or nothing."""
-    ours = not gc.get_freeze_count()
-    if ours:
-        gc.freeze()
-    try:
-        with rare_collections():
-            yield
-    finally:
-        if ours:
-            gc.unfreeze()  # an in-process caller's next session must be collectable again
-
-
 def _mask_and_cut(text: str, limit: int, mask: Callable[[str], str]) -> str:
     """``text`` masked and cut to ``limit``; a huge text is masked only as far as it is kept."""
     if len(text) <= limit:
@@ -231,8 +184,8 @@ class Session:
         return int(self.config.getoption("maxfail") or 0)
 
     def collect(self) -> None:
-        with rare_collections():
-            checks, errors = self.collector.collect(self.args())
+        with rare_collections() as settle:
+            checks, errors = self.collector.collect(self.args(), settle)
         if self.collector.not_found:  # pytest's words, and its exit code 4
             raise UsageError(
                 "\n".join(

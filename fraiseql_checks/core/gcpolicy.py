@@ -1,0 +1,76 @@
+"""Python's cyclic garbage collector in a one-shot run: rare while the process starts and
+collects, and kept off what lives as long as the run.
+
+Starting and collecting build what lives as long as the run: the modules and plugins,
+the checks, their modules and fixtures. The collector's passes over those, triggered by
+the very allocations that build them, find nothing to free (docs/performance.md). It is
+never off: a check file that makes cyclic garbage by the million at import must not make
+the process grow without bound. Watch mode's long-lived processes have their own policy
+(``watch.heap``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
+
+#: The cyclic garbage collector's thresholds while starting and collecting: a young
+#: generation of 50,000 objects instead of 700, and a full collection only after 1,000
+#: collections of the middle one. Garbage a check file makes at import (cycles included)
+#: is still collected, young; what collecting builds is not gone over again and again.
+COLLECTING_GC_THRESHOLDS = (50_000, 10, 1_000)
+
+
+def _nothing() -> None:
+    pass
+
+
+@contextlib.contextmanager
+def rare_collections() -> Iterator[Callable[[], None]]:
+    """The collector runs rarely for a while, as it was after.
+
+    Yields ``settle``, to call when what was just built lives as long as the run (a
+    collected module: its functions, checks and fixtures): everything alive then leaves
+    the collector's generations without being gone over (``gc.freeze``, which costs the
+    same for 10 objects or a million), and goes back to the oldest one when this ends.
+    Garbage made since the last young collection goes with it, collected at the next full
+    one: at most a young generation's worth per settle. Where something else froze
+    objects already (a host process), ``settle`` does nothing: unfreezing is all or nothing.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(*COLLECTING_GC_THRESHOLDS)
+    settled = False
+
+    def settle() -> None:
+        nonlocal settled
+        settled = True
+        gc.freeze()
+
+    try:
+        yield settle if not gc.get_freeze_count() else _nothing
+    finally:
+        if settled:
+            gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+@contextlib.contextmanager
+def collector_off_the_checks() -> Iterator[None]:
+    """A one-shot run's cyclic garbage collections leave alone what was alive before it (the
+    collected checks, their modules and fixtures, the plugins) and come as rarely as
+    while collecting. Each run makes a few hundred objects; with Python's thresholds
+    that was a young collection every few checks and full ones walking all 10,000
+    checks: ~40 ms of a run of 10,000 trivial checks (docs/performance.md). Garbage the
+    checks make, cycles included, is still collected young. Where something else froze
+    objects already (a host process), nothing is frozen or unfrozen here: unfreezing is
+    all or nothing."""
+    ours = not gc.get_freeze_count()
+    if ours:
+        gc.freeze()
+    try:
+        with rare_collections():
+            yield
+    finally:
+        if ours:
+            gc.unfreeze()  # an in-process caller's next session must be collectable again
