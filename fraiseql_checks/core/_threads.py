@@ -35,21 +35,43 @@ BLOCKED_AFTER = 50e-6
 
 
 class Job:
-    """A call for the lane's threads (``ThreadLane.run`` and ``submit`` make them)."""
+    """What the lane's threads run: ``call()`` on a thread, in ``context``; ``ended()`` on the
+    loop, with what it returned or raised, unless the job was abandoned first.
 
-    __slots__ = (
-        "args",
-        "cancelled",
-        "context",
-        "done",
-        "error",
-        "func",
-        "future",
-        "kwargs",
-        "started",
-        "thread",
-        "value",
-    )
+    A caller that keeps many calls in flight can be its own job (``runner.SyncRun``): the
+    thread then touches one object a call instead of a job, a bound method and an argument
+    tuple made on the loop's thread, each a cache miss on the other core (a run of 10,000
+    trivial checks: ~12 ms, docs/performance.md).
+    """
+
+    __slots__ = ("cancelled", "context", "error", "started", "thread", "value")
+
+    def __init__(self, context: contextvars.Context) -> None:
+        self.context = context
+        self.cancelled = False
+        self.thread: threading.Thread | None = None
+        self.started = 0.0  # perf_counter() when a thread took it
+        #: What the call returned or raised, from its end until it is delivered.
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def call(self) -> Any:
+        """On a thread of the lane, in ``context``: the call itself."""
+        raise NotImplementedError
+
+    def ended(self, value: Any, error: BaseException | None) -> None:
+        """On the loop, in the batch of calls that ended with it: what ``call`` returned or raised."""
+        raise NotImplementedError
+
+    def abandoned(self) -> None:
+        """On the loop: the job was given up on (``ThreadLane.abandon``); ``ended`` is not called."""
+
+
+class Call(Job):
+    """``func(*args, **kwargs)``, its end set on ``future`` (``ThreadLane.run``) or handed to
+    ``done(value, error)`` (``ThreadLane.submit``)."""
+
+    __slots__ = ("args", "done", "func", "future", "kwargs")
 
     def __init__(
         self,
@@ -60,19 +82,31 @@ class Job:
         context: contextvars.Context,
         done: Callable[[Any, BaseException | None], None] | None = None,
     ) -> None:
+        super().__init__(context)
         self.func = func
         self.args = args
         self.kwargs = kwargs
-        #: Where the call's end goes: the future awaited (``run``), or ``done`` (``submit``).
         self.future = future
         self.done = done
-        self.context = context
-        self.cancelled = False
-        self.thread: threading.Thread | None = None
-        self.started = 0.0  # perf_counter() when a thread took it
-        #: What the call returned or raised, from its end until it is delivered.
-        self.value: Any = None
-        self.error: BaseException | None = None
+
+    def call(self) -> Any:
+        return self.func(*self.args, **self.kwargs)
+
+    def ended(self, value: Any, error: BaseException | None) -> None:
+        future = self.future
+        if future is None:
+            done, self.done = self.done, None  # it may hold what holds the job: no cycle left
+            if done is not None:
+                done(value, error)
+        elif future.done():
+            pass  # its awaiting task was cancelled
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def abandoned(self) -> None:
+        self.done = None  # what a hung call's thread keeps alive is the call, not its caller's callback
 
 
 class ThreadLane:
@@ -107,8 +141,8 @@ class ThreadLane:
         import asyncio
 
         future: asyncio.Future[Any] = self._loop.create_future()
-        job = Job(func, args, kwargs, future, contextvars.copy_context())
-        self._enqueue(job)
+        job = Call(func, args, kwargs, future, contextvars.copy_context())
+        self.enqueue(job)
         try:
             return await future
         except asyncio.CancelledError:
@@ -125,12 +159,13 @@ class ThreadLane:
         """Call ``func(*args)`` on a worker thread in ``context``; ``done(value, error)`` is
         called on the loop when it returns (in the batch of calls that ended with it), unless
         the job was abandoned first (``abandon``). No future, no task: for callers that keep
-        many calls in flight and account for each in a callback (``runner.SyncRun``)."""
-        job = Job(func, args, {}, None, context, done)
-        self._enqueue(job)
+        many calls in flight and account for each in a callback."""
+        job = Call(func, args, {}, None, context, done)
+        self.enqueue(job)
         return job
 
-    def _enqueue(self, job: Job) -> None:
+    def enqueue(self, job: Job) -> None:
+        """Run ``job`` (its ``call()`` on a thread, its ``ended()`` on the loop after)."""
         with self._lock:
             self._pending += 1
             waits = self._pending > self._idle and self._live < self._max
@@ -164,7 +199,7 @@ class ThreadLane:
     def abandon(self, job: Job) -> None:
         """Give up on ``job``: not called if it has not started; if it is in a call, its
         thread finishes it unobserved and then exits (a new thread serves the lane)."""
-        job.done = None
+        job.abandoned()
         with self._lock:
             job.cancelled = True
             thread = job.thread
@@ -197,7 +232,7 @@ class ThreadLane:
                 job.started = time.perf_counter()
                 self._running.add(job)
             try:
-                job.value = job.context.run(job.func, *job.args, **job.kwargs)
+                job.value = job.context.run(job.call)
             except BaseException as exc:  # reported to the awaiting task
                 job.error = exc
             with self._lock:
@@ -227,21 +262,12 @@ class ThreadLane:
         for job in finished:
             value, error = job.value, job.error
             job.value = job.error = None
-            future = job.future
-            if future is None:
-                done, job.done = job.done, None  # it may hold what holds the job: no cycle left
-                if not job.cancelled and done is not None:
-                    try:
-                        done(value, error)
-                    except Exception as exc:  # a bug of the caller's: said, and the batch's other calls delivered
-                        self._loop.call_exception_handler({"message": "a lane job's callback failed", "exception": exc})
+            if job.cancelled:
                 continue
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+            try:
+                job.ended(value, error)
+            except Exception as exc:  # a bug of the caller's: said, and the batch's other calls delivered
+                self._loop.call_exception_handler({"message": "a lane job's callback failed", "exception": exc})
 
     def close(self) -> None:
         """Let idle threads exit; threads stuck in abandoned calls stay daemons."""

@@ -22,10 +22,6 @@ from collections.abc import Callable, Iterator
 COLLECTING_GC_THRESHOLDS = (50_000, 10, 1_000)
 
 
-def _nothing() -> None:
-    pass
-
-
 @contextlib.contextmanager
 def rare_collections() -> Iterator[Callable[[], None]]:
     """The collector runs rarely for a while, as it was after.
@@ -40,17 +36,19 @@ def rare_collections() -> Iterator[Callable[[], None]]:
     """
     before = gc.get_threshold()
     gc.set_threshold(*COLLECTING_GC_THRESHOLDS)
-    settled = False
+    ours: bool | None = None  # asked at the first settle: the count walks what is frozen
 
     def settle() -> None:
-        nonlocal settled
-        settled = True
-        gc.freeze()
+        nonlocal ours
+        if ours is None:
+            ours = not gc.get_freeze_count()
+        if ours:
+            gc.freeze()
 
     try:
-        yield settle if not gc.get_freeze_count() else _nothing
+        yield settle
     finally:
-        if settled:
+        if ours:
             gc.unfreeze()
         gc.set_threshold(*before)
 

@@ -761,11 +761,12 @@ def _result(
     )
 
 
-class SyncRun:
+class SyncRun(Job):
     """A run of a ``def`` check that needs no fixture, with no task of its own.
 
     Its call goes to the runner's lane as every sync check's does (a thread that a hung
-    call cannot hold, in a copy of the loop's context where ``current_run`` is this run).
+    call cannot hold, in a copy of the loop's context where ``current_run`` is this run),
+    the run being its own job there (``call`` on the thread, ``ended`` on the loop).
     What the call raised is described on that thread too, while the deadline holds: its
     text and traceback come from the check's code (``__str__``, ``__repr__``), which may
     be slow. The loop hears of the call's end in the lane's batch of calls that ended,
@@ -782,8 +783,8 @@ class SyncRun:
         "_awaiting",
         "_done",
         "_ended",
-        "_job",
         "_own_call",
+        "_queued",
         "_run",
         "_runner",
         "_start",
@@ -805,19 +806,19 @@ class SyncRun:
         self._started_at = time.time()
         self._start = time.perf_counter()
         runner.watchdog.add(self, check.timeout)
-        context = contextvars.copy_context()
-        context.run(current_run.set, run)
-        # The job holds this run (its function and callback are its methods); the run
-        # lets go of the job when it ends, so no cycle is left for the collector.
-        self._job: Job | None = runner.lane.submit(self._call, (check.func, check.params), context, self._called)
+        super().__init__(contextvars.copy_context())
+        self.context.run(current_run.set, run)
+        self._queued = True  # on the lane until its call ends or is abandoned
+        runner.lane.enqueue(self)
 
-    def _call(self, func: Callable[..., Any], params: dict[str, Any]) -> tuple[Any, Ending | None] | None:
+    def call(self) -> tuple[Any, Ending | None] | None:
         """On the lane's thread: ``None`` for a call that returned no awaitable; else the
         awaitable it returned, or what it raised, described (asking whether a value is
         awaitable runs its code too)."""
+        check = self.check
         start = time.perf_counter()
         try:
-            value = func(**params) if params else func()
+            value = check.func(**check.params) if check.params else check.func()
             self._own_call = time.perf_counter() - start
             if value is None or not inspect.isawaitable(value):
                 return None
@@ -854,22 +855,22 @@ class SyncRun:
     def _let_go(self) -> None:
         """Abandon the call and, if the check returned an awaitable, the task awaiting it
         (closed if it never started: it was not awaited, and says nothing)."""
-        if self._job is not None:
-            self._runner.lane.abandon(self._job)
-            self._job = None
+        if self._queued:
+            self._queued = False
+            self._runner.lane.abandon(self)
         if self._awaiting is not None:
             self._awaiting.cancel()
             awaitable = self._awaitable
             if never_started(awaitable):
                 awaitable.close()  # never started (none of its code runs): closed, not left "never awaited"
 
-    def _called(self, called: tuple[Any, Ending | None] | None, error: BaseException | None) -> None:
-        """The call ended (``_call``'s answer); on the loop."""
+    def ended(self, called: tuple[Any, Ending | None] | None, error: BaseException | None) -> None:
+        """The call ended (``call``'s answer); on the loop."""
+        self._queued = False
         if self._ended:
             return
         runner = self._runner
-        job, self._job = self._job, None
-        if error is not None:  # _call itself failed: a bug of ours, said as one
+        if error is not None:  # call itself failed: a bug of ours, said as one
             name = type(error).__name__
             ending = Ending(Outcome.ERROR, f"internal error running the check: {name}", exc_type=name)
         elif called is None:  # most calls: it returned, nothing to await
@@ -881,10 +882,9 @@ class SyncRun:
                 # of its own in the run's context, which the watchdog times.
                 import asyncio
 
-                assert job is not None
                 self._awaitable = value
                 self._awaiting = task = asyncio.get_running_loop().create_task(
-                    self._await(value, contextvars.copy_context()), context=job.context
+                    self._await(value, contextvars.copy_context()), context=self.context
                 )
                 if isinstance(task, runner._guarded):  # the run's own task: no other check's code cancels it
                     task.run = self._run
