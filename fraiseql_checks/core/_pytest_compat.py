@@ -166,8 +166,10 @@ def explain_comparisons(verbosity: int = 0) -> Iterator[None]:
         yield
     finally:
         _assert_helpers.explain = None
+        # A check's thread may be importing it still (a run stopped by -x): a module
+        # partly made, without the name yet.
         util = sys.modules.get("_pytest.assertion.util")
-        if util is not None and util._reprcompare is reprcompare:
+        if getattr(util, "_reprcompare", None) is reprcompare:
             util._reprcompare = None
 
 

@@ -362,14 +362,11 @@ class Collector:
 
     # -- the whole walk ----------------------------------------------------------------
 
-    def collect(
-        self, args: Sequence[str], settle: Callable[[], None] | None = None
-    ) -> tuple[list[Check], list[CollectError]]:
+    def collect(self, args: Sequence[str]) -> tuple[list[Check], list[CollectError]]:
         """Collect every check under ``args`` (paths or node ids).
 
         Node ids that name no check are kept in ``not_found`` (``path::name``, the path
-        absolute), for the session to refuse as pytest does. ``settle`` is called after
-        each file (``gcpolicy.rare_collections``: what it built lives as long as the run).
+        absolute), for the session to refuse as pytest does.
         """
         targets: list[tuple[Path, str | None]] = []
         self.not_found = []
@@ -395,17 +392,13 @@ class Collector:
         errors: list[CollectError] = []
         self.rewrite_cache.prepare(list(files))
         try:
-            self._collect_files(files, checks, errors, settle)
+            self._collect_files(files, checks, errors)
         finally:
             self.rewrite_cache.finish()
         return checks, errors
 
     def _collect_files(
-        self,
-        files: dict[Path, set[str] | None],
-        checks: list[Check],
-        errors: list[CollectError],
-        settle: Callable[[], None] | None,
+        self, files: dict[Path, set[str] | None], checks: list[Check], errors: list[CollectError]
     ) -> None:
         hook = self.config.hook
         for path, names in files.items():
@@ -421,8 +414,6 @@ class Collector:
                         matched.update((item.name, item.function_name))
             if names is not None and not broken:  # a file that did not collect is reported as such
                 self.not_found.extend(f"{path}::{name}" for name in sorted(names - matched))
-            if settle is not None:
-                settle()
 
 
 @hookimpl

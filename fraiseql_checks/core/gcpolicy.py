@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 #: The cyclic garbage collector's thresholds while starting and collecting: a young
 #: generation of 50,000 objects instead of 700, and a full collection only after 1,000
@@ -23,33 +23,19 @@ COLLECTING_GC_THRESHOLDS = (50_000, 10, 1_000)
 
 
 @contextlib.contextmanager
-def rare_collections() -> Iterator[Callable[[], None]]:
+def rare_collections() -> Iterator[None]:
     """The collector runs rarely for a while, as it was after.
 
-    Yields ``settle``, to call when what was just built lives as long as the run (a
-    collected module: its functions, checks and fixtures): everything alive then leaves
-    the collector's generations without being gone over (``gc.freeze``, which costs the
-    same for 10 objects or a million), and goes back to the oldest one when this ends.
-    Garbage made since the last young collection goes with it, collected at the next full
-    one: at most a young generation's worth per settle. Where something else froze
-    objects already (a host process), ``settle`` does nothing: unfreezing is all or nothing.
+    Not more than that: freezing each collected file's objects as soon as they are built
+    (an O(1) move, ~4 ms off collecting 10,000 checks) also froze the cyclic garbage its
+    import had made, for the whole run, finalizers never run; the young collections
+    that go over what collecting built are what frees it.
     """
     before = gc.get_threshold()
     gc.set_threshold(*COLLECTING_GC_THRESHOLDS)
-    ours: bool | None = None  # asked at the first settle: the count walks what is frozen
-
-    def settle() -> None:
-        nonlocal ours
-        if ours is None:
-            ours = not gc.get_freeze_count()
-        if ours:
-            gc.freeze()
-
     try:
-        yield settle
+        yield
     finally:
-        if ours:
-            gc.unfreeze()
         gc.set_threshold(*before)
 
 

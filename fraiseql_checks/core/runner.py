@@ -10,7 +10,6 @@ the watchdog's business.
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import inspect
 import os
@@ -414,9 +413,14 @@ class _Batch:
         self.session = runner.session
         self.timeout = runner.config.get("timeout")
         self.limit = min(runner.config.get("concurrency"), len(checks))
-        #: Checks left to end per module (keyed by the module, one per file: a ``Path``'s
-        #: hash is a Python call, twice a result).
-        self.remaining = collections.Counter(check.module for check in checks)
+        #: Checks left to end in each file, a counter per path, found by the check's id()
+        #: (a ``Path``'s hash is a Python call: twice a result, otherwise). Not by module:
+        #: a plugin's ``fraiseql_collect_file`` may give one file's checks several.
+        self.left_in_file: dict[int, list[int]] = {}
+        by_path: dict[Path, list[int]] = {}
+        for check in checks:
+            left = self.left_in_file[id(check)] = by_path.setdefault(check.path, [0])
+            left[0] += 1
         self.pending = iter(checks)
         self.loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[None] = self.loop.create_future()
@@ -529,10 +533,9 @@ class _Batch:
             session.report(result, check)
             if session.shouldstop and not session.interrupted:
                 self.drop()
-            module = check.module
-            left = self.remaining[module] - 1
-            self.remaining[module] = left
-            if not left and check.path in self.runner.fixtures.modules:
+            left = self.left_in_file[id(check)]
+            left[0] -= 1
+            if not left[0] and check.path in self.runner.fixtures.modules:
                 return check.path
         except BaseException as exc:
             if _interrupt.is_real(exc):

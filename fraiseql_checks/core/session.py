@@ -184,8 +184,8 @@ class Session:
         return int(self.config.getoption("maxfail") or 0)
 
     def collect(self) -> None:
-        with rare_collections() as settle:
-            checks, errors = self.collector.collect(self.args(), settle)
+        with rare_collections():
+            checks, errors = self.collector.collect(self.args())
         if self.collector.not_found:  # pytest's words, and its exit code 4
             raise UsageError(
                 "\n".join(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fraiseql_checks.core._pytest_compat import rewrite_module
 from tests.support.checkdir import CheckDir
 
@@ -179,3 +181,23 @@ def test_a_run_inside_a_run_leaves_the_outer_runs_explanations(tmp_path: Path) -
         [sys.executable, "-c", _NESTED, str(tmp_path / "code")], capture_output=True, text=True, timeout=60
     )
     assert "At index 2 diff: 3 != 4" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_run_ends_cleanly_while_a_checks_thread_is_still_importing_pytests_assertion_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run stopped by ``-x`` may end while a check's thread is importing pytest's
+    assertion helpers for its failing assert: the module is in ``sys.modules`` without
+    its names yet. Leaving the run must not fail on it (it was an internal error, exit 3)."""
+    import types
+
+    from fraiseql_checks.core._pytest_compat import explain_comparisons
+
+    loaded = types.ModuleType("_pytest.assertion.util")
+    loaded._reprcompare = None  # type: ignore[attr-defined]  # loaded, no run's explainer in place
+    monkeypatch.setitem(sys.modules, "_pytest.assertion.util", loaded)
+    with explain_comparisons():
+        assert loaded._reprcompare is not None  # type: ignore[attr-defined]
+        partial = types.ModuleType("_pytest.assertion.util")  # as a thread's import under way leaves it
+        monkeypatch.setitem(sys.modules, "_pytest.assertion.util", partial)
+    assert not hasattr(partial, "_reprcompare")

@@ -170,6 +170,70 @@ def test_a_module_is_torn_down_when_its_last_check_ends_a_def_check_without_a_ta
     assert events(checkdir) == ["a1", "a2", "module-teardown:check_a.py", "b1"]
 
 
+def test_a_module_is_torn_down_after_its_files_last_check_when_a_plugin_adds_checks_to_the_file(
+    checkdir: CheckDir,
+) -> None:
+    """``fraiseql_collect_file`` may give one file's checks from several implementations,
+    each with a module object of its own: the file's module fixtures go when the last of
+    them all has ended, not when one module's checks have."""
+    checkdir.write("checks/events.py", EVENTS)
+    checkdir.write(
+        "adding_plugin.py",
+        """
+        import time
+        import types
+
+        from fraiseql_checks.checks import Check
+        from fraiseql_checks.spec import CheckSpec
+
+
+        def fraiseql_collect_file(path, session):
+            if not path.name.startswith("check_"):
+                return None
+
+            def generated(per_module):
+                time.sleep(0.2)
+
+            relpath = session.config.relpath(path)
+            return [
+                Check(
+                    id=f"{relpath}::generated", name="generated", function_name="generated", path=path,
+                    spec=CheckSpec(), module=types.ModuleType("generated"), func=generated, argnames=("per_module",),
+                )
+            ]
+        """,
+    )
+    checkdir.write(
+        "checks/conftest.py",
+        """
+        from fraiseql_checks import fixture
+        from events import event
+
+        @fixture(scope="module")
+        def per_module():
+            event("set-up")
+            yield object()
+            event("torn-down")
+        """,
+    )
+    checkdir.write(
+        "checks/check_a.py",
+        """
+        import time
+        from events import event
+
+        def check_a(per_module):
+            time.sleep(0.6)
+            event("a")
+        """,
+    )
+    env = {"EVENTS_DIR": str(checkdir.path), "PYTHONPATH": str(checkdir.path)}
+    result, outcomes = checkdir.outcomes("-p", "adding_plugin", env=env)
+    assert result.ret == 0, result.stdout
+    assert sorted(outcomes) == ["checks/check_a.py::check_a", "checks/check_a.py::generated"]
+    assert events(checkdir) == ["set-up", "a", "torn-down"]
+
+
 def test_unknown_fixture_lists_the_available_ones(checkdir: CheckDir) -> None:
     checkdir.write(
         "checks/check_unknown.py",
