@@ -119,10 +119,11 @@ def name_patterns(expr: str) -> set[str]:
     }
 
 
-# Grafana substitutes these before the query reaches Prometheus.
-_GRAFANA_INTERVALS = re.compile(r"\$\{?(?:__rate_interval|__interval|__range)\b\}?")
-_GRAFANA_NUMBERS = re.compile(r"\$\{?(?:__interval_ms|__range_ms|__range_s)\b\}?")
-_GRAFANA_VARIABLE = re.compile(r"\$\{[^}]+\}|\[\[[^\]]+\]\]|\$[A-Za-z_][A-Za-z0-9_]*")
+# Grafana substitutes these before the query reaches Prometheus. (Patterns, compiled by re's
+# cache at their first use: not at every start of every command.)
+_GRAFANA_INTERVALS = r"\$\{?(?:__rate_interval|__interval|__range)\b\}?"
+_GRAFANA_NUMBERS = r"\$\{?(?:__interval_ms|__range_ms|__range_s)\b\}?"
+_GRAFANA_VARIABLE = r"\$\{[^}]+\}|\[\[[^\]]+\]\]|\$[A-Za-z_][A-Za-z0-9_]*"
 
 
 def without_grafana_variables(expr: str) -> str:
@@ -132,6 +133,6 @@ def without_grafana_variables(expr: str) -> str:
     ones (``$__range_s``...) become ``300``; other variables (``$job``, ``${instance}``,
     ``[[env]]``) become ``.*`` inside label matchers, where dashboards use them.
     """
-    expr = _GRAFANA_INTERVALS.sub("5m", expr)
-    expr = _GRAFANA_NUMBERS.sub("300", expr)
-    return _GRAFANA_VARIABLE.sub(".*", expr)
+    expr = re.sub(_GRAFANA_INTERVALS, "5m", expr)
+    expr = re.sub(_GRAFANA_NUMBERS, "300", expr)
+    return re.sub(_GRAFANA_VARIABLE, ".*", expr)

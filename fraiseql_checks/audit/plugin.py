@@ -37,13 +37,13 @@ if TYPE_CHECKING:
 
 #: Where the ``audit report`` command puts the period the checks evaluate (seconds).
 WINDOW_KEY = StashKey[float]("audit.window")
-_GUC = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*")
+_GUC = r"[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*"
 _ENV = {"role": "FRAISEQL_AUDIT_ROLE", "tenant": "FRAISEQL_AUDIT_TENANT"}
 
 
 def _as_setting_name(value: Any) -> str:
     text = as_str(value)
-    if not _GUC.fullmatch(text):
+    if not re.fullmatch(_GUC, text):
         raise ValueError(f"expected a custom setting name such as 'app.tenant_id', got {text!r}")
     return text
 

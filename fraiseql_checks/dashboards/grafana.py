@@ -191,12 +191,12 @@ def _first_line(text: str) -> str:
     return (text or "no answer").strip().splitlines()[0][:200]
 
 
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_ERRNO = r"\[Errno -?\d+\] ([^'\")\]]+)"
 
 
 def _unreachable(text: str) -> str:
     """The socket's reason (``Connection refused``) out of urllib3's long message, else its first line."""
-    found = _ERRNO.search(text or "")
+    found = re.search(_ERRNO, text or "")
     if found:
         return found.group(1).strip().lower()
     if "NameResolutionError" in (text or "") or "Name or service not known" in (text or ""):

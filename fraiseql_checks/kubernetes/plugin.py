@@ -29,16 +29,17 @@ DEFAULT_NAMESPACE = "monitoring"
 DEFAULT_IMAGE = "fraiseql-checks:latest"
 DEFAULT_WORKERS = 2
 
+# Patterns, compiled by re's cache at their first use (not at every start of every command).
 #: A DNS-1123 label: object names, namespaces (at most 63 characters).
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 #: A label key: an optional DNS-subdomain prefix and a name of 63 characters at most.
-_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
+_LABEL_NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_QUANTITY = r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?"
 
 
 def as_dns_label(value: Any) -> str:
     text = as_str(value)
-    if len(text) > 63 or not _DNS_LABEL.fullmatch(text):
+    if len(text) > 63 or not re.fullmatch(_DNS_LABEL, text):
         raise ValueError(f"expected a lower-case name of letters, digits and '-' (at most 63), got {text!r}")
     return text
 
@@ -48,7 +49,7 @@ def _label_key(key: str) -> str:
     if (
         not name
         or len(name) > 63
-        or not _LABEL_NAME.fullmatch(name)
+        or not re.fullmatch(_LABEL_NAME, name)
         or (prefix and (len(prefix) > 253 or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", prefix)))
     ):
         raise ValueError(f"{key!r} is not a Kubernetes label name")
@@ -62,7 +63,7 @@ def as_labels(value: Any) -> dict[str, str]:
     labels = {}
     for key, item in value.items():
         text = item if isinstance(item, str) else None
-        if text is None or len(text) > 63 or not _LABEL_NAME.fullmatch(text):
+        if text is None or len(text) > 63 or not re.fullmatch(_LABEL_NAME, text):
             raise ValueError(f"label {key!r}: expected a value of letters, digits, '-', '_', '.' (at most 63)")
         labels[_label_key(str(key))] = text
     return labels
@@ -77,7 +78,7 @@ def as_image(value: Any) -> str:
 
 def as_quantity(value: Any) -> str:
     text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
-    if not _QUANTITY.fullmatch(text):
+    if not re.fullmatch(_QUANTITY, text):
         raise ValueError(f"expected a Kubernetes quantity such as 250m, 512Mi or 1Gi, got {value!r}")
     return text
 

@@ -82,7 +82,7 @@ def write_report(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ILLEGAL_XML = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 
 
 #: JUnit's ``type`` of an error that no exception of a check gave.
@@ -181,7 +181,7 @@ class JUnitReport:
         for key in ("tests", "failures", "errors"):
             root.set(key, element.get(key, "0"))
         root.append(element)
-        text = _ILLEGAL_XML.sub("", ET.tostring(root, encoding="unicode"))
+        text = re.sub(_ILLEGAL_XML, "", ET.tostring(root, encoding="unicode"))
         return xml.dom.minidom.parseString(text).toprettyxml(indent="  ")
 
     @hookimpl
