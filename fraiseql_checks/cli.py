@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import traceback
 
     from fraiseql_checks.config import UsageError, write_error
+    from fraiseql_checks.core import gcpolicy
     from fraiseql_checks.core.session import ExitCode, Session
 
     try:
@@ -167,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERNAL_ERROR
     try:
         config.hook.fraiseql_configure(config=config)
+        gcpolicy.started()
         try:
             if command is not None:
                 return int(command.run(config))
@@ -195,11 +197,12 @@ def console_main() -> None:
     # process never runs httpx's CLI, and httpx carries on without it.
     if "httpx" not in sys.modules:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    from fraiseql_checks.core.gcpolicy import rare_collections
+    from fraiseql_checks.core import gcpolicy
 
     # Starting imports and configures what lives as long as the process: ~20 young and two
     # middle collections found nothing to free in it (~3 ms of every start).
-    with rare_collections():
+    gcpolicy.own_process()
+    with gcpolicy.rare_collections():
         code = main()
     # The interpreter's exit collects every generation once more: ~80 ms after a run of
     # 10,000 checks, to free what the process's end frees anyway. Frozen, it is left out

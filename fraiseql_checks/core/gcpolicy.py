@@ -1,5 +1,6 @@
 """Python's cyclic garbage collector in a one-shot run: rare while the process starts and
-collects, and kept off what lives as long as the run.
+collects, and kept off what lives as long as the run (frozen: what start-up built once it
+is over, what was collected once the run starts).
 
 Starting and collecting build what lives as long as the run: the modules and plugins,
 the checks, their modules and fixtures. The collector's passes over those, triggered by
@@ -20,6 +21,26 @@ from collections.abc import Iterator
 #: collections of the middle one. Garbage a check file makes at import (cycles included)
 #: is still collected, young; what collecting builds is not gone over again and again.
 COLLECTING_GC_THRESHOLDS = (50_000, 10, 1_000)
+
+#: Whether this process is ``fraiseql-check``'s own (``own_process``, by its entry point),
+#: not a host's (a test suite, pytest with our plugin) that calls into it.
+_owned = False
+
+
+def own_process() -> None:
+    """Called by the command's entry point: what it freezes stays frozen to the end."""
+    global _owned
+    _owned = True
+
+
+def started() -> None:
+    """Start-up is over (plugins loaded, configuration read): in our own process, what it
+    built lives as long as the process and is frozen, so that the young collection while
+    collecting checks goes over what collecting built only (~50,000 objects fewer: ~2 ms
+    of a run of 10,000 checks). Its little garbage (a few dozen objects of cycles made at
+    import) is frozen with it. In a host's process, nothing."""
+    if _owned:
+        gc.freeze()
 
 
 @contextlib.contextmanager
@@ -48,13 +69,14 @@ def collector_off_the_checks() -> Iterator[None]:
     checks: ~40 ms of a run of 10,000 trivial checks (docs/performance.md). Garbage the
     checks make, cycles included, is still collected young. Where something else froze
     objects already (a host process), nothing is frozen or unfrozen here: unfreezing is
-    all or nothing."""
-    ours = not gc.get_freeze_count()
+    all or nothing. In our own process (``own_process``) it freezes without asking (the
+    count walks every frozen object) and leaves it frozen: the process ends after."""
+    ours = _owned or not gc.get_freeze_count()
     if ours:
         gc.freeze()
     try:
         with rare_collections():
             yield
     finally:
-        if ours:
+        if ours and not _owned:
             gc.unfreeze()  # an in-process caller's next session must be collectable again
