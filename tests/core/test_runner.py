@@ -873,3 +873,65 @@ def test_passing_run_exits_0_and_skips_are_allowed(checkdir: CheckDir) -> None:
     result = checkdir.run()
     assert result.ret == 0
     result.fnmatch_lines(["*1 passed, 1 skipped in *s*"])
+
+
+@pytest.mark.parametrize("ending", ["passed", "failed", "timed out"])
+def test_a_runs_result_has_each_field_from_where_it_comes(ending: str) -> None:
+    """``_result`` builds the result positionally (faster than by keywords): each field
+    must still come from its own source, as the same result built by keywords has it."""
+    import dataclasses
+    from pathlib import Path
+
+    from fraiseql_checks.checks import Check
+    from fraiseql_checks.core.runner import Ending, _result
+    from fraiseql_checks.result import Outcome, Result
+    from fraiseql_checks.spec import CheckSpec
+    from fraiseql_checks.trace import RunContext
+
+    check = Check(
+        id="checks/check_x.py::check_x",
+        name="check_x",
+        function_name="check_x",
+        path=Path("checks/check_x.py"),
+        spec=CheckSpec(labels={"team": "db"}),
+        module=None,  # type: ignore[arg-type]
+        func=lambda: None,
+        severity="critical",
+    )
+    run = RunContext(check, None, "1" * 32, "2" * 16)
+    run.values["rows"] = 3.0
+    run.extra["sql"] = "select 1"
+    run.capture("stdout", "printed\n")
+    run.capture("stderr", "warned\n")
+    outcome = {"passed": Outcome.PASSED, "failed": Outcome.FAILED, "timed out": Outcome.ERROR}[ending]
+    how = Ending(outcome, "the message", "the traceback", ending == "timed out", "database", "AssertionError")
+    phases = {"setup": 0.1, "call": 0.2, "teardown": 0.3}
+    made = _result(check, run, 1234.5, time.perf_counter(), how, "teardown", phases)
+    failed = ending != "passed"
+    expected = Result(
+        id=check.id,
+        name=check.name,
+        outcome=outcome,
+        message="the message",
+        duration_s=made.duration_s,
+        timed_out=ending == "timed out",
+        severity="critical",
+        labels={"team": "db"},
+        trace_id="1" * 32,
+        span_id="2" * 16,
+        started_at=1234.5,
+        values={"rows": 3.0},
+        longrepr="the traceback",
+        stdout="printed\n",
+        stderr="warned\n",
+        kind="check",
+        unreachable="database" if ending == "failed" else "",
+        extra={"sql": "select 1"},
+        when="teardown",
+        exc_type="AssertionError" if failed else "",
+        phases=phases,
+    )
+    assert made == expected, [
+        f.name for f in dataclasses.fields(Result) if getattr(made, f.name) != getattr(expected, f.name)
+    ]
+    assert 0 <= made.duration_s < 60
