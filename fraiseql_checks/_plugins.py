@@ -221,10 +221,7 @@ class HookCall:
         self._calls: list[tuple[Any, str | None, tuple[str, ...]]] | None = None
 
     def __call__(self, **kwargs: Any) -> None:
-        plugins = self._plugins
-        if plugins is None or plugins.changes != self._seen:
-            self._read()
-        calls = self._calls
+        calls = self._current()
         if calls is None:
             self._caller(**kwargs)
             return
@@ -236,19 +233,21 @@ class HookCall:
 
     def __bool__(self) -> bool:
         """Whether the hook has implementations (a call for no one still costs its arguments)."""
+        calls = self._current()
+        return calls is None or bool(calls)
+
+    def _current(self) -> list[tuple[Any, str | None, tuple[str, ...]]] | None:
+        """The direct calls (``None``: through pluggy), read again if the plugins changed."""
         plugins = self._plugins
         if plugins is None or plugins.changes != self._seen:
-            self._read()
-        return self._calls is None or bool(self._calls)
-
-    def _read(self) -> None:
-        if self._plugins is not None:
-            self._seen = self._plugins.changes
-        impls = self._caller.get_hookimpls()
-        if impls != self._impls:
-            self._impls = impls
-            direct = not any(impl.wrapper or impl.hookwrapper for impl in impls)
-            self._calls = [_direct_call(impl) for impl in reversed(impls)] if direct else None
+            if plugins is not None:
+                self._seen = plugins.changes
+            impls = self._caller.get_hookimpls()
+            if impls != self._impls:
+                self._impls = impls
+                direct = not any(impl.wrapper or impl.hookwrapper for impl in impls)
+                self._calls = [_direct_call(impl) for impl in reversed(impls)] if direct else None
+        return self._calls
 
 
 def _direct_call(impl: pluggy.HookImpl) -> tuple[Any, str | None, tuple[str, ...]]:
