@@ -419,7 +419,9 @@ class Worker:
                     self._stopped.set_result(None)
             elif kind == "cancel":
                 # Cancelled as the runner does: the run ends without a result (the watcher asked
-                # for it). A run has a task only once the runner is made (``_start_run``).
+                # for it). A run has a task only once the runner is made (``_start_run``); one
+                # asked for before (``_early``) never starts.
+                self._early.clear()
                 runner = self.runner
                 if runner is not None:
                     for seq, task in list(self.tasks.items()):

@@ -15,7 +15,7 @@ import termios
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -35,9 +35,12 @@ def check_bulky_{i}():
 
 
 @contextlib.contextmanager
-def collected_worker(checkdir: CheckDir) -> Iterator[tuple[BlockingChannel, subprocess.Popen[bytes], list[str]]]:
+def collected_worker(
+    checkdir: CheckDir, early: Sequence[list[tuple[object, ...]]] = ()
+) -> Iterator[tuple[BlockingChannel, subprocess.Popen[bytes], list[str]]]:
     """A worker process of ``checkdir``'s checks, started and collected as the watcher
-    starts one: its channel, its process, the checks' ids; killed at the end."""
+    starts one: its channel, its process, the checks' ids; killed at the end. ``early``:
+    frames sent right after the start, while the worker collects."""
     ours, theirs = socket.socketpair()
     process = subprocess.Popen(
         [sys.executable, "-c", _BOOTSTRAP, str(REPO), str(theirs.fileno())],
@@ -50,6 +53,8 @@ def collected_worker(checkdir: CheckDir) -> Iterator[tuple[BlockingChannel, subp
     channel = BlockingChannel(ours)
     start = {"name": "test", "args": [], "cwd": str(checkdir.path), "sys_path": list(sys.path), "skip": {}}
     channel.send([{**start, "file_values": None, "watcher_pid": os.getpid()}])
+    for frame in early:
+        channel.send(frame)
     try:
         ids: list[str] = []
         while not ids:
@@ -105,6 +110,29 @@ def test_results_sent_while_the_watcher_does_not_read_all_arrive_once_before_the
     assert process.wait(30) == 0
     assert sorted(answered) == list(range(runs))
     assert set(answered.values()) == {1}
+
+
+def test_a_run_cancelled_before_the_worker_could_start_it_never_starts(checkdir: CheckDir) -> None:
+    """A run and the watcher's cancel that reach the worker while it still collects: the
+    run waits for the runner, and the cancel must drop it there too. It used to start
+    once the runner was made, and the worker, asked to stop, waited for it (here 60 s)."""
+    checkdir.write(
+        "checks/check_slow.py",
+        'import asyncio\nfrom fraiseql_checks import check\n\n@check(timeout="120s")\n'
+        "async def check_slow():\n    await asyncio.sleep(60)\n",
+    )
+    # Handled when the worker's loop first turns, before its runner is made.
+    early = [[("run", 1, "checks/check_slow.py::check_slow"), ("cancel",)], [("stop",)]]
+    with collected_worker(checkdir, early) as (channel, process, _ids):
+        channel.sock.settimeout(5)
+        deadline = time.monotonic() + 30  # the bound of the test, not a measure of speed
+        seen: list[str] = []
+        while "stopped" not in seen:
+            assert time.monotonic() < deadline, f"no goodbye in 30 s: the worker waits for the cancelled run; {seen}"
+            with contextlib.suppress(TimeoutError):
+                seen.extend(str(message[0]) for message in channel.receive())
+        assert "result" not in seen
+        assert process.wait(30) == 0
 
 
 def test_a_batch_larger_than_a_frame_may_be_goes_in_several() -> None:
