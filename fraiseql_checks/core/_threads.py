@@ -6,6 +6,12 @@ once the call returns, a replacement thread takes the queue, and the threads are
 daemons, so a check stuck in ``time.sleep(3600)`` neither blocks the run nor the
 process exit. Results travel back in batches: one loop wake-up for many jobs.
 
+Jobs go out in batches too: what the loop enqueues while it delivers a batch of ends
+(the next checks, started from those ends' callbacks), or while its caller ``holds``
+the lane, is queued when the batch ends. A thread woken at the first job of many would
+wake only to wait for the GIL the loop still holds, and take it from the loop between
+two of them: two wake-ups and a preempted loop for one (docs/performance.md).
+
 Threads are started as calls block, not as jobs arrive: the first at once, then, every
 ``GROW_AFTER`` while jobs wait, one more for each thread found inside a call that
 gave up the GIL (the event loop's thread runs, so a thread in a call is waiting on
@@ -125,6 +131,12 @@ class ThreadLane:
         self._finished: collections.deque[Job] = collections.deque()  # calls ended, to deliver
         self._wake_pending = False
         self._closed = False
+        #: Jobs enqueued while the lane is held (``hold``), queued at ``release``.
+        self._held: list[Job] | None = None
+        #: Whether the loop is delivering a batch of ends (``_deliver``); ``batch_ended``
+        #: is called after each such batch (a caller that sends what the ends made, at once).
+        self.delivering = False
+        self.batch_ended: Callable[[], None] | None = None
         self._growing: asyncio.TimerHandle | None = None
         self.abandoned = 0
         #: The context the calls' ends are delivered in: the one the lane was made in (a
@@ -164,8 +176,27 @@ class ThreadLane:
         self.enqueue(job)
         return job
 
+    def hold(self) -> bool:
+        """Keep the jobs enqueued from now on until ``release``, which queues them all at
+        once (on the loop's thread, for what one callback starts). ``False`` if the lane is
+        held already: that holder releases."""
+        if self._held is not None:
+            return False
+        self._held = []
+        return True
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for job in held or ():
+            if not job.cancelled:  # abandoned while held: it never runs
+                self.enqueue(job)
+
     def enqueue(self, job: Job) -> None:
         """Run ``job`` (its ``call()`` on a thread, its ``ended()`` on the loop after)."""
+        held = self._held
+        if held is not None:
+            held.append(job)
+            return
         with self._lock:
             self._pending += 1
             waits = self._pending > self._idle and self._live < self._max
@@ -259,15 +290,34 @@ class ThreadLane:
         with self._lock:
             self._wake_pending = False
             finished, self._finished = self._finished, collections.deque()
-        for job in finished:
-            value, error = job.value, job.error
-            job.value = job.error = None
-            if job.cancelled:
-                continue
-            try:
-                job.ended(value, error)
-            except Exception as exc:  # a bug of the caller's: said, and the batch's other calls delivered
-                self._loop.call_exception_handler({"message": "a lane job's callback failed", "exception": exc})
+            waits = self._pending > self._idle
+        if not waits and self._growing is not None:
+            # No job waits for a thread: the look for blocked calls is not needed (it would
+            # wake the loop a millisecond after every batch of quick calls). A job enqueued
+            # while the threads are busy arms it again.
+            self._growing.cancel()
+            self._growing = None
+        holds = self.hold()
+        self.delivering = True
+        try:
+            for job in finished:
+                value, error = job.value, job.error
+                job.value = job.error = None
+                if job.cancelled:
+                    continue
+                try:
+                    job.ended(value, error)
+                except Exception as exc:  # a bug of the caller's: said, and the batch's other calls delivered
+                    self._loop.call_exception_handler({"message": "a lane job's callback failed", "exception": exc})
+        finally:
+            self.delivering = False
+            if holds:
+                self.release()
+            if self.batch_ended is not None:
+                try:
+                    self.batch_ended()
+                except Exception as exc:
+                    self._loop.call_exception_handler({"message": "a lane's batch_ended failed", "exception": exc})
 
     def close(self) -> None:
         """Let idle threads exit; threads stuck in abandoned calls stay daemons."""

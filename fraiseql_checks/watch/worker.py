@@ -129,7 +129,9 @@ class Worker:
         self.direct: dict[int, SyncRun] = {}
         self._drained: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        #: What the sender thread sends: a message, the results of a lane batch (a list), or
+        #: ``None``, which ends it.
+        self.outbox: queue.SimpleQueue[Message | list[Message] | None] = queue.SimpleQueue()
         self.last_turn = time.perf_counter()
         self.stopping = False
         self.exiting = False
@@ -141,11 +143,29 @@ class Worker:
         self._sending: threading.Thread | None = None
         #: Runs asked for before the runner was ready.
         self._early: list[tuple[int, str]] = []
+        #: Results made while the lane delivers a batch (``_reply``).
+        self._replies: list[Message] = []
 
     # -- talking to the watcher ----------------------------------------------------------
 
     def send(self, message: Message) -> None:
         self.outbox.put(message)
+
+    def _reply(self, message: Message) -> None:
+        """On the loop: send a run's result. While the lane delivers a batch of ends, the
+        results wait for the batch's end (``_send_replies``) and go to the sender thread in
+        one piece: woken at the first, it would wait for the GIL the loop holds to make
+        the others (docs/performance.md)."""
+        runner = self.runner
+        if runner is not None and runner.lane.delivering:
+            self._replies.append(message)
+        else:
+            self.outbox.put(message)
+
+    def _send_replies(self) -> None:
+        replies, self._replies = self._replies, []
+        if replies:
+            self.outbox.put(replies)
 
     def _sender(self) -> None:
         """Send what is queued in batches, and a beat every ``BEAT`` seconds; ``None`` ends it."""
@@ -157,7 +177,10 @@ class Worker:
             try:
                 item = outbox.get(timeout=BEAT)
                 while item is not None:
-                    batch.append(item)
+                    if isinstance(item, list):  # the results of a lane batch (_send_replies)
+                        batch += item
+                    else:
+                        batch.append(item)
                     if len(batch) >= 10_000:
                         break
                     item = outbox.get_nowait()
@@ -359,6 +382,7 @@ class Worker:
             self._stopped.set_result(None)
         self._turn()
         async with WatchRunner(self.session, self) as runner:
+            runner.lane.batch_ended = self._send_replies
             self.runner = runner
             early, self._early = self._early, []
             for seq, check_id in early:
@@ -401,6 +425,17 @@ class Worker:
             self._drained.set_result(None)
 
     def _handle(self, messages: list[Message]) -> None:
+        # The runs of a frame go to the lane's thread together, when the frame is handled.
+        lane = self.runner.lane if self.runner is not None else None
+        holds = lane is not None and lane.hold()
+        try:
+            self._handle_each(messages)
+        finally:
+            if holds:
+                assert lane is not None
+                lane.release()
+
+    def _handle_each(self, messages: list[Message]) -> None:
         for message in messages:
             kind = message[0]
             if kind == "run":
@@ -471,7 +506,7 @@ class Worker:
             return  # dropped meanwhile
         try:
             result, rebuilt, whole = self._prepared(run.check, result, None)
-            self.send(("result", seq, wire.result_fields(result), rebuilt, whole))
+            self._reply(("result", seq, wire.result_fields(result), rebuilt, whole))
         finally:
             self._direct_ended()
 

@@ -186,3 +186,118 @@ def test_the_watchdog_expires_every_overdue_run_though_one_cancel_fails_or_drops
     # the one whose cancel failed is cancelled again at the next tick
     assert cancelled == {"drops another": 1, "dropped by the first": 0, "fails once": 2, "plain": 1, "due later": 1}
     assert errors == ["cancelling a run past its deadline failed"]
+
+
+def test_jobs_enqueued_while_the_lane_is_held_start_at_release_and_an_abandoned_one_never() -> None:
+    """``hold``: what is enqueued waits until ``release`` queues it all at once (a worker
+    holds the lane while it starts a frame's runs); a job abandoned meanwhile never runs;
+    a second ``hold`` leaves the release to the first holder."""
+
+    async def main() -> tuple[list[str], list[str], bool]:
+        loop = asyncio.get_running_loop()
+        lane = ThreadLane(loop, max_threads=10)
+        ran: list[str] = []
+        ended: list[str] = []
+        all_ended = loop.create_future()
+
+        def done(name: str) -> Callable[[object, BaseException | None], None]:
+            def callback(value: object, error: BaseException | None) -> None:
+                ended.append(name)
+                if len(ended) == 2:
+                    all_ended.set_result(None)
+
+            return callback
+
+        try:
+            assert lane.hold()
+            second_hold = lane.hold()
+            jobs = {
+                name: lane.submit(ran.append, (name,), contextvars.copy_context(), done(name))
+                for name in ("first", "abandoned", "last")
+            }
+            lane.abandon(jobs["abandoned"])
+            await asyncio.sleep(0.05)  # time enough for a queued job to run: none may have
+            held_ran = list(ran)
+            lane.release()
+            await asyncio.wait_for(all_ended, WAIT)
+            await asyncio.sleep(0.01)
+            return held_ran, sorted(ran), second_hold
+        finally:
+            lane.close()
+
+    held_ran, ran, second_hold = asyncio.run(main())
+    assert held_ran == []
+    assert ran == ["first", "last"]
+    assert second_hold is False
+
+
+def test_what_the_ends_of_a_batch_start_is_queued_when_the_batch_ends_and_batch_ended_follows() -> None:
+    """Jobs enqueued from the callbacks of a batch of ends (the next checks a run starts)
+    reach the threads when the batch has been delivered, and ``batch_ended`` is called
+    after each batch: a failing one is said and does not stop the lane."""
+    import time
+
+    async def main() -> tuple[list[str], list[str]]:
+        loop = asyncio.get_running_loop()
+        errors: list[str] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context["message"]))
+        lane = ThreadLane(loop, max_threads=10)
+        events: list[str] = []
+        finished = loop.create_future()
+
+        def batch_ended() -> None:
+            events.append("batch ended")
+            if events.count("batch ended") == 1:
+                raise RuntimeError("a bug in batch_ended")
+
+        lane.batch_ended = batch_ended
+
+        def second_done(value: object, error: BaseException | None) -> None:
+            events.append("second ended")
+            finished.set_result(None)
+
+        def first_done(value: object, error: BaseException | None) -> None:
+            events.append("first ended")
+            lane.submit(events.append, ("second called",), contextvars.copy_context(), second_done)
+            time.sleep(0.05)  # the GIL let go: a job queued now would be called meanwhile
+
+        try:
+            lane.submit(lambda: None, (), contextvars.copy_context(), first_done)
+            await asyncio.wait_for(finished, WAIT)
+            await asyncio.sleep(0.01)  # the second batch's batch_ended follows its end
+            return events, errors
+        finally:
+            lane.close()
+
+    events, errors = asyncio.run(main())
+    assert events == ["first ended", "batch ended", "second called", "second ended", "batch ended"]
+    assert errors == ["a lane's batch_ended failed"]
+
+
+def test_a_batch_of_quick_calls_leaves_no_look_for_blocked_calls_behind() -> None:
+    """Quick calls queued faster than one thread takes them arm the look for blocked
+    calls (``GROW_AFTER``); once their ends are delivered and nothing waits, it is
+    dropped: it would wake the loop a millisecond after every batch for nothing."""
+    batches = 40
+
+    class CountingLane(ThreadLane):
+        looks = 0
+
+        def _grow(self) -> None:
+            CountingLane.looks += 1
+            super()._grow()
+
+    async def main() -> None:
+        lane = CountingLane(asyncio.get_running_loop(), max_threads=100)
+        try:
+            for _ in range(batches):
+                calls = [lane.run(int) for _ in range(20)]
+                await asyncio.wait_for(asyncio.gather(*calls), WAIT)
+                await asyncio.sleep(0.003)  # past GROW_AFTER: a look left armed runs now
+        finally:
+            lane.close()
+
+    asyncio.run(main())
+    # Without the drop, every batch is looked at once (40 of 40); with it, only a batch
+    # whose first end was delivered before the thread took the rest.
+    assert CountingLane.looks < batches / 2
