@@ -311,13 +311,14 @@ class ThreadLane:
                     self._loop.call_exception_handler({"message": "a lane job's callback failed", "exception": exc})
         finally:
             self.delivering = False
-            if holds:
-                self.release()
-            if self.batch_ended is not None:
-                try:
+            try:
+                if self.batch_ended is not None:
                     self.batch_ended()
-                except Exception as exc:
-                    self._loop.call_exception_handler({"message": "a lane's batch_ended failed", "exception": exc})
+            except Exception as exc:
+                self._loop.call_exception_handler({"message": "a lane's batch_ended failed", "exception": exc})
+            finally:
+                if holds:
+                    self.release()
 
     def close(self) -> None:
         """Let idle threads exit; threads stuck in abandoned calls stay daemons."""

@@ -198,6 +198,11 @@ class Session:
         self.checks = checks
         self.config.hook.fraiseql_collection_finish(session=self)
 
+    @property
+    def result_hooks(self) -> bool:
+        """Whether a plugin or a conftest implements ``fraiseql_result`` (``prepare`` runs it)."""
+        return bool(self._finish_result)
+
     def prepare(self, result: Result, check: Check | None) -> str | None:
         """Finish a result before anyone sees it: plugins add to it, secrets are masked,
         and its message and traceback are cut to size. Returns the whole masked message

@@ -155,7 +155,8 @@ class Worker:
         """On the loop: send a run's result. While the lane delivers a batch of ends, the
         results wait for the batch's end (``_send_replies``) and go to the sender thread in
         one piece: woken at the first, it would wait for the GIL the loop holds to make
-        the others (docs/performance.md)."""
+        the others (docs/performance.md). What a ``fraiseql_result`` hook does cannot hold
+        them back: they go before it runs (``_direct_done``)."""
         runner = self.runner
         if runner is not None and runner.lane.delivering:
             self._replies.append(message)
@@ -296,6 +297,7 @@ class Worker:
     def _finish(self, code: int) -> int:
         """Say goodbye and let the sender deliver everything queued before the process ends."""
         self.exiting = True
+        self._send_replies()
         self.send(("stopped",))
         self.outbox.put(None)
         if self._sending is not None:
@@ -505,6 +507,8 @@ class Worker:
         if self.direct.pop(seq, None) is None:
             return  # dropped meanwhile
         try:
+            if self._replies and self.session.result_hooks:
+                self._send_replies()  # a hook's code may be slow: what is made goes first
             result, rebuilt, whole = self._prepared(run.check, result, None)
             self._reply(("result", seq, wire.result_fields(result), rebuilt, whole))
         finally:

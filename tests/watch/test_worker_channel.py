@@ -135,6 +135,45 @@ def test_a_run_cancelled_before_the_worker_could_start_it_never_starts(checkdir:
         assert process.wait(30) == 0
 
 
+def test_a_slow_result_hook_does_not_hold_back_the_results_its_batch_made_before_it(checkdir: CheckDir) -> None:
+    """The results of a batch of ``def`` runs go to the sender together at the batch's
+    end; a conftest's ``fraiseql_result`` hook that is slow on one of them must not keep
+    the others of the batch from the watcher meanwhile."""
+    gate = checkdir.path / "gate"
+    checkdir.write(
+        "checks/check_batch.py",
+        "import time\n\n"
+        "def check_a():\n    pass\n\n"
+        "def check_b():\n    pass\n\n"
+        "async def check_hold():\n    time.sleep(0.3)  # holds the loop: a and b end meanwhile, in one batch\n",
+    )
+    checkdir.write(
+        "checks/conftest.py",
+        "import os, time\nfrom fraiseql_checks import hookimpl\n\n"
+        "@hookimpl\ndef fraiseql_result(result, check):\n"
+        "    if check is not None and check.name == 'check_b':\n"
+        f"        deadline = time.monotonic() + 20\n"
+        f"        while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "            time.sleep(0.01)\n",
+    )
+    with collected_worker(checkdir) as (channel, _process, ids):
+        by_name = {check_id.rsplit("::", 1)[1]: check_id for check_id in ids}
+        channel.send(
+            [("run", 1, by_name["check_hold"]), ("run", 2, by_name["check_a"]), ("run", 3, by_name["check_b"])]
+        )
+        channel.sock.settimeout(10)  # a's result comes while b's hook waits for the gate (20 s at most)
+        got: list[int] = []
+        try:
+            while 2 not in got:
+                got += [message[1] for message in channel.receive() if message[0] == "result"]
+        finally:
+            gate.touch()
+        assert 3 not in got  # b's hook still waited: a came first
+        channel.sock.settimeout(30)
+        while 3 not in got:
+            got += [message[1] for message in channel.receive() if message[0] == "result"]
+
+
 def test_a_batch_larger_than_a_frame_may_be_goes_in_several() -> None:
     """Results near their size caps (~200 KB each) can make a batch larger than the
     256 MiB a reader takes in one frame; it arrives whole, in order, in several."""
