@@ -112,29 +112,6 @@ def test_results_sent_while_the_watcher_does_not_read_all_arrive_once_before_the
     assert set(answered.values()) == {1}
 
 
-def test_a_run_cancelled_before_the_worker_could_start_it_never_starts(checkdir: CheckDir) -> None:
-    """A run and the watcher's cancel that reach the worker while it still collects: the
-    run waits for the runner, and the cancel must drop it there too. It used to start
-    once the runner was made, and the worker, asked to stop, waited for it (here 60 s)."""
-    checkdir.write(
-        "checks/check_slow.py",
-        'import asyncio\nfrom fraiseql_checks import check\n\n@check(timeout="120s")\n'
-        "async def check_slow():\n    await asyncio.sleep(60)\n",
-    )
-    # Handled when the worker's loop first turns, before its runner is made.
-    early = [[("run", 1, "checks/check_slow.py::check_slow"), ("cancel",)], [("stop",)]]
-    with collected_worker(checkdir, early) as (channel, process, _ids):
-        channel.sock.settimeout(5)
-        deadline = time.monotonic() + 30  # the bound of the test, not a measure of speed
-        seen: list[str] = []
-        while "stopped" not in seen:
-            assert time.monotonic() < deadline, f"no goodbye in 30 s: the worker waits for the cancelled run; {seen}"
-            with contextlib.suppress(TimeoutError):
-                seen.extend(str(message[0]) for message in channel.receive())
-        assert "result" not in seen
-        assert process.wait(30) == 0
-
-
 def test_a_slow_result_hook_does_not_hold_back_the_results_its_batch_made_before_it(checkdir: CheckDir) -> None:
     """The results of a batch of ``def`` runs go to the sender together at the batch's
     end; a conftest's ``fraiseql_result`` hook that is slow on one of them must not keep
@@ -152,7 +129,7 @@ def test_a_slow_result_hook_does_not_hold_back_the_results_its_batch_made_before
         "import os, time\nfrom fraiseql_checks import hookimpl\n\n"
         "@hookimpl\ndef fraiseql_result(result, check):\n"
         "    if check is not None and check.name == 'check_b':\n"
-        f"        deadline = time.monotonic() + 20\n"
+        "        deadline = time.monotonic() + 20\n"
         f"        while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
         "            time.sleep(0.01)\n",
     )
@@ -193,19 +170,24 @@ def test_a_batch_larger_than_a_frame_may_be_goes_in_several() -> None:
         assert received == messages
 
 
-def test_a_run_cancelled_before_it_started_does_not_hold_the_workers_stop(checkdir: CheckDir) -> None:
+@pytest.mark.parametrize("when", ["after collecting", "while collecting"])
+def test_a_run_cancelled_before_it_started_does_not_hold_the_workers_stop(checkdir: CheckDir, when: str) -> None:
     """A run and the watcher's cancel (a second stop signal) in one frame: the run's task
     is cancelled before its first step, so its own clean-up never runs. The worker used to
     keep it among the runs under way and, asked to stop, waited (spinning) for it until
-    the checks' timeout and 5 s more; here that would be over two minutes."""
+    the checks' timeout and 5 s more; here that would be over two minutes. Frames that
+    reach the worker while it still collects are handled before its runner is made: the
+    run waited for the runner there, and the cancel did not drop it."""
     checkdir.write(
         "checks/check_slow.py",
         'import asyncio\nfrom fraiseql_checks import check\n\n@check(timeout="120s")\n'
         "async def check_slow():\n    await asyncio.sleep(60)\n",
     )
-    with collected_worker(checkdir) as (channel, process, ids):
-        channel.send([("run", 1, ids[0]), ("cancel",)])
-        channel.send([("stop",)])
+    frames = [[("run", 1, "checks/check_slow.py::check_slow"), ("cancel",)], [("stop",)]]
+    with collected_worker(checkdir, frames if when == "while collecting" else ()) as (channel, process, _ids):
+        if when == "after collecting":
+            for frame in frames:
+                channel.send(frame)
         channel.sock.settimeout(5)
         deadline = time.monotonic() + 30  # the bound of the test, not a measure of speed
         seen: list[str] = []
