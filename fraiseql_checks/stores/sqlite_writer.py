@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import socket
@@ -48,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from fraiseql_checks import frames
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.stores import StoreUnavailable
+from fraiseql_checks.watch import heap
 
 if TYPE_CHECKING:
     import sqlite3
@@ -377,8 +377,11 @@ def serve(channel: frames.BlockingChannel, path: Path, busy_timeout: float) -> i
     conn: sqlite3.Connection | None = None
     # What is alive now (the modules) lives as long as the process: kept out of the
     # collector's full collections, which walked it all a few times a second when the
-    # watcher was saturated (~0.4 µs of CPU per stored result, docs/performance.md).
-    gc.freeze()
+    # watcher was saturated (~0.4 µs of CPU per stored result, docs/performance.md). And
+    # the collector runs as rarely as in the watcher and its workers: the rows of a batch
+    # (tuples, no cycles) made a young collection every 700 of them and a full one
+    # about once a second (~0.6 µs per stored result).
+    heap.freeze()
 
     def ask(conn: sqlite3.Connection) -> None:
         channel.send(("commit?",))

@@ -5,6 +5,7 @@ nothing that was confirmed and leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -388,19 +389,35 @@ def test_a_batch_too_large_for_a_frame_is_written_whole_on_the_stores_thread(
     assert rows(store.path) == (200, 200)
 
 
-def test_the_writer_process_rolls_back_a_write_told_no_at_its_commit(tmp_path: Path) -> None:
-    """The child's side of the handshake, driven by hand: a write answered "no" (the store
-    was reset between the child's question and the answer) lands nothing and is reported
-    as given up on; the next write, answered "yes", lands."""
-    path = tmp_path / "results.db"
+@contextlib.contextmanager
+def served(path: Path) -> Iterator[tuple[socket.socket, frames.BlockingChannel]]:
+    """The writer process's side (``serve``) of a new store at ``path``, run on a thread
+    of this process: the watcher's end of its channel; closed at the end, and the thread
+    returns. ``serve`` sets the collector as for a process of its own: set back after."""
+    gc_before = gc.get_threshold()
     opener = SQLiteStore(path)
     asyncio.run(opener.open())
     asyncio.run(opener.close())
     ours, theirs = socket.socketpair()
     child = threading.Thread(target=sqlite_writer.serve, args=(frames.BlockingChannel(theirs), path, 5.0))
     child.start()
-    channel = frames.BlockingChannel(ours)
     try:
+        yield ours, frames.BlockingChannel(ours)
+    finally:
+        ours.close()
+        child.join(20)
+        theirs.close()
+        gc.unfreeze()
+        gc.set_threshold(*gc_before)
+    assert not child.is_alive()  # the watcher's end closed: it returned
+
+
+def test_the_writer_process_rolls_back_a_write_told_no_at_its_commit(tmp_path: Path) -> None:
+    """The child's side of the handshake, driven by hand: a write answered "no" (the store
+    was reset between the child's question and the answer) lands nothing and is reported
+    as given up on; the next write, answered "yes", lands."""
+    path = tmp_path / "results.db"
+    with served(path) as (ours, channel):
         ours.sendall(asyncio.run(sqlite_writer.encode_write([result(0)], [], [], [])))
         assert channel.receive() == ("commit?",)
         channel.send(("no",))
@@ -412,11 +429,26 @@ def test_the_writer_process_rolls_back_a_write_told_no_at_its_commit(tmp_path: P
         channel.send(("yes",))
         assert channel.receive() == ("done",)
         assert rows(path) == (1, 1)
+
+
+def test_the_writer_process_keeps_the_garbage_collector_rare_as_the_watcher_does(tmp_path: Path) -> None:
+    """Its start-up frozen and the watcher's thresholds (``heap.GC_THRESHOLDS``): with
+    Python's, the rows of its batches made a young collection every 700 of them and a
+    full one about once a second in a saturated watcher's writer process."""
+    from fraiseql_checks.watch import heap
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with served(tmp_path / "results.db") as (ours, channel):
+            ours.sendall(asyncio.run(sqlite_writer.encode_write([result(0)], [], [], [])))
+            assert channel.receive() == ("commit?",)
+            channel.send(("yes",))
+            assert channel.receive() == ("done",)
+            assert gc.get_threshold() == heap.GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
     finally:
-        ours.close()
-        child.join(20)
-        theirs.close()
-    assert not child.is_alive()  # the watcher's end closed: it returned
+        gc.set_threshold(*before)
 
 
 def test_closing_gives_up_on_a_write_still_running_after_the_timeout(tmp_path: Path) -> None:
