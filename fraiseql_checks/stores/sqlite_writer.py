@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -47,7 +48,6 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from fraiseql_checks import frames
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.stores import StoreUnavailable
-from fraiseql_checks.watch import heap
 
 if TYPE_CHECKING:
     import sqlite3
@@ -299,6 +299,14 @@ class FrameTooLarge(ValueError):
     thread instead, which has no such bound."""
 
 
+#: The collector's thresholds in the writer process (Python's are 700, 10, 10): the rows
+#: of a batch (tuples, no cycles) made a young collection every 700 of them and a full one
+#: about once a second in a saturated watcher's writer, ~0.6 µs per stored result; with
+#: these ~0.4 (docs/performance.md). The same as the watcher's (``watch.heap``), which
+#: this room may not import.
+GC_THRESHOLDS = (10_000, 10, 100)
+
+
 #: Rows built and pickled on the event loop between two of its turns (``encode_write``).
 SLICE = 1000
 
@@ -377,11 +385,9 @@ def serve(channel: frames.BlockingChannel, path: Path, busy_timeout: float) -> i
     conn: sqlite3.Connection | None = None
     # What is alive now (the modules) lives as long as the process: kept out of the
     # collector's full collections, which walked it all a few times a second when the
-    # watcher was saturated (~0.4 µs of CPU per stored result, docs/performance.md). And
-    # the collector runs as rarely as in the watcher and its workers: the rows of a batch
-    # (tuples, no cycles) made a young collection every 700 of them and a full one
-    # about once a second (~0.6 µs per stored result).
-    heap.freeze()
+    # watcher was saturated (~0.4 µs of CPU per stored result, docs/performance.md).
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
     def ask(conn: sqlite3.Connection) -> None:
         channel.send(("commit?",))

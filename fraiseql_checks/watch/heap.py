@@ -1,5 +1,4 @@
-"""The garbage collector in watch mode's long-lived processes: the watcher, its workers
-and the SQLite store's writer process.
+"""The garbage collector in watch mode's long-lived processes: the watcher and its workers.
 
 What such a process builds once (the checks' metadata, the series, the collected modules
 and their fixtures) lives as long as it does. Left to the collector, every full
