@@ -131,8 +131,9 @@ class ThreadLane:
         self._finished: collections.deque[Job] = collections.deque()  # calls ended, to deliver
         self._wake_pending = False
         self._closed = False
-        #: Jobs enqueued while the lane is held (``hold``), queued at ``release``.
-        self._held: list[Job] | None = None
+        #: Jobs enqueued while the lane is held (``hold``), queued at the last ``release``.
+        self._held: list[Job] = []
+        self._holds = 0
         #: Whether the loop is delivering a batch of ends (``_deliver``); ``batch_ended``
         #: is called after each such batch (a caller that sends what the ends made, at once).
         self.delivering = False
@@ -177,25 +178,25 @@ class ThreadLane:
         return job
 
     def hold(self) -> bool:
-        """Keep the jobs enqueued from now on until ``release``, which queues them all at
-        once (on the loop's thread, for what one callback starts). ``False`` if the lane is
-        held already: that holder releases."""
-        if self._held is not None:
-            return False
-        self._held = []
-        return True
+        """Keep the jobs enqueued from now on until the matching ``release``, which queues
+        them all at once (on the loop's thread, for what one callback starts). Holds nest:
+        the outermost one's release queues them; ``False`` for a hold inside another."""
+        self._holds += 1
+        return self._holds == 1
 
     def release(self) -> None:
-        held, self._held = self._held, None
-        for job in held or ():
+        self._holds -= 1
+        if self._holds:
+            return
+        held, self._held = self._held, []
+        for job in held:
             if not job.cancelled:  # abandoned while held: it never runs
                 self.enqueue(job)
 
     def enqueue(self, job: Job) -> None:
         """Run ``job`` (its ``call()`` on a thread, its ``ended()`` on the loop after)."""
-        held = self._held
-        if held is not None:
-            held.append(job)
+        if self._holds:
+            self._held.append(job)
             return
         with self._lock:
             self._pending += 1
@@ -297,7 +298,7 @@ class ThreadLane:
             # while the threads are busy arms it again.
             self._growing.cancel()
             self._growing = None
-        holds = self.hold()
+        self.hold()
         self.delivering = True
         try:
             for job in finished:
@@ -317,8 +318,7 @@ class ThreadLane:
             except Exception as exc:
                 self._loop.call_exception_handler({"message": "a lane's batch_ended failed", "exception": exc})
             finally:
-                if holds:
-                    self.release()
+                self.release()
 
     def close(self) -> None:
         """Let idle threads exit; threads stuck in abandoned calls stay daemons."""

@@ -437,7 +437,7 @@ class _Batch:
     def _fill(self) -> None:
         """Start checks while slots are free; say ``finished`` when nothing is left to wait for."""
         lane = self.runner.lane
-        holds = lane.hold()  # the runs started here reach the lane's threads together
+        lane.hold()  # the runs started here reach the lane's threads together
         try:
             finished = self.finished
             syncs, workers, teardowns = self.syncs, self.workers, self.teardowns
@@ -454,8 +454,7 @@ class _Batch:
                 raise
             self._fail(exc)
         finally:
-            if holds:
-                lane.release()
+            lane.release()
 
     def _track(self, tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
         tasks.add(task)

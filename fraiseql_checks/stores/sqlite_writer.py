@@ -302,8 +302,8 @@ class FrameTooLarge(ValueError):
 #: The collector's thresholds in the writer process (Python's are 700, 10, 10): the rows
 #: of a batch (tuples, no cycles) made a young collection every 700 of them and a full one
 #: about once a second in a saturated watcher's writer, ~0.6 µs per stored result; with
-#: these ~0.4 (docs/performance.md). The same as the watcher's (``watch.heap``), which
-#: this room may not import.
+#: these ~0.4 (docs/performance.md). Chosen as ``watch.heap`` chose the watcher's, for
+#: the same reason; this room may not import it.
 GC_THRESHOLDS = (10_000, 10, 100)
 
 

@@ -155,8 +155,9 @@ class Worker:
         """On the loop: send a run's result. While the lane delivers a batch of ends, the
         results wait for the batch's end (``_send_replies``) and go to the sender thread in
         one piece: woken at the first, it would wait for the GIL the loop holds to make
-        the others (docs/performance.md). What a ``fraiseql_result`` hook does cannot hold
-        them back: they go before it runs (``_direct_done``)."""
+        the others (docs/performance.md). Code not ours that makes a result ready (a
+        ``fraiseql_result`` hook, the repr of an extra field) cannot hold them back: they
+        go before it runs (``_direct_done``)."""
         runner = self.runner
         if runner is not None and runner.lane.delivering:
             self._replies.append(message)
@@ -428,14 +429,15 @@ class Worker:
 
     def _handle(self, messages: list[Message]) -> None:
         # The runs of a frame go to the lane's thread together, when the frame is handled.
-        lane = self.runner.lane if self.runner is not None else None
-        holds = lane is not None and lane.hold()
+        runner = self.runner
+        if runner is None:  # no lane yet: the runs wait for it (_early)
+            self._handle_each(messages)
+            return
+        runner.lane.hold()
         try:
             self._handle_each(messages)
         finally:
-            if holds:
-                assert lane is not None
-                lane.release()
+            runner.lane.release()
 
     def _handle_each(self, messages: list[Message]) -> None:
         for message in messages:
@@ -507,8 +509,10 @@ class Worker:
         if self.direct.pop(seq, None) is None:
             return  # dropped meanwhile
         try:
-            if self._replies and self.session.result_hooks:
-                self._send_replies()  # a hook's code may be slow: what is made goes first
+            if self._replies and (self.session.result_hooks or result.extra):
+                # Code not ours runs to make this result ready (a hook, the repr of what the
+                # run put in its extra fields) and may be slow: what is made goes first.
+                self._send_replies()
             result, rebuilt, whole = self._prepared(run.check, result, None)
             self._reply(("result", seq, wire.result_fields(result), rebuilt, whole))
         finally:

@@ -191,7 +191,7 @@ def test_the_watchdog_expires_every_overdue_run_though_one_cancel_fails_or_drops
 def test_jobs_enqueued_while_the_lane_is_held_start_at_release_and_an_abandoned_one_never() -> None:
     """``hold``: what is enqueued waits until ``release`` queues it all at once (a worker
     holds the lane while it starts a frame's runs); a job abandoned meanwhile never runs;
-    a second ``hold`` leaves the release to the first holder."""
+    holds nest, and only the outermost one's release lets the jobs go."""
 
     async def main() -> tuple[list[str], list[str], bool]:
         loop = asyncio.get_running_loop()
@@ -216,6 +216,7 @@ def test_jobs_enqueued_while_the_lane_is_held_start_at_release_and_an_abandoned_
                 for name in ("first", "abandoned", "last")
             }
             lane.abandon(jobs["abandoned"])
+            lane.release()  # the inner hold's: the outer one still holds them
             await asyncio.sleep(0.05)  # time enough for a queued job to run: none may have
             held_ran = list(ran)
             lane.release()

@@ -112,40 +112,54 @@ def test_results_sent_while_the_watcher_does_not_read_all_arrive_once_before_the
     assert set(answered.values()) == {1}
 
 
-def test_a_slow_result_hook_does_not_hold_back_the_results_its_batch_made_before_it(checkdir: CheckDir) -> None:
+@pytest.mark.parametrize("slow", ["a fraiseql_result hook", "the repr of an extra field"])
+def test_a_slow_result_hook_does_not_hold_back_the_results_its_batch_made_before_it(
+    checkdir: CheckDir, slow: str
+) -> None:
     """The results of a batch of ``def`` runs go to the sender together at the batch's
-    end; a conftest's ``fraiseql_result`` hook that is slow on one of them must not keep
-    the others of the batch from the watcher meanwhile."""
+    end; code not ours that is slow to make one of them ready (a conftest's
+    ``fraiseql_result`` hook, the repr of what the run put in its extra fields) must not
+    keep the others of the batch from the watcher meanwhile."""
     gate = checkdir.path / "gate"
+    # Waits for the test to open the gate (20 s at most): the slow code of check_b's result.
+    wait = f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline: time.sleep(0.01)"
+    if slow == "a fraiseql_result hook":
+        check_b = "def check_b():\n    pass\n\n"
+        checkdir.write(
+            "checks/conftest.py",
+            "import os, time\nfrom fraiseql_checks import hookimpl\n\n"
+            "@hookimpl\ndef fraiseql_result(result, check):\n"
+            "    if check is not None and check.name == 'check_b':\n"
+            "        deadline = time.monotonic() + 20\n"
+            f"        {wait}\n",
+        )
+    else:
+        check_b = (
+            "class Gated:\n    def __repr__(self):\n"
+            "        deadline = time.monotonic() + 20\n"
+            f"        {wait}\n"
+            "        return 'gated'\n\n"
+            "def check_b():\n    current().extra['gated'] = Gated()\n\n"
+        )
     checkdir.write(
         "checks/check_batch.py",
-        "import time\n\n"
-        "def check_a():\n    pass\n\n"
-        "def check_b():\n    pass\n\n"
-        "async def check_hold():\n    time.sleep(0.3)  # holds the loop: a and b end meanwhile, in one batch\n",
-    )
-    checkdir.write(
-        "checks/conftest.py",
-        "import os, time\nfrom fraiseql_checks import hookimpl\n\n"
-        "@hookimpl\ndef fraiseql_result(result, check):\n"
-        "    if check is not None and check.name == 'check_b':\n"
-        "        deadline = time.monotonic() + 20\n"
-        f"        while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
-        "            time.sleep(0.01)\n",
+        "import os, time\nfrom fraiseql_checks.trace import current\n\n"
+        "def check_a():\n    pass\n\n" + check_b + "async def check_hold():\n"
+        "    time.sleep(0.3)  # holds the loop: a and b end meanwhile, in one batch\n",
     )
     with collected_worker(checkdir) as (channel, _process, ids):
         by_name = {check_id.rsplit("::", 1)[1]: check_id for check_id in ids}
         channel.send(
             [("run", 1, by_name["check_hold"]), ("run", 2, by_name["check_a"]), ("run", 3, by_name["check_b"])]
         )
-        channel.sock.settimeout(10)  # a's result comes while b's hook waits for the gate (20 s at most)
+        channel.sock.settimeout(10)  # a's result comes while b's slow code waits for the gate (20 s at most)
         got: list[int] = []
         try:
             while 2 not in got:
                 got += [message[1] for message in channel.receive() if message[0] == "result"]
         finally:
             gate.touch()
-        assert 3 not in got  # b's hook still waited: a came first
+        assert 3 not in got  # b's slow code still waited: a came first
         channel.sock.settimeout(30)
         while 3 not in got:
             got += [message[1] for message in channel.receive() if message[0] == "result"]
