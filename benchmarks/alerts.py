@@ -76,7 +76,7 @@ def generation(root: Path) -> list[tuple[str, str]]:
     for _ in range(3):
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "fraiseql_checks", "generate", "alerts", "-q", "-o", str(root / "out")],
+            [sys.executable, "-m", "fraiseql_checks", "generate", "alerts", "-o", str(root / "out")],
             cwd=root,
             check=True,
             capture_output=True,

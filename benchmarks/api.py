@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from watch import Row, Watcher, lateness, project, quantiles  # noqa: E402
+from watch import PLAIN_ACCEPT, Watcher, counts, project, quantiles  # noqa: E402
 
 from fraiseql_checks.result import Outcome  # noqa: E402
 from fraiseql_checks.stores import StoredResult  # noqa: E402
@@ -36,6 +36,8 @@ from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
 
 TOKEN = "bench-read-token"
 PROMETHEUS_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+#: One line of the table: part, measure, result.
+Row = tuple[str, str, str]
 
 
 def ms(seconds: float) -> str:
@@ -66,7 +68,7 @@ def timed(watcher: Watcher, path: str, times: int = 7, **headers: str) -> tuple[
 
 
 def bench_checks(count: int = 10_000) -> list[Row]:
-    watcher = start(project(count, "60s"))
+    watcher = start(project(count, 60.0))
     try:
         time.sleep(3)
         page, size = timed(watcher, "/api/v1/checks")
@@ -90,7 +92,7 @@ def bench_checks(count: int = 10_000) -> list[Row]:
 
 
 def bench_metrics(count: int = 10_000) -> list[Row]:
-    watcher = start(project(count, "60s"))
+    watcher = start(project(count, 60.0))
     try:
         time.sleep(61)  # every check has run: the whole page
         plain, plain_size = timed(watcher, "/metrics", 5)
@@ -153,7 +155,7 @@ async def fill(path: Path, count: int, days: int) -> tuple[int, float]:
 
 
 def bench_status(count: int = 1000, days: int = 90) -> list[Row]:
-    root = project(count, "60s")
+    root = project(count, 60.0)
     written, took = asyncio.run(fill(root / ".fraiseql-checks" / "results.db", count, days))
     watcher = start(root)
     try:
@@ -193,18 +195,18 @@ async def clients(address: str, count: int, seconds: float) -> int:
 
 
 def bench_load(checks: int = 1000, seconds: float = 20.0, count: int = 200) -> list[Row]:
-    watcher = start(project(checks, "1s"))
+    watcher = start(project(checks, 1.0))
     try:
         time.sleep(5)
-        before = lateness(watcher.samples())
+        before = counts(watcher.get("/metrics", PLAIN_ACCEPT)).lateness
         time.sleep(seconds)
-        middle = lateness(watcher.samples())
+        middle = counts(watcher.get("/metrics", PLAIN_ACCEPT)).lateness
         requests = asyncio.run(clients(watcher.address, count, seconds))
-        after = lateness(watcher.samples())
+        after = counts(watcher.get("/metrics", PLAIN_ACCEPT)).lateness
     finally:
         watcher.stop()
-    q50, q99, _ = quantiles(before, middle)
-    l50, l99, _ = quantiles(middle, after)
+    q50, q99 = quantiles(before, middle)
+    l50, l99 = quantiles(middle, after)
     return [
         (
             "load",
