@@ -7,9 +7,10 @@ from ``benchmarks/run.py``), so ``benchmarks/`` is the first entry of ``sys.path
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 
 def median(values: Iterable[float]) -> float:
@@ -22,6 +23,22 @@ def percentile(values: Sequence[float], q: float) -> float:
     interpolation (``q=0.5`` of an even count is one of the two middle values)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def lateness_between(before: Mapping[float, float], after: Mapping[float, float]) -> tuple[float, float, int]:
+    """p50 and p99 of what a histogram observed between two readings of its cumulative
+    buckets (upper bound -> count, ``+Inf`` included, as ``/metrics`` gives them),
+    interpolated within buckets as PromQL's ``histogram_quantile`` does; and how many
+    observations there were in between."""
+    from fraiseql_checks.watch.exposition import Histogram
+
+    bounds = tuple(sorted(b for b in after if b != math.inf))
+    totals = [after[b] - before.get(b, 0.0) for b in (*bounds, math.inf)]
+    histogram = Histogram(bounds)
+    # Histogram.counts holds each bucket's own count; the readings are running totals.
+    histogram.counts = [int(total - below) for total, below in zip(totals, [0.0, *totals[:-1]], strict=True)]
+    histogram.count = int(totals[-1])
+    return histogram.quantile(0.5), histogram.quantile(0.99), histogram.count
 
 
 def min_median_max(values: Iterable[float]) -> tuple[float, float, float]:

@@ -50,7 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fraiseql_checks.watch.exposition import Histogram  # noqa: E402
+from _stats import lateness_between  # noqa: E402
 
 Row = tuple[str, str, str]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -217,12 +217,7 @@ def lateness(samples: Samples) -> dict[float, float]:
 def lateness_quantiles(before: Samples, after: Samples) -> tuple[float, float, int]:
     """p50 and p99 of the lateness observed between two scrapes, interpolated within buckets
     as ``histogram_quantile`` does; and how many runs started in between."""
-    first, last = lateness(before), lateness(after)
-    bounds = tuple(sorted(b for b in last if b != float("inf")))
-    histogram = Histogram(bounds)
-    histogram.counts = [int(last[b] - first.get(b, 0.0)) for b in (*bounds, float("inf"))]
-    histogram.count = histogram.counts[-1]
-    return histogram.quantile(0.5), histogram.quantile(0.99), histogram.count
+    return lateness_between(lateness(before), lateness(after))
 
 
 def total(samples: Samples, name: str) -> float:

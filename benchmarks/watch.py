@@ -86,7 +86,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from _stats import conditions, load_average, median, percentile, spread_cells
+from _stats import conditions, lateness_between, load_average, median, percentile, spread_cells
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -95,7 +95,6 @@ from fraiseql_checks.result import Outcome  # noqa: E402
 from fraiseql_checks.stores import Store, StoredResult  # noqa: E402
 from fraiseql_checks.stores.postgres import PostgresStore  # noqa: E402
 from fraiseql_checks.stores.sqlite import SQLiteStore  # noqa: E402
-from fraiseql_checks.watch.exposition import Histogram  # noqa: E402
 from fraiseql_checks.watch.workers import _BOOTSTRAP as WORKER_BOOTSTRAP  # noqa: E402
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -107,8 +106,8 @@ DEFAULT_PARTS = ("capacity", "lateness", "soak", "scrape", "http", "worker", "st
 #: count as the runs' cost). 10,000/s (500 checks every 50 ms) was past it on the machine
 #: of 2026-12-03, not on the faster one of 2026-12-04: every run ran, and the "capacity"
 #: measured was the offered rate. 25,000/s was not past it on the machine of 2026-12-05
-#: either: ``capacity`` now offers more, a half more at a time, while a probe skips nothing
-#: (``saturating_interval``).
+#: either: ``capacity`` now offers more, a half more at a time, while a probe skips under
+#: ``SATURATED_SKIPS`` of what it offers (``saturating_interval``).
 SATURATE_CHECKS, SATURATE_INTERVAL = 1000, 0.040
 #: A probe whose skipped runs are under this share of the runs offered was not saturated
 #: (a few runs are skipped now and then below capacity too, when a worker is late). 1 %
@@ -117,7 +116,7 @@ SATURATE_CHECKS, SATURATE_INTERVAL = 1000, 0.040
 SATURATED_SKIPS = 0.05
 #: How often ``saturating_interval`` offers a half more before it gives up.
 SATURATE_ATTEMPTS = 6
-#: Checks that work: 1,000 due every 100 ms (10,000 runs/s offered), each ``BUSY`` (about
+#: Checks that work: 1,000 due every 100 ms (10,000 runs/s offered first), each ``BUSY`` (about
 #: 0.2-0.4 ms of CPU), so the workers, not the watcher, bound the runs per second: what more
 #: workers are for. With trivial checks the watcher's own share of each run bounds them.
 BUSY_CHECKS, BUSY_INTERVAL = 1000, 0.100
@@ -423,11 +422,8 @@ def counts(page: bytes) -> Counts:
 
 def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
     """p50 and p99 of the lateness observed between two pages, interpolated within buckets."""
-    bounds = tuple(sorted(b for b in after if b != float("inf")))
-    histogram = Histogram(bounds)
-    histogram.counts = [int(after[b] - before.get(b, 0.0)) for b in (*bounds, float("inf"))]
-    histogram.count = histogram.counts[-1]
-    return histogram.quantile(0.5), histogram.quantile(0.99)
+    p50, p99, _ = lateness_between(before, after)
+    return p50, p99
 
 
 @dataclass
