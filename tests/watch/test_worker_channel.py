@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,22 @@ BULKY = """
 def check_bulky_{i}():
     assert False, "{i} " + "x" * 3000
 """
+
+
+class _Channel(BlockingChannel):
+    """The watcher's end, giving back first what came in the frame of the collection after
+    it: a worker that is asked to stop while it collects may send its goodbye in that
+    frame."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.pending: list[Any] = []
+
+    def receive(self) -> Any:
+        if self.pending:
+            pending, self.pending = self.pending, []
+            return pending
+        return super().receive()
 
 
 @contextlib.contextmanager
@@ -50,7 +67,7 @@ def collected_worker(
         stdout=subprocess.DEVNULL,
     )
     theirs.close()
-    channel = BlockingChannel(ours)
+    channel = _Channel(ours)
     start = {"name": "test", "args": [], "cwd": str(checkdir.path), "sys_path": list(sys.path), "skip": {}}
     channel.send([{**start, "file_values": None, "watcher_pid": os.getpid()}])
     for frame in early:
@@ -58,10 +75,13 @@ def collected_worker(
     try:
         ids: list[str] = []
         while not ids:
-            for message in channel.receive():
+            messages = channel.receive()
+            for index, message in enumerate(messages):
                 assert message[0] != "fatal", message[1]
                 if message[0] == "collected":
                     ids = [info.id for info in message[1]]
+                    channel.pending = messages[index + 1 :]  # the test reads them
+                    break
         yield channel, process, ids
     finally:
         with contextlib.suppress(ProcessLookupError):
