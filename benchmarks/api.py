@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from watch import PLAIN_ACCEPT, Watcher, counts, project, quantiles  # noqa: E402
+from _stats import lateness_between  # noqa: E402
+from watch import PLAIN_ACCEPT, Watcher, counts, project  # noqa: E402
 
 from fraiseql_checks.result import Outcome  # noqa: E402
 from fraiseql_checks.stores import StoredResult  # noqa: E402
@@ -205,8 +206,8 @@ def bench_load(checks: int = 1000, seconds: float = 20.0, count: int = 200) -> l
         after = counts(watcher.get("/metrics", PLAIN_ACCEPT)).lateness
     finally:
         watcher.stop()
-    q50, q99 = quantiles(before, middle)
-    l50, l99 = quantiles(middle, after)
+    q50, q99, _ = lateness_between(before, middle)
+    l50, l99, _ = lateness_between(middle, after)
     return [
         (
             "load",

@@ -332,30 +332,26 @@ class Watcher:
     def cpu(self) -> tuple[float, float]:
         """CPU seconds (user + system) of the watcher, and of all its descendants alive now
         (the workers, the SQLite store's writer process, what checks started)."""
+        own, children, _ = self.cpu_each()
+        return own, children
+
+    def cpu_each(self) -> tuple[float, float, dict[int, float]]:
+        """``cpu()``, and the CPU seconds of each worker process by pid (not the store's
+        writer), read in one pass over the descendants."""
         watcher, children = self.processes()
         own = watcher.cpu_times()
         total = 0.0
+        workers: dict[int, float] = {}
         for child in children:
             try:
                 times = child.cpu_times()
             except psutil.Error:
                 continue
             total += times.user + times.system
-        return own.user + own.system, total
-
-    def worker_cpu(self) -> dict[int, float]:
-        """CPU seconds of each worker process alive now, by pid (not the store's writer)."""
-        _, children = self.processes()
-        found: dict[int, float] = {}
-        for child in children:
-            try:
-                if WORKER_BOOTSTRAP not in child.cmdline():
-                    continue
-                times = child.cpu_times()
-            except psutil.Error:
-                continue
-            found[child.pid] = times.user + times.system
-        return found
+            with contextlib.suppress(psutil.Error):
+                if WORKER_BOOTSTRAP in child.cmdline():
+                    workers[child.pid] = times.user + times.system
+        return own.user + own.system, total, workers
 
     def rss(self) -> tuple[int, int]:
         """Resident memory of the watcher, and of its child processes together (the workers,
@@ -420,12 +416,6 @@ def counts(page: bytes) -> Counts:
     )
 
 
-def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
-    """p50 and p99 of the lateness observed between two pages, interpolated within buckets."""
-    p50, p99, _ = lateness_between(before, after)
-    return p50, p99
-
-
 @dataclass
 class Window:
     seconds: float
@@ -455,17 +445,17 @@ def window(watcher: Watcher, length: float) -> Window:
     """Counts and CPU over ``length`` seconds. The CPU is read after the first page has
     arrived and before the second is asked for, so the two reads of /metrics are not in it."""
     first = counts(watcher.get("/metrics", PLAIN_ACCEPT))
-    each0, cpu0, t0 = watcher.worker_cpu(), watcher.cpu(), time.monotonic()
+    (own0, children0, each0), t0 = watcher.cpu_each(), time.monotonic()
     time.sleep(length)
-    cpu1, each1, t1 = watcher.cpu(), watcher.worker_cpu(), time.monotonic()
+    (own1, children1, each1), t1 = watcher.cpu_each(), time.monotonic()
     last = counts(watcher.get("/metrics", PLAIN_ACCEPT))
-    p50, p99 = quantiles(first.lateness, last.lateness)
+    p50, p99, _ = lateness_between(first.lateness, last.lateness)
     return Window(
         t1 - t0,
         last.runs - first.runs,
         last.skipped - first.skipped,
-        cpu1[0] - cpu0[0],
-        cpu1[1] - cpu0[1],
+        own1 - own0,
+        children1 - children0,
         p50,
         p99,
         last.past_capacity,
@@ -938,7 +928,7 @@ def scrape_run(size: Size, env: dict[str, str] | None = None) -> ScrapeRun:
             last.skipped - first.skipped,
             cpu1[0] - cpu0[0],
             cpu1[1] - cpu0[1],
-            *quantiles(first.lateness, last.lateness),
+            *lateness_between(first.lateness, last.lateness)[:2],
         )
         return ScrapeRun(ready, times, sizes, during)
     finally:

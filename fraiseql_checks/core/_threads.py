@@ -185,6 +185,8 @@ class ThreadLane:
         return self._holds == 1
 
     def release(self) -> None:
+        if not self._holds:  # a negative depth would hold every job from now on, silently
+            raise RuntimeError("ThreadLane.release() without a hold()")
         self._holds -= 1
         if self._holds:
             return

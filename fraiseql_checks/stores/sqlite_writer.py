@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import socket
@@ -299,14 +298,6 @@ class FrameTooLarge(ValueError):
     thread instead, which has no such bound."""
 
 
-#: The collector's thresholds in the writer process (Python's are 700, 10, 10): the rows
-#: of a batch (tuples, no cycles) made a young collection every 700 of them and a full one
-#: about once a second in a saturated watcher's writer, ~0.6 µs per stored result; with
-#: these ~0.4 (docs/performance.md). Chosen as ``watch.heap`` chose the watcher's, for
-#: the same reason; this room may not import it.
-GC_THRESHOLDS = (10_000, 10, 100)
-
-
 #: Rows built and pickled on the event loop between two of its turns (``encode_write``).
 SLICE = 1000
 
@@ -383,11 +374,16 @@ def serve(channel: frames.BlockingChannel, path: Path, busy_timeout: float) -> i
 
     store = SQLiteStore(path, busy_timeout=busy_timeout)
     conn: sqlite3.Connection | None = None
-    # What is alive now (the modules) lives as long as the process: kept out of the
-    # collector's full collections, which walked it all a few times a second when the
-    # watcher was saturated (~0.4 µs of CPU per stored result, docs/performance.md).
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    # The policy of watch mode's other long-lived processes (imported here, when the
+    # process serves: the stores room does not import watch mode at import time). What
+    # is alive now (the modules) lives as long as the process: frozen, out of the full
+    # collections that walked it a few times a second in a saturated watcher's writer
+    # (~0.4 µs of CPU per stored result); and with Python's thresholds the rows of a
+    # batch (tuples, no cycles) made a young collection every 700 of them and a full
+    # one about once a second (~0.6 µs per stored result; docs/performance.md).
+    from fraiseql_checks.watch import heap
+
+    heap.freeze()
 
     def ask(conn: sqlite3.Connection) -> None:
         channel.send(("commit?",))

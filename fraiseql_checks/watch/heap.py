@@ -1,4 +1,5 @@
-"""The garbage collector in watch mode's long-lived processes: the watcher and its workers.
+"""The garbage collector in watch mode's long-lived processes: the watcher, its workers
+and the SQLite store's writer process.
 
 What such a process builds once (the checks' metadata, the series, the collected modules
 and their fixtures) lives as long as it does. Left to the collector, every full

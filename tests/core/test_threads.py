@@ -7,6 +7,8 @@ import contextvars
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from fraiseql_checks.core._threads import ThreadLane
 from fraiseql_checks.core._watchdog import Watchdog
 
@@ -230,6 +232,23 @@ def test_jobs_enqueued_while_the_lane_is_held_start_at_release_and_an_abandoned_
     assert held_ran == []
     assert ran == ["first", "last"]
     assert second_hold is False
+
+
+def test_a_release_without_a_hold_is_refused_and_the_lane_still_runs_jobs() -> None:
+    """A stray ``release`` would make the depth negative, and every job enqueued after it
+    would be held for good, silently: it is refused, and the lane goes on."""
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        lane = ThreadLane(loop, max_threads=2)
+        try:
+            with pytest.raises(RuntimeError, match="without a hold"):
+                lane.release()
+            return await asyncio.wait_for(lane.run(str.upper, "ran"), WAIT)
+        finally:
+            lane.close()
+
+    assert asyncio.run(main()) == "RAN"
 
 
 def test_what_the_ends_of_a_batch_start_is_queued_when_the_batch_ends_and_batch_ended_follows() -> None:

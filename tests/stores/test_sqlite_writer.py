@@ -432,9 +432,12 @@ def test_the_writer_process_rolls_back_a_write_told_no_at_its_commit(tmp_path: P
 
 
 def test_the_writer_process_keeps_the_garbage_collector_rare_as_the_watcher_does(tmp_path: Path) -> None:
-    """Its start-up frozen and its own thresholds, not Python's (700, 10, 10): with
-    those, the rows of its batches made a young collection every 700 of them and a full
-    one about once a second in a saturated watcher's writer process."""
+    """Its start-up frozen and the thresholds of watch mode's other processes
+    (``watch.heap``), not Python's (700, 10, 10): with those, the rows of its batches made
+    a young collection every 700 of them and a full one about once a second in a
+    saturated watcher's writer process."""
+    from fraiseql_checks.watch import heap
+
     before = gc.get_threshold()
     try:
         gc.set_threshold(700, 10, 10)
@@ -443,7 +446,7 @@ def test_the_writer_process_keeps_the_garbage_collector_rare_as_the_watcher_does
             assert channel.receive() == ("commit?",)
             channel.send(("yes",))
             assert channel.receive() == ("done",)
-            assert gc.get_threshold() == sqlite_writer.GC_THRESHOLDS != (700, 10, 10)
+            assert gc.get_threshold() == heap.GC_THRESHOLDS != (700, 10, 10)
             assert gc.get_freeze_count() > 0
     finally:
         gc.set_threshold(*before)
