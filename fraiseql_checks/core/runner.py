@@ -54,14 +54,6 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = "10s"
 DEFAULT_CONCURRENCY = 100
-#: Watch mode's default. A watcher holds a slot for a run's whole round trip (the frame to
-#: its worker, the run, the result back, its accounting), not only while the check runs,
-#: and a check's runs never overlap, so a watcher of fewer checks than this never waits
-#: for a slot. With 100, a watcher of 1,000 trivial checks on two cores was bound by the
-#: slots' round trips with a third of its core idle: 30,902 runs/s against 40,669 with
-#: 400 and 42,812 with 1,000, and its p99 lateness at 27,400 runs/s 44–49 ms against
-#: 9–16 ms with 400 (docs/performance.md).
-WATCH_CONCURRENCY = 1000
 #: Marks whose condition ``Check.skip_reason`` evaluates at each run (``run_check`` does).
 _SKIP_MARKS = frozenset({"skip", "skipif"})
 _HIDDEN = (
@@ -132,7 +124,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
         "--concurrency",
         metavar="N",
-        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY}; {WATCH_CONCURRENCY} with --watch)",
+        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY})",
         group="running",
     )
     parser.addsetting(
@@ -140,12 +132,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     )
     parser.addsetting(
         Setting(
-            "concurrency",
-            as_positive_int,
-            DEFAULT_CONCURRENCY,
-            "checks running at the same time",
-            option="concurrency",
-            watch_default=WATCH_CONCURRENCY,
+            "concurrency", as_positive_int, DEFAULT_CONCURRENCY, "checks running at the same time", option="concurrency"
         )
     )
 
