@@ -71,3 +71,29 @@ def test_lateness_quantiles_read_cumulative_buckets() -> None:
     # the 2 in (0.1 s, 1 s], halfway through it.
     assert p50 == pytest.approx(0.001 * 50 / 98)
     assert p99 == pytest.approx(0.1 + (1.0 - 0.1) * (99 - 98) / 2)
+
+
+def test_the_share_of_late_runs_is_read_exactly_at_the_goals_bound() -> None:
+    # Between the readings: 100 runs; 97 at most 20 ms late, 3 later (2 of them past 50 ms).
+    before = {0.005: 5.0, 0.02: 5.0, 0.05: 5.0, math.inf: 5.0}
+    after = {0.005: 95.0, 0.02: 102.0, 0.05: 103.0, math.inf: 105.0}
+    assert stats.share_later_than(before, after, 0.02) == pytest.approx(0.03)
+    assert stats.share_later_than(before, after, 0.05) == pytest.approx(0.02)
+    assert stats.share_later_than(after, after, 0.02) == 0.0  # nothing observed in between
+    with pytest.raises(ValueError, match="not a bound"):
+        stats.share_later_than(before, after, 0.03)  # inside a bucket: no exact answer
+
+
+def test_the_lateness_goal_is_a_bound_of_the_watchers_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark reads the share of runs later than the goal exactly, from the bucket the
+    watcher counts them in (``metrics.LATENESS_BUCKETS``): so the goal must be a bound."""
+    from fraiseql_checks import metrics
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS_DIR))  # as its own folder is when it runs
+    spec = importlib.util.spec_from_file_location("benchmarks_watch", BENCHMARKS_DIR / "watch.py")
+    assert spec is not None and spec.loader is not None
+    watch = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, watch)  # its dataclasses look their module up
+    spec.loader.exec_module(watch)
+    assert watch.LATENESS_GOAL == 0.020  # issue 19: p99 lateness at most 20 ms
+    assert watch.LATENESS_GOAL in metrics.LATENESS_BUCKETS
