@@ -41,16 +41,22 @@ def lateness_between(before: Mapping[float, float], after: Mapping[float, float]
     return histogram.quantile(0.5), histogram.quantile(0.99), histogram.count
 
 
-def share_later_than(before: Mapping[float, float], after: Mapping[float, float], bound: float) -> float:
-    """Of what a histogram observed between two readings of its cumulative buckets, the
-    share above ``bound``, which must be one of its buckets' bounds: exact, where a
-    quantile is interpolated within its bucket. ``p99 <= bound`` holds exactly when this
-    is at most 1 %; the share says by how much it does or does not."""
+def later_than(before: Mapping[float, float], after: Mapping[float, float], bound: float) -> tuple[int, int]:
+    """How many of what a histogram observed between two readings of its cumulative buckets
+    were above ``bound``, which must be one of its buckets' bounds (exact, where a quantile
+    is interpolated within its bucket); and how many it observed in all."""
     if bound not in after:
         raise ValueError(f"{bound} is not a bound of the histogram's buckets: {sorted(after)}")
     total = after[math.inf] - before.get(math.inf, 0.0)
     at_most = after[bound] - before.get(bound, 0.0)
-    return (total - at_most) / total if total else 0.0
+    return int(total - at_most), int(total)
+
+
+def share_later_than(before: Mapping[float, float], after: Mapping[float, float], bound: float) -> float:
+    """``later_than`` as a share of all observed. ``p99 <= bound`` holds exactly when it is
+    at most 1 %; the share says by how much it does or does not."""
+    late, total = later_than(before, after, bound)
+    return late / total if total else 0.0
 
 
 def min_median_max(values: Iterable[float]) -> tuple[float, float, float]:

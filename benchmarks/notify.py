@@ -50,7 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from _stats import lateness_between  # noqa: E402
+from _stats import lateness_between, later_than  # noqa: E402
 
 Row = tuple[str, str, str]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -426,8 +426,7 @@ class Burst:
 
 
 def late_runs(before: Samples, after: Samples, bound: float) -> int:
-    first, last = lateness(before), lateness(after)
-    return int((last[float("inf")] - first[float("inf")]) - (last[bound] - first[bound]))
+    return later_than(lateness(before), lateness(after), bound)[0]
 
 
 def burst_run(checks: int, interval: str, receivers: int, group_wait: float, window: float | None) -> Burst:

@@ -953,6 +953,7 @@ def scrape_run(size: Size, env: dict[str, str] | None = None) -> ScrapeRun:
             cpu1[0] - cpu0[0],
             cpu1[1] - cpu0[1],
             *lateness_between(first.lateness, last.lateness)[:2],
+            late_share=share_later_than(first.lateness, last.lateness, LATENESS_GOAL),
         )
         return ScrapeRun(ready, times, sizes, during)
     finally:
