@@ -157,13 +157,14 @@ PAST_CAPACITY_FOR = 60.0
 PAST_CAPACITY = Metric(
     "fraiseql_check_past_capacity",
     f"1 while the watcher is past its capacity: in the last {PAST_CAPACITY_FOR:g}s a run waited a whole "
-    "interval for a concurrency slot, so the check's next slot was skipped.",
+    "interval for a concurrency slot, or was in flight a whole interval longer than it ran (waiting in its "
+    "worker or for the watcher), so the check's next slot was skipped.",
     Kind.GAUGE,
 )
 CAPACITY_SKIPS = Metric(
     "fraiseql_check_capacity_skipped_runs_total",
-    "Slots skipped because the previous run was still waiting for a concurrency slot (past capacity; "
-    "also counted per check in fraiseql_check_skipped_overlapping_runs_total).",
+    "Slots skipped because the previous run was still waiting: for a concurrency slot, or in flight longer "
+    "than it ran (past capacity; also counted per check in fraiseql_check_skipped_overlapping_runs_total).",
     Kind.COUNTER,
 )
 SCHEDULED = Metric("fraiseql_check_scheduled_checks", "Checks the watcher runs on their intervals.", Kind.GAUGE)

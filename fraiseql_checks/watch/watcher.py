@@ -382,22 +382,26 @@ class Watcher:
                 self._submit(entry, due)
             if self.last_capacity_skip is not None and now - self.last_capacity_skip >= m.PAST_CAPACITY_FOR:
                 self.last_capacity_skip = None
-                self.say(f"back within capacity: no run waited a whole interval for a slot in {m.PAST_CAPACITY_FOR:g}s")
+                self.say(
+                    "back within capacity: no run waited a whole interval for a slot or in flight in"
+                    f" {m.PAST_CAPACITY_FOR:g}s"
+                )
             when = schedule.next_due()
             await self._sleep_until(loop, loop.time() + 3600 if when is None else when)
 
-    def _past_capacity(self, now: float) -> None:
-        self.capacity_skips += 1
+    def _past_capacity(self, now: float, skipped: int = 1) -> None:
+        self.capacity_skips += skipped
         if self.last_capacity_skip is None:
             self.say(
-                "past capacity: runs wait a whole interval for a concurrency slot and their next slots are skipped"
-                f" ({m.PAST_CAPACITY.name}); raise --concurrency (now {self.config.get('concurrency')}) or"
-                " --workers, or run the checks less often"
+                "past capacity: runs wait a whole interval for a concurrency slot, or in flight longer than they"
+                f" run, and their next slots are skipped ({m.PAST_CAPACITY.name}); raise --concurrency (now"
+                f" {self.config.get('concurrency')}) or --workers, or run the checks less often"
             )
         self.last_capacity_skip = now
 
     def past_capacity(self) -> bool:
-        """Whether a slot was skipped in the last ``m.PAST_CAPACITY_FOR`` because its run was still waiting."""
+        """Whether a slot was skipped in the last ``m.PAST_CAPACITY_FOR`` because its run was still
+        waiting: for a concurrency slot, or in flight a whole interval longer than it ran."""
         last = self.last_capacity_skip
         return last is not None and asyncio.get_running_loop().time() - last < m.PAST_CAPACITY_FOR
 
@@ -495,7 +499,7 @@ class Watcher:
         try:
             if outcome is not None:
                 result, rebuilt, whole = outcome
-                self._account(entry, due_wall, result, rebuilt, whole)
+                self._account(entry, due_wall, run.started_at, result, rebuilt, whole)
         except Exception:  # a plugin's hook failed: say so, keep watching
             self.error(f"internal error after running {entry.item.check.id}:\n{traceback.format_exc()}")
         finally:
@@ -525,11 +529,25 @@ class Watcher:
             self._start(entry, due, done, worker)
 
     def _account(
-        self, entry: Entry[Watched], due_wall: float, result: Result, rebuilt: list[str], whole: str | None
+        self,
+        entry: Entry[Watched],
+        due_wall: float,
+        dispatched: float,
+        result: Result,
+        rebuilt: list[str],
+        whole: str | None,
     ) -> None:
+        """Account for a result of ``entry``'s run, due at ``due_wall`` and handed to its worker
+        at ``dispatched`` (wall clock both)."""
         watched = entry.item
         check = watched.check
         self.lateness.observe(max(result.started_at - due_wall, 0.0))
+        waited = time.time() - dispatched - result.duration_s
+        if waited >= check.interval and dispatched > 0.0:  # 0: settled before a worker had it
+            # handed to its worker a whole interval more than it ran: it waited to start there,
+            # or its result waited for this watcher, and its next slots were skipped meanwhile
+            # for the lack of capacity, however many concurrency slots are free
+            self._past_capacity(asyncio.get_running_loop().time(), int(waited // check.interval))
         if rebuilt:
             self.fixture_rebuilds.update(rebuilt)
         if whole is not None and self._log_whole(check.id):

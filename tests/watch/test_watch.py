@@ -363,6 +363,44 @@ def test_past_capacity_is_a_metric_and_a_log_line_and_a_merely_slow_check_is_not
     assert "past capacity" not in roomy.stderr + roomy.stdout
 
 
+def test_runs_that_wait_in_their_worker_make_the_watcher_past_capacity_with_slots_to_spare(
+    checkdir: CheckDir, watch: Watch
+) -> None:
+    """Slots to spare (50 for 3 checks) but one worker whose loop each run holds for 30 ms:
+    90 ms of runs due every 50 ms wait in the worker, start a whole interval late, and
+    their next slots are skipped for the lack of capacity (no slot ever runs out)."""
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_hold.py",
+        """
+        import time
+        from fraiseql_checks import check
+
+        @check(interval="50ms", timeout="5s")
+        async def check_one():
+            time.sleep(0.03)
+
+        @check(interval="50ms", timeout="5s")
+        async def check_two():
+            time.sleep(0.03)
+
+        @check(interval="50ms", timeout="5s")
+        async def check_three():
+            time.sleep(0.03)
+        """,
+    )
+    crowded = watch("--concurrency", "50", "--workers", "1")
+    crowded.wait_for(
+        lambda s: s.get(("fraiseql_check_capacity_skipped_runs_total", ()), 0) >= 3,
+        what="slots skipped because runs waited a whole interval in their worker",
+    )
+    assert crowded.value("fraiseql_check_past_capacity") == 1
+    assert crowded.stop() == 0
+    assert "past capacity: runs wait a whole interval for a concurrency slot, or in flight longer than they run" in (
+        crowded.stderr + crowded.stdout
+    )
+
+
 def test_state_changes_reach_the_hook_once_and_maintenance_windows_silence_them(
     checkdir: CheckDir, watch: Watch
 ) -> None:
