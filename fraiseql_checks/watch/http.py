@@ -222,17 +222,29 @@ class HTTPServer:
         self._open.discard(conn)
         self.connections_open = len(self._open)
 
-    async def _page(self, request: h11.Request, body: bytes, client: tuple[str, int] | None) -> Page:
-        target = request.target.decode("latin-1")
-        path, _, query = target.partition("?")
+    def _route(self, request: h11.Request) -> Page | Awaitable[Page] | None:
+        """What a route makes of ``request``, at once: its page, or what to await for it;
+        ``None`` when no route serves it (the app does, or nothing: 404, 405)."""
+        path, _, query = request.target.decode("latin-1").partition("?")
         handler = self.routes.get(path)
-        if handler is not None and request.method in (b"GET", b"HEAD"):
-            if _takes_request(handler):
-                method = request.method.decode("latin-1")
-                page = handler(Request(method, path, query.encode("latin-1"), request.headers))  # type: ignore[call-arg]
-            else:
-                page = handler()  # type: ignore[call-arg]
+        if handler is None or request.method not in (b"GET", b"HEAD"):
+            return None
+        if _takes_request(handler):
+            method = request.method.decode("latin-1")
+            return handler(Request(method, path, query.encode("latin-1"), request.headers))  # type: ignore[call-arg]
+        return handler()  # type: ignore[call-arg]
+
+    async def _page(
+        self,
+        request: h11.Request,
+        body: bytes,
+        client: tuple[str, int] | None,
+        routed: Page | Awaitable[Page] | None = None,
+    ) -> Page:
+        page = routed if routed is not None else self._route(request)
+        if page is not None:
             return page if isinstance(page, Page) else await page
+        path, _, query = request.target.decode("latin-1").partition("?")
         if self.app is None:
             if request.method not in (b"GET", b"HEAD"):
                 return Page(405, b"only GET and HEAD\n")
@@ -299,6 +311,12 @@ class HTTPServer:
         content_type = next((v for k, v in headers if k == b"content-type"), b"text/plain; charset=utf-8")
         extra = [(k, v) for k, v in headers if k not in (b"content-type", b"content-length", b"server")]
         return Page(status, pieces, content_type.decode("latin-1"), extra)
+
+
+#: The batches of a response's body not written yet.
+_Rest = Iterator[bytes]
+#: The page of a route that failed (the log says why).
+_FAILED = Page(500, b"internal error; the watcher's log says why\n")
 
 
 class _Dropped(Exception):
@@ -424,10 +442,30 @@ class _Connection(asyncio.Protocol):
             self._refuse(exc)
 
     def _answer(self, request: h11.Request, body: bytes) -> None:
+        """Answer ``request``: a route's page that is ready at once is written in this turn
+        of the loop; the rest (a page to wait for, the app) in a task. A scrape on a busy
+        watcher waited a turn more for the task's first step (docs/performance.md)."""
         self.server._waiting.pop(self, None)
         self._cancel_timer()
         self.transport.pause_reading()  # pipelined requests wait in the kernel, not in memory
-        self.task = self.loop.create_task(self._respond(request, body))
+        try:
+            routed = self.server._route(request)
+        except Exception as exc:
+            self._report(f"the page {request.target.decode('latin-1')} failed", exc)
+            routed = _FAILED
+        if isinstance(routed, Page):
+            try:
+                rest = self._write(routed, head_only=request.method == b"HEAD")
+            except Exception as exc:
+                self._report(f"answering {request.target.decode('latin-1')} failed", exc)
+                self.abort()
+                return
+            if rest is not None:  # the client reads slower than the page came: the rest in a task
+                self.task = self.loop.create_task(self._respond(request, body, None, rest))
+            else:  # not _advance() itself: a client's pipelined requests would recurse
+                self.loop.call_soon(self._advance)
+            return
+        self.task = self.loop.create_task(self._respond(request, body, routed))
 
     def _too_large(self) -> None:
         """A request body past ``max_body``: 413, then the rest of the body is read and
@@ -452,9 +490,15 @@ class _Connection(asyncio.Protocol):
         self.server._waiting[self] = None  # evictable while it lingers
         self._deadline(_LINGER, self.abort)
 
-    async def _respond(self, request: h11.Request, body: bytes) -> None:
+    async def _respond(
+        self, request: h11.Request, body: bytes, routed: Awaitable[Page] | None, rest: _Rest | None = None
+    ) -> None:
+        """Answer in a task: make the page (``routed``: the route's, to await) and send it,
+        or send the ``rest`` of one that ``_answer`` began to write."""
         try:
-            await self._send(await self._page(request, body), head_only=request.method == b"HEAD")
+            if rest is None:
+                rest = self._write(await self._page(request, body, routed), head_only=request.method == b"HEAD")
+            await self._send_rest(rest)
         except _Dropped:
             return
         except Exception as exc:
@@ -465,38 +509,52 @@ class _Connection(asyncio.Protocol):
             self.task = None
         self._advance()
 
-    async def _page(self, request: h11.Request, body: bytes) -> Page:
+    async def _page(self, request: h11.Request, body: bytes, routed: Awaitable[Page] | None) -> Page:
         try:
             peer = self.transport.get_extra_info("peername")
             client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
-            return await self.server._page(request, body, client)
+            return await self.server._page(request, body, client, routed)
         except Exception as exc:
             self._report(f"the page {request.target.decode('latin-1')} failed", exc)
-            return Page(500, b"internal error; the watcher's log says why\n")
+            return _FAILED
 
-    async def _send(self, page: Page, head_only: bool) -> None:
-        pieces = page.pieces()
+    @staticmethod
+    def _head(page: Page, pieces: Sequence[bytes]) -> h11.Response:
         headers = [
             (b"content-type", page.content_type.encode()),
             (b"content-length", str(sum(map(len, pieces))).encode()),
             (b"server", _SERVER),
             *page.headers,
         ]
-        response = h11.Response(status_code=page.status, headers=headers, reason=_reason(page.status))
-        self.transport.write(self.h11.send(response) or b"")
-        if not head_only:
-            await self._send_body(pieces)
+        return h11.Response(status_code=page.status, headers=headers, reason=_reason(page.status))
+
+    def _write(self, page: Page, head_only: bool) -> _Rest | None:
+        """Write the response while the transport takes it without pausing (the socket's
+        buffer is not full): ``None`` once it is all written, else what is left to send."""
+        pieces = page.pieces()
+        self.transport.write(self.h11.send(self._head(page, pieces)) or b"")
+        rest: _Rest = iter(() if head_only else batches(pieces, _BATCH))
+        for batch in rest:
+            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
+            if self.paused:
+                return rest
         self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
+        return iter(()) if self.paused else None
+
+    async def _send_rest(self, rest: _Rest | None) -> None:
+        """Send what ``_write`` left, a batch whenever the client has read the one before."""
+        if rest is None:
+            return
         await self._drain()
+        for batch in rest:
+            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
+            await self._drain()
+        if self.h11.our_state is h11.SEND_BODY:
+            self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
+            await self._drain()
 
     def _report(self, message: str, exc: Exception) -> None:
         self.loop.call_exception_handler({"message": message, "exception": exc, "protocol": self})
-
-    async def _send_body(self, pieces: Sequence[bytes]) -> None:
-        """Send in batches, letting the loop run between them while the client reads."""
-        for batch in batches(pieces, _BATCH):
-            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
-            await self._drain()
 
     async def _drain(self) -> None:
         if not self.paused:

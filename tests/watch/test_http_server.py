@@ -289,27 +289,32 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order_on_one_connecti
         return Page(200, big)
 
     server.routes["/a"] = lambda: Page(200, b"a\n")
-    server.routes["/b"] = b_page
+    server.routes["/b"] = b_page  # a page to wait for: made and sent in a task
+    server.routes["/c"] = lambda: Page(200, big)  # ready at once: written in the turn that read the request
     with connect(port_of(server)) as sock:
         responses = Responses(sock)
-        for path, body in [("/a", b"a\n"), ("/b", b"".join(big)), ("/a", b"a\n")]:
+        for path, body in [("/a", b"a\n"), ("/b", b"".join(big)), ("/c", b"".join(big)), ("/a", b"a\n")]:
             sock.sendall(request(path))
             status, _, received = responses.next()
             assert (status, received) == (200, body)
 
-        burst = [("GET", "/a"), ("HEAD", "/b"), ("GET", "/nope"), ("GET", "/b")] + [("GET", "/a")] * 50
+        burst = [("GET", "/a"), ("HEAD", "/b"), ("GET", "/nope"), ("GET", "/b"), ("HEAD", "/c"), ("GET", "/c")]
+        burst += [("GET", "/a")] * 2000  # pipelined: answered one after another, not by recursion
         sent = b"".join(request(path, method) for method, path in burst)
         sock.sendall(sent[:40])  # the first head arrives in two pieces
         sock.sendall(sent[40:])
         answers = [responses.next(method) for method, _ in burst]
-        assert [(status, body) for status, _, body in answers[:4]] == [
+        assert [(status, body) for status, _, body in answers[:6]] == [
             (200, b"a\n"),
             (200, b""),
-            (404, b"not found; this watcher serves:\n/a\n/b\n/healthz\n"),
+            (404, b"not found; this watcher serves:\n/a\n/b\n/c\n/healthz\n"),
+            (200, b"".join(big)),
+            (200, b""),
             (200, b"".join(big)),
         ]
         assert answers[1][1][b"content-length"] == str(len(b"".join(big))).encode()
-        assert {(status, body) for status, _, body in answers[4:]} == {(200, b"a\n")}
+        assert answers[4][1][b"content-length"] == str(len(b"".join(big))).encode()
+        assert {(status, body) for status, _, body in answers[6:]} == {(200, b"a\n")}
         assert server.connections_open == 1
     assert server.connections_accepted_total == 1
 
