@@ -896,7 +896,7 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
         ),
         Row(
             "overload",
-            "  slots skipped because the run still waited for a slot (capacity)",
+            "  slots skipped for capacity (the run still waited for a slot, or in flight)",
             "> 0",
             [w.capacity_skips / w.seconds for w, _ in overloads],
             "/s",

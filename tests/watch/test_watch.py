@@ -366,27 +366,22 @@ def test_past_capacity_is_a_metric_and_a_log_line_and_a_merely_slow_check_is_not
 def test_runs_that_wait_in_their_worker_make_the_watcher_past_capacity_with_slots_to_spare(
     checkdir: CheckDir, watch: Watch
 ) -> None:
-    """Slots to spare (50 for 3 checks) but one worker whose loop each run holds for 30 ms:
-    90 ms of runs due every 50 ms wait in the worker, start a whole interval late, and
-    their next slots are skipped for the lack of capacity (no slot ever runs out)."""
+    """Slots to spare (50 for 4 checks) but one worker whose loop each run holds for 40 ms:
+    160 ms of runs due every 50 ms wait in the worker, in flight a whole interval longer
+    than they run, and their next slots are skipped for the lack of capacity (no run
+    ever waits for a slot)."""
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write(
         "checks/check_hold.py",
         """
         import time
+        import pytest
         from fraiseql_checks import check
 
         @check(interval="50ms", timeout="5s")
-        async def check_one():
-            time.sleep(0.03)
-
-        @check(interval="50ms", timeout="5s")
-        async def check_two():
-            time.sleep(0.03)
-
-        @check(interval="50ms", timeout="5s")
-        async def check_three():
-            time.sleep(0.03)
+        @pytest.mark.parametrize("n", [1, 2, 3, 4])
+        async def check_hold(n):
+            time.sleep(0.04)
         """,
     )
     crowded = watch("--concurrency", "50", "--workers", "1")
