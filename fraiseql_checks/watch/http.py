@@ -231,8 +231,12 @@ class HTTPServer:
             return None
         if _takes_request(handler):
             method = request.method.decode("latin-1")
-            return handler(Request(method, path, query.encode("latin-1"), request.headers))  # type: ignore[call-arg]
-        return handler()  # type: ignore[call-arg]
+            page = handler(Request(method, path, query.encode("latin-1"), request.headers))  # type: ignore[call-arg]
+        else:
+            page = handler()  # type: ignore[call-arg]
+        if page is None:  # not "no route": the route is there and failed
+            raise TypeError(f"the route {path} made no page")
+        return page
 
     async def _page(
         self,
@@ -404,7 +408,7 @@ class _Connection(asyncio.Protocol):
 
     def _advance(self) -> None:
         """Act on what h11 has parsed: answer a request, drop body bytes, or wait for more."""
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self.task is not None:
             return
         conn = self.h11
         try:
@@ -466,6 +470,8 @@ class _Connection(asyncio.Protocol):
                 self.loop.call_soon(self._advance)
             return
         self.task = self.loop.create_task(self._respond(request, body, routed))
+        if inspect.iscoroutine(routed):  # made here, awaited in the task: closed if it never starts
+            self.task.add_done_callback(lambda _: routed.close())
 
     def _too_large(self) -> None:
         """A request body past ``max_body``: 413, then the rest of the body is read and

@@ -383,8 +383,8 @@ class Watcher:
             if self.last_capacity_skip is not None and now - self.last_capacity_skip >= m.PAST_CAPACITY_FOR:
                 self.last_capacity_skip = None
                 self.say(
-                    "back within capacity: no run waited a whole interval for a slot or in flight in"
-                    f" {m.PAST_CAPACITY_FOR:g}s"
+                    f"back within capacity: for {m.PAST_CAPACITY_FOR:g}s no run waited a whole interval for a slot,"
+                    " nor was one in flight a whole interval longer than it ran"
                 )
             when = schedule.next_due()
             await self._sleep_until(loop, loop.time() + 3600 if when is None else when)
@@ -473,7 +473,10 @@ class Watcher:
         due_wall = due + (time.time() - loop.time())
         try:
             run = self.pool.run(
-                worker, check.id, check.timeout, functools.partial(self._finished, entry, due_wall, done)
+                worker,
+                check.id,
+                check.timeout,
+                functools.partial(self._finished, entry, due_wall, entry.overlaps, done),
             )
         except BaseException:  # no run, so no slot taken: the watcher must not lose one for good
             self.in_progress -= 1
@@ -486,20 +489,23 @@ class Watcher:
         self,
         entry: Entry[Watched],
         due_wall: float,
+        overlaps: int,
         done: asyncio.Future[Result | None] | None,
         run: Run,
         outcome: RunOutcome | None,
     ) -> None:
         """A run ended (``outcome``; ``None``: it was cancelled): account for it, free its
-        slot, start the next waiting. Called from where the run was settled (a worker's
-        message, its death, a stop), so nothing may escape."""
+        slot, start the next waiting. ``overlaps``: its check's skipped slots when it was
+        handed to its worker. Called from where the run was settled (a worker's message,
+        its death, a stop), so nothing may escape."""
         self._inflight.discard(run)
         self._free += 1
         result: Result | None = None
         try:
             if outcome is not None:
                 result, rebuilt, whole = outcome
-                self._account(entry, due_wall, run.started_at, result, rebuilt, whole)
+                self._account(entry, due_wall, result, rebuilt, whole)
+                self._in_flight_for(entry, run, result, overlaps)
         except Exception:  # a plugin's hook failed: say so, keep watching
             self.error(f"internal error after running {entry.item.check.id}:\n{traceback.format_exc()}")
         finally:
@@ -528,26 +534,25 @@ class Watcher:
                 continue
             self._start(entry, due, done, worker)
 
+    def _in_flight_for(self, entry: Entry[Watched], run: Run, result: Result, overlaps: int) -> None:
+        """Past capacity however many concurrency slots are free: a run in flight a whole
+        interval longer than it ran (it waited to start in its worker, or its result waited
+        for this watcher) counts the slots its check skipped meanwhile (``overlaps``: the
+        check's count when the run was handed over), at most one per interval waited."""
+        skipped = entry.overlaps - overlaps
+        if not skipped or not run.sent_at or self.schedule.get(entry.key) is not entry:
+            return  # nothing skipped; settled before a worker had it; no longer this watcher's
+        waited = time.monotonic() - run.sent_at - result.duration_s
+        interval = entry.interval
+        if waited >= interval:
+            self._past_capacity(asyncio.get_running_loop().time(), min(skipped, int(waited // interval)))
+
     def _account(
-        self,
-        entry: Entry[Watched],
-        due_wall: float,
-        dispatched: float,
-        result: Result,
-        rebuilt: list[str],
-        whole: str | None,
+        self, entry: Entry[Watched], due_wall: float, result: Result, rebuilt: list[str], whole: str | None
     ) -> None:
-        """Account for a result of ``entry``'s run, due at ``due_wall`` and handed to its worker
-        at ``dispatched`` (wall clock both)."""
         watched = entry.item
         check = watched.check
         self.lateness.observe(max(result.started_at - due_wall, 0.0))
-        waited = time.time() - dispatched - result.duration_s
-        if waited >= check.interval and dispatched > 0.0:  # 0: settled before a worker had it
-            # handed to its worker a whole interval more than it ran: it waited to start there,
-            # or its result waited for this watcher, and its next slots were skipped meanwhile
-            # for the lack of capacity, however many concurrency slots are free
-            self._past_capacity(asyncio.get_running_loop().time(), int(waited // check.interval))
         if rebuilt:
             self.fixture_rebuilds.update(rebuilt)
         if whole is not None and self._log_whole(check.id):

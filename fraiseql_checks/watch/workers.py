@@ -104,6 +104,8 @@ class Run:
     timeout: float
     done: Callable[[Run, RunOutcome | None], None]
     started_at: float = 0.0
+    #: When it was handed to its worker, on the monotonic clock (``time.monotonic()``).
+    sent_at: float = 0.0
     retried: bool = False
     #: The worker's resident memory when the run started (as last sampled).
     rss_at_start: int = 0
@@ -282,6 +284,7 @@ class WorkerProcess:
             self.waiting.append(run)
             return
         run.started_at = time.time()
+        run.sent_at = time.monotonic()
         run.rss_at_start = self.rss
         self.inflight[run.seq] = run
         self.send(("run", run.seq, run.check_id))

@@ -282,7 +282,7 @@ def test_an_idle_kept_alive_connection_is_closed_and_not_counted_as_a_timed_out_
 
 def test_keep_alive_and_pipelined_requests_are_answered_in_order_on_one_connection(served: ServerThread) -> None:
     server = served.start()
-    big = [b"b" * 300_000] * 4  # more than one batch of the body writer
+    big = [b"b" * 300_000] * 4  # one batch of the body writer (1 MiB at least, or the last)
 
     async def b_page() -> Page:
         await asyncio.sleep(0)
@@ -317,6 +317,36 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order_on_one_connecti
         assert {(status, body) for status, _, body in answers[6:]} == {(200, b"a\n")}
         assert server.connections_open == 1
     assert server.connections_accepted_total == 1
+
+
+def test_a_ready_page_the_client_reads_slowly_is_sent_whole_and_the_next_request_answered(
+    served: ServerThread,
+) -> None:
+    """A page made at once is written in the turn that read the request until the socket
+    is full; the rest goes out as the client reads, then the pipelined request after it."""
+    server = served.start()
+    big = [bytes([65 + i]) * 1_100_000 for i in range(8)]  # 8.8 MB, several batches, past any socket buffer
+    server.routes["/big"] = lambda: Page(200, big)
+    server.routes["/a"] = lambda: Page(200, b"a\n")
+    server.routes["/none"] = lambda: None  # type: ignore[arg-type,return-value]
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port_of(server)))
+        sock.sendall(request("/big") + request("/a"))
+        wait_until(
+            lambda: any(conn.task is not None for conn in server._open),
+            timeout=10,
+            what="the rest of the page waiting for the client in a task",
+        )
+        # what waits in the watcher's memory is a batch, not the page
+        assert max(conn.transport.get_write_buffer_size() for conn in server._open) < 2 * len(big[0])
+        responses = Responses(sock)
+        status, headers, body = responses.next()
+        assert (status, headers[b"content-length"], body == b"".join(big)) == (200, b"8800000", True)
+        assert responses.next()[::2] == (200, b"a\n")
+    assert ask(port_of(server), "/none") == (500, b"internal error; the watcher's log says why\n")
+    assert server.requests_timed_out_total == 0
 
 
 @pytest.mark.parametrize(

@@ -346,11 +346,13 @@ def test_past_capacity_is_a_metric_and_a_log_line_and_a_merely_slow_check_is_not
         import asyncio
         from fraiseql_checks import check
 
-        @check(interval="100ms", timeout="5s")
+        @check(interval="500ms", timeout="5s")
         async def check_slow():
-            await asyncio.sleep(0.35)
+            await asyncio.sleep(1.75)
         """,
     )
+    # intervals of 500 ms: a run must be held up half a second past its own time to count
+    # for capacity, which a starved CI machine's hiccup does not reach
     roomy = watch("--concurrency", "10")
     slow = "checks/check_busy.py::check_slow"
     roomy.wait_for(
