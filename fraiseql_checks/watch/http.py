@@ -239,15 +239,12 @@ class HTTPServer:
         return page
 
     async def _page(
-        self,
-        request: h11.Request,
-        body: bytes,
-        client: tuple[str, int] | None,
-        routed: Page | Awaitable[Page] | None = None,
+        self, request: h11.Request, body: bytes, client: tuple[str, int] | None, routed: Awaitable[Page] | None
     ) -> Page:
-        page = routed if routed is not None else self._route(request)
-        if page is not None:
-            return page if isinstance(page, Page) else await page
+        """The page of a request ``_route`` did not answer at once: ``routed``, the route's
+        page to await, or (``None``: no route serves it) the app's answer, a 404 or a 405."""
+        if routed is not None:
+            return await routed
         path, _, query = request.target.decode("latin-1").partition("?")
         if self.app is None:
             if request.method not in (b"GET", b"HEAD"):
@@ -455,14 +452,12 @@ class _Connection(asyncio.Protocol):
         try:
             routed = self.server._route(request)
         except Exception as exc:
-            self._report(f"the page {request.target.decode('latin-1')} failed", exc)
-            routed = _FAILED
+            routed = self._failed_page(request, exc)
         if isinstance(routed, Page):
             try:
                 rest = self._write(routed, head_only=request.method == b"HEAD")
             except Exception as exc:
-                self._report(f"answering {request.target.decode('latin-1')} failed", exc)
-                self.abort()
+                self._failed_answer(request, exc)
                 return
             if rest is not None:  # the client reads slower than the page came: the rest in a task
                 self.task = self.loop.create_task(self._respond(request, body, None, rest))
@@ -508,8 +503,7 @@ class _Connection(asyncio.Protocol):
         except _Dropped:
             return
         except Exception as exc:
-            self._report(f"answering {request.target.decode('latin-1')} failed", exc)
-            self.abort()
+            self._failed_answer(request, exc)
             return
         finally:
             self.task = None
@@ -521,8 +515,17 @@ class _Connection(asyncio.Protocol):
             client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
             return await self.server._page(request, body, client, routed)
         except Exception as exc:
-            self._report(f"the page {request.target.decode('latin-1')} failed", exc)
-            return _FAILED
+            return self._failed_page(request, exc)
+
+    def _failed_page(self, request: h11.Request, exc: Exception) -> Page:
+        """Making the page failed: logged, and the client gets a 500."""
+        self._report(f"the page {request.target.decode('latin-1')} failed", exc)
+        return _FAILED
+
+    def _failed_answer(self, request: h11.Request, exc: Exception) -> None:
+        """Sending the answer failed half-way: logged, and the connection is dropped."""
+        self._report(f"answering {request.target.decode('latin-1')} failed", exc)
+        self.abort()
 
     @staticmethod
     def _head(page: Page, pieces: Sequence[bytes]) -> h11.Response:
