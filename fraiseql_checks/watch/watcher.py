@@ -98,8 +98,11 @@ class Watched:
 #: Runs due within this much of each other start in one wake-up of the scheduler: with
 #: thousands of checks, waking for each due time alone costs more than the checks.
 _COALESCE = 0.002
-#: The scheduler gives the event loop a turn after starting (or skipping) this many runs.
-_TURN = 256
+#: The scheduler gives the event loop a turn after starting (or skipping) this many runs:
+#: a scrape waits for the turn under way and those queued before it, and with 256 runs a
+#: step, a saturated watcher with 1,000 slots answered /metrics with a p99 of ~60 ms
+#: (docs/performance.md).
+_TURN = 64
 #: A check reported for holding the event loop is named in the log once in this long.
 _BLOCK_NOTICE_EVERY = 600.0
 #: A message cut for the store is logged whole once per check in this long.

@@ -64,6 +64,15 @@ _BLOCK_WINDOW = 600.0
 #: while the worker waited, each process idle half the time. With two halves, one half
 #: runs while the watcher accounts for the other's results (docs/performance.md).
 FRAME_SHARE_OF_SLOTS = 0.5
+#: A worker's messages are handled for at most about this long before the event loop gets a
+#: turn (a scrape, the scheduler, the other workers): with many runs in flight a worker's
+#: results come faster than one step of its reader handles them, and a step that took
+#: them all held the loop for tens of milliseconds (docs/performance.md).
+READ_STEP = 0.001
+#: The reader reads the clock after this many messages.
+_CLOCK_EVERY = 16
+#: A read that took longer than this waited for the worker: the reader's step began anew.
+_WAITED = 50e-6
 #: Deaths within this window make restarts wait longer.
 _DEATH_WINDOW = 60.0
 _MAX_BACKOFF = 30.0
@@ -301,25 +310,37 @@ class WorkerProcess:
     # -- what the worker says ------------------------------------------------------------
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        clock = time.perf_counter
+        yield_at = clock() + READ_STEP
         while True:
+            asked = clock()
             try:
                 length = wire.length_of(await reader.readexactly(wire.HEADER_SIZE))
                 body = await reader.readexactly(length)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError, EOFError):
                 return  # the worker is gone (or sent a frame no worker sends): _wait sees to it
+            now = clock()
+            if now - asked > _WAITED:  # it waited for the frame: a new step of this task
+                yield_at = now + READ_STEP
             self.heard = time.monotonic()
             try:
                 messages = wire.decode_from_worker(body)
             except Exception as exc:  # a frame we refuse to rebuild: say so, keep reading
                 self.pool.say(f"worker {self.name} sent a frame the watcher refused: {type(exc).__name__}: {exc}")
                 continue
-            for message in messages if isinstance(messages, list) else ():
+            for count, message in enumerate(messages if isinstance(messages, list) else (), 1):
                 try:
                     self._on(message)
                 except Exception as exc:  # a plugin hook behind it failed: the reader goes on
                     self.pool.say(
                         f"internal error handling a message from worker {self.name}: {type(exc).__name__}: {exc}"
                     )
+                if not count % _CLOCK_EVERY and clock() >= yield_at:
+                    await asyncio.sleep(0)
+                    yield_at = clock() + READ_STEP
+            if clock() >= yield_at:
+                await asyncio.sleep(0)
+                yield_at = clock() + READ_STEP
 
     def _on(self, message: wire.Message) -> None:
         kind = message[0]

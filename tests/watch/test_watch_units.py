@@ -163,3 +163,48 @@ def test_a_result_the_watcher_cannot_read_still_settles_its_run_as_an_error(tmp_
     assert "worker 1 sent a result the watcher cannot read: a result is a tuple of" in broken.message
     assert broken.extra["worker"] == "1"
     assert good.outcome is Outcome.PASSED and not worker.inflight and not said
+
+
+def test_a_workers_results_are_handled_in_steps_that_let_the_loop_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame of many results is not handled in one go: the reader gives the event loop a
+    turn (a scrape, the scheduler, the other workers) once its step has taken ``READ_STEP``,
+    and every result is still settled, in order, exactly once."""
+    import asyncio
+    import time
+
+    from fraiseql_checks.result import Outcome, Result
+    from fraiseql_checks.watch import wire, workers
+    from fraiseql_checks.watch.workers import Run, WorkerProcess
+
+    monkeypatch.setattr(workers, "READ_STEP", 0.0)  # every check of the clock finds the step over
+    check_id = "checks/check_a.py::check_a"
+    fields = wire.result_fields(Result(check_id, "check_a", Outcome.PASSED))
+    count = 200
+
+    async def main() -> tuple[list[int], list[int]]:
+        worker = WorkerProcess(_pool(tmp_path), "1")
+        settled: list[int] = []
+        for seq in range(1, count + 1):
+            worker.inflight[seq] = Run(
+                seq, check_id, 30.0, lambda run, outcome: settled.append(run.seq), started_at=time.time()
+            )
+        reader = asyncio.StreamReader()
+        reader.feed_data(wire.encode([("result", seq, fields, [], None) for seq in range(1, count + 1)]))
+        reader.feed_eof()
+        seen: list[int] = []  # how many results were settled each time another callback ran
+
+        def other() -> None:
+            seen.append(len(settled))
+            if len(settled) < count:
+                asyncio.get_running_loop().call_soon(other)
+
+        asyncio.get_running_loop().call_soon(other)
+        await worker._read(reader)
+        return settled, seen
+
+    settled, seen = asyncio.run(main())
+    assert settled == list(range(1, count + 1))
+    steps = sorted(set(seen))
+    assert len(steps) > 1 and 0 < steps[1] < count  # the loop turned with results still to handle
