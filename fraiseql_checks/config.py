@@ -113,6 +113,8 @@ class Setting:
     option: str | None = None
     #: Secrets are masked wherever the tool writes.
     secret: bool = False
+    #: The default in watch mode (``--watch``, its workers included), where it differs.
+    watch_default: Any = None
 
 
 class Section:
@@ -487,8 +489,9 @@ class Config:
         for key in file_values:
             if key not in settings:
                 raise UsageError(f"{self._where()}unknown key {key!r}{did_you_mean(key, settings)}")
+        watching = self.watching
         for name, setting in settings.items():
-            value = setting.default
+            value = setting.watch_default if watching and setting.watch_default is not None else setting.default
             if name in file_values or isinstance(setting.type, Section):
                 try:  # a section is read even when absent: its settings have defaults and variables
                     value = setting.type(
@@ -528,6 +531,11 @@ class Config:
                 except ValueError as exc:
                     raise UsageError(f"environment variable {setting.env}: {exc}") from None
         return values
+
+    @property
+    def watching(self) -> bool:
+        """This is watch mode: the watcher (``--watch``) or one of its workers."""
+        return bool(getattr(self.option, "watch", False) or getattr(self.option, "watch_worker", False))
 
     def get(self, name: str) -> Any:
         """The resolved value of a setting."""

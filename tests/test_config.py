@@ -456,3 +456,28 @@ def test_an_unset_variable_in_the_config_file_is_exit_4_naming_the_key(checkdir:
     assert found.stderr.strip().splitlines() == [
         "ERROR: fraiseql-checks.yaml: database.dsn: environment variable NOT_SET_ANYWHERE is not set"
     ]
+
+
+@pytest.mark.parametrize(
+    ("file", "args", "once", "watching"),
+    [
+        ("", [], 100, 1000),  # the documented defaults (docs/watch-mode.md: Settings)
+        ("concurrency: 50\n", [], 50, 50),
+        ("concurrency: 50\n", ["--concurrency", "7"], 7, 7),
+    ],
+)
+def test_watch_mode_has_its_own_concurrency_default_and_a_given_value_wins(
+    checkdir: CheckDir, file: str, args: list[str], once: int, watching: int
+) -> None:
+    from fraiseql_checks.cli import configure
+
+    checkdir.write("fraiseql-checks.yaml", file)
+    config, _ = configure(args, invocation_dir=checkdir.path)
+    assert (config.get("concurrency"), config.watching) == (once, False)
+    config, _ = configure(["--watch", *args], invocation_dir=checkdir.path)
+    assert (config.get("concurrency"), config.watching) == (watching, True)
+    # a worker is configured from the same command line, then stops being the watcher
+    # (worker.py); a reload there reads the file again with watch mode's defaults
+    config.option.watch = False
+    config.option.watch_worker = True
+    assert config.reread().get("concurrency") == watching

@@ -54,6 +54,13 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = "10s"
 DEFAULT_CONCURRENCY = 100
+#: Watch mode's default. A watcher holds a slot for a run's whole round trip (the frame to
+#: its worker, the run, the result back, its accounting), not only while the check runs,
+#: and a check's runs never overlap, so a watcher of fewer checks than this never waits
+#: for a slot. With 100, the slots' round trips bound a watcher of 1,000 trivial checks on
+#: two cores (~36,000 runs/s against ~49,000 with 1,000), and at 80 % of that its p99
+#: lateness was 21-46 ms against 19 ms with 1,000 at a higher rate (docs/performance.md).
+WATCH_CONCURRENCY = 1000
 #: Marks whose condition ``Check.skip_reason`` evaluates at each run (``run_check`` does).
 _SKIP_MARKS = frozenset({"skip", "skipif"})
 _HIDDEN = (
@@ -124,7 +131,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
         "--concurrency",
         metavar="N",
-        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY})",
+        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY}; {WATCH_CONCURRENCY} with --watch)",
         group="running",
     )
     parser.addsetting(
@@ -132,7 +139,12 @@ def fraiseql_addoption(parser: Parser) -> None:
     )
     parser.addsetting(
         Setting(
-            "concurrency", as_positive_int, DEFAULT_CONCURRENCY, "checks running at the same time", option="concurrency"
+            "concurrency",
+            as_positive_int,
+            DEFAULT_CONCURRENCY,
+            "checks running at the same time",
+            option="concurrency",
+            watch_default=WATCH_CONCURRENCY,
         )
     )
 

@@ -268,6 +268,7 @@ class Worker:
         try:
             config, _ = configure(self.args, invocation_dir=self.cwd, file_values=self.file_values)
             config.option.watch = False  # the watch plugin builds nothing here
+            config.option.watch_worker = True  # but settings keep watch mode's defaults (``Config.watching``)
             config.stash[WORKER_KEY] = self.name
             config.hook.fraiseql_configure(config=config)
             pm = config.pluginmanager

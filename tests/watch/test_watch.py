@@ -305,6 +305,36 @@ def test_overlapping_runs_are_skipped_and_the_concurrency_cap_holds(checkdir: Ch
     assert watcher.stop() == 0
 
 
+def test_the_workers_run_with_watch_modes_concurrency_default(checkdir: CheckDir, watch: Watch) -> None:
+    """The watcher's slots and each worker's threads and HTTP connections (sized from the
+    setting) agree: watch mode's default, 1,000 (docs/watch-mode.md), not a run's 100."""
+    checkdir.write("fraiseql-checks.yaml", FAST)
+    checkdir.write(
+        "checks/check_config.py",
+        """
+        from fraiseql_checks import check, record
+
+        @check(interval="100ms")
+        def check_concurrency(config):
+            record("concurrency", config.get("concurrency"))
+            record("timeout", config.get("timeout"))
+        """,
+    )
+    watcher = watch("--workers", "2")
+    name = "checks/check_config.py::check_concurrency"
+    watcher.wait_for(lambda s: watcher.runs(name) >= 1, what="a run of the check")
+    assert watcher.value("fraiseql_check_value", check=name, name="concurrency") == 1000
+    # a reload: the worker reads the changed file again, with watch mode's defaults still
+    checkdir.write("fraiseql-checks.yaml", FAST + "timeout: 9s\n")
+    watcher.send(signal.SIGHUP)
+    watcher.wait_for(
+        lambda s: watcher.value("fraiseql_check_value", check=name, name="timeout") == 9,
+        what="a run with the reloaded config",
+    )
+    assert watcher.value("fraiseql_check_value", check=name, name="concurrency") == 1000
+    assert watcher.stop() == 0
+
+
 def test_past_capacity_is_a_metric_and_a_log_line_and_a_merely_slow_check_is_not_it(
     checkdir: CheckDir, watch: Watch
 ) -> None:
