@@ -91,6 +91,7 @@ from _stats import conditions, lateness_between, load_average, median, percentil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from fraiseql_checks.core.runner import WATCH_CONCURRENCY  # noqa: E402
 from fraiseql_checks.result import Outcome  # noqa: E402
 from fraiseql_checks.stores import Store, StoredResult  # noqa: E402
 from fraiseql_checks.stores.postgres import PostgresStore  # noqa: E402
@@ -127,7 +128,7 @@ LATENESS_GOAL = 0.020
 #: p99 ≤ ``LATENESS_GOAL`` holds exactly when at most this share of the runs is later.
 LATE_SHARE_GOAL = 0.01
 LATENESS_CHECKS = 1000
-#: ``worker``: runs kept in flight (the default ``--concurrency``).
+#: ``worker``: runs kept in flight (a single run's default ``--concurrency``).
 WORKER_IN_FLIGHT = 100
 SCRAPE_CHECKS, SCRAPE_INTERVAL = 10_000, 0.4
 #: Unmeasured scrapes, at the measured pace, before the measured ones (``scrape``).
@@ -137,6 +138,8 @@ PROMETHEUS_ACCEPT = (
     b"Accept-Encoding: gzip\r\n"
 )
 PLAIN_ACCEPT = b"Accept: text/plain\r\n"
+#: Options every watcher of this run is started with besides its own (``--concurrency``).
+WATCHER_OPTIONS: list[str] = []
 
 
 @dataclass
@@ -307,7 +310,17 @@ class Watcher:
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fraiseql_checks", "--watch", "--listen", self.address, "-q", *args],
+            [
+                sys.executable,
+                "-m",
+                "fraiseql_checks",
+                "--watch",
+                "--listen",
+                self.address,
+                "-q",
+                *WATCHER_OPTIONS,
+                *args,
+            ],
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -1381,7 +1394,12 @@ def main() -> None:
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"{', '.join(PARTS)} (default: all but profile)")
     parser.add_argument("--quick", action="store_true", help="the short form: fewer repetitions, shorter windows")
     parser.add_argument("--capacity", type=float, help="runs/s the lateness part takes as capacity (default: measured)")
+    parser.add_argument(
+        "--concurrency", type=int, help=f"every watcher's --concurrency (default: watch mode's, {WATCH_CONCURRENCY})"
+    )
     args = parser.parse_args()
+    if args.concurrency is not None:
+        WATCHER_OPTIONS[:] = ["--concurrency", str(args.concurrency)]
     wanted: list[str] = []
     for part in args.parts or (DEFAULT_PARTS if not args.quick else ("capacity", "lateness", "scrape")):
         if part not in PARTS and part not in ALIASES:
@@ -1394,6 +1412,8 @@ def main() -> None:
     ):
         print(line)
     print(f"form: {'quick' if args.quick else 'full'}; parts: {' '.join(dict.fromkeys(wanted))}", flush=True)
+    if WATCHER_OPTIONS:
+        print(f"every watcher with: {' '.join(WATCHER_OPTIONS)}", flush=True)
     table: list[Row] = []
 
     def done(rows: list[Row]) -> None:
