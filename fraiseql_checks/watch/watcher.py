@@ -392,14 +392,26 @@ class Watcher:
             when = schedule.next_due()
             await self._sleep_until(loop, loop.time() + 3600 if when is None else when)
 
-    def _past_capacity(self, now: float, skipped: int = 1) -> None:
+    def _past_capacity(self, now: float, skipped: int = 1, *, in_flight: bool = False) -> None:
+        """Slots skipped for the lack of capacity: runs waited for a concurrency slot, or
+        (``in_flight``) a whole interval longer than they ran once handed to their worker."""
         self.capacity_skips += skipped
         if self.last_capacity_skip is None:
-            self.say(
-                "past capacity: runs wait a whole interval for a concurrency slot, or in flight longer than they"
-                f" run, and their next slots are skipped ({m.PAST_CAPACITY.name}); raise --concurrency (now"
-                f" {self.config.get('concurrency')}) or --workers, or run the checks less often"
-            )
+            metric = m.PAST_CAPACITY.name
+            if in_flight:  # slots to spare: more of them would not help
+                line = (
+                    "runs in flight a whole interval longer than they run (waiting to start in a busy worker, or for"
+                    f" this watcher to take their results), and their next slots are skipped ({metric}); add"
+                    " --workers if the workers are busy, split the checks among watchers (a cluster) if this"
+                    " watcher's core is, or run the checks less often"
+                )
+            else:
+                line = (
+                    "runs wait a whole interval for a concurrency slot, and their next slots are skipped"
+                    f" ({metric}); raise --concurrency (now {self.config.get('concurrency')}) or --workers, or run"
+                    " the checks less often"
+                )
+            self.say(f"past capacity: {line}")
         self.last_capacity_skip = now
 
     def past_capacity(self) -> bool:
@@ -548,7 +560,9 @@ class Watcher:
         waited = time.monotonic() - run.sent_at - result.duration_s
         interval = entry.interval
         if waited >= interval:
-            self._past_capacity(asyncio.get_running_loop().time(), min(skipped, int(waited // interval)))
+            self._past_capacity(
+                asyncio.get_running_loop().time(), min(skipped, int(waited // interval)), in_flight=True
+            )
 
     def _account(
         self, entry: Entry[Watched], due_wall: float, result: Result, rebuilt: list[str], whole: str | None

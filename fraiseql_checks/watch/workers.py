@@ -180,6 +180,8 @@ class WorkerProcess:
         self._killing: Death | None = None
         #: The watcher asked it to stop: its exit is not a death.
         self._asked_to_stop = False
+        #: The process exited: its reader takes what is left in one go (``_wait``).
+        self._draining = False
         #: The file the worker's ``faulthandler`` writes its stacks to when probed.
         self._dump: IO[bytes] | None = None
         #: When the stuck worker was last probed, and the check its stacks showed running.
@@ -232,7 +234,7 @@ class WorkerProcess:
         self.state = "collecting"
         self.heard = time.monotonic()
         self.stalled, self.holder, self._killing, self.importing, self.last_word = 0.0, None, None, None, None
-        self._asked_to_stop = False
+        self._asked_to_stop = self._draining = False
         self._probed = None
         self._over = None
         self._collected = loop.create_future()
@@ -335,10 +337,10 @@ class WorkerProcess:
                     self.pool.say(
                         f"internal error handling a message from worker {self.name}: {type(exc).__name__}: {exc}"
                     )
-                if not count % _CLOCK_EVERY and clock() >= yield_at:
+                if not count % _CLOCK_EVERY and clock() >= yield_at and not self._draining:
                     await asyncio.sleep(0)
                     yield_at = clock() + READ_STEP
-            if clock() >= yield_at:
+            if clock() >= yield_at and not self._draining:
                 await asyncio.sleep(0)
                 yield_at = clock() + READ_STEP
 
@@ -600,7 +602,9 @@ class WorkerProcess:
         with contextlib.suppress(Exception):
             self.cpu_before = self.cpu_seconds()
         self._signal_group(signal.SIGKILL)  # what a check started in the group dies with it
-        # Its last words (a result, "exiting: check X") may still be in the socket: read them first.
+        # Its last words (a result, "exiting: check X") may still be in the socket: read them
+        # first, in one go (a reader cancelled between its steps would drop the rest of a frame).
+        self._draining = True
         reading = self._tasks[0] if self._tasks else None
         if reading is not None and not reading.done():
             await asyncio.wait([reading], timeout=1.0)

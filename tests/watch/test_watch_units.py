@@ -165,12 +165,27 @@ def test_a_result_the_watcher_cannot_read_still_settles_its_run_as_an_error(tmp_
     assert good.outcome is Outcome.PASSED and not worker.inflight and not said
 
 
+@pytest.mark.parametrize(
+    ("frames", "per_frame", "step", "exited", "turns_between"),
+    [
+        (1, 200, 0.0, False, True),  # one big frame: at a reading of the clock past the step
+        (5, 10, 0.0, False, True),  # small frames (fewer messages than a reading of the clock): between frames
+        (5, 40, 3600.0, False, False),  # the step not over yet: every frame in one go
+        (5, 40, 0.0, True, False),  # the process exited: its last words in one go, before _wait goes on
+    ],
+)
 def test_a_workers_results_are_handled_in_steps_that_let_the_loop_turn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    frames: int,
+    per_frame: int,
+    step: float,
+    exited: bool,
+    turns_between: bool,
 ) -> None:
-    """A frame of many results is not handled in one go: the reader gives the event loop a
-    turn (a scrape, the scheduler, the other workers) once its step has taken ``READ_STEP``,
-    and every result is still settled, in order, exactly once."""
+    """Frames of many results are not handled in one go: the reader gives the event loop a
+    turn (a scrape, the scheduler, the other workers) once its step has taken ``READ_STEP``
+    (and not before), and every result is still settled, in order, exactly once."""
     import asyncio
     import time
 
@@ -178,20 +193,24 @@ def test_a_workers_results_are_handled_in_steps_that_let_the_loop_turn(
     from fraiseql_checks.watch import wire, workers
     from fraiseql_checks.watch.workers import Run, WorkerProcess
 
-    monkeypatch.setattr(workers, "READ_STEP", 0.0)  # every check of the clock finds the step over
+    monkeypatch.setattr(workers, "READ_STEP", step)
     check_id = "checks/check_a.py::check_a"
     fields = wire.result_fields(Result(check_id, "check_a", Outcome.PASSED))
-    count = 200
+    count = frames * per_frame
 
     async def main() -> tuple[list[int], list[int]]:
         worker = WorkerProcess(_pool(tmp_path), "1")
+        worker._draining = exited
         settled: list[int] = []
         for seq in range(1, count + 1):
             worker.inflight[seq] = Run(
                 seq, check_id, 30.0, lambda run, outcome: settled.append(run.seq), started_at=time.time()
             )
         reader = asyncio.StreamReader()
-        reader.feed_data(wire.encode([("result", seq, fields, [], None) for seq in range(1, count + 1)]))
+        for first in range(1, count + 1, per_frame):
+            reader.feed_data(
+                wire.encode([("result", seq, fields, [], None) for seq in range(first, first + per_frame)])
+            )
         reader.feed_eof()
         seen: list[int] = []  # how many results were settled each time another callback ran
 
@@ -206,5 +225,4 @@ def test_a_workers_results_are_handled_in_steps_that_let_the_loop_turn(
 
     settled, seen = asyncio.run(main())
     assert settled == list(range(1, count + 1))
-    steps = sorted(set(seen))
-    assert len(steps) > 1 and 0 < steps[1] < count  # the loop turned with results still to handle
+    assert any(0 < n < count for n in seen) is turns_between, seen
