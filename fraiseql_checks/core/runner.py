@@ -59,7 +59,7 @@ DEFAULT_CONCURRENCY = 100
 #: and a check's runs never overlap, so a watcher of fewer checks than this never waits
 #: for a slot. With 100, the slots' round trips bound a watcher of 1,000 trivial checks on
 #: two cores (~36,000 runs/s against ~49,000 with 1,000), and at 80 % of that its p99
-#: lateness was 21-46 ms against 19 ms with 1,000 at a higher rate (docs/performance.md).
+#: lateness was 20-46 ms against 12.5 ms with 1,000 at a higher rate (docs/performance.md).
 WATCH_CONCURRENCY = 1000
 #: Marks whose condition ``Check.skip_reason`` evaluates at each run (``run_check`` does).
 _SKIP_MARKS = frozenset({"skip", "skipif"})
