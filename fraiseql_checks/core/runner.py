@@ -131,7 +131,7 @@ def fraiseql_addoption(parser: Parser) -> None:
     parser.addoption(
         "--concurrency",
         metavar="N",
-        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY}; {WATCH_CONCURRENCY} with --watch)",
+        help=f"how many checks run at the same time (default {DEFAULT_CONCURRENCY}; {WATCH_CONCURRENCY} in watch mode)",
         group="running",
     )
     parser.addsetting(
