@@ -39,7 +39,7 @@ from fraiseql_checks.result import Outcome, Result
 from fraiseql_checks.runbooks import runbook_base_url
 from fraiseql_checks.stores import StateRecord, Store, StoredResult
 from fraiseql_checks.stores.buffer import BufferedWriter, WriterTotals
-from fraiseql_checks.watch import heap
+from fraiseql_checks.watch import heap, turns
 from fraiseql_checks.watch.cluster import VIEW_IDLE
 from fraiseql_checks.watch.exposition import CheckSeries, Histogram, ScrapeCadence
 from fraiseql_checks.watch.http import HTTPServer
@@ -98,14 +98,6 @@ class Watched:
 #: Runs due within this much of each other start in one wake-up of the scheduler: with
 #: thousands of checks, waking for each due time alone costs more than the checks.
 _COALESCE = 0.002
-#: The scheduler gives the event loop a turn once it has started (or skipped) runs for
-#: about this long, reading the clock every ``_CLOCK_EVERY`` runs: a scrape waits for the
-#: turn under way and those queued before it (with 256 runs a step, a saturated watcher
-#: with 1,000 slots answered /metrics with a p99 of ~60 ms), and a step of a fixed 64 runs
-#: starved the scheduler behind the workers' readers past capacity, so that slots came
-#: due a whole interval late and were dropped uncounted (docs/performance.md).
-_STEP = 0.001
-_CLOCK_EVERY = 16
 #: A check reported for holding the event loop is named in the log once in this long.
 _BLOCK_NOTICE_EVERY = 600.0
 #: A message cut for the store is logged whole once per check in this long.
@@ -370,12 +362,14 @@ class Watcher:
             now = loop.time()
             fenced = cluster is not None and not cluster.may_run()
             render_now, wall = self.scrapes.render_now, time.time()
-            clock = time.perf_counter
-            yield_at = clock() + _STEP
+            # thousands due at once: a ``turns.Step`` at a time, a scrape or a result in between.
+            # A step of a fixed 64 runs starved the scheduler behind the workers' readers past
+            # capacity: slots came due a whole interval late and were dropped uncounted.
+            step = turns.Step()
             for handled, (entry, due) in enumerate(schedule.pop_due(now + _COALESCE), 1):
-                if not handled % _CLOCK_EVERY and clock() >= yield_at:
-                    await asyncio.sleep(0)  # thousands due at once: let a scrape or a result in between
-                    yield_at = clock() + _STEP
+                if not handled % turns.CLOCK_EVERY and step.over():
+                    await asyncio.sleep(0)
+                    step.begin()
                 if fenced or (cluster is not None and cluster.paused and cluster.paused_now(entry.key)):
                     continue  # no valid lease: another watcher may own it by now (watch.cluster)
                 if entry.running:

@@ -43,7 +43,7 @@ import psutil
 from fraiseql_checks.config import UsageError
 from fraiseql_checks.core.collect import CollectError
 from fraiseql_checks.result import Outcome, Result
-from fraiseql_checks.watch import stacks, wire
+from fraiseql_checks.watch import stacks, turns, wire
 
 if TYPE_CHECKING:
     from fraiseql_checks.checks import CheckInfo
@@ -64,13 +64,6 @@ _BLOCK_WINDOW = 600.0
 #: while the worker waited, each process idle half the time. With two halves, one half
 #: runs while the watcher accounts for the other's results (docs/performance.md).
 FRAME_SHARE_OF_SLOTS = 0.5
-#: A worker's messages are handled for at most about this long before the event loop gets a
-#: turn (a scrape, the scheduler, the other workers): with many runs in flight a worker's
-#: results come faster than one step of its reader handles them, and a step that took
-#: them all held the loop for tens of milliseconds (docs/performance.md).
-READ_STEP = 0.001
-#: The reader reads the clock after this many messages.
-_CLOCK_EVERY = 16
 #: A read that took longer than this waited for the worker: the reader's step began anew.
 _WAITED = 50e-6
 #: Deaths within this window make restarts wait longer.
@@ -312,8 +305,11 @@ class WorkerProcess:
     # -- what the worker says ------------------------------------------------------------
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        """Handle the worker's messages a ``turns.Step`` at a time: with many runs in flight a
+        worker's results come faster than one step handles them, and a step that took them
+        all held the loop for tens of milliseconds (docs/performance.md)."""
         clock = time.perf_counter
-        yield_at = clock() + READ_STEP
+        step = turns.Step()
         while True:
             asked = clock()
             try:
@@ -321,9 +317,8 @@ class WorkerProcess:
                 body = await reader.readexactly(length)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError, EOFError):
                 return  # the worker is gone (or sent a frame no worker sends): _wait sees to it
-            now = clock()
-            if now - asked > _WAITED:  # it waited for the frame: a new step of this task
-                yield_at = now + READ_STEP
+            if clock() - asked > _WAITED:  # it waited for the frame: a new step of this task
+                step.begin()
             self.heard = time.monotonic()
             try:
                 messages = wire.decode_from_worker(body)
@@ -337,12 +332,12 @@ class WorkerProcess:
                     self.pool.say(
                         f"internal error handling a message from worker {self.name}: {type(exc).__name__}: {exc}"
                     )
-                if not count % _CLOCK_EVERY and clock() >= yield_at and not self._draining:
+                if not count % turns.CLOCK_EVERY and step.over() and not self._draining:
                     await asyncio.sleep(0)
-                    yield_at = clock() + READ_STEP
-            if clock() >= yield_at and not self._draining:
+                    step.begin()
+            if step.over() and not self._draining:
                 await asyncio.sleep(0)
-                yield_at = clock() + READ_STEP
+                step.begin()
 
     def _on(self, message: wire.Message) -> None:
         kind = message[0]

@@ -184,16 +184,16 @@ def test_a_workers_results_are_handled_in_steps_that_let_the_loop_turn(
     turns_between: bool,
 ) -> None:
     """Frames of many results are not handled in one go: the reader gives the event loop a
-    turn (a scrape, the scheduler, the other workers) once its step has taken ``READ_STEP``
+    turn (a scrape, the scheduler, the other workers) once its step has taken ``turns.STEP``
     (and not before), and every result is still settled, in order, exactly once."""
     import asyncio
     import time
 
     from fraiseql_checks.result import Outcome, Result
-    from fraiseql_checks.watch import wire, workers
+    from fraiseql_checks.watch import turns, wire
     from fraiseql_checks.watch.workers import Run, WorkerProcess
 
-    monkeypatch.setattr(workers, "READ_STEP", step)
+    monkeypatch.setattr(turns, "STEP", step)
     check_id = "checks/check_a.py::check_a"
     fields = wire.result_fields(Result(check_id, "check_a", Outcome.PASSED))
     count = frames * per_frame
@@ -226,3 +226,24 @@ def test_a_workers_results_are_handled_in_steps_that_let_the_loop_turn(
     settled, seen = asyncio.run(main())
     assert settled == list(range(1, count + 1))
     assert any(0 < n < count for n in seen) is turns_between, seen
+
+
+def test_a_step_is_over_once_it_has_taken_its_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher's tasks share its loop in steps (``watch.turns``): the reader of each
+    worker, the scheduler."""
+    import time
+
+    from fraiseql_checks.watch import turns
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(turns, "STEP", 0.001)
+    step = turns.Step()
+    clock[0] += 0.0009
+    assert not step.over()
+    clock[0] += 0.0001
+    assert step.over()
+    step.begin()  # resumed after a turn of the loop: a whole step again
+    assert not step.over()
+    clock[0] += 0.002
+    assert step.over()
