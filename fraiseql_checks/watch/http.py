@@ -544,10 +544,10 @@ class _Connection(asyncio.Protocol):
         self.transport.write(self.h11.send(self._head(page, pieces)) or b"")
         rest: _Rest = iter(() if head_only else batches(pieces, _BATCH))
         for batch in rest:
-            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
+            self._write_batch(batch)
             if self.paused:
                 return rest
-        self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
+        self._end_message()
         return iter(()) if self.paused else None
 
     async def _send_rest(self, rest: _Rest | None) -> None:
@@ -556,11 +556,17 @@ class _Connection(asyncio.Protocol):
             return
         await self._drain()
         for batch in rest:
-            self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
+            self._write_batch(batch)
             await self._drain()
         if self.h11.our_state is h11.SEND_BODY:
-            self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
+            self._end_message()
             await self._drain()
+
+    def _write_batch(self, batch: bytes) -> None:
+        self.transport.writelines(self.h11.send_with_data_passthrough(h11.Data(data=batch)) or ())
+
+    def _end_message(self) -> None:
+        self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
 
     def _report(self, message: str, exc: Exception) -> None:
         self.loop.call_exception_handler({"message": message, "exception": exc, "protocol": self})

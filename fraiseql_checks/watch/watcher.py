@@ -368,8 +368,7 @@ class Watcher:
             step = turns.Step()
             for handled, (entry, due) in enumerate(schedule.pop_due(now + _COALESCE), 1):
                 if not handled % turns.CLOCK_EVERY and step.over():
-                    await asyncio.sleep(0)
-                    step.begin()
+                    await step.turn()
                 if fenced or (cluster is not None and cluster.paused and cluster.paused_now(entry.key)):
                     continue  # no valid lease: another watcher may own it by now (watch.cluster)
                 if entry.running:

@@ -333,11 +333,9 @@ class WorkerProcess:
                         f"internal error handling a message from worker {self.name}: {type(exc).__name__}: {exc}"
                     )
                 if not count % turns.CLOCK_EVERY and step.over() and not self._draining:
-                    await asyncio.sleep(0)
-                    step.begin()
+                    await step.turn()
             if step.over() and not self._draining:
-                await asyncio.sleep(0)
-                step.begin()
+                await step.turn()
 
     def _on(self, message: wire.Message) -> None:
         kind = message[0]
