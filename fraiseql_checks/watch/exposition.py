@@ -306,8 +306,8 @@ class CheckSeries:
             self.state, self.consecutive_failures = state, consecutive_failures
             self._dirty |= _STATE_CHANGED
 
-    def overlap(self) -> None:
-        self.overlaps += 1
+    def overlap(self, skipped: int = 1) -> None:
+        self.overlaps += skipped
         self._dirty |= _SKIPPED_SLOT
 
     def forget(self) -> None:

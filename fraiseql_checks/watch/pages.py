@@ -142,6 +142,7 @@ class WatcherPages:
         yield exposition.simple(m.IN_PROGRESS, w.in_progress)
         yield exposition.simple(m.PAST_CAPACITY, int(w.past_capacity()))
         yield exposition.simple(m.CAPACITY_SKIPS, w.capacity_skips)
+        yield exposition.simple(m.LATE_SKIPS, w.late_skips)
         yield exposition.simple(m.SCHEDULED, len(w.schedule))
         yield exposition.simple(m.COLLECTION_ERRORS, w.collection_errors)
         yield exposition.labelled(m.RELOADS, w.reloads)

@@ -4,7 +4,8 @@ Pure bookkeeping with no clock of its own: the watcher passes ``now``, tests pas
 any number. Runs keep a fixed rate (due, due + interval, ...), so a check's phase
 does not drift with its durations; a slot that comes while the previous run is
 still going is skipped and counted, and slots missed while the process was
-stalled are not made up in a burst.
+stalled are not made up in a burst, only counted (not before a check's first run:
+those are the watcher's start).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ T = TypeVar("T")
 class Entry(Generic[T]):
     """One scheduled check: its interval, next due time and whether it is running."""
 
-    __slots__ = ("_token", "due", "interval", "item", "key", "overlaps", "running", "shift", "waiting")
+    __slots__ = ("_token", "due", "fresh", "interval", "item", "key", "overlaps", "running", "shift", "waiting")
 
     def __init__(self, key: str, item: T, interval: float, due: float) -> None:
         self.key = key
@@ -34,6 +35,8 @@ class Entry(Generic[T]):
         self.overlaps = 0
         #: Added once to the interval after the next run: the phase of a check that ran at once.
         self.shift = 0.0
+        #: Not yet come due: the slots before its first one are not missed (a watcher's start).
+        self.fresh = True
         self._token = 0
 
 
@@ -111,10 +114,13 @@ class Schedule(Generic[T]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def pop_due(self, now: float) -> Iterator[tuple[Entry[T], float]]:
-        """Entries due at ``now`` with the time each was due, rescheduled for their next slot.
+    def pop_due(self, now: float) -> Iterator[tuple[Entry[T], float, int]]:
+        """Entries due at ``now`` with the time each was due and the slots after it that
+        passed too (``missed``: 0 unless the caller was a whole interval late, and at an
+        entry's first slot), rescheduled for their next slot.
 
-        The caller starts each one, or counts an overlap when it is still running.
+        The caller starts each one, or counts an overlap when it is still running; the
+        missed slots are not made up, only counted by the caller.
         """
         heap, live = self._heap, self._live
         while heap:
@@ -130,12 +136,17 @@ class Schedule(Generic[T]):
             if entry.shift:
                 entry.due += entry.shift
                 entry.shift = 0.0
+            missed = 0
             if entry.due <= now:  # stalled for a whole interval or more: no burst to catch up, and
                 # the phase is kept (the next slot of its own after now), or the checks a stall
                 # delayed would all come due together from then on, a burst every interval
-                entry.due += (now - entry.due) // entry.interval * entry.interval + entry.interval
+                missed = int((now - entry.due) // entry.interval) + 1
+                entry.due += missed * entry.interval
+                if entry.fresh:  # its first slot, late: the watcher was starting, nothing was missed
+                    missed = 0
+            entry.fresh = False
             self._seq += 1
             entry._token = self._seq
             live[self._seq] = entry
             heapq.heapreplace(heap, (entry.due, self._seq))  # one sift, not a pop and a push
-            yield entry, due
+            yield entry, due, missed

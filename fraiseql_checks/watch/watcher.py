@@ -102,6 +102,10 @@ _COALESCE = 0.002
 _BLOCK_NOTICE_EVERY = 600.0
 #: A message cut for the store is logged whole once per check in this long.
 _WHOLE_MESSAGE_EVERY = 600.0
+#: Why slots were skipped past capacity (``Watcher._past_capacity``; the log line advises by it):
+#: a run waited for a concurrency slot, was in flight a whole interval longer than it ran, or
+#: this watcher started it a whole interval late.
+_SLOT, _IN_FLIGHT, _LATE = "slot", "in flight", "late"
 
 
 class NothingToWatch(Exception):
@@ -152,9 +156,11 @@ class Watcher:
         self.scrapes = ScrapeCadence()
         self.in_progress = 0
         self.runs = 0
-        #: Slots skipped because the previous run had not even started: it waited for a
-        #: concurrency slot a whole interval (the watcher is past its capacity), and when last.
+        #: Slots skipped for the lack of capacity (``_past_capacity``'s causes), and when last.
         self.capacity_skips = 0
+        #: Of those, the slots that passed while this watcher was a whole interval late to
+        #: start the check's run (``Schedule.pop_due``'s missed slots of a check not running).
+        self.late_skips = 0
         self.last_capacity_skip: float | None = None
         self.collection_errors = len(session.collect_errors)
         self.reloads: Counter[str] = Counter({"success": 0, "failure": 0})
@@ -366,43 +372,54 @@ class Watcher:
             # A step of a fixed 64 runs starved the scheduler behind the workers' readers past
             # capacity: slots came due a whole interval late and were dropped uncounted.
             step = turns.Step()
-            for handled, (entry, due) in enumerate(schedule.pop_due(now + _COALESCE), 1):
+            for handled, (entry, due, missed) in enumerate(schedule.pop_due(now + _COALESCE), 1):
                 if not handled % turns.CLOCK_EVERY and step.over():
                     await step.turn()
                 if fenced or (cluster is not None and cluster.paused and cluster.paused_now(entry.key)):
                     continue  # no valid lease: another watcher may own it by now (watch.cluster)
                 if entry.running:
-                    entry.overlaps += 1
+                    skipped = 1 + missed
+                    entry.overlaps += skipped
                     series = entry.item.series
-                    series.overlap()
+                    series.overlap(skipped)
                     if render_now(entry.interval):
                         series.chunks(wall)  # the time only says whether a window or a silence holds
                     if entry.waiting:
-                        self._past_capacity(now)
+                        self._past_capacity(now, skipped)
                     continue
+                if missed:  # this watcher itself was a whole interval late: those slots passed unrun
+                    self.late_skips += missed
+                    self._past_capacity(now, missed, cause=_LATE)
                 entry.running = True
                 self._submit(entry, due)
             if self.last_capacity_skip is not None and now - self.last_capacity_skip >= m.PAST_CAPACITY_FOR:
                 self.last_capacity_skip = None
                 self.say(
                     f"back within capacity: for {m.PAST_CAPACITY_FOR:g}s no run waited a whole interval for a slot,"
-                    " nor was one in flight a whole interval longer than it ran"
+                    " nor was one in flight a whole interval longer than it ran, nor started a whole interval late"
                 )
             when = schedule.next_due()
             await self._sleep_until(loop, loop.time() + 3600 if when is None else when)
 
-    def _past_capacity(self, now: float, skipped: int = 1, *, in_flight: bool = False) -> None:
-        """Slots skipped for the lack of capacity: runs waited for a concurrency slot, or
-        (``in_flight``) a whole interval longer than they ran once handed to their worker."""
+    def _past_capacity(self, now: float, skipped: int = 1, *, cause: str = _SLOT) -> None:
+        """Slots skipped for the lack of capacity (``cause``): runs waited for a concurrency slot
+        (``_SLOT``), or a whole interval longer than they ran once handed to their worker
+        (``_IN_FLIGHT``), or this watcher started them a whole interval late (``_LATE``)."""
         self.capacity_skips += skipped
         if self.last_capacity_skip is None:
             metric = m.PAST_CAPACITY.name
-            if in_flight:  # slots to spare: more of them would not help
+            if cause == _IN_FLIGHT:  # slots to spare: more of them would not help
                 line = (
                     "runs in flight a whole interval longer than they run (waiting to start in a busy worker, or for"
                     f" this watcher to take their results), and their next slots are skipped ({metric}); add"
                     " --workers if the workers are busy, split the checks among watchers (a cluster) if this"
                     " watcher's core is, or run the checks less often"
+                )
+            elif cause == _LATE:
+                line = (
+                    "runs start a whole interval after they were due (this watcher's core is busy, or the process"
+                    f" was stopped), and the slots between are skipped ({metric}); split the checks among watchers"
+                    " (a cluster), or run the checks less often"
                 )
             else:
                 line = (
@@ -560,7 +577,7 @@ class Watcher:
         interval = entry.interval
         if waited >= interval:
             self._past_capacity(
-                asyncio.get_running_loop().time(), min(skipped, int(waited // interval)), in_flight=True
+                asyncio.get_running_loop().time(), min(skipped, int(waited // interval)), cause=_IN_FLIGHT
             )
 
     def _account(

@@ -9,7 +9,7 @@ from fraiseql_checks.watch.schedule import Schedule
 
 
 def due_keys(schedule: Schedule[str], now: float) -> list[str]:
-    return [entry.key for entry, _ in schedule.pop_due(now)]
+    return [entry.key for entry, _, _ in schedule.pop_due(now)]
 
 
 def test_first_runs_are_spread_over_the_jitter_window() -> None:
@@ -33,10 +33,10 @@ def test_jitter_is_bounded_by_a_short_interval() -> None:
 def test_runs_keep_a_fixed_rate_and_report_when_they_were_due() -> None:
     schedule: Schedule[str] = Schedule(spread=0.0)
     schedule.add("a", "item", interval=5.0, now=0.0)
-    assert [(e.key, due) for e, due in schedule.pop_due(0.0)] == [("a", 0.0)]
+    assert [(e.key, due, missed) for e, due, missed in schedule.pop_due(0.0)] == [("a", 0.0, 0)]
     assert due_keys(schedule, 4.99) == []
     # A late wake-up does not shift the phase: the next slot is still 10.0.
-    assert [(e.key, due) for e, due in schedule.pop_due(5.7)] == [("a", 5.0)]
+    assert [(e.key, due, missed) for e, due, missed in schedule.pop_due(5.7)] == [("a", 5.0, 0)]
     assert schedule.next_due() == 10.0
 
 
@@ -44,8 +44,21 @@ def test_slots_missed_during_a_stall_are_not_made_up_in_a_burst() -> None:
     schedule: Schedule[str] = Schedule(spread=0.0)
     schedule.add("a", "item", interval=1.0, now=0.0)
     due_keys(schedule, 0.0)
-    assert due_keys(schedule, 30.5) == ["a"]  # once, not thirty times
+    # once, not thirty times; the slots 2.0 to 30.0 passed after the one it runs for, and
+    # are said, for the caller to count
+    assert [(e.key, due, missed) for e, due, missed in schedule.pop_due(30.5)] == [("a", 1.0, 29)]
     assert schedule.next_due() == 31.0  # its own next slot: the phase is kept
+    assert [missed for _, _, missed in schedule.pop_due(31.0)] == [0]  # on time again: none missed
+
+
+def test_a_first_slot_that_comes_late_misses_nothing() -> None:
+    """Checks are scheduled before the watcher's loop begins; when it begins a few intervals
+    later, the slots before a check's first run were never its to miss."""
+    schedule: Schedule[str] = Schedule(spread=0.0)
+    schedule.add("a", "item", interval=1.0, now=0.0)
+    assert [(e.key, due, missed) for e, due, missed in schedule.pop_due(3.5)] == [("a", 0.0, 0)]
+    assert schedule.next_due() == 4.0
+    assert [(due, missed) for _, due, missed in schedule.pop_due(6.5)] == [(4.0, 2)]  # 5.0 and 6.0 were
 
 
 def test_checks_a_stall_delayed_together_do_not_come_due_together_from_then_on() -> None:
@@ -77,8 +90,8 @@ def test_a_running_entry_is_handed_out_again_for_the_caller_to_count_the_overlap
     entry = schedule.add("a", "item", interval=1.0, now=0.0)
     due_keys(schedule, 0.0)
     entry.running = True
-    (again, due), *_ = list(schedule.pop_due(1.0))
-    assert again is entry and due == 1.0 and again.running
+    (again, due, missed), *_ = list(schedule.pop_due(1.0))
+    assert again is entry and due == 1.0 and missed == 0 and again.running
 
 
 def test_removed_entries_never_come_due_and_updates_keep_the_phase() -> None:
@@ -93,7 +106,7 @@ def test_removed_entries_never_come_due_and_updates_keep_the_phase() -> None:
     assert schedule.next_due() == 5.0
     assert due_keys(schedule, 5.0) == ["a"]
     # At 10.0 it comes due once, for its 7.0 slot: the stale 10.0 slot is gone.
-    assert [(e.key, due) for e, due in schedule.pop_due(10.0)] == [("a", 7.0)]
+    assert [(e.key, due, missed) for e, due, missed in schedule.pop_due(10.0)] == [("a", 7.0, 1)]
     assert len(schedule) == 1
 
 
