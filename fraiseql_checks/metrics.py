@@ -158,22 +158,20 @@ PAST_CAPACITY = Metric(
     "fraiseql_check_past_capacity",
     f"1 while the watcher is past its capacity: in the last {PAST_CAPACITY_FOR:g}s a run waited a whole "
     "interval for a concurrency slot, or was in flight a whole interval longer than it ran (waiting in its "
-    "worker or for the watcher), or the watcher started it a whole interval late, so the check's next slot "
-    "was skipped.",
+    "worker or for the watcher), so the check's next slot was skipped.",
     Kind.GAUGE,
 )
 CAPACITY_SKIPS = Metric(
     "fraiseql_check_capacity_skipped_runs_total",
-    "Slots skipped past capacity: the previous run was still waiting, for a concurrency slot or in flight longer "
-    "than it ran (also counted per check in fraiseql_check_skipped_overlapping_runs_total), or the watcher was a "
-    "whole interval late to start it (also in fraiseql_check_late_skipped_runs_total).",
+    "Slots skipped because the previous run was still waiting: for a concurrency slot, or in flight longer "
+    "than it ran (past capacity; also counted per check in fraiseql_check_skipped_overlapping_runs_total).",
     Kind.COUNTER,
 )
 LATE_SKIPS = Metric(
     "fraiseql_check_late_skipped_runs_total",
-    "Slots that passed while the watcher was a whole interval late to start the check's run (past capacity:"
-    " its own core busy; or the process was stopped); the run starts once, late, and the slots between are not"
-    " made up (also counted in fraiseql_check_capacity_skipped_runs_total).",
+    "Slots that passed while the watcher was a whole interval late to start the check's run (its event loop"
+    " held, the process stopped, a reload; again and again: its core saturated); the run starts once, late, and"
+    " the slots between are not made up.",
     Kind.COUNTER,
 )
 SCHEDULED = Metric("fraiseql_check_scheduled_checks", "Checks the watcher runs on their intervals.", Kind.GAUGE)

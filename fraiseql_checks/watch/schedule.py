@@ -142,6 +142,9 @@ class Schedule(Generic[T]):
                 # delayed would all come due together from then on, a burst every interval
                 missed = int((now - entry.due) // entry.interval) + 1
                 entry.due += missed * entry.interval
+                while entry.due <= now:  # the division's rounding: never due again in this call
+                    entry.due += entry.interval
+                    missed += 1
                 if entry.fresh:  # its first slot, late: the watcher was starting, nothing was missed
                     missed = 0
             entry.fresh = False

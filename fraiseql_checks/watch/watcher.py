@@ -102,10 +102,9 @@ _COALESCE = 0.002
 _BLOCK_NOTICE_EVERY = 600.0
 #: A message cut for the store is logged whole once per check in this long.
 _WHOLE_MESSAGE_EVERY = 600.0
-#: Why slots were skipped past capacity (``Watcher._past_capacity``; the log line advises by it):
-#: a run waited for a concurrency slot, was in flight a whole interval longer than it ran, or
-#: this watcher started it a whole interval late.
-_SLOT, _IN_FLIGHT, _LATE = "slot", "in flight", "late"
+#: Slots that passed while this watcher was late to start their checks' runs are logged at
+#: most once in this long (they are counted every time).
+_LATE_NOTICE_EVERY = 60.0
 
 
 class NothingToWatch(Exception):
@@ -156,11 +155,13 @@ class Watcher:
         self.scrapes = ScrapeCadence()
         self.in_progress = 0
         self.runs = 0
-        #: Slots skipped for the lack of capacity (``_past_capacity``'s causes), and when last.
+        #: Slots skipped because the previous run had not even started: it waited for a
+        #: concurrency slot a whole interval (the watcher is past its capacity), and when last.
         self.capacity_skips = 0
-        #: Of those, the slots that passed while this watcher was a whole interval late to
-        #: start the check's run (``Schedule.pop_due``'s missed slots of a check not running).
+        #: Slots that passed while this watcher was a whole interval late to start the check's
+        #: run (``Schedule.pop_due``'s missed slots of a check not running), and when last said.
         self.late_skips = 0
+        self._late_noticed = -_LATE_NOTICE_EVERY
         self.last_capacity_skip: float | None = None
         self.collection_errors = len(session.collect_errors)
         self.reloads: Counter[str] = Counter({"success": 0, "failure": 0})
@@ -388,38 +389,30 @@ class Watcher:
                         self._past_capacity(now, skipped)
                     continue
                 if missed:  # this watcher itself was a whole interval late: those slots passed unrun
-                    self.late_skips += missed
-                    self._past_capacity(now, missed, cause=_LATE)
+                    self._late(now, missed, now - due)
                 entry.running = True
                 self._submit(entry, due)
             if self.last_capacity_skip is not None and now - self.last_capacity_skip >= m.PAST_CAPACITY_FOR:
                 self.last_capacity_skip = None
                 self.say(
                     f"back within capacity: for {m.PAST_CAPACITY_FOR:g}s no run waited a whole interval for a slot,"
-                    " nor was one in flight a whole interval longer than it ran, nor started a whole interval late"
+                    " nor was one in flight a whole interval longer than it ran"
                 )
             when = schedule.next_due()
             await self._sleep_until(loop, loop.time() + 3600 if when is None else when)
 
-    def _past_capacity(self, now: float, skipped: int = 1, *, cause: str = _SLOT) -> None:
-        """Slots skipped for the lack of capacity (``cause``): runs waited for a concurrency slot
-        (``_SLOT``), or a whole interval longer than they ran once handed to their worker
-        (``_IN_FLIGHT``), or this watcher started them a whole interval late (``_LATE``)."""
+    def _past_capacity(self, now: float, skipped: int = 1, *, in_flight: bool = False) -> None:
+        """Slots skipped for the lack of capacity: runs waited for a concurrency slot, or
+        (``in_flight``) a whole interval longer than they ran once handed to their worker."""
         self.capacity_skips += skipped
         if self.last_capacity_skip is None:
             metric = m.PAST_CAPACITY.name
-            if cause == _IN_FLIGHT:  # slots to spare: more of them would not help
+            if in_flight:  # slots to spare: more of them would not help
                 line = (
                     "runs in flight a whole interval longer than they run (waiting to start in a busy worker, or for"
                     f" this watcher to take their results), and their next slots are skipped ({metric}); add"
                     " --workers if the workers are busy, split the checks among watchers (a cluster) if this"
                     " watcher's core is, or run the checks less often"
-                )
-            elif cause == _LATE:
-                line = (
-                    "runs start a whole interval after they were due (this watcher's core is busy, or the process"
-                    f" was stopped), and the slots between are skipped ({metric}); split the checks among watchers"
-                    " (a cluster), or run the checks less often"
                 )
             else:
                 line = (
@@ -429,6 +422,21 @@ class Watcher:
                 )
             self.say(f"past capacity: {line}")
         self.last_capacity_skip = now
+
+    def _late(self, now: float, missed: int, late: float) -> None:
+        """``missed`` slots of a check passed while this watcher was ``late`` seconds late to
+        start its run: counted, and said at most once in ``_LATE_NOTICE_EVERY``. Not past
+        capacity by itself: a one-off stall (a reload, the process stopped) makes it too, and
+        a watcher whose core is saturated is past capacity by its runs in flight."""
+        self.late_skips += missed
+        if now - self._late_noticed >= _LATE_NOTICE_EVERY:
+            self._late_noticed = now
+            self.say(
+                f"slots passed while this watcher was late to start their runs: a run started {late:.2f}s after it"
+                f" was due and {missed} later slot{'s' if missed != 1 else ''} of its check passed meanwhile, counted"
+                f" in {m.LATE_SKIPS.name}, not made up (its event loop was held, the process stopped or a reload"
+                " paused it; if it keeps coming, this watcher's core is saturated: split the checks among watchers)"
+            )
 
     def past_capacity(self) -> bool:
         """Whether a slot was skipped in the last ``m.PAST_CAPACITY_FOR`` because its run was still
@@ -577,7 +585,7 @@ class Watcher:
         interval = entry.interval
         if waited >= interval:
             self._past_capacity(
-                asyncio.get_running_loop().time(), min(skipped, int(waited // interval)), cause=_IN_FLIGHT
+                asyncio.get_running_loop().time(), min(skipped, int(waited // interval)), in_flight=True
             )
 
     def _account(

@@ -61,6 +61,27 @@ def test_a_first_slot_that_comes_late_misses_nothing() -> None:
     assert [(due, missed) for _, due, missed in schedule.pop_due(6.5)] == [(4.0, 2)]  # 5.0 and 6.0 were
 
 
+def test_after_a_stall_each_entry_comes_due_once_and_its_slots_add_up() -> None:
+    """Whatever the interval and the stall (the rounding of a float division among them),
+    one call hands an entry out once, its next slot is after ``now``, and the slots it
+    passed over are all said: the run's slot, the missed ones and the next make a whole
+    number of intervals."""
+    rng = random.Random(6)
+    for _ in range(2000):
+        interval = rng.choice([0.1, 0.3, 0.7, 1.1, rng.uniform(0.001, 5.0)])
+        schedule: Schedule[str] = Schedule(spread=0.0)
+        schedule.add("a", "item", interval=interval, now=0.0)
+        due_keys(schedule, 0.0)
+        now = rng.choice([round(rng.uniform(0.0, 50.0), 1), rng.uniform(0.0, 50.0), interval * rng.randint(1, 400)])
+        handed = list(schedule.pop_due(now))
+        assert len(handed) <= 1
+        next_due = schedule.next_due()
+        assert next_due is not None and next_due > now
+        if handed:
+            (_, due, missed), *_ = handed
+            assert round((next_due - due) / interval) == missed + 1
+
+
 def test_checks_a_stall_delayed_together_do_not_come_due_together_from_then_on() -> None:
     schedule: Schedule[str] = Schedule(spread=1.0, rng=random.Random(3))
     for index in range(100):

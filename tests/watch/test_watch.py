@@ -432,8 +432,8 @@ def test_runs_that_wait_in_their_worker_make_the_watcher_past_capacity_with_slot
 
 def test_slots_that_pass_while_the_watcher_is_stopped_are_counted_not_dropped(checkdir: CheckDir, watch: Watch) -> None:
     """The watcher stopped (SIGSTOP) for a second, ten intervals of its checks: when it goes on,
-    each check runs once, late, and the slots that passed meanwhile are counted as skipped
-    for the watcher's lateness, not dropped unseen; the watcher reads as past its capacity."""
+    each check runs once, late, and the slots that passed meanwhile are counted, not dropped
+    unseen, and the log says so."""
     checkdir.write("fraiseql-checks.yaml", FAST)
     checkdir.write(
         "checks/check_quick.py",
@@ -452,22 +452,21 @@ def test_slots_that_pass_while_the_watcher_is_stopped_are_counted_not_dropped(ch
         lambda s: sum(value for (name, _), value in s.items() if name == "fraiseql_check_runs_total") >= 6,
         what="runs of the three checks",
     )
-    assert watcher.value("fraiseql_check_late_skipped_runs_total") == 0
+    before = watcher.value("fraiseql_check_late_skipped_runs_total")
+    assert before is not None
     watcher.process.send_signal(signal.SIGSTOP)
     try:
         time.sleep(1.0)  # the stimulus, not a wait for something: stopped for ten intervals
     finally:
         watcher.process.send_signal(signal.SIGCONT)
+    # each check: nine slots or so passed while stopped (fewer for a check whose run was in
+    # flight at the stop: those count as overlapping runs)
     watcher.wait_for(
-        lambda s: s.get(("fraiseql_check_late_skipped_runs_total", ()), 0) >= 3 * 5,
+        lambda s: s.get(("fraiseql_check_late_skipped_runs_total", ()), 0) >= before + 2 * 5,
         what="the slots that passed while the watcher was stopped, counted",
     )
-    assert watcher.value("fraiseql_check_past_capacity") == 1
-    assert watcher.value("fraiseql_check_capacity_skipped_runs_total") >= watcher.value(  # type: ignore[operator]
-        "fraiseql_check_late_skipped_runs_total"
-    )
     assert watcher.stop() == 0
-    assert "past capacity: runs start a whole interval after they were due" in watcher.stderr + watcher.stdout
+    assert "slots passed while this watcher was late to start their runs" in watcher.stderr + watcher.stdout
 
 
 def test_state_changes_reach_the_hook_once_and_maintenance_windows_silence_them(
