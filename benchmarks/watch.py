@@ -403,7 +403,7 @@ class Counts:
     skipped: float
     lateness: dict[float, float]
     #: The watcher's own: past capacity (0/1), slots skipped for it, the store's backlog,
-    #: and of the skipped slots those that passed while it was late to start a run.
+    #: and the slots that passed while it was late to hand a run out (counted apart).
     past_capacity: float = 0.0
     capacity_skips: float = 0.0
     backlog: float = 0.0
@@ -455,7 +455,7 @@ class Window:
     busiest_worker_cpu: float = 0.0
     #: The share of the window's runs that started more than ``LATENESS_GOAL`` late.
     late_share: float = 0.0
-    #: Slots that passed while the watcher was a whole interval late (part of ``capacity_skips``).
+    #: Slots that passed while the watcher was a whole interval late (not in ``capacity_skips``).
     late_skips: float = 0.0
 
     @property

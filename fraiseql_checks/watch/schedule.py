@@ -116,7 +116,7 @@ class Schedule(Generic[T]):
 
     def pop_due(self, now: float) -> Iterator[tuple[Entry[T], float, int]]:
         """Entries due at ``now`` with the time each was due and the slots after it that
-        passed too (``missed``: 0 unless the caller was a whole interval late, and at an
+        passed too (``missed``: 0 unless the caller was a whole interval late; always 0 at an
         entry's first slot), rescheduled for their next slot.
 
         The caller starts each one, or counts an overlap when it is still running; the

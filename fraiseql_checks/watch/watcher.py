@@ -102,8 +102,8 @@ _COALESCE = 0.002
 _BLOCK_NOTICE_EVERY = 600.0
 #: A message cut for the store is logged whole once per check in this long.
 _WHOLE_MESSAGE_EVERY = 600.0
-#: Slots that passed while this watcher was late to start their checks' runs are logged at
-#: most once in this long (they are counted every time).
+#: Slots that passed while this watcher was late to hand their checks' runs out are logged
+#: at most once in this long, all since the line before (they are counted every time).
 _LATE_NOTICE_EVERY = 60.0
 
 
@@ -155,13 +155,15 @@ class Watcher:
         self.scrapes = ScrapeCadence()
         self.in_progress = 0
         self.runs = 0
-        #: Slots skipped because the previous run had not even started: it waited for a
-        #: concurrency slot a whole interval (the watcher is past its capacity), and when last.
+        #: Slots skipped for the lack of capacity (the previous run waited a whole interval for a
+        #: concurrency slot, or was in flight a whole interval longer than it ran), and when last.
         self.capacity_skips = 0
-        #: Slots that passed while this watcher was a whole interval late to start the check's
-        #: run (``Schedule.pop_due``'s missed slots of a check not running), and when last said.
+        #: Slots that passed while this watcher was a whole interval late to hand the check's run
+        #: out (``Schedule.pop_due``'s missed slots of a check not running).
         self.late_skips = 0
-        self._late_noticed = -_LATE_NOTICE_EVERY
+        #: When the last log line about them was said; what came since: slots, checks, the latest.
+        self._late_said = -math.inf
+        self._late_unsaid: tuple[int, int, float] = (0, 0, 0.0)
         self.last_capacity_skip: float | None = None
         self.collection_errors = len(session.collect_errors)
         self.reloads: Counter[str] = Counter({"success": 0, "failure": 0})
@@ -371,7 +373,7 @@ class Watcher:
             render_now, wall = self.scrapes.render_now, time.time()
             # thousands due at once: a ``turns.Step`` at a time, a scrape or a result in between.
             # A step of a fixed 64 runs starved the scheduler behind the workers' readers past
-            # capacity: slots came due a whole interval late and were dropped uncounted.
+            # capacity: slots came due a whole interval late (counted since as late skips).
             step = turns.Step()
             for handled, (entry, due, missed) in enumerate(schedule.pop_due(now + _COALESCE), 1):
                 if not handled % turns.CLOCK_EVERY and step.over():
@@ -389,9 +391,11 @@ class Watcher:
                         self._past_capacity(now, skipped)
                     continue
                 if missed:  # this watcher itself was a whole interval late: those slots passed unrun
-                    self._late(now, missed, now - due)
+                    self._late(missed, loop.time() - due)
                 entry.running = True
                 self._submit(entry, due)
+            if self._late_unsaid[0] and now - self._late_said >= _LATE_NOTICE_EVERY:
+                self._say_late(now)
             if self.last_capacity_skip is not None and now - self.last_capacity_skip >= m.PAST_CAPACITY_FOR:
                 self.last_capacity_skip = None
                 self.say(
@@ -423,20 +427,26 @@ class Watcher:
             self.say(f"past capacity: {line}")
         self.last_capacity_skip = now
 
-    def _late(self, now: float, missed: int, late: float) -> None:
-        """``missed`` slots of a check passed while this watcher was ``late`` seconds late to
-        start its run: counted, and said at most once in ``_LATE_NOTICE_EVERY``. Not past
-        capacity by itself: a one-off stall (a reload, the process stopped) makes it too, and
-        a watcher whose core is saturated is past capacity by its runs in flight."""
+    def _late(self, missed: int, late: float) -> None:
+        """``missed`` slots of a check passed while this watcher was ``late`` seconds late to hand
+        its run out: counted, and kept for the next log line. Not past capacity by itself: a
+        one-off stall (a reload, the process stopped) makes it too, and a watcher whose core is
+        saturated is past capacity by its runs in flight."""
         self.late_skips += missed
-        if now - self._late_noticed >= _LATE_NOTICE_EVERY:
-            self._late_noticed = now
-            self.say(
-                f"slots passed while this watcher was late to start their runs: a run started {late:.2f}s after it"
-                f" was due and {missed} later slot{'s' if missed != 1 else ''} of its check passed meanwhile, counted"
-                f" in {m.LATE_SKIPS.name}, not made up (its event loop was held, the process stopped or a reload"
-                " paused it; if it keeps coming, this watcher's core is saturated: split the checks among watchers)"
-            )
+        slots, checks, latest = self._late_unsaid
+        self._late_unsaid = (slots + missed, checks + 1, max(latest, late))
+
+    def _say_late(self, now: float) -> None:
+        """The late slots since the last such line, at most once in ``_LATE_NOTICE_EVERY``."""
+        slots, checks, latest = self._late_unsaid
+        self._late_said, self._late_unsaid = now, (0, 0, 0.0)
+        self.say(
+            f"{slots} slot{'s' if slots != 1 else ''} of {checks} check{'s' if checks != 1 else ''} passed while"
+            f" this watcher was late to hand their runs out (by up to {latest:.2f}s); each check's run went out"
+            f" once, late, and the slots between are counted in {m.LATE_SKIPS.name}, not made up (its event loop"
+            " was held, the process stopped or a reload paused it; if it keeps coming, this watcher's core is"
+            " saturated: split the checks among watchers)"
+        )
 
     def past_capacity(self) -> bool:
         """Whether a slot was skipped in the last ``m.PAST_CAPACITY_FOR`` because its run was still

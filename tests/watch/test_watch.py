@@ -453,7 +453,8 @@ def test_slots_that_pass_while_the_watcher_is_stopped_are_counted_not_dropped(ch
         what="runs of the three checks",
     )
     before = watcher.value("fraiseql_check_late_skipped_runs_total")
-    assert before is not None
+    capacity_before = watcher.value("fraiseql_check_capacity_skipped_runs_total")
+    assert before is not None and capacity_before is not None
     watcher.process.send_signal(signal.SIGSTOP)
     try:
         time.sleep(1.0)  # the stimulus, not a wait for something: stopped for ten intervals
@@ -465,8 +466,17 @@ def test_slots_that_pass_while_the_watcher_is_stopped_are_counted_not_dropped(ch
         lambda s: s.get(("fraiseql_check_late_skipped_runs_total", ()), 0) >= before + 2 * 5,
         what="the slots that passed while the watcher was stopped, counted",
     )
+    # late slots alone do not make the watcher past capacity: only a run it caught in flight
+    # at the stop can (its wait includes the stop), and then it is counted as such
+    samples = watcher.metrics()
+    caught_in_flight = samples[("fraiseql_check_capacity_skipped_runs_total", ())] > capacity_before
+    assert samples[("fraiseql_check_past_capacity", ())] == int(caught_in_flight)
     assert watcher.stop() == 0
-    assert "slots passed while this watcher was late to start their runs" in watcher.stderr + watcher.stdout
+    said = watcher.stderr + watcher.stdout
+    assert "passed while this watcher was late to hand their runs out" in said
+    past = [line for line in said.splitlines() if "past capacity:" in line]
+    assert bool(past) == caught_in_flight
+    assert all("runs in flight a whole interval" in line for line in past)  # never for the late slots
 
 
 def test_state_changes_reach_the_hook_once_and_maintenance_windows_silence_them(
