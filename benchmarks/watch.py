@@ -91,6 +91,7 @@ from _stats import conditions, lateness_between, load_average, median, percentil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from fraiseql_checks.config import as_positive_int  # noqa: E402
 from fraiseql_checks.core.runner import WATCH_CONCURRENCY  # noqa: E402
 from fraiseql_checks.result import Outcome  # noqa: E402
 from fraiseql_checks.stores import Store, StoredResult  # noqa: E402
@@ -881,7 +882,7 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
         ]
     offered = capacity * 1.5
     overloads = [at_load(offered, size, size.overload_window, memory=True) for _ in range(size.overload_reps)]
-    label = f"150% of capacity ({capacity * 1.5:,.0f}/s offered) for {size.overload_window:.0f} s"
+    label = f"150% of capacity ({offered:,.0f}/s offered) for {size.overload_window:.0f} s"
     memories = [m for _, m in overloads]
     skipped = [w.skipped / w.seconds for w, _ in overloads]
     rows += [
@@ -897,7 +898,7 @@ def bench_lateness(capacity: float, size: Size) -> list[Row]:
         Row("overload", "  runs/s done", "-", [w.rate for w, _ in overloads], "/s", "{:,.0f}"),
         Row(
             "overload",
-            "  slots/s that passed while the watcher was late to start the run (counted apart)",
+            "  slots/s that passed while the watcher was late to hand the run out (counted apart)",
             "-",
             [w.late_skips / w.seconds for w, _ in overloads],
             "/s",
@@ -1412,13 +1413,23 @@ def bench_http(size: Size) -> list[Row]:
     return rows
 
 
+def positive_int(text: str) -> int:
+    """``--concurrency``'s value, read as the setting reads it, else argparse's one-line error."""
+    try:
+        return as_positive_int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"{', '.join(PARTS)} (default: all but profile)")
     parser.add_argument("--quick", action="store_true", help="the short form: fewer repetitions, shorter windows")
     parser.add_argument("--capacity", type=float, help="runs/s the lateness part takes as capacity (default: measured)")
     parser.add_argument(
-        "--concurrency", type=int, help=f"every watcher's --concurrency (default: watch mode's, {WATCH_CONCURRENCY})"
+        "--concurrency",
+        type=positive_int,
+        help=f"every watcher's --concurrency (default: watch mode's, {WATCH_CONCURRENCY})",
     )
     args = parser.parse_args()
     if args.concurrency is not None:

@@ -169,9 +169,9 @@ CAPACITY_SKIPS = Metric(
 )
 LATE_SKIPS = Metric(
     "fraiseql_check_late_skipped_runs_total",
-    "Slots that passed while the watcher was a whole interval late to start the check's run (its event loop"
-    " held, the process stopped, a reload; again and again: its core saturated); the run starts once, late, and"
-    " the slots between are not made up.",
+    "Slots that passed while the watcher was a whole interval late to hand the check's run out (its event loop"
+    " held, the process stopped, a reload; again and again: its core saturated); the run goes out once, late,"
+    " and the slots between are not made up.",
     Kind.COUNTER,
 )
 SCHEDULED = Metric("fraiseql_check_scheduled_checks", "Checks the watcher runs on their intervals.", Kind.GAUGE)
